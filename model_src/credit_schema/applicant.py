@@ -1,0 +1,182 @@
+"""The applicant: the one definition of the model's inputs.
+
+Field aliases are the Give Me Some Credit column names, which are also the wire
+names everywhere (model server, scoring API, client, CSV files). Python code may
+use the snake_case attribute names when constructing an ``Applicant``.
+
+This module imports nothing but pydantic and the standard library: it ships in
+the Lambda bundle (as a layer), in the client and in the model container.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Final
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+
+TARGET: Final = "SeriousDlqin2yrs"
+
+#: Feature names in model order (the column order of the Kaggle ``cs-training.csv``).
+FEATURES: Final[tuple[str, ...]] = (
+    "RevolvingUtilizationOfUnsecuredLines",
+    "age",
+    "NumberOfTime30-59DaysPastDueNotWorse",
+    "DebtRatio",
+    "MonthlyIncome",
+    "NumberOfOpenCreditLinesAndLoans",
+    "NumberOfTimes90DaysLate",
+    "NumberRealEstateLoansOrLines",
+    "NumberOfTime60-89DaysPastDueNotWorse",
+    "NumberOfDependents",
+)
+
+#: Features that may be null (missing in the source data; the model imputes them).
+NULLABLE_FEATURES: Final[frozenset[str]] = frozenset({"MonthlyIncome", "NumberOfDependents"})
+
+#: Features that are counts (non-negative integers).
+COUNT_FEATURES: Final[frozenset[str]] = frozenset(
+    {
+        "age",
+        "NumberOfTime30-59DaysPastDueNotWorse",
+        "NumberOfOpenCreditLinesAndLoans",
+        "NumberOfTimes90DaysLate",
+        "NumberRealEstateLoansOrLines",
+        "NumberOfTime60-89DaysPastDueNotWorse",
+        "NumberOfDependents",
+    }
+)
+
+# Plain-language descriptions, used in the OpenAPI document and reason codes.
+DESCRIPTIONS: Final[dict[str, str]] = {
+    "RevolvingUtilizationOfUnsecuredLines": (
+        "Total balance on credit cards and personal lines of credit (excluding real estate and "
+        "instalment debt) divided by the sum of credit limits."
+    ),
+    "age": "Age of the borrower in years.",
+    "NumberOfTime30-59DaysPastDueNotWorse": (
+        "Number of times the borrower has been 30-59 days past due (but no worse) in the last "
+        "2 years. 96 and 98 are special codes in the source data."
+    ),
+    "DebtRatio": "Monthly debt payments, alimony and living costs divided by monthly gross income.",
+    "MonthlyIncome": "Monthly gross income; null when unknown (the model imputes it).",
+    "NumberOfOpenCreditLinesAndLoans": (
+        "Number of open loans (instalment, e.g. car loan or mortgage) and lines of credit "
+        "(e.g. credit cards)."
+    ),
+    "NumberOfTimes90DaysLate": "Number of times the borrower has been 90 days or more past due.",
+    "NumberRealEstateLoansOrLines": (
+        "Number of mortgage and real estate loans, including home equity lines of credit."
+    ),
+    "NumberOfTime60-89DaysPastDueNotWorse": (
+        "Number of times the borrower has been 60-89 days past due (but no worse) in the last "
+        "2 years. 96 and 98 are special codes in the source data."
+    ),
+    "NumberOfDependents": (
+        "Number of dependents in the family, excluding the borrower; null when unknown "
+        "(the model imputes it)."
+    ),
+}
+
+
+def _reject_bool(value: Any) -> Any:
+    # pydantic's lax mode would read true as 1; a boolean is never a valid count or ratio.
+    if isinstance(value, bool):
+        raise ValueError("must be a number, not a boolean")
+    return value
+
+
+# Upper bounds are far above anything in the source data (they exist to refuse
+# absurd values such as 1e300 before they reach the model), not business rules.
+MAX_COUNT: Final = 1_000
+MAX_RATIO: Final = 10_000_000.0
+MAX_INCOME: Final = 1_000_000_000.0
+
+Count = Annotated[int, BeforeValidator(_reject_bool), Field(ge=0, le=MAX_COUNT)]
+Ratio = Annotated[
+    float, BeforeValidator(_reject_bool), Field(ge=0.0, le=MAX_RATIO, allow_inf_nan=False)
+]
+
+
+class Applicant(BaseModel):
+    """One loan applicant: the model's 10 features, validated.
+
+    Unknown or misspelt fields are rejected (a silently ignored ``Age`` would
+    impute the age and change the decision). ``MonthlyIncome`` and
+    ``NumberOfDependents`` may be null but must be present.
+    """
+
+    model_config = ConfigDict(
+        extra="forbid",
+        frozen=True,
+        validate_by_alias=True,
+        validate_by_name=True,
+        serialize_by_alias=True,
+        title="Applicant",
+    )
+
+    revolving_utilization: Ratio = Field(
+        alias="RevolvingUtilizationOfUnsecuredLines",
+        description=DESCRIPTIONS["RevolvingUtilizationOfUnsecuredLines"],
+        examples=[0.3],
+    )
+    age: Annotated[int, BeforeValidator(_reject_bool), Field(ge=18, le=120)] = Field(
+        alias="age", description=DESCRIPTIONS["age"], examples=[45]
+    )
+    past_due_30_59: Count = Field(
+        alias="NumberOfTime30-59DaysPastDueNotWorse",
+        description=DESCRIPTIONS["NumberOfTime30-59DaysPastDueNotWorse"],
+        examples=[0],
+    )
+    debt_ratio: Ratio = Field(
+        alias="DebtRatio", description=DESCRIPTIONS["DebtRatio"], examples=[0.35]
+    )
+    monthly_income: (
+        Annotated[
+            float,
+            BeforeValidator(_reject_bool),
+            Field(ge=0.0, le=MAX_INCOME, allow_inf_nan=False),
+        ]
+        | None
+    ) = Field(alias="MonthlyIncome", description=DESCRIPTIONS["MonthlyIncome"], examples=[5400.0])
+    open_credit_lines: Count = Field(
+        alias="NumberOfOpenCreditLinesAndLoans",
+        description=DESCRIPTIONS["NumberOfOpenCreditLinesAndLoans"],
+        examples=[8],
+    )
+    times_90_days_late: Count = Field(
+        alias="NumberOfTimes90DaysLate",
+        description=DESCRIPTIONS["NumberOfTimes90DaysLate"],
+        examples=[0],
+    )
+    real_estate_loans: Count = Field(
+        alias="NumberRealEstateLoansOrLines",
+        description=DESCRIPTIONS["NumberRealEstateLoansOrLines"],
+        examples=[1],
+    )
+    past_due_60_89: Count = Field(
+        alias="NumberOfTime60-89DaysPastDueNotWorse",
+        description=DESCRIPTIONS["NumberOfTime60-89DaysPastDueNotWorse"],
+        examples=[0],
+    )
+    dependents: Count | None = Field(
+        alias="NumberOfDependents", description=DESCRIPTIONS["NumberOfDependents"], examples=[2]
+    )
+
+    def to_features(self) -> dict[str, float | int | None]:
+        """The applicant as ``{wire name: value}`` in model order."""
+        dumped = self.model_dump(by_alias=True)
+        return {name: dumped[name] for name in FEATURES}
+
+    def to_row(self) -> list[float | None]:
+        """The applicant as one row of floats in model order (None where missing)."""
+        dumped = self.model_dump(by_alias=True)
+        return [None if dumped[n] is None else float(dumped[n]) for n in FEATURES]
+
+
+#: pydantic field name -> wire name, and back.
+ALIAS_BY_FIELD: Final[dict[str, str]] = {
+    name: str(info.alias) for name, info in Applicant.model_fields.items()
+}
+FIELD_BY_ALIAS: Final[dict[str, str]] = {alias: name for name, alias in ALIAS_BY_FIELD.items()}
+
+assert tuple(ALIAS_BY_FIELD.values()) == FEATURES, "Applicant fields must follow FEATURES order"

@@ -1,0 +1,96 @@
+"""Errors raised while decoding and validating scoring payloads.
+
+Every error carries the HTTP status it maps to and a machine-readable code, and
+renders to the one JSON error shape used by the model server, the scoring API
+and understood by the client::
+
+    {"error": {"code": "validation_error", "message": "...", "request_id": "...",
+               "details": [{"applicant": 0, "field": "age", "message": "...", "type": "..."}]}}
+
+Error details never carry the offending input value: error bodies and logs must
+not repeat applicant data.
+
+Tree::
+
+    PayloadError (400 base)
+    ├── MalformedPayloadError    400  not JSON/CSV, or not one of the accepted shapes
+    ├── ApplicantValidationError 422  applicants that fail the schema (all problems listed)
+    ├── PayloadTooLargeError     413  body or batch over the configured limits
+    ├── UnsupportedMediaTypeError 415 Content-Type not understood
+    └── NotAcceptableError       406  Accept not producible
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from pydantic import BaseModel, Field
+
+
+class ErrorDetail(BaseModel):
+    """One problem: which applicant (index in the request), which field, what is wrong."""
+
+    applicant: int | None = Field(default=None, description="Index of the applicant in the request.")
+    field: str | None = Field(default=None, description="Wire name of the field at fault.")
+    message: str
+    type: str | None = Field(default=None, description="Machine-readable kind of problem.")
+
+
+class ErrorInfo(BaseModel):
+    code: str
+    message: str
+    request_id: str | None = None
+    details: list[ErrorDetail] = Field(default_factory=list)
+
+
+class ErrorBody(BaseModel):
+    """The one JSON error shape."""
+
+    error: ErrorInfo
+
+
+class PayloadError(ValueError):
+    """Base class: a request the model cannot score. Carries its HTTP status."""
+
+    status_code: ClassVar[int] = 400
+    code: ClassVar[str] = "bad_request"
+
+    def __init__(self, message: str, details: list[ErrorDetail] | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.details = list(details or [])
+
+    def to_body(self, request_id: str | None = None) -> ErrorBody:
+        return ErrorBody(
+            error=ErrorInfo(
+                code=self.code, message=self.message, request_id=request_id, details=self.details
+            )
+        )
+
+    def to_dict(self, request_id: str | None = None) -> dict[str, Any]:
+        return self.to_body(request_id).model_dump(mode="json")
+
+
+class MalformedPayloadError(PayloadError):
+    status_code = 400
+    code = "malformed_request"
+
+
+class ApplicantValidationError(PayloadError):
+    status_code = 422
+    code = "validation_error"
+
+
+class PayloadTooLargeError(PayloadError):
+    status_code = 413
+    code = "payload_too_large"
+
+
+class UnsupportedMediaTypeError(PayloadError):
+    status_code = 415
+    code = "unsupported_media_type"
+
+
+class NotAcceptableError(PayloadError):
+    status_code = 406
+    code = "not_acceptable"

@@ -1,0 +1,280 @@
+"""Decode and normalise scoring payloads into validated applicants.
+
+One implementation, used by the model's ``input_fn``, the scoring Lambda and
+the client, so that all of them accept exactly the same shapes:
+
+* one applicant object: ``{"age": 45, ...}``
+* a list of applicant objects (pandas ``orient="records"``), or of lists of the
+  10 values in model order
+* pandas ``orient="columns"``: ``{"age": {"0": 45, "1": 30}, ...}``
+* pandas ``orient="index"``: ``{"0": {"age": 45, ...}, "1": {...}}``
+* pandas ``orient="split"``: ``{"columns": [...], "index": [...], "data": [[...]]}``
+* ``{"instances": [...]}`` holding records or value lists
+* any of these as a JSON string holding that JSON (the double-encoded case:
+  ``json.dumps(df.to_json(orient="records"))``)
+* ``text/csv``: header row optional (a leading unnamed index column and a
+  ``SeriousDlqin2yrs`` column are dropped), columns in model order
+
+Pure Python: no numpy or pandas, so it runs in the Lambda bundle.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any, Final
+
+from pydantic import TypeAdapter, ValidationError
+
+from .applicant import FEATURES, FIELD_BY_ALIAS, TARGET, Applicant
+from .errors import (
+    ApplicantValidationError,
+    ErrorDetail,
+    MalformedPayloadError,
+    PayloadTooLargeError,
+)
+
+#: How many times a JSON string holding JSON is unwrapped.
+MAX_JSON_STRING_LEVELS: Final = 3
+#: Default cap on applicants in one request (the API makes it configurable).
+DEFAULT_MAX_MAX_FIELD_NAME: Final = 100  # an unknown key is echoed back in errors, cut to this length
+_APPLICANTS: Final = 2_000
+#: Default cap on a request body, in bytes.
+DEFAULT_MAX_BODY_BYTES: Final = 6 * 1024 * 1024
+
+_KNOWN_KEYS: Final = frozenset(FEATURES) | frozenset(FIELD_BY_ALIAS.values())
+_INDEX_COLUMNS: Final = frozenset({"", "Unnamed: 0", "index", "Id", "id"})
+_CSV_NULLS: Final = frozenset({"", "na", "nan", "null", "none"})
+
+_MAX_FIELD_NAME: Final = 100  # an unknown key is echoed back in errors, cut to this length
+_APPLICANTS: Final = TypeAdapter(list[Applicant])
+
+
+def _loads(text: str | bytes) -> Any:
+    # NaN, Infinity and overflowing numbers (1e999) parse to non-finite floats
+    # here and are refused by the schema with the applicant and field at fault.
+    return json.loads(text)
+
+
+def decode_json(body: str | bytes) -> Any:
+    """Parse a JSON body; a JSON string holding JSON is unwrapped (double encoding).
+
+    Raises :class:`MalformedPayloadError` (400) for anything that is not JSON.
+    """
+    try:
+        obj = _loads(body)
+        for _ in range(MAX_JSON_STRING_LEVELS):
+            if not isinstance(obj, str):
+                break
+            obj = _loads(obj)
+    except UnicodeDecodeError as exc:
+        raise MalformedPayloadError("request body is not valid UTF-8") from exc
+    except RecursionError as exc:
+        raise MalformedPayloadError("request body is nested too deeply") from exc
+    except ValueError as exc:  # json.JSONDecodeError is a ValueError
+        raise MalformedPayloadError(f"request body is not valid JSON: {_short(exc)}") from exc
+    if isinstance(obj, str):
+        raise MalformedPayloadError("request body is a JSON string, not applicants")
+    return obj
+
+
+def _short(exc: BaseException) -> str:
+    text = str(exc)
+    return text if len(text) <= 200 else text[:200] + "..."
+
+
+def _is_feature_key(key: object) -> bool:
+    return isinstance(key, str) and key in _KNOWN_KEYS
+
+
+def _positional(values: Sequence[Any]) -> dict[str, Any] | Sequence[Any]:
+    # A list of values in model order; a wrong length is reported per applicant.
+    if len(values) != len(FEATURES):
+        return values
+    return dict(zip(FEATURES, values, strict=True))
+
+
+def _rows_to_records(rows: Iterable[Any]) -> list[Any]:
+    records: list[Any] = []
+    for row in rows:
+        if isinstance(row, list):
+            records.append(_positional(row))
+        else:
+            records.append(row)
+    return records
+
+
+def _columns_to_records(columns: Mapping[str, Any]) -> list[dict[str, Any]]:
+    index: dict[str, None] = {}
+    for col in columns.values():
+        if not isinstance(col, dict):
+            raise MalformedPayloadError(
+                "column-oriented payload: every feature must map row labels to values"
+            )
+        for label in col:
+            index.setdefault(label, None)
+    return [
+        {name: col[label] for name, col in columns.items() if label in col} for label in index
+    ]
+
+
+def _split_to_records(obj: Mapping[str, Any]) -> list[Any]:
+    columns, data = obj.get("columns"), obj.get("data")
+    if not isinstance(columns, list) or not isinstance(data, list):
+        raise MalformedPayloadError("split-oriented payload needs 'columns' and 'data' lists")
+    records: list[Any] = []
+    for row in data:
+        if not isinstance(row, list) or len(row) != len(columns):
+            records.append(row)  # reported per applicant
+        else:
+            records.append(dict(zip(columns, row, strict=True)))
+    return records
+
+
+def to_records(obj: Any) -> list[Any]:
+    """Normalise any accepted JSON shape to a list of records (one per applicant).
+
+    Records are returned as they are (dicts, or whatever the caller sent in a
+    row's place); :func:`validate_records` reports the bad ones by index.
+    """
+    if isinstance(obj, list):
+        records = _rows_to_records(obj)
+    elif isinstance(obj, dict):
+        if "instances" in obj:
+            if set(obj) != {"instances"} or not isinstance(obj["instances"], list):
+                raise MalformedPayloadError(
+                    "'instances' must be a list and the only key of the object"
+                )
+            records = _rows_to_records(obj["instances"])
+        elif "columns" in obj and "data" in obj and not any(map(_is_feature_key, obj)):
+            records = _split_to_records(obj)
+        elif obj and all(isinstance(v, dict) for v in obj.values()):
+            if any(map(_is_feature_key, obj)):
+                records = _columns_to_records(obj)  # pandas orient="columns"
+            else:
+                records = list(obj.values())  # pandas orient="index"
+        else:
+            records = [obj]  # one applicant
+    else:
+        raise MalformedPayloadError(
+            "expected an applicant object, a list of applicants, pandas column/index/split JSON "
+            "or {'instances': [...]}"
+        )
+    if not records:
+        raise MalformedPayloadError("the request holds no applicants")
+    return records
+
+
+def _detail_from_pydantic(err: Mapping[str, Any], offset: int = 0) -> ErrorDetail:
+    loc = tuple(err.get("loc", ()))
+    applicant = loc[0] + offset if loc and isinstance(loc[0], int) else None
+    field = next((str(p)[:_MAX_FIELD_NAME] for p in loc[1:] if isinstance(p, str)), None)
+    return ErrorDetail(
+        applicant=applicant, field=field, message=str(err.get("msg", "invalid")), type=err.get("type")
+    )
+
+
+def validate_records(records: Sequence[Any]) -> list[Applicant]:
+    """Validate normalised records; every problem is reported with applicant index and field."""
+    details: list[ErrorDetail] = []
+    for i, rec in enumerate(records):
+        if isinstance(rec, list | tuple):
+            details.append(
+                ErrorDetail(
+                    applicant=i,
+                    message=f"expected {len(FEATURES)} values in model order, got {len(rec)}",
+                    type="wrong_length",
+                )
+            )
+    if details:
+        raise ApplicantValidationError(_summary(details, len(records)), details)
+    try:
+        return _APPLICANTS.validate_python(records)
+    except ValidationError as exc:
+        details = [_detail_from_pydantic(e) for e in exc.errors(include_input=False, include_url=False)]
+        raise ApplicantValidationError(_summary(details, len(records)), details) from None
+
+
+def _summary(details: Sequence[ErrorDetail], n: int) -> str:
+    bad = sorted({d.applicant for d in details if d.applicant is not None})
+    shown = ", ".join(str(i) for i in bad[:10]) + (", ..." if len(bad) > 10 else "")
+    noun = "problem" if len(details) == 1 else "problems"
+    return f"{len(details)} {noun} in {len(bad)} of {n} applicant(s) (index {shown})"
+
+
+def check_count(n: int, max_applicants: int) -> None:
+    if n > max_applicants:
+        raise PayloadTooLargeError(
+            f"{n} applicants in one request; the limit is {max_applicants}: split the batch"
+        )
+
+
+def check_body_size(n_bytes: int, max_body_bytes: int) -> None:
+    if n_bytes > max_body_bytes:
+        raise PayloadTooLargeError(
+            f"request body is {n_bytes} bytes; the limit is {max_body_bytes} bytes"
+        )
+
+
+def parse_json_applicants(
+    body: str | bytes | Any,
+    *,
+    max_applicants: int = DEFAULT_MAX_APPLICANTS,
+) -> list[Applicant]:
+    """JSON body (bytes/str, possibly double-encoded, or already-parsed object) -> applicants."""
+    obj = decode_json(body) if isinstance(body, str | bytes | bytearray) else body
+    records = to_records(obj)
+    check_count(len(records), max_applicants)
+    return validate_records(records)
+
+
+def _csv_cell(cell: str) -> Any:
+    text = cell.strip()
+    if text.lower() in _CSV_NULLS:
+        return None
+    try:
+        return int(text)
+    except ValueError:
+        pass
+    try:
+        return float(text)  # inf/nan/1e999 come out non-finite and are refused by the schema
+    except ValueError:
+        return text
+
+
+def csv_records(text: str) -> list[Any]:
+    """Parse ``text/csv``: header optional, columns in model order."""
+    try:
+        rows = [row for row in csv.reader(io.StringIO(text)) if row and any(c.strip() for c in row)]
+    except csv.Error as exc:
+        raise MalformedPayloadError(f"request body is not valid CSV: {_short(exc)}") from exc
+    if not rows:
+        raise MalformedPayloadError("the request holds no applicants")
+    header = [c.strip() for c in rows[0]]
+    if any(_is_feature_key(c) for c in header):
+        keep = [i for i, c in enumerate(header) if c not in _INDEX_COLUMNS and c != TARGET]
+        names = [header[i] for i in keep]
+        records: list[Any] = []
+        for row in rows[1:]:
+            if len(row) != len(header):
+                records.append(row)
+            else:
+                records.append({names[j]: _csv_cell(row[i]) for j, i in enumerate(keep)})
+        if not records:
+            raise MalformedPayloadError("the CSV has a header but no applicants")
+        return records
+    return [_positional([_csv_cell(c) for c in row]) for row in rows]
+
+
+def parse_csv_applicants(
+    body: str | bytes, *, max_applicants: int = DEFAULT_MAX_APPLICANTS
+) -> list[Applicant]:
+    try:
+        text = body.decode("utf-8-sig") if isinstance(body, bytes | bytearray) else body
+    except UnicodeDecodeError as exc:
+        raise MalformedPayloadError("request body is not valid UTF-8") from exc
+    records = csv_records(text)
+    check_count(len(records), max_applicants)
+    return validate_records(records)

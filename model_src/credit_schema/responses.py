@@ -1,0 +1,125 @@
+"""Response shapes: the model server's and the scoring API's, defined once.
+
+* :class:`ModelResponse` is what the model container answers for
+  ``application/json`` (one :class:`Explanation` per applicant, request order).
+* :class:`ScoreResponse` is what ``POST /score`` answers: the same explanations
+  plus the applicant index, a decision band when thresholds are configured, the
+  model version and the request id.
+* :class:`LegacyResponse` is the original blog's shape
+  (``prediction``, ``shap_base``, ``shap_values`` as feature -> list), served
+  for :data:`CONTENT_TYPE_LEGACY_JSON` so clients written for it keep working.
+
+Contributions are ranked by absolute SHAP value, largest first (ties keep model
+feature order); ``base_value + sum(shap_value)`` equals ``probability``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, Final, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from .applicant import FEATURES
+
+CONTENT_TYPE_JSON: Final = "application/json"
+CONTENT_TYPE_CSV: Final = "text/csv"
+CONTENT_TYPE_LEGACY_JSON: Final = "application/vnd.credit-explainer.legacy+json"
+
+Direction = Literal["up", "down", "none"]
+
+
+class Contribution(BaseModel):
+    """One feature's part in one applicant's score."""
+
+    model_config = ConfigDict(frozen=True)
+
+    feature: str = Field(description="Wire name of the feature.")
+    value: float | None = Field(description="The applicant's input value (null when missing).")
+    shap_value: float = Field(description="SHAP contribution to the probability.")
+    direction: Direction = Field(
+        description="'up' when the feature raises the risk, 'down' when it lowers it."
+    )
+
+
+class Explanation(BaseModel):
+    """One applicant's probability of serious delinquency with its exact SHAP explanation."""
+
+    probability: float = Field(ge=0.0, le=1.0, description="P(SeriousDlqin2yrs = 1).")
+    base_value: float = Field(description="Expected model output over the training data.")
+    contributions: list[Contribution] = Field(
+        description="One per feature, ranked by absolute SHAP value, largest first."
+    )
+
+
+class ModelResponse(BaseModel):
+    """The model container's ``application/json`` answer."""
+
+    model_version: str
+    predictions: list[Explanation]
+
+
+class ScoredApplicant(Explanation):
+    index: int = Field(ge=0, description="Position of the applicant in the request.")
+    decision: str | None = Field(
+        default=None, description="Decision band, when the API has thresholds configured."
+    )
+
+
+class ScoreResponse(BaseModel):
+    """``POST /score``'s answer."""
+
+    request_id: str
+    model_version: str
+    results: list[ScoredApplicant]
+
+
+class LegacyResponse(BaseModel):
+    """The original blog's response shape."""
+
+    prediction: list[float]
+    shap_base: float
+    shap_values: dict[str, list[float]]
+
+
+def direction_of(shap_value: float) -> Direction:
+    return "up" if shap_value > 0 else "down" if shap_value < 0 else "none"
+
+
+def explanation_dict(
+    probability: float,
+    base_value: float,
+    values: Sequence[float | None],
+    shap_values: Sequence[float],
+) -> dict[str, Any]:
+    """One :class:`Explanation` as a plain dict (fast path: no model objects built).
+
+    ``values`` and ``shap_values`` are in model feature order.
+    """
+    order = sorted(range(len(FEATURES)), key=lambda i: -abs(shap_values[i]))
+    return {
+        "probability": float(probability),
+        "base_value": float(base_value),
+        "contributions": [
+            {
+                "feature": FEATURES[i],
+                "value": None if values[i] is None else float(values[i]),  # type: ignore[arg-type]
+                "shap_value": float(shap_values[i]),
+                "direction": direction_of(shap_values[i]),
+            }
+            for i in order
+        ],
+    }
+
+
+def legacy_dict(
+    probabilities: Sequence[float], base_value: float, shap_rows: Sequence[Sequence[float]]
+) -> dict[str, Any]:
+    """The original blog's shape from per-applicant rows in model feature order."""
+    return {
+        "prediction": [float(p) for p in probabilities],
+        "shap_base": float(base_value),
+        "shap_values": {
+            name: [float(row[j]) for row in shap_rows] for j, name in enumerate(FEATURES)
+        },
+    }
