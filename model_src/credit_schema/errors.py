@@ -30,7 +30,9 @@ from pydantic import BaseModel, Field
 class ErrorDetail(BaseModel):
     """One problem: which applicant (index in the request), which field, what is wrong."""
 
-    applicant: int | None = Field(default=None, description="Index of the applicant in the request.")
+    applicant: int | None = Field(
+        default=None, description="Index of the applicant in the request."
+    )
     field: str | None = Field(default=None, description="Wire name of the field at fault.")
     message: str
     type: str | None = Field(default=None, description="Machine-readable kind of problem.")

@@ -39,8 +39,7 @@ from .errors import (
 #: How many times a JSON string holding JSON is unwrapped.
 MAX_JSON_STRING_LEVELS: Final = 3
 #: Default cap on applicants in one request (the API makes it configurable).
-DEFAULT_MAX_MAX_FIELD_NAME: Final = 100  # an unknown key is echoed back in errors, cut to this length
-_APPLICANTS: Final = 2_000
+DEFAULT_MAX_APPLICANTS: Final = 2_000
 #: Default cap on a request body, in bytes.
 DEFAULT_MAX_BODY_BYTES: Final = 6 * 1024 * 1024
 
@@ -52,13 +51,13 @@ _MAX_FIELD_NAME: Final = 100  # an unknown key is echoed back in errors, cut to 
 _APPLICANTS: Final = TypeAdapter(list[Applicant])
 
 
-def _loads(text: str | bytes) -> Any:
+def _loads(text: str | bytes | bytearray) -> Any:
     # NaN, Infinity and overflowing numbers (1e999) parse to non-finite floats
     # here and are refused by the schema with the applicant and field at fault.
     return json.loads(text)
 
 
-def decode_json(body: str | bytes) -> Any:
+def decode_json(body: str | bytes | bytearray) -> Any:
     """Parse a JSON body; a JSON string holding JSON is unwrapped (double encoding).
 
     Raises :class:`MalformedPayloadError` (400) for anything that is not JSON.
@@ -115,9 +114,7 @@ def _columns_to_records(columns: Mapping[str, Any]) -> list[dict[str, Any]]:
             )
         for label in col:
             index.setdefault(label, None)
-    return [
-        {name: col[label] for name, col in columns.items() if label in col} for label in index
-    ]
+    return [{name: col[label] for name, col in columns.items() if label in col} for label in index]
 
 
 def _split_to_records(obj: Mapping[str, Any]) -> list[Any]:
@@ -172,7 +169,10 @@ def _detail_from_pydantic(err: Mapping[str, Any], offset: int = 0) -> ErrorDetai
     applicant = loc[0] + offset if loc and isinstance(loc[0], int) else None
     field = next((str(p)[:_MAX_FIELD_NAME] for p in loc[1:] if isinstance(p, str)), None)
     return ErrorDetail(
-        applicant=applicant, field=field, message=str(err.get("msg", "invalid")), type=err.get("type")
+        applicant=applicant,
+        field=field,
+        message=str(err.get("msg", "invalid")),
+        type=err.get("type"),
     )
 
 
@@ -193,7 +193,9 @@ def validate_records(records: Sequence[Any]) -> list[Applicant]:
     try:
         return _APPLICANTS.validate_python(records)
     except ValidationError as exc:
-        details = [_detail_from_pydantic(e) for e in exc.errors(include_input=False, include_url=False)]
+        details = [
+            _detail_from_pydantic(e) for e in exc.errors(include_input=False, include_url=False)
+        ]
         raise ApplicantValidationError(_summary(details, len(records)), details) from None
 
 

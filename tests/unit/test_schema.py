@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 
 import pytest
-
 from credit_schema import (
     FEATURES,
     Applicant,
@@ -53,7 +52,11 @@ EXPECTED = [
         [list(GOOD.values()), list(OTHER.values())],
         {k: {"0": GOOD[k], "7": OTHER[k]} for k in FEATURES},  # pandas orient="columns"
         {"0": GOOD, "7": OTHER},  # pandas orient="index"
-        {"columns": list(FEATURES), "index": [0, 7], "data": [list(GOOD.values()), list(OTHER.values())]},
+        {
+            "columns": list(FEATURES),
+            "index": [0, 7],
+            "data": [list(GOOD.values()), list(OTHER.values())],
+        },
     ],
 )
 def test_every_shape_gives_the_same_rows(payload: object) -> None:
@@ -92,7 +95,10 @@ def test_every_problem_is_named_by_applicant_and_field() -> None:
     body = err.to_dict(request_id="r-1")
     assert body["error"]["code"] == "validation_error"
     assert body["error"]["request_id"] == "r-1"
-    assert "input" not in json.dumps(body)  # error bodies never echo applicant values
+    assert all(
+        set(d) == {"applicant", "field", "message", "type"} for d in body["error"]["details"]
+    )
+    assert "1.5" not in json.dumps(body)  # error bodies never echo applicant values
 
 
 @pytest.mark.parametrize("text", ["NaN", "Infinity", "-Infinity", "1e999"])
@@ -110,12 +116,18 @@ def test_age_must_be_a_plausible_integer(value: object) -> None:
 
 
 @pytest.mark.parametrize(
-    "body", [b"", b"{", b"\xff\xfe", b'"just a string"', b"42", b"[]", b"{}", b'{"instances": 3}']
+    "body", [b"", b"{", b"\xff\xfe", b'"just a string"', b"42", b"[]", b'{"instances": 3}']
 )
 def test_malformed_bodies_are_400(body: bytes) -> None:
     with pytest.raises(MalformedPayloadError) as info:
         parse_json_applicants(body)
     assert info.value.status_code == 400
+
+
+def test_an_empty_object_lists_every_missing_field() -> None:
+    with pytest.raises(ApplicantValidationError) as info:
+        parse_json_applicants(b"{}")
+    assert sorted(d.field for d in info.value.details) == sorted(FEATURES)
 
 
 def test_deep_nesting_is_400_not_a_crash() -> None:
@@ -133,6 +145,13 @@ def test_explanation_ranks_by_absolute_impact_and_adds_up() -> None:
     shap = [0.01, -0.02, 0.0, 0.0, 0.0, 0.0, 0.005, 0.0, 0.0, 0.001]
     out = explanation_dict(0.066, 0.07, EXPECTED[0], shap)
     names = [c["feature"] for c in out["contributions"]]
-    assert names[:4] == ["age", "RevolvingUtilizationOfUnsecuredLines", "NumberOfTimes90DaysLate", "NumberOfDependents"]
+    assert names[:4] == [
+        "age",
+        "RevolvingUtilizationOfUnsecuredLines",
+        "NumberOfTimes90DaysLate",
+        "NumberOfDependents",
+    ]
     assert [c["direction"] for c in out["contributions"][:3]] == ["down", "up", "up"]
-    assert out["base_value"] + sum(c["shap_value"] for c in out["contributions"]) == pytest.approx(0.066, abs=1e-12)
+    assert out["base_value"] + sum(c["shap_value"] for c in out["contributions"]) == pytest.approx(
+        0.066, abs=1e-12
+    )
