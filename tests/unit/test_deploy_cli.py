@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 
 import pytest
-
 from credit_explainer.cli import build_parser, main
 
 DATA = "s3://b/credit-explainer/models/j/output/model.tar.gz"
@@ -14,8 +13,15 @@ IMAGE = "111122223333.dkr.ecr.eu-west-1.amazonaws.com/credit-explainer:src-1"
 
 @pytest.mark.parametrize(
     "argv",
-    [["deploy"], ["deploy", "build-image"], ["deploy", "train"], ["deploy", "create-endpoint"],
-     ["deploy", "deploy-api"], ["batch"], ["destroy"]],
+    [
+        ["deploy"],
+        ["deploy", "build-image"],
+        ["deploy", "train"],
+        ["deploy", "create-endpoint"],
+        ["deploy", "deploy-api"],
+        ["batch"],
+        ["destroy"],
+    ],
 )
 def test_every_command_has_help(argv, capsys):
     with pytest.raises(SystemExit) as info:
@@ -25,18 +31,41 @@ def test_every_command_has_help(argv, capsys):
 
 
 def test_create_endpoint_dry_run_prints_every_request_and_sends_none(capsys):
-    code = main(["deploy", "create-endpoint", "--dry-run", "--region", "eu-west-1",
-                 "--model-data", DATA, "--image-uri", IMAGE, "--instance-count", "2"])
+    code = main(
+        [
+            "deploy",
+            "create-endpoint",
+            "--dry-run",
+            "--region",
+            "eu-west-1",
+            "--model-data",
+            DATA,
+            "--image-uri",
+            IMAGE,
+            "--instance-count",
+            "2",
+        ]
+    )
     out = capsys.readouterr().out
     assert code == 0
     calls = [line.split(None, 3) for line in out.splitlines() if line.strip().startswith("aws ")]
     ops = [f"{c[1]} {c[2]}" for c in calls]
     assert ops == [
-        "sts GetCallerIdentity", "s3 HeadBucket", "s3 CreateBucket", "s3 PutPublicAccessBlock",
-        "s3 PutBucketTagging", "iam GetRole", "iam CreateRole", "iam PutRolePolicy",
-        "sagemaker CreateModel", "sagemaker CreateEndpointConfig", "sagemaker DescribeEndpoint",
-        "sagemaker CreateEndpoint", "sagemaker DescribeEndpoint",
-        "application-autoscaling RegisterScalableTarget", "application-autoscaling PutScalingPolicy",
+        "sts GetCallerIdentity",
+        "s3 HeadBucket",
+        "s3 CreateBucket",
+        "s3 PutPublicAccessBlock",
+        "s3 PutBucketTagging",
+        "iam GetRole",
+        "iam CreateRole",
+        "iam PutRolePolicy",
+        "sagemaker CreateModel",
+        "sagemaker CreateEndpointConfig",
+        "sagemaker DescribeEndpoint",
+        "sagemaker CreateEndpoint",
+        "sagemaker DescribeEndpoint",
+        "application-autoscaling RegisterScalableTarget",
+        "application-autoscaling PutScalingPolicy",
     ]
     config = json.loads(calls[ops.index("sagemaker CreateEndpointConfig")][3])
     assert config["ProductionVariants"][0]["InitialInstanceCount"] == 2
@@ -46,15 +75,38 @@ def test_create_endpoint_dry_run_prints_every_request_and_sends_none(capsys):
 
 
 def test_dry_run_still_validates_parameters_against_the_service_model(capsys):
-    code = main(["deploy", "create-endpoint", "--dry-run", "--region", "eu-west-1",
-                 "--model-data", DATA, "--image-uri", IMAGE, "--instance-count", "0"])
+    code = main(
+        [
+            "deploy",
+            "create-endpoint",
+            "--dry-run",
+            "--region",
+            "eu-west-1",
+            "--model-data",
+            DATA,
+            "--image-uri",
+            IMAGE,
+            "--instance-count",
+            "0",
+        ]
+    )
     assert code == 1  # InitialInstanceCount has a minimum of 1 in the SageMaker model
     assert "InitialInstanceCount" in capsys.readouterr().err
 
 
 def test_batch_dry_run(capsys):
-    code = main(["batch", "s3://in/applicants.jsonl", "s3://out/", "--dry-run", "--region",
-                 "eu-west-1", "--model-name", "credit-explainer-20261125-090000"])
+    code = main(
+        [
+            "batch",
+            "s3://in/applicants.jsonl",
+            "s3://out/",
+            "--dry-run",
+            "--region",
+            "eu-west-1",
+            "--model-name",
+            "credit-explainer-20261125-090000",
+        ]
+    )
     out = capsys.readouterr().out
     assert code == 0
     line = next(x for x in out.splitlines() if "CreateTransformJob" in x)
