@@ -9,6 +9,8 @@ from credit_explainer.cli import build_parser, main
 
 DATA = "s3://b/credit-explainer/models/j/output/model.tar.gz"
 IMAGE = "111122223333.dkr.ecr.eu-west-1.amazonaws.com/credit-explainer:src-1"
+CREATE_ENDPOINT = ["deploy", "create-endpoint", "--dry-run", "--region", "eu-west-1"]
+CREATE_ENDPOINT += ["--model-data", DATA, "--image-uri", IMAGE, "--instance-count"]
 
 
 @pytest.mark.parametrize(
@@ -33,16 +35,7 @@ def test_every_command_has_help(argv, capsys):
 def test_create_endpoint_dry_run_prints_every_request_and_sends_none(capsys):
     code = main(
         [
-            "deploy",
-            "create-endpoint",
-            "--dry-run",
-            "--region",
-            "eu-west-1",
-            "--model-data",
-            DATA,
-            "--image-uri",
-            IMAGE,
-            "--instance-count",
+            *CREATE_ENDPOINT,
             "2",
         ]
     )
@@ -77,16 +70,7 @@ def test_create_endpoint_dry_run_prints_every_request_and_sends_none(capsys):
 def test_dry_run_still_validates_parameters_against_the_service_model(capsys):
     code = main(
         [
-            "deploy",
-            "create-endpoint",
-            "--dry-run",
-            "--region",
-            "eu-west-1",
-            "--model-data",
-            DATA,
-            "--image-uri",
-            IMAGE,
-            "--instance-count",
+            *CREATE_ENDPOINT,
             "0",
         ]
     )

@@ -13,7 +13,7 @@ from typing import Any
 
 from .aws import TAG_KEY, Aws, has_tag
 from .config import DeployConfig
-from .hosting import SCALABLE_DIMENSION, resource_id
+from .hosting import deregister_scaling, scaling_registered
 
 
 def _sagemaker_tagged(aws: Aws, arn: str, name: str) -> bool:
@@ -37,25 +37,13 @@ def destroy_stack(aws: Aws, cfg: DeployConfig) -> None:
 
 def destroy_endpoint(aws: Aws, cfg: DeployConfig) -> None:
     endpoint = cfg.endpoint_name
-    targets = aws.call(
-        "application-autoscaling",
-        "describe_scalable_targets",
-        ServiceNamespace="sagemaker",
-        ResourceIds=[resource_id(endpoint)],
-        ScalableDimension=SCALABLE_DIMENSION,
-    ).get("ScalableTargets", [])
+    registered = scaling_registered(aws, endpoint)
     found = aws.exists("sagemaker", "describe_endpoint", (), EndpointName=endpoint)
     if found is not None and not _sagemaker_tagged(aws, str(found["EndpointArn"]), cfg.name):
         aws.say(f"    endpoint {endpoint} is not tagged {TAG_KEY}={cfg.name}: left alone")
         return
-    if targets:
-        aws.call(
-            "application-autoscaling",
-            "deregister_scalable_target",
-            ServiceNamespace="sagemaker",
-            ResourceId=resource_id(endpoint),
-            ScalableDimension=SCALABLE_DIMENSION,
-        )
+    if registered:
+        deregister_scaling(aws, endpoint)
     if found is not None:
         aws.call("sagemaker", "delete_endpoint", EndpointName=endpoint)
         aws.wait("sagemaker", "endpoint_deleted", EndpointName=endpoint)
