@@ -33,6 +33,7 @@ from .payload import (
     check_body_size,
     check_count,
     csv_records,
+    csv_text,
     decode_json,
     parse_csv_applicants,
     parse_json_applicants,
@@ -53,6 +54,7 @@ from .responses import (
     explanation_dict,
     legacy_dict,
 )
+from .rows import Row, parse_csv_rows, parse_json_rows, validate_rows
 
 __all__ = [
     "ALIAS_BY_FIELD",
@@ -80,18 +82,23 @@ __all__ = [
     "NotAcceptableError",
     "PayloadError",
     "PayloadTooLargeError",
+    "Row",
     "ScoreResponse",
     "ScoredApplicant",
     "UnsupportedMediaTypeError",
     "check_body_size",
     "check_count",
     "csv_records",
+    "csv_text",
     "decode_json",
     "direction_of",
     "explanation_dict",
     "legacy_dict",
     "parse_csv_applicants",
+    "parse_csv_rows",
     "parse_json_applicants",
+    "parse_json_rows",
     "to_records",
     "validate_records",
+    "validate_rows",
 ]

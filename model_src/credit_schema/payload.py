@@ -270,13 +270,17 @@ def csv_records(text: str) -> list[Any]:
     return [_positional([_csv_cell(c) for c in row]) for row in rows]
 
 
+def csv_text(body: str | bytes) -> str:
+    """A ``text/csv`` body as text (UTF-8, optional BOM)."""
+    try:
+        return body.decode("utf-8-sig") if isinstance(body, bytes | bytearray) else body
+    except UnicodeDecodeError as exc:
+        raise MalformedPayloadError("request body is not valid UTF-8") from exc
+
+
 def parse_csv_applicants(
     body: str | bytes, *, max_applicants: int = DEFAULT_MAX_APPLICANTS
 ) -> list[Applicant]:
-    try:
-        text = body.decode("utf-8-sig") if isinstance(body, bytes | bytearray) else body
-    except UnicodeDecodeError as exc:
-        raise MalformedPayloadError("request body is not valid UTF-8") from exc
-    records = csv_records(text)
+    records = csv_records(csv_text(body))
     check_count(len(records), max_applicants)
     return validate_records(records)

@@ -12,6 +12,13 @@ from typing import Any
 import numpy as np
 import pytest
 import shap
+from credit_model import fast_shap
+from credit_model.fast_shap import (
+    FastTreeExplainer,
+    UnsupportedModelError,
+    fast_explainer_for,
+    supports,
+)
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sklearn.ensemble import (
@@ -21,14 +28,6 @@ from sklearn.ensemble import (
 )
 from sklearn.impute import SimpleImputer
 from sklearn.pipeline import Pipeline
-
-from credit_model import fast_shap
-from credit_model.fast_shap import (
-    FastTreeExplainer,
-    UnsupportedModelError,
-    fast_explainer_for,
-    supports,
-)
 
 TOL = 1e-9
 
@@ -124,7 +123,7 @@ def test_single_leaf_trees() -> None:
     assert all(e.tree_.node_count == 1 for e in pipeline[-1].estimators_)
     explainer = fast_explainer_for(pipeline)
     assert explainer.compiled.depth == 0
-    proba, phi = explainer.explain(np.array([[1.0, 2.0, np.nan]]))
+    _, phi = explainer.explain(np.array([[1.0, 2.0, np.nan]]))
     assert np.all(phi == 0.0)
     check_against_shap(pipeline, np.array([[1.0, 2.0, 3.0], [0.0, 0.0, 0.0]]))
 
