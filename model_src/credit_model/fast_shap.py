@@ -316,15 +316,15 @@ def _explain_kernel(
                 bit = split_bit[i]
                 pattern[split_left[i]] = p & ~(bit * right)
                 pattern[split_right[i]] = p & ~(bit * (1 - right))
-            for lf in range(leaf_start[t], leaf_start[t + 1]):
-                if pattern[leaf_node[lf]] == full:
-                    proba[s] += leaf_value[lf]
             # One table row per leaf, summed in registers (explicit scalars: an
             # accumulator array would go through memory), _CHUNK features a pass.
             for c in range(0, width, 10):
                 a0 = a1 = a2 = a3 = a4 = a5 = a6 = a7 = a8 = a9 = 0.0
                 for lf in range(leaf_start[t], leaf_start[t + 1]):
-                    b = np.uint64((lf * n_patterns + pattern[leaf_node[lf]]) * width + c)
+                    p = pattern[leaf_node[lf]]
+                    if c == 0 and p == full:  # the leaf the applicant reaches
+                        proba[s] += leaf_value[lf]
+                    b = np.uint64((lf * n_patterns + p) * width + c)
                     a0 += flat[b]
                     a1 += flat[b + np.uint64(1)]
                     a2 += flat[b + np.uint64(2)]
