@@ -14,9 +14,8 @@ from typing import Any, Final
 
 import numpy as np
 import numpy.typing as npt
-from pydantic_core import to_json
-
 from credit_schema import FEATURES
+from pydantic_core import to_json
 
 _DIRECTIONS: Final = ("down", "none", "up")  # indexed by sign + 1
 
