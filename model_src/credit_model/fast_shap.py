@@ -64,11 +64,17 @@ class UnsupportedModelError(TypeError):
 class CompiledForest:
     """A forest as flat arrays, with per-leaf SHAP tables (see the module docstring).
 
-    Splits and leaves of all trees are concatenated tree after tree; splits in
-    sklearn's preorder (a parent before its children). Node numbers
-    (``split_node``, ``split_left``, ``split_right``, ``leaf_node``) are the
+    Splits and table entries of all trees are concatenated tree after tree;
+    splits in sklearn's preorder (a parent before its children). Node numbers
+    (``split_node``, ``split_left``, ``split_right``, ``entry_node``) are the
     tree's own. ``slot`` numbers the distinct features along a path in order of
     first appearance, so a split's slot is the same for every leaf below it.
+
+    An entry is a leaf, or a *twig*: a split whose two children are leaves (about
+    a third of the leaves of our forests), whose table row is the sum of both
+    leaves' rows for the pattern at the split and the direction the input takes
+    there. Twigs are not in the split pass. A leaf entry never turns right (its
+    threshold is +inf) and has the same row for both directions.
     """
 
     n_features: int
@@ -82,15 +88,17 @@ class CompiledForest:
     split_left: npt.NDArray[np.int64]  #: [n_splits] node number of the left child
     split_right: npt.NDArray[np.int64]  #: [n_splits] node number of the right child
     split_bit: npt.NDArray[np.int64]  #: [n_splits] 1 << slot of the split's feature
-    leaf_start: npt.NDArray[np.int64]  #: [n_trees + 1] first leaf of each tree
-    leaf_node: npt.NDArray[np.int64]  #: [n_leaves] node number of the leaf
-    leaf_value: FloatArray  #: [n_leaves] class-1 proportion (unscaled), for predict_proba
-    table: FloatArray  #: [n_leaves, 2**D, width] SHAP values per pattern (width: whole chunks)
+    entry_start: npt.NDArray[np.int64]  #: [n_trees + 1] first entry of each tree
+    entry_node: npt.NDArray[np.int64]  #: [n_entries] node whose pattern indexes the table
+    entry_feature: npt.NDArray[np.int64]  #: [n_entries] twig: its split's feature (leaf: 0)
+    entry_threshold: FloatArray  #: [n_entries] twig: its split's threshold (leaf: +inf)
+    entry_value: FloatArray  #: [2 * n_entries] class-1 proportion of the left/right leaf
+    table: FloatArray  #: [n_entries, 2 * 2**D, width] SHAP values by (pattern, direction)
     base_value: float  #: the forest's expected output (shap's expected_value)
 
     @property
-    def n_leaves(self) -> int:
-        return int(self.leaf_value.shape[0])
+    def n_entries(self) -> int:
+        return int(self.entry_node.shape[0])
 
 
 def supports(model: Any) -> bool:
@@ -220,7 +228,7 @@ def compile_forest(model: Any) -> CompiledForest:
 
     depth = max(len(f) for f in leaf_slot_features)
     n_leaves = len(leaf_values)
-    if n_leaves * (1 << depth) * int(model.n_features_in_) > MAX_TABLE_ENTRIES:
+    if 2 * n_leaves * (1 << depth) * int(model.n_features_in_) > MAX_TABLE_ENTRIES:
         raise UnsupportedModelError("the forest's SHAP tables would be too large")
 
     # Pad every leaf to `depth` slots with null players (z = 1, always satisfied):
@@ -252,24 +260,91 @@ def compile_forest(model: Any) -> CompiledForest:
         )
 
     base_value = float(np.asarray(root_values).sum() * scaling)
-    split = np.asarray(splits, dtype=np.float64).reshape(-1, 6)
-    as_int = split.astype(np.int64)
-    return CompiledForest(
-        n_features=int(model.n_features_in_),
+    return _with_twigs(
+        n_features=n_features,
         n_trees=n_trees,
         depth=depth,
         max_nodes=max_nodes,
-        split_start=np.asarray(split_start, dtype=np.int64),
-        split_node=np.ascontiguousarray(as_int[:, 0]),
-        split_feature=np.ascontiguousarray(as_int[:, 1]),
-        split_threshold=np.asarray([t[2] for t in splits], dtype=np.float64),
-        split_left=np.ascontiguousarray(as_int[:, 3]),
-        split_right=np.ascontiguousarray(as_int[:, 4]),
-        split_bit=np.ascontiguousarray(as_int[:, 5]),
-        leaf_start=np.asarray(leaf_start, dtype=np.int64),
-        leaf_node=np.asarray(leaf_nodes, dtype=np.int64),
-        leaf_value=np.asarray(leaf_values),
-        table=np.ascontiguousarray(table),
+        splits=splits,
+        split_start=split_start,
+        leaf_nodes=leaf_nodes,
+        leaf_values=leaf_values,
+        leaf_start=leaf_start,
+        table=table,
+        base_value=base_value,
+    )
+
+
+def _with_twigs(
+    *,
+    n_features: int,
+    n_trees: int,
+    depth: int,
+    max_nodes: int,
+    splits: list[tuple[int, int, float, int, int, int]],
+    split_start: list[int],
+    leaf_nodes: list[int],
+    leaf_values: list[float],
+    leaf_start: list[int],
+    table: FloatArray,
+    base_value: float,
+) -> CompiledForest:
+    """Merge every split whose children are both leaves into one table entry."""
+    kept: list[tuple[int, int, float, int, int, int]] = []
+    kept_start = [0]
+    entries: list[tuple[int, int, float, int, int, int]] = []  # node, f, thr, a, b, bit
+    entry_start = [0]
+    for t in range(n_trees):
+        leaf_of = {
+            leaf_nodes[i]: i for i in range(leaf_start[t], leaf_start[t + 1])
+        }  # node -> leaf index
+        in_twig: set[int] = set()
+        for node, f, thr, left, right, bit in splits[split_start[t] : split_start[t + 1]]:
+            if left in leaf_of and right in leaf_of:
+                entries.append((node, f, thr, leaf_of[left], leaf_of[right], bit))
+                in_twig.update((left, right))
+            else:
+                kept.append((node, f, thr, left, right, bit))
+        for node, i in leaf_of.items():
+            if node not in in_twig:
+                entries.append((node, 0, math.inf, i, i, 0))
+        kept_start.append(len(kept))
+        entry_start.append(len(entries))
+
+    n_patterns = table.shape[1]
+    q = np.arange(n_patterns)[None, :]
+    a = np.asarray([e[3] for e in entries], dtype=np.int64)[:, None]
+    b = np.asarray([e[4] for e in entries], dtype=np.int64)[:, None]
+    bit = np.asarray([e[5] for e in entries], dtype=np.int64)[:, None]
+    twig = (a != b)[:, :, None]
+    # Going left, the right leaf's path is broken at this split, and vice versa.
+    go_left = table[a, q] + np.where(twig, table[b, q & ~bit], 0.0)
+    go_right = np.where(twig, table[a, q & ~bit] + table[b, q], table[a, q])
+    entry_table = np.stack([go_left, go_right], axis=2).reshape(len(entries), 2 * n_patterns, -1)
+    values = np.asarray(leaf_values)
+    entry_value = np.stack([values[a[:, 0]], values[b[:, 0]]], axis=1).reshape(-1)
+
+    def ints(rows: list[tuple[int, int, float, int, int, int]], k: int) -> npt.NDArray[np.int64]:
+        return np.asarray([r[k] for r in rows], dtype=np.int64)
+
+    return CompiledForest(
+        n_features=n_features,
+        n_trees=n_trees,
+        depth=depth,
+        max_nodes=max_nodes,
+        split_start=np.asarray(kept_start, dtype=np.int64),
+        split_node=ints(kept, 0),
+        split_feature=ints(kept, 1),
+        split_threshold=np.asarray([r[2] for r in kept], dtype=np.float64),
+        split_left=ints(kept, 3),
+        split_right=ints(kept, 4),
+        split_bit=ints(kept, 5),
+        entry_start=np.asarray(entry_start, dtype=np.int64),
+        entry_node=ints(entries, 0),
+        entry_feature=ints(entries, 1),
+        entry_threshold=np.asarray([e[2] for e in entries], dtype=np.float64),
+        entry_value=np.ascontiguousarray(entry_value),
+        table=np.ascontiguousarray(entry_table),
         base_value=base_value,
     )
 
@@ -287,24 +362,26 @@ def _explain_kernel(
     split_left: npt.NDArray[np.int64],
     split_right: npt.NDArray[np.int64],
     split_bit: npt.NDArray[np.int64],
-    leaf_start: npt.NDArray[np.int64],
-    leaf_node: npt.NDArray[np.int64],
-    leaf_value: FloatArray,
+    entry_start: npt.NDArray[np.int64],
+    entry_node: npt.NDArray[np.int64],
+    entry_feature: npt.NDArray[np.int64],
+    entry_threshold: FloatArray,
+    entry_value: FloatArray,
     table: FloatArray,
     proba: FloatArray,
     phi: FloatArray,
 ) -> None:  # pragma: no cover - compiled by numba; tested through FastTreeExplainer
-    """Add every tree's leaf-table rows to ``phi`` and its reached leaf's value to ``proba``.
+    """Add every tree's table rows to ``phi`` and its reached leaf's value to ``proba``.
 
     ``x`` holds the inputs already rounded to float32 (as sklearn compares them).
     Trees outside, applicants inside: one tree's tables stay in cache for a batch.
-    Branch-free propagation: the comparisons are unpredictable.
+    Branch-free pattern propagation: the comparisons are unpredictable.
     """
     n_samples = x.shape[0]
     n_trees = split_start.shape[0] - 1
-    n_patterns = table.shape[1]
+    n_rows = table.shape[1]  # 2 * 2**D: (pattern, direction)
     width = table.shape[2]
-    full = n_patterns - 1
+    full = n_rows // 2 - 1
     flat = table.reshape(-1)
     pattern = np.empty(max_nodes, dtype=np.int64)
     for t in range(n_trees):
@@ -316,15 +393,16 @@ def _explain_kernel(
                 bit = split_bit[i]
                 pattern[split_left[i]] = p & ~(bit * right)
                 pattern[split_right[i]] = p & ~(bit * (1 - right))
-            # One table row per leaf, summed in registers (explicit scalars: an
+            # One table row per entry, summed in registers (explicit scalars: an
             # accumulator array would go through memory), _CHUNK features a pass.
             for c in range(0, width, 10):
                 a0 = a1 = a2 = a3 = a4 = a5 = a6 = a7 = a8 = a9 = 0.0
-                for lf in range(leaf_start[t], leaf_start[t + 1]):
-                    p = pattern[leaf_node[lf]]
+                for e in range(entry_start[t], entry_start[t + 1]):
+                    p = pattern[entry_node[e]]
+                    right = np.int64(x[s, entry_feature[e]] > entry_threshold[e])
                     if c == 0 and p == full:  # the leaf the applicant reaches
-                        proba[s] += leaf_value[lf]
-                    b = np.uint64((lf * n_patterns + p) * width + c)
+                        proba[s] += entry_value[2 * e + right]
+                    b = np.uint64(((e * n_rows) + 2 * p + right) * width + c)
                     a0 += flat[b]
                     a1 += flat[b + np.uint64(1)]
                     a2 += flat[b + np.uint64(2)]
@@ -420,9 +498,11 @@ class FastTreeExplainer:
             c.split_left,
             c.split_right,
             c.split_bit,
-            c.leaf_start,
-            c.leaf_node,
-            c.leaf_value,
+            c.entry_start,
+            c.entry_node,
+            c.entry_feature,
+            c.entry_threshold,
+            c.entry_value,
             c.table,
             proba,
             phi,
