@@ -19,7 +19,6 @@ from typing import Any
 
 import pandas as pd
 import shap
-
 from credit_schema import FEATURES
 
 
