@@ -35,7 +35,7 @@ print((time.perf_counter() - t) * 1000)
 def measure(python: str, flags: list[str], env: dict[str, str], runs: int) -> list[float]:
     out = []
     for _ in range(runs):
-        proc = subprocess.run(  # noqa: S603
+        proc = subprocess.run(
             [python, *flags, "-c", PROBE], capture_output=True, text=True, env=env, check=True
         )
         out.append(float(proc.stdout.strip().splitlines()[-1]))

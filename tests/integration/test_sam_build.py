@@ -113,7 +113,7 @@ def run_built_handler(build: Path, env: dict[str, str], events: list[Path]) -> d
     if python is None:
         pytest.fail("python3.13 (the Lambda runtime's Python) is needed: pyenv install 3.13")
     base = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "PYTHON"))}
-    proc = subprocess.run(  # noqa: S603
+    proc = subprocess.run(
         [python, "-I", "-S", "-c", RUNNER, str(build), *map(str, events)],
         capture_output=True,
         text=True,
