@@ -29,6 +29,7 @@ from aws_lambda_powertools.event_handler.openapi.exceptions import (
     RequestUnsupportedContentType,
     RequestValidationError,
 )
+from aws_lambda_powertools.event_handler.openapi.models import APIKey, APIKeyIn
 from aws_lambda_powertools.event_handler.openapi.params import Body, Query
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit, single_metric
@@ -91,11 +92,15 @@ app = APIGatewayRestResolver(
     debug=False,  # never: debug mode returns stack traces and prints events
 )
 if settings.enable_swagger:
+    # The OpenAPI document (GET /swagger?format=json) declares API Gateway's x-api-key, so that
+    # generated clients and schema-driven fuzzers send it.
     app.enable_swagger(
         path="/swagger",
         title="credit-explainer scoring API",
         version="1",
         description=__doc__.split("\n\n")[0] if __doc__ else None,
+        security_schemes={"apiKey": APIKey(name="x-api-key", in_=APIKeyIn.header)},
+        security=[{"apiKey": []}],
     )
 
 

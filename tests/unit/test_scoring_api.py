@@ -434,6 +434,11 @@ def test_openapi_document_is_generated_from_the_schema(fn: LambdaEnvironment) ->
     assert schemas["Applicant"]["additionalProperties"] is False
     responses = doc["paths"]["/score"]["post"]["responses"]
     assert {"200", "400", "413", "422", "429", "502", "503", "504"} <= set(responses)
+    assert doc["components"]["securitySchemes"]["apiKey"] == {
+        "type": "apiKey",
+        "in": "header",
+        "name": "x-api-key",
+    }
 
 
 def test_logs_carry_no_applicant_values(fn: LambdaEnvironment, runtime: Stubber) -> None:
