@@ -42,7 +42,7 @@ audit: venv
 	$(BIN)/python .ci/audit.py
 
 clean:
-	rm -rf $(VENV) .aws-sam .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .aws-sam .aws-sam-x86_64 .pytest_cache .mypy_cache .ruff_cache
 
 # --- scoring API: SAM template, Lambda bundle, credit_schema layer (issue 3) -----------------
 # `sam build` for the python3.13 runtime needs python3.13: set PYTHON313_BIN to its bin/
@@ -58,12 +58,12 @@ sam: sam-validate sam-build
 sam-validate: venv
 	$(SAM) validate --lint
 
-# The deployable arm64 build (.aws-sam/build) and an x86_64 twin (.aws-sam/build-x86_64) that
+# The deployable arm64 build (.aws-sam/build) and an x86_64 twin (.aws-sam-x86_64/build: its own build.toml, so the caches do not mix) that
 # the tests import and run under python3.13 on this machine.
 sam-build: venv
 	@test -n "$(PYTHON313_BIN)" || { echo "sam build needs python3.13 (the Lambda runtime): install it (pyenv install 3.13) or set PYTHON313_BIN=/path/to/bin" >&2; exit 1; }
 	PATH="$(PYTHON313_BIN):$$PATH" $(SAM_BUILD)
-	PATH="$(PYTHON313_BIN):$$PATH" $(SAM_BUILD) --parameter-overrides Architecture=x86_64 --build-dir .aws-sam/build-x86_64 --cache-dir .aws-sam/cache-x86_64
+	PATH="$(PYTHON313_BIN):$$PATH" $(SAM_BUILD) --parameter-overrides Architecture=x86_64 --build-dir .aws-sam-x86_64/build --cache-dir .aws-sam-x86_64/cache
 
 # Called by `sam build` (CreditSchemaLayer, BuildMethod: makefile): the layer is the package itself.
 build-CreditSchemaLayer:

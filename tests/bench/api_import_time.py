@@ -19,7 +19,7 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-BUILD = ROOT / ".aws-sam" / "build-x86_64"
+BUILD = ROOT / ".aws-sam-x86_64" / "build"
 
 PROBE = r"""
 import sys, time, os

@@ -1,7 +1,7 @@
 """The real ``sam build`` output: contents, architecture, and the handler run from it.
 
 ``make test`` runs ``sam validate --lint`` and ``sam build`` (arm64, the deployable
-build, in .aws-sam/build; and an x86_64 twin in .aws-sam/build-x86_64) before
+build, in .aws-sam/build; and an x86_64 twin in .aws-sam-x86_64/build) before
 pytest. The x86_64 bundle is imported and run under python3.13 (the runtime's
 Python) in an isolated interpreter (``-I -S``: no site-packages), so a
 dependency missing from requirements.txt or from the layer fails here.
@@ -22,7 +22,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 BUILD = ROOT / ".aws-sam" / "build"
-BUILD_X86 = ROOT / ".aws-sam" / "build-x86_64"
+BUILD_X86 = ROOT / ".aws-sam-x86_64" / "build"
 EVENTS = ROOT / "events"
 SCHEMA_SRC = ROOT / "model_src" / "credit_schema"
 HEAVY = ("sklearn", "shap", "pandas", "numpy", "scipy")
