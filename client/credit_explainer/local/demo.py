@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import json
 import sys
 import time
@@ -62,10 +63,9 @@ def ensure_model(model_dir: Path) -> None:
         print(f"model: {model_dir}")
         return
     print(f"no model in {model_dir}: training one on synthetic data ...", flush=True)
-    from credit_model.commands import train_default
-
+    commands: Any = importlib.import_module("credit_model.commands")
     started = time.perf_counter()
-    train_default(model_dir)
+    commands.train_default(model_dir)
     print(f"trained in {time.perf_counter() - started:.1f} s")
 
 

@@ -14,6 +14,7 @@ server's ``POST /endpoints/{name}/invocations``.
 
 from __future__ import annotations
 
+import importlib
 import socket
 import threading
 import time
@@ -145,10 +146,10 @@ class LocalStack(AbstractContextManager["LocalStack"]):
     def __enter__(self) -> Self:
         try:
             if self.model_dir is not None:
-                from credit_model.server import ModelServer
-
+                # The model side (the model extra) is imported only when a model is served here.
+                model_server: Any = importlib.import_module("credit_model.server")
                 server = self._stack.enter_context(
-                    ModelServer(self.model_dir, port=self.model_port)
+                    model_server.ModelServer(self.model_dir, port=self.model_port)
                 )
                 self._model_url = str(server.url).rstrip("/")
             env: dict[str, str | None] = {
