@@ -7,11 +7,12 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: help venv demo test unit lint typecheck clean
+.PHONY: help venv demo test unit lint typecheck clean audit
 
 help:
 	@echo "make demo   train (if needed), start the local stack, score sample applicants, stop"
 	@echo "make test   lint, type-check and run every test"
+	@echo "make audit  pip-audit the dependencies (part of make test)"
 
 venv: $(STAMP)
 
@@ -25,7 +26,7 @@ $(STAMP): pyproject.toml
 demo: venv
 	$(BIN)/credit-explainer demo
 
-test: venv lint
+test: venv lint audit
 	$(BIN)/python -m pytest
 
 unit: venv
@@ -34,6 +35,11 @@ unit: venv
 lint: venv
 	$(BIN)/ruff check .
 	$(BIN)/mypy
+
+# Known-vulnerability audit (pip-audit) of the dev environment and the pinned locks
+# shipped to AWS. Policy and strict mode: .ci/audit.py, .ci/pip-audit-ignore.txt.
+audit: venv
+	$(BIN)/python .ci/audit.py
 
 clean:
 	rm -rf $(VENV) .aws-sam .pytest_cache .mypy_cache .ruff_cache

@@ -42,6 +42,12 @@ MAX_JSON_STRING_LEVELS: Final = 3
 DEFAULT_MAX_APPLICANTS: Final = 2_000
 #: Default cap on a request body, in bytes.
 DEFAULT_MAX_BODY_BYTES: Final = 6 * 1024 * 1024
+#: Deepest JSON nesting accepted: the deepest accepted shape (``{"instances": [[...]]}``)
+#: has 3 levels; anything past this is not one of the accepted shapes (400).
+MAX_JSON_DEPTH: Final = 8
+#: Longest string accepted as a field value (values are numbers; a numeric string
+#: such as ``"45"`` is read as one). Longer strings are refused (422) before parsing.
+MAX_STRING_CHARS: Final = 64
 
 _KNOWN_KEYS: Final = frozenset(FEATURES) | frozenset(FIELD_BY_ALIAS.values())
 _INDEX_COLUMNS: Final = frozenset({"", "Unnamed: 0", "index", "Id", "id"})
@@ -51,10 +57,24 @@ _MAX_FIELD_NAME: Final = 100  # an unknown key is echoed back in errors, cut to 
 _APPLICANTS: Final = TypeAdapter(list[Applicant])
 
 
+def _huge_int(text: str) -> float:
+    # An integer too long for int() (Python caps int-from-string at 4,300 digits)
+    # becomes inf, which the schema refuses with the applicant and field at fault.
+    try:
+        return int(text)
+    except ValueError:
+        return float(text)
+
+
 def _loads(text: str | bytes | bytearray) -> Any:
     # NaN, Infinity and overflowing numbers (1e999) parse to non-finite floats
     # here and are refused by the schema with the applicant and field at fault.
-    return json.loads(text)
+    try:
+        return json.loads(text)
+    except ValueError as exc:
+        if "integer string conversion" not in str(exc):
+            raise
+        return json.loads(text, parse_int=_huge_int)  # rare: keep the fast path hook-free
 
 
 def decode_json(body: str | bytes | bytearray) -> Any:
@@ -71,7 +91,9 @@ def decode_json(body: str | bytes | bytearray) -> Any:
     except UnicodeDecodeError as exc:
         raise MalformedPayloadError("request body is not valid UTF-8") from exc
     except RecursionError as exc:
-        raise MalformedPayloadError("request body is nested too deeply") from exc
+        raise MalformedPayloadError(
+            f"request body is nested too deeply; the limit is {MAX_JSON_DEPTH} levels"
+        ) from exc
     except ValueError as exc:  # json.JSONDecodeError is a ValueError
         raise MalformedPayloadError(f"request body is not valid JSON: {_short(exc)}") from exc
     if isinstance(obj, str):
@@ -82,6 +104,24 @@ def decode_json(body: str | bytes | bytearray) -> Any:
 def _short(exc: BaseException) -> str:
     text = str(exc)
     return text if len(text) <= 200 else text[:200] + "..."
+
+
+def check_depth(obj: Any, max_depth: int = MAX_JSON_DEPTH) -> None:
+    """Refuse (400) JSON nested deeper than any accepted shape, without recursion."""
+    stack: list[tuple[Any, int]] = [(obj, 0)]
+    while stack:
+        node, depth = stack.pop()
+        if isinstance(node, dict):
+            children: Iterable[Any] = node.values()
+        elif isinstance(node, list | tuple):
+            children = node
+        else:
+            continue
+        if depth >= max_depth:
+            raise MalformedPayloadError(
+                f"request body is nested too deeply; the limit is {max_depth} levels"
+            )
+        stack.extend((child, depth + 1) for child in children)
 
 
 def _is_feature_key(key: object) -> bool:
@@ -121,6 +161,8 @@ def _split_to_records(obj: Mapping[str, Any]) -> list[Any]:
     columns, data = obj.get("columns"), obj.get("data")
     if not isinstance(columns, list) or not isinstance(data, list):
         raise MalformedPayloadError("split-oriented payload needs 'columns' and 'data' lists")
+    if not all(isinstance(c, str) for c in columns):
+        raise MalformedPayloadError("split-oriented payload: 'columns' must be feature names")
     records: list[Any] = []
     for row in data:
         if not isinstance(row, list) or len(row) != len(columns):
@@ -135,7 +177,9 @@ def to_records(obj: Any) -> list[Any]:
 
     Records are returned as they are (dicts, or whatever the caller sent in a
     row's place); :func:`validate_records` reports the bad ones by index.
+    JSON nested deeper than :data:`MAX_JSON_DEPTH` is refused first (400).
     """
+    check_depth(obj)
     if isinstance(obj, list):
         records = _rows_to_records(obj)
     elif isinstance(obj, dict):
@@ -164,6 +208,28 @@ def to_records(obj: Any) -> list[Any]:
     return records
 
 
+def _long_strings(index: int, record: Any) -> list[ErrorDetail]:
+    # Checked before pydantic parses anything: a megabyte of digits is refused unread.
+    if isinstance(record, str):
+        items: Iterable[tuple[Any, Any]] = [(None, record)]
+    elif isinstance(record, dict):
+        items = record.items()
+    elif isinstance(record, list | tuple):
+        items = [(None, v) for v in record]
+    else:
+        return []
+    return [
+        ErrorDetail(
+            applicant=index,
+            field=key[:_MAX_FIELD_NAME] if isinstance(key, str) else None,
+            message=f"a string of {len(value)} characters; the limit is {MAX_STRING_CHARS}",
+            type="string_too_long",
+        )
+        for key, value in items
+        if isinstance(value, str) and len(value) > MAX_STRING_CHARS
+    ]
+
+
 def _detail_from_pydantic(err: Mapping[str, Any], offset: int = 0) -> ErrorDetail:
     loc = tuple(err.get("loc", ()))
     applicant = loc[0] + offset if loc and isinstance(loc[0], int) else None
@@ -180,6 +246,7 @@ def validate_records(records: Sequence[Any]) -> list[Applicant]:
     """Validate normalised records; every problem is reported with applicant index and field."""
     details: list[ErrorDetail] = []
     for i, rec in enumerate(records):
+        details.extend(_long_strings(i, rec))
         if isinstance(rec, list | tuple):
             details.append(
                 ErrorDetail(

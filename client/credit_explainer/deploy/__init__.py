@@ -1,0 +1,36 @@
+"""Deploy credit-explainer to AWS: image to ECR, SageMaker training and endpoint, the API.
+
+boto3 directly (no SageMaker SDK): every request goes through
+:class:`credit_explainer.deploy.aws.Aws`, which prints it, runs it (or, with
+``dry_run=True``, only validates and prints it) and converts errors. The CLI is
+``credit-explainer deploy|batch|destroy`` (:mod:`credit_explainer.deploy.commands`).
+"""
+
+from .aws import TAG_KEY, Aws
+from .config import DeployConfig
+from .errors import (
+    AwsCallError,
+    DeployError,
+    DockerError,
+    EndpointFailedError,
+    EndpointRolledBackError,
+    ThrottledError,
+    ToolError,
+    TrainingJobFailedError,
+    TransformJobFailedError,
+)
+
+__all__ = [
+    "TAG_KEY",
+    "Aws",
+    "AwsCallError",
+    "DeployConfig",
+    "DeployError",
+    "DockerError",
+    "EndpointFailedError",
+    "EndpointRolledBackError",
+    "ThrottledError",
+    "ToolError",
+    "TrainingJobFailedError",
+    "TransformJobFailedError",
+]

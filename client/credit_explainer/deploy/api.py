@@ -1,0 +1,122 @@
+"""The scoring API: ``sam build && sam deploy`` with the endpoint name, then its URL.
+
+SAM is run as a subprocess (it is the tool that owns packaging Lambda code and
+layers); the stack is tagged like every other resource so ``destroy`` finds it.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import shutil
+import subprocess
+from dataclasses import dataclass
+
+from .aws import TAG_KEY, Aws
+from .config import DeployConfig
+from .errors import ToolError
+
+
+@dataclass(frozen=True)
+class ApiInfo:
+    url: str
+    api_key_id: str | None
+
+
+def sam_commands(aws: Aws, cfg: DeployConfig, endpoint: str) -> list[list[str]]:
+    template = str(cfg.root / "template.yaml")
+    build = ["sam", "build", "--template-file", template]
+    deploy = [
+        "sam",
+        "deploy",
+        "--stack-name",
+        cfg.stack,
+        "--region",
+        aws.region,
+        "--resolve-s3",
+        "--capabilities",
+        "CAPABILITY_IAM",
+        "CAPABILITY_AUTO_EXPAND",
+        "--no-confirm-changeset",
+        "--no-fail-on-empty-changeset",
+        "--parameter-overrides",
+        f"EndpointName={endpoint}",
+        *cfg.sam_parameters,
+        "--tags",
+        f"{TAG_KEY}={cfg.name}",
+    ]
+    return [build, deploy]
+
+
+def run_sam(aws: Aws, cfg: DeployConfig, endpoint: str) -> None:
+    commands = sam_commands(aws, cfg, endpoint)
+    for command in commands:
+        aws.say(f"    $ {shlex.join(command)}")
+    if aws.dry_run:
+        return
+    sam = shutil.which("sam")
+    if sam is None:
+        raise ToolError("`sam` (AWS SAM CLI) is not on PATH: pip install aws-sam-cli")
+    env = dict(os.environ, AWS_REGION=aws.region, AWS_DEFAULT_REGION=aws.region)
+    for command in commands:
+        result = subprocess.run([sam, *command[1:]], cwd=cfg.root, env=env, check=False)  # noqa: S603
+        if result.returncode != 0:
+            raise ToolError(f"`{shlex.join(command[:2])}` exited with {result.returncode}")
+
+
+def stack_outputs(aws: Aws, cfg: DeployConfig) -> ApiInfo:
+    stacks = aws.call("cloudformation", "describe_stacks", StackName=cfg.stack)["Stacks"]
+    outputs = {o["OutputKey"]: o["OutputValue"] for o in stacks[0].get("Outputs", [])}
+    if "ApiUrl" not in outputs:
+        raise ToolError(f"stack {cfg.stack} has no ApiUrl output")
+    return ApiInfo(url=str(outputs["ApiUrl"]), api_key_id=outputs.get("ApiKeyId"))
+
+
+def client_snippet(info: ApiInfo, region: str) -> str:
+    key_line = ""
+    key_arg = ""
+    if info.api_key_id:
+        key_line = (
+            "export CREDIT_EXPLAINER_API_KEY=$(aws apigateway get-api-key "
+            f"--api-key {info.api_key_id} --include-value --query value --output text "
+            f"--region {region})\n"
+        )
+        key_arg = ', api_key=os.environ["CREDIT_EXPLAINER_API_KEY"]'
+    header = ' -H "x-api-key: $CREDIT_EXPLAINER_API_KEY"' if info.api_key_id else ""
+    applicant = (
+        '{"RevolvingUtilizationOfUnsecuredLines": 0.3, "age": 45, '
+        '"NumberOfTime30-59DaysPastDueNotWorse": 0, "DebtRatio": 0.35, "MonthlyIncome": 5400, '
+        '"NumberOfOpenCreditLinesAndLoans": 8, "NumberOfTimes90DaysLate": 0, '
+        '"NumberRealEstateLoansOrLines": 1, "NumberOfTime60-89DaysPastDueNotWorse": 0, '
+        '"NumberOfDependents": 2}'
+    )
+    return (
+        f"{key_line}"
+        f"curl -s -X POST {info.url}/score{header} -H 'Content-Type: application/json' "
+        f"-d '{applicant}'\n\n"
+        "python - <<'PY'\n"
+        "import os\n"
+        "from credit_explainer import CreditExplainerClient\n"
+        f'with CreditExplainerClient("{info.url}"{key_arg}) as client:\n'
+        f"    score = client.score({applicant})\n"
+        "    print(score.probability)\n"
+        "    for c in score.top(3):\n"
+        "        print(c.feature, c.value, c.shap_value, c.direction)\n"
+        "PY"
+    )
+
+
+def deploy_api(aws: Aws, cfg: DeployConfig, endpoint: str) -> ApiInfo:
+    aws.step(f"Scoring API: sam build && sam deploy (stack {cfg.stack}, endpoint {endpoint})")
+    run_sam(aws, cfg, endpoint)
+    if aws.dry_run:
+        info = ApiInfo(
+            url=f"https://<api-id>.execute-api.{aws.region}.amazonaws.com/v1", api_key_id="<key-id>"
+        )
+    else:
+        info = stack_outputs(aws, cfg)
+    aws.step("Ready")
+    aws.say(f"    API URL: {info.url}")
+    aws.say("    Try it:\n")
+    aws.say(client_snippet(info, aws.region))
+    return info

@@ -1,0 +1,348 @@
+"""One door to AWS: boto3 clients, the printed plan, ``--dry-run``, error conversion.
+
+Every AWS request of deploy, batch and destroy goes through :meth:`Aws.call`, which
+prints the step (``service Operation {parameters}``), makes the request and converts
+botocore's errors into :mod:`credit_explainer.deploy.errors` at this one boundary.
+
+``--dry-run`` uses the same real botocore clients, so every request is still
+validated against the service model, but a ``before-call`` hook answers it
+(the way botocore's ``Stubber`` does) instead of sending it: nothing reaches AWS and
+no credentials are needed. The answers are the ones a fresh account gives (nothing
+exists yet; jobs complete; endpoints come InService), so the whole plan is printed.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import sys
+import time
+from collections.abc import Callable, Mapping
+from typing import Any, Final, TextIO
+
+from .errors import AwsCallError, DeployError, ThrottledError
+
+#: Tag put on every resource deploy creates; destroy deletes only what carries it.
+TAG_KEY: Final = "credit-explainer:deployment"
+DRY_RUN_ACCOUNT: Final = "123456789012"
+
+_THROTTLING_CODES: Final = frozenset(
+    {
+        "Throttling",
+        "ThrottlingException",
+        "ThrottledException",
+        "RequestThrottledException",
+        "TooManyRequestsException",
+        "ProvisionedThroughputExceededException",
+        "RequestLimitExceeded",
+        "SlowDown",
+    }
+)
+
+Response = dict[str, Any]
+
+
+def tags(name: str) -> list[dict[str, str]]:
+    """The ``[{"Key", "Value"}]`` tag list put on every resource of deployment ``name``."""
+    return [{"Key": TAG_KEY, "Value": name}]
+
+
+def has_tag(tag_list: list[Mapping[str, str]], name: str) -> bool:
+    """True when a tag list (any casing of Key/Value) marks the resource as ``name``'s."""
+    for tag in tag_list:
+        key = tag.get("Key", tag.get("key"))
+        value = tag.get("Value", tag.get("value"))
+        if key == TAG_KEY and value == name:
+            return True
+    return False
+
+
+class Aws:
+    """boto3 clients for one region, with printing, dry-run and error conversion.
+
+    ``session`` is a ``boto3.Session`` (tests pass one with dummy credentials and
+    attach ``botocore.stub.Stubber`` to :meth:`client`). ``poll_seconds`` is the
+    interval between status polls (0 in tests).
+    """
+
+    def __init__(
+        self,
+        *,
+        region: str | None = None,
+        profile: str | None = None,
+        session: Any = None,
+        dry_run: bool = False,
+        verbose: bool = False,
+        poll_seconds: float = 30.0,
+        out: TextIO | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        import boto3
+
+        if session is None:
+            if dry_run:
+                # No credentials needed: nothing is sent.
+                session = boto3.Session(
+                    aws_access_key_id="dry-run",
+                    aws_secret_access_key="dry-run",  # noqa: S106 - placeholder, never sent
+                    region_name=region or "us-east-1",
+                )
+            else:
+                session = boto3.Session(profile_name=profile, region_name=region)
+        self.session = session
+        self.region: str = session.region_name or ""
+        if not self.region:
+            raise DeployError("no AWS region: pass --region or set AWS_REGION")
+        self.dry_run = dry_run
+        self.verbose = verbose or dry_run
+        self.poll_seconds = poll_seconds
+        self.out = out if out is not None else sys.stdout
+        self.sleep = sleep
+        self._clients: dict[str, Any] = {}
+        self._dry = _DryRunResponder(self.region) if dry_run else None
+        self._account: str | None = None
+
+    # ----------------------------------------------------------------- clients ----
+    def client(self, service: str, region: str | None = None) -> Any:
+        """The (cached) botocore client for ``service``, standard retries, our user agent."""
+        key = f"{service}@{region or self.region}"
+        if key not in self._clients:
+            from botocore.config import Config
+
+            from .. import __version__
+
+            config = Config(
+                retries={"mode": "standard", "max_attempts": 8},
+                user_agent_extra=f"credit-explainer/{__version__}",
+                connect_timeout=10,
+                read_timeout=60,
+            )
+            client = self.session.client(service, region_name=region or self.region, config=config)
+            if self._dry is not None:
+                client.meta.events.register("before-parameter-build.*.*", self._dry.remember)
+                client.meta.events.register("before-call.*.*", self._dry.answer)
+            self._clients[key] = client
+        return self._clients[key]
+
+    @property
+    def account(self) -> str:
+        """The caller's account id (``sts GetCallerIdentity``, once)."""
+        if self._account is None:
+            self._account = str(self.call("sts", "get_caller_identity")["Account"])
+        return self._account
+
+    @property
+    def partition(self) -> str:
+        from botocore.session import get_session
+
+        return str(get_session().get_partition_for_region(self.region))
+
+    # ------------------------------------------------------------------ output ----
+    def say(self, message: str) -> None:
+        print(message, file=self.out, flush=True)
+
+    def step(self, title: str) -> None:
+        prefix = "[dry-run] " if self.dry_run else ""
+        self.say(f"\n==> {prefix}{title}")
+
+    # ------------------------------------------------------------------- calls ----
+    def call(
+        self,
+        service: str,
+        method: str,
+        *,
+        quiet: bool = False,
+        region: str | None = None,
+        **params: Any,
+    ) -> Response:
+        """Make one AWS request (``method`` in boto3's snake_case), print it, convert errors."""
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        client = self.client(service, region)
+        operation = client.meta.method_to_api_mapping.get(method, method)
+        if self.verbose and not quiet:
+            shown = json.dumps(params, default=_shown) if params else ""
+            where = f" --region {region}" if region and region != self.region else ""
+            self.say(f"    aws {service} {operation}{where} {shown}".rstrip())
+        try:
+            response: Response = getattr(client, method)(**params)
+        except ClientError as exc:
+            error = exc.response.get("Error", {})
+            code = str(error.get("Code", "Unknown"))
+            message = str(error.get("Message", exc))
+            cls = ThrottledError if code in _THROTTLING_CODES else AwsCallError
+            raise cls(service, operation, code, message) from exc
+        except BotoCoreError as exc:
+            raise AwsCallError(service, operation, type(exc).__name__, str(exc)) from exc
+        response.pop("ResponseMetadata", None)
+        return response
+
+    def exists(
+        self, service: str, method: str, missing: tuple[str, ...], **params: Any
+    ) -> Response | None:
+        """``call`` that answers None when the error code says the resource does not exist."""
+        try:
+            return self.call(service, method, **params)
+        except ThrottledError:
+            raise
+        except AwsCallError as exc:
+            if exc.code in missing:
+                return None
+            if exc.code == "ValidationException" and "Could not find" in str(exc):
+                return None  # SageMaker's way of saying "no such resource"
+            raise
+
+    def poll(
+        self,
+        service: str,
+        method: str,
+        *,
+        status_key: str,
+        done: frozenset[str],
+        describe: Callable[[Response], str] | None = None,
+        **params: Any,
+    ) -> Response:
+        """Poll a Describe call until ``status_key`` is in ``done``; print each change.
+
+        A throttled poll is not fatal: the next one is tried after the interval.
+        """
+        last = ""
+        while True:
+            try:
+                response = self.call(service, method, quiet=bool(last), **params)
+            except ThrottledError:
+                self.say("    (throttled while polling; trying again)")
+                self.sleep(self.poll_seconds)
+                continue
+            status = str(response[status_key])
+            line = describe(response) if describe is not None else status
+            if line != last:
+                stamp = time.strftime("%H:%M:%S")
+                self.say(f"    {stamp} {line}")
+                last = line
+            if status in done:
+                return response
+            self.sleep(self.poll_seconds)
+
+    def wait(self, service: str, waiter: str, **params: Any) -> None:
+        """A botocore waiter (for deletions, where there is no progress to show)."""
+        from botocore.exceptions import WaiterError
+
+        if self.verbose:
+            self.say(f"    wait {service} {waiter} {json.dumps(params)}")
+        delay = max(1, int(self.poll_seconds)) if self.poll_seconds else 0
+        try:
+            self.client(service).get_waiter(waiter).wait(
+                WaiterConfig={"Delay": delay, "MaxAttempts": 240}, **params
+            )
+        except WaiterError as exc:
+            raise DeployError(f"{service} {waiter}: {exc}") from exc
+
+
+def _shown(value: Any) -> str:
+    """How a non-JSON parameter (a request body) appears in the printed plan."""
+    if isinstance(value, bytes | bytearray):
+        return f"<{len(value)} bytes>"
+    return f"<{type(value).__name__}>"
+
+
+class _DryRunResponder:
+    """Answers requests in ``--dry-run`` like a fresh account would (see module doc)."""
+
+    _MISSING: Final = {
+        "HeadBucket": ("404", "Not Found", 404),
+        "GetRole": ("NoSuchEntity", "The role cannot be found.", 404),
+        "DescribeRepositories": ("RepositoryNotFoundException", "repository not found", 400),
+        "DescribeImages": ("ImageNotFoundException", "image not found", 400),
+        "DescribeEndpoint": ("ValidationException", "Could not find endpoint.", 400),
+        "DescribeStacks": ("ValidationError", "Stack does not exist", 400),
+        "GetBucketTagging": ("NoSuchTagSet", "The TagSet does not exist", 404),
+    }
+
+    def __init__(self, region: str) -> None:
+        self.region = region
+        self.created: set[str] = set()
+        self.jobs: dict[str, str] = {}
+        self._args: dict[str, Any] = {}
+
+    def remember(self, params: dict[str, Any], **_: Any) -> None:
+        self._args = dict(params)
+
+    def answer(self, model: Any, **_: Any) -> tuple[Any, Response]:
+        from botocore.awsrequest import AWSResponse
+        from botocore.compat import HTTPHeaders
+
+        op: str = model.name
+        parsed = self._parsed(op, self._args)
+        status = 200
+        if "Error" in parsed:
+            status = int(parsed.pop("_status", 400))
+        return AWSResponse("https://dry-run", status, HTTPHeaders(), None), parsed
+
+    def _error(self, op: str) -> Response:
+        code, message, status = self._MISSING[op]
+        return {"Error": {"Code": code, "Message": message}, "_status": status}
+
+    def _parsed(self, op: str, args: dict[str, Any]) -> Response:
+        acct, region = DRY_RUN_ACCOUNT, self.region
+        if op == "GetCallerIdentity":
+            return {"Account": acct, "Arn": f"arn:aws:iam::{acct}:user/dry-run", "UserId": "DRYRUN"}
+        if op == "DescribeEndpoint":
+            name = args.get("EndpointName", "")
+            if name in self.created:
+                return {
+                    "EndpointName": name,
+                    "EndpointStatus": "InService",
+                    "EndpointConfigName": self.jobs.get(name, ""),
+                }
+            return self._error(op)
+        if op in self._MISSING:
+            return self._error(op)
+        if op == "CreateRole":
+            name = args.get("RoleName", "role")
+            return {"Role": {"Arn": f"arn:aws:iam::{acct}:role/{name}", "RoleName": name}}
+        if op == "CreateRepository":
+            name = args.get("repositoryName", "repo")
+            uri = f"{acct}.dkr.ecr.{region}.amazonaws.com/{name}"
+            return {"repository": {"repositoryUri": uri, "repositoryName": name}}
+        if op == "GetAuthorizationToken":
+            token = base64.b64encode(b"AWS:dry-run").decode()
+            endpoint = f"https://{acct}.dkr.ecr.{region}.amazonaws.com"
+            return {"authorizationData": [{"authorizationToken": token, "proxyEndpoint": endpoint}]}
+        if op == "CreateTrainingJob":
+            name = args["TrainingJobName"]
+            self.jobs[name] = args["OutputDataConfig"]["S3OutputPath"].rstrip("/")
+            return {"TrainingJobArn": f"arn:aws:sagemaker:{region}:{acct}:training-job/{name}"}
+        if op == "DescribeTrainingJob":
+            name = args["TrainingJobName"]
+            out = self.jobs.get(name, "s3://dry-run")
+            return {
+                "TrainingJobName": name,
+                "TrainingJobStatus": "Completed",
+                "SecondaryStatus": "Completed",
+                "ModelArtifacts": {"S3ModelArtifacts": f"{out}/{name}/output/model.tar.gz"},
+                "FinalMetricDataList": [],
+            }
+        if op == "CreateEndpoint":
+            self.created.add(args["EndpointName"])
+            self.jobs[args["EndpointName"]] = args["EndpointConfigName"]
+            return {
+                "EndpointArn": f"arn:aws:sagemaker:{region}:{acct}:endpoint/{args['EndpointName']}"
+            }
+        if op == "UpdateEndpoint":
+            self.jobs[args["EndpointName"]] = args["EndpointConfigName"]
+            return {
+                "EndpointArn": f"arn:aws:sagemaker:{region}:{acct}:endpoint/{args['EndpointName']}"
+            }
+        if op == "DescribeTransformJob":
+            return {
+                "TransformJobName": args.get("TransformJobName", ""),
+                "TransformJobStatus": "Completed",
+            }
+        if op == "ListTrainingJobs":
+            return {"TrainingJobSummaries": []}
+        if op == "DescribeScalableTargets":
+            return {"ScalableTargets": []}
+        if op.startswith("List"):
+            return {}
+        return {}

@@ -1,0 +1,109 @@
+"""What a deployment is: names, sizes and options, derived from one deployment name.
+
+Every resource is named from ``name`` (default ``credit-explainer``) and tagged
+``credit-explainer:deployment=<name>``, so two deployments in one account never
+touch each other and ``destroy`` finds exactly what ``deploy`` made.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Final
+
+#: The one production variant of the endpoint.
+VARIANT: Final = "AllTraffic"
+#: Files whose content decides the image tag (same sources, same tag: no rebuild).
+IMAGE_INPUTS: Final = ("container", "pyproject.toml", "model_src", "client")
+SOURCE_DIR: Final = "model_src"
+ENTRY_POINT: Final = "entry_point.py"
+
+
+def utc_stamp() -> str:
+    return time.strftime("%Y%m%d-%H%M%S", time.gmtime())
+
+
+def repo_root() -> Path:
+    """The project checkout (container/, model_src/, template.yaml live there)."""
+    here = Path(__file__).resolve()
+    for parent in here.parents:
+        if (parent / "pyproject.toml").is_file() and (parent / "model_src").is_dir():
+            return parent
+    return Path.cwd()
+
+
+@dataclass(frozen=True, kw_only=True)
+class DeployConfig:
+    name: str = "credit-explainer"
+    root: Path = field(default_factory=repo_root)
+    stamp: str = field(default_factory=utc_stamp)
+    # storage and identity
+    bucket: str | None = None
+    role_arn: str | None = None
+    # image: None = our image in ECR (built by `deploy build-image`)
+    image_uri: str | None = None
+    framework_image: bool = False
+    # training
+    data: str | None = None
+    train_instance_type: str = "ml.m5.large"
+    train_volume_gb: int = 10
+    max_runtime_seconds: int = 3600
+    hyperparameters: dict[str, str] = field(default_factory=dict)
+    model_data: str | None = None
+    # hosting
+    instance_type: str = "ml.m5.large"
+    instance_count: int = 1
+    serverless: bool = False
+    serverless_memory_mb: int = 2048
+    serverless_max_concurrency: int = 5
+    min_instances: int | None = None
+    max_instances: int = 4
+    invocations_per_instance: float = 100.0
+    # API
+    stack_name: str | None = None
+    sam_parameters: tuple[str, ...] = ()
+
+    # ------------------------------------------------------------------ names ----
+    @property
+    def endpoint_name(self) -> str:
+        return self.name
+
+    @property
+    def prefix(self) -> str:
+        """S3 key prefix holding everything of this deployment."""
+        return self.name
+
+    @property
+    def repository(self) -> str:
+        return self.name
+
+    @property
+    def role_name(self) -> str:
+        return f"{self.name}-sagemaker"
+
+    @property
+    def stack(self) -> str:
+        return self.stack_name or self.name
+
+    def versioned(self, kind: str = "") -> str:
+        """``<name>[-kind]-<UTC stamp>``: names of training jobs, models, endpoint configs."""
+        middle = f"-{kind}" if kind else ""
+        return f"{self.name}{middle}-{self.stamp}"[:63]
+
+    def bucket_for(self, account: str, region: str) -> str:
+        return self.bucket or f"{self.name}-{account}-{region}"
+
+    def image_tag(self) -> str:
+        """Content hash of everything that goes into the image."""
+        digest = hashlib.sha256()
+        for top in IMAGE_INPUTS:
+            path = self.root / top
+            files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
+            for file in files:
+                if "__pycache__" in file.parts or file.suffix == ".pyc" or not file.exists():
+                    continue
+                digest.update(str(file.relative_to(self.root)).encode())
+                digest.update(file.read_bytes())
+        return "src-" + digest.hexdigest()[:16]

@@ -1,0 +1,117 @@
+"""The deploy/batch/destroy commands: --help, --dry-run plans, refusals, exit codes."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from credit_explainer.cli import build_parser, main
+
+DATA = "s3://b/credit-explainer/models/j/output/model.tar.gz"
+IMAGE = "111122223333.dkr.ecr.eu-west-1.amazonaws.com/credit-explainer:src-1"
+CREATE_ENDPOINT = ["deploy", "create-endpoint", "--dry-run", "--region", "eu-west-1"]
+CREATE_ENDPOINT += ["--model-data", DATA, "--image-uri", IMAGE, "--instance-count"]
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["deploy"],
+        ["deploy", "build-image"],
+        ["deploy", "train"],
+        ["deploy", "create-endpoint"],
+        ["deploy", "deploy-api"],
+        ["batch"],
+        ["destroy"],
+    ],
+)
+def test_every_command_has_help(argv, capsys):
+    with pytest.raises(SystemExit) as info:
+        build_parser().parse_args([*argv, "--help"])
+    assert info.value.code == 0
+    assert "--dry-run" in capsys.readouterr().out
+
+
+def test_create_endpoint_dry_run_prints_every_request_and_sends_none(capsys):
+    code = main(
+        [
+            *CREATE_ENDPOINT,
+            "2",
+        ]
+    )
+    out = capsys.readouterr().out
+    assert code == 0
+    calls = [line.split(None, 3) for line in out.splitlines() if line.strip().startswith("aws ")]
+    ops = [f"{c[1]} {c[2]}" for c in calls]
+    assert ops == [
+        "sts GetCallerIdentity",
+        "s3 HeadBucket",
+        "s3 CreateBucket",
+        "s3 PutPublicAccessBlock",
+        "s3 PutBucketTagging",
+        "iam GetRole",
+        "iam CreateRole",
+        "iam PutRolePolicy",
+        "sagemaker CreateModel",
+        "sagemaker CreateEndpointConfig",
+        "sagemaker DescribeEndpoint",
+        "sagemaker CreateEndpoint",
+        "sagemaker DescribeEndpoint",
+        "application-autoscaling RegisterScalableTarget",
+        "application-autoscaling PutScalingPolicy",
+    ]
+    config = json.loads(calls[ops.index("sagemaker CreateEndpointConfig")][3])
+    assert config["ProductionVariants"][0]["InitialInstanceCount"] == 2
+    policy = json.loads(json.loads(calls[ops.index("iam PutRolePolicy")][3])["PolicyDocument"])
+    resources = [s["Resource"] for s in policy["Statement"]]
+    assert "arn:aws:s3:::credit-explainer-123456789012-eu-west-1/credit-explainer/*" in resources
+
+
+def test_dry_run_still_validates_parameters_against_the_service_model(capsys):
+    code = main(
+        [
+            *CREATE_ENDPOINT,
+            "0",
+        ]
+    )
+    assert code == 1  # InitialInstanceCount has a minimum of 1 in the SageMaker model
+    assert "InitialInstanceCount" in capsys.readouterr().err
+
+
+def test_batch_dry_run(capsys):
+    code = main(
+        [
+            "batch",
+            "s3://in/applicants.jsonl",
+            "s3://out/",
+            "--dry-run",
+            "--region",
+            "eu-west-1",
+            "--model-name",
+            "credit-explainer-20261125-090000",
+        ]
+    )
+    out = capsys.readouterr().out
+    assert code == 0
+    line = next(x for x in out.splitlines() if "CreateTransformJob" in x)
+    request = json.loads(line.split("CreateTransformJob", 1)[1])
+    assert request["TransformInput"]["ContentType"] == "application/jsonlines"
+    assert request["TransformOutput"]["Accept"] == "application/jsonlines"
+
+
+def test_batch_refuses_local_paths(capsys):
+    assert main(["batch", "in.csv", "s3://out/", "--dry-run", "--region", "eu-west-1"]) == 1
+    assert "must be s3:// URIs" in capsys.readouterr().err
+
+
+def test_destroy_needs_yes(capsys):
+    assert main(["destroy", "--region", "eu-west-1"]) == 2
+    assert "--yes" in capsys.readouterr().err
+
+
+def test_no_region_is_a_clear_error(capsys, monkeypatch):
+    for var in ("AWS_REGION", "AWS_DEFAULT_REGION"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("AWS_CONFIG_FILE", "/nonexistent")
+    assert main(["deploy", "deploy-api"]) == 1
+    assert "no AWS region" in capsys.readouterr().err
