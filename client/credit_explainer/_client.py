@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import time
 from types import TracebackType
-from typing import Any, Self
+from typing import Any, Generic, Self, TypeVar
 
 import httpx
 from credit_schema import Applicant
@@ -45,7 +45,54 @@ _sleep = time.sleep
 _async_sleep = asyncio.sleep
 
 
-class CreditExplainerClient:
+HttpT = TypeVar("HttpT", httpx.Client, httpx.AsyncClient)
+
+
+class _ClientBase(Generic[HttpT]):
+    """What both clients share beyond :class:`ClientCore`: accessors and the score_many plan."""
+
+    _core: ClientCore
+    _http: HttpT
+
+    @property
+    def base_url(self) -> str:
+        return self._core.base_url
+
+    @property
+    def retry_policy(self) -> RetryPolicy:
+        return self._core.retry_policy
+
+    @property
+    def is_closed(self) -> bool:
+        return self._http.is_closed
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.base_url}>"
+
+    def _plan(
+        self,
+        applicants: ApplicantsLike,
+        batch_size: int | None,
+        on_error: OnError,
+        progress: ProgressCallback | None,
+    ) -> ScoreManyPlan:
+        return plan_score_many(
+            applicants,
+            batch_size=batch_size or self._core.batch_size,
+            on_error=on_error,
+            progress=progress,
+        )
+
+    def _score_request(self, batch: Batch) -> httpx.Request:
+        return self._http.build_request(
+            "POST",
+            SCORE_PATH,
+            content=self._core.score_body(batch.applicants),
+            headers=self._core.score_headers(),
+        )
+
+
+class CreditExplainerClient(_ClientBase[httpx.Client]):
     """A synchronous client of the credit-explainer scoring API.
 
     ``url`` is the API's base URL (with its stage, e.g.
@@ -84,23 +131,11 @@ class CreditExplainerClient:
         )
         self._http = httpx.Client(transport=transport, **self._core.client_options())
 
-    @property
-    def base_url(self) -> str:
-        return self._core.base_url
-
-    @property
-    def retry_policy(self) -> RetryPolicy:
-        return self._core.retry_policy
-
     # -- lifecycle ---------------------------------------------------------------------------
 
     def close(self) -> None:
         """Close the connection pool."""
         self._http.close()
-
-    @property
-    def is_closed(self) -> bool:
-        return self._http.is_closed
 
     def __enter__(self) -> Self:
         return self
@@ -112,9 +147,6 @@ class CreditExplainerClient:
         tb: TracebackType | None,
     ) -> None:
         self.close()
-
-    def __repr__(self) -> str:
-        return f"<CreditExplainerClient {self.base_url}>"
 
     # -- the API -----------------------------------------------------------------------------
 
@@ -139,17 +171,12 @@ class CreditExplainerClient:
         errors (transport and authentication errors are raised in any mode).
         ``progress(done, total)`` is called after each batch.
         """
-        plan = plan_score_many(
-            applicants,
-            batch_size=batch_size or self._core.batch_size,
-            on_error=on_error,
-            progress=progress,
-        )
+        plan = self._plan(applicants, batch_size, on_error, progress)
         return self._drive(plan)
 
     def health(self) -> dict[str, Any]:
         """``GET /health``: the API's view of the model endpoint (raises on 503)."""
-        return self._core.parse_json(self._send("GET", HEALTH_PATH))
+        return self._core.parse_json(self._send(self._http.build_request("GET", HEALTH_PATH)))
 
     # -- I/O ---------------------------------------------------------------------------------
 
@@ -168,23 +195,10 @@ class CreditExplainerClient:
             return result
 
     def _score_batch(self, batch: Batch) -> list[Score]:
-        response = self._send(
-            "POST",
-            SCORE_PATH,
-            content=self._core.score_body(batch.applicants),
-            headers=self._core.score_headers(),
-        )
+        response = self._send(self._score_request(batch))
         return self._core.parse_scores(response, batch.indices)
 
-    def _send(
-        self,
-        method: str,
-        path: str,
-        *,
-        content: bytes | None = None,
-        headers: dict[str, str] | None = None,
-    ) -> httpx.Response:
-        request = self._http.build_request(method, path, content=content, headers=headers)
+    def _send(self, request: httpx.Request) -> httpx.Response:
         retry = 0
         while True:
             cause: httpx.HTTPError | None = None
@@ -204,7 +218,7 @@ class CreditExplainerClient:
             retry += 1
 
 
-class AsyncCreditExplainerClient:
+class AsyncCreditExplainerClient(_ClientBase[httpx.AsyncClient]):
     """The asyncio twin of :class:`CreditExplainerClient` (same options, same results)."""
 
     def __init__(
@@ -232,23 +246,11 @@ class AsyncCreditExplainerClient:
         )
         self._http = httpx.AsyncClient(transport=transport, **self._core.client_options())
 
-    @property
-    def base_url(self) -> str:
-        return self._core.base_url
-
-    @property
-    def retry_policy(self) -> RetryPolicy:
-        return self._core.retry_policy
-
     async def aclose(self) -> None:
         """Close the connection pool."""
         await self._http.aclose()
 
     close = aclose
-
-    @property
-    def is_closed(self) -> bool:
-        return self._http.is_closed
 
     async def __aenter__(self) -> Self:
         return self
@@ -260,9 +262,6 @@ class AsyncCreditExplainerClient:
         tb: TracebackType | None,
     ) -> None:
         await self.aclose()
-
-    def __repr__(self) -> str:
-        return f"<AsyncCreditExplainerClient {self.base_url}>"
 
     async def score(self, applicant: ApplicantLike) -> Score:
         """Score one applicant (an ``Applicant``, a dict, or a pandas row)."""
@@ -278,12 +277,7 @@ class AsyncCreditExplainerClient:
         progress: ProgressCallback | None = None,
     ) -> ScoreResults:
         """See :meth:`CreditExplainerClient.score_many`."""
-        plan = plan_score_many(
-            applicants,
-            batch_size=batch_size or self._core.batch_size,
-            on_error=on_error,
-            progress=progress,
-        )
+        plan = self._plan(applicants, batch_size, on_error, progress)
         try:
             batch = next(plan)
             while True:
@@ -299,26 +293,13 @@ class AsyncCreditExplainerClient:
 
     async def health(self) -> dict[str, Any]:
         """``GET /health``: the API's view of the model endpoint (raises on 503)."""
-        return self._core.parse_json(await self._send("GET", HEALTH_PATH))
+        return self._core.parse_json(await self._send(self._http.build_request("GET", HEALTH_PATH)))
 
     async def _score_batch(self, batch: Batch) -> list[Score]:
-        response = await self._send(
-            "POST",
-            SCORE_PATH,
-            content=self._core.score_body(batch.applicants),
-            headers=self._core.score_headers(),
-        )
+        response = await self._send(self._score_request(batch))
         return self._core.parse_scores(response, batch.indices)
 
-    async def _send(
-        self,
-        method: str,
-        path: str,
-        *,
-        content: bytes | None = None,
-        headers: dict[str, str] | None = None,
-    ) -> httpx.Response:
-        request = self._http.build_request(method, path, content=content, headers=headers)
+    async def _send(self, request: httpx.Request) -> httpx.Response:
         retry = 0
         while True:
             cause: httpx.HTTPError | None = None
