@@ -43,6 +43,7 @@ from .payload import (
     to_records,
     validate_records,
 )
+from .requests import ScoreRequest
 from .responses import (
     CONTENT_TYPE_CSV,
     CONTENT_TYPE_JSON,
@@ -88,6 +89,7 @@ __all__ = [
     "PayloadError",
     "PayloadTooLargeError",
     "Row",
+    "ScoreRequest",
     "ScoreResponse",
     "ScoredApplicant",
     "UnsupportedMediaTypeError",
