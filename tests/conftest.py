@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import csv
+import io
+import json
 import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from credit_schema import FEATURES
 
 ROOT = Path(__file__).resolve().parents[1]
 #: The real Give Me Some Credit rows, beside the repository (never inside it).
@@ -112,3 +116,41 @@ def model_server(synthetic_model: Any) -> Iterator[Any]:
 
     with ModelServer(synthetic_model) as server:
         yield server
+
+
+def _csv(applicants: list[dict[str, Any]], header: bool) -> str:
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    if header:
+        writer.writerow(FEATURES)
+    for a in applicants:
+        writer.writerow(["" if a[f] is None else a[f] for f in FEATURES])
+    return out.getvalue()
+
+
+def payloads(apps: list[dict[str, Any]]) -> dict[str, tuple[str | bytes, str]]:
+    records = json.dumps(apps)
+    return {
+        "records": (records, "application/json"),
+        "records-charset": (records.encode(), "application/json; charset=utf-8"),
+        "double-encoded": (json.dumps(records), "application/json"),
+        "columns": (
+            json.dumps({f: {str(i): a[f] for i, a in enumerate(apps)} for f in FEATURES}),
+            "application/json",
+        ),
+        "index": (json.dumps({str(i): a for i, a in enumerate(apps)}), "application/json"),
+        "split": (
+            json.dumps(
+                {
+                    "columns": list(FEATURES),
+                    "index": list(range(len(apps))),
+                    "data": [[a[f] for f in FEATURES] for a in apps],
+                }
+            ),
+            "application/json",
+        ),
+        "instances": (json.dumps({"instances": apps}), "application/json"),
+        "csv-header": (_csv(apps, True), "text/csv"),
+        "csv-no-header": (_csv(apps, False).encode(), "text/csv"),
+        "jsonlines": ("\n".join(json.dumps(a) for a in apps) + "\n", "application/jsonlines"),
+    }

@@ -9,9 +9,8 @@ import boto3
 import httpx
 import pytest
 from botocore.config import Config
+from conftest import payloads
 from credit_model.handlers import transform
-
-from tests.unit.test_handlers import payloads
 
 
 def test_ping(model_server: Any, synthetic_model: Any) -> None:

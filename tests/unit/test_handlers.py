@@ -9,6 +9,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from conftest import payloads
 from credit_model.handlers import (
     CONTENT_TYPE_JSONLINES,
     ExplanationError,
@@ -25,44 +26,6 @@ from credit_schema import (
     ModelResponse,
     PayloadError,
 )
-
-
-def _csv(applicants: list[dict[str, Any]], header: bool) -> str:
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
-    if header:
-        writer.writerow(FEATURES)
-    for a in applicants:
-        writer.writerow(["" if a[f] is None else a[f] for f in FEATURES])
-    return out.getvalue()
-
-
-def payloads(apps: list[dict[str, Any]]) -> dict[str, tuple[str | bytes, str]]:
-    records = json.dumps(apps)
-    return {
-        "records": (records, "application/json"),
-        "records-charset": (records.encode(), "application/json; charset=utf-8"),
-        "double-encoded": (json.dumps(records), "application/json"),
-        "columns": (
-            json.dumps({f: {str(i): a[f] for i, a in enumerate(apps)} for f in FEATURES}),
-            "application/json",
-        ),
-        "index": (json.dumps({str(i): a for i, a in enumerate(apps)}), "application/json"),
-        "split": (
-            json.dumps(
-                {
-                    "columns": list(FEATURES),
-                    "index": list(range(len(apps))),
-                    "data": [[a[f] for f in FEATURES] for a in apps],
-                }
-            ),
-            "application/json",
-        ),
-        "instances": (json.dumps({"instances": apps}), "application/json"),
-        "csv-header": (_csv(apps, True), "text/csv"),
-        "csv-no-header": (_csv(apps, False).encode(), "text/csv"),
-        "jsonlines": ("\n".join(json.dumps(a) for a in apps) + "\n", CONTENT_TYPE_JSONLINES),
-    }
 
 
 def test_every_input_shape_gives_identical_numbers(

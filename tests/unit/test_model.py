@@ -11,14 +11,13 @@ from typing import Any
 import numpy as np
 import pytest
 import shap
+from conftest import require_real_data
 from credit_model import artifacts
 from credit_model.data import DataError, load_csv, split_xy
 from credit_model.explain import ShapTreeExplainer, split_pipeline
 from credit_model.synth import generate
 from credit_model.train import METRIC_DEFINITIONS, Hyperparameters, main, train
 from credit_schema import FEATURES, TARGET
-
-from tests.conftest import require_real_data
 
 
 def test_synthetic_data_looks_like_the_real_thing() -> None:
