@@ -27,7 +27,7 @@ _SOURCE_EXCLUDES: Final = frozenset({"__pycache__", ".pytest_cache", ".mypy_cach
 # ------------------------------------------------------------------- bucket ------
 def ensure_bucket(aws: Aws, cfg: DeployConfig) -> str:
     """The deployment's bucket: used if it exists, else created private and tagged."""
-    bucket = cfg.bucket_for(aws.account, aws.region)
+    bucket = cfg.bucket or cfg.bucket_for(aws.account, aws.region)
     if aws.exists("s3", "head_bucket", ("404", "NoSuchBucket", "NotFound"), Bucket=bucket):
         aws.say(f"    bucket s3://{bucket} exists: using it")
         return bucket
