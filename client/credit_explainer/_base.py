@@ -1,0 +1,324 @@
+"""The one implementation behind the sync and async clients.
+
+Everything except the I/O lives here: configuration, request building,
+response parsing, the conversion of foreign errors, the retry decision, and the
+``score_many`` batching plan (a generator the two clients drive, each with its
+own send). The clients only send requests and sleep.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import platform
+from collections import deque
+from collections.abc import Callable, Generator, Sequence
+from dataclasses import dataclass
+from typing import Any, Final, Literal
+
+import httpx
+from credit_schema import (
+    CONTENT_TYPE_JSON,
+    Applicant,
+    ErrorDetail,
+    ScoreResponse,
+)
+from pydantic import ValidationError as PydanticValidationError
+
+from ._config import (
+    API_KEY_ENV,
+    DEFAULT_RETRY_POLICY,
+    URL_ENV,
+    RetryPolicy,
+)
+from ._exceptions import (
+    APIResponseError,
+    APIStatusError,
+    AuthenticationError,
+    ConnectError,
+    CreditExplainerError,
+    NotFoundError,
+    PayloadTooLargeError,
+    TimeoutError,
+    TransportError,
+    ValidationError,
+    error_for_response,
+)
+from ._inputs import (
+    ApplicantsLike,
+    describe,
+    invalid_applicants_error,
+    records_and_labels,
+    validate_applicants,
+)
+from ._models import ADDITIVITY_TOLERANCE, Failure, Score, ScoreResults
+from ._version import __version__
+
+logger = logging.getLogger("credit_explainer")
+
+SCORE_PATH: Final = "/score"
+HEALTH_PATH: Final = "/health"
+USER_AGENT: Final = (
+    f"credit-explainer-python/{__version__} httpx/{httpx.__version__} "
+    f"python/{platform.python_version()}"
+)
+
+OnError = Literal["raise", "collect"]
+#: ``progress(done, total)``: called after every batch with the inputs handled so far.
+ProgressCallback = Callable[[int, int], None]
+
+
+class ClientCore:
+    """Configuration and the I/O-free halves of every call, shared by both clients."""
+
+    def __init__(
+        self,
+        url: str | None,
+        *,
+        api_key: str | None,
+        timeout: float | httpx.Timeout | None,
+        max_retries: int | None,
+        retry_policy: RetryPolicy | None,
+        batch_size: int,
+        headers: dict[str, str] | None,
+        check_additivity: bool,
+    ) -> None:
+        url = url or os.environ.get(URL_ENV)
+        if not url:
+            raise ValueError(
+                f"no API URL: pass url=... or set {URL_ENV} "
+                "(for the local stack, the URL `credit-explainer up` prints)"
+            )
+        if batch_size < 1:
+            raise ValueError("batch_size must be at least 1")
+        self.base_url = url.rstrip("/")
+        api_key = api_key if api_key is not None else os.environ.get(API_KEY_ENV) or None
+        self.timeout = timeout if isinstance(timeout, httpx.Timeout) else httpx.Timeout(timeout)
+        policy = retry_policy or DEFAULT_RETRY_POLICY
+        self.retry_policy = policy if max_retries is None else policy.with_max_retries(max_retries)
+        self.batch_size = batch_size
+        self.check_additivity = check_additivity
+        self.headers: dict[str, str] = {
+            "user-agent": USER_AGENT,
+            "accept": CONTENT_TYPE_JSON,
+            **(headers or {}),
+        }
+        if api_key:
+            self.headers["x-api-key"] = api_key  # API Gateway's API key header
+
+    def client_options(self) -> dict[str, Any]:
+        """Keyword arguments for the ``httpx.Client`` / ``httpx.AsyncClient``."""
+        return {"base_url": self.base_url, "headers": self.headers, "timeout": self.timeout}
+
+    # -- requests ----------------------------------------------------------------------------
+
+    @staticmethod
+    def score_body(applicants: Sequence[Applicant]) -> bytes:
+        """The canonical request: ``{"instances": [{wire name: value, ...}, ...]}``."""
+        instances = [a.model_dump(by_alias=True) for a in applicants]
+        return json.dumps({"instances": instances}, allow_nan=False).encode()
+
+    @staticmethod
+    def score_headers() -> dict[str, str]:
+        return {"content-type": CONTENT_TYPE_JSON}
+
+    # -- responses ---------------------------------------------------------------------------
+
+    def parse_scores(self, response: httpx.Response, indices: Sequence[int]) -> list[Score]:
+        """A 2xx ``POST /score`` response -> one :class:`Score` per applicant sent."""
+        try:
+            body = ScoreResponse.model_validate_json(response.content)
+        except PydanticValidationError as exc:
+            raise APIResponseError(
+                f"the API's response is not a ScoreResponse: {exc.error_count()} problem(s), "
+                f"first: {exc.errors()[0]['msg']}",
+                response=response,
+            ) from exc
+        if len(body.results) != len(indices):
+            raise APIResponseError(
+                f"sent {len(indices)} applicant(s), the API answered {len(body.results)}",
+                response=response,
+            )
+        scores: list[Score] = []
+        for position, result in zip(
+            indices, sorted(body.results, key=lambda r: r.index), strict=True
+        ):
+            score = Score.model_construct(
+                **{name: getattr(result, name) for name in type(result).model_fields},
+                model_version=body.model_version,
+                request_id=body.request_id,
+            )
+            score.index = position
+            if self.check_additivity:
+                score.check(ADDITIVITY_TOLERANCE)
+            scores.append(score)
+        return scores
+
+    @staticmethod
+    def parse_json(response: httpx.Response) -> dict[str, Any]:
+        try:
+            data = response.json()
+        except ValueError as exc:
+            raise APIResponseError("the API's response is not JSON", response=response) from exc
+        if not isinstance(data, dict):
+            raise APIResponseError("the API's response is not a JSON object", response=response)
+        return data
+
+    # -- errors and retries ------------------------------------------------------------------
+
+    @staticmethod
+    def convert(exc: httpx.HTTPError) -> CreditExplainerError:
+        """The one boundary where httpx's errors become ours (callers add ``from exc``)."""
+        where = f" ({exc.request.method} {exc.request.url})" if _has_request(exc) else ""
+        if isinstance(exc, httpx.TimeoutException):
+            kind = type(exc).__name__.replace("Timeout", " timeout").lower()
+            return TimeoutError(f"{kind}{where}: {exc}")
+        if isinstance(exc, httpx.NetworkError | httpx.RemoteProtocolError):
+            return ConnectError(f"cannot reach the API{where}: {exc}")
+        return TransportError(f"request failed{where}: {exc}")
+
+    def retry_delay(
+        self, retry: int, error: CreditExplainerError, cause: BaseException | None
+    ) -> float | None:
+        """Seconds to wait before retrying after ``error``, or None: do not retry."""
+        if isinstance(error, APIStatusError):
+            if error.status not in self.retry_policy.retry_statuses:
+                return None
+            return self.retry_policy.delay(retry, error.retry_after)
+        if isinstance(error, ConnectError) or isinstance(
+            cause, httpx.ConnectTimeout | httpx.PoolTimeout
+        ):
+            return self.retry_policy.delay(retry, None)
+        return None  # read/write timeouts and the rest: the request may have been processed
+
+    @staticmethod
+    def log_retry(
+        request: httpx.Request,
+        error: CreditExplainerError,
+        delay: float,
+        retry: int,
+        max_retries: int,
+    ) -> None:
+        reason = str(error.status) if isinstance(error, APIStatusError) else type(error).__name__
+        logger.info(
+            "retrying %s %s in %.2f s after %s (retry %d of %d)",
+            request.method,
+            request.url.path,
+            delay,
+            reason,
+            retry + 1,
+            max_retries,
+        )
+
+    @staticmethod
+    def error_for(response: httpx.Response) -> APIStatusError:
+        return error_for_response(response)
+
+
+def _has_request(exc: httpx.HTTPError) -> bool:
+    try:
+        exc.request  # noqa: B018 - raises RuntimeError when unset
+    except RuntimeError:
+        return False
+    return True
+
+
+# -- score_many: the batching plan ---------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Batch:
+    """Applicants to send in one request, with their positions in the caller's input."""
+
+    indices: list[int]
+    applicants: list[Applicant]
+
+
+Outcome = list[Score] | CreditExplainerError
+ScoreManyPlan = Generator[Batch, Outcome, ScoreResults]
+
+#: Errors after which no other batch can succeed either: stop and raise, in any mode.
+_FATAL = (TransportError, AuthenticationError, NotFoundError, APIResponseError)
+
+
+def plan_score_many(
+    applicants: ApplicantsLike,
+    *,
+    batch_size: int,
+    on_error: OnError,
+    progress: ProgressCallback | None,
+) -> ScoreManyPlan:
+    """Validate, batch, and assemble ``score_many``'s result; yields batches to send.
+
+    The driver sends each yielded :class:`Batch` and sends back the scores or
+    the error. A 413 splits the batch in two and tries again; a 422 from the API
+    in ``collect`` mode marks the applicants it names as failed and resends the
+    rest; other API errors fail the batch (``collect``) or are raised (``raise``).
+    Transport and authentication errors are always raised.
+    """
+    if on_error not in ("raise", "collect"):
+        raise ValueError("on_error must be 'raise' or 'collect'")
+    if batch_size < 1:
+        raise ValueError("batch_size must be at least 1")
+    records, labels = records_and_labels(applicants)
+    total = len(records)
+    validated, problems = validate_applicants(records)
+    if problems and on_error == "raise":
+        raise invalid_applicants_error(problems, total)
+    items: list[Score | Failure | None] = [None] * total
+    for i, details in problems.items():
+        if i >= 0:
+            items[i] = Failure(i, describe(details), details, None, "validation_error")
+    done = sum(1 for x in items if x is not None)
+    if progress is not None:
+        progress(done, total)
+
+    good = [i for i, a in enumerate(validated) if a is not None]
+    queue: deque[list[int]] = deque(
+        good[start : start + batch_size] for start in range(0, len(good), batch_size)
+    )
+    while queue:
+        idx = queue.popleft()
+        outcome = yield Batch(idx, [validated[i] for i in idx])  # type: ignore[misc]
+        if isinstance(outcome, list):
+            for score in outcome:
+                items[score.index] = score
+            done += len(idx)
+        elif isinstance(outcome, PayloadTooLargeError) and len(idx) > 1:
+            mid = len(idx) // 2
+            logger.info("413 for a batch of %d: splitting it in two", len(idx))
+            queue.appendleft(idx[mid:])
+            queue.appendleft(idx[:mid])
+            continue
+        elif on_error == "raise" or isinstance(outcome, _FATAL):
+            raise outcome
+        elif isinstance(outcome, ValidationError) and _names_applicants(outcome, len(idx)):
+            by_position: dict[int, list[ErrorDetail]] = {}
+            for d in outcome.errors:
+                assert d.applicant is not None
+                by_position.setdefault(d.applicant, []).append(
+                    d.model_copy(update={"applicant": idx[d.applicant]})
+                )
+            for j, details in by_position.items():
+                items[idx[j]] = Failure(idx[j], describe(details), details, 422, outcome.code)
+            rest = [i for j, i in enumerate(idx) if j not in by_position]
+            if rest:
+                queue.appendleft(rest)
+            done += len(by_position)
+        else:
+            status = outcome.status if isinstance(outcome, APIStatusError) else None
+            code = outcome.code if isinstance(outcome, APIStatusError) else None
+            for i in idx:
+                items[i] = Failure(i, str(outcome), [], status, code)
+            done += len(idx)
+        if progress is not None:
+            progress(done, total)
+    assert all(x is not None for x in items)
+    return ScoreResults([x for x in items if x is not None], labels)
+
+
+def _names_applicants(error: ValidationError, n: int) -> bool:
+    return bool(error.errors) and all(
+        d.applicant is not None and 0 <= d.applicant < n for d in error.errors
+    )

@@ -1,0 +1,319 @@
+"""``CreditExplainerClient`` and ``AsyncCreditExplainerClient``: the scoring API from Python.
+
+::
+
+    from credit_explainer import CreditExplainerClient
+
+    with CreditExplainerClient("http://127.0.0.1:3000") as client:   # or CREDIT_EXPLAINER_URL
+        score = client.score(applicant)
+        print(score.top(3), score.reasons(cutoff=0.2))
+
+Both clients share :class:`~credit_explainer._base.ClientCore` (request
+building, response parsing, errors, the retry decision, the batching plan);
+each adds only its I/O: send and sleep.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from types import TracebackType
+from typing import Any, Generic, Self, TypeVar
+
+import httpx
+from credit_schema import Applicant
+
+from ._base import (
+    HEALTH_PATH,
+    SCORE_PATH,
+    Batch,
+    ClientCore,
+    OnError,
+    ProgressCallback,
+    ScoreManyPlan,
+    plan_score_many,
+)
+from ._config import DEFAULT_BATCH_SIZE, DEFAULT_TIMEOUT, RetryPolicy
+from ._exceptions import CreditExplainerError
+from ._inputs import ApplicantLike, ApplicantsLike, validate_one
+from ._models import Score, ScoreResults
+
+__all__ = ["AsyncCreditExplainerClient", "CreditExplainerClient"]
+
+# Module-level so tests of the retry timing can record the waits instead of waiting.
+_sleep = time.sleep
+_async_sleep = asyncio.sleep
+
+
+HttpT = TypeVar("HttpT", httpx.Client, httpx.AsyncClient)
+
+
+class _ClientBase(Generic[HttpT]):
+    """What both clients share beyond :class:`ClientCore`: accessors and the score_many plan."""
+
+    _core: ClientCore
+    _http: HttpT
+
+    @property
+    def base_url(self) -> str:
+        return self._core.base_url
+
+    @property
+    def retry_policy(self) -> RetryPolicy:
+        return self._core.retry_policy
+
+    @property
+    def is_closed(self) -> bool:
+        return self._http.is_closed
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.base_url}>"
+
+    def _plan(
+        self,
+        applicants: ApplicantsLike,
+        batch_size: int | None,
+        on_error: OnError,
+        progress: ProgressCallback | None,
+    ) -> ScoreManyPlan:
+        return plan_score_many(
+            applicants,
+            batch_size=batch_size or self._core.batch_size,
+            on_error=on_error,
+            progress=progress,
+        )
+
+    def _score_request(self, batch: Batch) -> httpx.Request:
+        return self._http.build_request(
+            "POST",
+            SCORE_PATH,
+            content=self._core.score_body(batch.applicants),
+            headers=self._core.score_headers(),
+        )
+
+
+class CreditExplainerClient(_ClientBase[httpx.Client]):
+    """A synchronous client of the credit-explainer scoring API.
+
+    ``url`` is the API's base URL (with its stage, e.g.
+    ``https://abc123.execute-api.eu-west-1.amazonaws.com/Prod``; the local stack's
+    ``http://127.0.0.1:3000``), else ``$CREDIT_EXPLAINER_URL``; ``api_key`` is
+    sent as ``x-api-key``, else ``$CREDIT_EXPLAINER_API_KEY``. ``timeout`` is a
+    float or an :class:`httpx.Timeout`; ``max_retries`` retries after 429, 503 and
+    connection errors (:class:`RetryPolicy` for the rest of the policy).
+    ``batch_size`` is ``score_many``'s applicants per request. ``transport``
+    replaces httpx's network transport (tests, proxies). Applicants are
+    validated locally first; every explanation is checked to add up.
+    """
+
+    def __init__(
+        self,
+        url: str | None = None,
+        *,
+        api_key: str | None = None,
+        timeout: float | httpx.Timeout | None = DEFAULT_TIMEOUT,
+        max_retries: int | None = None,
+        retry_policy: RetryPolicy | None = None,
+        batch_size: int = DEFAULT_BATCH_SIZE,
+        headers: dict[str, str] | None = None,
+        check_additivity: bool = True,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        self._core = ClientCore(
+            url,
+            api_key=api_key,
+            timeout=timeout,
+            max_retries=max_retries,
+            retry_policy=retry_policy,
+            batch_size=batch_size,
+            headers=headers,
+            check_additivity=check_additivity,
+        )
+        self._http = httpx.Client(transport=transport, **self._core.client_options())
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Close the connection pool."""
+        self._http.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    # -- the API -----------------------------------------------------------------------------
+
+    def score(self, applicant: ApplicantLike) -> Score:
+        """Score one applicant (an ``Applicant``, a dict, or a pandas row)."""
+        one = validate_one(applicant)
+        return self._score_batch(Batch([0], [one]))[0]
+
+    def score_many(
+        self,
+        applicants: ApplicantsLike,
+        *,
+        batch_size: int | None = None,
+        on_error: OnError = "raise",
+        progress: ProgressCallback | None = None,
+    ) -> ScoreResults:
+        """Score a list or DataFrame of applicants in batches; results in input order.
+
+        ``on_error="raise"`` refuses the whole input if any applicant is invalid
+        (nothing is sent) and raises the first API error; ``"collect"`` scores
+        what it can and returns the rest as :class:`Failure` items with their
+        errors (transport and authentication errors are raised in any mode).
+        ``progress(done, total)`` is called after each batch.
+        """
+        plan = self._plan(applicants, batch_size, on_error, progress)
+        return self._drive(plan)
+
+    def health(self) -> dict[str, Any]:
+        """``GET /health``: the API's view of the model endpoint (raises on 503)."""
+        return self._core.parse_json(self._send(self._http.build_request("GET", HEALTH_PATH)))
+
+    # -- I/O ---------------------------------------------------------------------------------
+
+    def _drive(self, plan: ScoreManyPlan) -> ScoreResults:
+        try:
+            batch = next(plan)
+            while True:
+                outcome: list[Score] | CreditExplainerError
+                try:
+                    outcome = self._score_batch(batch)
+                except CreditExplainerError as exc:
+                    outcome = exc
+                batch = plan.send(outcome)
+        except StopIteration as stop:
+            result: ScoreResults = stop.value
+            return result
+
+    def _score_batch(self, batch: Batch) -> list[Score]:
+        response = self._send(self._score_request(batch))
+        return self._core.parse_scores(response, batch.indices)
+
+    def _send(self, request: httpx.Request) -> httpx.Response:
+        retry = 0
+        while True:
+            cause: httpx.HTTPError | None = None
+            try:
+                response = self._http.send(request)
+            except httpx.HTTPError as exc:
+                cause, error = exc, self._core.convert(exc)
+            else:
+                if not response.is_error:
+                    return response
+                error = self._core.error_for(response)
+            delay = self._core.retry_delay(retry, error, cause)
+            if delay is None:
+                raise error from cause
+            self._core.log_retry(request, error, delay, retry, self.retry_policy.max_retries)
+            _sleep(delay)
+            retry += 1
+
+
+class AsyncCreditExplainerClient(_ClientBase[httpx.AsyncClient]):
+    """The asyncio twin of :class:`CreditExplainerClient` (same options, same results)."""
+
+    def __init__(
+        self,
+        url: str | None = None,
+        *,
+        api_key: str | None = None,
+        timeout: float | httpx.Timeout | None = DEFAULT_TIMEOUT,
+        max_retries: int | None = None,
+        retry_policy: RetryPolicy | None = None,
+        batch_size: int = DEFAULT_BATCH_SIZE,
+        headers: dict[str, str] | None = None,
+        check_additivity: bool = True,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        self._core = ClientCore(
+            url,
+            api_key=api_key,
+            timeout=timeout,
+            max_retries=max_retries,
+            retry_policy=retry_policy,
+            batch_size=batch_size,
+            headers=headers,
+            check_additivity=check_additivity,
+        )
+        self._http = httpx.AsyncClient(transport=transport, **self._core.client_options())
+
+    async def aclose(self) -> None:
+        """Close the connection pool."""
+        await self._http.aclose()
+
+    close = aclose
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    async def score(self, applicant: ApplicantLike) -> Score:
+        """Score one applicant (an ``Applicant``, a dict, or a pandas row)."""
+        one: Applicant = validate_one(applicant)
+        return (await self._score_batch(Batch([0], [one])))[0]
+
+    async def score_many(
+        self,
+        applicants: ApplicantsLike,
+        *,
+        batch_size: int | None = None,
+        on_error: OnError = "raise",
+        progress: ProgressCallback | None = None,
+    ) -> ScoreResults:
+        """See :meth:`CreditExplainerClient.score_many`."""
+        plan = self._plan(applicants, batch_size, on_error, progress)
+        try:
+            batch = next(plan)
+            while True:
+                outcome: list[Score] | CreditExplainerError
+                try:
+                    outcome = await self._score_batch(batch)
+                except CreditExplainerError as exc:
+                    outcome = exc
+                batch = plan.send(outcome)
+        except StopIteration as stop:
+            result: ScoreResults = stop.value
+            return result
+
+    async def health(self) -> dict[str, Any]:
+        """``GET /health``: the API's view of the model endpoint (raises on 503)."""
+        return self._core.parse_json(await self._send(self._http.build_request("GET", HEALTH_PATH)))
+
+    async def _score_batch(self, batch: Batch) -> list[Score]:
+        response = await self._send(self._score_request(batch))
+        return self._core.parse_scores(response, batch.indices)
+
+    async def _send(self, request: httpx.Request) -> httpx.Response:
+        retry = 0
+        while True:
+            cause: httpx.HTTPError | None = None
+            try:
+                response = await self._http.send(request)
+            except httpx.HTTPError as exc:
+                cause, error = exc, self._core.convert(exc)
+            else:
+                if not response.is_error:
+                    return response
+                error = self._core.error_for(response)
+            delay = self._core.retry_delay(retry, error, cause)
+            if delay is None:
+                raise error from cause
+            self._core.log_retry(request, error, delay, retry, self.retry_policy.max_retries)
+            await _async_sleep(delay)
+            retry += 1

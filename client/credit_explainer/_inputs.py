@@ -1,0 +1,120 @@
+"""Turn what callers hold (Applicant models, dicts, pandas rows and frames) into validated applicants.
+
+Validation is credit_schema's (the same code the API runs), so a bad applicant
+is refused here, naming its index and field, before anything is sent.
+NaN (pandas' marker for missing values) becomes null: allowed for
+``MonthlyIncome`` and ``NumberOfDependents``, refused elsewhere.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping
+from typing import Any, TypeAlias
+
+from credit_schema import Applicant, ApplicantValidationError, ErrorDetail, validate_records
+
+from ._exceptions import InvalidApplicantError
+
+__all__ = ["ApplicantLike", "ApplicantsLike", "as_record", "validate_applicants"]
+
+#: One applicant: a credit_schema ``Applicant``, a mapping of wire (or field) names to
+#: values, or a pandas ``Series`` (a DataFrame row).
+ApplicantLike: TypeAlias = Applicant | Mapping[str, Any] | Any
+#: Many applicants: an iterable of the above, or a pandas ``DataFrame``.
+ApplicantsLike: TypeAlias = Iterable[ApplicantLike] | Any
+
+
+def _clean(value: Any) -> Any:
+    item = getattr(value, "item", None)
+    if item is not None and type(value).__module__ == "numpy":
+        value = item()  # numpy scalar -> Python scalar
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    if type(value).__name__ in ("NAType", "NaTType"):  # pandas.NA / NaT
+        return None
+    return value
+
+
+def _is_series(obj: Any) -> bool:
+    return hasattr(obj, "dtype") and hasattr(obj, "index") and hasattr(obj, "items")
+
+
+def _is_frame(obj: Any) -> bool:
+    return hasattr(obj, "columns") and hasattr(obj, "index") and hasattr(obj, "itertuples")
+
+
+def as_record(obj: ApplicantLike) -> Any:
+    """One applicant as an ``Applicant`` or a plain dict ready for validation."""
+    if isinstance(obj, Applicant):
+        return obj
+    if isinstance(obj, Mapping):
+        return {str(k): _clean(v) for k, v in obj.items()}
+    if _is_series(obj):
+        return {str(k): _clean(v) for k, v in obj.items()}
+    return obj  # reported by validation with its index
+
+
+def records_and_labels(applicants: ApplicantsLike) -> tuple[list[Any], list[Any]]:
+    """Records to validate and the input's labels (a DataFrame's index, else positions)."""
+    if isinstance(applicants, Applicant | Mapping) or _is_series(applicants):
+        raise TypeError("score_many takes a list or DataFrame of applicants; use score() for one")
+    if _is_frame(applicants):
+        frame: Any = applicants
+        columns = [str(c) for c in frame.columns]
+        records = [
+            {name: _clean(v) for name, v in zip(columns, row, strict=True)}
+            for row in frame.itertuples(index=False, name=None)
+        ]
+        return records, list(frame.index)
+    records = [as_record(a) for a in applicants]
+    return records, list(range(len(records)))
+
+
+def validate_applicants(
+    records: list[Any],
+) -> tuple[list[Applicant | None], dict[int, list[ErrorDetail]]]:
+    """Validate every record: applicants (None where invalid) and the problems by index."""
+    try:
+        return list(validate_records(records)), {}
+    except ApplicantValidationError as exc:
+        problems: dict[int, list[ErrorDetail]] = {}
+        for d in exc.details:
+            problems.setdefault(-1 if d.applicant is None else d.applicant, []).append(d)
+    good = [i for i in range(len(records)) if i not in problems]
+    out: list[Applicant | None] = [None] * len(records)
+    if good:
+        for i, a in zip(good, validate_records([records[i] for i in good]), strict=True):
+            out[i] = a
+    return out, problems
+
+
+def validate_one(obj: ApplicantLike) -> Applicant:
+    record = as_record(obj)
+    if isinstance(record, Applicant):
+        return record
+    applicants, problems = validate_applicants([record])
+    if problems:
+        raise invalid_applicants_error(problems, 1)
+    applicant = applicants[0]
+    assert applicant is not None
+    return applicant
+
+
+def invalid_applicants_error(
+    problems: Mapping[int, list[ErrorDetail]], total: int
+) -> InvalidApplicantError:
+    details = [d for i in sorted(problems) for d in problems[i]]
+    bad = sorted(i for i in problems if i >= 0)
+    shown = ", ".join(str(i) for i in bad[:10]) + (", ..." if len(bad) > 10 else "")
+    noun = "problem" if len(details) == 1 else "problems"
+    return InvalidApplicantError(
+        f"{len(details)} {noun} in {len(bad)} of {total} applicant(s) (index {shown}); "
+        "nothing was sent",
+        details,
+    )
+
+
+def describe(details: Iterable[ErrorDetail]) -> str:
+    """Problems as one line: ``age: Input should be ...; DebtRatio: ...``."""
+    return "; ".join(f"{d.field}: {d.message}" if d.field else d.message for d in details)

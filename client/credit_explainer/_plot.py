@@ -1,0 +1,125 @@
+"""Charts of one explanation (matplotlib, the ``plot`` extra; imported only when used).
+
+Figures are built with :class:`matplotlib.figure.Figure` directly, not pyplot:
+no global state, no GUI backend, safe in servers and threads.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Final, Literal
+
+from ._render import _value
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+    from ._models import Score
+
+__all__ = ["plot_score"]
+
+UP_COLOR: Final = "#d62728"  # raises the risk
+DOWN_COLOR: Final = "#1f77b4"  # lowers the risk
+
+
+def _figure_class() -> type[Figure]:
+    try:
+        from matplotlib.figure import Figure
+    except ImportError as exc:
+        raise ImportError(
+            "plotting needs matplotlib: pip install 'credit-explainer[plot]'"
+        ) from exc
+    return Figure
+
+
+def plot_score(
+    score: Score,
+    path: str | Path | None = None,
+    *,
+    kind: Literal["waterfall", "bar"] = "waterfall",
+    max_features: int | None = None,
+    title: str | None = None,
+) -> Figure:
+    """Waterfall from the base value to the probability, or ranked bars of SHAP values.
+
+    Features beyond ``max_features`` are merged into one "other features" step.
+    Saved as PNG (150 dpi) when ``path`` is given; the figure is returned either way.
+    """
+    if kind not in ("waterfall", "bar"):
+        raise ValueError("kind must be 'waterfall' or 'bar'")
+    figure_class = _figure_class()
+    contributions = list(score.contributions)
+    n = (
+        len(contributions)
+        if max_features is None
+        else max(1, min(max_features, len(contributions)))
+    )
+    shown, hidden = contributions[:n], contributions[n:]
+    labels = [f"{c.feature} = {_value(c.value)}" for c in shown]
+    values = [c.shap_value for c in shown]
+    if hidden:
+        labels.append(f"{len(hidden)} other features")
+        values.append(sum(c.shap_value for c in hidden))
+    # Largest at the top: draw bottom-up from the smallest.
+    labels.reverse()
+    values.reverse()
+
+    fig = figure_class(figsize=(9.0, 0.45 * len(values) + 1.8), layout="constrained")
+    ax = fig.add_subplot()
+    colors = [UP_COLOR if v > 0 else DOWN_COLOR for v in values]
+    ys = list(range(len(values)))
+    if kind == "waterfall":
+        starts: list[float] = []
+        x = score.base_value
+        for v in values:
+            starts.append(x)
+            x += v
+        ax.barh(ys, values, left=starts, color=colors, height=0.6)
+        span = max(abs(v) for v in values) or 1.0
+        for y, start, v in zip(ys, starts, values, strict=True):
+            end = start + v
+            ax.text(
+                max(start, end) + 0.01 * span,
+                y,
+                f"{v:+.4f}",
+                va="center",
+                ha="left",
+                fontsize=8,
+            )
+        ax.axvline(score.base_value, color="grey", linestyle="--", linewidth=0.8)
+        ax.axvline(score.probability, color="black", linestyle="-", linewidth=0.8)
+        ax.set_xlabel(
+            f"probability of serious delinquency: base value {score.base_value:.4f} "
+            f"\u2192 {score.probability:.4f}"
+        )
+        lo = min(
+            [
+                score.base_value,
+                score.probability,
+                *starts,
+                *(s + v for s, v in zip(starts, values, strict=True)),
+            ]
+        )
+        hi = max(
+            [
+                score.base_value,
+                score.probability,
+                *starts,
+                *(s + v for s, v in zip(starts, values, strict=True)),
+            ]
+        )
+        pad = 0.15 * (hi - lo or 1.0)
+        ax.set_xlim(lo - pad * 0.3, hi + pad)
+    else:
+        ax.barh(ys, values, color=colors, height=0.6)
+        ax.axvline(0.0, color="black", linewidth=0.8)
+        ax.set_xlabel("SHAP value (contribution to the probability)")
+    ax.set_yticks(ys, labels, fontsize=9)
+    ax.spines[["top", "right"]].set_visible(False)
+    ax.set_title(
+        title or f"Why P(default) = {score.probability:.1%}  (red raises the risk, blue lowers it)",
+        fontsize=10,
+    )
+    if path is not None:
+        fig.savefig(Path(path), format="png", dpi=150)
+    return fig

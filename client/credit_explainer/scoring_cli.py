@@ -1,0 +1,433 @@
+"""``credit-explainer score``: score a whole file through the API.
+
+::
+
+    credit-explainer score --url http://127.0.0.1:3000 applicants.csv -o scored.csv
+
+Reads CSV (header optional, the Give Me Some Credit columns; an index/id column
+is carried through) or JSON lines (one applicant object per line), streams it
+through :meth:`CreditExplainerClient.score_many` in batches with a progress bar,
+and writes one row per applicant: probability, decision band, the principal
+reasons and every SHAP value. Rows that cannot be scored are never dropped:
+each is reported and written, with its error, to a rejects file next to the
+output. Exit status: 0 every row scored, 1 some rows rejected, 2 the run failed
+(API unreachable, wrong key, bad arguments).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import json
+import sys
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any, Final, Literal
+
+from credit_schema import FEATURES, FIELD_BY_ALIAS, TARGET, csv_records
+
+__all__ = ["register", "run"]
+
+Format = Literal["csv", "jsonl"]
+_JSONL_SUFFIXES: Final = frozenset({".jsonl", ".ndjson", ".jsonlines"})
+_INDEX_COLUMNS: Final = frozenset({"", "Unnamed: 0", "index", "Id", "id"})
+_KNOWN: Final = frozenset(FEATURES) | frozenset(FIELD_BY_ALIAS)
+#: Rows read and handed to score_many at a time (it batches them further).
+CHUNK_ROWS: Final = 2_000
+#: Rejected rows listed in the summary (all of them are in the rejects file).
+SHOWN_REJECTS: Final = 10
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser(
+        "score",
+        help="score a CSV or JSON-lines file of applicants through the API",
+        description=(
+            "Score every applicant of a file through the scoring API, in batches, with a "
+            "progress bar. Writes probability, decision, principal reasons and every SHAP value "
+            "per row; rows that cannot be scored go to a rejects file with their error. "
+            "Exit status: 0 all scored, 1 some rows rejected, 2 failed."
+        ),
+    )
+    p.add_argument("input", type=Path, help="applicants: .csv, or .jsonl/.ndjson (JSON lines)")
+    p.add_argument(
+        "-o",
+        "--output",
+        type=Path,
+        help="scored rows (.csv or .jsonl; default: INPUT's name with .scored before the suffix)",
+    )
+    p.add_argument(
+        "--rejects",
+        type=Path,
+        help="rows that could not be scored, with their error (default: OUTPUT.rejects.<suffix>)",
+    )
+    p.add_argument("--url", help="API base URL (default: $CREDIT_EXPLAINER_URL)")
+    p.add_argument("--api-key", help="API key (default: $CREDIT_EXPLAINER_API_KEY)")
+    p.add_argument("--input-format", choices=("csv", "jsonl"), help="default: from the suffix")
+    p.add_argument("--output-format", choices=("csv", "jsonl"), help="default: from the suffix")
+    p.add_argument("--batch-size", type=int, default=500, help="applicants per request (500)")
+    p.add_argument(
+        "--cutoff",
+        type=float,
+        default=None,
+        help="give reasons only for probabilities at or above this (default: every row)",
+    )
+    p.add_argument("--max-reasons", type=int, default=4, help="principal reasons per row (4)")
+    p.add_argument("--timeout", type=float, default=30.0, help="seconds per request (30)")
+    p.add_argument("--max-retries", type=int, default=3, help="retries on 429/503/connect (3)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=run)
+
+
+# -- reading ---------------------------------------------------------------------------------
+
+
+@dataclass
+class Chunk:
+    """Rows read from the input: the records to score and what to echo for each."""
+
+    rows: list[int] = field(default_factory=list)  # 0-based data row numbers
+    ids: list[str | None] = field(default_factory=list)  # the input's id column, if any
+    records: list[Any] = field(default_factory=list)  # what score_many validates
+    raw: list[Any] = field(default_factory=list)  # the row as read (for the rejects file)
+    unreadable: dict[int, str] = field(default_factory=dict)  # position -> why
+
+
+class CsvSource:
+    """CSV in chunks, parsed by credit_schema's own CSV code (same acceptance as the API)."""
+
+    def __init__(self, stream: IO[str]) -> None:
+        self._reader = csv.reader(stream)
+        self.header: list[str] | None = None
+        self._first: list[str] | None = None
+        for row in self._rows():
+            cells = [c.strip() for c in row]
+            if any(c in _KNOWN for c in cells):
+                self.header = cells
+            else:
+                self._first = row
+            break
+        self.id_column: int | None = None
+        if self.header is not None:
+            for i, name in enumerate(self.header):
+                if name in _INDEX_COLUMNS:
+                    self.id_column = i
+                    break
+
+    def _rows(self) -> Iterator[list[str]]:
+        for row in self._reader:
+            if row and any(c.strip() for c in row):
+                yield row
+
+    def chunks(self, size: int) -> Iterator[Chunk]:
+        def all_rows() -> Iterator[list[str]]:
+            if self._first is not None:
+                yield self._first
+            yield from self._rows()
+
+        chunk = Chunk()
+        n = 0
+        for row in all_rows():
+            chunk.rows.append(n)
+            chunk.raw.append(row)
+            chunk.ids.append(
+                row[self.id_column]
+                if self.id_column is not None and self.id_column < len(row)
+                else None
+            )
+            n += 1
+            if len(chunk.raw) == size:
+                yield self._parse(chunk)
+                chunk = Chunk()
+        if chunk.raw:
+            yield self._parse(chunk)
+
+    def _parse(self, chunk: Chunk) -> Chunk:
+        buf = io.StringIO()
+        writer = csv.writer(buf)
+        if self.header is not None:
+            writer.writerow(self.header)
+        writer.writerows(chunk.raw)
+        chunk.records = csv_records(buf.getvalue())
+        assert len(chunk.records) == len(chunk.raw)
+        return chunk
+
+
+class JsonLinesSource:
+    """One JSON object per line; a line that is not JSON is rejected, not skipped."""
+
+    header: list[str] | None = None
+    id_column: int | None = None
+
+    def __init__(self, stream: IO[str]) -> None:
+        self._stream = stream
+
+    def chunks(self, size: int) -> Iterator[Chunk]:
+        chunk = Chunk()
+        n = 0
+        for line in self._stream:
+            if not line.strip():
+                continue
+            chunk.rows.append(n)
+            chunk.raw.append(line.rstrip("\n"))
+            record: Any
+            try:
+                record = json.loads(line)
+            except ValueError as exc:
+                chunk.unreadable[len(chunk.records)] = f"not valid JSON: {exc}"
+                record = None
+            if isinstance(record, dict):
+                ident = record.pop("id", None)
+                record.pop(TARGET, None)
+                chunk.ids.append(None if ident is None else str(ident))
+            else:
+                chunk.ids.append(None)
+            chunk.records.append(record)
+            n += 1
+            if len(chunk.records) == size:
+                yield chunk
+                chunk = Chunk()
+        if chunk.records:
+            yield chunk
+
+
+# -- writing ---------------------------------------------------------------------------------
+
+
+class Sink:
+    """Scored rows and rejects, as CSV or JSON lines."""
+
+    def __init__(
+        self,
+        out: IO[str],
+        fmt: Format,
+        *,
+        with_id: bool,
+        max_reasons: int,
+    ) -> None:
+        self._out = out
+        self._fmt = fmt
+        self._with_id = with_id
+        self._max_reasons = max_reasons
+        self._writer: Any = None
+        if fmt == "csv":
+            self._writer = csv.writer(out)
+            self._writer.writerow(self.columns())
+
+    def columns(self) -> list[str]:
+        return [
+            "row",
+            *(["id"] if self._with_id else []),
+            "probability",
+            "decision",
+            "base_value",
+            "reason_codes",
+            *(f"reason_{i + 1}" for i in range(self._max_reasons)),
+            *(f"shap_{f}" for f in FEATURES),
+            "model_version",
+            "request_id",
+        ]
+
+    def write(self, row: int, ident: str | None, score: Any, reasons: Sequence[Any]) -> None:
+        shap = score.shap_values
+        if self._fmt == "csv":
+            texts = [r.text for r in reasons] + [""] * (self._max_reasons - len(reasons))
+            self._writer.writerow(
+                [
+                    row,
+                    *([ident] if self._with_id else []),
+                    repr(score.probability),
+                    score.decision or "",
+                    repr(score.base_value),
+                    ";".join(r.code for r in reasons),
+                    *texts,
+                    *(repr(shap[f]) for f in FEATURES),
+                    score.model_version,
+                    score.request_id,
+                ]
+            )
+        else:
+            obj: dict[str, Any] = {"row": row}
+            if ident is not None:
+                obj["id"] = ident
+            obj.update(
+                probability=score.probability,
+                decision=score.decision,
+                base_value=score.base_value,
+                reasons=[
+                    {
+                        "code": r.code,
+                        "text": r.text,
+                        "feature": r.feature,
+                        "shap_value": r.shap_value,
+                    }
+                    for r in reasons
+                ],
+                shap_values=shap,
+                model_version=score.model_version,
+                request_id=score.request_id,
+            )
+            self._out.write(json.dumps(obj) + "\n")
+
+
+class RejectSink:
+    """Rejected rows as read, with the row number and the error, written only when needed."""
+
+    def __init__(self, path: Path, fmt: Format, header: list[str] | None) -> None:
+        self.path = path
+        self._fmt = fmt
+        self._header = header
+        self._out: IO[str] | None = None
+        self._writer: Any = None
+        self.count = 0
+
+    def write(self, row: int, raw: Any, error: str) -> None:
+        if self._out is None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._out = self.path.open("w", newline="", encoding="utf-8")
+            if self._fmt == "csv":
+                self._writer = csv.writer(self._out)
+                self._writer.writerow(["row", "error", *(self._header or [])])
+        self.count += 1
+        if self._fmt == "csv":
+            self._writer.writerow([row, error, *raw])
+        else:
+            assert self._out is not None
+            self._out.write(json.dumps({"row": row, "error": error, "line": raw}) + "\n")
+
+    def close(self) -> None:
+        if self._out is not None:
+            self._out.close()
+
+
+# -- the command -----------------------------------------------------------------------------
+
+
+def _format(path: Path, given: str | None) -> Format:
+    if given is not None:
+        return "jsonl" if given == "jsonl" else "csv"
+    return "jsonl" if path.suffix.lower() in _JSONL_SUFFIXES else "csv"
+
+
+def _count_rows(path: Path) -> int:
+    with path.open("rb") as f:
+        return sum(1 for line in f if line.strip())
+
+
+def run(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from ._client import CreditExplainerClient
+    from ._exceptions import CreditExplainerError
+    from ._models import Failure, Score
+    from ._reasons import ReasonCodes
+
+    src_path: Path = args.input
+    if not src_path.is_file():
+        print(f"error: no such file: {src_path}", file=sys.stderr)
+        return 2
+    in_fmt = _format(src_path, args.input_format)
+    out_path: Path = args.output or src_path.with_name(
+        f"{src_path.stem}.scored{'.jsonl' if in_fmt == 'jsonl' else '.csv'}"
+    )
+    out_fmt = _format(out_path, args.output_format)
+    rejects_path: Path = args.rejects or out_path.with_name(
+        f"{out_path.stem}.rejects{'.jsonl' if in_fmt == 'jsonl' else '.csv'}"
+    )
+    if out_path.resolve() in (src_path.resolve(), rejects_path.resolve()):
+        print("error: the output must not overwrite the input or the rejects file", file=sys.stderr)
+        return 2
+    try:
+        reason_codes = ReasonCodes(cutoff=args.cutoff, max_reasons=args.max_reasons)
+        client = CreditExplainerClient(
+            args.url,
+            api_key=args.api_key,
+            timeout=args.timeout,
+            max_retries=args.max_retries,
+            batch_size=args.batch_size,
+        )
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+    total = max(0, _count_rows(src_path))
+    started = time.perf_counter()
+    scored = 0
+    shown: list[str] = []
+    with (
+        client,
+        src_path.open(newline="", encoding="utf-8-sig") as src,
+        out_path.open("w", newline="", encoding="utf-8") as out,
+    ):
+        source: CsvSource | JsonLinesSource = (
+            CsvSource(src) if in_fmt == "csv" else JsonLinesSource(src)
+        )
+        if source.header is not None:
+            total -= 1
+        rejects = RejectSink(rejects_path, in_fmt, source.header)
+        sink = Sink(
+            out, out_fmt, with_id=source.id_column is not None, max_reasons=args.max_reasons
+        )
+        bar = tqdm(
+            total=total,
+            unit="row",
+            desc="scoring",
+            disable=args.no_progress or None,  # None: only on a terminal
+            file=sys.stderr,
+        )
+
+        def reject(row: int, raw: Any, error: str) -> None:
+            rejects.write(row, raw, error)
+            if len(shown) < SHOWN_REJECTS:
+                shown.append(f"  row {row}: {error}")
+
+        try:
+            for chunk in source.chunks(CHUNK_ROWS):
+                base = int(bar.n)
+
+                def progress(done: int, _total: int, base: int = base) -> None:
+                    bar.update(base + done - int(bar.n))
+
+                results = client.score_many(
+                    [r for r in chunk.records], on_error="collect", progress=progress
+                )
+                for pos, item in enumerate(results):
+                    row, raw = chunk.rows[pos], chunk.raw[pos]
+                    if pos in chunk.unreadable:
+                        reject(row, [raw] if in_fmt == "csv" else raw, chunk.unreadable[pos])
+                    elif isinstance(item, Score):
+                        sink.write(row, chunk.ids[pos], item, reason_codes.for_score(item))
+                        scored += 1
+                    else:
+                        assert isinstance(item, Failure)
+                        reject(row, raw, item.message)
+        except CreditExplainerError as exc:
+            bar.close()
+            rejects.close()
+            print(f"error: {exc}", file=sys.stderr)
+            print(
+                f"stopped after {scored} scored and {rejects.count} rejected row(s) of {total}; "
+                f"{out_path} holds the rows scored so far",
+                file=sys.stderr,
+            )
+            return 2
+        finally:
+            bar.close()
+            rejects.close()
+
+    elapsed = time.perf_counter() - started
+    rate = scored / elapsed if elapsed > 0 else 0.0
+    print(
+        f"scored {scored:,} of {total:,} rows in {elapsed:.1f} s ({rate:,.0f} rows/s) -> {out_path}",
+        file=sys.stderr,
+    )
+    if rejects.count:
+        print(f"rejected {rejects.count:,} rows -> {rejects_path}", file=sys.stderr)
+        print("\n".join(shown), file=sys.stderr)
+        if rejects.count > len(shown):
+            print(f"  ... and {rejects.count - len(shown)} more in {rejects_path}", file=sys.stderr)
+        return 1
+    return 0
