@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 from aws_plan import ACCOUNT, NOW, REGION, Plan
-
 from credit_explainer.deploy import DeployConfig, TransformJobFailedError
 from credit_explainer.deploy.batch import run_batch
 from credit_explainer.deploy.destroy import destroy

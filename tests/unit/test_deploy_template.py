@@ -9,7 +9,6 @@ from pathlib import Path
 import pytest
 from cfnlint.api import ManualArgs, lint
 from cfnlint.decode.cfn_yaml import loads
-
 from credit_explainer.deploy import DeployConfig
 from credit_explainer.deploy.training import execution_role_policy
 
