@@ -9,9 +9,13 @@ the input, as in the original), reported against the raw feature values.
 
 from __future__ import annotations
 
-from typing import Any, Protocol
+import logging
+import os
+from typing import Any, Final, Protocol
 
 import numpy as np
+
+log = logging.getLogger(__name__)
 
 #: The class explained: SeriousDlqin2yrs = 1.
 POSITIVE_CLASS = 1
@@ -64,6 +68,29 @@ class ShapTreeExplainer:
         return np.asarray(proba, dtype=np.float64), values
 
 
-def build_explainer(pipeline: Any) -> Explainer:
-    """The explainer for a fitted model."""
+#: ``auto`` (default): the fast exact explainer where it covers the model, else shap's;
+#: ``fast``: the fast one or an error; ``shap``: always the reference.
+EXPLAINER_ENV: Final = "CREDIT_EXPLAINER_EXPLAINER"
+
+
+def build_explainer(pipeline: Any, kind: str | None = None) -> Explainer:
+    """The explainer for a fitted model.
+
+    By default :class:`credit_model.fast_shap.FastTreeExplainer` (the same
+    numbers as shap's path-dependent TreeExplainer, to 1e-9, tens of times
+    faster), or :class:`ShapTreeExplainer` for models the fast path does not
+    cover (see :func:`credit_model.fast_shap.supports`).
+    """
+    from .fast_shap import UnsupportedModelError, fast_explainer_for
+
+    kind = (kind or os.environ.get(EXPLAINER_ENV) or "auto").strip().lower()
+    if kind not in ("auto", "fast", "shap"):
+        raise ValueError(f"{EXPLAINER_ENV} must be auto, fast or shap, not {kind!r}")
+    if kind != "shap":
+        try:
+            return fast_explainer_for(pipeline)
+        except UnsupportedModelError as exc:
+            if kind == "fast":
+                raise
+            log.info("fast TreeSHAP does not cover this model (%s): using shap's", exc)
     return ShapTreeExplainer(pipeline)

@@ -20,6 +20,16 @@ from pydantic_core import to_json
 _DIRECTIONS: Final = ("down", "none", "up")  # indexed by sign + 1
 
 
+def input_values(inputs: npt.NDArray[np.float64]) -> list[list[float | None]]:
+    """Raw input rows as lists, None where missing (NaN)."""
+    values: list[list[float | None]] = inputs.tolist()
+    missing = np.isnan(inputs)
+    if missing.any():
+        for i, j in zip(*np.nonzero(missing), strict=True):
+            values[i][j] = None
+    return values
+
+
 def explanations(
     probabilities: npt.NDArray[np.float64],
     base_value: float,

@@ -131,8 +131,8 @@ def _check_forest(model: Any) -> None:
         raise UnsupportedModelError(f"{type(model).__name__} is not a fitted sklearn forest")
     if not hasattr(model, "estimators_"):
         raise UnsupportedModelError("the forest is not fitted")
-    if getattr(model, "n_outputs_", 1) != 1 or len(model.classes_) != 2:
-        raise UnsupportedModelError("only single-output binary classifiers are covered")
+    if getattr(model, "n_outputs_", 1) != 1 or list(model.classes_) != [0, 1]:
+        raise UnsupportedModelError("only single-output classifiers of classes 0 and 1 are covered")
 
 
 def _zero_fraction_products(z: FloatArray) -> FloatArray:

@@ -43,3 +43,10 @@ def test_ranking_ties_keep_feature_order_and_directions() -> None:
     contributions = out["predictions"][0]["contributions"]
     assert [c["feature"] for c in contributions[:4]] == [FEATURES[3], FEATURES[9], FEATURES[0], FEATURES[1]]
     assert [c["direction"] for c in contributions[:5]] == ["up", "down", "up", "down", "none"]
+
+
+def test_input_values_are_none_where_missing() -> None:
+    from credit_model.fast_io import input_values
+
+    X = np.array([[1.0, np.nan], [np.nan, 2.5]])
+    assert input_values(X) == [[1.0, None], [None, 2.5]]

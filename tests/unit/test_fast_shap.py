@@ -209,3 +209,30 @@ def test_works_without_a_writable_numba_cache(monkeypatch: pytest.MonkeyPatch) -
     monkeypatch.setattr(fast_shap, "_KERNEL", None)
     pipeline = fit(RandomForestClassifier(4, max_depth=3, random_state=0))
     check_against_shap(pipeline, np.random.default_rng(1).normal(size=(20, 4)))
+
+
+def test_build_explainer_is_fast_by_default_and_falls_back_to_shap(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from credit_model.explain import EXPLAINER_ENV, ShapTreeExplainer, build_explainer
+
+    monkeypatch.delenv(EXPLAINER_ENV, raising=False)
+    shallow = fit(RandomForestClassifier(5, max_depth=4, random_state=0))
+    assert isinstance(build_explainer(shallow), FastTreeExplainer)
+    assert isinstance(build_explainer(shallow, "shap"), ShapTreeExplainer)
+    monkeypatch.setenv(EXPLAINER_ENV, "shap")
+    assert isinstance(build_explainer(shallow), ShapTreeExplainer)
+    monkeypatch.delenv(EXPLAINER_ENV)
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(2000, 12))
+    y = (X.sum(axis=1) + rng.normal(size=2000) > 0).astype(int)
+    deep = Pipeline(
+        [("impute", SimpleImputer()), ("forest", RandomForestClassifier(3, max_features=None))]
+    ).fit(X, y)
+    fallback = build_explainer(deep)
+    assert isinstance(fallback, ShapTreeExplainer)  # same numbers, shap's speed
+    with pytest.raises(UnsupportedModelError):
+        build_explainer(deep, "fast")
+    with pytest.raises(ValueError, match="auto, fast or shap"):
+        build_explainer(shallow, "quick")
