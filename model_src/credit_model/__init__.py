@@ -1,0 +1,1 @@
+"""The model side of credit-explainer: training, artifacts, explanations, handlers, model server."""
