@@ -7,7 +7,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: help venv demo test unit lint typecheck clean audit
+.PHONY: help venv demo test unit lint typecheck clean audit sam sam-validate sam-build
 
 help:
 	@echo "make demo   train (if needed), start the local stack, score sample applicants, stop"
@@ -26,7 +26,7 @@ $(STAMP): pyproject.toml
 demo: venv
 	$(BIN)/credit-explainer demo
 
-test: venv lint audit
+test: venv lint audit sam
 	$(BIN)/python -m pytest
 
 unit: venv
@@ -42,4 +42,30 @@ audit: venv
 	$(BIN)/python .ci/audit.py
 
 clean:
-	rm -rf $(VENV) .aws-sam .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .aws-sam .aws-sam-x86_64 .pytest_cache .mypy_cache .ruff_cache
+
+# --- scoring API: SAM template, Lambda bundle, credit_schema layer (issue 3) -----------------
+# `sam build` for the python3.13 runtime needs python3.13: set PYTHON313_BIN to its bin/
+# directory, or it is found with pyenv or under ~/.pyenv/versions/3.13*.
+SAM := $(abspath $(BIN))/sam
+export SAM_CLI_TELEMETRY := 0
+PYTHON313_BIN ?= $(shell for d in "$$(pyenv prefix 3.13 2>/dev/null)/bin" $(HOME)/.pyenv/versions/3.13*/bin /root/.pyenv/versions/3.13*/bin /usr/local/bin /usr/bin; do [ -x "$$d/python3.13" ] && "$$d/python3.13" -c '' 2>/dev/null && { echo "$$d"; break; }; done)
+SCHEMA_SRC := $(abspath $(dir $(lastword $(MAKEFILE_LIST))))/model_src/credit_schema
+SAM_BUILD := $(SAM) build --cached --parallel
+
+sam: sam-validate sam-build
+
+sam-validate: venv
+	$(SAM) validate --lint
+
+# The deployable arm64 build (.aws-sam/build) and an x86_64 twin (.aws-sam-x86_64/build: its own build.toml, so the caches do not mix) that
+# the tests import and run under python3.13 on this machine.
+sam-build: venv
+	@test -n "$(PYTHON313_BIN)" || { echo "sam build needs python3.13 (the Lambda runtime): install it (pyenv install 3.13) or set PYTHON313_BIN=/path/to/bin" >&2; exit 1; }
+	PATH="$(PYTHON313_BIN):$$PATH" $(SAM_BUILD)
+	PATH="$(PYTHON313_BIN):$$PATH" $(SAM_BUILD) --parameter-overrides Architecture=x86_64 --build-dir .aws-sam-x86_64/build --cache-dir .aws-sam-x86_64/cache
+
+# Called by `sam build` (CreditSchemaLayer, BuildMethod: makefile): the layer is the package itself.
+build-CreditSchemaLayer:
+	mkdir -p "$(ARTIFACTS_DIR)/python/credit_schema"
+	cp "$(SCHEMA_SRC)"/*.py "$(SCHEMA_SRC)/py.typed" "$(ARTIFACTS_DIR)/python/credit_schema/"

@@ -42,6 +42,7 @@ from .payload import (
     to_records,
     validate_records,
 )
+from .requests import ScoreRequest
 from .responses import (
     CONTENT_TYPE_CSV,
     CONTENT_TYPE_JSON,
@@ -85,6 +86,7 @@ __all__ = [
     "NotAcceptableError",
     "PayloadError",
     "PayloadTooLargeError",
+    "ScoreRequest",
     "ScoreResponse",
     "ScoredApplicant",
     "UnsupportedMediaTypeError",

@@ -1,0 +1,94 @@
+"""``credit-explainer up`` and ``credit-explainer demo``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import threading
+from pathlib import Path
+from typing import Any, Final
+
+DEFAULT_MODEL_DIR: Final = "models/default"
+
+
+def register(subparsers: Any) -> None:
+    up = subparsers.add_parser(
+        "up",
+        help="run the local stack: model server + scoring API on loopback (Ctrl-C stops)",
+        description=(
+            "Start the model server and a local API Gateway running the real scoring handler. "
+            "POST applicants to {api}/score; GET {api}/health; GET {api}/swagger."
+        ),
+    )
+    up.add_argument("--model-dir", default=DEFAULT_MODEL_DIR, help="trained model directory")
+    up.add_argument("--port", type=int, default=3000, help="scoring API port (default 3000)")
+    up.add_argument("--model-port", type=int, default=8080, help="model server port (8080)")
+    up.add_argument("--api-key", help="require this x-api-key, as API Gateway does (403 otherwise)")
+    up.add_argument(
+        "--env",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="function environment variable, e.g. DECISION_THRESHOLDS=approve:0.1,decline",
+    )
+    up.add_argument("--log-level", default="INFO", help="the handler's log level (INFO)")
+    up.set_defaults(func=run_up)
+
+    demo = subparsers.add_parser(
+        "demo",
+        help="train if needed, start the local stack, score sample applicants, print explanations",
+    )
+    demo.add_argument(
+        "--model-dir", default=DEFAULT_MODEL_DIR, help="model directory (trained if absent)"
+    )
+    demo.set_defaults(func=run_demo)
+
+
+def _parse_env(pairs: list[str]) -> dict[str, str]:
+    env: dict[str, str] = {}
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        if not sep or not name:
+            raise SystemExit(f"--env wants NAME=VALUE, got {pair!r}")
+        env[name] = value
+    return env
+
+
+def run_up(args: argparse.Namespace) -> int:
+    from .stack import LocalStack
+
+    model_dir = Path(args.model_dir)
+    if not (model_dir / "metadata.json").exists():
+        print(
+            f"no model in {model_dir}: train one first (credit-explainer train --model-dir "
+            f"{model_dir}) or run credit-explainer demo",
+            file=sys.stderr,
+        )
+        return 2
+    stack = LocalStack(
+        model_dir,
+        api_port=args.port,
+        model_port=args.model_port,
+        api_key=args.api_key,
+        environment=_parse_env(args.env),
+        log_level=args.log_level,
+    )
+    with stack:
+        print(
+            f"model server  {stack.model_url}  (SageMaker runtime: POST /endpoints/<name>/invocations)"
+        )
+        print(f"scoring API   {stack.api_url}  (POST /score, GET /health, GET /swagger)")
+        if args.api_key:
+            print("              requires the header x-api-key")
+        print("Ctrl-C stops both.", flush=True)
+        try:
+            threading.Event().wait()
+        except KeyboardInterrupt:
+            print("stopping", file=sys.stderr)
+    return 0
+
+
+def run_demo(args: argparse.Namespace) -> int:
+    from .demo import demo
+
+    return demo(Path(args.model_dir))

@@ -1,0 +1,375 @@
+"""The scoring API: a Powertools Lambda behind an API Gateway REST API.
+
+Routes
+    ``POST /score``   score one applicant or many, with exact SHAP explanations
+    ``GET /health``   is the model endpoint there and serving (no scoring)
+    ``GET /swagger``  OpenAPI document (``?format=json``) and Swagger UI
+
+The request body is normalised by :mod:`credit_schema` *before* Powertools
+validates it (its ``json_body`` decodes once, so the original blog's
+double-encoded body would reach the route as a string): every shape the model
+accepts becomes the canonical :class:`credit_schema.ScoreRequest`, validated
+with every problem listed (applicant index, field, message). Errors share one
+JSON shape, :class:`credit_schema.ErrorBody`; logs carry the request id, counts,
+latencies and error kinds, never applicant values.
+"""
+
+from __future__ import annotations
+
+import binascii
+import json
+import time
+from http import HTTPStatus
+from typing import Annotated, Any, Literal
+
+from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
+from aws_lambda_powertools.event_handler.exceptions import NotFoundError
+from aws_lambda_powertools.event_handler.openapi.exceptions import (
+    RequestUnsupportedContentType,
+    RequestValidationError,
+)
+from aws_lambda_powertools.event_handler.openapi.models import APIKey, APIKeyIn
+from aws_lambda_powertools.event_handler.openapi.params import Body, Query
+from aws_lambda_powertools.logging import correlation_paths
+from aws_lambda_powertools.metrics import MetricUnit, single_metric
+from aws_lambda_powertools.metrics.functions import is_metrics_disabled
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from credit_schema import (
+    CONTENT_TYPE_JSON,
+    CONTENT_TYPE_LEGACY_JSON,
+    FEATURES,
+    Applicant,
+    ApplicantValidationError,
+    ErrorBody,
+    ErrorDetail,
+    ErrorInfo,
+    LegacyResponse,
+    MalformedPayloadError,
+    NotAcceptableError,
+    PayloadError,
+    ScoreRequest,
+    ScoreResponse,
+    UnsupportedMediaTypeError,
+    check_body_size,
+    check_count,
+    decode_json,
+    legacy_dict,
+    to_records,
+    validate_records,
+)
+
+from .config import Settings
+from .endpoint import ModelEndpoint, Scored
+from .errors import UpstreamError
+
+SERVICE = "scoring-api"
+
+settings = Settings.from_env()
+logger = Logger(service=SERVICE)
+tracer = Tracer(service=SERVICE, patch_modules=("botocore",))
+metrics = Metrics(service=SERVICE, namespace="CreditExplainer")
+endpoint = ModelEndpoint(settings)
+
+
+def normalise_body(text: str) -> dict[str, Any]:
+    """Any accepted payload shape -> the canonical ``{"instances": [Applicant, ...]}``.
+
+    Installed as Powertools' JSON deserializer, so it runs before route validation.
+    Raises :class:`credit_schema.PayloadError` (400/413/422) with every problem listed.
+    """
+    check_body_size(len(text.encode("utf-8")), settings.max_body_bytes)
+    records = to_records(decode_json(text))
+    check_count(len(records), settings.max_applicants)
+    # Validated here by the shared schema, so the API reports exactly what the model server
+    # and the client report; Powertools then accepts the Applicant objects as they are.
+    return {"instances": validate_records(records)}
+
+
+app = APIGatewayRestResolver(
+    enable_validation=True,
+    json_body_deserializer=normalise_body,
+    debug=False,  # never: debug mode returns stack traces and prints events
+)
+if settings.enable_swagger:
+    # The OpenAPI document (GET /swagger?format=json) declares API Gateway's x-api-key, so that
+    # generated clients and schema-driven fuzzers send it.
+    app.enable_swagger(
+        path="/swagger",
+        title="credit-explainer scoring API",
+        version="1",
+        description=__doc__.split("\n\n")[0] if __doc__ else None,
+        security_schemes={"apiKey": APIKey(name="x-api-key", in_=APIKeyIn.header)},
+        security=[{"apiKey": []}],
+    )
+
+
+def _request_id() -> str:
+    context = app.current_event.request_context
+    return str(context.request_id or app.lambda_context.aws_request_id)
+
+
+def _error_response(
+    status: int, body: dict[str, Any], *, retry_after: int | None = None
+) -> Response[str]:
+    headers: dict[str, str] = {}
+    if retry_after is not None:
+        headers["Retry-After"] = str(retry_after)
+    return Response(
+        status_code=status, content_type=CONTENT_TYPE_JSON, body=json.dumps(body), headers=headers
+    )
+
+
+def _count_error(kind: str, status: int) -> None:
+    metrics.add_metric(name="Errors", unit=MetricUnit.Count, value=1)
+    if not is_metrics_disabled():  # single_metric does not check it itself
+        # One EMF record per error, with the kind as a dimension: errors by kind.
+        with single_metric(
+            name="ErrorsByKind",
+            unit=MetricUnit.Count,
+            value=1,
+            namespace=metrics.namespace,
+            default_dimensions={"service": SERVICE},
+        ) as metric:
+            metric.add_dimension(name="ErrorKind", value=kind)
+    logger.warning("request failed", extra={"error_kind": kind, "status": status})
+
+
+# -- error handlers: one per error class, one body shape --------------------------------------
+
+
+@app.exception_handler(PayloadError)
+def _payload_error(exc: PayloadError) -> Response[str]:
+    _count_error(exc.code, exc.status_code)
+    return _error_response(exc.status_code, exc.to_dict(_request_id()))
+
+
+@app.exception_handler(RequestUnsupportedContentType)
+def _unsupported_content_type(exc: RequestUnsupportedContentType) -> Response[str]:
+    return _payload_error(UnsupportedMediaTypeError(f"send the applicants as {CONTENT_TYPE_JSON}"))
+
+
+@app.exception_handler(RequestValidationError)
+def _request_validation_error(exc: RequestValidationError) -> Response[str]:
+    details: list[ErrorDetail] = []
+    for err in exc.errors():
+        loc = tuple(err.get("loc", ()))
+        if loc == ("body",) and err.get("type") == "missing":
+            return _payload_error(MalformedPayloadError("the request body is empty"))
+        if loc[:1] == ("body",) and err.get("type") == "json_invalid":
+            return _payload_error(MalformedPayloadError("request body is not valid JSON"))
+        applicant = next((p for p in loc if isinstance(p, int)), None)
+        names = [str(p) for p in loc[1:] if isinstance(p, str) and p != "instances"]
+        details.append(
+            ErrorDetail(
+                applicant=applicant,
+                field=names[-1] if names else None,
+                message=str(err.get("msg", "invalid")),
+                type=err.get("type"),
+            )
+        )
+    return _payload_error(
+        ApplicantValidationError(f"{len(details)} problem(s) in the request", details)
+    )
+
+
+@app.exception_handler([UnicodeDecodeError, binascii.Error])
+def _undecodable_body(exc: ValueError) -> Response[str]:
+    return _payload_error(MalformedPayloadError("request body is not valid base64 UTF-8 text"))
+
+
+@app.exception_handler(UpstreamError)
+def _upstream_error(exc: UpstreamError) -> Response[str]:
+    _count_error(exc.code, exc.status_code)
+    return _error_response(exc.status_code, exc.to_dict(_request_id()), retry_after=exc.retry_after)
+
+
+@app.not_found
+def _not_found(exc: NotFoundError) -> Response[str]:
+    body = ErrorBody(
+        error=ErrorInfo(code="not_found", message="no such route", request_id=_request_id())
+    )
+    return _error_response(HTTPStatus.NOT_FOUND, body.model_dump(mode="json"))
+
+
+@app.exception_handler(Exception)
+def _internal_error(exc: Exception) -> Response[str]:
+    # The stack trace goes to the logs (it holds no applicant values: those live in
+    # validated models, never in exception messages); the caller gets the request id.
+    logger.exception("unhandled error", extra={"error_kind": type(exc).__name__})
+    _count_error("internal_error", 500)
+    body = ErrorBody(
+        error=ErrorInfo(
+            code="internal_error",
+            message="the scoring API failed; quote the request id when reporting it",
+            request_id=_request_id(),
+        )
+    )
+    return _error_response(HTTPStatus.INTERNAL_SERVER_ERROR, body.model_dump(mode="json"))
+
+
+# -- routes -----------------------------------------------------------------------------------
+
+_ERRORS = {
+    400: "Malformed JSON or not one of the accepted shapes.",
+    413: "Body or batch over the configured limits.",
+    415: "Content-Type is not JSON.",
+    422: "Applicants failing the schema; every problem listed with applicant index and field.",
+    429: "SageMaker throttled the request; see Retry-After.",
+    502: "The model failed or answered an inconsistent explanation.",
+    503: "The model endpoint is not ready or unreachable; see Retry-After.",
+    504: "The model did not answer in time.",
+}
+
+
+def _error_responses(*codes: int) -> dict[int, Any]:
+    return {
+        code: {"description": _ERRORS[code], "content": {CONTENT_TYPE_JSON: {"model": ErrorBody}}}
+        for code in codes
+    }
+
+
+def _wants_legacy(fmt: str) -> bool:
+    if fmt == "legacy":
+        return True
+    accept = app.current_event.headers.get("accept") or ""
+    ranges = [part.split(";")[0].strip().lower() for part in accept.split(",") if part.strip()]
+    if not ranges:
+        return False
+    if CONTENT_TYPE_LEGACY_JSON in ranges and CONTENT_TYPE_JSON not in ranges:
+        return True
+    if any(
+        r in (CONTENT_TYPE_JSON, "application/*", "*/*", CONTENT_TYPE_LEGACY_JSON) for r in ranges
+    ):
+        return False
+    raise NotAcceptableError(f"this API answers {CONTENT_TYPE_JSON} or {CONTENT_TYPE_LEGACY_JSON}")
+
+
+@tracer.capture_method(capture_response=False)
+def _explain(applicants: list[Applicant]) -> Scored:
+    return endpoint.explain(applicants)
+
+
+@app.post(
+    "/score",
+    summary="Score applicants with exact SHAP explanations",
+    description=(
+        "Accepts one applicant object, a list of records or of value lists in model order, "
+        'pandas column/index/split JSON, `{"instances": [...]}`, or any of these as a JSON '
+        "string holding that JSON (double-encoded). Answers the probability of serious "
+        "delinquency, the base value and one contribution per feature ranked by absolute SHAP "
+        "value. `?format=legacy` or `Accept: " + CONTENT_TYPE_LEGACY_JSON + "` answers the "
+        "original blog's shape."
+    ),
+    responses={
+        200: {
+            "description": "One result per applicant, in request order.",
+            "content": {
+                CONTENT_TYPE_JSON: {"model": ScoreResponse},
+                CONTENT_TYPE_LEGACY_JSON: {"model": LegacyResponse},
+            },
+        },
+        **_error_responses(400, 413, 415, 422, 429, 502, 503, 504),
+    },
+    tags=["scoring"],
+)
+def score(
+    request: Annotated[ScoreRequest, Body()],
+    format: Annotated[  # the query parameter's public name
+        Literal["json", "legacy"], Query(description="Response shape.")
+    ] = "json",
+) -> Response[str]:
+    started = time.perf_counter()
+    request_id = _request_id()
+    legacy = _wants_legacy(format)
+    applicants = request.instances
+    scored = _explain(applicants)
+    bands = settings.decision_bands
+    if legacy:
+        rows = []
+        for e in scored.explanations:
+            by_feature = {c["feature"]: c["shap_value"] for c in e["contributions"]}
+            rows.append([by_feature[name] for name in FEATURES])
+        body: dict[str, Any] = legacy_dict(
+            [e["probability"] for e in scored.explanations],
+            scored.explanations[0]["base_value"],
+            rows,
+        )
+        content_type = CONTENT_TYPE_LEGACY_JSON
+    else:
+        body = {
+            "request_id": request_id,
+            "model_version": scored.model_version,
+            "results": [
+                {
+                    "index": i,
+                    **e,
+                    "decision": bands.decide(e["probability"]) if bands else None,
+                }
+                for i, e in enumerate(scored.explanations)
+            ],
+        }
+        content_type = CONTENT_TYPE_JSON
+    elapsed = (time.perf_counter() - started) * 1000.0
+    metrics.add_metric(name="ApplicantsScored", unit=MetricUnit.Count, value=len(applicants))
+    metrics.add_metric(name="ScoreLatency", unit=MetricUnit.Milliseconds, value=elapsed)
+    metrics.add_metric(
+        name="ModelLatency", unit=MetricUnit.Milliseconds, value=scored.model_latency_ms
+    )
+    logger.info(
+        "scored",
+        extra={
+            "applicants": len(applicants),
+            "model_version": scored.model_version,
+            "latency_ms": round(elapsed, 3),
+            "model_latency_ms": round(scored.model_latency_ms, 3),
+            "legacy": legacy,
+        },
+    )
+    return Response(
+        status_code=200,
+        content_type=content_type,
+        body=json.dumps(body),
+        headers={"X-Model-Version": scored.model_version},
+    )
+
+
+@app.get(
+    "/health",
+    summary="Is the model endpoint there and serving (without scoring)",
+    responses={
+        200: {"description": "The endpoint is serving."},
+        **_error_responses(503),
+    },
+    tags=["operations"],
+)
+def health() -> Response[str]:
+    result = endpoint.health()
+    if not result.serving:
+        _count_error("unhealthy", 503)
+        body = ErrorBody(
+            error=ErrorInfo(code=result.status, message=result.detail, request_id=_request_id())
+        )
+        return _error_response(503, body.model_dump(mode="json"), retry_after=5)
+    return Response(
+        status_code=200,
+        content_type=CONTENT_TYPE_JSON,
+        body=json.dumps(
+            {
+                "status": "ok",
+                "endpoint": settings.endpoint_name,
+                "detail": result.detail,
+                "check": settings.health_check,
+            }
+        ),
+    )
+
+
+@logger.inject_lambda_context(
+    correlation_id_path=correlation_paths.API_GATEWAY_REST, log_event=False
+)
+@tracer.capture_lambda_handler(capture_response=False)
+@metrics.log_metrics
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    metrics.add_metric(name="Requests", unit=MetricUnit.Count, value=1)
+    return app.resolve(event, context)

@@ -1,0 +1,160 @@
+"""The scoring API's configuration, read once from the environment at cold start.
+
+==================================  =========================================================
+variable                            meaning (default)
+==================================  =========================================================
+``ENDPOINT_NAME``                   SageMaker endpoint to invoke (``credit-explainer``)
+``AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME``  botocore's own override of the runtime URL (local stack)
+``MAX_APPLICANTS``                  applicants per request, 413 above (2000)
+``MAX_BODY_BYTES``                  request body size, 413 above (6 MiB)
+``DECISION_THRESHOLDS``             decision bands, e.g. ``approve:0.08,review:0.2,decline``
+                                    (label:upper bound, exclusive; the last label takes the
+                                    rest); unset: no ``decision`` in responses
+``SAGEMAKER_CONNECT_TIMEOUT``       seconds (2)
+``SAGEMAKER_READ_TIMEOUT``          seconds per attempt (8; 3 attempts stay under API
+                                    Gateway's 29 s integration timeout)
+``SAGEMAKER_MAX_ATTEMPTS``          total attempts including the first (3)
+``AWS_RETRY_MODE``                  botocore retry mode, ``standard`` or ``adaptive`` (standard)
+``HEALTH_CHECK``                    ``describe-endpoint`` (SageMaker DescribeEndpoint, needs
+                                    ``sagemaker:DescribeEndpoint``) or ``ping`` (``GET /ping``
+                                    on the runtime URL: the local model server) (describe-endpoint)
+``HEALTH_CACHE_SECONDS``            how long a health result is reused (10)
+``ENABLE_SWAGGER``                  serve ``GET /swagger`` (UI, ``?format=json`` for the
+                                    document) (true)
+==================================  =========================================================
+
+A bad value fails the cold start with a message naming the variable: a
+misconfigured function must not answer with silently wrong decisions.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from credit_schema import DEFAULT_MAX_APPLICANTS, DEFAULT_MAX_BODY_BYTES
+
+HEALTH_CHECKS = ("describe-endpoint", "ping")
+
+
+class ConfigurationError(ValueError):
+    """An environment variable holds a value the API cannot run with."""
+
+
+@dataclass(frozen=True)
+class DecisionBands:
+    """Probability -> decision label. ``bounds[i]`` is the exclusive upper bound of ``labels[i]``."""
+
+    labels: tuple[str, ...]
+    bounds: tuple[float, ...]
+
+    def decide(self, probability: float) -> str:
+        for label, bound in zip(self.labels, self.bounds, strict=False):
+            if probability < bound:
+                return label
+        return self.labels[-1]
+
+    @classmethod
+    def parse(cls, text: str) -> DecisionBands:
+        parts = [p.strip() for p in text.split(",") if p.strip()]
+        if len(parts) < 2:
+            raise ConfigurationError(
+                "DECISION_THRESHOLDS needs at least two bands, e.g. 'approve:0.1,decline'"
+            )
+        labels: list[str] = []
+        bounds: list[float] = []
+        for i, part in enumerate(parts):
+            label, sep, bound = part.partition(":")
+            label = label.strip()
+            if not label:
+                raise ConfigurationError(f"DECISION_THRESHOLDS: band {i + 1} has no label")
+            labels.append(label)
+            if i == len(parts) - 1:
+                if sep:
+                    raise ConfigurationError(
+                        "DECISION_THRESHOLDS: the last band takes every higher probability "
+                        "and has no bound"
+                    )
+                break
+            try:
+                value = float(bound)
+            except ValueError:
+                raise ConfigurationError(
+                    f"DECISION_THRESHOLDS: band {label!r} needs 'label:upper_bound'"
+                ) from None
+            if not (0.0 < value <= 1.0) or (bounds and value <= bounds[-1]):
+                raise ConfigurationError(
+                    "DECISION_THRESHOLDS: bounds must be increasing probabilities in (0, 1]"
+                )
+            bounds.append(value)
+        if len(set(labels)) != len(labels):
+            raise ConfigurationError("DECISION_THRESHOLDS: labels must be distinct")
+        return cls(tuple(labels), tuple(bounds))
+
+
+def _positive(env: Mapping[str, str], name: str, default: float, kind: type = int) -> float:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = kind(raw)
+    except ValueError:
+        raise ConfigurationError(f"{name} must be a {kind.__name__}, got {raw!r}") from None
+    if not math.isfinite(value) or value <= 0:
+        raise ConfigurationError(f"{name} must be positive, got {raw!r}")
+    return float(value) if kind is float else int(value)
+
+
+def _flag(env: Mapping[str, str], name: str, default: bool) -> bool:
+    raw = env.get(name, "").strip().lower()
+    if not raw:
+        return default
+    if raw in ("1", "true", "yes", "on"):
+        return True
+    if raw in ("0", "false", "no", "off"):
+        return False
+    raise ConfigurationError(f"{name} must be true or false, got {raw!r}")
+
+
+@dataclass(frozen=True)
+class Settings:
+    endpoint_name: str = "credit-explainer"
+    max_applicants: int = DEFAULT_MAX_APPLICANTS
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+    decision_bands: DecisionBands | None = None
+    connect_timeout: float = 2.0
+    read_timeout: float = 8.0
+    max_attempts: int = 3
+    retry_mode: str = "standard"
+    health_check: str = "describe-endpoint"
+    health_cache_seconds: float = 10.0
+    enable_swagger: bool = True
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if env is None else env
+        endpoint = env.get("ENDPOINT_NAME", "").strip() or cls.endpoint_name
+        retry_mode = env.get("AWS_RETRY_MODE", "").strip() or "standard"
+        if retry_mode not in ("standard", "adaptive"):
+            raise ConfigurationError(
+                f"AWS_RETRY_MODE must be standard or adaptive, got {retry_mode!r}"
+            )
+        health = env.get("HEALTH_CHECK", "").strip() or cls.health_check
+        if health not in HEALTH_CHECKS:
+            raise ConfigurationError(f"HEALTH_CHECK must be one of {HEALTH_CHECKS}, got {health!r}")
+        thresholds = env.get("DECISION_THRESHOLDS", "").strip()
+        return cls(
+            endpoint_name=endpoint,
+            max_applicants=int(_positive(env, "MAX_APPLICANTS", DEFAULT_MAX_APPLICANTS)),
+            max_body_bytes=int(_positive(env, "MAX_BODY_BYTES", DEFAULT_MAX_BODY_BYTES)),
+            decision_bands=DecisionBands.parse(thresholds) if thresholds else None,
+            connect_timeout=_positive(env, "SAGEMAKER_CONNECT_TIMEOUT", 2.0, float),
+            read_timeout=_positive(env, "SAGEMAKER_READ_TIMEOUT", 8.0, float),
+            max_attempts=int(_positive(env, "SAGEMAKER_MAX_ATTEMPTS", 3)),
+            retry_mode=retry_mode,
+            health_check=health,
+            health_cache_seconds=_positive(env, "HEALTH_CACHE_SECONDS", 10.0, float),
+            enable_swagger=_flag(env, "ENABLE_SWAGGER", True),
+        )

@@ -1,0 +1,96 @@
+"""Cold-start import time of the scoring handler (``import scoring_api.app``), in fresh processes.
+
+Runs the x86_64 ``sam build`` output under python3.13 (as the Lambda runtime
+would, no site-packages) and the development install under this interpreter,
+with and without Swagger (``ENABLE_SWAGGER``), and prints medians.
+
+    make sam-build && .venv/bin/python tests/bench/api_import_time.py [--runs 7]
+"""
+
+from __future__ import annotations
+
+import argparse
+import glob
+import json
+import os
+import statistics
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+BUILD = ROOT / ".aws-sam-x86_64" / "build"
+
+PROBE = r"""
+import sys, time, os
+build = os.environ.get("PROBE_BUILD")
+if build:
+    sys.path[:0] = [build + "/ScoringFunction", build + "/CreditSchemaLayer/python"]
+t = time.perf_counter()
+import scoring_api.app
+print((time.perf_counter() - t) * 1000)
+"""
+
+
+def measure(python: str, flags: list[str], env: dict[str, str], runs: int) -> list[float]:
+    out = []
+    for _ in range(runs):
+        proc = subprocess.run(
+            [python, *flags, "-c", PROBE], capture_output=True, text=True, env=env, check=True
+        )
+        out.append(float(proc.stdout.strip().splitlines()[-1]))
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--runs", type=int, default=7)
+    args = parser.parse_args()
+    base = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("AWS_")},
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_ACCESS_KEY_ID": "x",
+        "AWS_SECRET_ACCESS_KEY": "x",
+    }
+    py313 = next(iter(sorted(glob.glob("/root/.pyenv/versions/3.13*/bin/python3.13"))), None)
+    setups = []
+    if py313 and BUILD.exists():
+        setups.append(
+            ("sam build x86_64, python3.13 -I -S", py313, ["-I", "-S"], {"PROBE_BUILD": str(BUILD)})
+        )
+    setups.append(
+        (
+            f"dev install, python{sys.version_info.major}.{sys.version_info.minor}",
+            sys.executable,
+            [],
+            {},
+        )
+    )
+    rows = []
+    for label, python, flags, extra in setups:
+        for swagger in ("true", "false"):
+            env = {**base, **extra, "ENABLE_SWAGGER": swagger}
+            times = measure(python, flags, env, args.runs)
+            rows.append(
+                {
+                    "setup": label,
+                    "swagger": swagger,
+                    "median_ms": statistics.median(times),
+                    "min_ms": min(times),
+                    "max_ms": max(times),
+                    "runs": len(times),
+                }
+            )
+            print(
+                f"{label:40s} swagger={swagger:5s} median {statistics.median(times):7.1f} ms "
+                f"(min {min(times):.1f}, max {max(times):.1f}, {len(times)} runs)"
+            )
+    pairs = {(r["setup"], r["swagger"]): r["median_ms"] for r in rows}
+    for label, *_ in setups:
+        on, off = pairs[(label, "true")], pairs[(label, "false")]
+        print(f"{label:40s} swagger costs {on - off:+.1f} ms ({on / off:.2f}x)")
+    print(json.dumps(rows))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,503 @@
+"""The scoring Lambda's request side, error paths and response checks.
+
+Events are the API Gateway fixtures in events/ (from ``sam local generate-event``),
+loaded and edited per test. Each handler instance is a fresh cold start of the
+real ``scoring_api.app`` with its own environment (:class:`LambdaEnvironment`).
+What needs SageMaker itself (throttling, not-ready, the control plane's
+DescribeEndpoint) goes through botocore's ``Stubber``, which validates every
+request against the service model; the real model server is used in
+tests/integration.
+"""
+
+from __future__ import annotations
+
+import base64
+import copy
+import io
+import json
+import socket
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+from botocore.response import StreamingBody
+from botocore.stub import Stubber
+from credit_explainer.local.gateway import LambdaEnvironment
+from credit_explainer.local.stack import handler_environment
+from credit_schema import FEATURES, ErrorBody, explanation_dict
+from scoring_api.config import ConfigurationError, DecisionBands, Settings
+
+EVENTS = Path(__file__).resolve().parents[2] / "events"
+ENDPOINT = "credit-explainer-local"
+
+
+def load_event(name: str, **edits: Any) -> dict[str, Any]:
+    event: dict[str, Any] = json.loads((EVENTS / name).read_text())
+    event.update(edits)
+    return event
+
+
+def with_body(event: dict[str, Any], body: str | None, **headers: str) -> dict[str, Any]:
+    event = copy.deepcopy(event)
+    event["body"], event["isBase64Encoded"] = body, False
+    for name, value in headers.items():
+        name = name.replace("_", "-")
+        event["headers"][name] = value
+        event["multiValueHeaders"][name] = [value]
+    return event
+
+
+def body_of(result: dict[str, Any]) -> Any:
+    return json.loads(result["body"])
+
+
+def header(result: dict[str, Any], name: str) -> str | None:
+    values = result.get("multiValueHeaders", {}).get(name)
+    return values[0] if values else None
+
+
+def error_of(result: dict[str, Any]) -> dict[str, Any]:
+    body = body_of(result)
+    ErrorBody.model_validate(body)  # the one error shape
+    assert "Traceback" not in result["body"]
+    error: dict[str, Any] = body["error"]
+    return error
+
+
+@pytest.fixture(scope="module")
+def closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])  # closed again: connections are refused
+
+
+def make_env(closed_port: int, **env: str) -> LambdaEnvironment:
+    return LambdaEnvironment(
+        {
+            **handler_environment(f"http://127.0.0.1:{closed_port}", endpoint_name=ENDPOINT),
+            "SAGEMAKER_MAX_ATTEMPTS": "1",
+            **env,
+        }
+    )
+
+
+@pytest.fixture(scope="module")
+def fn(closed_port: int) -> LambdaEnvironment:
+    return make_env(closed_port, DECISION_THRESHOLDS="approve:0.1,review:0.3,decline")
+
+
+@pytest.fixture
+def runtime(fn: LambdaEnvironment) -> Iterator[Stubber]:
+    with Stubber(fn.module.endpoint.runtime) as stubber:
+        yield stubber
+        stubber.assert_no_pending_responses()
+
+
+APPLICANTS = json.loads(load_event("score-batch.json")["body"])
+
+
+def model_answer(applicants: list[dict[str, Any]], *, break_additivity: bool = False) -> bytes:
+    """A ModelResponse as the container writes it (numbers chosen here, additivity exact)."""
+    predictions = []
+    for i, a in enumerate(applicants):
+        shap = [0.02 * (j - 4) * (i + 1) for j in range(len(FEATURES))]
+        base = 0.066
+        p = base + sum(shap)
+        if break_additivity:
+            p += 0.05
+        predictions.append(explanation_dict(p, base, [a[n] for n in FEATURES], shap))
+    return json.dumps({"model_version": "test-version", "predictions": predictions}).encode()
+
+
+def stub_invoke(
+    stubber: Stubber, body: bytes, applicants: list[dict[str, Any]] | None = None
+) -> None:
+    stubber.add_response(
+        "invoke_endpoint",
+        {"Body": StreamingBody(io.BytesIO(body), len(body)), "ContentType": "application/json"},
+        {
+            "EndpointName": ENDPOINT,
+            "Body": json.dumps({"instances": applicants or APPLICANTS}).encode(),
+            "ContentType": "application/json",
+            "Accept": "application/json",
+        },
+    )
+
+
+# -- request validation -------------------------------------------------------------------------
+
+
+def test_invalid_event_lists_every_problem_with_applicant_and_field(fn: LambdaEnvironment) -> None:
+    event = load_event("score-invalid.json")
+    result = fn.invoke(event)
+    assert result["statusCode"] == 422
+    error = error_of(result)
+    assert error["code"] == "validation_error"
+    assert error["request_id"] == event["requestContext"]["requestId"]
+    problems = {(d["applicant"], d["field"], d["type"]) for d in error["details"]}
+    assert problems == {
+        (0, "age", "greater_than_equal"),
+        (1, "age", "missing"),
+        (1, "Age", "extra_forbidden"),
+    }
+
+
+@pytest.mark.parametrize(
+    ("body", "code"),
+    [
+        ('{"age": 45,', "malformed_request"),
+        ("", "malformed_request"),
+        ('"just a string"', "malformed_request"),
+        ("[]", "malformed_request"),
+        ("42", "malformed_request"),
+    ],
+)
+def test_malformed_bodies_are_400(fn: LambdaEnvironment, body: str, code: str) -> None:
+    result = fn.invoke(with_body(load_event("score-batch.json"), body))
+    assert result["statusCode"] == 400, result["body"]
+    assert error_of(result)["code"] == code
+
+
+def test_body_that_is_not_base64_utf8_is_400(fn: LambdaEnvironment) -> None:
+    event = load_event("score-single.json")
+    event["body"] = base64.b64encode(b"\xff\xfe\x00garbage").decode()
+    result = fn.invoke(event)
+    assert result["statusCode"] == 400
+    assert error_of(result)["code"] == "malformed_request"
+
+
+def test_every_applicant_error_in_a_batch_is_reported(fn: LambdaEnvironment) -> None:
+    bad = [dict(APPLICANTS[0], DebtRatio=-1), APPLICANTS[1], dict(APPLICANTS[2], age=True)]
+    bad[1] = {k: v for k, v in bad[1].items() if k != "NumberOfDependents"}
+    result = fn.invoke(with_body(load_event("score-batch.json"), json.dumps(bad)))
+    assert result["statusCode"] == 422
+    fields = {(d["applicant"], d["field"]) for d in error_of(result)["details"]}
+    assert fields == {(0, "DebtRatio"), (1, "NumberOfDependents"), (2, "age")}
+
+
+def test_limits_are_413(closed_port: int) -> None:
+    small = make_env(closed_port, MAX_APPLICANTS="2", MAX_BODY_BYTES="600")
+    result = small.invoke(with_body(load_event("score-batch.json"), json.dumps(APPLICANTS)))
+    assert result["statusCode"] == 413
+    assert "limit is 600 bytes" in error_of(result)["message"]
+    compact = json.dumps({"instances": [[a[n] for n in FEATURES] for a in APPLICANTS]})
+    assert len(compact) < 600
+    result = small.invoke(with_body(load_event("score-batch.json"), compact))
+    assert result["statusCode"] == 413
+    assert "3 applicants" in error_of(result)["message"]
+
+
+def test_csv_is_415(fn: LambdaEnvironment) -> None:
+    event = with_body(load_event("score-batch.json"), "a,b\n1,2\n", Content_Type="text/csv")
+    result = fn.invoke(event)
+    assert result["statusCode"] == 415
+    assert error_of(result)["code"] == "unsupported_media_type"
+
+
+def test_unknown_format_and_unacceptable_accept(fn: LambdaEnvironment) -> None:
+    event = load_event("score-batch.json")
+    event["queryStringParameters"] = {"format": "xml"}
+    event["multiValueQueryStringParameters"] = {"format": ["xml"]}
+    result = fn.invoke(event)
+    assert result["statusCode"] == 422
+    assert [d["field"] for d in error_of(result)["details"]] == ["format"]
+
+    result = fn.invoke(
+        with_body(load_event("score-batch.json"), json.dumps(APPLICANTS), Accept="text/html")
+    )
+    assert result["statusCode"] == 406
+
+
+def test_unknown_route_is_404_in_the_error_shape(fn: LambdaEnvironment) -> None:
+    event = load_event("health.json", path="/nope", resource="/nope")
+    result = fn.invoke(event)
+    assert result["statusCode"] == 404
+    assert error_of(result)["code"] == "not_found"
+
+
+# -- the model endpoint's failures ----------------------------------------------------------------
+
+
+def test_unreachable_endpoint_is_503_with_retry_after(fn: LambdaEnvironment) -> None:
+    result = fn.invoke(load_event("score-batch.json"))
+    assert result["statusCode"] == 503
+    assert header(result, "Retry-After") == "5"
+    assert error_of(result)["code"] == "model_unavailable"
+    health = fn.invoke(load_event("health.json"))
+    assert health["statusCode"] == 503
+    assert header(health, "Retry-After") == "5"
+
+
+@pytest.mark.parametrize(
+    ("code", "http", "status", "kind", "retry_after"),
+    [
+        ("ThrottlingException", 400, 429, "throttled", "1"),
+        ("ModelNotReadyException", 429, 503, "model_unavailable", "5"),
+        ("ServiceUnavailable", 503, 503, "model_unavailable", "5"),
+        ("ModelError", 424, 502, "model_error", None),
+        ("ValidationError", 400, 502, "endpoint_error", None),
+        ("InternalFailure", 500, 502, "endpoint_error", None),
+    ],
+)
+def test_sagemaker_errors_map_to_documented_statuses(
+    fn: LambdaEnvironment,
+    runtime: Stubber,
+    code: str,
+    http: int,
+    status: int,
+    kind: str,
+    retry_after: str | None,
+) -> None:
+    runtime.add_client_error("invoke_endpoint", service_error_code=code, http_status_code=http)
+    result = fn.invoke(load_event("score-batch.json"))
+    assert result["statusCode"] == status
+    assert error_of(result)["code"] == kind
+    assert header(result, "Retry-After") == retry_after
+
+
+def test_an_explanation_that_does_not_add_up_is_refused(
+    fn: LambdaEnvironment, runtime: Stubber
+) -> None:
+    stub_invoke(runtime, model_answer(APPLICANTS, break_additivity=True))
+    result = fn.invoke(load_event("score-batch.json"))
+    assert result["statusCode"] == 502
+    error = error_of(result)
+    assert error["code"] == "inconsistent_explanation"
+    assert "does not add up" in error["message"]
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        b"not json",
+        json.dumps({"model_version": "v", "predictions": []}).encode(),
+        json.dumps({"predictions": "x"}).encode(),
+    ],
+)
+def test_a_garbled_model_answer_is_502(
+    fn: LambdaEnvironment, runtime: Stubber, answer: bytes
+) -> None:
+    stub_invoke(runtime, answer)
+    result = fn.invoke(load_event("score-batch.json"))
+    assert result["statusCode"] == 502
+    assert error_of(result)["code"] == "bad_model_response"
+
+
+def test_an_explanation_of_other_inputs_is_refused(fn: LambdaEnvironment, runtime: Stubber) -> None:
+    shifted = [dict(a, age=a["age"] + 1) for a in APPLICANTS]
+    stub_invoke(runtime, model_answer(shifted))
+    result = fn.invoke(load_event("score-batch.json"))
+    assert result["statusCode"] == 502
+    assert error_of(result)["code"] == "inconsistent_explanation"
+
+
+def test_read_timeout_is_504(closed_port: int) -> None:
+    # A real listener that accepts and never answers: botocore's read timeout fires.
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(8)
+        port = listener.getsockname()[1]
+        slow = LambdaEnvironment(
+            {
+                **handler_environment(f"http://127.0.0.1:{port}", endpoint_name=ENDPOINT),
+                "SAGEMAKER_READ_TIMEOUT": "0.3",
+                "SAGEMAKER_MAX_ATTEMPTS": "1",
+            }
+        )
+        result = slow.invoke(load_event("score-batch.json"))
+    assert result["statusCode"] == 504
+    assert error_of(result)["code"] == "model_timeout"
+
+
+def test_an_unexpected_failure_is_500_without_a_trace(
+    fn: LambdaEnvironment, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def boom(applicants: Any) -> Any:
+        raise RuntimeError("secret internals at /var/task/scoring_api/app.py line 1")
+
+    monkeypatch.setattr(fn.module.endpoint, "explain", boom)
+    result = fn.invoke(load_event("score-batch.json"))
+    assert result["statusCode"] == 500
+    error = error_of(result)
+    assert error["code"] == "internal_error"
+    assert "secret" not in result["body"] and "/var/task" not in result["body"]
+
+
+# -- responses ------------------------------------------------------------------------------------
+
+
+def test_response_ranks_contributions_and_applies_decision_bands(
+    fn: LambdaEnvironment, runtime: Stubber
+) -> None:
+    stub_invoke(runtime, model_answer(APPLICANTS))
+    event = load_event("score-batch.json")
+    result = fn.invoke(event)
+    assert result["statusCode"] == 200, result["body"]
+    assert header(result, "X-Model-Version") == "test-version"
+    body = body_of(result)
+    assert body["request_id"] == event["requestContext"]["requestId"]
+    assert body["model_version"] == "test-version"
+    assert [r["index"] for r in body["results"]] == [0, 1, 2]
+    bands = DecisionBands.parse("approve:0.1,review:0.3,decline")
+    for r, applicant in zip(body["results"], APPLICANTS, strict=True):
+        shaps = [c["shap_value"] for c in r["contributions"]]
+        assert [abs(s) for s in shaps] == sorted((abs(s) for s in shaps), reverse=True)
+        assert r["base_value"] + sum(shaps) == pytest.approx(r["probability"], abs=1e-12)
+        assert {c["feature"]: c["value"] for c in r["contributions"]} == {
+            n: None if applicant[n] is None else float(applicant[n]) for n in FEATURES
+        }
+        assert r["decision"] == bands.decide(r["probability"])
+    assert {r["decision"] for r in body["results"]} == {"review", "decline"}
+
+
+def test_legacy_shape_by_query_and_by_accept(fn: LambdaEnvironment, runtime: Stubber) -> None:
+    answer = model_answer(APPLICANTS)
+    expected = json.loads(answer)["predictions"]
+    for event in (
+        load_event("score-legacy.json"),
+        with_body(
+            load_event("score-batch.json"),
+            json.dumps(APPLICANTS),
+            Accept="application/vnd.credit-explainer.legacy+json",
+        ),
+    ):
+        stub_invoke(runtime, answer)
+        result = fn.invoke(event)
+        assert result["statusCode"] == 200
+        assert header(result, "Content-Type") == "application/vnd.credit-explainer.legacy+json"
+        legacy = body_of(result)
+        assert set(legacy) == {"prediction", "shap_base", "shap_values"}
+        assert legacy["prediction"] == [e["probability"] for e in expected]
+        assert list(legacy["shap_values"]) == list(FEATURES)
+        for i, e in enumerate(expected):
+            by_feature = {c["feature"]: c["shap_value"] for c in e["contributions"]}
+            assert [legacy["shap_values"][n][i] for n in FEATURES] == [
+                by_feature[n] for n in FEATURES
+            ]
+
+
+def test_health_with_describe_endpoint(closed_port: int) -> None:
+    fn = make_env(closed_port, HEALTH_CHECK="describe-endpoint", HEALTH_CACHE_SECONDS="0.001")
+    fn.module.endpoint._control = boto3.client(
+        "sagemaker",
+        config=fn.module.endpoint.runtime.meta.config,
+        region_name="us-east-1",
+        aws_access_key_id="local",
+        aws_secret_access_key="local",
+    )
+    with Stubber(fn.module.endpoint._control) as control:
+        for status in ("InService", "Creating"):
+            control.add_response(
+                "describe_endpoint",
+                {
+                    "EndpointName": ENDPOINT,
+                    "EndpointArn": f"arn:aws:sagemaker:us-east-1:123456789012:endpoint/{ENDPOINT}",
+                    "EndpointConfigName": "c",
+                    "EndpointStatus": status,
+                    "CreationTime": "2026-01-01T00:00:00Z",
+                    "LastModifiedTime": "2026-01-01T00:00:00Z",
+                },
+                {"EndpointName": ENDPOINT},
+            )
+        control.add_client_error(
+            "describe_endpoint", service_error_code="ValidationException", http_status_code=400
+        )
+        ok = fn.invoke(load_event("health.json"))
+        assert ok["statusCode"] == 200
+        assert body_of(ok)["status"] == "ok"
+        threading.Event().wait(0.01)
+        creating = fn.invoke(load_event("health.json"))
+        assert creating["statusCode"] == 503
+        assert "Creating" in error_of(creating)["message"]
+        threading.Event().wait(0.01)
+        missing = fn.invoke(load_event("health.json"))
+        assert missing["statusCode"] == 503
+        assert error_of(missing)["code"] == "endpoint_error"
+
+
+def test_openapi_document_is_generated_from_the_schema(fn: LambdaEnvironment) -> None:
+    event = load_event("health.json", path="/swagger", resource="/swagger")
+    event["queryStringParameters"] = {"format": "json"}
+    event["multiValueQueryStringParameters"] = {"format": ["json"]}
+    result = fn.invoke(event)
+    assert result["statusCode"] == 200
+    doc = body_of(result)
+    assert set(doc["paths"]) == {"/score", "/health"}
+    schemas = doc["components"]["schemas"]
+    assert {"ScoreRequest", "Applicant", "ScoreResponse", "ErrorBody", "LegacyResponse"} <= set(
+        schemas
+    )
+    assert list(schemas["Applicant"]["properties"]) == list(FEATURES)
+    assert schemas["Applicant"]["additionalProperties"] is False
+    responses = doc["paths"]["/score"]["post"]["responses"]
+    assert {"200", "400", "413", "422", "429", "502", "503", "504"} <= set(responses)
+    assert doc["components"]["securitySchemes"]["apiKey"] == {
+        "type": "apiKey",
+        "in": "header",
+        "name": "x-api-key",
+    }
+
+
+def test_logs_carry_no_applicant_values(fn: LambdaEnvironment, runtime: Stubber) -> None:
+    # What the function writes to stdout (CloudWatch Logs in AWS), captured at its handler.
+    handler = fn.module.logger.registered_handler
+    stream = io.StringIO()
+    previous = handler.setStream(stream)
+    marked = [dict(a, MonthlyIncome=98765.4321, DebtRatio=0.123456789) for a in APPLICANTS]
+    try:
+        invalid = [dict(marked[0], age=117.5)]
+        fn.invoke(with_body(load_event("score-batch.json"), json.dumps(invalid)))
+        double = json.dumps(json.dumps(marked))
+        fn.invoke(with_body(load_event("score-batch.json"), double, Accept="text/html"))
+        runtime.add_client_error(
+            "invoke_endpoint", service_error_code="ModelError", http_status_code=424
+        )
+        fn.invoke(with_body(load_event("score-batch.json"), json.dumps(marked)))
+        stub_invoke(runtime, model_answer(marked), marked)
+        ok = fn.invoke(with_body(load_event("score-batch.json"), json.dumps(marked)))
+    finally:
+        handler.setStream(previous)
+    assert ok["statusCode"] == 200 and "98765.4321" in ok["body"]  # the values were there
+    logs = stream.getvalue()
+    assert logs.count("request failed") == 3
+    assert '"message":"scored"' in logs
+    for value in ("98765", "0.123456789", "117.5"):
+        assert value not in logs
+
+
+# -- configuration ---------------------------------------------------------------------------------
+
+
+def test_decision_bands() -> None:
+    bands = DecisionBands.parse("approve:0.1, review:0.3, decline")
+    assert [bands.decide(p) for p in (0.0, 0.0999, 0.1, 0.29, 0.3, 1.0)] == [
+        "approve",
+        "approve",
+        "review",
+        "review",
+        "decline",
+        "decline",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("DECISION_THRESHOLDS", "approve:0.3,review:0.1,decline"),
+        ("DECISION_THRESHOLDS", "approve"),
+        ("DECISION_THRESHOLDS", "approve:x,decline"),
+        ("DECISION_THRESHOLDS", "approve:0.1,decline:1"),
+        ("MAX_APPLICANTS", "0"),
+        ("MAX_BODY_BYTES", "lots"),
+        ("SAGEMAKER_READ_TIMEOUT", "nan"),
+        ("AWS_RETRY_MODE", "legacy"),
+        ("HEALTH_CHECK", "always"),
+        ("ENABLE_SWAGGER", "maybe"),
+    ],
+)
+def test_bad_configuration_fails_the_cold_start(name: str, value: str) -> None:
+    with pytest.raises(ConfigurationError, match=name):
+        Settings.from_env({name: value})
