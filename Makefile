@@ -13,6 +13,7 @@ help:
 	@echo "make demo   train (if needed), start the local stack, score sample applicants, stop"
 	@echo "make test   lint, type-check and run every test"
 	@echo "make audit  pip-audit the dependencies (part of make test)"
+	@echo "make bench  benchmark the scoring path against the original blog's (writes out/bench.json)"
 
 venv: $(STAMP)
 
@@ -40,6 +41,11 @@ lint: venv
 # shipped to AWS. Policy and strict mode: .ci/audit.py, .ci/pip-audit-ignore.txt.
 audit: venv
 	$(BIN)/python .ci/audit.py
+
+# Speed and memory against the original blog's path, in one process (not a test).
+.PHONY: bench
+bench: venv
+	$(BIN)/python tests/bench/bench_explain.py
 
 clean:
 	rm -rf $(VENV) .aws-sam .aws-sam-x86_64 .pytest_cache .mypy_cache .ruff_cache

@@ -132,7 +132,11 @@ def _count_error(kind: str, status: int) -> None:
             default_dimensions={"service": SERVICE},
         ) as metric:
             metric.add_dimension(name="ErrorKind", value=kind)
-    logger.warning("request failed", extra={"error_kind": kind, "status": status})
+    started = app.context.get("started")
+    latency = None if started is None else round((time.perf_counter() - started) * 1000.0, 3)
+    logger.warning(
+        "request failed", extra={"error_kind": kind, "status": status, "latency_ms": latency}
+    )
 
 
 # -- error handlers: one per error class, one body shape --------------------------------------
@@ -372,4 +376,5 @@ def health() -> Response[str]:
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     metrics.add_metric(name="Requests", unit=MetricUnit.Count, value=1)
+    app.append_context(started=time.perf_counter())  # failures log their latency too
     return app.resolve(event, context)

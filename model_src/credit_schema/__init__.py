@@ -36,6 +36,7 @@ from .payload import (
     check_count,
     check_depth,
     csv_records,
+    csv_text,
     decode_json,
     parse_csv_applicants,
     parse_json_applicants,
@@ -57,6 +58,7 @@ from .responses import (
     explanation_dict,
     legacy_dict,
 )
+from .rows import Row, parse_csv_rows, parse_json_rows, validate_rows
 
 __all__ = [
     "ALIAS_BY_FIELD",
@@ -86,6 +88,7 @@ __all__ = [
     "NotAcceptableError",
     "PayloadError",
     "PayloadTooLargeError",
+    "Row",
     "ScoreRequest",
     "ScoreResponse",
     "ScoredApplicant",
@@ -94,12 +97,16 @@ __all__ = [
     "check_count",
     "check_depth",
     "csv_records",
+    "csv_text",
     "decode_json",
     "direction_of",
     "explanation_dict",
     "legacy_dict",
     "parse_csv_applicants",
+    "parse_csv_rows",
     "parse_json_applicants",
+    "parse_json_rows",
     "to_records",
     "validate_records",
+    "validate_rows",
 ]

@@ -106,22 +106,23 @@ def _short(exc: BaseException) -> str:
     return text if len(text) <= 200 else text[:200] + "..."
 
 
+_CONTAINERS: Final = (dict, list, tuple)
+
+
 def check_depth(obj: Any, max_depth: int = MAX_JSON_DEPTH) -> None:
     """Refuse (400) JSON nested deeper than any accepted shape, without recursion."""
+    if not isinstance(obj, _CONTAINERS):
+        return
     stack: list[tuple[Any, int]] = [(obj, 0)]
     while stack:
         node, depth = stack.pop()
-        if isinstance(node, dict):
-            children: Iterable[Any] = node.values()
-        elif isinstance(node, list | tuple):
-            children = node
-        else:
-            continue
         if depth >= max_depth:
             raise MalformedPayloadError(
                 f"request body is nested too deeply; the limit is {max_depth} levels"
             )
-        stack.extend((child, depth + 1) for child in children)
+        # Only containers are stacked (scalars are most of a payload: skip them here).
+        children = node.values() if isinstance(node, dict) else node
+        stack.extend([(c, depth + 1) for c in children if isinstance(c, _CONTAINERS)])
 
 
 def _is_feature_key(key: object) -> bool:
@@ -337,13 +338,17 @@ def csv_records(text: str) -> list[Any]:
     return [_positional([_csv_cell(c) for c in row]) for row in rows]
 
 
+def csv_text(body: str | bytes) -> str:
+    """A ``text/csv`` body as text (UTF-8, optional BOM)."""
+    try:
+        return body.decode("utf-8-sig") if isinstance(body, bytes | bytearray) else body
+    except UnicodeDecodeError as exc:
+        raise MalformedPayloadError("request body is not valid UTF-8") from exc
+
+
 def parse_csv_applicants(
     body: str | bytes, *, max_applicants: int = DEFAULT_MAX_APPLICANTS
 ) -> list[Applicant]:
-    try:
-        text = body.decode("utf-8-sig") if isinstance(body, bytes | bytearray) else body
-    except UnicodeDecodeError as exc:
-        raise MalformedPayloadError("request body is not valid UTF-8") from exc
-    records = csv_records(text)
+    records = csv_records(csv_text(body))
     check_count(len(records), max_applicants)
     return validate_records(records)

@@ -17,6 +17,14 @@ REGION = "eu-west-1"
 __all__ = ["ACCOUNT", "ANY", "NOW", "REGION", "Plan"]
 
 
+class UnplannedRequest(AssertionError):
+    pass
+
+
+def _no_network(request: Any, **_: Any) -> None:
+    raise UnplannedRequest(f"unplanned AWS request: {request.method} {request.url}")
+
+
 class Plan:
     """Expected AWS requests, in order; ``verify()`` checks all were made, in that order."""
 
@@ -24,6 +32,8 @@ class Plan:
         session = boto3.Session(
             aws_access_key_id="test", aws_secret_access_key="test", region_name=region
         )
+        # Nothing may reach the network: a request that no Stubber answered fails at once.
+        session._session.register("before-send", _no_network)
         self.out = io.StringIO()
         self.sleeps: list[float] = []
         self.aws = Aws(

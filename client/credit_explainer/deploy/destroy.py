@@ -92,7 +92,7 @@ def destroy_repository(aws: Aws, cfg: DeployConfig) -> None:
 
 
 def destroy_storage(aws: Aws, cfg: DeployConfig) -> None:
-    bucket = cfg.bucket_for(aws.account, aws.region)
+    bucket = cfg.bucket or cfg.bucket_for(aws.account, aws.region)
     if aws.exists("s3", "head_bucket", ("404", "NoSuchBucket", "NotFound"), Bucket=bucket) is None:
         return
     token: str | None = None

@@ -12,7 +12,6 @@ import importlib
 import io
 import json
 import tarfile
-import tempfile
 from pathlib import Path
 from typing import Any, Final
 
@@ -27,7 +26,7 @@ _SOURCE_EXCLUDES: Final = frozenset({"__pycache__", ".pytest_cache", ".mypy_cach
 # ------------------------------------------------------------------- bucket ------
 def ensure_bucket(aws: Aws, cfg: DeployConfig) -> str:
     """The deployment's bucket: used if it exists, else created private and tagged."""
-    bucket = cfg.bucket_for(aws.account, aws.region)
+    bucket = cfg.bucket or cfg.bucket_for(aws.account, aws.region)
     if aws.exists("s3", "head_bucket", ("404", "NoSuchBucket", "NotFound"), Bucket=bucket):
         aws.say(f"    bucket s3://{bucket} exists: using it")
         return bucket
@@ -218,11 +217,15 @@ def upload_data(aws: Aws, cfg: DeployConfig, bucket: str) -> str:
 
 
 def _synthetic_csv() -> bytes:
-    synth = importlib.import_module("credit_model.synth")
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "synthetic.csv"
-        synth.write_csv(path)
-        return path.read_bytes()
+    """The project's seeded synthetic data set (``credit-explainer synth``) as CSV bytes."""
+    try:
+        synth = importlib.import_module("credit_model.synth")
+    except ImportError as exc:
+        raise DeployError(
+            "no --data and credit_model is not installed to synthesise some: "
+            "pip install 'credit-explainer[model]' or pass --data"
+        ) from exc
+    return str(synth.generate().to_csv(index=False)).encode()
 
 
 # ---------------------------------------------------------------------- job ------

@@ -1,0 +1,117 @@
+"""template.yaml's optional SageMaker part: cfn-lint clean as shipped and with the SageMaker
+resources enabled, and its execution role least-privilege (its bucket prefix, its ECR repository)."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+from cfnlint.api import ManualArgs, lint
+from cfnlint.decode.cfn_yaml import loads
+from credit_explainer.deploy import DeployConfig
+from credit_explainer.deploy.training import execution_role_policy
+
+ROOT = Path(__file__).resolve().parents[2]
+TEMPLATE = (ROOT / "template.yaml").read_text()
+MODEL_DATA = (
+    "s3://credit-explainer-111122223333-eu-west-1/credit-explainer/models/j/output/model.tar.gz"
+)
+IMAGE = "111122223333.dkr.ecr.eu-west-1.amazonaws.com/credit-explainer:src-0123456789abcdef"
+
+
+def enabled_template() -> str:
+    """template.yaml with DeploySageMaker=true and real-looking model parameters as defaults,
+    and without the one cfn-lint exception the empty defaults need."""
+    text = TEMPLATE
+    for name, value in (
+        ("DeploySageMaker", '"true"'),
+        ("ModelDataUrl", MODEL_DATA),
+        ("ModelImage", IMAGE),
+    ):
+        text, count = re.subn(
+            rf"(\n  {name}:\n    Type: String\n    Default: )[^\n]*", rf"\g<1>{value}", text
+        )
+        assert count == 1, name
+    text, count = re.subn(
+        r"\n    Metadata:\n      cfn-lint:\n        config:\n(          #[^\n]*\n)*          ignore_checks: \[W1031\]",
+        "",
+        text,
+    )
+    assert count == 1
+    return text
+
+
+@pytest.mark.parametrize("variant", ["as shipped", "SageMaker enabled"])
+def test_cfn_lint_clean(variant):
+    text = TEMPLATE if variant == "as shipped" else enabled_template()
+    # errors and warnings in the default region, as the cfn-lint command reports them
+    matches = [
+        m for m in lint(text, config=ManualArgs(regions=["us-east-1"])) if m.rule.id[0] in "EW"
+    ]
+    assert [str(m) for m in matches] == []
+
+
+def test_the_enabled_variant_really_has_the_sagemaker_resources():
+    template = loads(enabled_template())
+    assert template["Parameters"]["DeploySageMaker"]["Default"] == "true"
+    kinds = {
+        r["Type"]
+        for r in template["Resources"].values()
+        if r.get("Condition") in {"CreateSageMaker", "CreateScaling"}
+    }
+    assert kinds == {
+        "AWS::IAM::Role",
+        "AWS::SageMaker::Model",
+        "AWS::SageMaker::EndpointConfig",
+        "AWS::SageMaker::Endpoint",
+        "AWS::ApplicationAutoScaling::ScalableTarget",
+        "AWS::ApplicationAutoScaling::ScalingPolicy",
+    }
+    # the endpoint the stack owns is the one the Lambda invokes
+    assert template["Resources"]["SageMakerEndpoint"]["Properties"]["EndpointName"] == {
+        "Ref": "EndpointName"
+    }
+
+
+def _statements(policy_document) -> dict:
+    return {s["Sid"]: s for s in policy_document["Statement"]}
+
+
+def test_template_execution_role_is_least_privilege():
+    role = loads(TEMPLATE)["Resources"]["SageMakerExecutionRole"]["Properties"]
+    assert role["AssumeRolePolicyDocument"]["Statement"][0]["Principal"] == {
+        "Service": "sagemaker.amazonaws.com"
+    }
+    statements = _statements(role["Policies"][0]["PolicyDocument"])
+    assert statements["ReadOwnModelPrefix"]["Action"] == "s3:GetObject"
+    assert (
+        "${Bucket}/${ModelDataPrefix}/*"
+        in statements["ReadOwnModelPrefix"]["Resource"]["Fn::Sub"][0]
+    )
+    assert ":repository/${Repository}" in statements["PullOwnImage"]["Resource"]["Fn::Sub"][0]
+    stars = [sid for sid, s in statements.items() if s["Resource"] == "*"]
+    assert stars == ["EcrLogin"]  # GetAuthorizationToken has no resource-level permissions
+    assert statements["EcrLogin"]["Action"] == "ecr:GetAuthorizationToken"
+
+
+def test_cli_execution_role_is_least_privilege():
+    policy = execution_role_policy(
+        DeployConfig(), bucket="b", account="111122223333", region="eu-west-1"
+    )
+    statements = _statements(policy)
+    assert statements["ReadWriteOwnPrefix"]["Resource"] == "arn:aws:s3:::b/credit-explainer/*"
+    assert statements["ListOwnPrefix"]["Condition"] == {
+        "StringLike": {"s3:prefix": ["credit-explainer/*"]}
+    }
+    assert (
+        statements["PullOwnImage"]["Resource"]
+        == "arn:aws:ecr:eu-west-1:111122223333:repository/credit-explainer"
+    )
+    assert [sid for sid, s in statements.items() if s["Resource"] == "*"] == ["EcrLogin"]
+    actions = [
+        a
+        for s in statements.values()
+        for a in ([s["Action"]] if isinstance(s["Action"], str) else s["Action"])
+    ]
+    assert not [a for a in actions if "*" in a]

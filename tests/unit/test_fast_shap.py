@@ -1,0 +1,211 @@
+"""The fast TreeSHAP path against shap.TreeExplainer (path-dependent) and sklearn.
+
+Property tests over random forests and inputs: ties at split thresholds, missing
+values (imputed before the forest), depth-1 trees, single-leaf trees, repeated
+features on a path, bootstrap and not, random forests and extra trees.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pytest
+import shap
+from credit_model import fast_shap
+from credit_model.fast_shap import (
+    FastTreeExplainer,
+    UnsupportedModelError,
+    fast_explainer_for,
+    supports,
+)
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from sklearn.ensemble import (
+    ExtraTreesClassifier,
+    GradientBoostingClassifier,
+    RandomForestClassifier,
+)
+from sklearn.impute import SimpleImputer
+from sklearn.pipeline import Pipeline
+
+TOL = 1e-9
+
+
+def reference(pipeline: Pipeline, X: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
+    """shap's own answer: imputer, then TreeExplainer on the forest, class 1."""
+    forest = pipeline[-1]
+    explainer = shap.TreeExplainer(forest)
+    values = explainer.shap_values(pipeline[0].transform(X))
+    assert values.ndim == 3  # current shap: [n, features, classes]
+    return pipeline.predict_proba(X)[:, 1], values[:, :, 1], float(explainer.expected_value[1])
+
+
+def threshold_points(forest: Any, X: np.ndarray) -> np.ndarray:
+    """Rows of X with one feature set exactly to each split threshold (ties go left)."""
+    rows = []
+    for est in forest.estimators_:
+        tree = est.tree_
+        for node in np.flatnonzero(tree.children_left >= 0)[:20]:
+            row = X[node % len(X)].copy()
+            row[tree.feature[node]] = tree.threshold[node]
+            rows.append(row)
+    return np.array(rows).reshape(-1, X.shape[1])
+
+
+@st.composite
+def forests(draw: st.DrawFn) -> tuple[Pipeline, np.ndarray]:
+    seed = draw(st.integers(0, 2**32 - 1))
+    rng = np.random.default_rng(seed)
+    n = draw(st.integers(30, 200))
+    n_features = draw(st.integers(1, 7))
+    grid = draw(st.booleans())  # integer-valued features: thresholds at k + 0.5, many ties
+    X = rng.integers(0, 5, size=(n, n_features)).astype(float) if grid else rng.normal(size=(n, n_features))
+    y = (X[:, 0] + rng.normal(scale=1.0, size=n) > np.median(X[:, 0])).astype(int)
+    y[:2] = [0, 1]  # both classes present
+    missing = draw(st.sampled_from([0.0, 0.1, 0.3]))
+    X[rng.random(X.shape) < missing] = np.nan
+    X[0, :] = np.where(np.isnan(X[0, :]), 1.0, X[0, :])  # every column keeps a finite median
+    kind = draw(st.sampled_from([RandomForestClassifier, ExtraTreesClassifier]))
+    forest = kind(
+        n_estimators=draw(st.integers(1, 6)),
+        max_depth=draw(st.sampled_from([1, 2, 3, 6, None])),
+        max_leaf_nodes=draw(st.sampled_from([None, 2, 5, 30])),
+        min_samples_leaf=draw(st.sampled_from([1, 5, 40])),
+        bootstrap=draw(st.booleans()),
+        max_features=draw(st.sampled_from(["sqrt", None])),
+        random_state=seed % 1000,
+    )
+    pipeline = Pipeline([("impute", SimpleImputer(strategy="median")), ("forest", forest)])
+    pipeline.fit(X, y)
+    X_eval = np.vstack([X, threshold_points(pipeline[-1], pipeline[0].transform(X))])
+    return pipeline, X_eval
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(forests())
+def test_equals_shap_tree_explainer(case: tuple[Pipeline, np.ndarray]) -> None:
+    pipeline, X = case
+    if not supports(pipeline[-1]):  # deep unlimited trees: covered by the fallback
+        with pytest.raises(UnsupportedModelError):
+            fast_explainer_for(pipeline)
+        return
+    explainer = fast_explainer_for(pipeline)
+    proba, phi = explainer.explain(X)
+    ref_proba, ref_phi, ref_base = reference(pipeline, X)
+    # Same arithmetic as sklearn, in the same order: bit-identical probabilities.
+    np.testing.assert_array_equal(proba, ref_proba)
+    np.testing.assert_allclose(phi, ref_phi, rtol=0, atol=TOL)
+    assert explainer.base_value == pytest.approx(ref_base, abs=TOL)
+    np.testing.assert_allclose(phi.sum(axis=1) + explainer.base_value, proba, rtol=0, atol=TOL)
+
+
+def fit(model: Any, n: int = 300, seed: int = 0) -> Pipeline:
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n, 4))
+    y = (X[:, 0] + X[:, 1] > 0).astype(int)
+    return Pipeline([("impute", SimpleImputer()), ("forest", model)]).fit(X, y)
+
+
+def check_against_shap(pipeline: Pipeline, X: np.ndarray) -> None:
+    proba, phi = fast_explainer_for(pipeline).explain(X)
+    ref_proba, ref_phi, _ = reference(pipeline, X)
+    np.testing.assert_array_equal(proba, ref_proba)
+    np.testing.assert_allclose(phi, ref_phi, rtol=0, atol=TOL)
+
+
+def test_single_leaf_trees() -> None:
+    # Constant features: no split is possible, every tree is one leaf.
+    X = np.ones((50, 3))
+    y = np.r_[np.zeros(20, int), np.ones(30, int)]
+    pipeline = Pipeline([("impute", SimpleImputer()), ("forest", RandomForestClassifier(5))])
+    pipeline.fit(X, y)
+    assert all(e.tree_.node_count == 1 for e in pipeline[-1].estimators_)
+    explainer = fast_explainer_for(pipeline)
+    assert explainer.compiled.depth == 0
+    _, phi = explainer.explain(np.array([[1.0, 2.0, np.nan]]))
+    assert np.all(phi == 0.0)
+    check_against_shap(pipeline, np.array([[1.0, 2.0, 3.0], [0.0, 0.0, 0.0]]))
+
+
+def test_depth_one_trees_and_ties() -> None:
+    pipeline = fit(RandomForestClassifier(n_estimators=7, max_depth=1, random_state=1))
+    forest = pipeline[-1]
+    rows = []
+    for est in forest.estimators_:
+        row = np.zeros(4)
+        row[est.tree_.feature[0]] = est.tree_.threshold[0]  # exactly on the threshold: left
+        rows.append(row)
+        rows.append(np.nextafter(row, np.inf))
+    check_against_shap(pipeline, np.array(rows))
+
+
+def test_repeated_feature_on_a_path() -> None:
+    rng = np.random.default_rng(3)
+    X = rng.normal(size=(400, 2))
+    y = (np.abs(X[:, 0]) < 0.5).astype(int)  # needs two splits on feature 0 on one path
+    pipeline = Pipeline(
+        [("impute", SimpleImputer()), ("forest", RandomForestClassifier(10, max_depth=4))]
+    ).fit(X, y)
+    tree = pipeline[-1].estimators_[0].tree_
+    assert len(set(tree.feature[tree.feature >= 0])) < (tree.feature >= 0).sum()
+    check_against_shap(pipeline, rng.normal(size=(50, 2)))
+
+
+def test_missing_values_are_imputed_before_the_forest() -> None:
+    pipeline = fit(RandomForestClassifier(10, max_depth=5, random_state=0))
+    X = np.array([[np.nan, 0.2, np.nan, 1.0], [np.nan] * 4])
+    explainer = fast_explainer_for(pipeline)
+    filled = pipeline[0].transform(X)
+    np.testing.assert_array_equal(explainer.explain(X)[0], explainer.explain(filled)[0])
+    check_against_shap(pipeline, X)
+
+
+def test_bare_forest_refuses_missing_values() -> None:
+    forest = fit(RandomForestClassifier(3, max_depth=3))[-1]
+    explainer = FastTreeExplainer(forest)
+    with pytest.raises(ValueError, match="missing values"):
+        explainer.explain(np.full((1, 4), np.nan))
+    with pytest.raises(ValueError, match="shape"):
+        explainer.explain(np.zeros((1, 3)))
+
+
+@pytest.mark.parametrize(
+    "model",
+    [
+        GradientBoostingClassifier(n_estimators=3),
+        RandomForestClassifier(3, max_depth=None, max_features=None),  # > MAX_PATH_FEATURES
+    ],
+    ids=["gradient-boosting", "deep-trees"],
+)
+def test_unsupported_models_are_refused(model: Any) -> None:
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(2000, 12))
+    y = (X.sum(axis=1) + rng.normal(size=2000) > 0).astype(int)
+    pipeline = Pipeline([("impute", SimpleImputer()), ("model", model)]).fit(X, y)
+    assert not supports(pipeline[-1])
+    with pytest.raises(UnsupportedModelError):
+        fast_explainer_for(pipeline)
+
+
+def test_multiclass_is_refused() -> None:
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(100, 3))
+    forest = RandomForestClassifier(3).fit(X, rng.integers(0, 3, 100))
+    assert not supports(forest)
+
+
+def test_works_without_a_writable_numba_cache(monkeypatch: pytest.MonkeyPatch) -> None:
+    import numba
+
+    real = numba.njit
+
+    def no_cache_location(*args: Any, **kwargs: Any) -> Any:
+        if kwargs.get("cache"):
+            raise RuntimeError("cannot cache function: no locator available for file")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(numba, "njit", no_cache_location)
+    monkeypatch.setattr(fast_shap, "_KERNEL", None)
+    pipeline = fit(RandomForestClassifier(4, max_depth=3, random_state=0))
+    check_against_shap(pipeline, np.random.default_rng(1).normal(size=(20, 4)))
