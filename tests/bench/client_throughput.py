@@ -1,9 +1,10 @@
 """Throughput of ``CreditExplainerClient.score_many`` over the local stack, for 2,000 applicants.
 
-    .venv/bin/python tests/bench/client_throughput.py [--model-dir models/default] [--repeats 5]
+    .venv/bin/python tests/bench/client_throughput.py [--model-dir DIR] [--repeats 5]
 
-Applicants: the first 2,000 valid rows of ../shared's Give Me Some Credit file when
-present, synthetic otherwise. In one process, alternating, after a warm-up, it times
+Model: DIR if given, else one trained here on ../shared's Give Me Some Credit file
+(synthetic data when it is absent). Applicants: the first 2,000 valid rows of the
+same data. In one process, alternating, after a warm-up, it times
 ``score_many`` at several batch sizes, a raw httpx POST of all 2,000 to the same
 API (no client-side validation or parsing: the client's own overhead is the
 difference), and the model's handlers in-process (no HTTP at all). Prints medians,
@@ -15,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -45,6 +47,15 @@ def load_applicants(n: int) -> tuple[list[dict[str, Any]], str]:
     return good, source
 
 
+def train_model() -> Path:
+    from credit_model.train import load_training_data, train
+
+    data, source = load_training_data(REAL_DATA if REAL_DATA.exists() else None)
+    directory = Path(tempfile.mkdtemp(prefix="client-bench-model-"))
+    train(data, directory, data_source=source, log=lambda *_: None)
+    return directory
+
+
 def seconds(fn: Any) -> float:
     started = time.perf_counter()
     fn()
@@ -53,11 +64,11 @@ def seconds(fn: Any) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--model-dir", default="models/default")
+    parser.add_argument("--model-dir", default=None)
     parser.add_argument("--applicants", type=int, default=2000)
     parser.add_argument("--repeats", type=int, default=5)
     args = parser.parse_args()
-    model_dir = Path(args.model_dir)
+    model_dir = Path(args.model_dir) if args.model_dir else train_model()
     ensure_model(model_dir)
     applicants, source = load_applicants(args.applicants)
     n = len(applicants)

@@ -108,7 +108,7 @@ def test_dict_applicant_model_and_pandas_row_give_the_same_score(
     client: CreditExplainerClient, applicants: list[dict[str, Any]]
 ) -> None:
     record = next(r for r in applicants if r["MonthlyIncome"] is None)
-    frame = pd.DataFrame([record])
+    frame = pd.DataFrame([record], dtype=float)  # as read_csv gives it: floats, NaN
     assert math.isnan(frame.iloc[0]["MonthlyIncome"])  # pandas holds the missing income as NaN
     by_dict = client.score(record)
     by_model = client.score(Applicant.model_validate(record))
@@ -370,15 +370,17 @@ def test_cli_unreachable_api_fails_with_status_2(
 def test_real_data_through_the_client_equals_the_model_in_process(
     real_data: Path, real_model_dir: Path
 ) -> None:
-    """A few hundred rows of ../shared's Give Me Some Credit file, through the model trained on it:
+    """2,000 rows of ../shared's Give Me Some Credit file, through the model trained on it:
     identical numbers through the client and in-process."""
-    frame = pd.read_csv(real_data, nrows=400)[list(FEATURES)]
+    frame = pd.read_csv(real_data, nrows=2_000)[list(FEATURES)]  # CI-sized: ~2 s
     model_dir = real_model_dir
     with LocalStack(model_dir) as real, CreditExplainerClient(real.api_url) as client:
-        results = client.score_many(frame, on_error="collect", batch_size=150)
+        results = client.score_many(frame, on_error="collect", batch_size=1000)
     records = frame.astype(object).where(frame.notna(), None).to_dict(orient="records")
     good = [i for i, r in enumerate(results) if isinstance(r, Score)]
-    assert len(good) >= 390  # rows the schema refuses (if any) are reported, not dropped
+    assert len(good) >= 0.99 * len(
+        frame
+    )  # rows the schema refuses (if any) are reported, not dropped
     for f in results.failures:
         assert f.errors and f.errors[0].applicant == f.index
     expected = in_process(model_dir, [records[i] for i in good]).predictions
