@@ -70,7 +70,11 @@ def train(model_dir: Path) -> tuple[Any, dict[str, Any]]:
     start = time.perf_counter()
     metrics = fit(data, model_dir, data_source=source, log=lambda *_: None)
     summary = {"data": source, "rows": len(data), "train_s": time.perf_counter() - start}
-    return data, {**summary, "roc_auc": metrics["roc_auc"], "model_version": metrics["model_version"]}
+    return data, {
+        **summary,
+        "roc_auc": metrics["roc_auc"],
+        "model_version": metrics["model_version"],
+    }
 
 
 # --- measurements ---------------------------------------------------------------
@@ -151,7 +155,10 @@ def arrays_from(body: bytes | str) -> tuple[np.ndarray, np.ndarray, float]:
     preds = doc["predictions"]
     proba = np.array([p["probability"] for p in preds])
     shap = np.array(
-        [[{c["feature"]: c["shap_value"] for c in p["contributions"]}[f] for f in FEATURES] for p in preds]
+        [
+            [{c["feature"]: c["shap_value"] for c in p["contributions"]}[f] for f in FEATURES]
+            for p in preds
+        ]
     )
     return proba, shap, float(preds[0]["base_value"])
 
@@ -195,7 +202,10 @@ def table(rows: list[dict[str, Any]]) -> str:
         for r in rows
     ]
     widths = [max(len(line[i]) for line in lines) for i in range(len(head))]
-    out = ["| " + " | ".join(c.ljust(w) for c, w in zip(line, widths, strict=True)) + " |" for line in lines]
+    out = [
+        "| " + " | ".join(c.ljust(w) for c, w in zip(line, widths, strict=True)) + " |"
+        for line in lines
+    ]
     out.insert(1, "|" + "|".join("-" * (w + 2) for w in widths) + "|")
     return "\n".join(out)
 
@@ -291,9 +301,7 @@ def main(argv: list[str] | None = None) -> int:
             proba, ours_values = ours_explainer.explain(X[:n])
             worst = {
                 "shap": float(np.max(np.abs(shap_values - ours_values))),
-                "probability": float(
-                    np.max(np.abs(pipeline.predict_proba(X[:n])[:, 1] - proba))
-                ),
+                "probability": float(np.max(np.abs(pipeline.predict_proba(X[:n])[:, 1] - proba))),
             }
             check(f"explainers, {n} rows", worst)
             results["checks"][f"explainers_{n}"] = worst
@@ -351,11 +359,15 @@ def main(argv: list[str] | None = None) -> int:
         f"{results['model_fn_s']:.3f} s in this process"
     )
     if "server_rss_mib_idle" in results:
-        print(f"model server RSS: {results['server_rss_mib_idle']:.0f} MiB idle, "
-              f"{results['server_rss_mib_after']:.0f} MiB after the HTTP runs")
+        print(
+            f"model server RSS: {results['server_rss_mib_idle']:.0f} MiB idle, "
+            f"{results['server_rss_mib_after']:.0f} MiB after the HTTP runs"
+        )
     print(f"all paths agree to {TOL} (probabilities, SHAP values, base value, additivity)")
-    print(f"load average (1 min) before/after: {results['machine']['load_average_1m_before']:.2f}"
-          f" / {results['machine']['load_average_1m_after']:.2f} on {os.cpu_count()} CPUs")
+    print(
+        f"load average (1 min) before/after: {results['machine']['load_average_1m_before']:.2f}"
+        f" / {results['machine']['load_average_1m_after']:.2f} on {os.cpu_count()} CPUs"
+    )
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=2))
     print(f"results: {args.out}")

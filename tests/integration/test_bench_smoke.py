@@ -22,7 +22,12 @@ def test_bench_paths_agree(tmp_path: Path) -> None:
     assert bench_explain.main(["--quick", "--out", str(out)]) == 0  # exits non-zero on a mismatch
     results = json.loads(out.read_text())
     assert set(results["checks"]) == {
-        "handlers_1", "handlers_100", "handlers_2000", "explainers_1", "explainers_2000", "http_1",
+        "handlers_1",
+        "handlers_100",
+        "handlers_2000",
+        "explainers_1",
+        "explainers_2000",
+        "http_1",
     }
     for label, worst in results["checks"].items():
         assert all(v <= 1e-9 for v in worst.values()), (label, worst)
