@@ -19,10 +19,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import boto3
 import httpx
 import pytest
-from botocore.config import Config
+from conftest import runtime_client
 from credit_model.train import METRIC_DEFINITIONS
 from credit_schema import FEATURES, TARGET
 
@@ -128,14 +127,7 @@ def served(trained: dict[str, Any]) -> Iterator[dict[str, Any]]:
 def test_serve_model_with_two_workers_answers_boto3(
     served: dict[str, Any], sample_applicants: list[dict[str, Any]]
 ) -> None:
-    runtime = boto3.client(
-        "sagemaker-runtime",
-        endpoint_url=served["url"],
-        region_name="us-east-1",
-        aws_access_key_id="local",
-        aws_secret_access_key="local",
-        config=Config(retries={"max_attempts": 1, "mode": "standard"}),
-    )
+    runtime = runtime_client(served["url"])
     bodies = set()
     for _ in range(6):
         response = runtime.invoke_endpoint(

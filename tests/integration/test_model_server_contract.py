@@ -7,11 +7,10 @@ import json
 import time
 from typing import Any
 
-import boto3
 import httpx
 import numpy as np
 import pytest
-from botocore.config import Config
+from conftest import runtime_client
 from credit_model.server import ModelServer
 
 
@@ -55,14 +54,7 @@ def test_a_request_past_the_timeout_gets_504_json_at_once(
 def test_the_runtime_api_reports_a_timeout_as_model_error(
     slow_server: Any, sample_applicants: list[dict[str, Any]]
 ) -> None:
-    runtime = boto3.client(
-        "sagemaker-runtime",
-        endpoint_url=slow_server.url,
-        region_name="us-east-1",
-        aws_access_key_id="local",
-        aws_secret_access_key="local",
-        config=Config(retries={"max_attempts": 1, "mode": "standard"}),
-    )
+    runtime = runtime_client(slow_server.url)
     with pytest.raises(runtime.exceptions.ModelError) as info:
         runtime.invoke_endpoint(
             EndpointName=slow_server.endpoint_name,
