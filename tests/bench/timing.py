@@ -47,14 +47,17 @@ def alternate(
     times: dict[str, list[float]] = {name: [] for name in cases}
     gc_was_enabled = gc.isenabled()
     gc.collect()
-    gc.disable()  # collect between runs, not inside one
+    gc.disable()  # no collection pauses inside the measurements (freeing is by refcount)
+    names = list(cases)
     try:
-        for _ in range(runs):
-            for name, fn in cases.items():
+        for r in range(runs):
+            # Rotate the order each round: no case always runs first (after the others'
+            # garbage, or on cold caches).
+            for name in names[r % len(names) :] + names[: r % len(names)]:
+                fn = cases[name]
                 start = time.perf_counter()
                 fn()
                 times[name].append(time.perf_counter() - start)
-            gc.collect()
     finally:
         if gc_was_enabled:
             gc.enable()
