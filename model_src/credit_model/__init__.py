@@ -1,1 +1,4 @@
-"""The model side of credit-explainer: training, artifacts, explanations, handlers, model server."""
+"""The model side of credit-explainer: data, training, artifacts, explanations, inference, serving.
+
+Needs the ``model`` extra (numpy, scikit-learn, shap, pandas, skops, starlette, uvicorn).
+"""

@@ -1,0 +1,116 @@
+"""``credit-explainer synth | train | serve-model``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+from typing import Any, Final
+
+#: Where ``train`` and the demo put a model when no directory is given.
+DEFAULT_MODEL_DIR: Final = Path("models") / "default"
+
+
+def train_default(
+    model_dir: str | Path = DEFAULT_MODEL_DIR, *, data: str | Path | None = None
+) -> dict[str, Any]:
+    """Train with the default hyperparameters (on the synthetic data when ``data`` is None)."""
+    from .train import load_training_data, train
+
+    frame, source = load_training_data(data)
+    return train(frame, model_dir, data_source=source)
+
+
+def _synth(args: argparse.Namespace) -> int:
+    from .synth import generate
+
+    frame = generate(args.rows, seed=args.seed)
+    if args.output in (None, "-"):
+        frame.to_csv(sys.stdout, index=False)
+    else:
+        Path(args.output).parent.mkdir(parents=True, exist_ok=True)
+        frame.to_csv(args.output, index=False)
+        print(f"wrote {len(frame)} rows to {args.output}", file=sys.stderr)
+    return 0
+
+
+def _train(args: argparse.Namespace) -> int:
+    from .data import DataError, load_csv
+    from .train import hyperparameters_from, load_training_data, train
+
+    started = time.perf_counter()
+    try:
+        frame, source = load_training_data(args.data, rows=args.rows, seed=args.seed)
+        test = load_csv(args.test_data) if args.test_data else None
+    except DataError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(f"training on {source}: {len(frame)} rows", flush=True)
+    train(
+        frame,
+        args.model_dir,
+        hyperparameters=hyperparameters_from(args),
+        test_data=test,
+        data_source=source,
+    )
+    print(f"done in {time.perf_counter() - started:.2f} s")
+    return 0
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from .artifacts import ModelArtifactError
+    from .server import run
+
+    try:
+        run(
+            args.model_dir,
+            host=args.host,
+            port=args.port,
+            workers=args.workers,
+            endpoint_name=args.endpoint_name,
+            log_level=args.log_level,
+        )
+    except ModelArtifactError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def register(sub: Any) -> None:
+    from .train import add_hyperparameter_arguments
+
+    p = sub.add_parser("synth", help="write the seeded synthetic data set as CSV")
+    p.add_argument("--rows", type=int, default=20_000, help="rows to generate (default 20000)")
+    p.add_argument("--seed", type=int, default=20_101, help="random seed (default 20101)")
+    p.add_argument("-o", "--output", help="CSV file to write (default: stdout)")
+    p.set_defaults(func=_synth)
+
+    p = sub.add_parser(
+        "train",
+        help="train the model locally and write a model directory",
+        description="Train median imputation + random forest; print held-out ROC AUC, PR AUC, Brier.",
+    )
+    p.add_argument("--data", help="CSV file or directory of CSVs (default: the synthetic data)")
+    p.add_argument("--test-data", help="held-out CSV (default: a stratified split of --data)")
+    p.add_argument(
+        "--model-dir", default=str(DEFAULT_MODEL_DIR), help=f"default {DEFAULT_MODEL_DIR}"
+    )
+    p.add_argument("--rows", type=int, help="synthetic rows when no --data (default 20000)")
+    p.add_argument("--seed", type=int, help="synthetic seed when no --data")
+    add_hyperparameter_arguments(p)
+    p.set_defaults(func=_train)
+
+    p = sub.add_parser(
+        "serve-model",
+        help="serve a model directory with the SageMaker container contract and runtime API",
+    )
+    p.add_argument(
+        "--model-dir", default=str(DEFAULT_MODEL_DIR), help=f"default {DEFAULT_MODEL_DIR}"
+    )
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    p.add_argument("--port", type=int, default=8080, help="default 8080")
+    p.add_argument("--workers", type=int, default=1, help="worker processes (default 1)")
+    p.add_argument("--endpoint-name", help="name answered on /endpoints/NAME/invocations")
+    p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    p.set_defaults(func=_serve)

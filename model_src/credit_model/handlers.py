@@ -1,0 +1,283 @@
+"""SageMaker inference handlers: decode, predict, encode as separate stages.
+
+The scikit-learn container contract (``model_fn``, ``input_fn``, ``predict_fn``,
+``output_fn``), used unchanged by SageMaker's framework image, by our own image
+and by the local model server.
+
+* ``input_fn`` accepts ``application/json`` in every shape ``credit_schema``
+  accepts (one object, records, pandas column/index/split JSON,
+  ``{"instances": [...]}``, and any of these double-encoded), ``text/csv``
+  (header optional, model column order) and ``application/jsonlines`` (batch
+  transform: one applicant or one batch per line).
+* ``output_fn`` answers ``application/json`` (:class:`credit_schema.ModelResponse`),
+  the original blog's shape for :data:`credit_schema.CONTENT_TYPE_LEGACY_JSON`,
+  ``application/jsonlines`` (one explanation per line) and ``text/csv``.
+
+Errors are :class:`credit_schema.PayloadError` subclasses carrying their HTTP
+status (400, 406, 413, 415, 422); :class:`ExplanationError` (500) is raised if an
+explanation ever fails its additivity check, so it is never sent.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Final
+
+import numpy as np
+from credit_schema import (
+    CONTENT_TYPE_CSV,
+    CONTENT_TYPE_JSON,
+    CONTENT_TYPE_LEGACY_JSON,
+    FEATURES,
+    NotAcceptableError,
+    PayloadError,
+    UnsupportedMediaTypeError,
+    check_count,
+    csv_records,
+    decode_json,
+    explanation_dict,
+    legacy_dict,
+    to_records,
+    validate_records,
+)
+
+from . import artifacts
+from .explain import Explainer, build_explainer
+
+CONTENT_TYPE_JSONLINES: Final = "application/jsonlines"
+_JSONLINES_ALIASES: Final = frozenset(
+    {CONTENT_TYPE_JSONLINES, "application/x-jsonlines", "application/jsonl"}
+)
+INPUT_CONTENT_TYPES: Final = (CONTENT_TYPE_JSON, CONTENT_TYPE_CSV, CONTENT_TYPE_JSONLINES)
+OUTPUT_CONTENT_TYPES: Final = (
+    CONTENT_TYPE_JSON,
+    CONTENT_TYPE_LEGACY_JSON,
+    CONTENT_TYPE_JSONLINES,
+    CONTENT_TYPE_CSV,
+)
+#: Applicants in one request to the model (batch transform sends large mini-batches;
+#: the scoring API enforces its own, lower limit).
+MAX_APPLICANTS_ENV: Final = "CREDIT_EXPLAINER_MAX_APPLICANTS"
+DEFAULT_MODEL_MAX_APPLICANTS: Final = 50_000
+#: |base + sum(SHAP) - probability| above this means a broken explanation.
+ADDITIVITY_TOLERANCE: Final = 1e-9
+
+
+class ExplanationError(RuntimeError):
+    """An explanation failed its consistency check; it must not be returned."""
+
+    status_code = 500
+    code = "inconsistent_explanation"
+
+
+@dataclass
+class LoadedModel:
+    """What ``model_fn`` returns: the fitted model, its explainer and identity."""
+
+    pipeline: Any
+    explainer: Explainer
+    metadata: dict[str, Any]
+    model_dir: Path
+    max_applicants: int = DEFAULT_MODEL_MAX_APPLICANTS
+
+    @property
+    def version(self) -> str:
+        return str(self.metadata["model_version"])
+
+
+@dataclass
+class Prediction:
+    """What ``predict_fn`` returns: inputs, probabilities and SHAP values, row-aligned."""
+
+    inputs: np.ndarray
+    probability: np.ndarray
+    base_value: float
+    shap_values: np.ndarray
+    model_version: str
+    extras: dict[str, Any] = field(default_factory=dict)
+
+
+def media_type(header: str | None) -> str:
+    """``"application/json; charset=utf-8"`` -> ``"application/json"``."""
+    return (header or "").split(";", 1)[0].strip().lower()
+
+
+def model_fn(model_dir: str | Path) -> LoadedModel:
+    """Verify and load the model directory; build the explainer (never unpickled)."""
+    loaded = artifacts.load(model_dir)
+    limit = int(os.environ.get(MAX_APPLICANTS_ENV, DEFAULT_MODEL_MAX_APPLICANTS))
+    return LoadedModel(
+        pipeline=loaded.pipeline,
+        explainer=build_explainer(loaded.pipeline),
+        metadata=loaded.metadata,
+        model_dir=loaded.model_dir,
+        max_applicants=limit,
+    )
+
+
+def _rows(applicants: list[Any]) -> np.ndarray:
+    out = np.empty((len(applicants), len(FEATURES)), dtype=np.float64)
+    for i, applicant in enumerate(applicants):
+        out[i] = [np.nan if v is None else v for v in applicant.to_row()]
+    return out
+
+
+def _jsonlines_records(text: str | bytes) -> list[Any]:
+    if isinstance(text, bytes | bytearray):
+        try:
+            text = text.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            from credit_schema import MalformedPayloadError
+
+            raise MalformedPayloadError("request body is not valid UTF-8") from exc
+    records: list[Any] = []
+    for line in text.splitlines():
+        if line.strip():
+            records.extend(to_records(decode_json(line)))
+    if not records:
+        from credit_schema import MalformedPayloadError
+
+        raise MalformedPayloadError("the request holds no applicants")
+    return records
+
+
+def input_fn(
+    input_data: str | bytes,
+    content_type: str | None,
+    *,
+    max_applicants: int = DEFAULT_MODEL_MAX_APPLICANTS,
+) -> np.ndarray:
+    """Decode and validate a request body -> raw rows ``[n, 10]`` (NaN where missing)."""
+    kind = media_type(content_type) or CONTENT_TYPE_JSON
+    if kind == CONTENT_TYPE_JSON:
+        records = to_records(decode_json(input_data))
+    elif kind == CONTENT_TYPE_CSV:
+        from credit_schema import MalformedPayloadError
+
+        try:
+            text = (
+                input_data.decode("utf-8-sig")
+                if isinstance(input_data, bytes | bytearray)
+                else input_data
+            )
+        except UnicodeDecodeError as exc:
+            raise MalformedPayloadError("request body is not valid UTF-8") from exc
+        records = csv_records(text)
+    elif kind in _JSONLINES_ALIASES:
+        records = _jsonlines_records(input_data)
+    else:
+        raise UnsupportedMediaTypeError(
+            f"content type {kind!r} is not supported; use one of {', '.join(INPUT_CONTENT_TYPES)}"
+        )
+    check_count(len(records), max_applicants)
+    return _rows(validate_records(records))
+
+
+def predict_fn(input_data: np.ndarray, model: LoadedModel) -> Prediction:
+    """Probability of SeriousDlqin2yrs and exact SHAP values for every row."""
+    X = np.asarray(input_data, dtype=np.float64)
+    proba, shap_values = model.explainer.explain(X)
+    base = float(model.explainer.base_value)
+    gap = np.abs(base + shap_values.sum(axis=1) - proba)
+    if gap.size and not float(gap.max()) <= ADDITIVITY_TOLERANCE:
+        raise ExplanationError(
+            f"SHAP values do not add up to the probability (max gap {float(gap.max()):.3g})"
+        )
+    return Prediction(
+        inputs=X,
+        probability=proba,
+        base_value=base,
+        shap_values=shap_values,
+        model_version=model.version,
+    )
+
+
+def _values(row: np.ndarray) -> list[float | None]:
+    return [None if math.isnan(v) else float(v) for v in row.tolist()]
+
+
+def explanations(prediction: Prediction) -> list[dict[str, Any]]:
+    """One :class:`credit_schema.Explanation` dict per applicant, request order."""
+    return [
+        explanation_dict(p, prediction.base_value, _values(x), s)
+        for p, x, s in zip(
+            prediction.probability.tolist(),
+            prediction.inputs,
+            prediction.shap_values.tolist(),
+            strict=True,
+        )
+    ]
+
+
+def negotiate(accept: str | None) -> str:
+    """Pick the response content type from an Accept header (``*/*`` and empty -> JSON)."""
+    if not accept or not accept.strip():
+        return CONTENT_TYPE_JSON
+    for part in accept.split(","):
+        kind = media_type(part)
+        if kind in ("*/*", "application/*", CONTENT_TYPE_JSON):
+            return CONTENT_TYPE_JSON
+        if kind in _JSONLINES_ALIASES:
+            return CONTENT_TYPE_JSONLINES
+        if kind in (CONTENT_TYPE_LEGACY_JSON, CONTENT_TYPE_CSV):
+            return kind
+        if kind == "text/*":
+            return CONTENT_TYPE_CSV
+    raise NotAcceptableError(
+        f"cannot answer {accept.strip()[:100]!r}; available: {', '.join(OUTPUT_CONTENT_TYPES)}"
+    )
+
+
+def output_fn(prediction: Prediction, accept: str | None) -> tuple[bytes, str]:
+    """Encode predictions -> ``(body, content_type)``."""
+    kind = negotiate(accept)
+    if kind == CONTENT_TYPE_JSON:
+        body = {"model_version": prediction.model_version, "predictions": explanations(prediction)}
+        return json.dumps(body).encode(), CONTENT_TYPE_JSON
+    if kind == CONTENT_TYPE_LEGACY_JSON:
+        legacy = legacy_dict(
+            prediction.probability.tolist(), prediction.base_value, prediction.shap_values.tolist()
+        )
+        return json.dumps(legacy).encode(), CONTENT_TYPE_LEGACY_JSON
+    if kind == CONTENT_TYPE_JSONLINES:
+        lines = [
+            json.dumps({"model_version": prediction.model_version, **e})
+            for e in explanations(prediction)
+        ]
+        return ("\n".join(lines) + "\n").encode(), CONTENT_TYPE_JSONLINES
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(["probability", "base_value", *(f"shap_{name}" for name in FEATURES)])
+    for p, s in zip(prediction.probability.tolist(), prediction.shap_values.tolist(), strict=True):
+        writer.writerow([repr(p), repr(prediction.base_value), *map(repr, s)])
+    return out.getvalue().encode(), CONTENT_TYPE_CSV
+
+
+def transform(
+    model: LoadedModel, body: str | bytes, content_type: str | None, accept: str | None
+) -> tuple[bytes, str]:
+    """All three stages for one request; negotiates Accept before doing any work."""
+    negotiate(accept)
+    rows = input_fn(body, content_type, max_applicants=model.max_applicants)
+    return output_fn(predict_fn(rows, model), accept)
+
+
+__all__ = [
+    "CONTENT_TYPE_JSONLINES",
+    "ExplanationError",
+    "LoadedModel",
+    "PayloadError",
+    "Prediction",
+    "input_fn",
+    "model_fn",
+    "negotiate",
+    "output_fn",
+    "predict_fn",
+    "transform",
+]

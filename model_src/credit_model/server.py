@@ -1,0 +1,318 @@
+"""The model server: the SageMaker container contract over HTTP, and the runtime API.
+
+One Starlette application (served by uvicorn) answers:
+
+* ``GET /ping``, ``POST /invocations`` and ``GET /execution-parameters``: the
+  SageMaker hosting and batch-transform container contract. The container image
+  runs this same server as its ``serve`` program, so local and cloud serve with
+  the same code.
+* ``POST /endpoints/{EndpointName}/invocations``: the SageMaker Runtime
+  ``InvokeEndpoint`` API as AWS answers it (``x-Amzn-Invoked-Production-Variant``,
+  errors as ``x-amzn-ErrorType`` + JSON body; a model 4xx/5xx becomes
+  ``ModelError`` with ``OriginalStatusCode``), so a real boto3
+  ``sagemaker-runtime`` client with ``endpoint_url`` works against it.
+
+The model is loaded once, before the server accepts requests. Error bodies use
+the one JSON error shape; no response ever carries a stack trace, and the logs
+carry request ids, sizes, statuses and latencies, never applicant values.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import threading
+import time
+import uuid
+from pathlib import Path
+from typing import Any, Final
+
+from credit_schema import (
+    CONTENT_TYPE_JSON,
+    DEFAULT_MAX_BODY_BYTES,
+    ErrorBody,
+    ErrorInfo,
+    PayloadError,
+    check_body_size,
+)
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from .handlers import ExplanationError, LoadedModel, model_fn, transform
+
+logger = logging.getLogger("credit_model.server")
+
+MODEL_DIR_ENV: Final = "CREDIT_EXPLAINER_MODEL_DIR"
+DEFAULT_MODEL_DIR: Final = "/opt/ml/model"
+ENDPOINT_NAME_ENV: Final = "CREDIT_EXPLAINER_ENDPOINT_NAME"
+DEFAULT_ENDPOINT_NAME: Final = "credit-explainer"
+MAX_BODY_ENV: Final = "CREDIT_EXPLAINER_MAX_BODY_BYTES"
+#: The account id in runtime-API error messages and log-stream ARNs (local: a dummy).
+LOCAL_ACCOUNT: Final = "000000000000"
+VARIANT: Final = "AllTraffic"
+_CORAL: Final = "http://internal.amazon.com/coral/com.amazon.sagemaker/"
+
+
+def _error(
+    status: int, code: str, message: str, request_id: str, details: Any = None
+) -> JSONResponse:
+    body = ErrorBody(
+        error=ErrorInfo(code=code, message=message, request_id=request_id, details=details or [])
+    )
+    return JSONResponse(body.model_dump(mode="json"), status_code=status)
+
+
+async def _read_body(request: Request, limit: int) -> bytes:
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit():
+        check_body_size(int(declared), limit)
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        check_body_size(size, limit)
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+class _Invoker:
+    """Runs one invocation: body limits, the handler stages, errors as JSON."""
+
+    def __init__(self, model: LoadedModel, max_body_bytes: int) -> None:
+        self.model = model
+        self.max_body_bytes = max_body_bytes
+
+    async def __call__(self, request: Request, request_id: str) -> Response:
+        started = time.perf_counter()
+        try:
+            body = await _read_body(request, self.max_body_bytes)
+            out, content_type = await run_in_threadpool(
+                transform,
+                self.model,
+                body,
+                request.headers.get("content-type"),
+                request.headers.get("accept"),
+            )
+            response: Response = Response(out, media_type=content_type)
+            kind = "ok"
+        except PayloadError as exc:
+            response = JSONResponse(exc.to_dict(request_id), status_code=exc.status_code)
+            kind = exc.code
+        except ExplanationError as exc:
+            response = _error(
+                500, exc.code, "the model produced an inconsistent explanation", request_id
+            )
+            kind = exc.code
+        except Exception:
+            logger.exception("invocation failed", extra={"request_id": request_id})
+            response = _error(
+                500, "internal_error", "the model failed to score the request", request_id
+            )
+            kind = "internal_error"
+        logger.info(
+            "invocation request_id=%s status=%d kind=%s latency_ms=%.2f",
+            request_id,
+            response.status_code,
+            kind,
+            (time.perf_counter() - started) * 1e3,
+        )
+        return response
+
+
+def _aws_error(status: int, error_type: str, body: dict[str, Any], request_id: str) -> Response:
+    return Response(
+        json.dumps(body),
+        status_code=status,
+        media_type=CONTENT_TYPE_JSON,
+        headers={"x-amzn-ErrorType": f"{error_type}:{_CORAL}", "x-amzn-RequestId": request_id},
+    )
+
+
+def create_app(
+    model: LoadedModel | str | Path,
+    *,
+    endpoint_name: str | None = None,
+    max_body_bytes: int | None = None,
+    workers: int = 1,
+) -> Starlette:
+    """The model server application for a loaded model (or a model directory to load now)."""
+    loaded = model if isinstance(model, LoadedModel) else model_fn(model)
+    name = endpoint_name or os.environ.get(ENDPOINT_NAME_ENV, DEFAULT_ENDPOINT_NAME)
+    limit = max_body_bytes or int(os.environ.get(MAX_BODY_ENV, DEFAULT_MAX_BODY_BYTES))
+    invoke = _Invoker(loaded, limit)
+
+    async def ping(request: Request) -> Response:
+        return JSONResponse({"status": "healthy", "model_version": loaded.version})
+
+    async def execution_parameters(request: Request) -> Response:
+        return JSONResponse(
+            {
+                "MaxConcurrentTransforms": max(1, workers),
+                "BatchStrategy": "MULTI_RECORD",
+                "MaxPayloadInMB": max(1, limit // (1024 * 1024)),
+            }
+        )
+
+    async def invocations(request: Request) -> Response:
+        request_id = request.headers.get("x-amzn-requestid") or str(uuid.uuid4())
+        return await invoke(request, request_id)
+
+    async def runtime_invoke_endpoint(request: Request) -> Response:
+        request_id = str(uuid.uuid4())
+        endpoint = request.path_params["endpoint_name"]
+        if endpoint != name:
+            return _aws_error(
+                400,
+                "ValidationError",
+                {"message": f"Endpoint {endpoint} of account {LOCAL_ACCOUNT} not found."},
+                request_id,
+            )
+        response = await invoke(request, request_id)
+        if response.status_code >= 400:
+            original = bytes(response.body).decode("utf-8", "replace")
+            client_or_server = "client" if response.status_code < 500 else "server"
+            return _aws_error(
+                424,
+                "ModelError",
+                {
+                    "ErrorCode": f"{client_or_server.upper()}_ERROR_FROM_MODEL",
+                    "Message": (
+                        f"Received {client_or_server} error ({response.status_code}) from primary "
+                        f'with message "{original}". See the endpoint\'s logs for more information.'
+                    ),
+                    "OriginalStatusCode": response.status_code,
+                    "OriginalMessage": original,
+                    "LogStreamArn": (
+                        f"arn:aws:logs:local:{LOCAL_ACCOUNT}:log-group:/aws/sagemaker/Endpoints/{name}"
+                    ),
+                },
+                request_id,
+            )
+        response.headers["x-Amzn-Invoked-Production-Variant"] = VARIANT
+        response.headers["x-amzn-RequestId"] = request_id
+        return response
+
+    app = Starlette(
+        routes=[
+            Route("/ping", ping, methods=["GET"]),
+            Route("/execution-parameters", execution_parameters, methods=["GET"]),
+            Route("/invocations", invocations, methods=["POST"]),
+            Route(
+                "/endpoints/{endpoint_name}/invocations", runtime_invoke_endpoint, methods=["POST"]
+            ),
+        ]
+    )
+    app.state.model = loaded
+    app.state.endpoint_name = name
+    return app
+
+
+def app_from_env() -> Starlette:
+    """Factory for ``uvicorn --factory`` and multi-worker serving (model dir from the environment)."""
+    return create_app(os.environ.get(MODEL_DIR_ENV, DEFAULT_MODEL_DIR))
+
+
+def run(
+    model_dir: str | Path | None = None,
+    *,
+    host: str = "0.0.0.0",  # noqa: S104 - a container must listen on all interfaces
+    port: int | None = None,
+    workers: int | None = None,
+    endpoint_name: str | None = None,
+    log_level: str = "info",
+) -> None:
+    """Serve until interrupted (the container's ``serve`` program calls this)."""
+    import uvicorn
+
+    directory = str(model_dir or os.environ.get(MODEL_DIR_ENV, DEFAULT_MODEL_DIR))
+    port = port or int(os.environ.get("SAGEMAKER_BIND_TO_PORT", "8080"))
+    workers = workers or int(os.environ.get("SAGEMAKER_MODEL_SERVER_WORKERS", "1"))
+    logging.basicConfig(
+        level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s"
+    )
+    if workers > 1:
+        os.environ[MODEL_DIR_ENV] = directory
+        if endpoint_name:
+            os.environ[ENDPOINT_NAME_ENV] = endpoint_name
+        uvicorn.run(
+            "credit_model.server:app_from_env",
+            factory=True,
+            host=host,
+            port=port,
+            workers=workers,
+            log_level=log_level,
+            access_log=False,
+        )
+        return
+    app = create_app(directory, endpoint_name=endpoint_name)
+    uvicorn.run(app, host=host, port=port, log_level=log_level, access_log=False)
+
+
+class ServerThread:
+    """Run an ASGI app with uvicorn in a background thread on loopback (port 0: a free one)."""
+
+    def __init__(
+        self, app: Any, *, host: str = "127.0.0.1", port: int = 0, name: str = "server"
+    ) -> None:
+        import uvicorn
+
+        self.host = host
+        self.name = name
+        config = uvicorn.Config(
+            app, host=host, port=port, log_level="warning", access_log=False, lifespan="off"
+        )
+        self._server = uvicorn.Server(config)
+        self._thread = threading.Thread(target=self._server.run, name=name, daemon=True)
+        self.port = port
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    def start(self, timeout: float = 20.0) -> None:
+        self._thread.start()
+        deadline = time.monotonic() + timeout
+        while not self._server.started:
+            if not self._thread.is_alive() or time.monotonic() > deadline:
+                raise RuntimeError(f"{self.name} did not start on {self.host}:{self.port}")
+            time.sleep(0.01)
+        self.port = self._server.servers[0].sockets[0].getsockname()[1]
+
+    def stop(self, timeout: float = 10.0) -> None:
+        self._server.should_exit = True
+        self._thread.join(timeout)
+
+
+class ModelServer:
+    """The model server on a free loopback port, for tests and the local stack.
+
+    ``with ModelServer(model_dir) as server: server.url`` ...
+    """
+
+    def __init__(
+        self,
+        model: LoadedModel | str | Path,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        endpoint_name: str | None = None,
+        max_body_bytes: int | None = None,
+    ) -> None:
+        self.app = create_app(model, endpoint_name=endpoint_name, max_body_bytes=max_body_bytes)
+        self.endpoint_name: str = self.app.state.endpoint_name
+        self._thread = ServerThread(self.app, host=host, port=port, name="model server")
+
+    @property
+    def url(self) -> str:
+        return self._thread.url
+
+    def __enter__(self) -> ModelServer:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._thread.stop()

@@ -1,0 +1,291 @@
+"""Training: median imputation + random forest, held-out metrics, model directory.
+
+Runs three ways, with the same code:
+
+* SageMaker script mode (``model_src/entry_point.py`` as ``entry_point``): reads
+  ``SM_MODEL_DIR``, ``SM_CHANNEL_TRAIN``, optional ``SM_CHANNEL_TEST`` and
+  ``SM_OUTPUT_DATA_DIR``; hyperparameters arrive as ``--name value`` arguments;
+* ``credit-explainer train --data PATH --model-dir DIR``;
+* :func:`train` from Python.
+
+Metrics are printed as ``validation:roc_auc=0.861234;`` lines that
+:data:`METRIC_DEFINITIONS` (SageMaker training-job metric definitions) match.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Final
+
+import numpy as np
+from credit_schema import FEATURES, TARGET
+
+from . import artifacts
+from .data import load_csv, split_xy
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+METRIC_NAMES: Final = ("roc_auc", "pr_auc", "brier", "log_loss")
+#: SageMaker ``MetricDefinitions`` for the training job.
+METRIC_DEFINITIONS: Final = [
+    {"Name": f"validation:{name}", "Regex": f"validation:{name}=([0-9.eE+-]+);"}
+    for name in METRIC_NAMES
+]
+
+
+@dataclass(frozen=True)
+class Hyperparameters:
+    """Every knob of the model; the defaults are the original blog's forest."""
+
+    n_estimators: int = 50
+    max_depth: int | None = 6
+    max_leaf_nodes: int | None = 30
+    min_samples_leaf: int = 1
+    min_samples_split: int = 2
+    max_features: str | float | None = "sqrt"
+    class_weight: str | None = None
+    bootstrap: bool = True
+    random_state: int = 42
+    test_size: float = 0.2
+    n_jobs: int = -1
+
+
+def _none_or(kind: type) -> Any:
+    def parse(text: str) -> Any:
+        return None if text.lower() in ("none", "null", "") else kind(text)
+
+    return parse
+
+
+def _max_features(text: str) -> str | float | None:
+    if text.lower() in ("none", "null"):
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        return text
+    return int(value) if value.is_integer() and value > 1 else value
+
+
+def _bool(text: str) -> bool:
+    return text.lower() in ("1", "true", "yes", "on")
+
+
+_PARSERS: Final[dict[str, Any]] = {
+    "n_estimators": int,
+    "max_depth": _none_or(int),
+    "max_leaf_nodes": _none_or(int),
+    "min_samples_leaf": int,
+    "min_samples_split": int,
+    "max_features": _max_features,
+    "class_weight": _none_or(str),
+    "bootstrap": _bool,
+    "random_state": int,
+    "test_size": float,
+    "n_jobs": int,
+}
+
+
+def add_hyperparameter_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--n-estimators`` and SageMaker's ``--n_estimators`` spellings for every field."""
+    group = parser.add_argument_group("hyperparameters")
+    for field in fields(Hyperparameters):
+        dashed = "--" + field.name.replace("_", "-")
+        group.add_argument(
+            dashed,
+            "--" + field.name,
+            dest=field.name,
+            type=_PARSERS[field.name],
+            default=field.default,
+            help=f"(default: {field.default})",
+        )
+
+
+def summary_statistics(X: np.ndarray) -> dict[str, dict[str, float | None]]:
+    """Per-feature statistics of the training data (for drift checks and documentation)."""
+
+    def num(v: float) -> float | None:
+        return None if not math.isfinite(v) else float(v)
+
+    stats: dict[str, dict[str, float | None]] = {}
+    for j, name in enumerate(FEATURES):
+        col = X[:, j]
+        present = col[~np.isnan(col)]
+        if present.size == 0:
+            stats[name] = {"missing_rate": 1.0}
+            continue
+        q = np.quantile(present, [0.01, 0.5, 0.99])
+        stats[name] = {
+            "missing_rate": float(np.isnan(col).mean()),
+            "mean": num(present.mean()),
+            "std": num(present.std()),
+            "min": num(present.min()),
+            "p01": num(q[0]),
+            "median": num(q[1]),
+            "p99": num(q[2]),
+            "max": num(present.max()),
+        }
+    return stats
+
+
+def build_pipeline(hp: Hyperparameters) -> Any:
+    from sklearn.ensemble import RandomForestClassifier
+    from sklearn.impute import SimpleImputer
+    from sklearn.pipeline import Pipeline
+
+    return Pipeline(
+        [
+            ("imputer", SimpleImputer(strategy="median")),
+            (
+                "forest",
+                RandomForestClassifier(
+                    n_estimators=hp.n_estimators,
+                    max_depth=hp.max_depth,
+                    max_leaf_nodes=hp.max_leaf_nodes,
+                    min_samples_leaf=hp.min_samples_leaf,
+                    min_samples_split=hp.min_samples_split,
+                    max_features=hp.max_features,
+                    class_weight=hp.class_weight,
+                    bootstrap=hp.bootstrap,
+                    random_state=hp.random_state,
+                    n_jobs=hp.n_jobs,
+                ),
+            ),
+        ]
+    )
+
+
+def evaluate(pipeline: Any, X: np.ndarray, y: np.ndarray) -> dict[str, float]:
+    from sklearn.metrics import average_precision_score, brier_score_loss, log_loss, roc_auc_score
+
+    p = pipeline.predict_proba(X)[:, 1]
+    return {
+        "roc_auc": float(roc_auc_score(y, p)),
+        "pr_auc": float(average_precision_score(y, p)),
+        "brier": float(brier_score_loss(y, p)),
+        "log_loss": float(log_loss(y, p, labels=[0, 1])),
+    }
+
+
+def metric_lines(metrics: dict[str, float]) -> list[str]:
+    return [f"validation:{name}={metrics[name]:.6f};" for name in METRIC_NAMES]
+
+
+def train(
+    data: pd.DataFrame,
+    model_dir: str | Path,
+    *,
+    hyperparameters: Hyperparameters | None = None,
+    test_data: pd.DataFrame | None = None,
+    data_source: str = "dataframe",
+    log: Any = print,
+) -> dict[str, Any]:
+    """Fit on ``data`` (held-out split unless ``test_data``), write ``model_dir``; returns metrics."""
+    from sklearn.model_selection import train_test_split
+
+    hp = hyperparameters or Hyperparameters()
+    X, y = split_xy(data)
+    if test_data is not None:
+        X_train, y_train = X, y
+        X_test, y_test = split_xy(test_data)
+    else:
+        X_train, X_test, y_train, y_test = train_test_split(
+            X, y, test_size=hp.test_size, stratify=y, random_state=hp.random_state
+        )
+    if len(np.unique(y_train)) < 2:
+        raise ValueError(f"the training data needs both classes of {TARGET}")
+    started = time.perf_counter()
+    pipeline = build_pipeline(hp).fit(X_train, y_train)
+    fit_seconds = time.perf_counter() - started
+    pipeline.named_steps["forest"].n_jobs = None  # serving scores small batches: no thread pool
+    metrics = evaluate(pipeline, X_test, y_test)
+    for line in metric_lines(metrics):
+        log(line)
+    metrics.update(
+        fit_seconds=round(fit_seconds, 3),
+        train_rows=len(y_train),
+        test_rows=len(y_test),
+        test_positive_rate=float(np.mean(y_test)),
+    )
+    meta = artifacts.save(
+        pipeline,
+        model_dir,
+        metadata={
+            "hyperparameters": asdict(hp),
+            "training_data": {
+                "source": data_source,
+                "rows": len(y_train),
+                "positive_rate": float(np.mean(y_train)),
+                "features": summary_statistics(X_train),
+            },
+            "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        },
+        metrics=metrics,
+    )
+    log(f"model {meta['model_version']} written to {model_dir} (fit {fit_seconds:.2f} s)")
+    return {**metrics, "model_version": meta["model_version"]}
+
+
+def load_training_data(
+    path: str | Path | None, *, rows: int | None = None, seed: int | None = None
+) -> tuple[pd.DataFrame, str]:
+    """The CSV file/directory at ``path``, or the seeded synthetic default."""
+    if path:
+        return load_csv(path), str(path)
+    from . import synth
+
+    n = rows or synth.DEFAULT_ROWS
+    s = synth.DEFAULT_SEED if seed is None else seed
+    return synth.generate(n, seed=s), f"synthetic(rows={n}, seed={s})"
+
+
+def _sagemaker_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        description="Train the credit-explainer model (SageMaker script mode)."
+    )
+    parser.add_argument(
+        "--model-dir", "--model_dir", default=os.environ.get("SM_MODEL_DIR", "model")
+    )
+    parser.add_argument("--train", default=os.environ.get("SM_CHANNEL_TRAIN"))
+    parser.add_argument("--test", default=os.environ.get("SM_CHANNEL_TEST"))
+    parser.add_argument(
+        "--output-data-dir", "--output_data_dir", default=os.environ.get("SM_OUTPUT_DATA_DIR")
+    )
+    add_hyperparameter_arguments(parser)
+    return parser
+
+
+def hyperparameters_from(args: argparse.Namespace) -> Hyperparameters:
+    return Hyperparameters(**{f.name: getattr(args, f.name) for f in fields(Hyperparameters)})
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """SageMaker training entry point (also ``python model_src/entry_point.py``)."""
+    args = _sagemaker_parser().parse_args(argv)
+    data, source = load_training_data(args.train)
+    test = load_csv(args.test) if args.test else None
+    metrics = train(
+        data,
+        args.model_dir,
+        hyperparameters=hyperparameters_from(args),
+        test_data=test,
+        data_source=source,
+    )
+    if args.output_data_dir:
+        out = Path(args.output_data_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+    sys.stdout.flush()
+    return 0
+
+
+train_fn = train
