@@ -117,9 +117,7 @@ def client_snippet(info: ApiInfo, region: str) -> str:
         "from credit_explainer import CreditExplainerClient\n"
         f'with CreditExplainerClient("{info.url}"{key_arg}) as client:\n'
         f"    score = client.score({applicant})\n"
-        "    print(score.probability)\n"
-        "    for c in score.top(3):\n"
-        "        print(c.feature, c.value, c.shap_value, c.direction)\n"
+        "    print(score)  # probability and contributions ranked by |SHAP|\n"
         "PY"
     )
 
