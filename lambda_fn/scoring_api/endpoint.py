@@ -15,11 +15,12 @@ be explained with numbers that do not explain it.
 from __future__ import annotations
 
 import json
+import math
 import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -34,8 +35,7 @@ from botocore.exceptions import (
     NoCredentialsError,
     ReadTimeoutError,
 )
-from credit_schema import CONTENT_TYPE_JSON, FEATURES, Applicant, ModelResponse
-from pydantic import ValidationError
+from credit_schema import CONTENT_TYPE_JSON, FEATURES, Applicant, direction_of
 
 from .config import Settings
 from .errors import (
@@ -98,11 +98,12 @@ class ModelEndpoint:
     # -- scoring -----------------------------------------------------------------------------
 
     def explain(self, applicants: Sequence[Applicant]) -> Scored:
-        payload = json.dumps({"instances": [a.to_features() for a in applicants]})
+        inputs = [a.to_features() for a in applicants]
+        payload = json.dumps({"instances": inputs})
         started = time.perf_counter()
         body = self._invoke(payload.encode())
         latency = (time.perf_counter() - started) * 1000.0
-        model_version, explanations = check_response(body, applicants)
+        model_version, explanations = check_response(body, inputs)
         return Scored(model_version, explanations, latency)
 
     def _invoke(self, payload: bytes) -> bytes:
@@ -196,54 +197,86 @@ def upstream_error(exc: BaseException) -> UpstreamError:
     return EndpointError(f"the model endpoint call failed ({type(exc).__name__})")
 
 
-def _ranked(contributions: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    order = {name: i for i, name in enumerate(FEATURES)}
-    return sorted(contributions, key=lambda c: (-abs(c["shap_value"]), order[c["feature"]]))
+_FEATURE_ORDER: Final = {name: i for i, name in enumerate(FEATURES)}
+
+
+def _is_number(x: object) -> bool:
+    return type(x) in (float, int) and math.isfinite(x)  # type: ignore[arg-type]
+
+
+def _bad(message: str) -> BadModelResponseError:
+    return BadModelResponseError(
+        f"the model answered something that is not a model response: {message}"
+    )
 
 
 def check_response(
-    body: bytes, applicants: Sequence[Applicant]
+    body: bytes, inputs: Sequence[Mapping[str, float | int | None]]
 ) -> tuple[str, list[dict[str, Any]]]:
-    """Validate the model's answer for these applicants; explanations as dicts, ranked."""
+    """Check the model's :class:`credit_schema.ModelResponse` for these inputs; explanations ranked.
+
+    A plain-Python structural check rather than ``ModelResponse.model_validate_json``: the
+    response of a 2,000-applicant batch holds 20,000 contributions, and building a model object
+    for each costs more than the rest of the request. The checks are the schema's (types,
+    probability in [0, 1], one contribution per feature) plus the API's own (inputs echoed,
+    additivity); directions are recomputed from the SHAP values.
+    """
     try:
-        parsed = ModelResponse.model_validate_json(body)
-    except ValidationError as exc:
+        parsed = json.loads(body)
+    except (ValueError, UnicodeDecodeError):
+        raise _bad("not JSON") from None
+    if not isinstance(parsed, dict) or not isinstance(parsed.get("predictions"), list):
+        raise _bad("no 'predictions' list")
+    model_version = parsed.get("model_version")
+    if not isinstance(model_version, str) or not model_version:
+        raise _bad("no 'model_version'")
+    predictions = parsed["predictions"]
+    if len(predictions) != len(inputs):
         raise BadModelResponseError(
-            f"the model answered something that is not a model response ({exc.error_count()} "
-            "problems)"
-        ) from None
-    if len(parsed.predictions) != len(applicants):
-        raise BadModelResponseError(
-            f"the model answered {len(parsed.predictions)} explanations for "
-            f"{len(applicants)} applicants"
+            f"the model answered {len(predictions)} explanations for {len(inputs)} applicants"
         )
     explanations: list[dict[str, Any]] = []
-    for i, (explanation, applicant) in enumerate(zip(parsed.predictions, applicants, strict=True)):
-        contributions = [c.model_dump() for c in explanation.contributions]
-        if sorted(c["feature"] for c in contributions) != sorted(FEATURES):
-            raise BadModelResponseError(
-                f"explanation {i} does not hold exactly one contribution per feature"
-            )
-        inputs = applicant.to_features()
+    for i, (explanation, sent) in enumerate(zip(predictions, inputs, strict=True)):
+        if not isinstance(explanation, dict):
+            raise _bad(f"explanation {i} is not an object")
+        probability, base = explanation.get("probability"), explanation.get("base_value")
+        contributions = explanation.get("contributions")
+        if not (_is_number(probability) and 0.0 <= probability <= 1.0 and _is_number(base)):
+            raise _bad(f"explanation {i} has no probability in [0, 1] or no base value")
+        if not isinstance(contributions, list) or len(contributions) != len(FEATURES):
+            raise _bad(f"explanation {i} does not hold one contribution per feature")
+        checked: list[dict[str, Any]] = []
+        total = float(base)
         for c in contributions:
-            sent = inputs[c["feature"]]
-            if (sent is None) != (c["value"] is None) or (
-                sent is not None and float(sent) != c["value"]
+            feature = c.get("feature") if isinstance(c, dict) else None
+            value, shap = (c.get("value"), c.get("shap_value")) if isinstance(c, dict) else (0, 0)
+            if feature not in _FEATURE_ORDER or not _is_number(shap):
+                raise _bad(f"explanation {i} has a malformed contribution")
+            given = sent[feature]
+            if (given is None) != (value is None) or (
+                given is not None and (not _is_number(value) or float(given) != value)
             ):
                 raise InconsistentExplanationError(
-                    f"explanation {i} does not echo the input value of {c['feature']}"
+                    f"explanation {i} does not echo the input value of {feature}"
                 )
-        total = explanation.base_value + sum(c["shap_value"] for c in contributions)
-        if not abs(total - explanation.probability) <= ADDITIVITY_TOLERANCE:
+            total += shap
+            checked.append(
+                {
+                    "feature": feature,
+                    "value": None if value is None else float(value),
+                    "shap_value": float(shap),
+                    "direction": direction_of(shap),
+                }
+            )
+        if len({c["feature"] for c in checked}) != len(FEATURES):
+            raise _bad(f"explanation {i} repeats a feature")
+        if not abs(total - probability) <= ADDITIVITY_TOLERANCE:
             raise InconsistentExplanationError(
                 f"explanation {i}: base value + SHAP values = {total:.9f} but the probability "
-                f"is {explanation.probability:.9f}; refusing an explanation that does not add up"
+                f"is {probability:.9f}; refusing an explanation that does not add up"
             )
+        checked.sort(key=lambda c: (-abs(c["shap_value"]), _FEATURE_ORDER[c["feature"]]))
         explanations.append(
-            {
-                "probability": explanation.probability,
-                "base_value": explanation.base_value,
-                "contributions": _ranked(contributions),
-            }
+            {"probability": float(probability), "base_value": float(base), "contributions": checked}
         )
-    return parsed.model_version, explanations
+    return model_version, explanations

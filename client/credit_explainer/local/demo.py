@@ -92,7 +92,7 @@ def render(result: dict[str, Any], top: int = 5) -> str:
 def demo(model_dir: Path) -> int:
     ensure_model(model_dir)
     with LocalStack(
-        model_dir, environment={"DECISION_THRESHOLDS": DEMO_THRESHOLDS}, log_level="WARNING"
+        model_dir, environment={"DECISION_THRESHOLDS": DEMO_THRESHOLDS}, log_level="ERROR"
     ) as stack:
         print(f"local stack: scoring API {stack.api_url}, model server {stack.model_url}\n")
         with httpx.Client(base_url=stack.api_url, timeout=30.0) as http:

@@ -102,7 +102,8 @@ class LocalStack(AbstractContextManager["LocalStack"]):
 
     ``environment`` adds or overrides the function's variables (``MAX_APPLICANTS``,
     ``DECISION_THRESHOLDS``, ``SAGEMAKER_READ_TIMEOUT``, ...). ``model_url`` uses a
-    model server that is already running instead of starting one from ``model_dir``.
+    model server that is already running instead of starting one from ``model_dir``
+    (it must answer ``POST /endpoints/{endpoint_name}/invocations``).
     """
 
     def __init__(
@@ -115,6 +116,7 @@ class LocalStack(AbstractContextManager["LocalStack"]):
         model_url: str | None = None,
         environment: Mapping[str, str] | None = None,
         log_level: str = "INFO",
+        endpoint_name: str = ENDPOINT_NAME,
     ) -> None:
         if (model_dir is None) == (model_url is None):
             raise ValueError(
@@ -124,6 +126,7 @@ class LocalStack(AbstractContextManager["LocalStack"]):
         self.api_port = api_port
         self.model_port = model_port
         self.api_key = api_key
+        self.endpoint_name = endpoint_name
         self._model_url = model_url
         self._environment = dict(environment or {})
         self._log_level = log_level
@@ -149,11 +152,15 @@ class LocalStack(AbstractContextManager["LocalStack"]):
                 # The model side (the model extra) is imported only when a model is served here.
                 model_server: Any = importlib.import_module("credit_model.server")
                 server = self._stack.enter_context(
-                    model_server.ModelServer(self.model_dir, port=self.model_port)
+                    model_server.ModelServer(
+                        self.model_dir, port=self.model_port, endpoint_name=self.endpoint_name
+                    )
                 )
                 self._model_url = str(server.url).rstrip("/")
             env: dict[str, str | None] = {
-                **handler_environment(self.model_url, log_level=self._log_level),
+                **handler_environment(
+                    self.model_url, endpoint_name=self.endpoint_name, log_level=self._log_level
+                ),
                 **self._environment,
             }
             self.lambda_environment = LambdaEnvironment(env)
