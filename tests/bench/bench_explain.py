@@ -148,7 +148,10 @@ def arrays_from(body: bytes | str) -> tuple[np.ndarray, np.ndarray, float]:
     preds = doc["predictions"]
     proba = np.array([p["probability"] for p in preds])
     shap = np.array(
-        [[{c["feature"]: c["shap_value"] for c in p["contributions"]}[f] for f in FEATURES] for p in preds]
+        [
+            [{c["feature"]: c["shap_value"] for c in p["contributions"]}[f] for f in FEATURES]
+            for p in preds
+        ]
     )
     return proba, shap, float(preds[0]["base_value"])
 
@@ -192,7 +195,10 @@ def table(rows: list[dict[str, Any]]) -> str:
         for r in rows
     ]
     widths = [max(len(line[i]) for line in lines) for i in range(len(head))]
-    out = ["| " + " | ".join(c.ljust(w) for c, w in zip(line, widths, strict=True)) + " |" for line in lines]
+    out = [
+        "| " + " | ".join(c.ljust(w) for c, w in zip(line, widths, strict=True)) + " |"
+        for line in lines
+    ]
     out.insert(1, "|" + "|".join("-" * (w + 2) for w in widths) + "|")
     return "\n".join(out)
 
@@ -341,15 +347,21 @@ def main(argv: list[str] | None = None) -> int:
 
     print(table(results["timings"]))
     print()
-    print(f"model_fn: {results['model_fn_s']:.3f} s in this process; fresh process: "
-          f"import {results['model_fn_fresh_process']['import_s']:.2f} s, "
-          f"model_fn {results['model_fn_fresh_process']['model_fn_s']:.3f} s")
+    print(
+        f"model_fn: {results['model_fn_s']:.3f} s in this process; fresh process: "
+        f"import {results['model_fn_fresh_process']['import_s']:.2f} s, "
+        f"model_fn {results['model_fn_fresh_process']['model_fn_s']:.3f} s"
+    )
     if "server_rss_mib_idle" in results:
-        print(f"model server RSS: {results['server_rss_mib_idle']:.0f} MiB idle, "
-              f"{results['server_rss_mib_after']:.0f} MiB after the HTTP runs")
+        print(
+            f"model server RSS: {results['server_rss_mib_idle']:.0f} MiB idle, "
+            f"{results['server_rss_mib_after']:.0f} MiB after the HTTP runs"
+        )
     print(f"all paths agree to {TOL} (probabilities, SHAP values, base value, additivity)")
-    print(f"load average (1 min) before/after: {results['machine']['load_average_1m_before']:.2f}"
-          f" / {results['machine']['load_average_1m_after']:.2f} on {os.cpu_count()} CPUs")
+    print(
+        f"load average (1 min) before/after: {results['machine']['load_average_1m_before']:.2f}"
+        f" / {results['machine']['load_average_1m_after']:.2f} on {os.cpu_count()} CPUs"
+    )
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=2))
     print(f"results: {args.out}")

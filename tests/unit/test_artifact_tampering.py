@@ -94,9 +94,10 @@ def test_a_model_swapped_in_from_another_directory_is_refused(
     # A fully consistent foreign directory loads, unless the deployment pins its version.
     shutil.copy(other / METADATA_FILE, d / METADATA_FILE)
     shutil.copy(other / "metrics.json", d / "metrics.json")
-    assert artifacts.load(d).version == json.loads((other / METADATA_FILE).read_text())[
-        "model_version"
-    ]
+    assert (
+        artifacts.load(d).version
+        == json.loads((other / METADATA_FILE).read_text())["model_version"]
+    )
     pinned = json.loads((synthetic_model_dir / METADATA_FILE).read_text())["model_version"]
     os.environ[artifacts.EXPECTED_VERSION_ENV] = pinned
     try:
@@ -198,7 +199,16 @@ def test_the_model_server_refuses_to_start_on_a_tampered_model(
     blob[len(blob) // 3] ^= 0xFF
     (d / MODEL_FILE).write_bytes(bytes(blob))
     proc = subprocess.run(
-        [sys.executable, "-m", "credit_explainer", "serve-model", "--model-dir", str(d), "--port", "0"],
+        [
+            sys.executable,
+            "-m",
+            "credit_explainer",
+            "serve-model",
+            "--model-dir",
+            str(d),
+            "--port",
+            "0",
+        ],
         capture_output=True,
         text=True,
         timeout=120,

@@ -16,10 +16,16 @@ FINITE = st.floats(-1.0, 1.0, allow_nan=False, allow_subnormal=False)
 
 @settings(max_examples=100, deadline=None)
 @given(
-    arrays(np.float64, st.tuples(st.integers(1, 5), st.just(len(FEATURES))), elements=st.sampled_from([0.0, -0.0, 0.5, -0.5, 1e-17]) | FINITE),
+    arrays(
+        np.float64,
+        st.tuples(st.integers(1, 5), st.just(len(FEATURES))),
+        elements=st.sampled_from([0.0, -0.0, 0.5, -0.5, 1e-17]) | FINITE,
+    ),
     st.data(),
 )
-def test_same_as_explanation_dict_and_legacy_dict(shap_values: np.ndarray, data: st.DataObject) -> None:
+def test_same_as_explanation_dict_and_legacy_dict(
+    shap_values: np.ndarray, data: st.DataObject
+) -> None:
     n = shap_values.shape[0]
     proba = np.linspace(0.0, 1.0, n)
     rows = [data.draw(st.lists(st.none() | FINITE, min_size=10, max_size=10)) for _ in range(n)]
@@ -41,5 +47,10 @@ def test_ranking_ties_keep_feature_order_and_directions() -> None:
     phi = np.array([[0.1, -0.1, 0.0, 0.3, 0.0, 0.0, 0.0, 0.0, 0.0, -0.3]])
     out = json.loads(model_response_json("v", np.array([0.5]), 0.1, [[1.0] * 10], phi))
     contributions = out["predictions"][0]["contributions"]
-    assert [c["feature"] for c in contributions[:4]] == [FEATURES[3], FEATURES[9], FEATURES[0], FEATURES[1]]
+    assert [c["feature"] for c in contributions[:4]] == [
+        FEATURES[3],
+        FEATURES[9],
+        FEATURES[0],
+        FEATURES[1],
+    ]
     assert [c["direction"] for c in contributions[:5]] == ["up", "down", "up", "down", "none"]

@@ -60,7 +60,11 @@ def forests(draw: st.DrawFn) -> tuple[Pipeline, np.ndarray]:
     n = draw(st.integers(30, 200))
     n_features = draw(st.integers(1, 7))
     grid = draw(st.booleans())  # integer-valued features: thresholds at k + 0.5, many ties
-    X = rng.integers(0, 5, size=(n, n_features)).astype(float) if grid else rng.normal(size=(n, n_features))
+    X = (
+        rng.integers(0, 5, size=(n, n_features)).astype(float)
+        if grid
+        else rng.normal(size=(n, n_features))
+    )
     y = (X[:, 0] + rng.normal(scale=1.0, size=n) > np.median(X[:, 0])).astype(int)
     y[:2] = [0, 1]  # both classes present
     missing = draw(st.sampled_from([0.0, 0.1, 0.3]))

@@ -110,7 +110,17 @@ def test_common_records_take_the_fast_path() -> None:
         json.dumps(GOOD),
         json.dumps([GOOD, dict(GOOD, age=30, MonthlyIncome=None)]),
         json.dumps(json.dumps({"instances": [GOOD]})),
-        json.dumps([dict(GOOD, age=45.0), {"revolving_utilization": 0.1, **{k: v for k, v in GOOD.items() if k != "RevolvingUtilizationOfUnsecuredLines"}}]),
+        json.dumps(
+            [
+                dict(GOOD, age=45.0),
+                {
+                    "revolving_utilization": 0.1,
+                    **{
+                        k: v for k, v in GOOD.items() if k != "RevolvingUtilizationOfUnsecuredLines"
+                    },
+                },
+            ]
+        ),
     ],
     ids=["one", "list", "double-encoded-instances", "slow-path"],
 )
