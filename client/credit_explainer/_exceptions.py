@@ -18,7 +18,8 @@ Tree::
     └── APIStatusError              an HTTP error status: ``.status_code``, ``.code``, ``.request_id``
         ├── BadRequestError         400 malformed request
         ├── AuthenticationError     401/403 missing or wrong API key
-        ├── NotFoundError           404 wrong URL (check the stage path)
+        ├── NotFoundError           404, or API Gateway's 403 "Missing Authentication Token":
+        │                           wrong URL (check the stage path)
         ├── PayloadTooLargeError    413 body or batch over the API's limits
         ├── ValidationError         422 (see above)
         ├── RateLimitError          429 throttled; ``.retry_after``                   (retried)
@@ -239,6 +240,13 @@ def error_for_response(response: httpx.Response) -> APIStatusError:
         message = body.error.message
     except ValueError:  # pydantic.ValidationError is a ValueError
         message = _gateway_message(response) or response.reason_phrase or "error"
+        if status == 403 and message == "Missing Authentication Token":
+            # What an API Gateway REST API answers for a path it does not have.
+            cls = NotFoundError
+            message = (
+                f"no such route: {response.request.url.path} (check the URL and its stage path, "
+                "e.g. .../Prod)"
+            )
     return cls(message, response=response, body=body)
 
 

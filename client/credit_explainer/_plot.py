@@ -78,12 +78,13 @@ def plot_score(
         span = max(abs(v) for v in values) or 1.0
         for y, start, v in zip(ys, starts, values, strict=True):
             end = start + v
+            # The value beside the bar's far end: right of a rise, left of a fall.
             ax.text(
-                max(start, end) + 0.01 * span,
+                end + (0.01 if v >= 0 else -0.01) * span,
                 y,
                 f"{v:+.4f}",
                 va="center",
-                ha="left",
+                ha="left" if v >= 0 else "right",
                 fontsize=8,
             )
         ax.axvline(score.base_value, color="grey", linestyle="--", linewidth=0.8)
@@ -109,7 +110,7 @@ def plot_score(
             ]
         )
         pad = 0.15 * (hi - lo or 1.0)
-        ax.set_xlim(lo - pad * 0.3, hi + pad)
+        ax.set_xlim(lo - pad, hi + pad)
     else:
         ax.barh(ys, values, color=colors, height=0.6)
         ax.axvline(0.0, color="black", linewidth=0.8)

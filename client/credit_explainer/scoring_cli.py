@@ -29,6 +29,9 @@ from typing import IO, Any, Final, Literal
 
 from credit_schema import FEATURES, FIELD_BY_ALIAS, TARGET, csv_records
 
+from ._config import DEFAULT_BATCH_SIZE, DEFAULT_MAX_RETRIES
+from ._reasons import DEFAULT_MAX_REASONS
+
 __all__ = ["register", "run"]
 
 Format = Literal["csv", "jsonl"]
@@ -68,16 +71,31 @@ def register(sub: Any) -> None:
     p.add_argument("--api-key", help="API key (default: $CREDIT_EXPLAINER_API_KEY)")
     p.add_argument("--input-format", choices=("csv", "jsonl"), help="default: from the suffix")
     p.add_argument("--output-format", choices=("csv", "jsonl"), help="default: from the suffix")
-    p.add_argument("--batch-size", type=int, default=500, help="applicants per request (500)")
+    p.add_argument(
+        "--batch-size",
+        type=int,
+        default=DEFAULT_BATCH_SIZE,
+        help=f"applicants per request ({DEFAULT_BATCH_SIZE})",
+    )
     p.add_argument(
         "--cutoff",
         type=float,
         default=None,
         help="give reasons only for probabilities at or above this (default: every row)",
     )
-    p.add_argument("--max-reasons", type=int, default=4, help="principal reasons per row (4)")
+    p.add_argument(
+        "--max-reasons",
+        type=int,
+        default=DEFAULT_MAX_REASONS,
+        help=f"principal reasons per row ({DEFAULT_MAX_REASONS})",
+    )
     p.add_argument("--timeout", type=float, default=30.0, help="seconds per request (30)")
-    p.add_argument("--max-retries", type=int, default=3, help="retries on 429/503/connect (3)")
+    p.add_argument(
+        "--max-retries",
+        type=int,
+        default=DEFAULT_MAX_RETRIES,
+        help=f"retries on 429/503/connection errors ({DEFAULT_MAX_RETRIES})",
+    )
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
 
