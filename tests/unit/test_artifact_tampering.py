@@ -89,7 +89,7 @@ def test_a_model_swapped_in_from_another_directory_is_refused(
         artifacts.load(d)
     # Swapping the whole directory's manifest but not the metadata: they disagree.
     shutil.copy(other / MANIFEST_FILE, d / MANIFEST_FILE)
-    with pytest.raises(ModelArtifactError, match="SHA-256|disagree"):
+    with pytest.raises(ModelArtifactError, match=r"SHA-256|disagree"):
         artifacts.load(d)
     # A fully consistent foreign directory loads, unless the deployment pins its version.
     shutil.copy(other / METADATA_FILE, d / METADATA_FILE)
@@ -122,7 +122,7 @@ def test_a_skops_file_with_an_untrusted_type_is_refused_unloaded(
     evil = Pipeline([("run", FunctionTransformer(os.system)), *original.steps])
     sio.dump(evil, d / MODEL_FILE)
     resign(d)
-    with pytest.raises(ModelArtifactError, match="not trusted: .*system"):
+    with pytest.raises(ModelArtifactError, match=r"not trusted: .*system"):
         artifacts.load(d)
     assert not marker.exists()
 
