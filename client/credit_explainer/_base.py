@@ -13,7 +13,7 @@ import logging
 import os
 import platform
 from collections import deque
-from collections.abc import Callable, Generator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Final, Literal
 
@@ -236,62 +236,87 @@ class Batch:
 
 
 Outcome = list[Score] | CreditExplainerError
-ScoreManyPlan = Generator[Batch, Outcome, ScoreResults]
 
 #: Errors after which no other batch can succeed either: stop and raise, in any mode.
 _FATAL = (TransportError, AuthenticationError, NotFoundError, APIResponseError)
 
 
-def plan_score_many(
-    applicants: ApplicantsLike,
-    *,
-    batch_size: int,
-    on_error: OnError,
-    progress: ProgressCallback | None,
-) -> ScoreManyPlan:
-    """Validate, batch, and assemble ``score_many``'s result; yields batches to send.
+class ScoreManyPlan:
+    """Validation, batching and assembly of ``score_many``'s result, without I/O.
 
-    The driver sends each yielded :class:`Batch` and sends back the scores or
-    the error. A 413 splits the batch in two and tries again; a 422 from the API
-    in ``collect`` mode marks the applicants it names as failed and resends the
-    rest; other API errors fail the batch (``collect``) or are raised (``raise``).
-    Transport and authentication errors are always raised.
+    A driver takes batches with :meth:`next_batch`, sends them (several at once
+    if it likes), and hands each outcome, scores or error, to :meth:`record`,
+    until :attr:`finished`; :meth:`result` is then the answer. A 413 splits the
+    batch in two and queues both halves; a 422 from the API in ``collect`` mode
+    marks the applicants it names as failed and queues the rest again; other API
+    errors fail the batch (``collect``) or are raised (``raise``). Transport and
+    authentication errors are always raised.
     """
-    if on_error not in ("raise", "collect"):
-        raise ValueError("on_error must be 'raise' or 'collect'")
-    if batch_size < 1:
-        raise ValueError("batch_size must be at least 1")
-    records, labels = records_and_labels(applicants)
-    total = len(records)
-    validated, problems = validate_applicants(records)
-    if problems and on_error == "raise":
-        raise invalid_applicants_error(problems, total)
-    items: list[Score | Failure | None] = [None] * total
-    for i, details in problems.items():
-        if i >= 0:
-            items[i] = Failure(i, describe(details), details, None, "validation_error")
-    done = sum(1 for x in items if x is not None)
-    if progress is not None:
-        progress(done, total)
 
-    good = [i for i, a in enumerate(validated) if a is not None]
-    queue: deque[list[int]] = deque(
-        good[start : start + batch_size] for start in range(0, len(good), batch_size)
-    )
-    while queue:
-        idx = queue.popleft()
-        outcome = yield Batch(idx, [validated[i] for i in idx])  # type: ignore[misc]
+    def __init__(
+        self,
+        applicants: ApplicantsLike,
+        *,
+        batch_size: int,
+        on_error: OnError,
+        progress: ProgressCallback | None,
+    ) -> None:
+        if on_error not in ("raise", "collect"):
+            raise ValueError("on_error must be 'raise' or 'collect'")
+        if batch_size < 1:
+            raise ValueError("batch_size must be at least 1")
+        records, self.labels = records_and_labels(applicants)
+        self.total = len(records)
+        self.on_error: OnError = on_error
+        self.progress = progress
+        validated, problems = validate_applicants(records)
+        if problems and on_error == "raise":
+            raise invalid_applicants_error(problems, self.total)
+        self.applicants = validated
+        self.items: list[Score | Failure | None] = [None] * self.total
+        for i, details in problems.items():
+            if i >= 0:
+                self.items[i] = Failure(i, describe(details), details, None, "validation_error")
+        self.done = sum(1 for x in self.items if x is not None)
+        good = [i for i, a in enumerate(validated) if a is not None]
+        self.queue: deque[list[int]] = deque(
+            good[start : start + batch_size] for start in range(0, len(good), batch_size)
+        )
+        self.in_flight = 0
+        self._report()
+
+    def _report(self) -> None:
+        if self.progress is not None:
+            self.progress(self.done, self.total)
+
+    @property
+    def finished(self) -> bool:
+        return not self.queue and not self.in_flight
+
+    def next_batch(self) -> Batch | None:
+        """The next batch to send, or None when none is waiting (some may be in flight)."""
+        if not self.queue:
+            return None
+        idx = self.queue.popleft()
+        self.in_flight += 1
+        applicants = [self.applicants[i] for i in idx]
+        return Batch(idx, [a for a in applicants if a is not None])
+
+    def record(self, batch: Batch, outcome: Outcome) -> None:
+        """Take the outcome of a batch; raises what must stop the whole run."""
+        self.in_flight -= 1
+        idx = batch.indices
         if isinstance(outcome, list):
             for score in outcome:
-                items[score.index] = score
-            done += len(idx)
+                self.items[score.index] = score
+            self.done += len(idx)
         elif isinstance(outcome, PayloadTooLargeError) and len(idx) > 1:
             mid = len(idx) // 2
             logger.info("413 for a batch of %d: splitting it in two", len(idx))
-            queue.appendleft(idx[mid:])
-            queue.appendleft(idx[:mid])
-            continue
-        elif on_error == "raise" or isinstance(outcome, _FATAL):
+            self.queue.appendleft(idx[mid:])
+            self.queue.appendleft(idx[:mid])
+            return
+        elif self.on_error == "raise" or isinstance(outcome, _FATAL):
             raise outcome
         elif isinstance(outcome, ValidationError) and _names_applicants(outcome, len(idx)):
             by_position: dict[int, list[ErrorDetail]] = {}
@@ -301,21 +326,22 @@ def plan_score_many(
                     d.model_copy(update={"applicant": idx[d.applicant]})
                 )
             for j, details in by_position.items():
-                items[idx[j]] = Failure(idx[j], describe(details), details, 422, outcome.code)
+                self.items[idx[j]] = Failure(idx[j], describe(details), details, 422, outcome.code)
             rest = [i for j, i in enumerate(idx) if j not in by_position]
             if rest:
-                queue.appendleft(rest)
-            done += len(by_position)
+                self.queue.appendleft(rest)
+            self.done += len(by_position)
         else:
             status = outcome.status if isinstance(outcome, APIStatusError) else None
             code = outcome.code if isinstance(outcome, APIStatusError) else None
             for i in idx:
-                items[i] = Failure(i, str(outcome), [], status, code)
-            done += len(idx)
-        if progress is not None:
-            progress(done, total)
-    assert all(x is not None for x in items)
-    return ScoreResults([x for x in items if x is not None], labels)
+                self.items[i] = Failure(i, str(outcome), [], status, code)
+            self.done += len(idx)
+        self._report()
+
+    def result(self) -> ScoreResults:
+        assert self.finished and all(x is not None for x in self.items)
+        return ScoreResults([x for x in self.items if x is not None], self.labels)
 
 
 def _names_applicants(error: ValidationError, n: int) -> bool:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from types import TracebackType
 from typing import Any, Generic, Self, TypeVar
 
@@ -29,9 +30,9 @@ from ._base import (
     Batch,
     ClientCore,
     OnError,
+    Outcome,
     ProgressCallback,
     ScoreManyPlan,
-    plan_score_many,
 )
 from ._config import DEFAULT_BATCH_SIZE, DEFAULT_TIMEOUT, RetryPolicy
 from ._exceptions import CreditExplainerError
@@ -76,7 +77,7 @@ class _ClientBase(Generic[HttpT]):
         on_error: OnError,
         progress: ProgressCallback | None,
     ) -> ScoreManyPlan:
-        return plan_score_many(
+        return ScoreManyPlan(
             applicants,
             batch_size=batch_size or self._core.batch_size,
             on_error=on_error,
@@ -162,6 +163,7 @@ class CreditExplainerClient(_ClientBase[httpx.Client]):
         batch_size: int | None = None,
         on_error: OnError = "raise",
         progress: ProgressCallback | None = None,
+        concurrency: int = 1,
     ) -> ScoreResults:
         """Score a list or DataFrame of applicants in batches; results in input order.
 
@@ -169,10 +171,31 @@ class CreditExplainerClient(_ClientBase[httpx.Client]):
         (nothing is sent) and raises the first API error; ``"collect"`` scores
         what it can and returns the rest as :class:`Failure` items with their
         errors (transport and authentication errors are raised in any mode).
-        ``progress(done, total)`` is called after each batch.
+        ``progress(done, total)`` is called after each batch. ``concurrency``
+        requests are in flight at once (threads; mind the API's rate limits).
         """
         plan = self._plan(applicants, batch_size, on_error, progress)
-        return self._drive(plan)
+        if concurrency < 1:
+            raise ValueError("concurrency must be at least 1")
+        if concurrency == 1:
+            while (batch := plan.next_batch()) is not None:
+                plan.record(batch, self._try_batch(batch))
+            return plan.result()
+        with ThreadPoolExecutor(concurrency, thread_name_prefix="credit-explainer") as pool:
+            running: dict[Future[Outcome], Batch] = {}
+            try:
+                while True:
+                    while len(running) < concurrency and (batch := plan.next_batch()):
+                        running[pool.submit(self._try_batch, batch)] = batch
+                    if not running:
+                        break
+                    done, _ = wait(running, return_when=FIRST_COMPLETED)
+                    for future in done:
+                        plan.record(running.pop(future), future.result())
+            except BaseException:
+                pool.shutdown(wait=False, cancel_futures=True)
+                raise
+        return plan.result()
 
     def health(self) -> dict[str, Any]:
         """``GET /health``: the API's view of the model endpoint (raises on 503)."""
@@ -180,19 +203,11 @@ class CreditExplainerClient(_ClientBase[httpx.Client]):
 
     # -- I/O ---------------------------------------------------------------------------------
 
-    def _drive(self, plan: ScoreManyPlan) -> ScoreResults:
+    def _try_batch(self, batch: Batch) -> Outcome:
         try:
-            batch = next(plan)
-            while True:
-                outcome: list[Score] | CreditExplainerError
-                try:
-                    outcome = self._score_batch(batch)
-                except CreditExplainerError as exc:
-                    outcome = exc
-                batch = plan.send(outcome)
-        except StopIteration as stop:
-            result: ScoreResults = stop.value
-            return result
+            return self._score_batch(batch)
+        except CreditExplainerError as exc:
+            return exc
 
     def _score_batch(self, batch: Batch) -> list[Score]:
         response = self._send(self._score_request(batch))
@@ -275,21 +290,32 @@ class AsyncCreditExplainerClient(_ClientBase[httpx.AsyncClient]):
         batch_size: int | None = None,
         on_error: OnError = "raise",
         progress: ProgressCallback | None = None,
+        concurrency: int = 1,
     ) -> ScoreResults:
-        """See :meth:`CreditExplainerClient.score_many`."""
+        """See :meth:`CreditExplainerClient.score_many` (``concurrency``: tasks in flight)."""
         plan = self._plan(applicants, batch_size, on_error, progress)
+        if concurrency < 1:
+            raise ValueError("concurrency must be at least 1")
+        running: dict[asyncio.Task[Outcome], Batch] = {}
         try:
-            batch = next(plan)
             while True:
-                outcome: list[Score] | CreditExplainerError
-                try:
-                    outcome = await self._score_batch(batch)
-                except CreditExplainerError as exc:
-                    outcome = exc
-                batch = plan.send(outcome)
-        except StopIteration as stop:
-            result: ScoreResults = stop.value
-            return result
+                while len(running) < concurrency and (batch := plan.next_batch()):
+                    running[asyncio.ensure_future(self._try_batch(batch))] = batch
+                if not running:
+                    break
+                done, _ = await asyncio.wait(running, return_when=asyncio.FIRST_COMPLETED)
+                for task in done:
+                    plan.record(running.pop(task), task.result())
+        finally:
+            for task in running:
+                task.cancel()
+        return plan.result()
+
+    async def _try_batch(self, batch: Batch) -> Outcome:
+        try:
+            return await self._score_batch(batch)
+        except CreditExplainerError as exc:
+            return exc
 
     async def health(self) -> dict[str, Any]:
         """``GET /health``: the API's view of the model endpoint (raises on 503)."""

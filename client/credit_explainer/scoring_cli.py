@@ -77,6 +77,7 @@ def register(sub: Any) -> None:
         default=DEFAULT_BATCH_SIZE,
         help=f"applicants per request ({DEFAULT_BATCH_SIZE})",
     )
+    p.add_argument("--concurrency", type=int, default=1, help="requests in flight at once (1)")
     p.add_argument(
         "--cutoff",
         type=float,
@@ -410,7 +411,10 @@ def run(args: argparse.Namespace) -> int:
                     bar.update(base + done - int(bar.n))
 
                 results = client.score_many(
-                    [r for r in chunk.records], on_error="collect", progress=progress
+                    chunk.records,
+                    on_error="collect",
+                    progress=progress,
+                    concurrency=args.concurrency,
                 )
                 for pos, item in enumerate(results):
                     row, raw = chunk.rows[pos], chunk.raw[pos]

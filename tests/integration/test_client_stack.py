@@ -134,6 +134,17 @@ def test_score_many_batches_keep_input_order_and_report_progress(
     assert len({s.request_id for s in results.scores}) == 4  # one request per batch
 
 
+def test_concurrent_score_many_equals_sequential(
+    client: CreditExplainerClient, applicants: list[dict[str, Any]]
+) -> None:
+    sequential = client.score_many(applicants, batch_size=5)
+    concurrent = client.score_many(applicants, batch_size=5, concurrency=4)
+    assert len(concurrent) == len(applicants) == 40
+    for a, b in zip(sequential.scores, concurrent.scores, strict=True):
+        assert a.index == b.index
+        assert_same(a, b)
+
+
 def test_score_many_dataframe_to_dataframe_keeps_the_index(
     client: CreditExplainerClient, applicants: list[dict[str, Any]]
 ) -> None:
@@ -287,6 +298,8 @@ def test_cli_scores_a_csv_and_writes_rejects(
             str(out),
             "--batch-size",
             "6",
+            "--concurrency",
+            "2",
             "--no-progress",
         ]
     )

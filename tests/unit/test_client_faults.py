@@ -351,3 +351,63 @@ def test_user_agent_api_key_and_url_from_the_environment(monkeypatch: pytest.Mon
     monkeypatch.delenv("CREDIT_EXPLAINER_URL")
     with pytest.raises(ValueError, match="CREDIT_EXPLAINER_URL"):
         CreditExplainerClient()
+
+
+def test_concurrent_batches_are_in_flight_together_and_results_keep_input_order() -> None:
+    """Three requests must be open at once to pass the barrier (sequential sending would break it)."""
+    import threading
+
+    barrier = threading.Barrier(3, timeout=10)
+    seen: list[int] = []
+
+    def together(request: httpx.Request) -> httpx.Response:
+        instances = json.loads(request.content)["instances"]
+        if len(seen) < 3:
+            seen.append(len(instances))
+            barrier.wait()
+        return ok(request)
+
+    applicants = [{**APPLICANT, "age": 20 + i} for i in range(11)]
+    with make(Script(together)) as client:
+        calls: list[tuple[int, int]] = []
+        results = client.score_many(
+            applicants, batch_size=2, concurrency=3, progress=lambda d, t: calls.append((d, t))
+        )
+    assert [s.inputs["age"] for s in results.scores] == [20 + i for i in range(11)]
+    assert [s.index for s in results.scores] == list(range(11))
+    assert calls[0] == (0, 11) and calls[-1] == (11, 11) and len(calls) == 7
+    assert [d for d, _ in calls] == sorted(d for d, _ in calls)
+
+
+def test_async_concurrent_batches_keep_input_order() -> None:
+    in_flight = 0
+    peak = 0
+
+    async def handler(request: httpx.Request) -> httpx.Response:
+        nonlocal in_flight, peak
+        in_flight += 1
+        peak = max(peak, in_flight)
+        await asyncio.sleep(0)  # let the other tasks start their requests
+        await asyncio.sleep(0)
+        in_flight -= 1
+        return ok(request)
+
+    async def main() -> list[Score | Failure]:
+        async with AsyncCreditExplainerClient(
+            "http://api.test", transport=httpx.MockTransport(handler)
+        ) as client:
+            return list(
+                await client.score_many(
+                    [{**APPLICANT, "age": 30 + i} for i in range(9)], batch_size=2, concurrency=4
+                )
+            )
+
+    results = asyncio.run(main())
+    assert peak == 4
+    assert [r.inputs["age"] for r in results if isinstance(r, Score)] == [30 + i for i in range(9)]
+
+
+def test_a_fatal_error_under_concurrency_is_raised(waits: list[float]) -> None:
+    script = Script(ok, refuse)
+    with make(script) as client, pytest.raises(ConnectError):
+        client.score_many([APPLICANT] * 8, batch_size=2, concurrency=2, on_error="collect")
