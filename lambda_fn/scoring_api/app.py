@@ -417,12 +417,7 @@ def _too_large(
     }
 
 
-@logger.inject_lambda_context(
-    correlation_id_path=correlation_paths.API_GATEWAY_REST, log_event=False
-)
-@tracer.capture_lambda_handler(capture_response=False)
-@metrics.log_metrics
-def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+def _handle(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     metrics.add_metric(name="Requests", unit=MetricUnit.Count, value=1)
     app.append_context(started=time.perf_counter())  # failures log their latency too
     try:  # before anything decodes the body: a 60 MB body costs no memory
@@ -430,3 +425,23 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     except PayloadTooLargeError as exc:
         return _too_large(event, context, exc)
     return app.resolve(event, context)
+
+
+def _without_metrics(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    try:
+        return _handle(event, context)
+    finally:
+        # With POWERTOOLS_METRICS_DISABLED, Powertools neither prints nor clears the metric set,
+        # which then grows across invocations and is printed anyway at 100 values.
+        metrics.clear_metrics()
+
+
+_measured = _without_metrics if is_metrics_disabled() else metrics.log_metrics(_handle)
+
+
+@logger.inject_lambda_context(
+    correlation_id_path=correlation_paths.API_GATEWAY_REST, log_event=False
+)
+@tracer.capture_lambda_handler(capture_response=False)
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return _measured(event, context)

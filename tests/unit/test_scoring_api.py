@@ -501,3 +501,28 @@ def test_decision_bands() -> None:
 def test_bad_configuration_fails_the_cold_start(name: str, value: str) -> None:
     with pytest.raises(ConfigurationError, match=name):
         Settings.from_env({name: value})
+
+
+def test_metrics_are_emitted_as_emf_and_not_kept_when_disabled(
+    closed_port: int, capsys: pytest.CaptureFixture[str]
+) -> None:
+    event = load_event("score-invalid.json")
+    enabled = make_env(closed_port, POWERTOOLS_METRICS_DISABLED="false")
+    capsys.readouterr()
+    enabled.invoke(event)
+    emf = [json.loads(line) for line in capsys.readouterr().out.splitlines() if '"_aws"' in line]
+    names = {
+        m["Name"]
+        for record in emf
+        for d in record["_aws"]["CloudWatchMetrics"]
+        for m in d["Metrics"]
+    }
+    assert {"Requests", "Errors", "ErrorsByKind"} <= names
+    by_kind = next(r for r in emf if "ErrorsByKind" in r)
+    assert by_kind["ErrorKind"] == "validation_error"
+
+    disabled = make_env(closed_port)  # the local stack's default: POWERTOOLS_METRICS_DISABLED=true
+    for _ in range(120):  # Powertools would print a kept metric set at 100 values
+        disabled.invoke(event)
+        assert disabled.module.metrics.metric_set == {}
+    assert '"_aws"' not in capsys.readouterr().out
