@@ -140,10 +140,13 @@ class ClientCore:
                 f"sent {len(indices)} applicant(s), the API answered {len(body.results)}",
                 response=response,
             )
+        results = sorted(body.results, key=lambda r: r.index)
+        if [r.index for r in results] != list(range(len(indices))):
+            raise APIResponseError(
+                "the API's results do not number the applicants sent 0..n-1", response=response
+            )
         scores: list[Score] = []
-        for position, result in zip(
-            indices, sorted(body.results, key=lambda r: r.index), strict=True
-        ):
+        for position, result in zip(indices, results, strict=True):
             score = Score.model_construct(
                 **{name: getattr(result, name) for name in type(result).model_fields},
                 model_version=body.model_version,

@@ -68,7 +68,10 @@ def register(sub: Any) -> None:
         help="rows that could not be scored, with their error (default: OUTPUT.rejects.<suffix>)",
     )
     p.add_argument("--url", help="API base URL (default: $CREDIT_EXPLAINER_URL)")
-    p.add_argument("--api-key", help="API key (default: $CREDIT_EXPLAINER_API_KEY)")
+    p.add_argument(
+        "--api-key",
+        help="API key (default: $CREDIT_EXPLAINER_API_KEY; prefer it: arguments show in ps)",
+    )
     p.add_argument("--input-format", choices=("csv", "jsonl"), help="default: from the suffix")
     p.add_argument("--output-format", choices=("csv", "jsonl"), help="default: from the suffix")
     p.add_argument(

@@ -241,6 +241,22 @@ def test_a_response_that_is_not_a_score_response_is_refused() -> None:
     assert info.value.__cause__ is not None
 
 
+def test_results_that_do_not_match_the_applicants_sent_are_refused() -> None:
+    def duplicated(request: httpx.Request) -> httpx.Response:
+        body = scored_body(json.loads(request.content)["instances"])
+        body["results"][1]["index"] = 0  # type: ignore[index]
+        return httpx.Response(200, json=body)
+
+    def short(request: httpx.Request) -> httpx.Response:
+        body = scored_body(json.loads(request.content)["instances"])
+        body["results"] = body["results"][:1]  # type: ignore[index]
+        return httpx.Response(200, json=body)
+
+    for handler, message in ((duplicated, "0..n-1"), (short, "sent 2 applicant")):
+        with make(Script(handler)) as client, pytest.raises(APIResponseError, match=message):
+            client.score_many([APPLICANT, APPLICANT])
+
+
 def test_an_explanation_that_does_not_add_up_is_refused() -> None:
     def skewed(request: httpx.Request) -> httpx.Response:
         return httpx.Response(
