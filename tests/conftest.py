@@ -154,3 +154,18 @@ def payloads(apps: list[dict[str, Any]]) -> dict[str, tuple[str | bytes, str]]:
         "csv-no-header": (_csv(apps, False).encode(), "text/csv"),
         "jsonlines": ("\n".join(json.dumps(a) for a in apps) + "\n", "application/jsonlines"),
     }
+
+
+def runtime_client(url: str) -> Any:
+    """A real boto3 ``sagemaker-runtime`` client aimed at a local model server (no retries)."""
+    import boto3
+    from botocore.config import Config
+
+    return boto3.client(
+        "sagemaker-runtime",
+        endpoint_url=url,
+        region_name="us-east-1",
+        aws_access_key_id="local",
+        aws_secret_access_key="local",
+        config=Config(retries={"max_attempts": 1, "mode": "standard"}),
+    )

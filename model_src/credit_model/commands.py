@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from pathlib import Path
@@ -70,11 +71,17 @@ def _serve(args: argparse.Namespace) -> int:
             workers=args.workers,
             endpoint_name=args.endpoint_name,
             log_level=args.log_level,
+            timeout=args.timeout,
         )
     except ModelArtifactError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     return 0
+
+
+def _env_int(name: str, default: int) -> int:
+    value = os.environ.get(name, "").strip()
+    return int(value) if value.isdigit() and int(value) > 0 else default
 
 
 def register(sub: Any) -> None:
@@ -109,8 +116,24 @@ def register(sub: Any) -> None:
         "--model-dir", default=str(DEFAULT_MODEL_DIR), help=f"default {DEFAULT_MODEL_DIR}"
     )
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
-    p.add_argument("--port", type=int, default=8080, help="default 8080")
-    p.add_argument("--workers", type=int, default=1, help="worker processes (default 1)")
+    p.add_argument(
+        "--port",
+        type=int,
+        default=_env_int("SAGEMAKER_BIND_TO_PORT", 8080),
+        help="default $SAGEMAKER_BIND_TO_PORT or 8080",
+    )
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=_env_int("SAGEMAKER_MODEL_SERVER_WORKERS", 1),
+        help="worker processes, each loading the model once (default "
+        "$SAGEMAKER_MODEL_SERVER_WORKERS or 1)",
+    )
+    p.add_argument(
+        "--timeout",
+        type=float,
+        help="seconds per request before a 504 (default $SAGEMAKER_MODEL_SERVER_TIMEOUT or 60)",
+    )
     p.add_argument("--endpoint-name", help="name answered on /endpoints/NAME/invocations")
     p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     p.set_defaults(func=_serve)

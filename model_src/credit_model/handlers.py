@@ -147,6 +147,19 @@ def _jsonlines_records(text: str | bytes) -> list[Any]:
     return records
 
 
+def check_content_type(content_type: str | None) -> str:
+    """The media type of a ``Content-Type`` header input_fn decodes (none: JSON), else 415."""
+    kind = media_type(content_type) or CONTENT_TYPE_JSON
+    if kind in _JSONLINES_ALIASES:
+        return CONTENT_TYPE_JSONLINES
+    if kind not in INPUT_CONTENT_TYPES:
+        raise UnsupportedMediaTypeError(
+            f"content type {kind[:100]!r} is not supported; "
+            f"use one of {', '.join(INPUT_CONTENT_TYPES)}"
+        )
+    return kind
+
+
 def input_fn(
     input_data: str | bytes,
     content_type: str | None,
@@ -154,7 +167,7 @@ def input_fn(
     max_applicants: int = DEFAULT_MODEL_MAX_APPLICANTS,
 ) -> np.ndarray:
     """Decode and validate a request body -> raw rows ``[n, 10]`` (NaN where missing)."""
-    kind = media_type(content_type) or CONTENT_TYPE_JSON
+    kind = check_content_type(content_type)
     if kind == CONTENT_TYPE_JSON:
         records = to_records(decode_json(input_data))
     elif kind == CONTENT_TYPE_CSV:
@@ -169,12 +182,8 @@ def input_fn(
         except UnicodeDecodeError as exc:
             raise MalformedPayloadError("request body is not valid UTF-8") from exc
         records = csv_records(text)
-    elif kind in _JSONLINES_ALIASES:
-        records = _jsonlines_records(input_data)
     else:
-        raise UnsupportedMediaTypeError(
-            f"content type {kind!r} is not supported; use one of {', '.join(INPUT_CONTENT_TYPES)}"
-        )
+        records = _jsonlines_records(input_data)
     check_count(len(records), max_applicants)
     return _rows(validate_records(records))
 
@@ -274,6 +283,7 @@ __all__ = [
     "LoadedModel",
     "PayloadError",
     "Prediction",
+    "check_content_type",
     "input_fn",
     "model_fn",
     "negotiate",

@@ -19,6 +19,7 @@ carry request ids, sizes, statuses and latencies, never applicant values.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import os
@@ -42,7 +43,15 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from .handlers import ExplanationError, LoadedModel, model_fn, transform
+from . import artifacts
+from .handlers import (
+    ExplanationError,
+    LoadedModel,
+    check_content_type,
+    model_fn,
+    negotiate,
+    transform,
+)
 
 logger = logging.getLogger("credit_model.server")
 
@@ -53,6 +62,9 @@ DEFAULT_ENDPOINT_NAME: Final = "credit-explainer"
 MAX_BODY_ENV: Final = "CREDIT_EXPLAINER_MAX_BODY_BYTES"
 #: The account id in runtime-API error messages and log-stream ARNs (local: a dummy).
 LOCAL_ACCOUNT: Final = "000000000000"
+#: Seconds one invocation may take before the caller gets 504 (SageMaker's own limit is 60 s).
+TIMEOUT_ENV: Final = "SAGEMAKER_MODEL_SERVER_TIMEOUT"
+DEFAULT_TIMEOUT: Final = 60.0
 VARIANT: Final = "AllTraffic"
 _CORAL: Final = "http://internal.amazon.com/coral/com.amazon.sagemaker/"
 
@@ -79,26 +91,48 @@ async def _read_body(request: Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
+def env_timeout() -> float:
+    """``$SAGEMAKER_MODEL_SERVER_TIMEOUT`` in seconds (60 when unset or not a positive number)."""
+    try:
+        value = float(os.environ.get(TIMEOUT_ENV, DEFAULT_TIMEOUT))
+    except ValueError:
+        return DEFAULT_TIMEOUT
+    return value if value > 0 else DEFAULT_TIMEOUT
+
+
 class _Invoker:
     """Runs one invocation: body limits, the handler stages, errors as JSON."""
 
-    def __init__(self, model: LoadedModel, max_body_bytes: int) -> None:
+    def __init__(self, model: LoadedModel, max_body_bytes: int, timeout: float) -> None:
         self.model = model
         self.max_body_bytes = max_body_bytes
+        self.timeout = timeout
 
     async def __call__(self, request: Request, request_id: str) -> Response:
         started = time.perf_counter()
+        content_type = request.headers.get("content-type")
+        accept = request.headers.get("accept")
         try:
+            # 406/415 before the body is read: no work for a request that cannot be answered.
+            negotiate(accept)
+            check_content_type(content_type)
             body = await _read_body(request, self.max_body_bytes)
-            out, content_type = await run_in_threadpool(
-                transform,
-                self.model,
-                body,
-                request.headers.get("content-type"),
-                request.headers.get("accept"),
+            # The scoring thread cannot be interrupted: past the timeout the caller gets its
+            # 504 at once and the thread's result is dropped when it finishes.
+            out, response_type = await asyncio.wait_for(
+                run_in_threadpool(transform, self.model, body, content_type, accept),
+                self.timeout,
             )
-            response: Response = Response(out, media_type=content_type)
+            response: Response = Response(out, media_type=response_type)
             kind = "ok"
+        except TimeoutError:
+            response = _error(
+                504,
+                "model_timeout",
+                f"the model did not answer within {self.timeout:g} s",
+                request_id,
+            )
+            kind = "model_timeout"
         except PayloadError as exc:
             response = JSONResponse(exc.to_dict(request_id), status_code=exc.status_code)
             kind = exc.code
@@ -132,18 +166,30 @@ def _aws_error(status: int, error_type: str, body: dict[str, Any], request_id: s
     )
 
 
+async def _not_found(request: Request, exc: Exception) -> Response:
+    return _error(404, "not_found", "no such route", str(uuid.uuid4()))
+
+
+async def _method_not_allowed(request: Request, exc: Exception) -> Response:
+    return _error(405, "method_not_allowed", "method not allowed on this route", str(uuid.uuid4()))
+
+
 def create_app(
     model: LoadedModel | str | Path,
     *,
     endpoint_name: str | None = None,
     max_body_bytes: int | None = None,
     workers: int = 1,
+    timeout: float | None = None,
 ) -> Starlette:
-    """The model server application for a loaded model (or a model directory to load now)."""
+    """The model server application for a loaded model (or a model directory to load now).
+
+    ``timeout`` (seconds per invocation) defaults to ``$SAGEMAKER_MODEL_SERVER_TIMEOUT`` or 60.
+    """
     loaded = model if isinstance(model, LoadedModel) else model_fn(model)
     name = endpoint_name or os.environ.get(ENDPOINT_NAME_ENV, DEFAULT_ENDPOINT_NAME)
     limit = max_body_bytes or int(os.environ.get(MAX_BODY_ENV, DEFAULT_MAX_BODY_BYTES))
-    invoke = _Invoker(loaded, limit)
+    invoke = _Invoker(loaded, limit, timeout or env_timeout())
 
     async def ping(request: Request) -> Response:
         return JSONResponse({"status": "healthy", "model_version": loaded.version})
@@ -204,7 +250,8 @@ def create_app(
             Route(
                 "/endpoints/{endpoint_name}/invocations", runtime_invoke_endpoint, methods=["POST"]
             ),
-        ]
+        ],
+        exception_handlers={404: _not_found, 405: _method_not_allowed},
     )
     app.state.model = loaded
     app.state.endpoint_name = name
@@ -224,17 +271,27 @@ def run(
     workers: int | None = None,
     endpoint_name: str | None = None,
     log_level: str = "info",
+    timeout: float | None = None,
 ) -> None:
-    """Serve until interrupted (the container's ``serve`` program calls this)."""
+    """Serve until interrupted (the container's ``serve`` program calls this).
+
+    Unset arguments come from SageMaker's variables: ``SAGEMAKER_BIND_TO_PORT`` (8080),
+    ``SAGEMAKER_MODEL_SERVER_WORKERS`` (1) and ``SAGEMAKER_MODEL_SERVER_TIMEOUT`` (60 s).
+    With several workers each worker process loads the model once at its start.
+    """
     import uvicorn
 
     directory = str(model_dir or os.environ.get(MODEL_DIR_ENV, DEFAULT_MODEL_DIR))
     port = port or int(os.environ.get("SAGEMAKER_BIND_TO_PORT", "8080"))
     workers = workers or int(os.environ.get("SAGEMAKER_MODEL_SERVER_WORKERS", "1"))
+    if timeout:
+        os.environ[TIMEOUT_ENV] = str(timeout)
     logging.basicConfig(
         level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s"
     )
     if workers > 1:
+        # Fail here, once, on a missing or tampered model rather than in every worker.
+        artifacts.verify(directory)
         os.environ[MODEL_DIR_ENV] = directory
         if endpoint_name:
             os.environ[ENDPOINT_NAME_ENV] = endpoint_name
@@ -301,8 +358,11 @@ class ModelServer:
         port: int = 0,
         endpoint_name: str | None = None,
         max_body_bytes: int | None = None,
+        timeout: float | None = None,
     ) -> None:
-        self.app = create_app(model, endpoint_name=endpoint_name, max_body_bytes=max_body_bytes)
+        self.app = create_app(
+            model, endpoint_name=endpoint_name, max_body_bytes=max_body_bytes, timeout=timeout
+        )
         self.endpoint_name: str = self.app.state.endpoint_name
         self._thread = ServerThread(self.app, host=host, port=port, name="model server")
 

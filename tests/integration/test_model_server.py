@@ -5,11 +5,9 @@ from __future__ import annotations
 import json
 from typing import Any
 
-import boto3
 import httpx
 import pytest
-from botocore.config import Config
-from conftest import payloads
+from conftest import payloads, runtime_client
 from credit_model.handlers import transform
 
 
@@ -76,14 +74,7 @@ def test_body_limit_is_413(synthetic_model: Any) -> None:
 
 @pytest.fixture()
 def runtime(model_server: Any) -> Any:
-    return boto3.client(
-        "sagemaker-runtime",
-        endpoint_url=model_server.url,
-        region_name="us-east-1",
-        aws_access_key_id="local",
-        aws_secret_access_key="local",
-        config=Config(retries={"max_attempts": 1, "mode": "standard"}),
-    )
+    return runtime_client(model_server.url)
 
 
 def test_boto3_invoke_endpoint(

@@ -1,0 +1,162 @@
+"""The model side of the ``credit-explainer`` command, run as real processes.
+
+synth -> train (metric lines a SageMaker regex reads) -> serve-model with two worker
+processes, answering /ping and a real boto3 ``invoke_endpoint``, stopped with SIGTERM.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from conftest import runtime_client
+from credit_model.train import METRIC_DEFINITIONS
+from credit_schema import FEATURES, TARGET
+
+CLI = [sys.executable, "-m", "credit_explainer"]
+
+
+def cli(*args: str, **kwargs: Any) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*CLI, *args], capture_output=True, text=True, timeout=120, check=False, **kwargs
+    )
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.mark.parametrize("command", ["synth", "train", "serve-model"])
+def test_help_of_each_command(command: str) -> None:
+    result = cli(command, "--help")
+    assert result.returncode == 0, result.stderr
+    assert f"usage: credit-explainer {command}" in result.stdout
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    work = tmp_path_factory.mktemp("cli")
+    data = work / "applicants.csv"
+    made = cli("synth", "--rows", "3000", "--seed", "3", "-o", str(data))
+    assert made.returncode == 0, made.stderr
+    model_dir = work / "model"
+    result = cli(
+        "train", "--data", str(data), "--model-dir", str(model_dir), "--n-estimators", "20",
+        "--max_depth", "5", "--n-jobs", "1",
+    )
+    assert result.returncode == 0, result.stderr
+    return {"data": data, "model_dir": model_dir, "stdout": result.stdout}
+
+
+def test_synth_writes_the_give_me_some_credit_columns(trained: dict[str, Any]) -> None:
+    header, *rows = trained["data"].read_text().splitlines()
+    assert header.split(",") == [TARGET, *FEATURES]
+    assert len(rows) == 3000
+
+
+def test_synth_to_stdout_is_seeded() -> None:
+    one, two = cli("synth", "--rows", "20", "--seed", "5"), cli("synth", "--rows", "20", "--seed", "5")
+    assert one.returncode == 0 and one.stdout == two.stdout
+    assert len(one.stdout.splitlines()) == 21
+
+
+def test_train_prints_metric_lines_sagemaker_can_read(trained: dict[str, Any]) -> None:
+    metrics = json.loads((trained["model_dir"] / "metrics.json").read_text())
+    for definition in METRIC_DEFINITIONS:
+        found = re.search(definition["Regex"], trained["stdout"])
+        assert found, (definition, trained["stdout"])
+        assert float(found.group(1)) == pytest.approx(metrics[definition["Name"].split(":")[1]], abs=1e-6)
+    meta = json.loads((trained["model_dir"] / "metadata.json").read_text())
+    assert meta["hyperparameters"]["n_estimators"] == 20
+    assert meta["hyperparameters"]["max_depth"] == 5  # the SageMaker spelling --max_depth
+
+
+def test_train_refuses_bad_data_with_a_message(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.csv"
+    bad.write_text("age,Income\n40,1000\n")
+    result = cli("train", "--data", str(bad), "--model-dir", str(tmp_path / "m"))
+    assert result.returncode == 2
+    assert "missing column" in result.stderr and "Traceback" not in result.stderr
+
+
+@pytest.fixture(scope="module")
+def served(trained: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    port = free_port()
+    env = {**os.environ, "SAGEMAKER_MODEL_SERVER_WORKERS": "2"}  # the container's variable
+    proc = subprocess.Popen(
+        [*CLI, "serve-model", "--model-dir", str(trained["model_dir"]), "--port", str(port),
+         "--endpoint-name", "cli-test"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=env,
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            if httpx.get(f"{url}/ping", timeout=1).status_code == 200:
+                break
+        except httpx.TransportError:
+            pass
+        if proc.poll() is not None or time.monotonic() > deadline:
+            proc.kill()
+            pytest.fail(f"serve-model did not start:\n{proc.communicate()[0]}")
+        time.sleep(0.2)
+    info = {"url": url, "proc": proc}
+    yield info
+    if proc.poll() is None:
+        proc.kill()
+        proc.wait()
+
+
+def test_serve_model_with_two_workers_answers_boto3(
+    served: dict[str, Any], sample_applicants: list[dict[str, Any]]
+) -> None:
+    runtime = runtime_client(served["url"])
+    bodies = set()
+    for _ in range(6):
+        response = runtime.invoke_endpoint(
+            EndpointName="cli-test", Body=json.dumps(sample_applicants), ContentType="application/json"
+        )
+        assert response["InvokedProductionVariant"] == "AllTraffic"
+        bodies.add(response["Body"].read())
+    assert len(bodies) == 1  # the same numbers whichever worker answered
+    predictions = json.loads(bodies.pop())["predictions"]
+    assert len(predictions) == len(sample_applicants)
+    with pytest.raises(runtime.exceptions.ValidationError):
+        runtime.invoke_endpoint(EndpointName="other", Body=b"{}", ContentType="application/json")
+
+
+def test_serve_model_stops_cleanly_on_sigterm(served: dict[str, Any]) -> None:
+    proc = served["proc"]
+    proc.send_signal(signal.SIGTERM)
+    output, _ = proc.communicate(timeout=30)
+    assert proc.returncode == 0, output
+    assert "Traceback" not in output
+    with pytest.raises(httpx.TransportError):
+        httpx.get(f"{served['url']}/ping", timeout=1)
+
+
+def test_serve_model_refuses_a_tampered_model(trained: dict[str, Any], tmp_path: Path) -> None:
+    tampered = tmp_path / "model"
+    shutil.copytree(trained["model_dir"], tampered)
+    with (tampered / "model.skops").open("ab") as fh:
+        fh.write(b"\0")
+    result = cli("serve-model", "--model-dir", str(tampered), "--port", str(free_port()))
+    assert result.returncode == 2
+    assert "SHA-256" in result.stderr and "Traceback" not in result.stderr
