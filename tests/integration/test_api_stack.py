@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import base64
 import json
+import signal
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -184,3 +187,56 @@ def test_the_built_bundle_scores_every_event_against_the_model_server(stack: Loc
     )
     built = json.loads(report["results"]["score-double-encoded.json"]["body"])["results"]
     assert numbers(built) == numbers(json.loads(in_process["body"])["results"])
+
+
+def test_credit_explainer_up_serves_and_stops_on_ctrl_c(synthetic_model_dir: Path) -> None:
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "credit_explainer",
+            "up",
+            "--model-dir",
+            str(synthetic_model_dir),
+            "--port",
+            "0",
+            "--model-port",
+            "0",
+            "--api-key",
+            KEY,
+            "--log-level",
+            "ERROR",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        lines = []
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            lines.append(line)
+            if line.startswith("Ctrl-C"):
+                break
+        api = next(line.split()[2] for line in lines if line.startswith("scoring API"))
+        model = next(line.split()[2] for line in lines if line.startswith("model server"))
+        assert httpx.get(f"{model}/ping").status_code == 200
+        scored = httpx.post(f"{api}/score", json=SINGLE, headers={"x-api-key": KEY}, timeout=30)
+        assert scored.status_code == 200
+        assert httpx.post(f"{api}/score", json=SINGLE).status_code == 403
+    finally:
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=30) == 0
+
+
+def test_demo_scores_through_the_api(
+    synthetic_model_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from credit_explainer.local.demo import demo
+
+    assert demo(synthetic_model_dir) == 0
+    out = capsys.readouterr().out
+    assert "POST /score (3 applicants) -> 200" in out
+    assert out.count("base value + contributions") == 3
+    assert "same probabilities: True" in out
+    assert "invalid applicant -> 422" in out
