@@ -535,5 +535,7 @@ def fast_explainer_for(pipeline: Any) -> FastTreeExplainer:
         or stats.ndim != 1
         or not np.all(np.isfinite(stats))
     ):
-        raise UnsupportedModelError("the imputer must fill NaN with finite statistics, no indicator")
+        raise UnsupportedModelError(
+            "the imputer must fill NaN with finite statistics, no indicator"
+        )
     return FastTreeExplainer(steps[1], fill_values=stats)
