@@ -44,6 +44,8 @@ from credit_schema import (
     ErrorBody,
     ErrorDetail,
     ErrorInfo,
+    GatewayErrorBody,
+    HealthResponse,
     LegacyResponse,
     MalformedPayloadError,
     NotAcceptableError,
@@ -227,10 +229,25 @@ _ERRORS = {
 }
 
 
+#: What API Gateway itself answers, before the function runs (its own ``{"message"}`` body).
+_GATEWAY_RESPONSES: dict[int, Any] = {
+    403: {
+        "description": 'Missing or wrong x-api-key (API Gateway: {"message": "Forbidden"}).',
+        "content": {CONTENT_TYPE_JSON: {"model": GatewayErrorBody}},
+    },
+}
+
+
 def _error_responses(*codes: int) -> dict[int, Any]:
     return {
-        code: {"description": _ERRORS[code], "content": {CONTENT_TYPE_JSON: {"model": ErrorBody}}}
-        for code in codes
+        **_GATEWAY_RESPONSES,
+        **{
+            code: {
+                "description": _ERRORS[code],
+                "content": {CONTENT_TYPE_JSON: {"model": ErrorBody}},
+            }
+            for code in codes
+        },
     }
 
 
@@ -343,7 +360,10 @@ def score(
     "/health",
     summary="Is the model endpoint there and serving (without scoring)",
     responses={
-        200: {"description": "The endpoint is serving."},
+        200: {
+            "description": "The endpoint is serving.",
+            "content": {CONTENT_TYPE_JSON: {"model": HealthResponse}},
+        },
         **_error_responses(503),
     },
     tags=["operations"],
@@ -359,14 +379,12 @@ def health() -> Response[str]:
     return Response(
         status_code=200,
         content_type=CONTENT_TYPE_JSON,
-        body=json.dumps(
-            {
-                "status": "ok",
-                "endpoint": settings.endpoint_name,
-                "detail": result.detail,
-                "check": settings.health_check,
-            }
-        ),
+        body=HealthResponse(
+            status="ok",
+            endpoint=settings.endpoint_name,
+            detail=result.detail,
+            check=settings.health_check,
+        ).model_dump_json(),
     )
 
 

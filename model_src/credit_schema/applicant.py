@@ -91,9 +91,12 @@ MAX_COUNT: Final = 1_000
 MAX_RATIO: Final = 10_000_000.0
 MAX_INCOME: Final = 1_000_000_000.0
 
-Count = Annotated[int, BeforeValidator(_reject_bool), Field(ge=0, le=MAX_COUNT)]
+# Constraints come before the BeforeValidator: in this order pydantic writes them to the
+# JSON schema as minimum/maximum (the other order leaks non-standard "ge"/"le" keys into the
+# OpenAPI document, and clients and fuzzers generating from it miss every range).
+Count = Annotated[int, Field(ge=0, le=MAX_COUNT), BeforeValidator(_reject_bool)]
 Ratio = Annotated[
-    float, BeforeValidator(_reject_bool), Field(ge=0.0, le=MAX_RATIO, allow_inf_nan=False)
+    float, Field(ge=0.0, le=MAX_RATIO, allow_inf_nan=False), BeforeValidator(_reject_bool)
 ]
 
 
@@ -119,7 +122,7 @@ class Applicant(BaseModel):
         description=DESCRIPTIONS["RevolvingUtilizationOfUnsecuredLines"],
         examples=[0.3],
     )
-    age: Annotated[int, BeforeValidator(_reject_bool), Field(ge=18, le=120)] = Field(
+    age: Annotated[int, Field(ge=18, le=120), BeforeValidator(_reject_bool)] = Field(
         alias="age", description=DESCRIPTIONS["age"], examples=[45]
     )
     past_due_30_59: Count = Field(
@@ -133,8 +136,8 @@ class Applicant(BaseModel):
     monthly_income: (
         Annotated[
             float,
-            BeforeValidator(_reject_bool),
             Field(ge=0.0, le=MAX_INCOME, allow_inf_nan=False),
+            BeforeValidator(_reject_bool),
         ]
         | None
     ) = Field(alias="MonthlyIncome", description=DESCRIPTIONS["MonthlyIncome"], examples=[5400.0])

@@ -74,6 +74,26 @@ class ScoreResponse(BaseModel):
     results: list[ScoredApplicant]
 
 
+class GatewayErrorBody(BaseModel):
+    """API Gateway's own error body, sent before the function runs.
+
+    ``{"message": "Forbidden"}`` (403, missing or wrong API key), ``{"message":
+    "Missing Authentication Token"}`` (403, no such route), ``{"message": "Too Many
+    Requests"}`` (429, usage plan throttling), ``{"message": "Request Too Long"}`` (413).
+    """
+
+    message: str
+
+
+class HealthResponse(BaseModel):
+    """``GET /health``'s answer when the model endpoint is serving."""
+
+    status: Literal["ok"]
+    endpoint: str = Field(description="The SageMaker endpoint the API invokes.")
+    detail: str
+    check: str = Field(description="How it was checked: describe-endpoint or ping.")
+
+
 class LegacyResponse(BaseModel):
     """The original blog's response shape."""
 

@@ -316,3 +316,16 @@ def test_rows_survive_float_round_trip() -> None:
     x = math.nextafter(0.3, 1.0)
     (a,) = parse_json_applicants([dict.fromkeys(FEATURES, 0) | {"age": 30, "DebtRatio": x}])
     assert a.to_row()[3] == x
+
+
+def test_the_json_schema_states_every_range_in_standard_keywords() -> None:
+    # OpenAPI clients and schemathesis read minimum/maximum; pydantic's "ge"/"le" mean nothing.
+    props = Applicant.model_json_schema(by_alias=True)["properties"]
+    for name in FEATURES:
+        schema = props[name]
+        options = schema.get("anyOf", [schema])
+        numeric = [o for o in options if o.get("type") in ("integer", "number")]
+        assert len(numeric) == 1, name
+        assert {"minimum", "maximum"} <= numeric[0].keys(), (name, numeric[0])
+        assert not {"ge", "le"} & numeric[0].keys(), name
+    assert (props["age"]["minimum"], props["age"]["maximum"]) == (18, 120)
