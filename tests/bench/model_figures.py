@@ -68,7 +68,9 @@ def main() -> int:
         for _ in range(args.runs):
             out = subprocess.run(
                 [sys.executable, "-c", _PROBE.format(model_dir=str(model_dir))],
-                capture_output=True, text=True, check=True,
+                capture_output=True,
+                text=True,
+                check=True,
             )
             runs.append(json.loads(out.stdout.strip().splitlines()[-1]))
     med = {k: statistics.median(r[k] for r in runs) for k in runs[0] if k != "explainer"}
