@@ -26,6 +26,9 @@ def train_default(
 def _synth(args: argparse.Namespace) -> int:
     from .synth import generate
 
+    if args.rows < 1:
+        print("error: --rows must be at least 1", file=sys.stderr)
+        return 2
     frame = generate(args.rows, seed=args.seed)
     if args.output in (None, "-"):
         frame.to_csv(sys.stdout, index=False)
@@ -37,24 +40,24 @@ def _synth(args: argparse.Namespace) -> int:
 
 
 def _train(args: argparse.Namespace) -> int:
-    from .data import DataError, load_csv
+    from .data import load_csv
     from .train import hyperparameters_from, load_training_data, train
 
     started = time.perf_counter()
     try:
         frame, source = load_training_data(args.data, rows=args.rows, seed=args.seed)
         test = load_csv(args.test_data) if args.test_data else None
-    except DataError as exc:
+        print(f"training on {source}: {len(frame)} rows", flush=True)
+        train(
+            frame,
+            args.model_dir,
+            hyperparameters=hyperparameters_from(args),
+            test_data=test,
+            data_source=source,
+        )
+    except ValueError as exc:  # DataError, one-class data, hyperparameters sklearn refuses
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    print(f"training on {source}: {len(frame)} rows", flush=True)
-    train(
-        frame,
-        args.model_dir,
-        hyperparameters=hyperparameters_from(args),
-        test_data=test,
-        data_source=source,
-    )
     print(f"done in {time.perf_counter() - started:.2f} s")
     return 0
 

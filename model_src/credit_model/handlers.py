@@ -243,6 +243,15 @@ def negotiate(accept: str | None) -> str:
     )
 
 
+def _csv_header_absent(accept: str | None) -> bool:
+    """RFC 4180's ``text/csv; header=absent``: rows only (Batch Transform joins mini-batches)."""
+    for part in (accept or "").split(","):
+        kind, *params = (p.strip().lower() for p in part.split(";"))
+        if kind in (CONTENT_TYPE_CSV, "text/*"):
+            return "header=absent" in params
+    return False
+
+
 def output_fn(prediction: Prediction, accept: str | None) -> tuple[bytes, str]:
     """Encode predictions -> ``(body, content_type)``."""
     kind = negotiate(accept)
@@ -262,7 +271,8 @@ def output_fn(prediction: Prediction, accept: str | None) -> tuple[bytes, str]:
         return ("\n".join(lines) + "\n").encode(), CONTENT_TYPE_JSONLINES
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(["probability", "base_value", *(f"shap_{name}" for name in FEATURES)])
+    if not _csv_header_absent(accept):
+        writer.writerow(["probability", "base_value", *(f"shap_{name}" for name in FEATURES)])
     for p, s in zip(prediction.probability.tolist(), prediction.shap_values.tolist(), strict=True):
         writer.writerow([repr(p), repr(prediction.base_value), *map(repr, s)])
     return out.getvalue().encode(), CONTENT_TYPE_CSV

@@ -68,22 +68,26 @@ def main() -> None:
     )
     rows = []
     for label, python, flags, extra in setups:
-        for swagger in ("true", "false"):
-            env = {**base, **extra, "ENABLE_SWAGGER": swagger}
-            times = measure(python, flags, env, args.runs)
+        # Alternate with and without Swagger, so both see the same machine load.
+        times: dict[str, list[float]] = {"true": [], "false": []}
+        for _ in range(args.runs):
+            for swagger in ("true", "false"):
+                env = {**base, **extra, "ENABLE_SWAGGER": swagger}
+                times[swagger] += measure(python, flags, env, 1)
+        for swagger, ms in times.items():
             rows.append(
                 {
                     "setup": label,
                     "swagger": swagger,
-                    "median_ms": statistics.median(times),
-                    "min_ms": min(times),
-                    "max_ms": max(times),
-                    "runs": len(times),
+                    "median_ms": statistics.median(ms),
+                    "min_ms": min(ms),
+                    "max_ms": max(ms),
+                    "runs": len(ms),
                 }
             )
             print(
-                f"{label:40s} swagger={swagger:5s} median {statistics.median(times):7.1f} ms "
-                f"(min {min(times):.1f}, max {max(times):.1f}, {len(times)} runs)"
+                f"{label:40s} swagger={swagger:5s} median {statistics.median(ms):7.1f} ms "
+                f"(min {min(ms):.1f}, max {max(ms):.1f}, {len(ms)} runs)"
             )
     pairs = {(r["setup"], r["swagger"]): r["median_ms"] for r in rows}
     for label, *_ in setups:

@@ -99,12 +99,33 @@ def test_train_prints_metric_lines_sagemaker_can_read(trained: dict[str, Any]) -
     assert meta["hyperparameters"]["max_depth"] == 5  # the SageMaker spelling --max_depth
 
 
-def test_train_refuses_bad_data_with_a_message(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--data", "{bad}"], "missing column"),
+        (["--data", "{one_class}"], "both classes"),
+        (["--data", "{data}", "--n-estimators", "0"], "n_estimators"),
+    ],
+)
+def test_train_refuses_bad_input_with_a_message(
+    trained: dict[str, Any], tmp_path: Path, args: list[str], message: str
+) -> None:
     bad = tmp_path / "bad.csv"
     bad.write_text("age,Income\n40,1000\n")
-    result = cli("train", "--data", str(bad), "--model-dir", str(tmp_path / "m"))
-    assert result.returncode == 2
-    assert "missing column" in result.stderr and "Traceback" not in result.stderr
+    one_class = tmp_path / "one-class.csv"
+    rows = trained["data"].read_text().splitlines()
+    one_class.write_text("\n".join([rows[0], *(r for r in rows[1:200] if r.startswith("0,"))]))
+    paths = {"bad": bad, "one_class": one_class, "data": trained["data"]}
+    argv = [a.format(**paths) for a in args]
+    result = cli("train", *argv, "--model-dir", str(tmp_path / "m"))
+    assert result.returncode == 2, result.stderr
+    assert message in result.stderr and "Traceback" not in result.stderr
+    assert not (tmp_path / "m" / "manifest.json").exists()
+
+
+def test_synth_refuses_zero_rows() -> None:
+    result = cli("synth", "--rows", "0")
+    assert result.returncode == 2 and "--rows" in result.stderr and "Traceback" not in result.stderr
 
 
 @pytest.fixture(scope="module")

@@ -96,6 +96,10 @@ def test_jsonlines_and_csv_outputs(
     assert ctype == "text/csv" and len(parsed) == len(sample_applicants)
     assert [float(r["probability"]) for r in parsed] == prediction.probability.tolist()
     assert float(parsed[0]["shap_age"]) == prediction.shap_values[0, FEATURES.index("age")]
+    # RFC 4180's header=absent: rows only, so Batch Transform can join mini-batches by line.
+    rows_only, ctype = output_fn(prediction, "text/csv; header=absent")
+    assert ctype == "text/csv"
+    assert rows_only.decode().splitlines() == table.decode().splitlines()[1:]
 
 
 def test_missing_values_are_imputed_not_refused(

@@ -11,6 +11,7 @@ import shlex
 import shutil
 import subprocess
 from dataclasses import dataclass
+from pathlib import Path
 
 from .aws import TAG_KEY, Aws
 from .config import DeployConfig
@@ -58,10 +59,27 @@ def run_sam(aws: Aws, cfg: DeployConfig, endpoint: str) -> None:
     if sam is None:
         raise ToolError("`sam` (AWS SAM CLI) is not on PATH: pip install aws-sam-cli")
     env = dict(os.environ, AWS_REGION=aws.region, AWS_DEFAULT_REGION=aws.region)
+    runtime = _python313()
+    if runtime is None:
+        raise ToolError(
+            "`sam build` needs python3.13 (the Lambda runtime) on PATH: "
+            "install it (e.g. pyenv install 3.13) and re-run `credit-explainer deploy deploy-api`"
+        )
+    env["PATH"] = f"{runtime.parent}{os.pathsep}{env.get('PATH', '')}"
     for command in commands:
         result = subprocess.run([sam, *command[1:]], cwd=cfg.root, env=env, check=False)  # noqa: S603
         if result.returncode != 0:
             raise ToolError(f"`{shlex.join(command[:2])}` exited with {result.returncode}")
+
+
+def _python313() -> Path | None:
+    """python3.13 on PATH, or in pyenv's versions directory."""
+    found = shutil.which("python3.13")
+    if found:
+        return Path(found)
+    pyenv = Path(os.environ.get("PYENV_ROOT", Path.home() / ".pyenv")) / "versions"
+    candidates = sorted(pyenv.glob("3.13*/bin/python3.13"), reverse=True)
+    return candidates[0] if candidates else None
 
 
 def stack_outputs(aws: Aws, cfg: DeployConfig) -> ApiInfo:
@@ -99,9 +117,7 @@ def client_snippet(info: ApiInfo, region: str) -> str:
         "from credit_explainer import CreditExplainerClient\n"
         f'with CreditExplainerClient("{info.url}"{key_arg}) as client:\n'
         f"    score = client.score({applicant})\n"
-        "    print(score.probability)\n"
-        "    for c in score.top(3):\n"
-        "        print(c.feature, c.value, c.shap_value, c.direction)\n"
+        "    print(score)  # probability and contributions ranked by |SHAP|\n"
         "PY"
     )
 

@@ -273,6 +273,8 @@ class _DryRunResponder:
         from botocore.compat import HTTPHeaders
 
         op: str = model.name
+        if model.service_model.service_name == "ecr-public" and op == "GetAuthorizationToken":
+            op = "GetPublicAuthorizationToken"
         parsed = self._parsed(op, self._args)
         status = 200
         if "Error" in parsed:
@@ -309,6 +311,9 @@ class _DryRunResponder:
             token = base64.b64encode(b"AWS:dry-run").decode()
             endpoint = f"https://{acct}.dkr.ecr.{region}.amazonaws.com"
             return {"authorizationData": [{"authorizationToken": token, "proxyEndpoint": endpoint}]}
+        if op == "GetPublicAuthorizationToken":
+            token = base64.b64encode(b"AWS:dry-run").decode()
+            return {"authorizationData": {"authorizationToken": token}}
         if op == "CreateTrainingJob":
             name = args["TrainingJobName"]
             self.jobs[name] = args["OutputDataConfig"]["S3OutputPath"].rstrip("/")

@@ -81,7 +81,7 @@ def destroy_repository(aws: Aws, cfg: DeployConfig) -> None:
         ("RepositoryNotFoundException",),
         repositoryNames=[cfg.repository],
     )
-    if not found:
+    if found is None:
         return
     arn = found["repositories"][0]["repositoryArn"]
     repo_tags = aws.call("ecr", "list_tags_for_resource", resourceArn=arn).get("tags", [])

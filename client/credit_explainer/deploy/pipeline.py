@@ -62,12 +62,18 @@ def step_train(aws: Aws, cfg: DeployConfig, image: str | None = None) -> str:
 
 
 def step_create_endpoint(
-    aws: Aws, cfg: DeployConfig, *, image: str | None = None, model_data: str | None = None
+    aws: Aws,
+    cfg: DeployConfig,
+    *,
+    image: str | None = None,
+    model_data: str | None = None,
+    bucket: str | None = None,
+    role: str | None = None,
 ) -> str:
     image = image or resolve_image(aws, cfg)
     model_data = model_data or cfg.model_data or latest_model_data(aws, cfg)
-    bucket = ensure_bucket(aws, cfg)
-    role = ensure_role(aws, cfg, bucket)
+    bucket = bucket or ensure_bucket(aws, cfg)
+    role = role or ensure_role(aws, cfg, bucket)
     submit_dir = None
     if cfg.framework_image:
         submit_dir = upload_source(aws, cfg, bucket, cfg.versioned("serve"))
@@ -89,8 +95,13 @@ def deploy_all(
         image = resolve_image(aws, cfg)
     else:
         image = build_and_push(aws, cfg, base_image=base_image, docker_url=docker_url)
-    model_data = cfg.model_data or step_train(aws, cfg, image)
-    endpoint = step_create_endpoint(aws, cfg, image=image, model_data=model_data)
+    aws.step("S3 bucket and SageMaker execution role")
+    bucket = ensure_bucket(aws, cfg)
+    role = ensure_role(aws, cfg, bucket)
+    model_data = cfg.model_data or train(aws, cfg, image=image, bucket=bucket, role=role)
+    endpoint = step_create_endpoint(
+        aws, cfg, image=image, model_data=model_data, bucket=bucket, role=role
+    )
     if skip_api:
         return None
     return deploy_api(aws, cfg, endpoint)

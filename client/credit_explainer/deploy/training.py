@@ -27,7 +27,8 @@ _SOURCE_EXCLUDES: Final = frozenset({"__pycache__", ".pytest_cache", ".mypy_cach
 def ensure_bucket(aws: Aws, cfg: DeployConfig) -> str:
     """The deployment's bucket: used if it exists, else created private and tagged."""
     bucket = cfg.bucket or cfg.bucket_for(aws.account, aws.region)
-    if aws.exists("s3", "head_bucket", ("404", "NoSuchBucket", "NotFound"), Bucket=bucket):
+    found = aws.exists("s3", "head_bucket", ("404", "NoSuchBucket", "NotFound"), Bucket=bucket)
+    if found is not None:  # HeadBucket answers an empty body
         aws.say(f"    bucket s3://{bucket} exists: using it")
         return bucket
     create: dict[str, Any] = {"Bucket": bucket}
@@ -337,12 +338,14 @@ def wait_for_training(aws: Aws, job_name: str) -> Response:
     return job
 
 
-def train(aws: Aws, cfg: DeployConfig, *, image: str) -> str:
+def train(
+    aws: Aws, cfg: DeployConfig, *, image: str, bucket: str | None = None, role: str | None = None
+) -> str:
     """The whole training step; returns the S3 URL of ``model.tar.gz``."""
     aws.step("Upload training data and source to S3")
-    bucket = ensure_bucket(aws, cfg)
+    bucket = bucket or ensure_bucket(aws, cfg)
     data = upload_data(aws, cfg, bucket)
-    role = ensure_role(aws, cfg, bucket)
+    role = role or ensure_role(aws, cfg, bucket)
     job_name = cfg.versioned()
     aws.step(f"Training job {job_name} (script mode, {cfg.train_instance_type})")
     create_training_job(
