@@ -18,7 +18,11 @@ help:
 
 venv: $(STAMP)
 
-$(STAMP): pyproject.toml
+# Reinstall when the dependencies change, and when a package appears under a mapped directory
+# (an editable install only knows the packages that existed when it was made).
+PACKAGES := $(wildcard model_src/*/__init__.py client/*/__init__.py lambda_fn/*/__init__.py)
+
+$(STAMP): pyproject.toml $(PACKAGES)
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "credit-explainer needs Python 3.11 or newer")'
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --upgrade pip
