@@ -7,17 +7,22 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: help venv demo test unit lint typecheck clean audit sam sam-validate sam-build
+.PHONY: help venv demo test unit lint typecheck clean audit load lock-container sam sam-validate sam-build
 
 help:
 	@echo "make demo   train (if needed), start the local stack, score sample applicants, stop"
 	@echo "make test   lint, type-check and run every test"
 	@echo "make audit  pip-audit the dependencies (part of make test)"
+	@echo "make load   load-test the local stack (req/s, p50/p99, errors, memory)"
 	@echo "make bench  benchmark the scoring path against the original blog's (writes out/bench.json)"
 
 venv: $(STAMP)
 
-$(STAMP): pyproject.toml
+# Reinstall when the dependencies change, and when a package appears under a mapped directory
+# (an editable install only knows the packages that existed when it was made).
+PACKAGES := $(wildcard model_src/*/__init__.py client/*/__init__.py lambda_fn/*/__init__.py)
+
+$(STAMP): pyproject.toml $(PACKAGES)
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "credit-explainer needs Python 3.11 or newer")'
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --upgrade pip
@@ -36,6 +41,20 @@ unit: venv
 lint: venv
 	$(BIN)/ruff check .
 	$(BIN)/mypy
+
+# The model image's pinned, hashed lock (container/requirements.lock), resolved for the image's
+# Python (3.12, x86_64) and constrained to the versions this environment tests.
+lock-container: venv
+	$(BIN)/pip freeze --exclude-editable | grep -v '^-e' > $(VENV)/tested-versions.txt
+	$(BIN)/uv pip compile pyproject.toml container/requirements.in --extra model --generate-hashes \
+		--python-version 3.12 --python-platform x86_64-manylinux_2_28 --quiet \
+		--constraint $(VENV)/tested-versions.txt --custom-compile-command "make lock-container" \
+		--output-file container/requirements.lock
+
+# Load test of `credit-explainer up` on 127.0.0.1 (locust, bounded: 60 s and 20,000 requests
+# per scenario). Figures also in out/load.json.
+load: venv
+	$(BIN)/python tests/load/run_load.py --seconds 60 --json out/load.json
 
 # Known-vulnerability audit (pip-audit) of the dev environment and the pinned locks
 # shipped to AWS. Policy and strict mode: .ci/audit.py, .ci/pip-audit-ignore.txt.

@@ -55,8 +55,17 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     assert made.returncode == 0, made.stderr
     model_dir = work / "model"
     result = cli(
-        "train", "--data", str(data), "--model-dir", str(model_dir), "--n-estimators", "20",
-        "--max_depth", "5", "--n-jobs", "1",
+        "train",
+        "--data",
+        str(data),
+        "--model-dir",
+        str(model_dir),
+        "--n-estimators",
+        "20",
+        "--max_depth",
+        "5",
+        "--n-jobs",
+        "1",
     )
     assert result.returncode == 0, result.stderr
     return {"data": data, "model_dir": model_dir, "stdout": result.stdout}
@@ -69,7 +78,10 @@ def test_synth_writes_the_give_me_some_credit_columns(trained: dict[str, Any]) -
 
 
 def test_synth_to_stdout_is_seeded() -> None:
-    one, two = cli("synth", "--rows", "20", "--seed", "5"), cli("synth", "--rows", "20", "--seed", "5")
+    one, two = (
+        cli("synth", "--rows", "20", "--seed", "5"),
+        cli("synth", "--rows", "20", "--seed", "5"),
+    )
     assert one.returncode == 0 and one.stdout == two.stdout
     assert len(one.stdout.splitlines()) == 21
 
@@ -79,7 +91,9 @@ def test_train_prints_metric_lines_sagemaker_can_read(trained: dict[str, Any]) -
     for definition in METRIC_DEFINITIONS:
         found = re.search(definition["Regex"], trained["stdout"])
         assert found, (definition, trained["stdout"])
-        assert float(found.group(1)) == pytest.approx(metrics[definition["Name"].split(":")[1]], abs=1e-6)
+        assert float(found.group(1)) == pytest.approx(
+            metrics[definition["Name"].split(":")[1]], abs=1e-6
+        )
     meta = json.loads((trained["model_dir"] / "metadata.json").read_text())
     assert meta["hyperparameters"]["n_estimators"] == 20
     assert meta["hyperparameters"]["max_depth"] == 5  # the SageMaker spelling --max_depth
@@ -119,8 +133,16 @@ def served(trained: dict[str, Any]) -> Iterator[dict[str, Any]]:
     port = free_port()
     env = {**os.environ, "SAGEMAKER_MODEL_SERVER_WORKERS": "2"}  # the container's variable
     proc = subprocess.Popen(
-        [*CLI, "serve-model", "--model-dir", str(trained["model_dir"]), "--port", str(port),
-         "--endpoint-name", "cli-test"],
+        [
+            *CLI,
+            "serve-model",
+            "--model-dir",
+            str(trained["model_dir"]),
+            "--port",
+            str(port),
+            "--endpoint-name",
+            "cli-test",
+        ],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
@@ -152,7 +174,9 @@ def test_serve_model_with_two_workers_answers_boto3(
     bodies = set()
     for _ in range(6):
         response = runtime.invoke_endpoint(
-            EndpointName="cli-test", Body=json.dumps(sample_applicants), ContentType="application/json"
+            EndpointName="cli-test",
+            Body=json.dumps(sample_applicants),
+            ContentType="application/json",
         )
         assert response["InvokedProductionVariant"] == "AllTraffic"
         bodies.add(response["Body"].read())

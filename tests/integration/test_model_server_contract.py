@@ -40,9 +40,7 @@ def test_a_request_past_the_timeout_gets_504_json_at_once(
     slow_server: Any, sample_applicants: list[dict[str, Any]]
 ) -> None:
     started = time.perf_counter()
-    response = httpx.post(
-        f"{slow_server.url}/invocations", json=sample_applicants[:1], timeout=10
-    )
+    response = httpx.post(f"{slow_server.url}/invocations", json=sample_applicants[:1], timeout=10)
     elapsed = time.perf_counter() - started
     assert response.status_code == 504
     error = response.json()["error"]

@@ -34,7 +34,9 @@ def test_requirements_txt_pins_exactly_what_pyproject_pins():
 
 def test_dockerfile_installs_the_project_model_extra_and_the_training_toolkit():
     dockerfile = (ROOT / "container" / "Dockerfile").read_text()
-    assert '".[model]"' in dockerfile and "sagemaker-training==" in dockerfile
+    # Dependencies come from the hashed lock (make lock-container), the project itself --no-deps.
+    lock = (ROOT / "container" / "requirements.lock").read_text()
+    assert "--require-hashes -r requirements.lock" in dockerfile and "sagemaker-training==" in lock
     assert "ARG BASE_IMAGE=" in dockerfile and "FROM ${BASE_IMAGE}" in dockerfile
     assert "COPY container/serve /usr/local/bin/serve" in dockerfile
     serve = (ROOT / "container" / "serve").read_text()
