@@ -23,12 +23,12 @@ import asyncio
 import json
 import logging
 import os
-import threading
 import time
 import uuid
 from pathlib import Path
 from typing import Any, Final
 
+from credit_explainer.local.stack import ServerThread
 from credit_schema import (
     CONTENT_TYPE_JSON,
     DEFAULT_MAX_BODY_BYTES,
@@ -307,41 +307,6 @@ def run(
         return
     app = create_app(directory, endpoint_name=endpoint_name)
     uvicorn.run(app, host=host, port=port, log_level=log_level, access_log=False)
-
-
-class ServerThread:
-    """Run an ASGI app with uvicorn in a background thread on loopback (port 0: a free one)."""
-
-    def __init__(
-        self, app: Any, *, host: str = "127.0.0.1", port: int = 0, name: str = "server"
-    ) -> None:
-        import uvicorn
-
-        self.host = host
-        self.name = name
-        config = uvicorn.Config(
-            app, host=host, port=port, log_level="warning", access_log=False, lifespan="off"
-        )
-        self._server = uvicorn.Server(config)
-        self._thread = threading.Thread(target=self._server.run, name=name, daemon=True)
-        self.port = port
-
-    @property
-    def url(self) -> str:
-        return f"http://{self.host}:{self.port}"
-
-    def start(self, timeout: float = 20.0) -> None:
-        self._thread.start()
-        deadline = time.monotonic() + timeout
-        while not self._server.started:
-            if not self._thread.is_alive() or time.monotonic() > deadline:
-                raise RuntimeError(f"{self.name} did not start on {self.host}:{self.port}")
-            time.sleep(0.01)
-        self.port = self._server.servers[0].sockets[0].getsockname()[1]
-
-    def stop(self, timeout: float = 10.0) -> None:
-        self._server.should_exit = True
-        self._thread.join(timeout)
 
 
 class ModelServer:
