@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from conftest import SAMPLE_APPLICANTS
 from credit_model import fast_input
 from credit_model.handlers import input_fn
 from credit_schema import (
@@ -196,18 +197,7 @@ def test_csv_gives_the_same_rows_or_error_as_before(records: list[Any], header: 
     )
 
 
-GOOD: dict[str, Any] = {
-    "RevolvingUtilizationOfUnsecuredLines": 0.3,
-    "age": 45,
-    "NumberOfTime30-59DaysPastDueNotWorse": 0,
-    "DebtRatio": 0.35,
-    "MonthlyIncome": 5400.0,
-    "NumberOfOpenCreditLinesAndLoans": 8,
-    "NumberOfTimes90DaysLate": 0,
-    "NumberRealEstateLoansOrLines": 1,
-    "NumberOfTime60-89DaysPastDueNotWorse": 0,
-    "NumberOfDependents": None,
-}
+GOOD: dict[str, Any] = SAMPLE_APPLICANTS[-1]  # both nullable fields null
 
 
 @pytest.mark.parametrize("n", [1, BULK - 1, BULK, 3 * BULK])
