@@ -47,7 +47,7 @@ from credit_schema import (
 from pydantic_core import to_json
 
 from . import artifacts, fast_input, fast_io
-from .explain import Explainer, build_explainer
+from .explain import Explainer, build_explainer, explain_checked
 
 CONTENT_TYPE_JSONLINES: Final = "application/jsonlines"
 _JSONLINES_ALIASES: Final = frozenset(
@@ -182,13 +182,10 @@ def input_fn(
 def predict_fn(input_data: np.ndarray, model: LoadedModel) -> Prediction:
     """Probability of SeriousDlqin2yrs and exact SHAP values for every row."""
     X = np.asarray(input_data, dtype=np.float64)
-    proba, shap_values = model.explainer.explain(X)
+    proba, shap_values, gap = explain_checked(model.explainer, X)
     base = float(model.explainer.base_value)
-    gap = np.abs(base + shap_values.sum(axis=1) - proba)
-    if gap.size and not float(gap.max()) <= ADDITIVITY_TOLERANCE:
-        raise ExplanationError(
-            f"SHAP values do not add up to the probability (max gap {float(gap.max()):.3g})"
-        )
+    if not gap <= ADDITIVITY_TOLERANCE:
+        raise ExplanationError(f"SHAP values do not add up to the probability (max gap {gap:.3g})")
     return Prediction(
         inputs=X,
         probability=proba,
