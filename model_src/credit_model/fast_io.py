@@ -5,7 +5,7 @@
 ``to_json`` gives for the dicts ``credit_schema.explanation_dict`` builds
 (contributions ranked by absolute SHAP value, largest first, ties in model
 feature order; direction from the sign; ``null`` for a missing input), in about
-2 us per applicant for large batches and 5 us for one applicant (13 us and 7 us
+2 us per applicant for large batches and 5 us for one applicant (7 us and 13 us
 for the dicts + ``to_json``):
 
 1. every number of a block of applicants is formatted once, by pydantic-core's
