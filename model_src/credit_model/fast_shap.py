@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -351,10 +352,114 @@ def _with_twigs(
 
 # --- the kernel ---------------------------------------------------------------
 
+#: Applicants explained side by side in one pass over a tree: independent work that
+#: keeps the core busy while one applicant's pattern waits on its parent's.
+_BLOCK: Final = 8
+#: Requests of at least this many applicants are split across threads.
+PARALLEL_MIN_APPLICANTS: Final = 256
+#: Threads for large requests (default: the CPUs this process may use).
+THREADS_ENV: Final = "CREDIT_EXPLAINER_THREADS"
+
+
+def _explain_block(
+    xt: FloatArray,
+    s0: int,
+    bw: int,
+    pattern: npt.NDArray[np.int64],
+    rows: npt.NDArray[np.int64],
+    leaf_sum: FloatArray,
+    split_start: npt.NDArray[np.int64],
+    split_node: npt.NDArray[np.int64],
+    split_feature: npt.NDArray[np.int64],
+    split_threshold: FloatArray,
+    split_left: npt.NDArray[np.int64],
+    split_right: npt.NDArray[np.int64],
+    split_bit: npt.NDArray[np.int64],
+    entry_start: npt.NDArray[np.int64],
+    entry_node: npt.NDArray[np.int64],
+    entry_feature: npt.NDArray[np.int64],
+    entry_threshold: FloatArray,
+    entry_value: FloatArray,
+    tens: FloatArray,
+    n_rows: int,
+    n_chunks: int,
+    proba: FloatArray,
+    phi: FloatArray,
+) -> None:  # pragma: no cover - compiled by numba, inlined into _explain_kernel
+    """Add every tree's leaf values and table rows for applicants ``s0 .. s0 + bw``.
+
+    Per tree, one pass over the splits propagates the applicants' patterns
+    (branch-free: the comparisons are unpredictable), one pass over the entries
+    turns them into table rows, then each applicant sums its rows in registers,
+    ten features at a time (explicit scalars: an accumulator array would go
+    through memory). Inlined with ``bw`` a constant for whole blocks, so the
+    loops over the block are unrolled and vectorised.
+    """
+    n_trees = split_start.shape[0] - 1
+    full = n_rows // 2 - 1
+    for t in range(n_trees):
+        for k in range(bw):
+            pattern[0, k] = full
+            leaf_sum[k] = 0.0
+        for i in range(split_start[t], split_start[t + 1]):
+            node = split_node[i]
+            f = split_feature[i]
+            threshold = split_threshold[i]
+            bit = split_bit[i]
+            left = split_left[i]
+            right_child = split_right[i]
+            for k in range(bw):
+                p = pattern[node, k]
+                right = np.int64(xt[f, s0 + k] > threshold)
+                pattern[left, k] = p & ~(bit * right)
+                pattern[right_child, k] = p & ~(bit * (1 - right))
+        e0 = entry_start[t]
+        n_entries = entry_start[t + 1] - e0
+        for q in range(n_entries):
+            e = e0 + q
+            node = entry_node[e]
+            f = entry_feature[e]
+            threshold = entry_threshold[e]
+            for k in range(bw):
+                p = pattern[node, k]
+                right = np.int64(xt[f, s0 + k] > threshold)
+                rows[q, k] = (e * n_rows) + 2 * p + right
+                if p == full:  # the leaf the applicant reaches
+                    leaf_sum[k] += entry_value[2 * e + right]
+        for k in range(bw):
+            proba[s0 + k] += leaf_sum[k]
+            for chunk in range(n_chunks):
+                a0 = a1 = a2 = a3 = a4 = a5 = a6 = a7 = a8 = a9 = 0.0
+                for q in range(n_entries):
+                    r = rows[q, k] * n_chunks + chunk
+                    a0 += tens[r, 0]
+                    a1 += tens[r, 1]
+                    a2 += tens[r, 2]
+                    a3 += tens[r, 3]
+                    a4 += tens[r, 4]
+                    a5 += tens[r, 5]
+                    a6 += tens[r, 6]
+                    a7 += tens[r, 7]
+                    a8 += tens[r, 8]
+                    a9 += tens[r, 9]
+                c = 10 * chunk
+                phi[s0 + k, c] += a0
+                phi[s0 + k, c + 1] += a1
+                phi[s0 + k, c + 2] += a2
+                phi[s0 + k, c + 3] += a3
+                phi[s0 + k, c + 4] += a4
+                phi[s0 + k, c + 5] += a5
+                phi[s0 + k, c + 6] += a6
+                phi[s0 + k, c + 7] += a7
+                phi[s0 + k, c + 8] += a8
+                phi[s0 + k, c + 9] += a9
+
 
 def _explain_kernel(
     x: FloatArray,
+    fill: FloatArray,
     max_nodes: int,
+    max_entries: int,
     split_start: npt.NDArray[np.int64],
     split_node: npt.NDArray[np.int64],
     split_feature: npt.NDArray[np.int64],
@@ -368,75 +473,114 @@ def _explain_kernel(
     entry_threshold: FloatArray,
     entry_value: FloatArray,
     table: FloatArray,
+    base_value: float,
     proba: FloatArray,
     phi: FloatArray,
-) -> None:  # pragma: no cover - compiled by numba; tested through FastTreeExplainer
-    """Add every tree's table rows to ``phi`` and its reached leaf's value to ``proba``.
+) -> float:  # pragma: no cover - compiled by numba; tested through FastTreeExplainer
+    """Explain the rows of ``x`` into ``proba`` and ``phi``; return the largest additivity gap.
 
-    ``x`` holds the inputs already rounded to float32 (as sklearn compares them).
-    Trees outside, applicants inside: one tree's tables stay in cache for a batch.
-    Branch-free pattern propagation: the comparisons are unpredictable.
+    ``x`` holds raw inputs, NaN where missing: they are filled with ``fill`` (the
+    imputer's statistics) and rounded to float32, as sklearn compares them. Trees
+    outside, blocks of :data:`_BLOCK` applicants inside: one tree's tables stay in
+    cache for the whole request. Per tree and block, one pass over the splits
+    propagates the applicants' patterns (branch-free: the comparisons are
+    unpredictable), one pass over the entries turns them into table rows, then
+    each applicant sums its rows in registers, ten features at a time (explicit
+    scalars: an accumulator array would go through memory). Probabilities add
+    the trees' leaf values in tree order, then divide: sklearn's arithmetic.
     """
-    n_samples = x.shape[0]
+    n_samples, n_features = x.shape
     n_trees = split_start.shape[0] - 1
     n_rows = table.shape[1]  # 2 * 2**D: (pattern, direction)
     width = table.shape[2]
-    full = n_rows // 2 - 1
-    flat = table.reshape(-1)
-    pattern = np.empty(max_nodes, dtype=np.int64)
-    for t in range(n_trees):
-        for s in range(n_samples):
-            pattern[0] = full
-            for i in range(split_start[t], split_start[t + 1]):
-                p = pattern[split_node[i]]
-                right = np.int64(x[s, split_feature[i]] > split_threshold[i])
-                bit = split_bit[i]
-                pattern[split_left[i]] = p & ~(bit * right)
-                pattern[split_right[i]] = p & ~(bit * (1 - right))
-            # One table row per entry, summed in registers (explicit scalars: an
-            # accumulator array would go through memory), _CHUNK features a pass.
-            for c in range(0, width, 10):
-                a0 = a1 = a2 = a3 = a4 = a5 = a6 = a7 = a8 = a9 = 0.0
-                for e in range(entry_start[t], entry_start[t + 1]):
-                    p = pattern[entry_node[e]]
-                    right = np.int64(x[s, entry_feature[e]] > entry_threshold[e])
-                    if c == 0 and p == full:  # the leaf the applicant reaches
-                        proba[s] += entry_value[2 * e + right]
-                    b = np.uint64(((e * n_rows) + 2 * p + right) * width + c)
-                    a0 += flat[b]
-                    a1 += flat[b + np.uint64(1)]
-                    a2 += flat[b + np.uint64(2)]
-                    a3 += flat[b + np.uint64(3)]
-                    a4 += flat[b + np.uint64(4)]
-                    a5 += flat[b + np.uint64(5)]
-                    a6 += flat[b + np.uint64(6)]
-                    a7 += flat[b + np.uint64(7)]
-                    a8 += flat[b + np.uint64(8)]
-                    a9 += flat[b + np.uint64(9)]
-                phi[s, c] += a0
-                phi[s, c + 1] += a1
-                phi[s, c + 2] += a2
-                phi[s, c + 3] += a3
-                phi[s, c + 4] += a4
-                phi[s, c + 5] += a5
-                phi[s, c + 6] += a6
-                phi[s, c + 7] += a7
-                phi[s, c + 8] += a8
-                phi[s, c + 9] += a9
+    n_chunks = width // 10
+    tens = table.reshape(-1, 10)  # a table row is n_chunks runs of ten features
+    xt = np.empty((n_features, n_samples))  # feature-major: a block's values side by side
+    for s in range(n_samples):
+        for f in range(n_features):
+            v = x[s, f]
+            if np.isnan(v):
+                v = fill[f]
+            xt[f, s] = np.float64(np.float32(v))
+    pattern = np.empty((max_nodes, _BLOCK), dtype=np.int64)
+    rows = np.empty((max(max_entries, 1), _BLOCK), dtype=np.int64)
+    leaf_sum = np.zeros(_BLOCK)
+    gap = 0.0
+    for s0 in range(0, n_samples, _BLOCK):
+        nb = min(_BLOCK, n_samples - s0)
+        for k in range(nb):
+            proba[s0 + k] = 0.0
+            for j in range(width):
+                phi[s0 + k, j] = 0.0
+        # The same inlined body twice: with the block width a constant (whole blocks:
+        # unrolled, vectorised) and as a variable (the last, partial block).
+        if nb == _BLOCK:
+            _block_jit(
+                xt, s0, _BLOCK, pattern, rows, leaf_sum,
+                split_start, split_node, split_feature, split_threshold,
+                split_left, split_right, split_bit,
+                entry_start, entry_node, entry_feature, entry_threshold, entry_value,
+                tens, n_rows, n_chunks, proba, phi,
+            )  # fmt: skip
+        else:
+            _block_jit(
+                xt, s0, nb, pattern, rows, leaf_sum,
+                split_start, split_node, split_feature, split_threshold,
+                split_left, split_right, split_bit,
+                entry_start, entry_node, entry_feature, entry_threshold, entry_value,
+                tens, n_rows, n_chunks, proba, phi,
+            )  # fmt: skip
+        for k in range(nb):
+            proba[s0 + k] /= n_trees
+            total = base_value
+            for j in range(width):
+                total += phi[s0 + k, j]
+            d = abs(total - proba[s0 + k])
+            if d > gap or d != d:  # NaN sticks
+                gap = d
+    return gap
 
 
 def _numba_kernel() -> Any:
-    """Compile the kernel with numba, caching the machine code on disk when possible."""
+    """Compile the kernel with numba, caching the machine code on disk when possible.
+
+    Compiled with LLVM's SLP vectoriser (numba leaves it off by default): it packs
+    the kernel's independent scalar additions into SIMD instructions without
+    reordering any of them, so the results are the same bit for bit.
+    """
     import numba
+    from numba.core import config
+
+    def compile_now(cache: bool) -> Any:
+        global _block_jit
+        _block_jit = numba.njit(inline="always", nogil=True)(_explain_block)
+        kernel = numba.njit(cache=cache, nogil=True)(_explain_kernel)
+        slp = config.SLP_VECTORIZE
+        config.SLP_VECTORIZE = 1
+        try:
+            kernel.compile(_SIGNATURE)
+        finally:
+            config.SLP_VECTORIZE = slp
+        return kernel
 
     try:
-        return numba.njit(cache=True, nogil=True)(_explain_kernel)
+        return compile_now(cache=True)
     except RuntimeError as exc:  # no writable cache location (read-only install)
         log.info("numba cache unavailable, compiling in memory: %s", exc)
-    return numba.njit(cache=False, nogil=True)(_explain_kernel)
+    return compile_now(cache=False)
 
+
+_SIGNATURE: Final = (
+    "float64(float64[:, ::1], float64[::1], int64, int64, "
+    + "int64[::1], " * 2  # split_start, split_node
+    + "int64[::1], float64[::1], int64[::1], int64[::1], int64[::1], "
+    + "int64[::1], int64[::1], int64[::1], float64[::1], float64[::1], "
+    + "float64[:, :, ::1], float64, float64[::1], float64[:, ::1])"
+)
 
 _KERNEL: Any = None
+_POOL: Any = None
+_block_jit: Any = None  # _explain_block compiled for inlining (set when compiling the kernel)
 
 
 def _kernel() -> Any:
@@ -446,51 +590,66 @@ def _kernel() -> Any:
     return _KERNEL
 
 
+def default_threads() -> int:
+    """:data:`THREADS_ENV`, else the CPUs this process may run on."""
+    configured = os.environ.get(THREADS_ENV, "").strip()
+    if configured:
+        threads = int(configured)
+        if threads < 1:
+            raise ValueError(f"{THREADS_ENV} must be a positive integer, not {configured!r}")
+        return threads
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+def _pool(threads: int) -> Any:
+    global _POOL
+    if _POOL is None or _POOL._max_workers < threads:
+        from concurrent.futures import ThreadPoolExecutor
+
+        _POOL = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="treeshap")
+    return _POOL
+
+
 class FastTreeExplainer:
     """Exact path-dependent TreeSHAP of an (imputer +) binary sklearn forest.
 
     Implements the ``credit_model.explain`` Explainer protocol: ``base_value``
     and ``explain(X) -> (proba[n], shap[n, n_features])`` on raw inputs (NaN
-    where missing, filled with ``fill_values``, the imputer's statistics).
+    where missing, filled with ``fill_values``, the imputer's statistics), plus
+    :meth:`explain_checked`, which also returns the largest additivity gap.
+    Requests of :data:`PARALLEL_MIN_APPLICANTS` or more are split across
+    ``threads`` threads (the compiled kernel runs without the GIL).
     """
 
-    def __init__(self, forest: Any, *, fill_values: npt.ArrayLike | None = None) -> None:
+    def __init__(
+        self,
+        forest: Any,
+        *,
+        fill_values: npt.ArrayLike | None = None,
+        threads: int | None = None,
+    ) -> None:
         self.compiled = compile_forest(forest)
+        c = self.compiled
         self.fill_values: FloatArray | None = None
         if fill_values is not None:
             fill = np.asarray(fill_values, dtype=np.float64)
-            if fill.shape != (self.compiled.n_features,) or not np.all(np.isfinite(fill)):
+            if fill.shape != (c.n_features,) or not np.all(np.isfinite(fill)):
                 raise UnsupportedModelError("fill values must be one finite number per feature")
             self.fill_values = fill
-        self.base_value: float = self.compiled.base_value
-        self._kernel = _kernel()
-        self.warm_up()
-
-    def warm_up(self) -> None:
-        """Compile (or load from cache) the kernel now rather than on the first request."""
-        x = np.zeros((1, self.compiled.n_features))
-        if self.fill_values is not None:
-            x[:] = self.fill_values
-        self.explain(x)
-
-    def explain(self, X: npt.ArrayLike) -> tuple[FloatArray, FloatArray]:
-        x = np.asarray(X, dtype=np.float64)
-        if x.ndim != 2 or x.shape[1] != self.compiled.n_features:
-            raise ValueError(
-                f"expected an array of shape (n, {self.compiled.n_features}), got {x.shape}"
-            )
-        missing = np.isnan(x)
-        if missing.any():
-            if self.fill_values is None:
-                raise ValueError("missing values and no imputer statistics to fill them")
-            x = np.where(missing, self.fill_values, x)
-        c = self.compiled
-        n = x.shape[0]
-        proba = np.zeros(n)
-        phi = np.zeros((n, c.table.shape[2]))
-        self._kernel(
-            x.astype(np.float32).astype(np.float64),  # sklearn casts inputs to float32
+        self.threads = default_threads() if threads is None else max(1, int(threads))
+        self.base_value: float = c.base_value
+        self._fill = (
+            np.ascontiguousarray(self.fill_values)
+            if self.fill_values is not None
+            else np.full(c.n_features, np.nan)
+        )
+        max_entries = int(np.max(np.diff(c.entry_start))) if c.n_trees else 0
+        self._forest_args = (
             c.max_nodes,
+            max_entries,
             c.split_start,
             c.split_node,
             c.split_feature,
@@ -504,14 +663,55 @@ class FastTreeExplainer:
             c.entry_threshold,
             c.entry_value,
             c.table,
-            proba,
-            phi,
+            c.base_value,
         )
-        proba /= c.n_trees  # sklearn: sum of the trees' probabilities, then divided
-        return proba, phi[:, : c.n_features]
+        self._kernel = _kernel()
+        self.warm_up()
+
+    def warm_up(self) -> None:
+        """Compile (or load from cache) the kernel now rather than on the first request."""
+        x = np.zeros((1, self.compiled.n_features))
+        if self.fill_values is not None:
+            x[:] = self.fill_values
+        self.explain(x)
+
+    def explain(self, X: npt.ArrayLike) -> tuple[FloatArray, FloatArray]:
+        proba, phi, _ = self.explain_checked(X)
+        return proba, phi
+
+    def explain_checked(self, X: npt.ArrayLike) -> tuple[FloatArray, FloatArray, float]:
+        """``(proba, shap, gap)``: :meth:`explain` and ``max |base + sum(shap) - proba|``."""
+        x = np.ascontiguousarray(X, dtype=np.float64)
+        c = self.compiled
+        if x.ndim != 2 or x.shape[1] != c.n_features:
+            raise ValueError(f"expected an array of shape (n, {c.n_features}), got {x.shape}")
+        if self.fill_values is None and np.isnan(x).any():
+            raise ValueError("missing values and no imputer statistics to fill them")
+        n = x.shape[0]
+        proba = np.empty(n)
+        phi = np.empty((n, c.table.shape[2]))
+        threads = min(self.threads, n // (PARALLEL_MIN_APPLICANTS // 2) or 1)
+        if n < PARALLEL_MIN_APPLICANTS or threads < 2:
+            gap = self._kernel(x, self._fill, *self._forest_args, proba, phi)
+        else:
+            # Chunks of whole blocks, one per thread; the kernel releases the GIL.
+            step = -(-n // (threads * _BLOCK)) * _BLOCK
+            bounds = [(a, min(a + step, n)) for a in range(0, n, step)]
+            gaps = _pool(threads).map(
+                lambda ab: self._kernel(
+                    x[ab[0] : ab[1]],
+                    self._fill,
+                    *self._forest_args,
+                    proba[ab[0] : ab[1]],
+                    phi[ab[0] : ab[1]],
+                ),
+                bounds,
+            )
+            gap = max(gaps, key=lambda g: math.inf if math.isnan(g) else g)
+        return proba, phi[:, : c.n_features], float(gap)
 
 
-def fast_explainer_for(pipeline: Any) -> FastTreeExplainer:
+def fast_explainer_for(pipeline: Any, *, threads: int | None = None) -> FastTreeExplainer:
     """A :class:`FastTreeExplainer` for ``forest`` or ``Pipeline([imputer, forest])``.
 
     Raises :class:`UnsupportedModelError` for anything else (the caller falls back to shap).
@@ -520,10 +720,10 @@ def fast_explainer_for(pipeline: Any) -> FastTreeExplainer:
     from sklearn.pipeline import Pipeline
 
     if not isinstance(pipeline, Pipeline):
-        return FastTreeExplainer(pipeline)
+        return FastTreeExplainer(pipeline, threads=threads)
     steps = [step for _, step in pipeline.steps if step not in (None, "passthrough")]
     if len(steps) == 1:
-        return FastTreeExplainer(steps[0])
+        return FastTreeExplainer(steps[0], threads=threads)
     if len(steps) != 2 or not isinstance(steps[0], SimpleImputer):
         raise UnsupportedModelError("only Pipeline([SimpleImputer, forest]) is covered")
     imputer = steps[0]
@@ -538,4 +738,4 @@ def fast_explainer_for(pipeline: Any) -> FastTreeExplainer:
         raise UnsupportedModelError(
             "the imputer must fill NaN with finite statistics, no indicator"
         )
-    return FastTreeExplainer(steps[1], fill_values=stats)
+    return FastTreeExplainer(steps[1], fill_values=stats, threads=threads)

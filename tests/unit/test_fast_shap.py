@@ -240,3 +240,49 @@ def test_build_explainer_is_fast_by_default_and_falls_back_to_shap(
         build_explainer(deep, "fast")
     with pytest.raises(ValueError, match="auto, fast or shap"):
         build_explainer(shallow, "quick")
+
+
+def test_blocks_threads_and_wide_inputs_agree_with_shap() -> None:
+    # 12 features: table rows of two runs of ten; sizes around the block of 8 and
+    # past the threshold where a request is split across threads.
+    rng = np.random.default_rng(5)
+    X = rng.normal(size=(600, 12))
+    y = (X[:, 0] + X[:, 11] + rng.normal(size=600) > 0).astype(int)
+    X[rng.random(X.shape) < 0.05] = np.nan
+    pipeline = Pipeline(
+        [("impute", SimpleImputer()), ("forest", RandomForestClassifier(8, max_depth=4))]
+    ).fit(X, y)
+    one = fast_explainer_for(pipeline, threads=1)
+    two = fast_explainer_for(pipeline, threads=2)
+    assert fast_shap.PARALLEL_MIN_APPLICANTS <= len(X)
+    for n in (1, 7, 8, 9, 17, fast_shap.PARALLEL_MIN_APPLICANTS + 3, len(X)):
+        proba, phi = one.explain(X[:n])
+        proba2, phi2 = two.explain(X[:n])
+        np.testing.assert_array_equal(proba2, proba)  # split across threads: the same bits
+        np.testing.assert_array_equal(phi2, phi)
+    check_against_shap(pipeline, X)
+
+
+def test_the_kernel_measures_the_additivity_gap() -> None:
+    pipeline = fit(RandomForestClassifier(6, max_depth=4, random_state=2))
+    explainer = fast_explainer_for(pipeline)
+    X = np.random.default_rng(4).normal(size=(40, 4))
+    proba, phi, gap = explainer.explain_checked(X)
+    assert gap == pytest.approx(
+        np.max(np.abs(explainer.base_value + phi.sum(1) - proba)), abs=1e-15
+    )
+    assert gap <= 1e-12
+    explainer.compiled.table[...] *= 1.01  # a broken table: the explanation no longer adds up
+    assert explainer.explain_checked(X)[2] > 1e-6
+    explainer.compiled.table[...] = np.nan
+    assert np.isnan(explainer.explain_checked(X)[2])  # a NaN is never hidden by max()
+
+
+def test_threads_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(fast_shap.THREADS_ENV, "3")
+    assert fast_shap.default_threads() == 3
+    monkeypatch.setenv(fast_shap.THREADS_ENV, "0")
+    with pytest.raises(ValueError, match=fast_shap.THREADS_ENV):
+        fast_shap.default_threads()
+    monkeypatch.delenv(fast_shap.THREADS_ENV)
+    assert fast_shap.default_threads() >= 1

@@ -14,6 +14,7 @@ from credit_model.handlers import (
     CONTENT_TYPE_JSONLINES,
     ExplanationError,
     input_fn,
+    model_fn,
     negotiate,
     output_fn,
     predict_fn,
@@ -170,3 +171,14 @@ def test_an_inconsistent_explanation_is_never_returned(
     broken = type(synthetic_model)(**{**synthetic_model.__dict__, "explainer": Broken()})
     with pytest.raises(ExplanationError):
         transform(broken, json.dumps(sample_applicants), "application/json", None)
+
+
+def test_a_broken_fast_explanation_is_caught_by_the_kernels_gap(
+    synthetic_model_dir: Any, sample_applicants: list[dict[str, Any]]
+) -> None:
+    model = model_fn(synthetic_model_dir)  # its own copy: the table is changed below
+    body = json.dumps(sample_applicants)
+    transform(model, body, "application/json", None)
+    model.explainer.compiled.table[...] *= 1.001
+    with pytest.raises(ExplanationError, match="do not add up"):
+        transform(model, body, "application/json", None)
