@@ -97,10 +97,12 @@ def model_server(model_dir: Path) -> Any:
 
     port = free_port()
     exe = Path(sys.executable).with_name("credit-explainer")
+    # Its log goes to a file: a pipe nobody reads would stall the server once full.
+    log_file = tempfile.TemporaryFile()
     proc = subprocess.Popen(
         [str(exe), "serve-model", "--model-dir", str(model_dir), "--port", str(port)],
         stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
+        stderr=log_file,
     )
     url = f"http://127.0.0.1:{port}"
     try:
@@ -112,7 +114,8 @@ def model_server(model_dir: Path) -> Any:
             except httpx.HTTPError:
                 pass
             if proc.poll() is not None or time.monotonic() > deadline:
-                err = proc.stderr.read().decode() if proc.stderr else ""
+                log_file.seek(0)
+                err = log_file.read().decode(errors="replace")
                 raise RuntimeError(f"model server did not start: {err[-2000:]}")
             time.sleep(0.1)
         yield url, proc.pid
@@ -122,6 +125,7 @@ def model_server(model_dir: Path) -> Any:
             proc.wait(timeout=10)
         except subprocess.TimeoutExpired:
             proc.kill()
+        log_file.close()
 
 
 def rss_mib(pid: int) -> float:
