@@ -46,7 +46,7 @@ from credit_schema import (
 )
 from pydantic_core import to_json
 
-from . import artifacts, fast_io
+from . import artifacts, fast_input, fast_io
 from .explain import Explainer, build_explainer, explain_checked
 
 CONTENT_TYPE_JSONLINES: Final = "application/jsonlines"
@@ -161,12 +161,20 @@ def input_fn(
     """Decode and validate a request body -> raw rows ``[n, 10]`` (NaN where missing)."""
     kind = check_content_type(content_type)
     if kind == CONTENT_TYPE_JSON:
-        records = to_records(decode_json(input_data))
+        obj = decode_json(input_data)
+        # Records that pass as is, checked in bulk (fast_input); anything else, the general path.
+        rows = fast_input.records_array(obj, max_records=max_applicants)
+        if rows is not None:
+            return rows
+        records = to_records(obj)
     elif kind == CONTENT_TYPE_CSV:
         records = csv_records(csv_text(input_data))
     else:
         records = _jsonlines_records(input_data)
     check_count(len(records), max_applicants)
+    rows = fast_input.validated_array(records)
+    if rows is not None:
+        return rows
     # validate_rows: validate_records' acceptance and errors, without an Applicant per row.
     return np.array(validate_rows(records), dtype=np.float64).reshape(-1, len(FEATURES))
 

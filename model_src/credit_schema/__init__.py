@@ -60,7 +60,15 @@ from .responses import (
     explanation_dict,
     legacy_dict,
 )
-from .rows import Row, parse_csv_rows, parse_json_rows, validate_rows
+from .rows import (
+    FIELD_SPECS,
+    FieldSpec,
+    Row,
+    fast_rows,
+    parse_csv_rows,
+    parse_json_rows,
+    validate_rows,
+)
 
 __all__ = [
     "ALIAS_BY_FIELD",
@@ -73,6 +81,7 @@ __all__ = [
     "DESCRIPTIONS",
     "FEATURES",
     "FIELD_BY_ALIAS",
+    "FIELD_SPECS",
     "MAX_JSON_DEPTH",
     "MAX_STRING_CHARS",
     "NULLABLE_FEATURES",
@@ -84,6 +93,7 @@ __all__ = [
     "ErrorDetail",
     "ErrorInfo",
     "Explanation",
+    "FieldSpec",
     "GatewayErrorBody",
     "HealthResponse",
     "LegacyResponse",
@@ -105,6 +115,7 @@ __all__ = [
     "decode_json",
     "direction_of",
     "explanation_dict",
+    "fast_rows",
     "legacy_dict",
     "parse_csv_applicants",
     "parse_csv_rows",

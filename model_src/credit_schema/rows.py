@@ -35,7 +35,9 @@ from .payload import (
 Row = list[float | None]
 
 
-class _Spec(NamedTuple):
+class FieldSpec(NamedTuple):
+    """What the fast check accepts for one field, derived from :class:`Applicant`."""
+
     name: str  # wire name
     integer: bool  # a count: ints, and floats with no fractional part, as pydantic
     lower: float
@@ -68,16 +70,18 @@ def _constraints(annotation: Any, metadata: Sequence[Any]) -> tuple[type, float,
     return base, lower, upper, nullable
 
 
-def _specs() -> tuple[_Spec, ...]:
+def _specs() -> tuple[FieldSpec, ...]:
     specs = []
     for field, info in Applicant.model_fields.items():
         base, lower, upper, nullable = _constraints(info.annotation, info.metadata)
-        specs.append(_Spec(ALIAS_BY_FIELD[field], base is int, lower, upper, nullable))
+        specs.append(FieldSpec(ALIAS_BY_FIELD[field], base is int, lower, upper, nullable))
     assert tuple(s.name for s in specs) == FEATURES
     return tuple(specs)
 
 
-_SPECS: Final = _specs()
+#: One :class:`FieldSpec` per feature, in model order: the single place the fast checks
+#: (this module's and the model server's vectorised one) take ranges and kinds from.
+FIELD_SPECS: Final = _specs()
 _WIRE_NAMES: Final = frozenset(FEATURES)
 
 
@@ -86,7 +90,7 @@ def _fast_row(record: Any) -> Row | None:
     if type(record) is not dict or record.keys() != _WIRE_NAMES:
         return None
     row: Row = []
-    for name, integer, lower, upper, nullable in _SPECS:
+    for name, integer, lower, upper, nullable in FIELD_SPECS:
         value = record[name]
         kind = type(value)
         if kind is float:
@@ -110,18 +114,26 @@ def _fast_row(record: Any) -> Row | None:
     return row
 
 
+def fast_rows(records: Sequence[Any]) -> list[Row] | None:
+    """The rows if every record passes the fast check as is, else None (nothing raised)."""
+    rows: list[Row] = []
+    for record in records:
+        row = _fast_row(record)
+        if row is None:
+            return None
+        rows.append(row)
+    return rows
+
+
 def validate_rows(records: Sequence[Any]) -> list[Row]:
     """Validate normalised records into rows of floats in model order (None where missing).
 
     Same acceptance, values and :class:`ApplicantValidationError` as
     :func:`validate_records` followed by :meth:`Applicant.to_row`.
     """
-    rows: list[Row] = []
-    for record in records:
-        row = _fast_row(record)
-        if row is None:
-            return [applicant.to_row() for applicant in validate_records(records)]
-        rows.append(row)
+    rows = fast_rows(records)
+    if rows is None:
+        return [applicant.to_row() for applicant in validate_records(records)]
     return rows
 
 
