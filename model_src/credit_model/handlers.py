@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -44,7 +43,6 @@ from credit_schema import (
     to_records,
     validate_rows,
 )
-from pydantic_core import to_json
 
 from . import artifacts, fast_input, fast_io
 from .explain import Explainer, build_explainer, explain_checked
@@ -111,6 +109,7 @@ def model_fn(model_dir: str | Path) -> LoadedModel:
     """Verify and load the model directory; build the explainer (never unpickled)."""
     loaded = artifacts.load(model_dir)
     limit = int(os.environ.get(MAX_APPLICANTS_ENV, DEFAULT_MODEL_MAX_APPLICANTS))
+    fast_io.warm_up()  # compile (or load) the response encoder now, not on the first request
     return LoadedModel(
         pipeline=loaded.pipeline,
         explainer=build_explainer(loaded.pipeline),
@@ -237,30 +236,44 @@ def _csv_header_absent(accept: str | None) -> bool:
     return False
 
 
+def _csv_header() -> bytes:
+    out = io.StringIO()
+    header = ["probability", "base_value", *(f"shap_{name}" for name in FEATURES)]
+    csv.writer(out, lineterminator="\n").writerow(header)
+    return out.getvalue().encode()
+
+
+_CSV_HEADER: Final = _csv_header()
+
+
 def output_fn(prediction: Prediction, accept: str | None) -> tuple[bytes, str]:
-    """Encode predictions -> ``(body, content_type)``."""
+    """Encode predictions -> ``(body, content_type)``.
+
+    JSON and JSON Lines go through :mod:`credit_model.fast_io` (numbers formatted
+    by pydantic-core, assembled by a compiled loop); ``prediction.extras["order"]``,
+    when ``predict_fn`` provides it, is the ranking of each row's contributions.
+    """
     kind = negotiate(accept)
-    if kind == CONTENT_TYPE_JSON:
-        body = {"model_version": prediction.model_version, "predictions": explanations(prediction)}
-        return to_json(body), CONTENT_TYPE_JSON
+    if kind in (CONTENT_TYPE_JSON, CONTENT_TYPE_JSONLINES):
+        encode = fast_io.model_response_json if kind == CONTENT_TYPE_JSON else fast_io.jsonlines
+        body = encode(
+            prediction.model_version,
+            prediction.probability,
+            prediction.base_value,
+            prediction.inputs,
+            prediction.shap_values,
+            order=prediction.extras.get("order"),
+        )
+        return body, kind
     if kind == CONTENT_TYPE_LEGACY_JSON:
         legacy = fast_io.legacy_json(
             prediction.probability, prediction.base_value, prediction.shap_values
         )
         return legacy, CONTENT_TYPE_LEGACY_JSON
-    if kind == CONTENT_TYPE_JSONLINES:
-        lines = [
-            json.dumps({"model_version": prediction.model_version, **e})
-            for e in explanations(prediction)
-        ]
-        return ("\n".join(lines) + "\n").encode(), CONTENT_TYPE_JSONLINES
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
-    if not _csv_header_absent(accept):
-        writer.writerow(["probability", "base_value", *(f"shap_{name}" for name in FEATURES)])
-    for p, s in zip(prediction.probability.tolist(), prediction.shap_values.tolist(), strict=True):
-        writer.writerow([repr(p), repr(prediction.base_value), *map(repr, s)])
-    return out.getvalue().encode(), CONTENT_TYPE_CSV
+    table = fast_io.csv_rows(prediction.probability, prediction.base_value, prediction.shap_values)
+    if _csv_header_absent(accept):
+        return table, CONTENT_TYPE_CSV
+    return _CSV_HEADER + table, CONTENT_TYPE_CSV
 
 
 def transform(
