@@ -38,7 +38,10 @@ BULK_MIN_RECORDS: Final = 12
 _N: Final = len(FEATURES)
 _WIRE_NAMES: Final = frozenset(FEATURES)
 _VALUES: Final = itemgetter(*FEATURES)
+_FEATURE_LIST: Final = list(FEATURES)
+_SPLIT_KEYS: Final = frozenset({"columns", "index", "data"})
 _NONE: Final = type(None)
+_LABEL_TYPES: Final = frozenset({str, int, float, bool, _NONE})
 _VALUE_TYPES: Final = frozenset({int, float, _NONE})  # exact types: bool and str are refused
 _LOWER: Final = np.array([s.lower for s in FIELD_SPECS], dtype=np.float64)
 _UPPER: Final = np.array([s.upper for s in FIELD_SPECS], dtype=np.float64)
@@ -49,26 +52,24 @@ _NULLABLE: Final = tuple(i for i, s in enumerate(FIELD_SPECS) if s.nullable)
 _SIGNS: Final = np.array([0.0 if s.integer else -0.0 for s in FIELD_SPECS], dtype=np.float64)
 
 
-def _bulk(records: Sequence[Any]) -> np.ndarray | None:
-    # Every record a dict of 10 keys holding the 10 features: exactly the wire names.
-    if set(map(type, records)) != {dict} or set(map(len, records)) != {_N}:
-        return None
-    try:
-        flat = list(chain.from_iterable(map(_VALUES, records)))
-    except KeyError:
-        return None
+def _checked(flat: list[Any], n: int, *, by_column: bool = False) -> np.ndarray | None:
+    """``[n, 10]`` from n rows of values (or 10 columns of n), if every value passes."""
     kinds = set(map(type, flat))
     if not kinds <= _VALUE_TYPES:
         return None
     try:
-        X = np.array(flat, dtype=np.float64).reshape(-1, _N)  # None -> NaN
+        X = np.array(flat, dtype=np.float64)  # None -> NaN
     except OverflowError:  # an integer beyond float range
         return None
+    X = X.reshape(_N, n).T if by_column else X.reshape(n, _N)
     X += _SIGNS
     if _NONE in kinds:
         # Every NaN must be a null in a nullable column: as many NaNs as those nulls (a JSON
         # NaN, or a null in another column, is one NaN more).
-        nulls = sum(flat[i::_N].count(None) for i in _NULLABLE)
+        if by_column:
+            nulls = sum(flat[i * n : (i + 1) * n].count(None) for i in _NULLABLE)
+        else:
+            nulls = sum(flat[i::_N].count(None) for i in _NULLABLE)
         if int(np.isnan(X).sum()) != nulls:
             return None
         in_range = ~((X < _LOWER) | (X > _UPPER))  # nulls pass here
@@ -79,7 +80,18 @@ def _bulk(records: Sequence[Any]) -> np.ndarray | None:
     counts = X[:, _COUNTS]
     if ((counts - np.floor(counts)) > 0).any():  # NaN (null) compares False
         return None
-    return X
+    return np.ascontiguousarray(X)
+
+
+def _bulk(records: Sequence[Any]) -> np.ndarray | None:
+    # Every record a dict of 10 keys holding the 10 features: exactly the wire names.
+    if set(map(type, records)) != {dict} or set(map(len, records)) != {_N}:
+        return None
+    try:
+        flat = list(chain.from_iterable(map(_VALUES, records)))
+    except KeyError:
+        return None
+    return _checked(flat, len(records))
 
 
 def validated_array(records: Sequence[Any]) -> np.ndarray | None:
@@ -92,23 +104,67 @@ def validated_array(records: Sequence[Any]) -> np.ndarray | None:
     return np.array(rows, dtype=np.float64)
 
 
+def _value_rows(rows: list[Any]) -> np.ndarray | None:
+    # Lists of the 10 values in model order: to_records makes each one a record with the
+    # wire names; nothing else in the batch (a record would be left as it is).
+    if set(map(type, rows)) != {list} or set(map(len, rows)) != {_N}:
+        return None
+    return _checked(list(chain.from_iterable(rows)), len(rows))
+
+
+def _columns(obj: dict[str, Any], max_records: int) -> np.ndarray | None:
+    # pandas orient="columns": to_records makes one record per row label; when every
+    # column has the same labels in the same order, row i holds each column's i-th value.
+    columns = [obj[name] for name in FEATURES]
+    if set(map(type, columns)) != {dict}:
+        return None
+    labels = list(columns[0])
+    if not BULK_MIN_RECORDS <= len(labels) <= max_records:
+        return None
+    if any(list(column) != labels for column in columns[1:]):
+        return None
+    flat = list(chain.from_iterable(column.values() for column in columns))
+    return _checked(flat, len(labels), by_column=True)
+
+
+def _flat_labels(index: Any) -> bool:
+    # Row labels are not read, but to_records would refuse them nested too deeply.
+    return index is None or (type(index) is list and set(map(type, index)) <= _LABEL_TYPES)
+
+
 def records_array(obj: Any, *, max_records: int) -> np.ndarray | None:
     """``np.array(validate_rows(to_records(obj)))`` for records that pass as is, else None.
 
-    None too when there are no records or more than ``max_records`` (the general
-    path refuses those).
+    Records: a list of applicant objects, ``{"instances": [...]}`` of them, one
+    applicant object. From :data:`BULK_MIN_RECORDS` records on, also lists of
+    values in model order (bare, in ``{"instances": [...]}`` or in pandas
+    ``orient="split"`` with the features in model order) and pandas
+    ``orient="columns"``. None too when there are no records or more than
+    ``max_records`` (the general path refuses those).
     """
     if type(obj) is list:
-        records = obj
+        rows = obj
     elif type(obj) is dict:
         if len(obj) == 1 and type(obj.get("instances")) is list:
-            records = obj["instances"]
+            rows = obj["instances"]
         elif obj.keys() == _WIRE_NAMES:
-            records = [obj]  # one applicant (its values are checked to be numbers or null)
+            if all(type(v) is dict for v in obj.values()):
+                return _columns(obj, max_records)
+            rows = [obj]  # one applicant (its values are checked to be numbers or null)
+        elif (
+            obj.keys() <= _SPLIT_KEYS
+            and type(obj.get("columns")) is list
+            and obj["columns"] == _FEATURE_LIST
+            and type(obj.get("data")) is list
+            and _flat_labels(obj.get("index"))
+        ):
+            rows = obj["data"]
         else:
             return None
     else:
         return None
-    if not 0 < len(records) <= max_records:
+    if not 0 < len(rows) <= max_records:
         return None
-    return validated_array(records)
+    if type(rows[0]) is list:
+        return _value_rows(rows) if len(rows) >= BULK_MIN_RECORDS else None
+    return validated_array(rows)
