@@ -1,9 +1,10 @@
-"""``credit-explainer synth | train | serve-model``."""
+"""``credit-explainer synth | train | serve-model | bench``."""
 
 from __future__ import annotations
 
 import argparse
 import os
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -11,6 +12,9 @@ from typing import Any, Final
 
 #: Where ``train`` and the demo put a model when no directory is given.
 DEFAULT_MODEL_DIR: Final = Path("models") / "default"
+#: The benchmark harness lives with the tests, in the source checkout: it holds the
+#: original blog's scoring path as its reference, which is never part of the product.
+BENCH_SCRIPT: Final = Path("tests") / "bench" / "bench_explain.py"
 
 
 def train_default(
@@ -82,6 +86,25 @@ def _serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def _bench(args: argparse.Namespace) -> int:
+    script = Path(__file__).resolve().parents[2] / BENCH_SCRIPT
+    if not script.is_file():
+        print(
+            "error: the benchmark runs from a source checkout of credit-explainer "
+            f"({BENCH_SCRIPT} was not found next to this installation): "
+            "clone the repository and run `make bench`",
+            file=sys.stderr,
+        )
+        return 2
+    forwarded = [
+        *(["--quick"] if args.quick else []),
+        *(["--no-http"] if args.no_http else []),
+        *(["--threads", str(args.threads)] if args.threads else []),
+        *(["--out", args.out] if args.out else []),
+    ]
+    return subprocess.call([sys.executable, str(script), *forwarded])  # noqa: S603 - our own script
+
+
 def _env_int(name: str, default: int) -> int:
     value = os.environ.get(name, "").strip()
     return int(value) if value.isdigit() and int(value) > 0 else default
@@ -140,3 +163,16 @@ def register(sub: Any) -> None:
     p.add_argument("--endpoint-name", help="name answered on /endpoints/NAME/invocations")
     p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     p.set_defaults(func=_serve)
+
+    p = sub.add_parser(
+        "bench",
+        help="benchmark the scoring path against the original blog's (same as make bench)",
+        description="Train on ../shared's real data when present (synthetic otherwise), then time "
+        "the original blog's path and ours in one process, alternating; check that both give the "
+        "same probabilities and SHAP values to 1e-9; print ratios; write out/bench.json.",
+    )
+    p.add_argument("--quick", action="store_true", help="a few runs only (a smoke test)")
+    p.add_argument("--no-http", action="store_true", help="skip the model server over HTTP")
+    p.add_argument("--threads", type=int, help="threads for large requests (default: the CPUs)")
+    p.add_argument("--out", help="results JSON (default out/bench.json)")
+    p.set_defaults(func=_bench)

@@ -1,6 +1,8 @@
 """Benchmark: the original blog's scoring path against ours, in one process.
 
-Run with ``make bench`` (or ``python tests/bench/bench_explain.py``). Trains the
+Run with ``make bench`` or ``credit-explainer bench`` (or ``python
+tests/bench/bench_explain.py``; ``--threads N`` sets the threads large requests
+are split across, default the CPUs). Trains the
 default model on the real data in ``../shared`` when present (synthetic data
 otherwise), then measures, alternating the paths run by run:
 
@@ -10,7 +12,8 @@ otherwise), then measures, alternating the paths run by run:
   (``input_fn`` -> ``predict_fn`` -> ``output_fn``, JSON in, JSON out; both the
   default response and the blog's legacy shape), for 1, 100 and 2,000 applicants
   per request, from the same request body (the blog client's double-encoded
-  ``df.to_json(orient="records")``);
+  ``df.to_json(orient="records")``); where ours splits a request across threads,
+  also on one thread (the original path runs on one);
 * the explainers alone on a numpy batch: ``shap.TreeExplainer.shap_values``
   (the best off-the-shelf exact path) against ours;
 * one applicant through the local model server over HTTP (ours), with the
@@ -45,6 +48,7 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
 sys.path.insert(0, str(HERE))
 
+from credit_model.fast_shap import PARALLEL_MIN_APPLICANTS  # noqa: E402
 from credit_schema import CONTENT_TYPE_JSON, CONTENT_TYPE_LEGACY_JSON, FEATURES  # noqa: E402
 from original import OriginalPath  # noqa: E402
 from timing import Stats, alternate  # noqa: E402
@@ -93,10 +97,12 @@ def model_server(model_dir: Path) -> Any:
 
     port = free_port()
     exe = Path(sys.executable).with_name("credit-explainer")
+    # Its log goes to a file: a pipe nobody reads would stall the server once full.
+    log_file = tempfile.TemporaryFile()
     proc = subprocess.Popen(
         [str(exe), "serve-model", "--model-dir", str(model_dir), "--port", str(port)],
         stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
+        stderr=log_file,
     )
     url = f"http://127.0.0.1:{port}"
     try:
@@ -108,7 +114,8 @@ def model_server(model_dir: Path) -> Any:
             except httpx.HTTPError:
                 pass
             if proc.poll() is not None or time.monotonic() > deadline:
-                err = proc.stderr.read().decode() if proc.stderr else ""
+                log_file.seek(0)
+                err = log_file.read().decode(errors="replace")
                 raise RuntimeError(f"model server did not start: {err[-2000:]}")
             time.sleep(0.1)
         yield url, proc.pid
@@ -118,6 +125,7 @@ def model_server(model_dir: Path) -> Any:
             proc.wait(timeout=10)
         except subprocess.TimeoutExpired:
             proc.kill()
+        log_file.close()
 
 
 def rss_mib(pid: int) -> float:
@@ -223,6 +231,31 @@ def handle(model: Any, body: bytes, accept: str) -> bytes:
     return output_fn(predict_fn(rows, model), accept)[0]
 
 
+@contextmanager
+def single_thread(explainer: Any) -> Any:
+    """Ours with the explainer on one thread, as the original path runs."""
+    threads = explainer.threads
+    explainer.threads = 1
+    try:
+        yield
+    finally:
+        explainer.threads = threads
+
+
+def one_thread(model: Any, body: bytes) -> bytes:
+    with single_thread(model.explainer):
+        return handle(model, body, CONTENT_TYPE_JSON)
+
+
+def explain_one_thread(explainer: Any, X: np.ndarray) -> Any:
+    with single_thread(explainer):
+        return explainer.explain(X)
+
+
+def on(threads: int, n: int) -> str:
+    return f", {threads} threads" if threads > 1 and n >= PARALLEL_MIN_APPLICANTS else ""
+
+
 def runs_for(n: int, quick: bool) -> int:
     if quick:
         return 1
@@ -234,7 +267,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=ROOT / "out" / "bench.json")
     parser.add_argument("--quick", action="store_true", help="a few runs only (smoke test)")
     parser.add_argument("--no-http", action="store_true", help="skip the model server")
+    parser.add_argument("--threads", type=int, help="threads for large requests (default: CPUs)")
     args = parser.parse_args(argv)
+    if args.threads:
+        from credit_model.fast_shap import THREADS_ENV
+
+        os.environ[THREADS_ENV] = str(args.threads)  # read by model_fn, here and in the server
     # The pipeline is fitted on arrays; the original path passes a DataFrame, as the blog did.
     warnings.filterwarnings("ignore", message="X has feature names")
 
@@ -265,6 +303,8 @@ def main(argv: list[str] | None = None) -> int:
         original = OriginalPath(pipeline)
         frame = data[list(FEATURES)].head(max(SIZES))  # missing values kept
         results["explainer"] = type(ours_explainer).__name__
+        threads = int(getattr(ours_explainer, "threads", 1))
+        results["threads"] = threads
 
         # JSON in, JSON out, for each request size.
         for n in SIZES:
@@ -276,22 +316,27 @@ def main(argv: list[str] | None = None) -> int:
             check(f"{n} applicants", worst)
             results["checks"][f"handlers_{n}"] = worst
             log(f"{n} applicants per request: identical to {TOL}; timing ...")
+            cases = {
+                "original": lambda body=body: original(body),
+                "ours": lambda body=body: handle(model, body, CONTENT_TYPE_JSON),
+                "ours_legacy": lambda body=body: handle(model, body, CONTENT_TYPE_LEGACY_JSON),
+            }
+            parallel = threads > 1 and n >= PARALLEL_MIN_APPLICANTS
+            if parallel:
+                cases["ours_1_thread"] = lambda body=body: one_thread(model, body)
             stats = alternate(
-                {
-                    "original": lambda body=body: original(body),
-                    "ours": lambda body=body: handle(model, body, CONTENT_TYPE_JSON),
-                    "ours_legacy": lambda body=body: handle(model, body, CONTENT_TYPE_LEGACY_JSON),
-                },
-                applicants=n,
-                runs=runs_for(n, args.quick),
-                warmup=0 if args.quick else 2,
+                cases, applicants=n, runs=runs_for(n, args.quick), warmup=0 if args.quick else 2
             )
             ref = stats["original"]
             results["timings"] += [
                 row(ref, "original blog path (JSON in/out)", None),
-                row(stats["ours"], "ours, handlers (JSON in/out)", ref),
-                row(stats["ours_legacy"], "ours, handlers, legacy shape", ref),
+                row(stats["ours"], f"ours, handlers (JSON in/out){on(threads, n)}", ref),
+                row(stats["ours_legacy"], f"ours, handlers, legacy shape{on(threads, n)}", ref),
             ]
+            if parallel:
+                results["timings"].append(
+                    row(stats["ours_1_thread"], "ours, handlers (JSON in/out), 1 thread", ref)
+                )
 
         # The explainers alone on a numpy batch: shap's C++ TreeSHAP against ours.
         X = frame.to_numpy(dtype=np.float64)
@@ -305,19 +350,28 @@ def main(argv: list[str] | None = None) -> int:
             }
             check(f"explainers, {n} rows", worst)
             results["checks"][f"explainers_{n}"] = worst
+            cases = {
+                "shap": lambda n=n: original.explainer.shap_values(X_imputed[:n]),
+                "ours": lambda n=n: ours_explainer.explain(X[:n]),
+            }
+            parallel = threads > 1 and n >= PARALLEL_MIN_APPLICANTS
+            if parallel:
+                cases["ours_1_thread"] = lambda n=n: explain_one_thread(ours_explainer, X[:n])
             stats = alternate(
-                {
-                    "shap": lambda n=n: original.explainer.shap_values(X_imputed[:n]),
-                    "ours": lambda n=n: ours_explainer.explain(X[:n]),
-                },
+                cases,
                 applicants=n,
                 runs=runs_for(n, args.quick) * (1 if args.quick or n == 1 else 3),
                 warmup=0 if args.quick else 2,
             )
+            name = f"ours, {results['explainer']}.explain (numpy)"
             results["timings"] += [
                 row(stats["shap"], "shap.TreeExplainer.shap_values (numpy)", None),
-                row(stats["ours"], f"ours, {results['explainer']}.explain (numpy)", stats["shap"]),
+                row(stats["ours"], name + on(threads, n), stats["shap"]),
             ]
+            if parallel:
+                results["timings"].append(
+                    row(stats["ours_1_thread"], name + ", 1 thread", stats["shap"])
+                )
 
         # One applicant over HTTP through the real model server.
         if not args.no_http:
