@@ -367,7 +367,7 @@ def _explain_block(
     bw: int,
     pattern: npt.NDArray[np.int64],
     rows: npt.NDArray[np.int64],
-    leaf_sum: FloatArray,
+    sink: FloatArray,
     split_start: npt.NDArray[np.int64],
     split_node: npt.NDArray[np.int64],
     split_feature: npt.NDArray[np.int64],
@@ -388,19 +388,24 @@ def _explain_block(
 ) -> None:  # pragma: no cover - compiled by numba, inlined into _explain_kernel
     """Add every tree's leaf values and table rows for applicants ``s0 .. s0 + bw``.
 
-    Per tree, one pass over the splits propagates the applicants' patterns
-    (branch-free: the comparisons are unpredictable), one pass over the entries
-    turns them into table rows, then each applicant sums its rows in registers,
-    ten features at a time (explicit scalars: an accumulator array would go
-    through memory). Inlined with ``bw`` a constant for whole blocks, so the
-    loops over the block are unrolled and vectorised.
+    First, per tree, one pass over the splits propagates the applicants' patterns
+    (branch-free: the comparisons are unpredictable) and one pass over the
+    entries turns them into table rows (``rows``, all trees) and adds the reached
+    leaves' values in tree order. Then each applicant sums its rows tree by tree
+    in registers, ten features at a time (explicit scalars: an accumulator
+    array would go through memory). Inlined with ``bw`` a constant for whole
+    blocks, so the loops over the block are unrolled and vectorised.
+
+    A partial block (a request of a few applicants) touches every row it needs
+    before summing: independent loads the core overlaps, where the summing loop
+    waits on each one in turn. The rows are scattered over the tables, and for a
+    lone request they are rarely in cache.
     """
     n_trees = split_start.shape[0] - 1
     full = n_rows // 2 - 1
     for t in range(n_trees):
         for k in range(bw):
             pattern[0, k] = full
-            leaf_sum[k] = 0.0
         for i in range(split_start[t], split_start[t + 1]):
             node = split_node[i]
             f = split_feature[i]
@@ -413,25 +418,28 @@ def _explain_block(
                 right = np.int64(xt[f, s0 + k] > threshold)
                 pattern[left, k] = p & ~(bit * right)
                 pattern[right_child, k] = p & ~(bit * (1 - right))
-        e0 = entry_start[t]
-        n_entries = entry_start[t + 1] - e0
-        for q in range(n_entries):
-            e = e0 + q
+        for e in range(entry_start[t], entry_start[t + 1]):
             node = entry_node[e]
             f = entry_feature[e]
             threshold = entry_threshold[e]
             for k in range(bw):
                 p = pattern[node, k]
                 right = np.int64(xt[f, s0 + k] > threshold)
-                rows[q, k] = (e * n_rows) + 2 * p + right
-                if p == full:  # the leaf the applicant reaches
-                    leaf_sum[k] += entry_value[2 * e + right]
+                rows[e, k] = ((e * n_rows) + 2 * p + right) * n_chunks
+                if p == full:  # the leaf the applicant reaches (one per tree)
+                    proba[s0 + k] += entry_value[2 * e + right]
+    if bw < _BLOCK:
+        touched = 0.0
+        for e in range(entry_start[n_trees]):
+            for k in range(bw):
+                touched += tens[rows[e, k], 0]
+        sink[0] = touched
+    for t in range(n_trees):
         for k in range(bw):
-            proba[s0 + k] += leaf_sum[k]
             for chunk in range(n_chunks):
                 a0 = a1 = a2 = a3 = a4 = a5 = a6 = a7 = a8 = a9 = 0.0
-                for q in range(n_entries):
-                    r = rows[q, k] * n_chunks + chunk
+                for e in range(entry_start[t], entry_start[t + 1]):
+                    r = rows[e, k] + chunk
                     a0 += tens[r, 0]
                     a1 += tens[r, 1]
                     a2 += tens[r, 2]
@@ -459,7 +467,6 @@ def _explain_kernel(
     x: FloatArray,
     fill: FloatArray,
     max_nodes: int,
-    max_entries: int,
     split_start: npt.NDArray[np.int64],
     split_node: npt.NDArray[np.int64],
     split_feature: npt.NDArray[np.int64],
@@ -503,8 +510,8 @@ def _explain_kernel(
                 v = fill[f]
             xt[f, s] = np.float64(np.float32(v))
     pattern = np.empty((max_nodes, _BLOCK), dtype=np.int64)
-    rows = np.empty((max(max_entries, 1), _BLOCK), dtype=np.int64)
-    leaf_sum = np.zeros(_BLOCK)
+    rows = np.empty((entry_start[n_trees], _BLOCK), dtype=np.int64)
+    sink = np.zeros(1)
     gap = 0.0
     for s0 in range(0, n_samples, _BLOCK):
         nb = min(_BLOCK, n_samples - s0)
@@ -516,7 +523,7 @@ def _explain_kernel(
         # unrolled, vectorised) and as a variable (the last, partial block).
         if nb == _BLOCK:
             _block_jit(
-                xt, s0, _BLOCK, pattern, rows, leaf_sum,
+                xt, s0, _BLOCK, pattern, rows, sink,
                 split_start, split_node, split_feature, split_threshold,
                 split_left, split_right, split_bit,
                 entry_start, entry_node, entry_feature, entry_threshold, entry_value,
@@ -524,7 +531,7 @@ def _explain_kernel(
             )  # fmt: skip
         else:
             _block_jit(
-                xt, s0, nb, pattern, rows, leaf_sum,
+                xt, s0, nb, pattern, rows, sink,
                 split_start, split_node, split_feature, split_threshold,
                 split_left, split_right, split_bit,
                 entry_start, entry_node, entry_feature, entry_threshold, entry_value,
@@ -571,7 +578,7 @@ def _numba_kernel() -> Any:
 
 
 _SIGNATURE: Final = (
-    "float64(float64[:, ::1], float64[::1], int64, int64, "
+    "float64(float64[:, ::1], float64[::1], int64, "
     + "int64[::1], " * 2  # split_start, split_node
     + "int64[::1], float64[::1], int64[::1], int64[::1], int64[::1], "
     + "int64[::1], int64[::1], int64[::1], float64[::1], float64[::1], "
@@ -646,10 +653,8 @@ class FastTreeExplainer:
             if self.fill_values is not None
             else np.full(c.n_features, np.nan)
         )
-        max_entries = int(np.max(np.diff(c.entry_start))) if c.n_trees else 0
         self._forest_args = (
             c.max_nodes,
-            max_entries,
             c.split_start,
             c.split_node,
             c.split_feature,
