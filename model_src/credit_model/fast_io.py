@@ -49,6 +49,8 @@ _MID: Final = 3  # between the probability and the first contribution
 _FEATURE: Final = 4  # 4 + j: opens feature j's contribution (first); 4 + M + j: later ones
 # then, after the features: shap key, three directions (down, none, up), row end, suffix.
 _NO_ORDER: Final = np.empty((0, 0), dtype=np.int64)
+_DELIMITER: Final = np.zeros(256, dtype=np.bool_)  # what separates numbers in to_json's text
+_DELIMITER[[ord("["), ord("]"), ord(",")]] = True
 _TOKEN_MISMATCH: Final = -1  # error codes of _assemble
 _BAD_ORDER: Final = -2
 
@@ -318,24 +320,21 @@ def _assemble(
     n_tokens = n * (2 * m + 1)
     start = np.empty(n_tokens, dtype=np.int64)
     stop = np.empty(n_tokens, dtype=np.int64)
-    k = 0
-    i = 0
     length = len(text)
-    while i < length:
-        c = text[i]
-        if c == 91 or c == 93 or c == 44:  # [ ] ,
+    i = 0
+    for k in range(n_tokens):
+        while i < length and _DELIMITER[text[i]]:
             i += 1
-            continue
-        j = i + 1
-        while j < length and not (text[j] == 91 or text[j] == 93 or text[j] == 44):
-            j += 1
-        if k < n_tokens:
-            start[k] = i
-            stop[k] = j
-        k += 1
-        i = j
-    if k != n_tokens:
-        return _TOKEN_MISMATCH
+        if i == length:
+            return _TOKEN_MISMATCH
+        start[k] = i
+        while i < length and not _DELIMITER[text[i]]:
+            i += 1
+        stop[k] = i
+    while i < length:
+        if not _DELIMITER[text[i]]:
+            return _TOKEN_MISMATCH
+        i += 1
     feature_first = _FEATURE
     feature_later = _FEATURE + m
     shap_key = _FEATURE + 2 * m

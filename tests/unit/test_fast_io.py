@@ -121,17 +121,13 @@ def test_a_given_order_is_used_as_is(
     ) == model_response_json("v", proba, 0.1, inputs, shap_values)
 
 
-@pytest.mark.parametrize(
-    "order",
-    [
-        [[0] * M],
-        [[*range(M - 1), M]],
-        [[-1, *range(1, M)]],
-    ],
-)
-def test_an_order_that_is_not_a_permutation_is_refused(order: list[list[int]]) -> None:
+@pytest.mark.parametrize("rows", [1, 3])  # one applicant: Python; more: the compiled loop
+@pytest.mark.parametrize("bad", [[0] * M, [*range(M - 1), M], [-1, *range(1, M)]])
+def test_an_order_that_is_not_a_permutation_is_refused(rows: int, bad: list[int]) -> None:
+    order = [list(range(M))] * (rows - 1) + [bad]
+    zeros = np.zeros((rows, M))
     with pytest.raises(ValueError, match="permutation"):
-        model_response_json("v", [0.5], 0.1, np.zeros((1, M)), np.zeros((1, M)), order=order)
+        model_response_json("v", [0.5] * rows, 0.1, zeros, zeros, order=order)
 
 
 def test_shapes_are_checked() -> None:
