@@ -17,9 +17,12 @@ numpy call costs about as much as checking a whole record.
 
 :func:`records_array` also skips :func:`credit_schema.to_records` for the shapes
 nearly every request has (a list of applicant objects as pandas
-``orient="records"`` writes it, ``{"instances": [...]}``, one applicant object):
-when every record passes, ``to_records`` would have returned those records
-unchanged (no value-list rows to convert, not empty, nested 3 levels at most).
+``orient="records"`` writes it, ``{"instances": [...]}``, one applicant object;
+for batches also lists of values in model order and pandas ``orient="split"``
+and ``orient="columns"``, read by name and row label): when every value passes,
+``to_records`` would have built the same records (not empty, nested 3 levels at
+most, nothing left for it to refuse).
+:func:`is_plain_record` does the same for one JSON line of ``application/jsonlines``.
 """
 
 from __future__ import annotations
@@ -125,6 +128,18 @@ def _columns(obj: dict[str, Any], max_records: int) -> np.ndarray | None:
         return None
     flat = list(chain.from_iterable(column.values() for column in columns))
     return _checked(flat, len(labels), by_column=True)
+
+
+def is_plain_record(obj: Any) -> bool:
+    """One applicant object, wire names only, numbers and nulls: ``to_records(obj) == [obj]``.
+
+    (Its values are still to be checked: :func:`validated_array`.)
+    """
+    return (
+        type(obj) is dict
+        and obj.keys() == _WIRE_NAMES
+        and set(map(type, obj.values())) <= _VALUE_TYPES
+    )
 
 
 def _flat_labels(index: Any) -> bool:

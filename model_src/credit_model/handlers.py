@@ -130,7 +130,11 @@ def _jsonlines_records(text: str | bytes) -> list[Any]:
     records: list[Any] = []
     for line in text.splitlines():
         if line.strip():
-            records.extend(to_records(decode_json(line)))
+            obj = decode_json(line)
+            if fast_input.is_plain_record(obj):  # to_records(obj) would be [obj]
+                records.append(obj)
+            else:
+                records.extend(to_records(obj))
     if not records:
         from credit_schema import MalformedPayloadError
 

@@ -373,3 +373,32 @@ def test_columns_and_split_are_read_by_name_and_label(n: int, variant: str) -> N
     if variant != "columns-ragged":
         X = input_fn(body, CONTENT_TYPE_JSON)
         assert X.tolist() == [[float(v) for v in row] for row in _distinct_rows(n)]
+
+
+def reference_jsonlines(body: bytes, content_type: str, *, max_applicants: int) -> np.ndarray:
+    """input_fn for JSON lines before the bulk check: to_records on every line."""
+    records: list[Any] = []
+    for line in body.decode("utf-8").splitlines():
+        if line.strip():
+            records.extend(to_records(decode_json(line)))
+    check_count(len(records), max_applicants)
+    return np.array(validate_rows(records), dtype=np.float64).reshape(-1, len(FEATURES))
+
+
+LINE = st.one_of(
+    record(bad=False),
+    record(bad=False),
+    record(bad=True),
+    shapes(),
+    st.sampled_from(
+        [{"age": {"0": [[[[[[[[[1]]]]]]]]]}}, {f: [[[[[[[[1]]]]]]]] for f in FEATURES}]
+    ),
+)
+
+
+@SETTINGS
+@given(st.lists(LINE, min_size=1, max_size=2 * BULK), st.sampled_from([3, 50_000]))
+def test_jsonlines_give_the_same_rows_or_error_as_before(lines: list[Any], limit: int) -> None:
+    body = ("\n".join(json.dumps(line) for line in lines) + "\n\n").encode()
+    ctype = "application/jsonlines"
+    assert outcome(input_fn, body, ctype, limit) == outcome(reference_jsonlines, body, ctype, limit)
