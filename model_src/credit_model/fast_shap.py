@@ -14,12 +14,15 @@ over parent) at the path's splits on ``j`` and ``o_j(x)`` is 1 when ``x``
 satisfies all the path's splits on ``j``, else 0. As ``o`` is binary, the
 Shapley values of a leaf depend on ``x`` only through the ``d``-bit pattern of
 satisfied features: they are computed once for all ``2**d`` patterns when the
-model is loaded (:func:`compile_forest`, vectorised numpy). Explaining one
-applicant is then one pass over each tree's nodes that propagates the pattern
-from the root to the leaves (one comparison per split, as in prediction) and,
-per leaf, one table row added to the applicant's SHAP values
-(:func:`_explain_kernel`, numba): ``O(trees * leaves * depth)``, with no
-``O(depth**2)`` polynomial algebra per leaf as in the original TreeSHAP.
+model is loaded (:func:`compile_forest`, vectorised numpy), and the leaves of
+each subtree of height two at most are summed into one table (see
+:class:`CompiledForest`). Explaining one applicant is then one pass over each
+tree's upper splits that propagates the pattern from the root (one comparison
+per split, as in prediction) and, per subtree, three comparisons and one table
+row added to the applicant's SHAP values (:func:`_explain_kernel`, numba):
+``O(trees * leaves * depth)``, with no ``O(depth**2)`` polynomial algebra per
+leaf as in the original TreeSHAP. Requests are explained in blocks of
+applicants (independent work for the core) and large ones split across threads.
 
 Semantics copied from scikit-learn: inputs are cast to float32 before the
 comparisons ``x <= threshold`` (ties go left), leaf values are class
@@ -71,11 +74,17 @@ class CompiledForest:
     tree's own. ``slot`` numbers the distinct features along a path in order of
     first appearance, so a split's slot is the same for every leaf below it.
 
-    An entry is a leaf, or a *twig*: a split whose two children are leaves (about
-    a third of the leaves of our forests), whose table row is the sum of both
-    leaves' rows for the pattern at the split and the direction the input takes
-    there. Twigs are not in the split pass. A leaf entry never turns right (its
-    threshold is +inf) and has the same row for both directions.
+    An entry is a subtree of height two at most (a leaf, a split over two leaves,
+    or a split over one or two such splits: 947 leaves and 897 splits of our
+    default forest make 603 entries and 553 splits). Its splits (the root, its
+    left child, its right child) are not in the split pass: the entry compares
+    the input at each of them (``outcome`` ``r0 + 2 r1 + 4 r2``, 1 where the
+    input goes right; an absent split's threshold is +inf: never right), and its
+    table row for (pattern at the root, outcome) is the sum of its leaves' rows,
+    each leaf's pattern losing the bits of the subtree's splits the input does
+    not follow towards it. Fewer, larger entries: fewer table rows to fetch per
+    applicant (the cost of a lone request, whose rows are not in cache) and
+    fewer splits to propagate.
     """
 
     n_features: int
@@ -90,11 +99,11 @@ class CompiledForest:
     split_right: npt.NDArray[np.int64]  #: [n_splits] node number of the right child
     split_bit: npt.NDArray[np.int64]  #: [n_splits] 1 << slot of the split's feature
     entry_start: npt.NDArray[np.int64]  #: [n_trees + 1] first entry of each tree
-    entry_node: npt.NDArray[np.int64]  #: [n_entries] node whose pattern indexes the table
-    entry_feature: npt.NDArray[np.int64]  #: [n_entries] twig: its split's feature (leaf: 0)
-    entry_threshold: FloatArray  #: [n_entries] twig: its split's threshold (leaf: +inf)
-    entry_value: FloatArray  #: [2 * n_entries] class-1 proportion of the left/right leaf
-    table: FloatArray  #: [n_entries, 2 * 2**D, width] SHAP values by (pattern, direction)
+    entry_node: npt.NDArray[np.int64]  #: [n_entries] root node: its pattern indexes the table
+    entry_feature: npt.NDArray[np.int64]  #: [n_entries, 3] features of the entry's splits
+    entry_threshold: FloatArray  #: [n_entries, 3] their thresholds (absent split: +inf)
+    entry_value: FloatArray  #: [n_entries, 8] class-1 proportion of the leaf reached, by outcome
+    table: FloatArray  #: [n_entries, 2**D, 8, width] SHAP values by (pattern, outcome)
     base_value: float  #: the forest's expected output (shap's expected_value)
 
     @property
@@ -229,7 +238,8 @@ def compile_forest(model: Any) -> CompiledForest:
 
     depth = max(len(f) for f in leaf_slot_features)
     n_leaves = len(leaf_values)
-    if 2 * n_leaves * (1 << depth) * int(model.n_features_in_) > MAX_TABLE_ENTRIES:
+    # An entry's table has 8 outcomes per pattern; there are fewer entries than leaves.
+    if 8 * n_leaves * (1 << depth) * int(model.n_features_in_) > MAX_TABLE_ENTRIES:
         raise UnsupportedModelError("the forest's SHAP tables would be too large")
 
     # Pad every leaf to `depth` slots with null players (z = 1, always satisfied):
@@ -261,7 +271,7 @@ def compile_forest(model: Any) -> CompiledForest:
         )
 
     base_value = float(np.asarray(root_values).sum() * scaling)
-    return _with_twigs(
+    return _with_subtrees(
         n_features=n_features,
         n_trees=n_trees,
         depth=depth,
@@ -276,7 +286,7 @@ def compile_forest(model: Any) -> CompiledForest:
     )
 
 
-def _with_twigs(
+def _with_subtrees(
     *,
     n_features: int,
     n_trees: int,
@@ -290,40 +300,83 @@ def _with_twigs(
     table: FloatArray,
     base_value: float,
 ) -> CompiledForest:
-    """Merge every split whose children are both leaves into one table entry."""
+    """Group every subtree of height two at most into one table entry."""
     kept: list[tuple[int, int, float, int, int, int]] = []
     kept_start = [0]
-    entries: list[tuple[int, int, float, int, int, int]] = []  # node, f, thr, a, b, bit
+    roots: list[int] = []
+    features: list[tuple[int, int, int]] = []
+    thresholds: list[tuple[float, float, float]] = []
+    bits: list[tuple[int, int, int]] = []
+    # Per entry, up to 4 leaves, each with its path inside the subtree:
+    # ((split position 0/1/2, direction 0 left / 1 right), ...).
+    leaves: list[list[tuple[int, tuple[tuple[int, int], ...]]]] = []
     entry_start = [0]
     for t in range(n_trees):
-        leaf_of = {
-            leaf_nodes[i]: i for i in range(leaf_start[t], leaf_start[t + 1])
-        }  # node -> leaf index
-        in_twig: set[int] = set()
-        for node, f, thr, left, right, bit in splits[split_start[t] : split_start[t + 1]]:
-            if left in leaf_of and right in leaf_of:
-                entries.append((node, f, thr, leaf_of[left], leaf_of[right], bit))
-                in_twig.update((left, right))
-            else:
-                kept.append((node, f, thr, left, right, bit))
-        for node, i in leaf_of.items():
-            if node not in in_twig:
-                entries.append((node, 0, math.inf, i, i, 0))
+        leaf_of = {leaf_nodes[i]: i for i in range(leaf_start[t], leaf_start[t + 1])}
+        split_of = {row[0]: row for row in splits[split_start[t] : split_start[t + 1]]}
+        height: dict[int, int] = dict.fromkeys(leaf_of, 0)
+        for node, _, _, left, right, _ in reversed(splits[split_start[t] : split_start[t + 1]]):
+            height[node] = 1 + max(height[left], height[right])  # preorder: children first here
+        entry_roots = [0] if height[0] <= 2 else []
+        for row in splits[split_start[t] : split_start[t + 1]]:
+            node, _, _, left, right, _ = row
+            if height[node] > 2:
+                kept.append(row)
+                entry_roots += [child for child in (left, right) if height[child] <= 2]
+        for root in entry_roots:
+            roots.append(root)
+            if root in leaf_of:
+                features.append((0, 0, 0))
+                thresholds.append((math.inf, math.inf, math.inf))
+                bits.append((0, 0, 0))
+                leaves.append([(leaf_of[root], ())])
+                continue
+            _, f0, t0, left, right, b0 = split_of[root]
+            f = [f0, 0, 0]
+            thr = [t0, math.inf, math.inf]
+            bit = [b0, 0, 0]
+            found: list[tuple[int, tuple[tuple[int, int], ...]]] = []
+            for side, child, position in ((0, left, 1), (1, right, 2)):
+                if child in leaf_of:
+                    found.append((leaf_of[child], ((0, side),)))
+                    continue
+                _, fc, tc, cl, cr, bc = split_of[child]
+                f[position], thr[position], bit[position] = fc, tc, bc
+                found.append((leaf_of[cl], ((0, side), (position, 0))))
+                found.append((leaf_of[cr], ((0, side), (position, 1))))
+            features.append((f[0], f[1], f[2]))
+            thresholds.append((thr[0], thr[1], thr[2]))
+            bits.append((bit[0], bit[1], bit[2]))
+            leaves.append(found)
         kept_start.append(len(kept))
-        entry_start.append(len(entries))
+        entry_start.append(len(roots))
 
+    n_entries = len(roots)
     n_patterns = table.shape[1]
-    q = np.arange(n_patterns)[None, :]
-    a = np.asarray([e[3] for e in entries], dtype=np.int64)[:, None]
-    b = np.asarray([e[4] for e in entries], dtype=np.int64)[:, None]
-    bit = np.asarray([e[5] for e in entries], dtype=np.int64)[:, None]
-    twig = (a != b)[:, :, None]
-    # Going left, the right leaf's path is broken at this split, and vice versa.
-    go_left = table[a, q] + np.where(twig, table[b, q & ~bit], 0.0)
-    go_right = np.where(twig, table[a, q & ~bit] + table[b, q], table[a, q])
-    entry_table = np.stack([go_left, go_right], axis=2).reshape(len(entries), 2 * n_patterns, -1)
+    outcome = np.arange(8)
+    # Leaf j of entry e: its table index (a zero row where the entry has fewer leaves),
+    # the bits its pattern loses for each outcome, and whether the input reaches it.
+    zero_row = table.shape[0]
+    extended = np.concatenate([table, np.zeros((1, *table.shape[1:]))])
+    leaf_index = np.full((n_entries, 4), zero_row, dtype=np.int64)
+    lost = np.zeros((n_entries, 4, 8), dtype=np.int64)
+    entry_value = np.zeros((n_entries, 8))
     values = np.asarray(leaf_values)
-    entry_value = np.stack([values[a[:, 0]], values[b[:, 0]]], axis=1).reshape(-1)
+    bit_array = np.asarray(bits, dtype=np.int64).reshape(n_entries, 3)
+    for e, found in enumerate(leaves):
+        for j, (leaf, path) in enumerate(found):
+            leaf_index[e, j] = leaf
+            reached = np.ones(8, dtype=bool)
+            for position, direction in path:
+                went = (outcome >> position) & 1
+                lost[e, j] |= np.where(went != direction, bit_array[e, position], 0)
+                reached &= went == direction
+            entry_value[e, reached] = values[leaf]
+    pattern = np.arange(n_patterns)
+    entry_table = np.zeros((n_entries, n_patterns, 8, table.shape[2]))
+    for j in range(4):
+        leaf_patterns = pattern[None, :, None] & ~lost[:, j, None, :]  # [E, P, 8]
+        entry_table += extended[leaf_index[:, j, None, None], leaf_patterns]
 
     def ints(rows: list[tuple[int, int, float, int, int, int]], k: int) -> npt.NDArray[np.int64]:
         return np.asarray([r[k] for r in rows], dtype=np.int64)
@@ -341,11 +394,11 @@ def _with_twigs(
         split_right=ints(kept, 4),
         split_bit=ints(kept, 5),
         entry_start=np.asarray(entry_start, dtype=np.int64),
-        entry_node=ints(entries, 0),
-        entry_feature=ints(entries, 1),
-        entry_threshold=np.asarray([e[2] for e in entries], dtype=np.float64),
-        entry_value=np.ascontiguousarray(entry_value),
-        table=np.ascontiguousarray(entry_table),
+        entry_node=np.asarray(roots, dtype=np.int64),
+        entry_feature=np.asarray(features, dtype=np.int64).reshape(n_entries, 3),
+        entry_threshold=np.asarray(thresholds, dtype=np.float64).reshape(n_entries, 3),
+        entry_value=entry_value,
+        table=entry_table,
         base_value=base_value,
     )
 
@@ -367,7 +420,6 @@ def _explain_block(
     bw: int,
     pattern: npt.NDArray[np.int64],
     rows: npt.NDArray[np.int64],
-    leaf_sum: FloatArray,
     split_start: npt.NDArray[np.int64],
     split_node: npt.NDArray[np.int64],
     split_feature: npt.NDArray[np.int64],
@@ -381,26 +433,26 @@ def _explain_block(
     entry_threshold: FloatArray,
     entry_value: FloatArray,
     tens: FloatArray,
-    n_rows: int,
+    n_patterns: int,
     n_chunks: int,
     proba: FloatArray,
     phi: FloatArray,
 ) -> None:  # pragma: no cover - compiled by numba, inlined into _explain_kernel
     """Add every tree's leaf values and table rows for applicants ``s0 .. s0 + bw``.
 
-    Per tree, one pass over the splits propagates the applicants' patterns
-    (branch-free: the comparisons are unpredictable), one pass over the entries
-    turns them into table rows, then each applicant sums its rows in registers,
-    ten features at a time (explicit scalars: an accumulator array would go
-    through memory). Inlined with ``bw`` a constant for whole blocks, so the
-    loops over the block are unrolled and vectorised.
+    First, per tree, one pass over the splits propagates the applicants' patterns
+    (branch-free: the comparisons are unpredictable) and one pass over the
+    entries turns them into table rows (``rows``, all trees) and adds the reached
+    leaves' values in tree order. Then each applicant sums its rows tree by tree
+    in registers, ten features at a time (explicit scalars: an accumulator
+    array would go through memory). Inlined with ``bw`` a constant for whole
+    blocks, so the loops over the block are unrolled and vectorised.
     """
     n_trees = split_start.shape[0] - 1
-    full = n_rows // 2 - 1
+    full = n_patterns - 1
     for t in range(n_trees):
         for k in range(bw):
             pattern[0, k] = full
-            leaf_sum[k] = 0.0
         for i in range(split_start[t], split_start[t + 1]):
             node = split_node[i]
             f = split_feature[i]
@@ -413,25 +465,30 @@ def _explain_block(
                 right = np.int64(xt[f, s0 + k] > threshold)
                 pattern[left, k] = p & ~(bit * right)
                 pattern[right_child, k] = p & ~(bit * (1 - right))
-        e0 = entry_start[t]
-        n_entries = entry_start[t + 1] - e0
-        for q in range(n_entries):
-            e = e0 + q
+        for e in range(entry_start[t], entry_start[t + 1]):
             node = entry_node[e]
-            f = entry_feature[e]
-            threshold = entry_threshold[e]
+            f0 = entry_feature[e, 0]
+            f1 = entry_feature[e, 1]
+            f2 = entry_feature[e, 2]
+            t0 = entry_threshold[e, 0]
+            t1 = entry_threshold[e, 1]
+            t2 = entry_threshold[e, 2]
             for k in range(bw):
                 p = pattern[node, k]
-                right = np.int64(xt[f, s0 + k] > threshold)
-                rows[q, k] = (e * n_rows) + 2 * p + right
-                if p == full:  # the leaf the applicant reaches
-                    leaf_sum[k] += entry_value[2 * e + right]
+                outcome = (
+                    np.int64(xt[f0, s0 + k] > t0)
+                    + 2 * np.int64(xt[f1, s0 + k] > t1)
+                    + 4 * np.int64(xt[f2, s0 + k] > t2)
+                )
+                rows[e, k] = (((e * n_patterns) + p) * 8 + outcome) * n_chunks
+                if p == full:  # the subtree the applicant reaches (one per tree)
+                    proba[s0 + k] += entry_value[e, outcome]
+    for t in range(n_trees):
         for k in range(bw):
-            proba[s0 + k] += leaf_sum[k]
             for chunk in range(n_chunks):
                 a0 = a1 = a2 = a3 = a4 = a5 = a6 = a7 = a8 = a9 = 0.0
-                for q in range(n_entries):
-                    r = rows[q, k] * n_chunks + chunk
+                for e in range(entry_start[t], entry_start[t + 1]):
+                    r = rows[e, k] + chunk
                     a0 += tens[r, 0]
                     a1 += tens[r, 1]
                     a2 += tens[r, 2]
@@ -459,7 +516,6 @@ def _explain_kernel(
     x: FloatArray,
     fill: FloatArray,
     max_nodes: int,
-    max_entries: int,
     split_start: npt.NDArray[np.int64],
     split_node: npt.NDArray[np.int64],
     split_feature: npt.NDArray[np.int64],
@@ -491,8 +547,8 @@ def _explain_kernel(
     """
     n_samples, n_features = x.shape
     n_trees = split_start.shape[0] - 1
-    n_rows = table.shape[1]  # 2 * 2**D: (pattern, direction)
-    width = table.shape[2]
+    n_patterns = table.shape[1]  # 2**D
+    width = table.shape[3]
     n_chunks = width // 10
     tens = table.reshape(-1, 10)  # a table row is n_chunks runs of ten features
     xt = np.empty((n_features, n_samples))  # feature-major: a block's values side by side
@@ -503,8 +559,7 @@ def _explain_kernel(
                 v = fill[f]
             xt[f, s] = np.float64(np.float32(v))
     pattern = np.empty((max_nodes, _BLOCK), dtype=np.int64)
-    rows = np.empty((max(max_entries, 1), _BLOCK), dtype=np.int64)
-    leaf_sum = np.zeros(_BLOCK)
+    rows = np.empty((entry_start[n_trees], _BLOCK), dtype=np.int64)
     gap = 0.0
     for s0 in range(0, n_samples, _BLOCK):
         nb = min(_BLOCK, n_samples - s0)
@@ -516,19 +571,19 @@ def _explain_kernel(
         # unrolled, vectorised) and as a variable (the last, partial block).
         if nb == _BLOCK:
             _block_jit(
-                xt, s0, _BLOCK, pattern, rows, leaf_sum,
+                xt, s0, _BLOCK, pattern, rows,
                 split_start, split_node, split_feature, split_threshold,
                 split_left, split_right, split_bit,
                 entry_start, entry_node, entry_feature, entry_threshold, entry_value,
-                tens, n_rows, n_chunks, proba, phi,
+                tens, n_patterns, n_chunks, proba, phi,
             )  # fmt: skip
         else:
             _block_jit(
-                xt, s0, nb, pattern, rows, leaf_sum,
+                xt, s0, nb, pattern, rows,
                 split_start, split_node, split_feature, split_threshold,
                 split_left, split_right, split_bit,
                 entry_start, entry_node, entry_feature, entry_threshold, entry_value,
-                tens, n_rows, n_chunks, proba, phi,
+                tens, n_patterns, n_chunks, proba, phi,
             )  # fmt: skip
         for k in range(nb):
             proba[s0 + k] /= n_trees
@@ -571,11 +626,11 @@ def _numba_kernel() -> Any:
 
 
 _SIGNATURE: Final = (
-    "float64(float64[:, ::1], float64[::1], int64, int64, "
+    "float64(float64[:, ::1], float64[::1], int64, "
     + "int64[::1], " * 2  # split_start, split_node
     + "int64[::1], float64[::1], int64[::1], int64[::1], int64[::1], "
-    + "int64[::1], int64[::1], int64[::1], float64[::1], float64[::1], "
-    + "float64[:, :, ::1], float64, float64[::1], float64[:, ::1])"
+    + "int64[::1], int64[::1], int64[:, ::1], float64[:, ::1], float64[:, ::1], "
+    + "float64[:, :, :, ::1], float64, float64[::1], float64[:, ::1])"
 )
 
 _KERNEL: Any = None
@@ -646,10 +701,8 @@ class FastTreeExplainer:
             if self.fill_values is not None
             else np.full(c.n_features, np.nan)
         )
-        max_entries = int(np.max(np.diff(c.entry_start))) if c.n_trees else 0
         self._forest_args = (
             c.max_nodes,
-            max_entries,
             c.split_start,
             c.split_node,
             c.split_feature,
@@ -689,7 +742,7 @@ class FastTreeExplainer:
             raise ValueError("missing values and no imputer statistics to fill them")
         n = x.shape[0]
         proba = np.empty(n)
-        phi = np.empty((n, c.table.shape[2]))
+        phi = np.empty((n, c.table.shape[3]))
         threads = min(self.threads, n // (PARALLEL_MIN_APPLICANTS // 2) or 1)
         if n < PARALLEL_MIN_APPLICANTS or threads < 2:
             gap = self._kernel(x, self._fill, *self._forest_args, proba, phi)
