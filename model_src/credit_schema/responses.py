@@ -111,12 +111,17 @@ def explanation_dict(
     base_value: float,
     values: Sequence[float | None],
     shap_values: Sequence[float],
+    *,
+    order: Sequence[int] | None = None,
 ) -> dict[str, Any]:
     """One :class:`Explanation` as a plain dict (fast path: no model objects built).
 
-    ``values`` and ``shap_values`` are in model feature order.
+    ``values`` and ``shap_values`` are in model feature order; ``order``, when the
+    caller already has the ranking (feature indices by ``|shap|`` descending, ties
+    in feature order), is used as given.
     """
-    order = sorted(range(len(FEATURES)), key=lambda i: -abs(shap_values[i]))
+    if order is None:
+        order = sorted(range(len(FEATURES)), key=lambda i: -abs(shap_values[i]))
     return {
         "probability": float(probability),
         "base_value": float(base_value),
