@@ -85,6 +85,12 @@ class CompiledForest:
     not follow towards it. Fewer, larger entries: fewer table rows to fetch per
     applicant (the cost of a lone request, whose rows are not in cache) and
     fewer splits to propagate.
+
+    Only the patterns an entry can meet are stored: the splits above its root use
+    the slots of the ``a`` distinct features on the path there, ``0 .. a-1``, so
+    the other bits of its pattern stay set and its ``2**a`` patterns are the
+    last ones, ``2**D - 2**a .. 2**D - 1``: rows ``entry_base + pattern`` of
+    ``table``, entry after entry (4.4 MB for our default forest instead of 23.6).
     """
 
     n_features: int
@@ -103,7 +109,9 @@ class CompiledForest:
     entry_feature: npt.NDArray[np.int64]  #: [n_entries, 3] features of the entry's splits
     entry_threshold: FloatArray  #: [n_entries, 3] their thresholds (absent split: +inf)
     entry_value: FloatArray  #: [n_entries, 8] class-1 proportion of the leaf reached, by outcome
-    table: FloatArray  #: [n_entries, 2**D, 8, width] SHAP values by (pattern, outcome)
+    #: [n_entries] the entry's rows in ``table`` are ``entry_base + pattern`` (see below)
+    entry_base: npt.NDArray[np.int64]
+    table: FloatArray  #: [n_rows, 8, width] SHAP values by (entry and pattern, outcome)
     base_value: float  #: the forest's expected output (shap's expected_value)
 
     @property
@@ -310,6 +318,7 @@ def _with_subtrees(
     # Per entry, up to 4 leaves, each with its path inside the subtree:
     # ((split position 0/1/2, direction 0 left / 1 right), ...).
     leaves: list[list[tuple[int, tuple[tuple[int, int], ...]]]] = []
+    above_mask: list[int] = []
     entry_start = [0]
     for t in range(n_trees):
         leaf_of = {leaf_nodes[i]: i for i in range(leaf_start[t], leaf_start[t + 1])}
@@ -318,13 +327,18 @@ def _with_subtrees(
         for node, _, _, left, right, _ in reversed(splits[split_start[t] : split_start[t + 1]]):
             height[node] = 1 + max(height[left], height[right])  # preorder: children first here
         entry_roots = [0] if height[0] <= 2 else []
+        mask = {0: 0}  # the pattern bits the splits above a node can clear
         for row in splits[split_start[t] : split_start[t + 1]]:
-            node, _, _, left, right, _ = row
+            node, _, _, left, right, bit = row
             if height[node] > 2:
                 kept.append(row)
+                mask[left] = mask[right] = mask[node] | bit
                 entry_roots += [child for child in (left, right) if height[child] <= 2]
         for root in entry_roots:
             roots.append(root)
+            # Slots are numbered in order of first appearance: those above are 0 .. a-1.
+            assert mask[root] & (mask[root] + 1) == 0, "slots above an entry are the lowest"
+            above_mask.append(mask[root])
             if root in leaf_of:
                 features.append((0, 0, 0))
                 thresholds.append((math.inf, math.inf, math.inf))
@@ -372,11 +386,18 @@ def _with_subtrees(
                 lost[e, j] |= np.where(went != direction, bit_array[e, position], 0)
                 reached &= went == direction
             entry_value[e, reached] = values[leaf]
-    pattern = np.arange(n_patterns)
-    entry_table = np.zeros((n_entries, n_patterns, 8, table.shape[2]))
+    # The patterns each entry can meet: the last 2**a, a = slots used above its root.
+    full = n_patterns - 1
+    above = np.asarray(above_mask, dtype=np.int64)
+    n_rows = above + 1
+    offset = np.concatenate([[0], np.cumsum(n_rows)[:-1]]).astype(np.int64)
+    entry_base = offset - (full - above)
+    row_entry = np.repeat(np.arange(n_entries), n_rows)  # [R]
+    row_pattern = np.arange(int(n_rows.sum())) - entry_base[row_entry]  # [R]
+    entry_table = np.zeros((row_entry.shape[0], 8, table.shape[2]))
     for j in range(4):
-        leaf_patterns = pattern[None, :, None] & ~lost[:, j, None, :]  # [E, P, 8]
-        entry_table += extended[leaf_index[:, j, None, None], leaf_patterns]
+        leaf_patterns = row_pattern[:, None] & ~lost[row_entry, j, :]  # [R, 8]
+        entry_table += extended[leaf_index[row_entry, j, None], leaf_patterns]
 
     def ints(rows: list[tuple[int, int, float, int, int, int]], k: int) -> npt.NDArray[np.int64]:
         return np.asarray([r[k] for r in rows], dtype=np.int64)
@@ -398,6 +419,7 @@ def _with_subtrees(
         entry_feature=np.asarray(features, dtype=np.int64).reshape(n_entries, 3),
         entry_threshold=np.asarray(thresholds, dtype=np.float64).reshape(n_entries, 3),
         entry_value=entry_value,
+        entry_base=entry_base,
         table=entry_table,
         base_value=base_value,
     )
@@ -408,6 +430,9 @@ def _with_subtrees(
 #: Applicants explained side by side in one pass over a tree: independent work that
 #: keeps the core busy while one applicant's pattern waits on its parent's.
 _BLOCK: Final = 8
+#: Trees explained together for the whole request before the next ones: their table
+#: rows (about 90 KB per tree of our default forest) stay in the core's own cache.
+_TREES: Final = 4
 #: Requests of at least this many applicants are split across threads.
 PARALLEL_MIN_APPLICANTS: Final = 256
 #: Threads for large requests (default: the CPUs this process may use).
@@ -418,6 +443,8 @@ def _explain_block(
     xt: FloatArray,
     s0: int,
     bw: int,
+    t_lo: int,
+    t_hi: int,
     pattern: npt.NDArray[np.int64],
     rows: npt.NDArray[np.int64],
     split_start: npt.NDArray[np.int64],
@@ -432,6 +459,7 @@ def _explain_block(
     entry_feature: npt.NDArray[np.int64],
     entry_threshold: FloatArray,
     entry_value: FloatArray,
+    entry_base: npt.NDArray[np.int64],
     tens: FloatArray,
     n_patterns: int,
     n_chunks: int,
@@ -448,9 +476,8 @@ def _explain_block(
     array would go through memory). Inlined with ``bw`` a constant for whole
     blocks, so the loops over the block are unrolled and vectorised.
     """
-    n_trees = split_start.shape[0] - 1
     full = n_patterns - 1
-    for t in range(n_trees):
+    for t in range(t_lo, t_hi):
         for k in range(bw):
             pattern[0, k] = full
         for i in range(split_start[t], split_start[t + 1]):
@@ -467,6 +494,7 @@ def _explain_block(
                 pattern[right_child, k] = p & ~(bit * (1 - right))
         for e in range(entry_start[t], entry_start[t + 1]):
             node = entry_node[e]
+            base = entry_base[e]
             f0 = entry_feature[e, 0]
             f1 = entry_feature[e, 1]
             f2 = entry_feature[e, 2]
@@ -480,10 +508,10 @@ def _explain_block(
                     + 2 * np.int64(xt[f1, s0 + k] > t1)
                     + 4 * np.int64(xt[f2, s0 + k] > t2)
                 )
-                rows[e, k] = (((e * n_patterns) + p) * 8 + outcome) * n_chunks
+                rows[e, k] = ((base + p) * 8 + outcome) * n_chunks
                 if p == full:  # the subtree the applicant reaches (one per tree)
                     proba[s0 + k] += entry_value[e, outcome]
-    for t in range(n_trees):
+    for t in range(t_lo, t_hi):
         for k in range(bw):
             for chunk in range(n_chunks):
                 a0 = a1 = a2 = a3 = a4 = a5 = a6 = a7 = a8 = a9 = 0.0
@@ -528,6 +556,9 @@ def _explain_kernel(
     entry_feature: npt.NDArray[np.int64],
     entry_threshold: FloatArray,
     entry_value: FloatArray,
+    entry_base: npt.NDArray[np.int64],
+    n_patterns: int,
+    group: int,
     table: FloatArray,
     base_value: float,
     proba: FloatArray,
@@ -547,8 +578,7 @@ def _explain_kernel(
     """
     n_samples, n_features = x.shape
     n_trees = split_start.shape[0] - 1
-    n_patterns = table.shape[1]  # 2**D
-    width = table.shape[3]
+    width = table.shape[2]
     n_chunks = width // 10
     tens = table.reshape(-1, 10)  # a table row is n_chunks runs of ten features
     xt = np.empty((n_features, n_samples))  # feature-major: a block's values side by side
@@ -560,31 +590,35 @@ def _explain_kernel(
             xt[f, s] = np.float64(np.float32(v))
     pattern = np.empty((max_nodes, _BLOCK), dtype=np.int64)
     rows = np.empty((entry_start[n_trees], _BLOCK), dtype=np.int64)
+    for s in range(n_samples):
+        proba[s] = 0.0
+        for j in range(width):
+            phi[s, j] = 0.0
+    for t_lo in range(0, n_trees, group):
+        t_hi = min(t_lo + group, n_trees)
+        for s0 in range(0, n_samples, _BLOCK):
+            nb = min(_BLOCK, n_samples - s0)
+            # The same inlined body twice: with the block width a constant (whole blocks:
+            # unrolled, vectorised) and as a variable (the last, partial block).
+            if nb == _BLOCK:
+                _block_jit(
+                    xt, s0, _BLOCK, t_lo, t_hi, pattern, rows,
+                    split_start, split_node, split_feature, split_threshold,
+                    split_left, split_right, split_bit,
+                    entry_start, entry_node, entry_feature, entry_threshold, entry_value,
+                    entry_base, tens, n_patterns, n_chunks, proba, phi,
+                )  # fmt: skip
+            else:
+                _block_jit(
+                    xt, s0, nb, t_lo, t_hi, pattern, rows,
+                    split_start, split_node, split_feature, split_threshold,
+                    split_left, split_right, split_bit,
+                    entry_start, entry_node, entry_feature, entry_threshold, entry_value,
+                    entry_base, tens, n_patterns, n_chunks, proba, phi,
+                )  # fmt: skip
     gap = 0.0
     for s0 in range(0, n_samples, _BLOCK):
         nb = min(_BLOCK, n_samples - s0)
-        for k in range(nb):
-            proba[s0 + k] = 0.0
-            for j in range(width):
-                phi[s0 + k, j] = 0.0
-        # The same inlined body twice: with the block width a constant (whole blocks:
-        # unrolled, vectorised) and as a variable (the last, partial block).
-        if nb == _BLOCK:
-            _block_jit(
-                xt, s0, _BLOCK, pattern, rows,
-                split_start, split_node, split_feature, split_threshold,
-                split_left, split_right, split_bit,
-                entry_start, entry_node, entry_feature, entry_threshold, entry_value,
-                tens, n_patterns, n_chunks, proba, phi,
-            )  # fmt: skip
-        else:
-            _block_jit(
-                xt, s0, nb, pattern, rows,
-                split_start, split_node, split_feature, split_threshold,
-                split_left, split_right, split_bit,
-                entry_start, entry_node, entry_feature, entry_threshold, entry_value,
-                tens, n_patterns, n_chunks, proba, phi,
-            )  # fmt: skip
         for k in range(nb):
             proba[s0 + k] /= n_trees
             total = base_value
@@ -594,6 +628,93 @@ def _explain_kernel(
             if d > gap or d != d:  # NaN sticks
                 gap = d
     return gap
+
+
+#: Layout of the packed integer arrays (:func:`_pack`): a header, then the arrays.
+_HEADER: Final = 6  # max_nodes, n_trees, n_splits, n_entries, n_patterns, trees per pass
+
+
+def _explain_packed(
+    x: FloatArray,
+    ints: npt.NDArray[np.int64],
+    floats: FloatArray,
+    table: FloatArray,
+    proba: FloatArray,
+    phi: FloatArray,
+) -> float:  # pragma: no cover - compiled by numba; tested through FastTreeExplainer
+    """:func:`_explain_kernel` on the forest packed into two arrays (:func:`_pack`).
+
+    The kernel's entry point: six arguments instead of nineteen. A call pays per
+    argument (type check, unboxing), and on a lone request, whose data is not in
+    the CPU caches, each array object costs a few memory fetches.
+    """
+    max_nodes = ints[0]
+    n_trees = ints[1]
+    n_splits = ints[2]
+    n_entries = ints[3]
+    n_patterns = ints[4]
+    group = ints[5]
+    n_features = x.shape[1]
+    a = _HEADER
+    split_start = ints[a : a + n_trees + 1]
+    a += n_trees + 1
+    split_node = ints[a : a + n_splits]
+    split_feature = ints[a + n_splits : a + 2 * n_splits]
+    split_left = ints[a + 2 * n_splits : a + 3 * n_splits]
+    split_right = ints[a + 3 * n_splits : a + 4 * n_splits]
+    split_bit = ints[a + 4 * n_splits : a + 5 * n_splits]
+    a += 5 * n_splits
+    entry_start = ints[a : a + n_trees + 1]
+    a += n_trees + 1
+    entry_node = ints[a : a + n_entries]
+    a += n_entries
+    entry_feature = ints[a : a + 3 * n_entries].reshape(n_entries, 3)
+    a += 3 * n_entries
+    entry_base = ints[a : a + n_entries]
+    fill = floats[:n_features]
+    base_value = floats[n_features]
+    b = n_features + 1
+    split_threshold = floats[b : b + n_splits]
+    b += n_splits
+    entry_threshold = floats[b : b + 3 * n_entries].reshape(n_entries, 3)
+    b += 3 * n_entries
+    entry_value = floats[b : b + 8 * n_entries].reshape(n_entries, 8)
+    return _kernel_jit(
+        x, fill, max_nodes,
+        split_start, split_node, split_feature, split_threshold,
+        split_left, split_right, split_bit,
+        entry_start, entry_node, entry_feature, entry_threshold, entry_value,
+        entry_base, n_patterns, group, table, base_value, proba, phi,
+    )  # fmt: skip
+
+
+def _pack(c: CompiledForest, fill: FloatArray) -> tuple[npt.NDArray[np.int64], FloatArray]:
+    """The forest's arrays (all but the table) as one int64 and one float64 array."""
+    ints = np.concatenate(
+        [
+            [c.max_nodes, c.n_trees, c.split_node.shape[0], c.n_entries, 1 << c.depth, _TREES],
+            c.split_start,
+            c.split_node,
+            c.split_feature,
+            c.split_left,
+            c.split_right,
+            c.split_bit,
+            c.entry_start,
+            c.entry_node,
+            c.entry_feature.ravel(),
+            c.entry_base,
+        ]
+    ).astype(np.int64)
+    floats = np.concatenate(
+        [
+            fill,
+            [c.base_value],
+            c.split_threshold,
+            c.entry_threshold.ravel(),
+            c.entry_value.ravel(),
+        ]
+    ).astype(np.float64)
+    return ints, floats
 
 
 def _numba_kernel() -> Any:
@@ -607,9 +728,10 @@ def _numba_kernel() -> Any:
     from numba.core import config
 
     def compile_now(cache: bool) -> Any:
-        global _block_jit
+        global _block_jit, _kernel_jit
         _block_jit = numba.njit(inline="always", nogil=True)(_explain_block)
-        kernel = numba.njit(cache=cache, nogil=True)(_explain_kernel)
+        _kernel_jit = numba.njit(inline="always", nogil=True)(_explain_kernel)
+        kernel = numba.njit(cache=cache, nogil=True)(_explain_packed)
         slp = config.SLP_VECTORIZE
         config.SLP_VECTORIZE = 1
         try:
@@ -626,16 +748,14 @@ def _numba_kernel() -> Any:
 
 
 _SIGNATURE: Final = (
-    "float64(float64[:, ::1], float64[::1], int64, "
-    + "int64[::1], " * 2  # split_start, split_node
-    + "int64[::1], float64[::1], int64[::1], int64[::1], int64[::1], "
-    + "int64[::1], int64[::1], int64[:, ::1], float64[:, ::1], float64[:, ::1], "
-    + "float64[:, :, :, ::1], float64, float64[::1], float64[:, ::1])"
+    "float64(float64[:, ::1], int64[::1], float64[::1], float64[:, :, ::1], "
+    "float64[::1], float64[:, ::1])"
 )
 
 _KERNEL: Any = None
 _POOL: Any = None
 _block_jit: Any = None  # _explain_block compiled for inlining (set when compiling the kernel)
+_kernel_jit: Any = None  # _explain_kernel, likewise
 
 
 def _kernel() -> Any:
@@ -701,23 +821,9 @@ class FastTreeExplainer:
             if self.fill_values is not None
             else np.full(c.n_features, np.nan)
         )
-        self._forest_args = (
-            c.max_nodes,
-            c.split_start,
-            c.split_node,
-            c.split_feature,
-            c.split_threshold,
-            c.split_left,
-            c.split_right,
-            c.split_bit,
-            c.entry_start,
-            c.entry_node,
-            c.entry_feature,
-            c.entry_threshold,
-            c.entry_value,
-            c.table,
-            c.base_value,
-        )
+        self._ints, self._floats = _pack(c, self._fill)
+        self._table = c.table
+        self._width = int(c.table.shape[2])
         self._kernel = _kernel()
         self.warm_up()
 
@@ -742,26 +848,29 @@ class FastTreeExplainer:
             raise ValueError("missing values and no imputer statistics to fill them")
         n = x.shape[0]
         proba = np.empty(n)
-        phi = np.empty((n, c.table.shape[3]))
-        threads = min(self.threads, n // (PARALLEL_MIN_APPLICANTS // 2) or 1)
-        if n < PARALLEL_MIN_APPLICANTS or threads < 2:
-            gap = self._kernel(x, self._fill, *self._forest_args, proba, phi)
+        phi = np.empty((n, self._width))
+        if n < PARALLEL_MIN_APPLICANTS or self.threads < 2:
+            gap = self._kernel(x, self._ints, self._floats, self._table, proba, phi)
         else:
             # Chunks of whole blocks, one per thread; the kernel releases the GIL.
+            threads = min(self.threads, n // (PARALLEL_MIN_APPLICANTS // 2))
             step = -(-n // (threads * _BLOCK)) * _BLOCK
             bounds = [(a, min(a + step, n)) for a in range(0, n, step)]
             gaps = _pool(threads).map(
                 lambda ab: self._kernel(
                     x[ab[0] : ab[1]],
-                    self._fill,
-                    *self._forest_args,
+                    self._ints,
+                    self._floats,
+                    self._table,
                     proba[ab[0] : ab[1]],
                     phi[ab[0] : ab[1]],
                 ),
                 bounds,
             )
             gap = max(gaps, key=lambda g: math.inf if math.isnan(g) else g)
-        return proba, phi[:, : c.n_features], float(gap)
+        if self._width != c.n_features:  # padded to whole runs of ten
+            phi = phi[:, : c.n_features]
+        return proba, phi, float(gap)
 
 
 def fast_explainer_for(pipeline: Any, *, threads: int | None = None) -> FastTreeExplainer:

@@ -144,6 +144,8 @@ def _jsonlines_records(text: str | bytes) -> list[Any]:
 
 def check_content_type(content_type: str | None) -> str:
     """The media type of a ``Content-Type`` header input_fn decodes (none: JSON), else 415."""
+    if content_type == CONTENT_TYPE_JSON:  # nearly every request: nothing to parse
+        return CONTENT_TYPE_JSON
     kind = media_type(content_type) or CONTENT_TYPE_JSON
     if kind in _JSONLINES_ALIASES:
         return CONTENT_TYPE_JSONLINES
@@ -214,6 +216,8 @@ def explanations(prediction: Prediction) -> list[dict[str, Any]]:
 
 def negotiate(accept: str | None) -> str:
     """Pick the response content type from an Accept header (``*/*`` and empty -> JSON)."""
+    if accept == CONTENT_TYPE_JSON:  # nearly every request: nothing to parse
+        return CONTENT_TYPE_JSON
     if not accept or not accept.strip():
         return CONTENT_TYPE_JSON
     for part in accept.split(","):

@@ -118,6 +118,25 @@ def check_against_shap(pipeline: Pipeline, X: np.ndarray) -> None:
     np.testing.assert_allclose(phi, ref_phi, rtol=0, atol=TOL)
 
 
+def test_tables_hold_the_patterns_each_entry_can_meet_only() -> None:
+    # Each entry owns the next 2**a rows (a = features used above its root), ending at
+    # entry_base + 2**D - 1; deep trees make the full layout much larger.
+    rng = np.random.default_rng(3)
+    X = rng.normal(size=(600, 6))
+    y = (X[:, 0] * X[:, 1] + X[:, 2] - X[:, 3] > 0).astype(int)
+    forest = RandomForestClassifier(12, max_depth=7, max_features=None, random_state=0)
+    pipeline = Pipeline([("impute", SimpleImputer()), ("forest", forest)]).fit(X, y)
+    c = fast_explainer_for(pipeline).compiled
+    last = c.entry_base + (1 << c.depth) - 1
+    owned = np.diff(np.concatenate([[-1], last]))
+    assert last[-1] == c.table.shape[0] - 1
+    assert np.all(owned >= 1) and np.all(owned & (owned - 1) == 0)  # powers of two
+    assert np.all(owned <= 1 << c.depth)
+    assert c.table.shape[0] < c.n_entries * (1 << c.depth) // 4
+    X_eval = np.vstack([rng.normal(size=(200, 6)), np.repeat(c.split_threshold[:6, None], 6, 1)])
+    check_against_shap(pipeline, X_eval)
+
+
 def test_single_leaf_trees() -> None:
     # Constant features: no split is possible, every tree is one leaf.
     X = np.ones((50, 3))
