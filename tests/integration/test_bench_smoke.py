@@ -37,4 +37,5 @@ def test_bench_paths_agree(tmp_path: Path) -> None:
     assert results["threads"] == 2
     paths = {t["path"] for t in results["timings"]}
     assert "ours, handlers (JSON in/out), 1 thread" in paths  # 2,000 per request, also on 1
+    assert "ours, handlers (JSON in/out), back to back" in paths  # 1 applicant, also alone
     assert results["server_rss_mib_idle"] > 0
