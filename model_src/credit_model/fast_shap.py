@@ -58,6 +58,7 @@ _LEAF: Final = -1  # sklearn's TREE_LEAF (children_left of a leaf)
 _CHUNK: Final = 10  # features summed per pass of the kernel (one register each)
 
 FloatArray = npt.NDArray[np.float64]
+IndexArray = npt.NDArray[np.int32]  #: the kernel's integer arrays (see _pack)
 
 
 class UnsupportedModelError(TypeError):
@@ -447,19 +448,19 @@ def _explain_block(
     t_hi: int,
     pattern: npt.NDArray[np.int64],
     rows: npt.NDArray[np.int64],
-    split_start: npt.NDArray[np.int64],
-    split_node: npt.NDArray[np.int64],
-    split_feature: npt.NDArray[np.int64],
+    split_start: IndexArray,
+    split_node: IndexArray,
+    split_feature: IndexArray,
     split_threshold: FloatArray,
-    split_left: npt.NDArray[np.int64],
-    split_right: npt.NDArray[np.int64],
-    split_bit: npt.NDArray[np.int64],
-    entry_start: npt.NDArray[np.int64],
-    entry_node: npt.NDArray[np.int64],
-    entry_feature: npt.NDArray[np.int64],
+    split_left: IndexArray,
+    split_right: IndexArray,
+    split_bit: IndexArray,
+    entry_start: IndexArray,
+    entry_node: IndexArray,
+    entry_feature: IndexArray,
     entry_threshold: FloatArray,
     entry_value: FloatArray,
-    entry_base: npt.NDArray[np.int64],
+    entry_base: IndexArray,
     tens: FloatArray,
     n_patterns: int,
     n_chunks: int,
@@ -477,6 +478,7 @@ def _explain_block(
     blocks, so the loops over the block are unrolled and vectorised.
     """
     full = n_patterns - 1
+    e0 = entry_start[t_lo]  # rows holds the group's entries only
     for t in range(t_lo, t_hi):
         for k in range(bw):
             pattern[0, k] = full
@@ -508,7 +510,7 @@ def _explain_block(
                     + 2 * np.int64(xt[f1, s0 + k] > t1)
                     + 4 * np.int64(xt[f2, s0 + k] > t2)
                 )
-                rows[e, k] = ((base + p) * 8 + outcome) * n_chunks
+                rows[e - e0, k] = ((base + p) * 8 + outcome) * n_chunks
                 if p == full:  # the subtree the applicant reaches (one per tree)
                     proba[s0 + k] += entry_value[e, outcome]
     for t in range(t_lo, t_hi):
@@ -516,7 +518,7 @@ def _explain_block(
             for chunk in range(n_chunks):
                 a0 = a1 = a2 = a3 = a4 = a5 = a6 = a7 = a8 = a9 = 0.0
                 for e in range(entry_start[t], entry_start[t + 1]):
-                    r = rows[e, k] + chunk
+                    r = rows[e - e0, k] + chunk
                     a0 += tens[r, 0]
                     a1 += tens[r, 1]
                     a2 += tens[r, 2]
@@ -544,19 +546,19 @@ def _explain_kernel(
     x: FloatArray,
     fill: FloatArray,
     max_nodes: int,
-    split_start: npt.NDArray[np.int64],
-    split_node: npt.NDArray[np.int64],
-    split_feature: npt.NDArray[np.int64],
+    split_start: IndexArray,
+    split_node: IndexArray,
+    split_feature: IndexArray,
     split_threshold: FloatArray,
-    split_left: npt.NDArray[np.int64],
-    split_right: npt.NDArray[np.int64],
-    split_bit: npt.NDArray[np.int64],
-    entry_start: npt.NDArray[np.int64],
-    entry_node: npt.NDArray[np.int64],
-    entry_feature: npt.NDArray[np.int64],
+    split_left: IndexArray,
+    split_right: IndexArray,
+    split_bit: IndexArray,
+    entry_start: IndexArray,
+    entry_node: IndexArray,
+    entry_feature: IndexArray,
     entry_threshold: FloatArray,
     entry_value: FloatArray,
-    entry_base: npt.NDArray[np.int64],
+    entry_base: IndexArray,
     n_patterns: int,
     group: int,
     table: FloatArray,
@@ -588,8 +590,15 @@ def _explain_kernel(
             if np.isnan(v):
                 v = fill[f]
             xt[f, s] = np.float64(np.float32(v))
-    pattern = np.empty((max_nodes, _BLOCK), dtype=np.int64)
-    rows = np.empty((entry_start[n_trees], _BLOCK), dtype=np.int64)
+    # Scratch sized for the request: small enough for a lone applicant's to come from
+    # malloc's per-thread cache (a large block after other work costs microseconds).
+    bw = min(_BLOCK, n_samples)
+    group_entries = 0
+    for t_lo in range(0, n_trees, group):
+        t_hi = min(t_lo + group, n_trees)
+        group_entries = max(group_entries, entry_start[t_hi] - entry_start[t_lo])
+    pattern = np.empty((max_nodes, bw), dtype=np.int64)
+    rows = np.empty((group_entries, bw), dtype=np.int64)
     for s in range(n_samples):
         proba[s] = 0.0
         for j in range(width):
@@ -636,7 +645,7 @@ _HEADER: Final = 6  # max_nodes, n_trees, n_splits, n_entries, n_patterns, trees
 
 def _explain_packed(
     x: FloatArray,
-    ints: npt.NDArray[np.int64],
+    ints: IndexArray,
     floats: FloatArray,
     table: FloatArray,
     proba: FloatArray,
@@ -688,8 +697,12 @@ def _explain_packed(
     )  # fmt: skip
 
 
-def _pack(c: CompiledForest, fill: FloatArray) -> tuple[npt.NDArray[np.int64], FloatArray]:
-    """The forest's arrays (all but the table) as one int64 and one float64 array."""
+def _pack(c: CompiledForest, fill: FloatArray) -> tuple[IndexArray, FloatArray]:
+    """The forest's arrays (all but the table) as one int32 and one float64 array.
+
+    int32: half the bytes a lone request reads (every split and entry, from memory
+    when the caches are cold); node numbers, offsets and rows are far below 2**31.
+    """
     ints = np.concatenate(
         [
             [c.max_nodes, c.n_trees, c.split_node.shape[0], c.n_entries, 1 << c.depth, _TREES],
@@ -704,7 +717,9 @@ def _pack(c: CompiledForest, fill: FloatArray) -> tuple[npt.NDArray[np.int64], F
             c.entry_feature.ravel(),
             c.entry_base,
         ]
-    ).astype(np.int64)
+    )
+    if ints.min() < np.iinfo(np.int32).min or ints.max() > np.iinfo(np.int32).max:
+        raise UnsupportedModelError("the forest is too large for the kernel's int32 indices")
     floats = np.concatenate(
         [
             fill,
@@ -714,7 +729,7 @@ def _pack(c: CompiledForest, fill: FloatArray) -> tuple[npt.NDArray[np.int64], F
             c.entry_value.ravel(),
         ]
     ).astype(np.float64)
-    return ints, floats
+    return ints.astype(np.int32), floats
 
 
 def _numba_kernel() -> Any:
@@ -748,7 +763,7 @@ def _numba_kernel() -> Any:
 
 
 _SIGNATURE: Final = (
-    "float64(float64[:, ::1], int64[::1], float64[::1], float64[:, :, ::1], "
+    "float64(float64[:, ::1], int32[::1], float64[::1], float64[:, :, ::1], "
     "float64[::1], float64[:, ::1])"
 )
 

@@ -137,6 +137,17 @@ def test_tables_hold_the_patterns_each_entry_can_meet_only() -> None:
     check_against_shap(pipeline, X_eval)
 
 
+def test_a_forest_beyond_the_kernels_int32_indices_is_refused() -> None:
+    import dataclasses
+
+    c = fast_shap.compile_forest(fit(RandomForestClassifier(3, max_depth=3))[-1])
+    with pytest.raises(UnsupportedModelError, match="int32"):
+        fast_shap._pack(dataclasses.replace(c, max_nodes=2**31), np.zeros(c.n_features))
+    ints, floats = fast_shap._pack(c, np.zeros(c.n_features))
+    assert ints.dtype == np.int32 and ints[0] == c.max_nodes
+    assert floats[c.n_features] == c.base_value
+
+
 def test_single_leaf_trees() -> None:
     # Constant features: no split is possible, every tree is one leaf.
     X = np.ones((50, 3))
