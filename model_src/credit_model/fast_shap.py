@@ -745,7 +745,7 @@ def _numba_kernel() -> Any:
     def compile_now(cache: bool) -> Any:
         global _block_jit, _kernel_jit
         _block_jit = numba.njit(inline="always", nogil=True)(_explain_block)
-        _kernel_jit = numba.njit(inline="always", nogil=True)(_explain_kernel)
+        _kernel_jit = numba.njit(nogil=True)(_explain_kernel)
         kernel = numba.njit(cache=cache, nogil=True)(_explain_packed)
         slp = config.SLP_VECTORIZE
         config.SLP_VECTORIZE = 1
@@ -770,7 +770,7 @@ _SIGNATURE: Final = (
 _KERNEL: Any = None
 _POOL: Any = None
 _block_jit: Any = None  # _explain_block compiled for inlining (set when compiling the kernel)
-_kernel_jit: Any = None  # _explain_kernel, likewise
+_kernel_jit: Any = None  # _explain_kernel, called (not inlined: 2 s less to compile)
 
 
 def _kernel() -> Any:
