@@ -569,9 +569,10 @@ def _explain_kernel(
     """Explain the rows of ``x`` into ``proba`` and ``phi``; return the largest additivity gap.
 
     ``x`` holds raw inputs, NaN where missing: they are filled with ``fill`` (the
-    imputer's statistics) and rounded to float32, as sklearn compares them. Trees
-    outside, blocks of :data:`_BLOCK` applicants inside: one tree's tables stay in
-    cache for the whole request. Per tree and block, one pass over the splits
+    imputer's statistics) and rounded to float32, as sklearn compares them. Groups
+    of ``group`` trees outside (:data:`_TREES`), blocks of :data:`_BLOCK` applicants
+    inside: a group's tables stay in the core's cache for the whole request. Per
+    tree and block, one pass over the splits
     propagates the applicants' patterns (branch-free: the comparisons are
     unpredictable), one pass over the entries turns them into table rows, then
     each applicant sums its rows in registers, ten features at a time (explicit
