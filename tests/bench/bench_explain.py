@@ -53,9 +53,9 @@ sys.path.insert(0, str(HERE))
 from credit_model.fast_shap import PARALLEL_MIN_APPLICANTS  # noqa: E402
 from credit_schema import CONTENT_TYPE_JSON, CONTENT_TYPE_LEGACY_JSON, FEATURES  # noqa: E402
 from original import OriginalPath  # noqa: E402
+from real_data import REAL_DATA  # noqa: E402
 from timing import Stats, alternate  # noqa: E402
 
-REAL_DATA = ROOT / ".." / "shared" / "data" / "give-me-some-credit" / "train.csv"
 TOL = 1e-9
 SIZES = (1, 100, 2000)
 

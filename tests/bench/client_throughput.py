@@ -27,8 +27,7 @@ from credit_explainer._inputs import validate_applicants
 from credit_explainer.local import LocalStack
 from credit_explainer.local.demo import ensure_model
 from credit_schema import FEATURES, ModelResponse
-
-REAL_DATA = Path(__file__).resolve().parents[2] / "../shared/data/give-me-some-credit/train.csv"
+from real_data import REAL_DATA
 
 
 def load_applicants(n: int) -> tuple[list[dict[str, Any]], str]:

@@ -20,8 +20,7 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
-REAL_DATA = ROOT.parent / "shared" / "data" / "give-me-some-credit" / "train.csv"
+from real_data import REAL_DATA
 
 _PROBE = """
 import json, time
