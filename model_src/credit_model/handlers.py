@@ -186,7 +186,7 @@ def input_fn(
 
 def predict_fn(input_data: np.ndarray, model: LoadedModel) -> Prediction:
     """Probability of SeriousDlqin2yrs and exact SHAP values for every row."""
-    X = np.asarray(input_data, dtype=np.float64)
+    X = fast_io.as_float_array(input_data)
     proba, shap_values, gap = explain_checked(model.explainer, X)
     base = float(model.explainer.base_value)
     if not gap <= ADDITIVITY_TOLERANCE:
