@@ -4,7 +4,9 @@ Run with ``make bench`` or ``credit-explainer bench`` (or ``python
 tests/bench/bench_explain.py``; ``--threads N`` sets the threads large requests
 are split across, default the CPUs). Trains the
 default model on the real data in ``../shared`` when present (synthetic data
-otherwise), then measures, alternating the paths run by run:
+otherwise), then measures, each run of ours right after a run of the reference
+(``timing.after_reference``: every case starts from the CPU caches the reference
+leaves, so the cases compare on equal terms):
 
 * the original blog's path (``original.OriginalPath``: pandas DataFrame,
   imputer, the forest's ``predict_proba``, ``shap.TreeExplainer.shap_values``,
@@ -14,8 +16,8 @@ otherwise), then measures, alternating the paths run by run:
   per request, from the same request body (the blog client's double-encoded
   ``df.to_json(orient="records")``); where ours splits a request across threads,
   also on one thread (the original path runs on one); for one applicant, also
-  ours alone, back to back (alternated, ours mostly runs on CPU caches the
-  original path has just filled with its own code and data);
+  ours alone, back to back (as a busy server answers: after the original path,
+  ours starts from CPU caches filled with the reference's code and data);
 * the explainers alone on a numpy batch: ``shap.TreeExplainer.shap_values``
   (the best off-the-shelf exact path) against ours;
 * one applicant through the local model server over HTTP (ours), with the
@@ -54,7 +56,7 @@ from credit_model.fast_shap import PARALLEL_MIN_APPLICANTS  # noqa: E402
 from credit_schema import CONTENT_TYPE_JSON, CONTENT_TYPE_LEGACY_JSON, FEATURES  # noqa: E402
 from original import OriginalPath  # noqa: E402
 from real_data import REAL_DATA  # noqa: E402
-from timing import Stats, alternate  # noqa: E402
+from timing import Stats, after_reference, alternate  # noqa: E402
 
 TOL = 1e-9
 SIZES = (1, 100, 2000)
@@ -319,17 +321,19 @@ def main(argv: list[str] | None = None) -> int:
             results["checks"][f"handlers_{n}"] = worst
             log(f"{n} applicants per request: identical to {TOL}; timing ...")
             cases = {
-                "original": lambda body=body: original(body),
                 "ours": lambda body=body: handle(model, body, CONTENT_TYPE_JSON),
                 "ours_legacy": lambda body=body: handle(model, body, CONTENT_TYPE_LEGACY_JSON),
             }
             parallel = threads > 1 and n >= PARALLEL_MIN_APPLICANTS
             if parallel:
                 cases["ours_1_thread"] = lambda body=body: one_thread(model, body)
-            stats = alternate(
-                cases, applicants=n, runs=runs_for(n, args.quick), warmup=0 if args.quick else 2
+            ref, stats = after_reference(
+                lambda body=body: original(body),
+                cases,
+                applicants=n,
+                runs=runs_for(n, args.quick),
+                warmup=0 if args.quick else 2,
             )
-            ref = stats["original"]
             results["timings"] += [
                 row(ref, "original blog path (JSON in/out)", None),
                 row(stats["ours"], f"ours, handlers (JSON in/out){on(threads, n)}", ref),
@@ -340,9 +344,9 @@ def main(argv: list[str] | None = None) -> int:
                     row(stats["ours_1_thread"], "ours, handlers (JSON in/out), 1 thread", ref)
                 )
             if n == 1:
-                # Alternated, ours mostly runs right after the original path, which leaves
-                # the CPU caches full of its own code and data; a busy server answers
-                # requests back to back. Reported apart, against the same reference.
+                # Above, ours runs right after the original path, which leaves the CPU
+                # caches full of its own code and data; a busy server answers requests
+                # back to back. Reported apart, against the same reference.
                 alone = alternate(
                     {"ours": lambda body=body: handle(model, body, CONTENT_TYPE_JSON)},
                     applicants=n,
@@ -365,14 +369,12 @@ def main(argv: list[str] | None = None) -> int:
             }
             check(f"explainers, {n} rows", worst)
             results["checks"][f"explainers_{n}"] = worst
-            cases = {
-                "shap": lambda n=n: original.explainer.shap_values(X_imputed[:n]),
-                "ours": lambda n=n: ours_explainer.explain(X[:n]),
-            }
+            cases = {"ours": lambda n=n: ours_explainer.explain(X[:n])}
             parallel = threads > 1 and n >= PARALLEL_MIN_APPLICANTS
             if parallel:
                 cases["ours_1_thread"] = lambda n=n: explain_one_thread(ours_explainer, X[:n])
-            stats = alternate(
+            shap_stats, stats = after_reference(
+                lambda n=n: original.explainer.shap_values(X_imputed[:n]),
                 cases,
                 applicants=n,
                 runs=runs_for(n, args.quick) * (1 if args.quick or n == 1 else 3),
@@ -380,12 +382,12 @@ def main(argv: list[str] | None = None) -> int:
             )
             name = f"ours, {results['explainer']}.explain (numpy)"
             results["timings"] += [
-                row(stats["shap"], "shap.TreeExplainer.shap_values (numpy)", None),
-                row(stats["ours"], name + on(threads, n), stats["shap"]),
+                row(shap_stats, "shap.TreeExplainer.shap_values (numpy)", None),
+                row(stats["ours"], name + on(threads, n), shap_stats),
             ]
             if parallel:
                 results["timings"].append(
-                    row(stats["ours_1_thread"], name + ", 1 thread", stats["shap"])
+                    row(stats["ours_1_thread"], name + ", 1 thread", shap_stats)
                 )
 
         # One applicant over HTTP through the real model server.
@@ -401,12 +403,12 @@ def main(argv: list[str] | None = None) -> int:
                 check("model server", worst)
                 results["checks"]["http_1"] = worst
                 results["server_rss_mib_idle"] = rss_mib(pid)
-                stats = alternate(
+                http_ref, stats = after_reference(
+                    lambda: original(body),
                     {
-                        "original": lambda: original(body),
                         "http": lambda: client.post(
                             f"{url}/invocations", content=body, headers=headers
-                        ),
+                        )
                     },
                     applicants=1,
                     runs=runs_for(1, args.quick),
@@ -414,7 +416,7 @@ def main(argv: list[str] | None = None) -> int:
                 )
                 results["server_rss_mib_after"] = rss_mib(pid)
             results["timings"] += [
-                row(stats["http"], "ours, model server over HTTP", stats["original"]),
+                row(stats["http"], "ours, model server over HTTP", http_ref),
             ]
     results["machine"]["load_average_1m_after"] = os.getloadavg()[0]
 

@@ -41,9 +41,43 @@ def alternate(
     Interleaving spreads any drift of a shared machine (other processes, CPU
     frequency) over every case alike, so ratios measured in one run are fair.
     """
-    for fn in cases.values():
+    _, times = _rounds(cases, runs=runs, warmup=warmup)
+    return {name: _stats(name, applicants, ts) for name, ts in times.items()}
+
+
+def after_reference(
+    reference: Callable[[], Any],
+    cases: dict[str, Callable[[], Any]],
+    *,
+    applicants: int,
+    runs: int,
+    warmup: int = 2,
+) -> tuple[Stats, dict[str, Stats]]:
+    """Time every case ``runs`` times, each run right after a run of ``reference``.
+
+    Every measurement of every case starts from the state the reference leaves
+    (its code and data in the CPU caches, ours evicted), so cases compare with
+    one another and with the reference on equal terms. The case order rotates
+    each round. Returns the reference's statistics (all its runs) and each case's.
+    """
+    ref_times, times = _rounds(cases, runs=runs, warmup=warmup, before=reference)
+    return _stats("reference", applicants, ref_times), {
+        name: _stats(name, applicants, ts) for name, ts in times.items()
+    }
+
+
+def _rounds(
+    cases: dict[str, Callable[[], Any]],
+    *,
+    runs: int,
+    warmup: int,
+    before: Callable[[], Any] | None = None,
+) -> tuple[list[float], dict[str, list[float]]]:
+    """``runs`` rounds over the cases (each preceded by ``before`` when given): the times."""
+    for fn in ([before] if before is not None else []) + list(cases.values()):
         for _ in range(warmup):
             fn()
+    before_times: list[float] = []
     times: dict[str, list[float]] = {name: [] for name in cases}
     gc_was_enabled = gc.isenabled()
     gc.collect()
@@ -54,6 +88,10 @@ def alternate(
             # Rotate the order each round: no case always runs first (after the others'
             # garbage, or on cold caches).
             for name in names[r % len(names) :] + names[: r % len(names)]:
+                if before is not None:
+                    start = time.perf_counter()
+                    before()
+                    before_times.append(time.perf_counter() - start)
                 fn = cases[name]
                 start = time.perf_counter()
                 fn()
@@ -61,14 +99,15 @@ def alternate(
     finally:
         if gc_was_enabled:
             gc.enable()
-    return {
-        name: Stats(
-            name=name,
-            applicants=applicants,
-            runs=runs,
-            median_s=statistics.median(ts),
-            p99_s=percentile(ts, 99),
-            mean_s=statistics.fmean(ts),
-        )
-        for name, ts in times.items()
-    }
+    return before_times, times
+
+
+def _stats(name: str, applicants: int, times: list[float]) -> Stats:
+    return Stats(
+        name=name,
+        applicants=applicants,
+        runs=len(times),
+        median_s=statistics.median(times),
+        p99_s=percentile(times, 99),
+        mean_s=statistics.fmean(times),
+    )
