@@ -222,7 +222,9 @@ def test_source_tarball_has_the_entry_point_at_the_top_and_no_caches():
     assert "entry_point.py" in names and "requirements.txt" in names
     assert "credit_model/train.py" in names and "credit_schema/applicant.py" in names
     assert not [n for n in names if "__pycache__" in n or n.endswith(".pyc")]
-    assert pack_source(DeployConfig().root) == pack_source(DeployConfig().root)  # reproducible
+    packed = pack_source(DeployConfig().root)
+    assert packed == pack_source(DeployConfig().root)  # reproducible
+    assert packed[:2] == b"\x1f\x8b" and packed[4:8] == bytes(4)  # gzip mtime 0: not the clock's
 
 
 def test_full_deploy_dry_run_prints_the_whole_plan(capsys):

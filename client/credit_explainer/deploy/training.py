@@ -8,6 +8,7 @@ Script mode by hand (boto3, no SageMaker SDK): ``model_src/`` is packed as
 
 from __future__ import annotations
 
+import gzip
 import importlib
 import io
 import json
@@ -159,7 +160,11 @@ def pack_source(root: Path) -> bytes:
     if not (source / ENTRY_POINT).is_file():
         raise DeployError(f"{source / ENTRY_POINT} not found: is this a credit-explainer checkout?")
     buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
+    # gzip's header holds a timestamp: 0, or the bytes change from one second to the next.
+    with (
+        gzip.GzipFile(fileobj=buffer, mode="wb", mtime=0) as packed,
+        tarfile.open(fileobj=packed, mode="w") as tar,
+    ):
         for path in sorted(source.rglob("*")):
             rel = path.relative_to(source)
             if _SOURCE_EXCLUDES.intersection(rel.parts) or path.suffix == ".pyc":
