@@ -561,6 +561,7 @@ def _explain_kernel(
     entry_base: IndexArray,
     n_patterns: int,
     group: int,
+    group_entries: int,
     table: FloatArray,
     base_value: float,
     proba: FloatArray,
@@ -591,13 +592,10 @@ def _explain_kernel(
             if np.isnan(v):
                 v = fill[f]
             xt[f, s] = np.float64(np.float32(v))
-    # Scratch sized for the request: small enough for a lone applicant's to come from
-    # malloc's per-thread cache (a large block after other work costs microseconds).
+    # Scratch sized for the request (``group_entries``: the most entries a group of trees
+    # has): small enough for a lone applicant's to come from malloc's per-thread cache
+    # (a large block after other work costs microseconds).
     bw = min(_BLOCK, n_samples)
-    group_entries = 0
-    for t_lo in range(0, n_trees, group):
-        t_hi = min(t_lo + group, n_trees)
-        group_entries = max(group_entries, entry_start[t_hi] - entry_start[t_lo])
     pattern = np.empty((max_nodes, bw), dtype=np.int64)
     rows = np.empty((group_entries, bw), dtype=np.int64)
     for s in range(n_samples):
@@ -641,7 +639,8 @@ def _explain_kernel(
 
 
 #: Layout of the packed integer arrays (:func:`_pack`): a header, then the arrays.
-_HEADER: Final = 6  # max_nodes, n_trees, n_splits, n_entries, n_patterns, trees per pass
+#: max_nodes, n_trees, n_splits, n_entries, n_patterns, trees per pass, most entries per pass
+_HEADER: Final = 7
 
 
 def _explain_packed(
@@ -664,6 +663,7 @@ def _explain_packed(
     n_entries = ints[3]
     n_patterns = ints[4]
     group = ints[5]
+    group_entries = ints[6]
     n_features = x.shape[1]
     a = _HEADER
     split_start = ints[a : a + n_trees + 1]
@@ -694,7 +694,7 @@ def _explain_packed(
         split_start, split_node, split_feature, split_threshold,
         split_left, split_right, split_bit,
         entry_start, entry_node, entry_feature, entry_threshold, entry_value,
-        entry_base, n_patterns, group, table, base_value, proba, phi,
+        entry_base, n_patterns, group, group_entries, table, base_value, proba, phi,
     )  # fmt: skip
 
 
@@ -704,9 +704,15 @@ def _pack(c: CompiledForest, fill: FloatArray) -> tuple[IndexArray, FloatArray]:
     int32: half the bytes a lone request reads (every split and entry, from memory
     when the caches are cold); node numbers, offsets and rows are far below 2**31.
     """
+    starts = c.entry_start
+    group_entries = max(
+        (starts[min(t + _TREES, c.n_trees)] - starts[t] for t in range(0, c.n_trees, _TREES)),
+        default=0,
+    )
+    header = [c.max_nodes, c.n_trees, c.split_node.shape[0], c.n_entries, 1 << c.depth]
     ints = np.concatenate(
         [
-            [c.max_nodes, c.n_trees, c.split_node.shape[0], c.n_entries, 1 << c.depth, _TREES],
+            [*header, _TREES, group_entries],
             c.split_start,
             c.split_node,
             c.split_feature,
@@ -832,12 +838,12 @@ class FastTreeExplainer:
             self.fill_values = fill
         self.threads = default_threads() if threads is None else max(1, int(threads))
         self.base_value: float = c.base_value
-        self._fill = (
+        fill = (
             np.ascontiguousarray(self.fill_values)
             if self.fill_values is not None
             else np.full(c.n_features, np.nan)
         )
-        self._ints, self._floats = _pack(c, self._fill)
+        self._ints, self._floats = _pack(c, fill)
         self._table = c.table
         self._width = int(c.table.shape[2])
         self._kernel = _kernel()
