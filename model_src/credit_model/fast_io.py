@@ -16,8 +16,8 @@ feature order; direction from the sign; ``null`` for a missing input), in about
    order, between constant fragments (keys, feature names, directions, the
    escaped model version) built once per model version (:func:`_layout`).
 
-One applicant goes through ``explanation_dict`` and ``to_json`` instead
-(:func:`_one`: less code to run, which matters when the CPU caches are cold).
+One applicant's dicts go through ``to_json`` instead (:func:`_one`: less code
+to run, which matters when the CPU caches are cold).
 No float is formatted by hand here: the loop copies the bytes pydantic-core
 wrote (and writes ``null`` for the ``NaN`` token of a missing input).
 :func:`explanations` builds the same explanations as dicts, for callers that
@@ -32,12 +32,13 @@ from typing import Any, Final, NamedTuple
 
 import numpy as np
 import numpy.typing as npt
-from credit_schema import FEATURES, explanation_dict
+from credit_schema import FEATURES
 from pydantic_core import SchemaSerializer, core_schema, to_json
 
 log = logging.getLogger(__name__)
 
 _DIRECTIONS: Final = ("down", "none", "up")  # indexed by sign + 1
+_M: Final = len(FEATURES)
 
 FloatArray = npt.NDArray[np.float64]
 Bytes = npt.NDArray[np.uint8]
@@ -211,22 +212,25 @@ def _encode(
     phi = as_float_array(shap_values)
     x = as_float_array(inputs)
     proba = as_float_array(probabilities)
-    if phi.ndim != 2 or x.shape != phi.shape or proba.shape != phi.shape[:1]:
+    shape = phi.shape
+    if len(shape) != 2 or x.shape != shape or proba.shape != shape[:1]:
         raise ValueError(
             "expected probabilities [n], inputs [n, m] and SHAP values [n, m], got shapes "
-            f"{proba.shape}, {x.shape}, {phi.shape}"
+            f"{proba.shape}, {x.shape}, {shape}"
         )
-    n, m = phi.shape
-    if m != len(FEATURES):
-        raise ValueError(f"expected {len(FEATURES)} features per row, got {m}")
-    ranking = _NO_ORDER
-    if order is not None:
+    n, m = shape
+    if m != _M:
+        raise ValueError(f"expected {_M} features per row, got {m}")
+    if order is None:
+        if n == 1:  # see _one
+            return _one(kind, model_version, proba, base_value, x, phi, None)
+        ranking = _NO_ORDER
+    else:
         ranking = np.asarray(order, dtype=np.int64)
-        if ranking.shape != phi.shape:
-            raise ValueError(f"order must have shape {phi.shape}, got {ranking.shape}")
-    if n == 1:  # see _one
-        given = None if order is None else ranking[0].tolist()
-        return _one(kind, model_version, proba, base_value, x, phi, given)
+        if ranking.shape != shape:
+            raise ValueError(f"order must have shape {shape}, got {ranking.shape}")
+        if n == 1:
+            return _one(kind, model_version, proba, base_value, x, phi, ranking[0].tolist())
     phi = np.ascontiguousarray(phi)
     x = np.ascontiguousarray(x)
     ranking = np.ascontiguousarray(ranking)
@@ -251,20 +255,37 @@ def _one(
     phi: FloatArray,
     order: list[int] | None,
 ) -> bytes:
-    """One applicant: ``explanation_dict`` and ``to_json``, the reference itself.
+    """One applicant: the dicts ``explanation_dict`` builds, written by ``to_json``.
 
     Less code to run than the compiled loop's call: when a request comes after
     other work that evicted it from the CPU caches (measured after the original
     blog path, following the request's own decoding and prediction), the output
     takes about 30 us this way against 45 us through the loop; on warm caches
-    10 us against 7.
+    10 us against 7. The dicts are built here rather than by ``explanation_dict``:
+    every number is already a Python float (no conversions), and the direction is
+    a tuple index (no call per feature), a few microseconds less on cold caches.
     """
-    if order is not None and sorted(order) != list(range(len(FEATURES))):
+    values = x[0].tolist()
+    shap = phi[0].tolist()
+    if order is None:  # explanation_dict's ranking: |shap| descending, ties in feature order
+        order = sorted(range(len(shap)), key=lambda i: -abs(shap[i]))
+    elif sorted(order) != list(range(len(FEATURES))):
         raise ValueError(_ORDER_MESSAGE)
-    values = [None if v != v else v for v in x[0].tolist()]  # NaN: missing
-    explanation = explanation_dict(
-        float(proba[0]), base_value, values, phi[0].tolist(), order=order
-    )
+    names = FEATURES
+    directions = _DIRECTIONS
+    explanation = {
+        "probability": float(proba[0]),
+        "base_value": float(base_value),
+        "contributions": [
+            {
+                "feature": names[i],
+                "value": None if values[i] != values[i] else values[i],  # NaN: missing
+                "shap_value": shap[i],
+                "direction": directions[(shap[i] > 0) - (shap[i] < 0) + 1],
+            }
+            for i in order
+        ],
+    }
     if kind == "json":
         return to_json({"model_version": model_version, "predictions": [explanation]})
     return to_json({"model_version": model_version, **explanation}) + b"\n"

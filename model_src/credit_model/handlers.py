@@ -82,13 +82,15 @@ class LoadedModel:
     metadata: dict[str, Any]
     model_dir: Path
     max_applicants: int = DEFAULT_MODEL_MAX_APPLICANTS
+    #: The metadata's ``model_version``, read once (every response carries it).
+    version: str = ""
 
-    @property
-    def version(self) -> str:
-        return str(self.metadata["model_version"])
+    def __post_init__(self) -> None:
+        if not self.version:
+            self.version = str(self.metadata["model_version"])
 
 
-@dataclass
+@dataclass(slots=True)
 class Prediction:
     """What ``predict_fn`` returns: inputs, probabilities and SHAP values, row-aligned."""
 

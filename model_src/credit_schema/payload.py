@@ -40,6 +40,13 @@ from .errors import (
 
 #: How many times a JSON string holding JSON is unwrapped.
 MAX_JSON_STRING_LEVELS: Final = 3
+#: JSON texts from this length on (bytes, or characters of a str) are parsed with
+#: jiter's string cache: their keys repeat (a batch names the same ten features in
+#: every record), and the cache makes each repeat a lookup instead of a new string
+#: (about 15% less time for 2,000 records). A shorter text names each key about
+#: once: the cache never pays, and its lookups read a table the CPU caches have
+#: usually lost by then (about 10 us for a lone applicant arriving after other work).
+STRING_CACHE_MIN_LENGTH: Final = 2048
 #: Default cap on applicants in one request (the API makes it configurable).
 DEFAULT_MAX_APPLICANTS: Final = 2_000
 #: Default cap on a request body, in bytes.
@@ -91,7 +98,9 @@ def _parse(text: str | bytes | bytearray) -> Any:
     limit = sys.get_int_max_str_digits()
     if limit == 0 or limit >= _DEFAULT_INT_DIGITS:
         try:
-            return from_json(text, allow_inf_nan=True)
+            return from_json(
+                text, allow_inf_nan=True, cache_strings=len(text) >= STRING_CACHE_MIN_LENGTH
+            )
         except (ValueError, TypeError):
             pass
     return _loads(text)

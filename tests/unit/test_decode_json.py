@@ -18,9 +18,10 @@ import os
 import sys
 from decimal import Decimal
 from typing import Any
+from unittest import mock
 
 import pytest
-from credit_schema import MAX_JSON_DEPTH, MalformedPayloadError, PayloadError, decode_json
+from credit_schema import MAX_JSON_DEPTH, MalformedPayloadError, PayloadError, decode_json, payload
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
@@ -237,6 +238,14 @@ def test_json_documents_decode_exactly_as_json_loads(text: str, how: str) -> Non
 @example("1" * 400 + ".5", "{}", "bytes")
 def test_numbers_of_every_magnitude_are_bit_identical(number: str, shape: str, how: str) -> None:
     check(to_wire(shape.format(number), how))
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(documents(), WIRE, st.sampled_from([0, 10**9]))
+def test_with_and_without_jiters_string_cache(text: str, how: str, threshold: int) -> None:
+    # Short texts are parsed without the cache, long ones with it: both decode alike.
+    with mock.patch.object(payload, "STRING_CACHE_MIN_LENGTH", threshold):
+        check(to_wire(text, how))
 
 
 @SETTINGS

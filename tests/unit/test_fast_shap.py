@@ -317,3 +317,23 @@ def test_threads_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> N
         fast_shap.default_threads()
     monkeypatch.delenv(fast_shap.THREADS_ENV)
     assert fast_shap.default_threads() >= 1
+
+
+def test_the_kernels_arrays_are_copied_side_by_side_onto_huge_pages() -> None:
+    import mmap
+
+    arrays = (np.arange(11, dtype=np.int32), np.linspace(0.0, 1.0, 7), np.ones((3, 8, 10)))
+    copies = fast_shap._on_huge_pages(*arrays)
+    for original, copy in zip(arrays, copies, strict=True):
+        assert copy.dtype == original.dtype and copy.shape == original.shape
+        assert np.array_equal(copy, original) and not np.shares_memory(copy, original)
+        assert copy.flags.c_contiguous and copy.flags.writeable
+        assert copy.ctypes.data % 64 == 0  # each on its own cache line
+    if hasattr(mmap, "MADV_HUGEPAGE"):
+        assert copies[0].ctypes.data % (2 << 20) == 0  # the mapping starts on a huge page
+        assert copies[1].ctypes.data - copies[0].ctypes.data == 64  # 44 bytes, padded
+
+
+def test_the_explainer_keeps_one_copy_of_the_table() -> None:
+    explainer = fast_explainer_for(fit(RandomForestClassifier(5, max_depth=4)))
+    assert explainer._table is explainer.compiled.table
