@@ -337,3 +337,34 @@ def test_the_kernels_arrays_are_copied_side_by_side_onto_huge_pages() -> None:
 def test_the_explainer_keeps_one_copy_of_the_table() -> None:
     explainer = fast_explainer_for(fit(RandomForestClassifier(5, max_depth=4)))
     assert explainer._table is explainer.compiled.table
+
+
+def test_the_entry_point_gives_what_the_dispatcher_gives_for_any_array_layout() -> None:
+    pipeline = fit(RandomForestClassifier(7, max_depth=5), n=400, seed=4)
+    explainer = fast_explainer_for(pipeline, threads=1)
+    assert explainer._call is not explainer._kernel  # numba's dispatcher is skipped
+    rng = np.random.default_rng(8)
+    X = rng.normal(size=(40, 4))
+    X[rng.random(X.shape) < 0.2] = np.nan
+    proba, phi = explainer.explain(X)
+    expected_proba = np.empty(len(X))
+    expected_phi = np.empty((len(X), explainer._width))
+    explainer._kernel(
+        X, explainer._ints, explainer._floats, explainer._table, expected_proba, expected_phi
+    )
+    assert np.array_equal(proba, expected_proba)
+    assert np.array_equal(phi, expected_phi[:, :4], equal_nan=True)
+    raw = np.zeros(X.nbytes + 1, dtype=np.uint8)
+    unaligned = raw[1:].view(np.float64).reshape(X.shape)  # bytes at an odd offset
+    unaligned[...] = X
+    assert not unaligned.flags.aligned
+    for layout in (
+        unaligned,
+        np.asfortranarray(X),
+        X.astype(np.float32).astype(np.float64),
+        np.repeat(X, 2, axis=0)[::2],
+        X.tolist(),
+    ):
+        got_proba, got_phi = explainer.explain(layout)
+        assert np.array_equal(got_proba, proba)
+        assert np.array_equal(got_phi, phi)
