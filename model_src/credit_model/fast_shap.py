@@ -929,7 +929,7 @@ class FastTreeExplainer:
         c = self.compiled
         if x.ndim != 2 or x.shape[1] != c.n_features:
             raise ValueError(f"expected an array of shape (n, {c.n_features}), got {x.shape}")
-        if not x.flags.aligned:  # a view into bytes at an odd offset: the kernel's types say aligned
+        if not x.flags.aligned:  # bytes at an odd offset; the kernel's signature says aligned
             x = x.copy()
         if self.fill_values is None and np.isnan(x).any():
             raise ValueError("missing values and no imputer statistics to fill them")
