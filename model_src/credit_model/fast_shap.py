@@ -838,9 +838,11 @@ def _entry_point(kernel: Any) -> Any:
     The dispatcher types every argument and looks the signature up on each call:
     about 6 us of a lone request's time when the CPU caches are cold (measured
     after the original blog path), 1 us warm. The explainer builds every argument
-    itself with the one signature's types (C-contiguous, aligned float64 and int32
-    arrays), so the check can never fail there. The dispatcher if numba does not
-    expose the entry point.
+    itself with the one signature's types (C-contiguous float64 and int32 arrays),
+    so the check could never fail there. (An input at an odd byte offset, which
+    numba would type unaligned, goes through as well: the kernel reads it with
+    loads that take any address on x86-64 and arm64; a test covers it.) The
+    dispatcher if numba does not expose the entry point.
     """
     try:
         (compiled,) = kernel.overloads.values()
@@ -883,6 +885,20 @@ class FastTreeExplainer:
     ``threads`` threads (the compiled kernel runs without the GIL).
     """
 
+    __slots__ = (
+        "_call",
+        "_floats",
+        "_ints",
+        "_kernel",
+        "_n_features",
+        "_table",
+        "_width",
+        "base_value",
+        "compiled",
+        "fill_values",
+        "threads",
+    )
+
     def __init__(
         self,
         forest: Any,
@@ -910,6 +926,7 @@ class FastTreeExplainer:
         self._width = int(c.table.shape[2])
         self._kernel = _kernel()
         self._call = _entry_point(self._kernel)
+        self._n_features = c.n_features
         self.warm_up()
 
     def warm_up(self) -> None:
@@ -926,14 +943,13 @@ class FastTreeExplainer:
     def explain_checked(self, X: npt.ArrayLike) -> tuple[FloatArray, FloatArray, float]:
         """``(proba, shap, gap)``: :meth:`explain` and ``max |base + sum(shap) - proba|``."""
         x = np.ascontiguousarray(X, dtype=_FLOAT64)
-        c = self.compiled
-        if x.ndim != 2 or x.shape[1] != c.n_features:
-            raise ValueError(f"expected an array of shape (n, {c.n_features}), got {x.shape}")
-        if not x.flags.aligned:  # bytes at an odd offset; the kernel's signature says aligned
-            x = x.copy()
+        shape = x.shape
+        m = self._n_features
+        if len(shape) != 2 or shape[1] != m:
+            raise ValueError(f"expected an array of shape (n, {m}), got {shape}")
         if self.fill_values is None and np.isnan(x).any():
             raise ValueError("missing values and no imputer statistics to fill them")
-        n = x.shape[0]
+        n = shape[0]
         proba = np.empty(n)
         phi = np.empty((n, self._width))
         if n < PARALLEL_MIN_APPLICANTS or self.threads < 2:
@@ -953,8 +969,8 @@ class FastTreeExplainer:
             others = [_pool(threads - 1).submit(chunk, a) for a in range(step, n, step)]
             gaps = [chunk(0)] + [future.result() for future in others]
             gap = max(gaps, key=lambda g: math.inf if math.isnan(g) else g)
-        if self._width != c.n_features:  # padded to whole runs of ten
-            phi = phi[:, : c.n_features]
+        if self._width != m:  # padded to whole runs of ten
+            phi = phi[:, :m]
         return proba, phi, float(gap)
 
 

@@ -73,7 +73,7 @@ class ExplanationError(RuntimeError):
     code = "inconsistent_explanation"
 
 
-@dataclass
+@dataclass(slots=True)
 class LoadedModel:
     """What ``model_fn`` returns: the fitted model, its explainer and identity."""
 

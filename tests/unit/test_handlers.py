@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import json
 from typing import Any
@@ -168,7 +169,7 @@ def test_an_inconsistent_explanation_is_never_returned(
             proba, values = synthetic_model.explainer.explain(X)
             return proba, values * 1.01
 
-    broken = type(synthetic_model)(**{**synthetic_model.__dict__, "explainer": Broken()})
+    broken = dataclasses.replace(synthetic_model, explainer=Broken())
     with pytest.raises(ExplanationError):
         transform(broken, json.dumps(sample_applicants), "application/json", None)
 
