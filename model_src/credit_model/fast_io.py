@@ -221,16 +221,14 @@ def _encode(
     n, m = shape
     if m != _M:
         raise ValueError(f"expected {_M} features per row, got {m}")
-    if order is None:
-        if n == 1:  # see _one
-            return _one(kind, model_version, proba, base_value, x, phi, None)
-        ranking = _NO_ORDER
-    else:
+    ranking = _NO_ORDER
+    if order is not None:
         ranking = np.asarray(order, dtype=np.int64)
         if ranking.shape != shape:
             raise ValueError(f"order must have shape {shape}, got {ranking.shape}")
-        if n == 1:
-            return _one(kind, model_version, proba, base_value, x, phi, ranking[0].tolist())
+    if n == 1:  # see _one
+        given = None if order is None else ranking[0].tolist()
+        return _one(kind, model_version, proba, base_value, x, phi, given)
     phi = np.ascontiguousarray(phi)
     x = np.ascontiguousarray(x)
     ranking = np.ascontiguousarray(ranking)
@@ -269,7 +267,7 @@ def _one(
     shap = phi[0].tolist()
     if order is None:  # explanation_dict's ranking: |shap| descending, ties in feature order
         order = sorted(range(len(shap)), key=lambda i: -abs(shap[i]))
-    elif sorted(order) != list(range(len(FEATURES))):
+    elif sorted(order) != list(range(_M)):
         raise ValueError(_ORDER_MESSAGE)
     names = FEATURES
     directions = _DIRECTIONS

@@ -55,7 +55,6 @@ MAX_PATH_FEATURES: Final = 8
 #: Largest total size of the SHAP tables, in float64 entries (512 MiB).
 MAX_TABLE_ENTRIES: Final = 64 * 1024 * 1024
 
-_FLOAT64: Final = np.dtype(np.float64)  # a dtype object: no conversion per call
 _LEAF: Final = -1  # sklearn's TREE_LEAF (children_left of a leaf)
 _CHUNK: Final = 10  # features summed per pass of the kernel (one register each)
 
@@ -944,7 +943,7 @@ class FastTreeExplainer:
 
     def explain_checked(self, X: npt.ArrayLike) -> tuple[FloatArray, FloatArray, float]:
         """``(proba, shap, gap)``: :meth:`explain` and ``max |base + sum(shap) - proba|``."""
-        x = np.ascontiguousarray(X, dtype=_FLOAT64)
+        x = np.ascontiguousarray(X, dtype=np.float64)
         shape = x.shape
         m = self._n_features
         if len(shape) != 2 or shape[1] != m:
