@@ -85,7 +85,7 @@ FIELD_SPECS: Final = _specs()
 _WIRE_NAMES: Final = frozenset(FEATURES)
 
 
-def _fast_row(record: Any) -> Row | None:
+def fast_row(record: Any) -> Row | None:
     """The record as a row if it passes as is, else None (pydantic decides)."""
     if type(record) is not dict or record.keys() != _WIRE_NAMES:
         return None
@@ -118,7 +118,7 @@ def fast_rows(records: Sequence[Any]) -> list[Row] | None:
     """The rows if every record passes the fast check as is, else None (nothing raised)."""
     rows: list[Row] = []
     for record in records:
-        row = _fast_row(record)
+        row = fast_row(record)
         if row is None:
             return None
         rows.append(row)

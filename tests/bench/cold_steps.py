@@ -31,7 +31,6 @@ sys.path.insert(0, str(HERE))
 
 from bench_explain import train  # noqa: E402
 from credit_model import fast_input, fast_io  # noqa: E402
-from credit_model.explain import explain_checked  # noqa: E402
 from credit_model.handlers import (  # noqa: E402
     Prediction,
     check_content_type,
@@ -62,24 +61,22 @@ def steps(model: Any, body: bytes) -> list[float]:
     t.append(clock())
     rows = fast_input.records_array(obj, max_records=model.max_applicants)
     t.append(clock())
-    proba, shap_values, _ = explain_checked(model.explainer, rows)
+    proba, shap_values, _ = model.explain_checked(rows)
     t.append(clock())
     prediction = Prediction(
-        inputs=rows,
-        probability=proba,
-        base_value=float(model.explainer.base_value),
-        shap_values=shap_values,
-        model_version=model.version,
+        rows, proba, float(model.explainer.base_value), shap_values, model.version
     )
     t.append(clock())
     negotiate(CONTENT_TYPE_JSON)
     t.append(clock())
-    fast_io.model_response_json(
+    fast_io.encode_explanations(
+        "json",
         prediction.model_version,
         prediction.probability,
         prediction.base_value,
         prediction.inputs,
         prediction.shap_values,
+        prediction.order,
     )
     t.append(clock())
     return [b - a for a, b in pairwise(t)]

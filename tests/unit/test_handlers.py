@@ -183,3 +183,27 @@ def test_a_broken_fast_explanation_is_caught_by_the_kernels_gap(
     model.explainer.compiled.table[...] *= 1.001
     with pytest.raises(ExplanationError, match="do not add up"):
         transform(model, body, "application/json", None)
+
+
+@pytest.mark.parametrize("n", [1, 3])
+@pytest.mark.parametrize("accept", ["application/json", CONTENT_TYPE_JSONLINES])
+def test_the_output_follows_a_predictions_own_ranking(
+    synthetic_model: Any, sample_applicants: list[dict[str, Any]], n: int, accept: str
+) -> None:
+    prediction = predict_fn(
+        input_fn(json.dumps(sample_applicants[:n]), "application/json"), synthetic_model
+    )
+
+    def rankings(p: Any) -> list[list[str]]:
+        body, _ = output_fn(p, accept)
+        docs = (
+            json.loads(body)["predictions"]
+            if accept == "application/json"
+            else [json.loads(line) for line in body.splitlines()]
+        )
+        return [[c["feature"] for c in doc["contributions"]] for doc in docs]
+
+    by_impact = rankings(prediction)
+    assert by_impact[0] != list(FEATURES)  # ranked by |shap| when the prediction has no order
+    reverse = np.tile(np.arange(len(FEATURES))[::-1], (n, 1))
+    assert rankings(dataclasses.replace(prediction, order=reverse)) == [list(FEATURES)[::-1]] * n

@@ -11,6 +11,7 @@ from credit_schema import (
     FEATURES,
     ApplicantValidationError,
     PayloadError,
+    fast_row,
     parse_csv_applicants,
     parse_csv_rows,
     parse_json_applicants,
@@ -18,7 +19,6 @@ from credit_schema import (
     validate_records,
     validate_rows,
 )
-from credit_schema.rows import _fast_row
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -89,19 +89,19 @@ def test_same_rows_and_errors_as_pydantic(batch: list[dict[str, Any]]) -> None:
 @settings(max_examples=200, deadline=None)
 @given(records())
 def test_fast_check_passes_only_what_pydantic_accepts_unchanged(record: dict[str, Any]) -> None:
-    row = _fast_row(record)
+    row = fast_row(record)
     if row is not None:
         assert repr(row) == repr(reference([record])[0])
 
 
 def test_common_records_take_the_fast_path() -> None:
-    assert _fast_row(GOOD) == [0.3, 45.0, 0.0, 0.35, 5400.0, 8.0, 0.0, 1.0, 0.0, None]
-    assert _fast_row(dict(GOOD, DebtRatio=0)) is not None  # an int for a ratio
-    assert _fast_row(dict(GOOD, age=45.0)) is not None  # pandas' float counts
-    assert _fast_row(dict(GOOD, age=45.5)) is None  # pydantic decides (and refuses)
-    assert _fast_row(dict(GOOD, age="45")) is None  # pydantic decides (and accepts)
-    assert _fast_row(dict(GOOD, age=True)) is None
-    assert _fast_row(dict(GOOD, DebtRatio=math.inf)) is None
+    assert fast_row(GOOD) == [0.3, 45.0, 0.0, 0.35, 5400.0, 8.0, 0.0, 1.0, 0.0, None]
+    assert fast_row(dict(GOOD, DebtRatio=0)) is not None  # an int for a ratio
+    assert fast_row(dict(GOOD, age=45.0)) is not None  # pandas' float counts
+    assert fast_row(dict(GOOD, age=45.5)) is None  # pydantic decides (and refuses)
+    assert fast_row(dict(GOOD, age="45")) is None  # pydantic decides (and accepts)
+    assert fast_row(dict(GOOD, age=True)) is None
+    assert fast_row(dict(GOOD, DebtRatio=math.inf)) is None
 
 
 @pytest.mark.parametrize(
