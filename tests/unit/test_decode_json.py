@@ -1,7 +1,7 @@
 """credit_schema.decode_json: pydantic_core's parser, with json.loads' results and errors.
 
-``decode_json`` parses with ``pydantic_core.from_json`` and hands whatever it
-refuses to ``json.loads``. These properties compare it with the implementation
+``decode_json`` parses short texts with json's own scanner, longer ones with
+``pydantic_core.from_json``, and hands whatever they refuse to ``json.loads``. These properties compare it with the implementation
 it replaced (kept below as ``reference``), over generated JSON texts: floats of
 every magnitude including correctly-rounded halfway cases, big integers, every
 Unicode character and escape, lone surrogates, duplicate keys, double encoding,
@@ -246,6 +246,22 @@ def test_with_and_without_jiters_string_cache(text: str, how: str, threshold: in
     # Short texts are parsed without the cache, long ones with it: both decode alike.
     with mock.patch.object(payload, "STRING_CACHE_MIN_LENGTH", threshold):
         check(to_wire(text, how))
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(documents() | mutated(), WIRE, st.sampled_from([0, 10**9]))
+@example(b"\xef\xbb\xbf[1]", "bytes", 10**9)  # a BOM, UTF-16, a surrogate in UTF-8:
+@example("[1]".encode("utf-16"), "bytes", 10**9)  # not the scanner's, json.loads' own
+@example(b'"\xed\xa0\x80"', "bytes", 10**9)
+@example(" \t[1]\r\n", "str", 10**9)  # whitespace around the document
+@example("[1] 2", "bytes", 10**9)  # extra data
+@example("  ", "str", 10**9)
+@example('"[{\\"age\\": 45}]"', "bytes", 10**9)  # double encoding
+def test_with_and_without_jsons_scanner(text: str | bytes, how: str, threshold: int) -> None:
+    # Short texts are parsed by json's own scanner first, long ones by jiter: both decode
+    # alike, and fail alike (the scanner hands whatever it refuses to the general path).
+    with mock.patch.object(payload, "SCANNER_MAX_LENGTH", threshold):
+        check(text if isinstance(text, bytes) else to_wire(text, how))
 
 
 @SETTINGS
