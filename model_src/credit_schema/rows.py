@@ -82,35 +82,40 @@ def _specs() -> tuple[FieldSpec, ...]:
 #: One :class:`FieldSpec` per feature, in model order: the single place the fast checks
 #: (this module's and the model server's vectorised one) take ranges and kinds from.
 FIELD_SPECS: Final = _specs()
-_WIRE_NAMES: Final = frozenset(FEATURES)
+_N: Final = len(FEATURES)
 
 
 def fast_row(record: Any) -> Row | None:
     """The record as a row if it passes as is, else None (pydantic decides)."""
-    if type(record) is not dict or record.keys() != _WIRE_NAMES:
+    # Exactly the wire names: as many keys, and each one found (a KeyError otherwise). No
+    # comparison of key sets first: for a lone request it is a few microseconds more.
+    if type(record) is not dict or len(record) != _N:
         return None
     row: Row = []
-    for name, integer, lower, upper, nullable in FIELD_SPECS:
-        value = record[name]
-        kind = type(value)
-        if kind is float:
-            # NaN fails both comparisons; +-inf fail one of them.
-            if not lower <= value <= upper:
-                return None
-            if integer:
-                # pydantic takes 2.0 for a count (pandas writes counts with NaN as floats).
-                if not value.is_integer():
+    try:
+        for name, integer, lower, upper, nullable in FIELD_SPECS:
+            value = record[name]
+            kind = type(value)
+            if kind is float:
+                # NaN fails both comparisons; +-inf fail one of them.
+                if not lower <= value <= upper:
                     return None
-                value += 0.0  # -0.0 -> 0.0, as int(-0.0)
-            row.append(value)
-        elif kind is int:
-            if not lower <= value <= upper:
+                if integer:
+                    # pydantic takes 2.0 for a count (pandas writes counts with NaN as floats).
+                    if not value.is_integer():
+                        return None
+                    value += 0.0  # -0.0 -> 0.0, as int(-0.0)
+                row.append(value)
+            elif kind is int:
+                if not lower <= value <= upper:
+                    return None
+                row.append(float(value))
+            elif value is None and nullable:
+                row.append(None)
+            else:
                 return None
-            row.append(float(value))
-        elif value is None and nullable:
-            row.append(None)
-        else:
-            return None
+    except KeyError:  # another key in place of a wire name
+        return None
     return row
 
 

@@ -102,6 +102,10 @@ def test_common_records_take_the_fast_path() -> None:
     assert fast_row(dict(GOOD, age="45")) is None  # pydantic decides (and accepts)
     assert fast_row(dict(GOOD, age=True)) is None
     assert fast_row(dict(GOOD, DebtRatio=math.inf)) is None
+    others = {k: v for k, v in GOOD.items() if k != "DebtRatio"}
+    assert fast_row({**others, "debt_ratio": 0.35}) is None  # a field name, not the wire name
+    assert fast_row({**GOOD, "extra": 1}) is None
+    assert fast_row(others) is None
 
 
 @pytest.mark.parametrize(
