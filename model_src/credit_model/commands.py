@@ -136,6 +136,7 @@ def register(sub: Any) -> None:
 
     p = sub.add_parser(
         "serve-model",
+        aliases=["serve"],
         help="serve a model directory with the SageMaker container contract and runtime API",
     )
     p.add_argument(

@@ -28,7 +28,6 @@ import uuid
 from pathlib import Path
 from typing import Any, Final
 
-from credit_explainer.local.stack import ServerThread
 from credit_schema import (
     CONTENT_TYPE_JSON,
     DEFAULT_MAX_BODY_BYTES,
@@ -307,37 +306,3 @@ def run(
         return
     app = create_app(directory, endpoint_name=endpoint_name)
     uvicorn.run(app, host=host, port=port, log_level=log_level, access_log=False)
-
-
-class ModelServer:
-    """The model server on a free loopback port, for tests and the local stack.
-
-    ``with ModelServer(model_dir) as server: server.url`` ...
-    """
-
-    def __init__(
-        self,
-        model: LoadedModel | str | Path,
-        *,
-        host: str = "127.0.0.1",
-        port: int = 0,
-        endpoint_name: str | None = None,
-        max_body_bytes: int | None = None,
-        timeout: float | None = None,
-    ) -> None:
-        self.app = create_app(
-            model, endpoint_name=endpoint_name, max_body_bytes=max_body_bytes, timeout=timeout
-        )
-        self.endpoint_name: str = self.app.state.endpoint_name
-        self._thread = ServerThread(self.app, host=host, port=port, name="model server")
-
-    @property
-    def url(self) -> str:
-        return self._thread.url
-
-    def __enter__(self) -> ModelServer:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._thread.stop()
