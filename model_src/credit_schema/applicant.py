@@ -172,8 +172,8 @@ class Applicant(BaseModel):
 
     def to_row(self) -> list[float | None]:
         """The applicant as one row of floats in model order (None where missing)."""
-        dumped = self.model_dump(by_alias=True)
-        return [None if dumped[n] is None else float(dumped[n]) for n in FEATURES]
+        values = (getattr(self, name) for name in type(self).model_fields)
+        return [None if v is None else float(v) for v in values]
 
 
 #: pydantic field name -> wire name, and back.
