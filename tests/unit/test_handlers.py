@@ -23,10 +23,10 @@ from credit_model.handlers import (
 from credit_schema import (
     CONTENT_TYPE_JSONLINES,
     CONTENT_TYPE_LEGACY_JSON,
-    NotAcceptableError,
     FEATURES,
     LegacyResponse,
     ModelResponse,
+    NotAcceptableError,
     PayloadError,
 )
 
