@@ -35,7 +35,14 @@ from botocore.exceptions import (
     NoCredentialsError,
     ReadTimeoutError,
 )
-from credit_schema import CONTENT_TYPE_JSON, FEATURES, Applicant, direction_of
+from credit_schema import (
+    ADDITIVITY_TOLERANCE,
+    CONTENT_TYPE_JSON,
+    FEATURES,
+    Applicant,
+    direction_of,
+    ranked,
+)
 
 from .config import Settings
 from .errors import (
@@ -48,10 +55,6 @@ from .errors import (
     ThrottledError,
     UpstreamError,
 )
-
-#: |base_value + sum(shap) - probability| above this is refused. The model guarantees 1e-9;
-#: the slack covers float summation order, not wrong explanations.
-ADDITIVITY_TOLERANCE: Final = 1e-6
 
 _THROTTLING_CODES: Final = frozenset(
     {"ThrottlingException", "Throttling", "TooManyRequestsException", "RequestLimitExceeded"}
@@ -275,7 +278,8 @@ def check_response(
                 f"explanation {i}: base value + SHAP values = {total:.9f} but the probability "
                 f"is {probability:.9f}; refusing an explanation that does not add up"
             )
-        checked.sort(key=lambda c: (-abs(c["shap_value"]), _FEATURE_ORDER[c["feature"]]))
+        checked.sort(key=lambda c: _FEATURE_ORDER[c["feature"]])
+        checked = [checked[j] for j in ranked([c["shap_value"] for c in checked])]
         explanations.append(
             {"probability": float(probability), "base_value": float(base), "contributions": checked}
         )

@@ -41,8 +41,9 @@ from .errors import (
 MAX_JSON_STRING_LEVELS: Final = 3
 #: Default cap on applicants in one request (the API makes it configurable).
 DEFAULT_MAX_APPLICANTS: Final = 2_000
-#: Default cap on a request body, in bytes: SageMaker's own limit on an invocation's payload.
-DEFAULT_MAX_BODY_BYTES: Final = 6 * 1024 * 1024
+#: Default cap on a request body, in bytes: under the 6 MiB that Lambda and SageMaker accept
+#: per invocation, leaving room for the event around the body.
+DEFAULT_MAX_BODY_BYTES: Final = 6_000_000
 #: Deepest JSON nesting accepted: the deepest accepted shape (``{"instances": [[...]]}``)
 #: has 3 levels; anything past this is not one of the accepted shapes (400).
 MAX_JSON_DEPTH: Final = 8
