@@ -22,7 +22,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any, Final, TypeGuard
 
 import boto3
 from botocore.config import Config
@@ -67,7 +67,7 @@ def client_config(settings: Settings) -> Config:
     return Config(
         connect_timeout=settings.connect_timeout,
         read_timeout=settings.read_timeout,
-        retries={"mode": settings.retry_mode, "total_max_attempts": settings.max_attempts},  # type: ignore[typeddict-item]
+        retries={"mode": settings.retry_mode, "total_max_attempts": settings.max_attempts},  # type: ignore[arg-type]
         user_agent_extra="credit-explainer-scoring-api",
     )
 
@@ -203,8 +203,8 @@ def upstream_error(exc: BaseException) -> UpstreamError:
 _FEATURE_ORDER: Final = {name: i for i, name in enumerate(FEATURES)}
 
 
-def _is_number(x: object) -> bool:
-    return type(x) in (float, int) and math.isfinite(x)  # type: ignore[arg-type]
+def _is_number(x: object) -> TypeGuard[float]:
+    return isinstance(x, float | int) and type(x) is not bool and math.isfinite(x)
 
 
 def _bad(message: str) -> BadModelResponseError:
@@ -253,7 +253,7 @@ def check_response(
         for c in contributions:
             feature = c.get("feature") if isinstance(c, dict) else None
             value, shap = (c.get("value"), c.get("shap_value")) if isinstance(c, dict) else (0, 0)
-            if feature not in _FEATURE_ORDER or not _is_number(shap):
+            if not isinstance(feature, str) or feature not in _FEATURE_ORDER or not _is_number(shap):
                 raise _bad(f"explanation {i} has a malformed contribution")
             given = sent[feature]
             if (given is None) != (value is None) or (

@@ -239,10 +239,10 @@ def compile_forest(model: Any) -> CompiledForest:
     # their Shapley value is exactly 0 and the others' are unchanged.
     n_features = int(model.n_features_in_)
     n_patterns = 1 << depth
-    zero = np.ones((n_leaves, depth))
+    zeros = np.ones((n_leaves, depth))
     slot_feature = np.zeros((n_leaves, depth), dtype=np.int64)
     for i, (fs, zs) in enumerate(zip(leaf_slot_features, leaf_zero, strict=True)):
-        zero[i, : len(zs)] = zs
+        zeros[i, : len(zs)] = zs
         slot_feature[i, : len(fs)] = fs
     values = np.asarray(leaf_values) * scaling
     # Tables indexed by feature, not slot: the kernel adds one contiguous row per
@@ -251,11 +251,11 @@ def compile_forest(model: Any) -> CompiledForest:
     table = np.zeros((n_leaves, n_patterns, width))
     if depth:
         coeff = _shapley_coefficients(depth)  # [P, D, P]
-        sums = _zero_fraction_products(zero) @ coeff.reshape(n_patterns * depth, n_patterns).T
+        sums = _zero_fraction_products(zeros) @ coeff.reshape(n_patterns * depth, n_patterns).T
         sums = sums.reshape(n_leaves, n_patterns, depth)  # [L, P, D]
         pattern = np.arange(n_patterns)
         one = ((pattern[:, None] >> np.arange(depth)[None, :]) & 1).astype(np.float64)  # [P, D]
-        by_slot = (one[None, :, :] - zero[:, None, :]) * sums * values[:, None, None]
+        by_slot = (one[None, :, :] - zeros[:, None, :]) * sums * values[:, None, None]
         leaf_index = np.arange(n_leaves)[:, None, None]
         np.add.at(
             table,
@@ -331,21 +331,21 @@ def _with_subtrees(
                 leaves.append([(leaf_of[root], ())])
                 continue
             _, f0, t0, left, right, b0 = split_of[root]
-            f = [f0, 0, 0]
+            fs = [f0, 0, 0]
             thr = [t0, math.inf, math.inf]
-            bit = [b0, 0, 0]
+            bs = [b0, 0, 0]
             found: list[tuple[int, tuple[tuple[int, int], ...]]] = []
             for side, child, position in ((0, left, 1), (1, right, 2)):
                 if child in leaf_of:
                     found.append((leaf_of[child], ((0, side),)))
                     continue
                 _, fc, tc, cl, cr, bc = split_of[child]
-                f[position], thr[position], bit[position] = fc, tc, bc
+                fs[position], thr[position], bs[position] = fc, tc, bc
                 found.append((leaf_of[cl], ((0, side), (position, 0))))
                 found.append((leaf_of[cr], ((0, side), (position, 1))))
-            features.append((f[0], f[1], f[2]))
+            features.append((fs[0], fs[1], fs[2]))
             thresholds.append((thr[0], thr[1], thr[2]))
-            bits.append((bit[0], bit[1], bit[2]))
+            bits.append((bs[0], bs[1], bs[2]))
             leaves.append(found)
         kept_start.append(len(kept))
         entry_start.append(len(roots))
@@ -417,9 +417,10 @@ _SCALARS: Final = ("n_features", "n_trees", "depth", "max_nodes", "base_value")
 
 def save_tables(path: str | Path, forest: CompiledForest, fill_values: FloatArray) -> None:
     """Write ``forest`` and ``fill_values`` as one ``.npz`` (plain arrays: nothing pickled)."""
-    arrays = {f.name: np.asarray(getattr(forest, f.name)) for f in fields(forest)}
+    arrays: dict[str, Any] = {f.name: np.asarray(getattr(forest, f.name)) for f in fields(forest)}
+    arrays["fill_values"] = np.asarray(fill_values, dtype=np.float64)
     with Path(path).open("wb") as fh:
-        np.savez(fh, fill_values=np.asarray(fill_values, dtype=np.float64), **arrays)
+        np.savez(fh, **arrays)
 
 
 def load_tables(path: str | Path) -> tuple[CompiledForest, FloatArray]:

@@ -260,11 +260,11 @@ def compile_kernel() -> Any:
             explain_forest.enable_caching()
         except RuntimeError as exc:  # no writable cache location: compile in memory
             log.info("numba cache unavailable, compiling in memory: %s", exc)
-        slp = config.SLP_VECTORIZE
-        config.SLP_VECTORIZE = 1
+        slp = getattr(config, "SLP_VECTORIZE", 0)
+        config.SLP_VECTORIZE = 1  # type: ignore[attr-defined]
         try:
             explain_forest.compile(SIGNATURE)
         finally:
-            config.SLP_VECTORIZE = slp
+            config.SLP_VECTORIZE = slp  # type: ignore[attr-defined]
         _compiled = True
     return explain_forest
