@@ -12,9 +12,11 @@ from .applicant import (
     DESCRIPTIONS,
     FEATURES,
     FIELD_BY_ALIAS,
+    FIELD_RULES,
     NULLABLE_FEATURES,
     TARGET,
     Applicant,
+    FieldRule,
 )
 from .content_types import (
     CONTENT_TYPE_CSV,
@@ -89,6 +91,7 @@ __all__ = [
     "DESCRIPTIONS",
     "FEATURES",
     "FIELD_BY_ALIAS",
+    "FIELD_RULES",
     "JSONLINES_ALIASES",
     "MAX_JSON_DEPTH",
     "MAX_STRING_CHARS",
@@ -101,6 +104,7 @@ __all__ = [
     "ErrorDetail",
     "ErrorInfo",
     "Explanation",
+    "FieldRule",
     "GatewayErrorBody",
     "HealthResponse",
     "LegacyResponse",
