@@ -89,6 +89,14 @@ class ShapTreeExplainer:
 EXPLAINER_ENV: Final = "CREDIT_EXPLAINER_EXPLAINER"
 
 
+def explainer_kind(kind: str | None = None) -> str:
+    """``kind``, else :data:`EXPLAINER_ENV`, else ``auto``; checked."""
+    kind = (kind or os.environ.get(EXPLAINER_ENV) or "auto").strip().lower()
+    if kind not in ("auto", "fast", "shap"):
+        raise ValueError(f"{EXPLAINER_ENV} must be auto, fast or shap, not {kind!r}")
+    return kind
+
+
 def build_explainer(pipeline: Any, kind: str | None = None) -> Explainer:
     """The explainer for a fitted model.
 
@@ -100,9 +108,7 @@ def build_explainer(pipeline: Any, kind: str | None = None) -> Explainer:
     from .explainer import fast_explainer_for
     from .forest import UnsupportedModelError
 
-    kind = (kind or os.environ.get(EXPLAINER_ENV) or "auto").strip().lower()
-    if kind not in ("auto", "fast", "shap"):
-        raise ValueError(f"{EXPLAINER_ENV} must be auto, fast or shap, not {kind!r}")
+    kind = explainer_kind(kind)
     if kind != "shap":
         try:
             return fast_explainer_for(pipeline)

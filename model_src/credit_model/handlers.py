@@ -49,7 +49,9 @@ from pydantic_core import to_json
 
 from . import artifacts
 from .bulk import plain_rows
-from .explain import Explainer, build_explainer
+from .explain import Explainer, build_explainer, explainer_kind
+from .explainer import FastTreeExplainer
+from .forest import TABLES_FILE, load_tables
 
 FloatArray = npt.NDArray[np.float64]
 
@@ -104,12 +106,21 @@ class Prediction:
 
 
 def model_fn(model_dir: str | Path) -> LoadedModel:
-    """Verify and load the model directory; build the explainer (never unpickled)."""
-    loaded = artifacts.load(model_dir)
+    """Verify and load the model directory: its compiled TreeSHAP tables when it has them
+    (numpy alone), else the skops model and an explainer built from it (never unpickled)."""
+    directory = Path(model_dir)
+    metadata = artifacts.verify(directory)
+    tables = directory / TABLES_FILE
+    explainer: Explainer
+    if tables.is_file() and explainer_kind() != "shap":
+        compiled, fill_values = load_tables(tables)
+        explainer = FastTreeExplainer(compiled, fill_values=fill_values)
+    else:
+        explainer = build_explainer(artifacts.load(directory).pipeline)
     return LoadedModel(
-        explainer=build_explainer(loaded.pipeline),
-        metadata=loaded.metadata,
-        model_dir=loaded.model_dir,
+        explainer=explainer,
+        metadata=metadata,
+        model_dir=directory,
         max_applicants=int(os.environ.get(MAX_APPLICANTS_ENV, DEFAULT_MODEL_MAX_APPLICANTS)),
     )
 
