@@ -39,3 +39,20 @@ def test_bench_paths_agree(tmp_path: Path) -> None:
     assert "ours, handlers (JSON in/out), 1 thread" in paths  # 2,000 per request, also on 1
     assert "ours, handlers (JSON in/out), back to back" in paths  # 1 applicant, also alone
     assert results["server_rss_mib_idle"] > 0
+
+
+@pytest.mark.slow
+def test_serving_bench_measures_every_figure(tmp_path: Path) -> None:
+    script = Path(__file__).resolve().parents[1] / "bench" / "serving.py"
+    out = tmp_path / "serving.json"
+    done = subprocess.run(
+        [sys.executable, str(script), "--seconds", "1", "--runs", "1", "--out", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]  # a wrong first answer fails the run
+    results = json.loads(out.read_text())
+    assert all(v > 0 for v in results["start_s"].values())
+    assert set(results["requests_per_s"]) == {"floor", "model_server", "flask"}
+    assert all(v > 0 for v in results["requests_per_s"].values())
