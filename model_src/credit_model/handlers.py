@@ -41,6 +41,7 @@ from credit_schema import (
     body_records,
     check_content_type,
     check_count,
+    explanation_dict,
     legacy_dict,
     negotiate,
     validate_records,
@@ -68,9 +69,6 @@ MAX_APPLICANTS_ENV: Final = "CREDIT_EXPLAINER_MAX_APPLICANTS"
 DEFAULT_MODEL_MAX_APPLICANTS: Final = 50_000
 #: Batches from this size on are checked in bulk first (:mod:`credit_model.bulk`).
 BULK_MIN_RECORDS: Final = 50
-
-
-_DIRECTIONS: Final = ("down", "none", "up")  # by sign + 1, as credit_schema.direction_of
 
 
 class ExplanationError(ServiceError):
@@ -153,34 +151,15 @@ def predict_fn(input_data: FloatArray, model: LoadedModel) -> Prediction:
 
 
 def explanations(prediction: Prediction) -> list[dict[str, Any]]:
-    """One :class:`credit_schema.Explanation` dict per applicant, request order.
-
-    The dicts :func:`credit_schema.explanation_dict` builds, for the whole batch at once:
-    the ranking (``|shap|`` descending, ties in feature order) is one stable argsort.
-    """
-    shap = prediction.shap_values
-    order = np.argsort(-np.abs(shap), axis=1, kind="stable").tolist()
-    signs = (np.sign(shap).astype(np.int64) + 1).tolist()
-    inputs: list[list[float | None]] = prediction.inputs.tolist()
-    for i, j in zip(*np.nonzero(np.isnan(prediction.inputs)), strict=True):
-        inputs[i][j] = None
+    """One :class:`credit_schema.Explanation` dict per applicant, request order."""
     base = prediction.base_value
     return [
-        {
-            "probability": probability,
-            "base_value": base,
-            "contributions": [
-                {
-                    "feature": FEATURES[j],
-                    "value": values[j],
-                    "shap_value": phi[j],
-                    "direction": _DIRECTIONS[sign[j]],
-                }
-                for j in ranked
-            ],
-        }
-        for probability, values, phi, sign, ranked in zip(
-            prediction.probability.tolist(), inputs, shap.tolist(), signs, order, strict=True
+        explanation_dict(probability, base, [None if v != v else v for v in row], shap)  # NaN: null
+        for probability, row, shap in zip(
+            prediction.probability.tolist(),
+            prediction.inputs.tolist(),
+            prediction.shap_values.tolist(),
+            strict=True,
         )
     ]
 
