@@ -115,3 +115,17 @@ def test_no_region_is_a_clear_error(capsys, monkeypatch):
     monkeypatch.setenv("AWS_CONFIG_FILE", "/nonexistent")
     assert main(["deploy", "deploy-api"]) == 1
     assert "no AWS region" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["deploy", "--dry-run", "--region", "us-east-1", "--name", "b", "train"],
+        ["deploy", "train", "--dry-run", "--region", "us-east-1", "--name", "b"],
+        ["deploy", "--dry-run", "--name", "a", "train", "--region", "us-east-1", "--name", "b"],
+    ],
+)
+def test_options_before_or_after_the_step_name_are_kept(argv):
+    args = build_parser().parse_args(argv)
+    assert (args.step, args.dry_run, args.region, args.name) == ("train", True, "us-east-1", "b")
+    assert args.max_runtime == 3600 and args.hyperparameter == []  # defaults still there

@@ -138,6 +138,9 @@ def register(sub: Any) -> None:
         _common(parser)
         for add in _SECTIONS[step]:
             add(parser)
+        # `deploy` already set every default: a step's own would overwrite options given before it.
+        for action in parser._actions:
+            action.default = argparse.SUPPRESS
         parser.set_defaults(func=run_deploy, step=step)
 
     batch = sub.add_parser("batch", help="score a large S3 file with SageMaker Batch Transform")
