@@ -5,7 +5,11 @@ from __future__ import annotations
 import json
 
 import pytest
+from aws_plan import no_aws_credentials
 from credit_explainer.cli import build_parser, main
+
+pytestmark = pytest.mark.usefixtures("no_aws_credentials")
+__all__ = ["no_aws_credentials"]
 
 DATA = "s3://b/credit-explainer/models/j/output/model.tar.gz"
 IMAGE = "111122223333.dkr.ecr.eu-west-1.amazonaws.com/credit-explainer:src-1"

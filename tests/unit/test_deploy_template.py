@@ -108,10 +108,36 @@ def test_cli_execution_role_is_least_privilege():
         statements["PullOwnImage"]["Resource"]
         == "arn:aws:ecr:eu-west-1:111122223333:repository/credit-explainer"
     )
-    assert [sid for sid, s in statements.items() if s["Resource"] == "*"] == ["EcrLogin"]
+    # Neither has resource-level permissions; metrics are limited to SageMaker's namespaces.
+    assert [sid for sid, s in statements.items() if s["Resource"] == "*"] == [
+        "EcrLogin",
+        "PutSageMakerMetrics",
+    ]
+    assert statements["PutSageMakerMetrics"]["Action"] == "cloudwatch:PutMetricData"
+    assert statements["PutSageMakerMetrics"]["Condition"] == {
+        "StringLike": {"cloudwatch:namespace": "/aws/sagemaker/*"}
+    }
+    assert "ReadGivenS3" not in statements  # nothing given outside the prefix
     actions = [
         a
         for s in statements.values()
         for a in ([s["Action"]] if isinstance(s["Action"], str) else s["Action"])
     ]
     assert not [a for a in actions if "*" in a]
+
+
+def test_cli_execution_role_may_read_the_s3_uris_it_was_given():
+    cfg = DeployConfig(data="s3://data-lake/credit/train/", model_data="s3://models/m.tar.gz")
+    statements = _statements(
+        execution_role_policy(cfg, bucket="b", account="111122223333", region="eu-west-1")
+    )
+    assert statements["ReadGivenS3"]["Action"] == ["s3:GetObject"]
+    assert statements["ReadGivenS3"]["Resource"] == [
+        "arn:aws:s3:::data-lake/credit/train/*",
+        "arn:aws:s3:::models/m.tar.gz*",
+    ]
+    assert statements["ReadGivenS3List0"]["Resource"] == "arn:aws:s3:::data-lake"
+    assert statements["ReadGivenS3List0"]["Condition"] == {
+        "StringLike": {"s3:prefix": ["credit/train/*"]}
+    }
+    assert statements["ReadGivenS3List1"]["Resource"] == "arn:aws:s3:::models"

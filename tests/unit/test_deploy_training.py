@@ -8,11 +8,13 @@ import json
 import tarfile
 
 import pytest
-from aws_plan import ACCOUNT, ANY, NOW, REGION, Plan
+from aws_plan import ACCOUNT, ANY, NOW, REGION, Plan, no_aws_credentials
 from credit_explainer.cli import main
 from credit_explainer.deploy import AwsCallError, DeployConfig, TrainingJobFailedError
 from credit_explainer.deploy.training import pack_source, train
 from credit_model.train import METRIC_DEFINITIONS
+
+__all__ = ["no_aws_credentials"]
 
 BUCKET = f"credit-explainer-{ACCOUNT}-{REGION}"
 JOB = "credit-explainer-20261125-090000"
@@ -227,6 +229,7 @@ def test_source_tarball_has_the_entry_point_at_the_top_and_no_caches():
     assert packed[:2] == b"\x1f\x8b" and packed[4:8] == bytes(4)  # gzip mtime 0: not the clock's
 
 
+@pytest.mark.usefixtures("no_aws_credentials")
 def test_full_deploy_dry_run_prints_the_whole_plan(capsys):
     code = main(["deploy", "--dry-run", "--region", "eu-west-1", "--instance-count", "2"])
     out = capsys.readouterr().out
@@ -244,9 +247,9 @@ def test_full_deploy_dry_run_prints_the_whole_plan(capsys):
         "Autoscaling",
         "Scoring",
         "Ready",
+        "Plan:",
     ]
     for call in (
-        "ecr GetAuthorizationToken",
         "sagemaker CreateTrainingJob",
         "sagemaker CreateEndpoint ",
         "application-autoscaling PutScalingPolicy",
@@ -254,3 +257,7 @@ def test_full_deploy_dry_run_prints_the_whole_plan(capsys):
         assert f"aws {call}" in out
     assert "docker push" in out and "$ sam build" in out and "EndpointName=credit-explainer" in out
     assert "CreditExplainerClient(" in out
+    plan = out.split("Plan: ", 1)[1]
+    for change in ("docker build and push", "sagemaker CreateTrainingJob", "sam deploy stack"):
+        assert change in plan
+    assert "cannot see the account" in out

@@ -54,6 +54,7 @@ def run_sam(aws: Aws, cfg: DeployConfig, endpoint: str) -> None:
     for command in commands:
         aws.say(f"    $ {shlex.join(command)}")
     if aws.dry_run:
+        aws.plan(f"sam deploy stack {cfg.stack} (the scoring API)")
         return
     sam = shutil.which("sam")
     if sam is None:

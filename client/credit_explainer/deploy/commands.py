@@ -237,9 +237,10 @@ def run_deploy(args: argparse.Namespace) -> int:
 
         aws, cfg = aws_from(args), config_from(args)
         if args.dry_run:
+            reads = "made" if aws.sees_account else "answered as by a fresh account"
             aws.say(
                 f"[dry-run] plan for deployment {cfg.name!r} in {aws.region}: every AWS "
-                "request is validated against the service model and printed, none is sent"
+                f"request is validated and printed; reads are {reads}, writes are not sent"
             )
         step = args.step
         if step is None:
@@ -258,6 +259,8 @@ def run_deploy(args: argparse.Namespace) -> int:
             print(pipeline.step_create_endpoint(aws, cfg))
         elif step == "deploy-api":
             deploy_api(aws, cfg, cfg.endpoint_name)
+        if aws.dry_run:
+            aws.print_plan()
 
     return _guarded(run, args)
 
@@ -267,7 +270,7 @@ def run_batch(args: argparse.Namespace) -> int:
         from .batch import run_batch as start
 
         aws, cfg = aws_from(args), config_from(args)
-        start(
+        job = start(
             aws,
             cfg,
             s3_input=args.s3_input,
@@ -278,6 +281,9 @@ def run_batch(args: argparse.Namespace) -> int:
             instance_count=args.instance_count,
             wait=not args.no_wait,
         )
+        print(job)
+        if aws.dry_run:
+            aws.print_plan()
 
     return _guarded(run, args)
 
@@ -293,9 +299,10 @@ def run_destroy(args: argparse.Namespace) -> int:
     def run(args: argparse.Namespace) -> None:
         from .destroy import destroy
 
-        destroy(
-            aws_from(args), config_from(args), keep_data=args.keep_data, keep_image=args.keep_image
-        )
+        aws = aws_from(args)
+        destroy(aws, config_from(args), keep_data=args.keep_data, keep_image=args.keep_image)
+        if aws.dry_run:
+            aws.print_plan()
 
     return _guarded(run, args)
 

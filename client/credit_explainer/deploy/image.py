@@ -210,14 +210,15 @@ def build_and_push(
         aws.say(f"    {image} is already in ECR: nothing to build")
         return image
     registry = registry_of(repo_uri)
-    logins = logins_for(aws, target_registry=registry, base_image=base_image)
     if aws.dry_run:
         aws.say(
             f"    docker build {cfg.root} -f {DOCKERFILE} -t {image} "
             f"--build-arg BASE_IMAGE={base_image} --platform {platform} --pull"
         )
         aws.say(f"    docker push {image}")
+        aws.plan(f"docker build and push {image}")
         return image
+    logins = logins_for(aws, target_registry=registry, base_image=base_image)
     api = docker_client(docker_url)
     for login in logins:
         try:

@@ -52,14 +52,47 @@ def ensure_bucket(aws: Aws, cfg: DeployConfig) -> str:
 
 
 # --------------------------------------------------------------------- role ------
+def given_s3(cfg: DeployConfig) -> list[str]:
+    """The S3 URIs outside the deployment's prefix that training or hosting will read."""
+    return [uri for uri in (cfg.data, cfg.model_data) if uri and uri.startswith("s3://")]
+
+
+def s3_statements(
+    sid: str, uris: list[str], actions: list[str], partition: str = "aws"
+) -> list[dict[str, Any]]:
+    """``actions`` on the objects under each URI, and listing there (empty for no URIs)."""
+    if not uris:
+        return []
+    objects, buckets = [], []
+    for uri in uris:
+        bucket, _, key = uri.removeprefix("s3://").partition("/")
+        objects.append(f"arn:{partition}:s3:::{bucket}/{key}*")
+        buckets.append((f"arn:{partition}:s3:::{bucket}", f"{key}*"))
+    return [
+        {"Sid": sid, "Effect": "Allow", "Action": actions, "Resource": objects},
+        *(
+            {
+                "Sid": f"{sid}List{i}",
+                "Effect": "Allow",
+                "Action": "s3:ListBucket",
+                "Resource": arn,
+                "Condition": {"StringLike": {"s3:prefix": [prefix]}},
+            }
+            for i, (arn, prefix) in enumerate(buckets)
+        ),
+    ]
+
+
 def execution_role_policy(
     cfg: DeployConfig, *, bucket: str, account: str, region: str, partition: str = "aws"
 ) -> dict[str, Any]:
-    """Least privilege for training and hosting: this bucket prefix, this ECR repository, logs."""
+    """Least privilege for training and hosting: this bucket prefix and the S3 URIs it was
+    given (``--data``, ``--model-data``), this ECR repository, logs and SageMaker metrics."""
     s3 = f"arn:{partition}:s3:::{bucket}"
     return {
         "Version": "2012-10-17",
         "Statement": [
+            *s3_statements("ReadGivenS3", given_s3(cfg), ["s3:GetObject"], partition),
             {
                 "Sid": "ReadWriteOwnPrefix",
                 "Effect": "Allow",
@@ -100,6 +133,14 @@ def execution_role_policy(
                     "logs:DescribeLogStreams",
                 ],
                 "Resource": f"arn:{partition}:logs:{region}:{account}:log-group:/aws/sagemaker/*",
+            },
+            {
+                # PutMetricData has no resource-level permissions: "*", limited by namespace.
+                "Sid": "PutSageMakerMetrics",
+                "Effect": "Allow",
+                "Action": "cloudwatch:PutMetricData",
+                "Resource": "*",
+                "Condition": {"StringLike": {"cloudwatch:namespace": "/aws/sagemaker/*"}},
             },
         ],
     }
@@ -363,23 +404,33 @@ def train(
 
 
 def latest_model_data(aws: Aws, cfg: DeployConfig) -> str:
-    """``model.tar.gz`` of this deployment's newest completed training job."""
-    found = aws.call(
-        "sagemaker",
-        "list_training_jobs",
-        NameContains=cfg.name,
-        StatusEquals="Completed",
-        SortBy="CreationTime",
-        SortOrder="Descending",
-        MaxResults=1,
-    )
-    summaries = found.get("TrainingJobSummaries") or []
-    if not summaries:
-        raise DeployError(
-            f"no completed training job named {cfg.name}-*: run `credit-explainer deploy train` "
-            "or pass --model-data s3://.../model.tar.gz"
+    """``model.tar.gz`` of this deployment's newest completed training job.
+
+    NameContains also matches other deployments' jobs (``<name>-staging-...``): only a name
+    this deployment's naming scheme gives is taken.
+    """
+    token: str | None = None
+    while True:
+        extra: dict[str, Any] = {"NextToken": token} if token else {}
+        found = aws.call(
+            "sagemaker",
+            "list_training_jobs",
+            NameContains=cfg.name,
+            StatusEquals="Completed",
+            SortBy="CreationTime",
+            SortOrder="Descending",
+            MaxResults=100,
+            **extra,
         )
-    job = aws.call(
-        "sagemaker", "describe_training_job", TrainingJobName=summaries[0]["TrainingJobName"]
-    )
-    return str(job["ModelArtifacts"]["S3ModelArtifacts"])
+        for summary in found.get("TrainingJobSummaries") or []:
+            if cfg.is_versioned(summary["TrainingJobName"]):
+                job = aws.call(
+                    "sagemaker", "describe_training_job", TrainingJobName=summary["TrainingJobName"]
+                )
+                return str(job["ModelArtifacts"]["S3ModelArtifacts"])
+        token = found.get("NextToken")
+        if not token:
+            raise DeployError(
+                f"no completed training job named {cfg.name}-<stamp>: run `credit-explainer "
+                "deploy train` or pass --model-data s3://.../model.tar.gz"
+            )

@@ -1,0 +1,241 @@
+"""deploy, batch and destroy against moto's server: an implementation of the AWS APIs that
+keeps state, answers with its own fields and fails in its own ways.
+
+The server runs in this process on a free loopback port; botocore reaches it through
+``AWS_ENDPOINT_URL`` with dummy credentials, and the account's state is checked afterwards
+with boto3. What moto cannot do stays with the Stubber tests in tests/unit: it has no
+``UpdateEndpoint`` (a successful, rolled-back or Failed in-place update: test_deploy_hosting),
+no ``ecr-public`` and no Docker registry (test_deploy_image); it does not keep a model's
+``EnableNetworkIsolation`` (test_deploy_hosting) nor check IAM policies against requests
+(the policy documents: test_deploy_template); its training and transform jobs complete at
+once without running anything (the entry point: test_entry_point).
+"""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Iterator
+from typing import Any
+
+import boto3
+import httpx
+import pytest
+from credit_explainer.cli import main
+
+moto_server = pytest.importorskip("moto.server")
+
+REGION = "eu-west-1"
+ACCOUNT = "123456789012"  # moto's default account
+IMAGE = f"{ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com/credit-explainer:src-test"
+BUCKET = f"credit-explainer-{ACCOUNT}-{REGION}"
+ROLE = "credit-explainer-sagemaker"
+TAG = {"Key": "credit-explainer:deployment", "Value": "credit-explainer"}
+RID = "endpoint/credit-explainer/variant/AllTraffic"
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def moto_url() -> Iterator[str]:
+    port = _free_port()
+    server = moto_server.ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def account(moto_url: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> Any:
+    """An empty moto account; every boto3 session of this test (ours and the CLI's) uses it."""
+    httpx.post(f"{moto_url}/moto-api/reset").raise_for_status()
+    monkeypatch.setenv("AWS_ENDPOINT_URL", moto_url)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
+    monkeypatch.setenv("AWS_MAX_ATTEMPTS", "1")  # moto answers an unimplemented call with a 500
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
+    for var in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_REGION"):
+        monkeypatch.delenv(var, raising=False)
+    return boto3.Session(region_name=REGION)
+
+
+def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    code = main([*argv, "--poll-seconds", "0"])
+    out, err = capsys.readouterr()
+    assert "Traceback" not in out + err
+    return code, out, err
+
+
+def plan_of(out: str) -> str:
+    return out.split("Plan: ", 1)[1]
+
+
+def training_jobs(session: Any) -> list[str]:
+    jobs = session.client("sagemaker").list_training_jobs()["TrainingJobSummaries"]
+    return sorted(job["TrainingJobName"] for job in jobs)
+
+
+def scaling_targets(session: Any) -> list[dict[str, Any]]:
+    found = session.client("application-autoscaling").describe_scalable_targets(
+        ServiceNamespace="sagemaker"
+    )
+    return list(found["ScalableTargets"])
+
+
+def everything(session: Any) -> dict[str, Any]:
+    """What exists in the account, by kind."""
+    sm = session.client("sagemaker")
+    s3 = session.client("s3")
+    return {
+        "buckets": sorted(b["Name"] for b in s3.list_buckets()["Buckets"]),
+        "objects": sorted(
+            o["Key"]
+            for b in s3.list_buckets()["Buckets"]
+            for o in s3.list_objects_v2(Bucket=b["Name"]).get("Contents", [])
+        ),
+        "roles": sorted(r["RoleName"] for r in session.client("iam").list_roles()["Roles"]),
+        "endpoints": sorted(e["EndpointName"] for e in sm.list_endpoints()["Endpoints"]),
+        "configs": sorted(
+            c["EndpointConfigName"] for c in sm.list_endpoint_configs()["EndpointConfigs"]
+        ),
+        "models": sorted(m["ModelName"] for m in sm.list_models()["Models"]),
+        "scaling": [t["ResourceId"] for t in scaling_targets(session)],
+    }
+
+
+def test_dry_run_before_the_step_name_creates_nothing(account, capsys):
+    code, out, _ = run(
+        capsys, "deploy", "--dry-run", "--region", REGION, "train", "--image-uri", IMAGE
+    )
+    assert code == 0
+    assert everything(account)["buckets"] == [] and everything(account)["roles"] == []
+    assert training_jobs(account) == []
+    plan = plan_of(out)
+    for change in ("s3 CreateBucket", "iam CreateRole", "sagemaker CreateTrainingJob"):
+        assert change in plan
+    assert "cannot see the account" not in out  # it had credentials: the reads were real
+
+
+@pytest.mark.slow
+def test_train_endpoint_failed_update_batch_and_destroy(account, capsys):
+    assert run(capsys, "deploy", "train", "--image-uri", IMAGE)[0] == 0
+    (job,) = training_jobs(account)
+    assert job.startswith("credit-explainer-")
+    s3 = account.client("s3")
+    assert s3.get_bucket_tagging(Bucket=BUCKET)["TagSet"] == [TAG]
+    keys = [o["Key"] for o in s3.list_objects_v2(Bucket=BUCKET)["Contents"]]
+    assert any(k.endswith("/sourcedir.tar.gz") for k in keys)
+    assert any(k.endswith("/synthetic.csv") for k in keys)
+
+    code, out, _ = run(capsys, "deploy", "create-endpoint", "--image-uri", IMAGE)
+    assert code == 0 and out.strip().endswith("credit-explainer")
+    sm = account.client("sagemaker")
+    first = sm.describe_endpoint(EndpointName="credit-explainer")
+    assert first["EndpointStatus"] == "InService"
+    model = sm.describe_model(ModelName=first["EndpointConfigName"])
+    assert model["PrimaryContainer"]["ModelDataUrl"].endswith(f"/{job}/output/model.tar.gz")
+    assert [t["ResourceId"] for t in scaling_targets(account)] == [RID]
+
+    # moto has no UpdateEndpoint: the in-place update fails, as a refused update would on AWS.
+    code, _, err = run(capsys, "deploy", "create-endpoint", "--image-uri", IMAGE)
+    assert code == 1 and err.startswith("error: sagemaker UpdateEndpoint failed")
+    after = sm.describe_endpoint(EndpointName="credit-explainer")
+    assert (after["EndpointStatus"], after["EndpointConfigName"]) == (
+        "InService",
+        first["EndpointConfigName"],
+    )
+    (target,) = scaling_targets(account)  # the old fleet is autoscaled again
+    assert (target["ResourceId"], target["MinCapacity"], target["MaxCapacity"]) == (RID, 1, 4)
+
+    code, out, _ = run(
+        capsys, "batch", f"s3://{BUCKET}/in/applicants.csv", f"s3://{BUCKET}/out/", "--no-wait"
+    )
+    assert code == 0
+    batch_job = out.strip().splitlines()[-1]
+    described = sm.describe_transform_job(TransformJobName=batch_job)
+    assert described["ModelName"] == first["EndpointConfigName"]
+    granted = account.client("iam").get_role_policy(
+        RoleName=ROLE, PolicyName="credit-explainer-batch"
+    )["PolicyDocument"]
+    resources = [s["Resource"] for s in granted["Statement"]]
+    assert [f"arn:aws:s3:::{BUCKET}/in/applicants.csv*"] in resources
+    assert [f"arn:aws:s3:::{BUCKET}/out/*"] in resources
+
+    before = everything(account)
+    code, out, _ = run(capsys, "destroy", "--dry-run")
+    assert code == 0
+    assert everything(account) == before  # nothing deleted
+    plan = plan_of(out)
+    assert "removed" not in out
+    assert "sagemaker DeleteEndpoint EndpointName=credit-explainer" in plan
+    for name in before["configs"]:
+        assert f"sagemaker DeleteEndpointConfig EndpointConfigName={name}" in plan
+    for name in before["models"]:
+        assert f"sagemaker DeleteModel ModelName={name}" in plan
+    for key in before["objects"]:
+        assert f"Key={key}" in plan
+    assert f"s3 DeleteBucket Bucket={BUCKET}" in plan
+    assert f"application-autoscaling DeregisterScalableTarget ResourceId={RID}" in plan
+    assert f"iam DeleteRole RoleName={ROLE}" in plan
+
+    code, out, _ = run(capsys, "destroy", "--yes")
+    assert code == 0 and "deployment credit-explainer removed" in out
+    assert everything(account) == {
+        "buckets": [],
+        "objects": [],
+        "roles": [],
+        "endpoints": [],
+        "configs": [],
+        "models": [],
+        "scaling": [],
+    }
+    assert training_jobs(account) == [job]  # jobs are history, not resources
+
+
+def test_a_deployment_never_takes_another_deployments_model(account, capsys):
+    staging = ("--name", "credit-explainer-staging", "--image-uri", IMAGE)
+    assert run(capsys, "deploy", "train", *staging)[0] == 0
+    code, _, err = run(capsys, "deploy", "create-endpoint", "--image-uri", IMAGE)
+    assert code == 1 and "no completed training job named credit-explainer-<stamp>" in err
+    assert everything(account)["endpoints"] == []
+
+    assert run(capsys, "deploy", "train", "--image-uri", IMAGE)[0] == 0
+    assert run(capsys, "deploy", "train", *staging)[0] == 0  # staging's is the newest job
+    assert run(capsys, "deploy", "create-endpoint", "--image-uri", IMAGE)[0] == 0
+    sm = account.client("sagemaker")
+    config = sm.describe_endpoint(EndpointName="credit-explainer")["EndpointConfigName"]
+    data = sm.describe_model(ModelName=config)["PrimaryContainer"]["ModelDataUrl"]
+    assert "/credit-explainer/models/credit-explainer-2" in data
+    assert "staging" not in data
+
+
+def test_serverless_endpoint_without_autoscaling(account, capsys):
+    model_data = f"s3://{BUCKET}/credit-explainer/models/given/model.tar.gz"
+    argv = ("deploy", "create-endpoint", "--serverless", "--image-uri", IMAGE)
+    assert run(capsys, *argv, "--model-data", model_data)[0] == 0
+    sm = account.client("sagemaker")
+    endpoint = sm.describe_endpoint(EndpointName="credit-explainer")
+    assert endpoint["EndpointStatus"] == "InService"
+    config = sm.describe_endpoint_config(EndpointConfigName=endpoint["EndpointConfigName"])
+    (variant,) = config["ProductionVariants"]
+    assert variant["ServerlessConfig"] == {"MemorySizeInMB": 2048, "MaxConcurrency": 5}
+    assert scaling_targets(account) == []
+
+
+def test_destroy_leaves_another_deployment_alone(account, capsys):
+    other = ("--name", "credit-explainer-staging")
+    model_data = "s3://elsewhere/model.tar.gz"
+    argv = ("deploy", "create-endpoint", "--image-uri", IMAGE, "--model-data", model_data)
+    assert run(capsys, *argv, *other)[0] == 0
+    before = everything(account)
+    code, out, _ = run(capsys, "destroy", "--dry-run")
+    assert code == 0 and "Plan: 0 change(s), none made" in out
+    assert run(capsys, "destroy", "--yes")[0] == 0
+    assert everything(account) == before
