@@ -239,3 +239,16 @@ def test_destroy_leaves_another_deployment_alone(account, capsys):
     assert code == 0 and "Plan: 0 change(s), none made" in out
     assert run(capsys, "destroy", "--yes")[0] == 0
     assert everything(account) == before
+
+
+def test_missing_prerequisites_stop_a_deploy_before_any_change(
+    account, capsys, monkeypatch, tmp_path
+):
+    monkeypatch.setenv("PATH", str(tmp_path))  # no sam, no python3.13
+    monkeypatch.setenv("PYENV_ROOT", str(tmp_path))
+    code, _, err = run(capsys, "deploy", "--image-uri", IMAGE)
+    assert code == 1 and err.startswith("error: `sam` (AWS SAM CLI) is not on PATH")
+    code, _, err = run(capsys, "deploy", "train", "--image-uri", IMAGE, "--data", "missing.csv")
+    assert code == 1 and err == "error: no CSV data at missing.csv\n"
+    assert everything(account)["buckets"] == [] and everything(account)["roles"] == []
+    assert training_jobs(account) == []

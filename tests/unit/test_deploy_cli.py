@@ -133,3 +133,14 @@ def test_options_before_or_after_the_step_name_are_kept(argv):
     args = build_parser().parse_args(argv)
     assert (args.step, args.dry_run, args.region, args.name) == ("train", True, "us-east-1", "b")
     assert args.max_runtime == 3600 and args.hyperparameter == []  # defaults still there
+
+
+def test_a_missing_profile_is_an_error_line(capsys, monkeypatch):
+    code = main(["destroy", "--yes", "--region", "eu-west-1", "--profile", "nope"])
+    err = capsys.readouterr().err
+    assert code == 1 and err.startswith("error: The config profile (nope) could not be found")
+    monkeypatch.setenv("AWS_PROFILE", "nope")
+    assert main(["deploy", "--dry-run"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: The config profile (nope) could not be found")
+    assert "Traceback" not in err

@@ -231,17 +231,31 @@ def _tagging(cfg: DeployConfig) -> str:
     return urlencode({"credit-explainer:deployment": cfg.name})
 
 
+def _local_data(cfg: DeployConfig) -> list[Path]:
+    """The CSV files of a local ``--data`` (a file, or a directory's ``*.csv``)."""
+    path = Path(cfg.data or "")
+    files = sorted(path.glob("*.csv")) if path.is_dir() else [path]
+    if not files or not all(f.is_file() for f in files):
+        raise DeployError(f"no CSV data at {path}")
+    return files
+
+
+def check_training_inputs(cfg: DeployConfig) -> None:
+    """The data and the metric definitions training needs, before anything is created."""
+    metric_definitions()
+    if not cfg.data:
+        importlib.import_module("credit_model.synth")  # credit_model is there: it imports
+    elif not cfg.data.startswith("s3://"):
+        _local_data(cfg)
+
+
 def upload_data(aws: Aws, cfg: DeployConfig, bucket: str) -> str:
     """The training channel's S3 prefix: ``--data`` as given if ``s3://``, else uploaded."""
     if cfg.data and cfg.data.startswith("s3://"):
         return cfg.data
     key_prefix = f"{cfg.prefix}/data/{cfg.stamp}/train"
     if cfg.data:
-        path = Path(cfg.data)
-        files = sorted(path.glob("*.csv")) if path.is_dir() else [path]
-        if not files or not all(f.is_file() for f in files):
-            raise DeployError(f"no CSV data at {path}")
-        for file in files:
+        for file in _local_data(cfg):
             aws.call(
                 "s3",
                 "put_object",
