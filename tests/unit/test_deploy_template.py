@@ -141,3 +141,12 @@ def test_cli_execution_role_may_read_the_s3_uris_it_was_given():
         "StringLike": {"s3:prefix": ["credit/train/*"]}
     }
     assert statements["ReadGivenS3List1"]["Resource"] == "arn:aws:s3:::models"
+
+
+def test_template_model_is_isolated_except_on_serverless_inference():
+    # Serverless Inference does not support network isolation (AWS: serverless endpoints,
+    # feature exclusions); the CLI's CreateModel follows the same rule (test_deploy_hosting).
+    model = loads(TEMPLATE)["Resources"]["SageMakerModel"]["Properties"]
+    assert model["EnableNetworkIsolation"] == {
+        "Fn::If": ["UseServerless", {"Ref": "AWS::NoValue"}, True]
+    }
