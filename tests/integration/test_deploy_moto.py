@@ -110,10 +110,11 @@ def everything(session: Any) -> dict[str, Any]:
     }
 
 
-def test_dry_run_before_the_step_name_creates_nothing(account, capsys):
-    code, out, _ = run(
-        capsys, "deploy", "--dry-run", "--region", REGION, "train", "--image-uri", IMAGE
-    )
+def test_dry_run_before_the_step_name_creates_nothing(account, capsys, tmp_path):
+    data = tmp_path / "train.csv"
+    data.write_text("SeriousDlqin2yrs,age\n0,45\n")
+    argv = ("train", "--image-uri", IMAGE, "--data", str(data))
+    code, out, _ = run(capsys, "deploy", "--dry-run", "--region", REGION, *argv)
     assert code == 0
     assert everything(account)["buckets"] == [] and everything(account)["roles"] == []
     assert training_jobs(account) == []
@@ -199,14 +200,18 @@ def test_train_endpoint_failed_update_batch_and_destroy(account, capsys):
     assert training_jobs(account) == [job]  # jobs are history, not resources
 
 
-def test_a_deployment_never_takes_another_deployments_model(account, capsys):
-    staging = ("--name", "credit-explainer-staging", "--image-uri", IMAGE)
+@pytest.mark.slow
+def test_a_deployment_never_takes_another_deployments_model(account, capsys, tmp_path):
+    data = tmp_path / "train.csv"  # moto's jobs read nothing: a header is enough
+    data.write_text("SeriousDlqin2yrs,age\n0,45\n")
+    staging = ("--name", "credit-explainer-staging", "--image-uri", IMAGE, "--data", str(data))
+    mine = ("--image-uri", IMAGE, "--data", str(data))
     assert run(capsys, "deploy", "train", *staging)[0] == 0
     code, _, err = run(capsys, "deploy", "create-endpoint", "--image-uri", IMAGE)
     assert code == 1 and "no completed training job named credit-explainer-<stamp>" in err
     assert everything(account)["endpoints"] == []
 
-    assert run(capsys, "deploy", "train", "--image-uri", IMAGE)[0] == 0
+    assert run(capsys, "deploy", "train", *mine)[0] == 0
     assert run(capsys, "deploy", "train", *staging)[0] == 0  # staging's is the newest job
     assert run(capsys, "deploy", "create-endpoint", "--image-uri", IMAGE)[0] == 0
     sm = account.client("sagemaker")
@@ -252,3 +257,36 @@ def test_missing_prerequisites_stop_a_deploy_before_any_change(
     assert code == 1 and err == "error: no CSV data at missing.csv\n"
     assert everything(account)["buckets"] == [] and everything(account)["roles"] == []
     assert training_jobs(account) == []
+
+
+def test_dry_runs_of_an_update_and_a_batch_read_the_account_and_change_nothing(account, capsys):
+    model_data = f"s3://{BUCKET}/credit-explainer/models/given/model.tar.gz"
+    argv = ("deploy", "create-endpoint", "--image-uri", IMAGE, "--model-data", model_data)
+    assert run(capsys, *argv)[0] == 0
+    before = everything(account)
+
+    code, out, _ = run(capsys, *argv, "--dry-run")
+    assert code == 0
+    plan = plan_of(out)
+    changes = [line.split()[:2] for line in plan.splitlines()[1:] if line.strip()]
+    assert changes == [
+        ["iam", "PutRolePolicy"],  # the bucket and the role exist: the reads saw them
+        ["sagemaker", "CreateModel"],
+        ["sagemaker", "CreateEndpointConfig"],
+        ["application-autoscaling", "DeregisterScalableTarget"],
+        ["sagemaker", "UpdateEndpoint"],
+        ["application-autoscaling", "RegisterScalableTarget"],
+        ["application-autoscaling", "PutScalingPolicy"],
+    ]
+    assert "Update endpoint credit-explainer in place" in out
+
+    code, out, _ = run(capsys, "batch", f"s3://{BUCKET}/in.csv", f"s3://{BUCKET}/out/", "--dry-run")
+    assert code == 0
+    (job,) = [line for line in out.splitlines() if line.startswith("credit-explainer-batch-")]
+    assert [line.split()[:2] for line in plan_of(out).splitlines()[1:] if line.strip()] == [
+        ["iam", "PutRolePolicy"],
+        ["sagemaker", "CreateTransformJob"],
+    ]
+    assert everything(account) == before
+    assert account.client("sagemaker").list_transform_jobs()["TransformJobSummaries"] == []
+    assert f"CreateTransformJob TransformJobName={job}" in plan_of(out)
