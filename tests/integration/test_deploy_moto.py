@@ -89,6 +89,12 @@ def scaling_targets(session: Any) -> list[dict[str, Any]]:
     return list(found["ScalableTargets"])
 
 
+def stack(session: Any, name: str, tags: list[dict[str, str]]) -> None:
+    """A stand-in for the scoring API's stack (sam cannot deploy to moto): one SNS topic."""
+    body = '{"Resources": {"Topic": {"Type": "AWS::SNS::Topic"}}}'
+    session.client("cloudformation").create_stack(StackName=name, TemplateBody=body, Tags=tags)
+
+
 def everything(session: Any) -> dict[str, Any]:
     """What exists in the account, by kind."""
     sm = session.client("sagemaker")
@@ -107,6 +113,11 @@ def everything(session: Any) -> dict[str, Any]:
         ),
         "models": sorted(m["ModelName"] for m in sm.list_models()["Models"]),
         "scaling": [t["ResourceId"] for t in scaling_targets(session)],
+        "stacks": sorted(
+            s["StackName"]
+            for s in session.client("cloudformation").list_stacks()["StackSummaries"]
+            if s["StackStatus"] != "DELETE_COMPLETE"
+        ),
     }
 
 
@@ -169,6 +180,7 @@ def test_train_endpoint_failed_update_batch_and_destroy(account, capsys):
     assert [f"arn:aws:s3:::{BUCKET}/in/applicants.csv*"] in resources
     assert [f"arn:aws:s3:::{BUCKET}/out/*"] in resources
 
+    stack(account, "credit-explainer", [TAG])
     before = everything(account)
     code, out, _ = run(capsys, "destroy", "--dry-run")
     assert code == 0
@@ -185,6 +197,7 @@ def test_train_endpoint_failed_update_batch_and_destroy(account, capsys):
     assert f"s3 DeleteBucket Bucket={BUCKET}" in plan
     assert f"application-autoscaling DeregisterScalableTarget ResourceId={RID}" in plan
     assert f"iam DeleteRole RoleName={ROLE}" in plan
+    assert "cloudformation DeleteStack StackName=credit-explainer" in plan
 
     code, out, _ = run(capsys, "destroy", "--yes")
     assert code == 0 and "deployment credit-explainer removed" in out
@@ -196,6 +209,7 @@ def test_train_endpoint_failed_update_batch_and_destroy(account, capsys):
         "configs": [],
         "models": [],
         "scaling": [],
+        "stacks": [],
     }
     assert training_jobs(account) == [job]  # jobs are history, not resources
 
@@ -239,6 +253,7 @@ def test_destroy_leaves_another_deployment_alone(account, capsys):
     model_data = "s3://elsewhere/model.tar.gz"
     argv = ("deploy", "create-endpoint", "--image-uri", IMAGE, "--model-data", model_data)
     assert run(capsys, *argv, *other)[0] == 0
+    stack(account, "credit-explainer", [])  # named like ours, not tagged: someone else's
     before = everything(account)
     code, out, _ = run(capsys, "destroy", "--dry-run")
     assert code == 0 and "Plan: 0 change(s), none made" in out

@@ -1,4 +1,6 @@
-"""destroy deletes exactly what deploy tagged; batch runs a transform job. All through Stubber."""
+"""destroy deletes exactly what deploy tagged; batch runs a transform job. All through Stubber,
+for the exact order of requests and a Failed transform job (moto's never fail); the same
+commands run against moto's server in tests/integration/test_deploy_moto.py."""
 
 from __future__ import annotations
 

@@ -1,4 +1,7 @@
-"""Endpoint creation, in-place update, rollback and failures: every request through Stubber."""
+"""Endpoint creation, in-place update, rollback and failures: every request through Stubber.
+
+Stubber, because moto has no UpdateEndpoint and its endpoints never fail; creation, the
+failed update call and serverless run against moto in tests/integration/test_deploy_moto.py."""
 
 from __future__ import annotations
 

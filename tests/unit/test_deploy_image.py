@@ -1,5 +1,7 @@
 """The image helper: ECR repository and logins through Stubber, Docker stream checking on the
-documented chunk shapes, and the real Docker SDK failing with the daemon's message (no daemon here)."""
+documented chunk shapes, and the real Docker SDK failing with the daemon's message (no daemon here).
+
+Stubber, not moto's server: moto has no ecr-public and no registry to push to."""
 
 from __future__ import annotations
 

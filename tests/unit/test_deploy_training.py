@@ -1,5 +1,6 @@
 """The training step through Stubber: bucket, data and source upload, role, the job, the wait,
-and a Failed job reported with its FailureReason."""
+and a Failed job reported with its FailureReason (moto's jobs complete at once, never fail:
+the successful run is also in tests/integration/test_deploy_moto.py)."""
 
 from __future__ import annotations
 

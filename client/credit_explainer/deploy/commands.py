@@ -1,8 +1,8 @@
 """``credit-explainer deploy [build-image|train|create-endpoint|deploy-api]``, ``batch``, ``destroy``.
 
-``deploy`` with no step runs them all. Every command takes ``--dry-run`` (print
-every step and AWS request, send nothing) and ``--name`` (the deployment: every
-resource is named from it and tagged with it).
+``deploy`` with no step runs them all. Every command takes ``--dry-run`` (a plan:
+the reads are made, every write is printed and listed, none is sent) and ``--name``
+(the deployment: every resource is named from it and tagged with it).
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ def _common(parser: argparse.ArgumentParser) -> None:
     group.add_argument(
         "--dry-run",
         action="store_true",
-        help="print every step and AWS request (service, operation, parameters); send nothing",
+        help="a plan: make the reads, print every request and list every change; change nothing",
     )
     group.add_argument("--verbose", "-v", action="store_true", help="print every AWS request")
     group.add_argument("--poll-seconds", type=float, default=30.0, help=argparse.SUPPRESS)
