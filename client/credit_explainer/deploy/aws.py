@@ -291,6 +291,9 @@ class Aws:
             raise DeployError(f"{service} {waiter}: {exc}") from exc
 
 
+_NAME_KEYS: Final = frozenset({"Bucket", "Key", "ResourceId"})
+
+
 def _names(params: Mapping[str, Any]) -> str:
     """What a write acts on, for the plan: its name-like parameters and the S3 keys it deletes."""
     shown = [
@@ -301,9 +304,6 @@ def _names(params: Mapping[str, Any]) -> str:
     deleted = params.get("Delete", {}).get("Objects", [])
     shown += [f"Key={item['Key']}" for item in deleted]
     return "".join(f" {item}" for item in shown)
-
-
-_NAME_KEYS: Final = frozenset({"Bucket", "Key", "ResourceId"})
 
 
 def _shown(value: Any) -> str:
