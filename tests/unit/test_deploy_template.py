@@ -128,6 +128,9 @@ def test_cli_execution_role_is_least_privilege():
 
 def test_cli_execution_role_may_read_the_s3_uris_it_was_given():
     cfg = DeployConfig(data="s3://data-lake/credit/train/", model_data="s3://models/m.tar.gz")
+    inside = DeployConfig(model_data="s3://b/credit-explainer/models/j/output/model.tar.gz")
+    own = execution_role_policy(inside, bucket="b", account="111122223333", region="eu-west-1")
+    assert "ReadGivenS3" not in _statements(own)  # the prefix is readable already
     statements = _statements(
         execution_role_policy(cfg, bucket="b", account="111122223333", region="eu-west-1")
     )

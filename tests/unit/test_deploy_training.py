@@ -12,7 +12,7 @@ import pytest
 from aws_plan import ACCOUNT, ANY, NOW, REGION, Plan, no_aws_credentials
 from credit_explainer.cli import main
 from credit_explainer.deploy import AwsCallError, DeployConfig, TrainingJobFailedError
-from credit_explainer.deploy.training import pack_source, train
+from credit_explainer.deploy.training import latest_model_data, pack_source, train
 from credit_model.train import METRIC_DEFINITIONS
 
 __all__ = ["no_aws_credentials"]
@@ -262,3 +262,35 @@ def test_full_deploy_dry_run_prints_the_whole_plan(capsys):
     for change in ("docker build and push", "sagemaker CreateTrainingJob", "sam deploy stack"):
         assert change in plan
     assert "cannot see the account" in out
+
+
+def test_the_default_model_is_the_newest_job_of_this_deployment_on_any_page():
+    def summary(name):
+        return {
+            "TrainingJobName": name,
+            "TrainingJobArn": f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:training-job/{name}",
+            "CreationTime": NOW,
+            "TrainingJobStatus": "Completed",
+        }
+
+    listing = {
+        "NameContains": "credit-explainer",
+        "StatusEquals": "Completed",
+        "SortBy": "CreationTime",
+        "SortOrder": "Descending",
+        "MaxResults": 100,
+    }
+    plan = Plan()
+    others = ["credit-explainer-staging-20261126-090000", "credit-explainer-batch-20261126-080000"]
+    page = {"TrainingJobSummaries": [summary(n) for n in others], "NextToken": "t"}
+    plan.ok("sagemaker", "list_training_jobs", page, listing)
+    page = {"TrainingJobSummaries": [summary(JOB)]}
+    plan.ok("sagemaker", "list_training_jobs", page, {**listing, "NextToken": "t"})
+    plan.ok(
+        "sagemaker",
+        "describe_training_job",
+        job("Completed", "Completed"),
+        {"TrainingJobName": JOB},
+    )
+    assert latest_model_data(plan.aws, DeployConfig()) == MODEL
+    plan.verify()

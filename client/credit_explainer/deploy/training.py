@@ -52,9 +52,11 @@ def ensure_bucket(aws: Aws, cfg: DeployConfig) -> str:
 
 
 # --------------------------------------------------------------------- role ------
-def given_s3(cfg: DeployConfig) -> list[str]:
+def given_s3(cfg: DeployConfig, bucket: str) -> list[str]:
     """The S3 URIs outside the deployment's prefix that training or hosting will read."""
-    return [uri for uri in (cfg.data, cfg.model_data) if uri and uri.startswith("s3://")]
+    own = f"s3://{bucket}/{cfg.prefix}/"
+    given = (cfg.data, cfg.model_data)
+    return [u for u in given if u and u.startswith("s3://") and not u.startswith(own)]
 
 
 def s3_statements(
@@ -92,7 +94,7 @@ def execution_role_policy(
     return {
         "Version": "2012-10-17",
         "Statement": [
-            *s3_statements("ReadGivenS3", given_s3(cfg), ["s3:GetObject"], partition),
+            *s3_statements("ReadGivenS3", given_s3(cfg, bucket), ["s3:GetObject"], partition),
             {
                 "Sid": "ReadWriteOwnPrefix",
                 "Effect": "Allow",
