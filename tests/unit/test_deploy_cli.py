@@ -144,3 +144,12 @@ def test_a_missing_profile_is_an_error_line(capsys, monkeypatch):
     err = capsys.readouterr().err
     assert err.startswith("error: The config profile (nope) could not be found")
     assert "Traceback" not in err
+
+
+def test_credentials_that_fail_to_load_are_an_error_line(capsys, monkeypatch, tmp_path):
+    config = tmp_path / "config"
+    config.write_text("[profile broken]\ncredential_process = false\n")
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(config))
+    assert main(["destroy", "--dry-run", "--region", "eu-west-1", "--profile", "broken"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: AWS credentials: ") and "Traceback" not in err

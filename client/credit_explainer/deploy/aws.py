@@ -58,17 +58,20 @@ def is_read(operation: str) -> bool:
     return operation.startswith(_READ_PREFIXES)
 
 
-def _session(profile: str | None, region: str | None) -> Any:
-    """A boto3 session, its region and credentials resolved now (a missing profile is an error)."""
+def _open(session: Any, profile: str | None, region: str | None) -> tuple[Any, bool]:
+    """The session (made for ``profile`` unless given) and whether it finds credentials;
+    a missing profile or a failing SSO login is an error line, not a traceback."""
     import boto3
-    from botocore.exceptions import ProfileNotFound
+    from botocore.exceptions import BotoCoreError, ProfileNotFound
 
     try:
-        session = boto3.Session(profile_name=profile, region_name=region)
-        session.get_credentials()  # reads the profile: ProfileNotFound shows here, not later
+        if session is None:
+            session = boto3.Session(profile_name=profile, region_name=region)
+        return session, session.get_credentials() is not None
     except ProfileNotFound as exc:
         raise DeployError(f"{exc}: pass an existing --profile or fix AWS_PROFILE") from exc
-    return session
+    except BotoCoreError as exc:
+        raise DeployError(f"AWS credentials: {exc}") from exc
 
 
 def tags(name: str) -> list[dict[str, str]]:
@@ -108,10 +111,8 @@ class Aws:
     ) -> None:
         import boto3
 
-        if session is None:
-            session = _session(profile, region)
-        #: False for a dry run without credentials: nothing can be read from the account.
-        self.sees_account = session.get_credentials() is not None
+        #: False without credentials: a dry run then cannot read the account.
+        session, self.sees_account = _open(session, profile, region)
         if dry_run and not self.sees_account:
             session = boto3.Session(
                 aws_access_key_id="dry-run",
