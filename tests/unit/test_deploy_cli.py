@@ -133,6 +133,16 @@ def test_options_before_or_after_the_step_name_are_kept(argv):
     args = build_parser().parse_args(argv)
     assert (args.step, args.dry_run, args.region, args.name) == ("train", True, "us-east-1", "b")
     assert args.max_runtime == 3600 and args.hyperparameter == []  # defaults still there
+    assert args.func.__name__ == "run_deploy"
+
+
+def test_a_repeated_option_adds_up_across_the_step_name(capsys):
+    args = build_parser().parse_args(["deploy", "-H", "a=1", "train", "-H", "b=2"])
+    assert args.hyperparameter == ["a=1", "b=2"]
+    assert build_parser().parse_args(["deploy", "train"]).hyperparameter == []
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["deploy", "train", "--serverless"])  # not a train option
+    assert "unrecognized arguments: --serverless" in capsys.readouterr().err
 
 
 def test_a_missing_profile_is_an_error_line(capsys, monkeypatch):

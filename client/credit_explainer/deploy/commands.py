@@ -107,6 +107,25 @@ def _api(parser: argparse.ArgumentParser) -> None:
     )
 
 
+class _StepParsers(argparse._SubParsersAction):  # type: ignore[type-arg]
+    """A step parses into deploy's namespace: options count the same before or after the step
+    name, and repeated ones add up (argparse's own parses into a fresh one and overwrites)."""
+
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: Any,
+        option_string: str | None = None,
+    ) -> None:
+        name, *rest = values
+        setattr(namespace, self.dest, name)
+        step = self.choices[name]  # argparse has checked the name
+        _, extras = step.parse_known_args(rest, namespace)  # deploy's defaults are all there
+        if extras:
+            step.error(f"unrecognized arguments: {' '.join(extras)}")
+
+
 _SECTIONS = {
     "build-image": (_image, _build),
     "train": (_image, _train),
@@ -126,7 +145,7 @@ def register(sub: Any) -> None:
         add(deploy)
     deploy.add_argument("--skip-api", action="store_true", help="stop after the endpoint")
     deploy.set_defaults(func=run_deploy, step=None)
-    steps = deploy.add_subparsers(dest="step", metavar="STEP")
+    steps = deploy.add_subparsers(dest="step", metavar="STEP", action=_StepParsers)
     helps = {
         "build-image": "build container/Dockerfile and push it to ECR",
         "train": "upload data and source, run the SageMaker training job",
@@ -138,9 +157,6 @@ def register(sub: Any) -> None:
         _common(parser)
         for add in _SECTIONS[step]:
             add(parser)
-        # `deploy` already set every default: a step's own would overwrite options given before it.
-        for action in parser._actions:
-            action.default = argparse.SUPPRESS
         parser.set_defaults(func=run_deploy, step=step)
 
     batch = sub.add_parser("batch", help="score a large S3 file with SageMaker Batch Transform")
