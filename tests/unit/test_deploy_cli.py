@@ -163,3 +163,8 @@ def test_credentials_that_fail_to_load_are_an_error_line(capsys, monkeypatch, tm
     assert main(["destroy", "--dry-run", "--region", "eu-west-1", "--profile", "broken"]) == 1
     err = capsys.readouterr().err
     assert err.startswith("error: AWS credentials: ") and "Traceback" not in err
+
+
+def test_a_malformed_key_value_option_is_an_error_line(capsys):
+    assert main(["deploy", "train", "--dry-run", "--region", "eu-west-1", "-H", "trees"]) == 1
+    assert capsys.readouterr().err == "error: --hyperparameter expects KEY=VALUE, got 'trees'\n"

@@ -180,11 +180,13 @@ def register(sub: Any) -> None:
 
 
 def _pairs(values: list[str], flag: str) -> dict[str, str]:
+    from .errors import DeployError
+
     out: dict[str, str] = {}
     for item in values:
         key, sep, value = item.partition("=")
         if not sep or not key:
-            raise SystemExit(f"{flag} expects KEY=VALUE, got {item!r}")
+            raise DeployError(f"{flag} expects KEY=VALUE, got {item!r}")
         out[key] = value
     return out
 
