@@ -1,7 +1,7 @@
 """deploy, batch and destroy against moto's server: an implementation of the AWS APIs that
 keeps state, answers with its own fields and fails in its own ways.
 
-The server runs in this process on a free loopback port; botocore reaches it through
+The server runs in a thread of this process on a free loopback port; botocore reaches it through
 ``AWS_ENDPOINT_URL`` with dummy credentials, and the account's state is checked afterwards
 with boto3. What moto cannot do stays with the Stubber tests in tests/unit: it has no
 ``UpdateEndpoint`` (a successful, rolled-back or Failed in-place update: test_deploy_hosting),
@@ -13,7 +13,6 @@ once without running anything (the entry point: test_entry_point).
 
 from __future__ import annotations
 
-import socket
 from collections.abc import Iterator
 from typing import Any
 
@@ -33,19 +32,13 @@ TAG = {"Key": "credit-explainer:deployment", "Value": "credit-explainer"}
 RID = "endpoint/credit-explainer/variant/AllTraffic"
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def moto_url() -> Iterator[str]:
-    port = _free_port()
-    server = moto_server.ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
+    server = moto_server.ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()  # port 0: the kernel picks a free one
     try:
-        yield f"http://127.0.0.1:{port}"
+        host, port = server.get_host_and_port()
+        yield f"http://{host}:{port}"
     finally:
         server.stop()
 
