@@ -8,6 +8,7 @@ touch each other and ``destroy`` finds exactly what ``deploy`` made.
 from __future__ import annotations
 
 import hashlib
+import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -91,6 +92,13 @@ class DeployConfig:
         """``<name>[-kind]-<UTC stamp>``: names of training jobs, models, endpoint configs."""
         middle = f"-{kind}" if kind else ""
         return f"{self.name}{middle}-{self.stamp}"[:63]
+
+    def is_versioned(self, candidate: str, kind: str = "") -> bool:
+        """True for a name :meth:`versioned` gives this deployment, not one of a longer name."""
+        middle = f"-{kind}" if kind else ""
+        return (
+            re.fullmatch(rf"{re.escape(self.name + middle)}-\d{{8}}-\d{{6}}", candidate) is not None
+        )
 
     def bucket_for(self, account: str, region: str) -> str:
         return self.bucket or f"{self.name}-{account}-{region}"
