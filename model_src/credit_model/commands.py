@@ -110,9 +110,25 @@ def _env_int(name: str, default: int) -> int:
     return int(value) if value.isdigit() and int(value) > 0 else default
 
 
-def register(sub: Any) -> None:
-    from .train import add_hyperparameter_arguments
+def _lazy_hyperparameters(parser: argparse.ArgumentParser) -> None:
+    """Add train's hyperparameter options when ``train`` is chosen, not when the CLI starts.
 
+    They are defined in train.py, which needs numpy: ``credit-explainer --help`` and the
+    client-only install's ``score`` must not import it.
+    """
+    parse = parser.parse_known_args
+
+    def parse_known_args(args: Any = None, namespace: Any = None) -> Any:
+        if not any(a.dest == "n_estimators" for a in parser._actions):
+            from .train import add_hyperparameter_arguments
+
+            add_hyperparameter_arguments(parser)
+        return parse(args, namespace)
+
+    parser.parse_known_args = parse_known_args  # type: ignore[method-assign]
+
+
+def register(sub: Any) -> None:
     p = sub.add_parser("synth", help="write the seeded synthetic data set as CSV")
     p.add_argument("--rows", type=int, default=20_000, help="rows to generate (default 20000)")
     p.add_argument("--seed", type=int, default=20_101, help="random seed (default 20101)")
@@ -131,7 +147,7 @@ def register(sub: Any) -> None:
     )
     p.add_argument("--rows", type=int, help="synthetic rows when no --data (default 20000)")
     p.add_argument("--seed", type=int, help="synthetic seed when no --data")
-    add_hyperparameter_arguments(p)
+    _lazy_hyperparameters(p)
     p.set_defaults(func=_train)
 
     p = sub.add_parser(

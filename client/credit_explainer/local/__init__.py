@@ -6,6 +6,21 @@ into API Gateway proxy events for the real scoring handler, whose boto3 client
 reaches the model server through ``AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME``.
 """
 
-from .stack import LocalStack, handler_environment
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .stack import LocalStack, handler_environment
 
 __all__ = ["LocalStack", "handler_environment"]
+
+
+def __getattr__(name: str) -> Any:
+    # Imported on first use: the stack needs uvicorn (the api extra), and the CLI imports
+    # this package to register `up` and `demo` in a client-only install too.
+    if name in __all__:
+        from . import stack
+
+        return getattr(stack, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
