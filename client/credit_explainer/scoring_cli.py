@@ -20,6 +20,7 @@ import argparse
 import csv
 import io
 import json
+import os
 import sys
 import time
 from collections.abc import Iterator, Sequence
@@ -27,21 +28,22 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, Final, Literal
 
-from credit_schema import FEATURES, FIELD_BY_ALIAS, TARGET, csv_records
+from credit_schema import FEATURES, FIELD_BY_ALIAS, INDEX_COLUMNS, csv_records
 
-from ._config import DEFAULT_BATCH_SIZE, DEFAULT_MAX_RETRIES
+from ._config import API_KEY_ENV, DEFAULT_BATCH_SIZE, DEFAULT_MAX_RETRIES, URL_ENV
 from ._reasons import DEFAULT_MAX_REASONS
 
 __all__ = ["register", "run"]
 
 Format = Literal["csv", "jsonl"]
 _JSONL_SUFFIXES: Final = frozenset({".jsonl", ".ndjson", ".jsonlines"})
-_INDEX_COLUMNS: Final = frozenset({"", "Unnamed: 0", "index", "Id", "id"})
 _KNOWN: Final = frozenset(FEATURES) | frozenset(FIELD_BY_ALIAS)
 #: Rows read and handed to score_many at a time (it batches them further).
 CHUNK_ROWS: Final = 2_000
 #: Rejected rows listed in the summary (all of them are in the rejects file).
 SHOWN_REJECTS: Final = 10
+#: What a rejects file adds before each row as read (ignored when it is scored again).
+REJECT_COLUMNS: Final = ["row", "error"]
 
 
 def register(sub: Any) -> None:
@@ -67,10 +69,10 @@ def register(sub: Any) -> None:
         type=Path,
         help="rows that could not be scored, with their error (default: OUTPUT.rejects.<suffix>)",
     )
-    p.add_argument("--url", help="API base URL (default: $CREDIT_EXPLAINER_URL)")
+    p.add_argument("--url", help=f"API base URL (default: ${URL_ENV})")
     p.add_argument(
         "--api-key",
-        help="API key (default: $CREDIT_EXPLAINER_API_KEY; prefer it: arguments show in ps)",
+        help=f"API key, sent as x-api-key (default: ${API_KEY_ENV}; prefer it: arguments show in ps)",
     )
     p.add_argument("--input-format", choices=("csv", "jsonl"), help="default: from the suffix")
     p.add_argument("--output-format", choices=("csv", "jsonl"), help="default: from the suffix")
@@ -132,10 +134,14 @@ class CsvSource:
             else:
                 self._first = row
             break
+        # A rejects file of ours, corrected: its row and error columns are not the applicant's.
+        self._skip = len(REJECT_COLUMNS) if self.header and self.header[:2] == REJECT_COLUMNS else 0
+        if self.header is not None:
+            self.header = self.header[self._skip :]
         self.id_column: int | None = None
         if self.header is not None:
             for i, name in enumerate(self.header):
-                if name in _INDEX_COLUMNS:
+                if name in INDEX_COLUMNS:
                     self.id_column = i
                     break
 
@@ -153,6 +159,7 @@ class CsvSource:
         chunk = Chunk()
         n = 0
         for row in all_rows():
+            row = row[self._skip :]
             chunk.rows.append(n)
             chunk.raw.append(row)
             chunk.ids.append(
@@ -202,8 +209,9 @@ class JsonLinesSource:
                 chunk.unreadable[len(chunk.records)] = f"not valid JSON: {exc}"
                 record = None
             if isinstance(record, dict):
+                for name in REJECT_COLUMNS:  # a corrected rejects file of ours
+                    record.pop(name, None)
                 ident = record.pop("id", None)
-                record.pop(TARGET, None)
                 chunk.ids.append(None if ident is None else str(ident))
             else:
                 chunk.ids.append(None)
@@ -312,13 +320,30 @@ class RejectSink:
             self._out = self.path.open("w", newline="", encoding="utf-8")
             if self._fmt == "csv":
                 self._writer = csv.writer(self._out)
-                self._writer.writerow(["row", "error", *(self._header or [])])
+                # A file without a header has the features in model order: name them, so the
+                # corrected rejects file reads back as the same columns.
+                self._writer.writerow([*REJECT_COLUMNS, *(self._header or FEATURES)])
         self.count += 1
         if self._fmt == "csv":
             self._writer.writerow([row, error, *raw])
         else:
             assert self._out is not None
-            self._out.write(json.dumps({"row": row, "error": error, "line": raw}) + "\n")
+            try:
+                obj = json.loads(raw)
+            except ValueError:
+                obj = None
+            # An object is written back with row and error added (fix it, score the file
+            # again); a line that is not one is kept as text under "line".
+            entry = (
+                {"row": row, "error": error, **obj}
+                if isinstance(obj, dict)
+                else {
+                    "row": row,
+                    "error": error,
+                    "line": raw,
+                }
+            )
+            self._out.write(json.dumps(entry) + "\n")
 
     def close(self) -> None:
         if self._out is not None:
@@ -362,6 +387,13 @@ def run(args: argparse.Namespace) -> int:
     if out_path.resolve() in (src_path.resolve(), rejects_path.resolve()):
         print("error: the output must not overwrite the input or the rejects file", file=sys.stderr)
         return 2
+    if not (args.url or os.environ.get(URL_ENV)):
+        print(
+            f"error: no API URL: pass --url or set {URL_ENV} "
+            "(for the local stack, the URL `credit-explainer up` prints)",
+            file=sys.stderr,
+        )
+        return 2
     try:
         reason_codes = ReasonCodes(cutoff=args.cutoff, max_reasons=args.max_reasons)
         client = CreditExplainerClient(
@@ -371,7 +403,7 @@ def run(args: argparse.Namespace) -> int:
             max_retries=args.max_retries,
             batch_size=args.batch_size,
         )
-    except ValueError as exc:
+    except CreditExplainerError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
 

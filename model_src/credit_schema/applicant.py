@@ -12,9 +12,15 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Final
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
 TARGET: Final = "SeriousDlqin2yrs"
+#: Names pandas and the Kaggle files give an index column (``""`` and ``Unnamed: 0`` for
+#: cs-training.csv's unnamed first column).
+INDEX_COLUMNS: Final[frozenset[str]] = frozenset({"", "Unnamed: 0", "index", "Id", "id"})
+#: Not features, ignored wherever an applicant is read (API, client, CLI; JSON and CSV):
+#: the data set's own files carry them, and neither can be mistaken for a feature.
+IGNORED_FIELDS: Final[frozenset[str]] = INDEX_COLUMNS | {TARGET}
 
 #: Feature names in model order (the column order of the Kaggle ``cs-training.csv``).
 FEATURES: Final[tuple[str, ...]] = (
@@ -104,7 +110,8 @@ class Applicant(BaseModel):
     """One loan applicant: the model's 10 features, validated.
 
     Unknown or misspelt fields are rejected (a silently ignored ``Age`` would
-    impute the age and change the decision). ``MonthlyIncome`` and
+    impute the age and change the decision); the target and an index column
+    (:data:`IGNORED_FIELDS`) are ignored. ``MonthlyIncome`` and
     ``NumberOfDependents`` may be null but must be present.
     """
 
@@ -164,6 +171,13 @@ class Applicant(BaseModel):
     dependents: Count | None = Field(
         alias="NumberOfDependents", description=DESCRIPTIONS["NumberOfDependents"], examples=[2]
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _drop_ignored(cls, data: Any) -> Any:
+        if isinstance(data, dict) and not IGNORED_FIELDS.isdisjoint(data):
+            return {k: v for k, v in data.items() if k not in IGNORED_FIELDS}
+        return data
 
     def to_features(self) -> dict[str, float | int | None]:
         """The applicant as ``{wire name: value}`` in model order."""
