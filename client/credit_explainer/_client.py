@@ -79,7 +79,7 @@ class _ClientBase(Generic[HttpT]):
     ) -> ScoreManyPlan:
         return ScoreManyPlan(
             applicants,
-            batch_size=batch_size or self._core.batch_size,
+            batch_size=self._core.batch_size if batch_size is None else batch_size,
             on_error=on_error,
             progress=progress,
         )

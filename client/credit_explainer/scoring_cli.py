@@ -175,13 +175,19 @@ class CsvSource:
             yield self._parse(chunk)
 
     def _parse(self, chunk: Chunk) -> Chunk:
+        width = len(FEATURES) if self.header is None else len(self.header)
+        named = "the header" if self.header is not None else "the features in model order"
+        for pos, row in enumerate(chunk.raw):
+            if len(row) != width:
+                chunk.unreadable[pos] = f"{len(row)} cells; {named} has {width}"
         buf = io.StringIO()
         writer = csv.writer(buf)
         if self.header is not None:
             writer.writerow(self.header)
         writer.writerows(chunk.raw)
-        chunk.records = csv_records(buf.getvalue())
-        assert len(chunk.records) == len(chunk.raw)
+        records = csv_records(buf.getvalue())
+        assert len(records) == len(chunk.raw)
+        chunk.records = [None if i in chunk.unreadable else r for i, r in enumerate(records)]
         return chunk
 
 
@@ -454,7 +460,7 @@ def run(args: argparse.Namespace) -> int:
                 for pos, item in enumerate(results):
                     row, raw = chunk.rows[pos], chunk.raw[pos]
                     if pos in chunk.unreadable:
-                        reject(row, [raw] if in_fmt == "csv" else raw, chunk.unreadable[pos])
+                        reject(row, raw, chunk.unreadable[pos])
                     elif isinstance(item, Score):
                         sink.write(row, chunk.ids[pos], item, reason_codes.for_score(item))
                         scored += 1
