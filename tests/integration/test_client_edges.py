@@ -321,3 +321,22 @@ def test_validation_messages_over_http(
         "NumberOfDependents",
         "required: may be null when unknown, but must be sent",
     )
+
+
+# -- the local stack's OpenAPI document ------------------------------------------------------
+
+
+def test_openapi_servers_point_where_the_api_is_served(
+    stack: LocalStack, http: httpx.Client, applicants: list[dict[str, Any]]
+) -> None:
+    document = http.get("/swagger", params={"format": "json"})
+    assert document.status_code == 200
+    [server] = document.json()["servers"]
+    # What Swagger UI's "Try it out" sends: the server URL, then the operation's path.
+    base = httpx.URL(stack.api_url).join(server["url"].rstrip("/") + "/")
+    answer = http.post(str(base.join("score")), json=[applicants[0]])
+    assert answer.status_code == 200, answer.text
+    assert http.get(str(base.join("health"))).json()["status"] == "ok"
+    page = http.get(str(base.join("swagger")))
+    assert page.status_code == 200 and "swagger" in page.text.lower()
+    assert http.get(str(base.join("swagger")), params={"format": "json"}).json() == document.json()
