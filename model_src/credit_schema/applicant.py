@@ -83,6 +83,22 @@ DESCRIPTIONS: Final[dict[str, str]] = {
     ),
 }
 
+#: Short plain-language names, for charts and texts a loan officer reads.
+FEATURE_LABELS: Final[dict[str, str]] = {
+    "RevolvingUtilizationOfUnsecuredLines": "Credit card and credit line use",
+    "age": "Age",
+    "NumberOfTime30-59DaysPastDueNotWorse": "Times 30-59 days late (2 years)",
+    "DebtRatio": "Debt payments to income",
+    "MonthlyIncome": "Monthly income",
+    "NumberOfOpenCreditLinesAndLoans": "Open credit lines and loans",
+    "NumberOfTimes90DaysLate": "Times 90+ days late",
+    "NumberRealEstateLoansOrLines": "Real estate loans and lines",
+    "NumberOfTime60-89DaysPastDueNotWorse": "Times 60-89 days late (2 years)",
+    "NumberOfDependents": "Dependents",
+}
+#: What the model predicts, in words: the probability of this outcome.
+TARGET_LABEL: Final = "serious delinquency within 2 years"
+
 
 def _reject_bool(value: Any) -> Any:
     # pydantic's lax mode would read true as 1; a boolean is never a valid count or ratio.
@@ -197,3 +213,4 @@ ALIAS_BY_FIELD: Final[dict[str, str]] = {
 FIELD_BY_ALIAS: Final[dict[str, str]] = {alias: name for name, alias in ALIAS_BY_FIELD.items()}
 
 assert tuple(ALIAS_BY_FIELD.values()) == FEATURES, "Applicant fields must follow FEATURES order"
+assert set(FEATURE_LABELS) == set(FEATURES) == set(DESCRIPTIONS), "a label for every feature"
