@@ -51,6 +51,7 @@ def plot_score(
         raise ValueError("kind must be 'waterfall' or 'bar'")
     figure_class = _figure_class()
     from matplotlib.ticker import PercentFormatter
+
     contributions = list(score.contributions)
     n = (
         len(contributions)
