@@ -133,7 +133,7 @@ def test_text_rendering_lists_every_contribution_and_the_sum() -> None:
     score = make_score()
     text = score.to_text()
     lines = text.splitlines()
-    assert lines[0].startswith("probability 22.")
+    assert lines[0].startswith("probability of serious delinquency within 2 years: 22.")
     body = lines[2:12]
     assert [line.split()[0] for line in body] == [c.feature for c in score.contributions]
     assert "missing" in text and "▲" in text and "▼" in text
