@@ -30,7 +30,7 @@ from typing import IO, Any, Final, Literal
 
 from credit_schema import FEATURES, FIELD_BY_ALIAS, INDEX_COLUMNS, csv_records
 
-from ._config import API_KEY_ENV, DEFAULT_BATCH_SIZE, DEFAULT_MAX_RETRIES, URL_ENV
+from ._config import API_KEY_ENV, DEFAULT_BATCH_SIZE, DEFAULT_MAX_RETRIES, DEFAULT_TIMEOUT, URL_ENV
 from ._reasons import DEFAULT_MAX_REASONS
 
 __all__ = ["register", "run"]
@@ -62,27 +62,32 @@ def register(sub: Any) -> None:
         "-o",
         "--output",
         type=Path,
-        help="scored rows (.csv or .jsonl; default: INPUT's name with .scored before the suffix)",
+        help="scored rows, .csv or .jsonl (default: INPUT's name with .scored before the suffix)",
     )
     p.add_argument(
         "--rejects",
         type=Path,
-        help="rows that could not be scored, with their error (default: OUTPUT.rejects.<suffix>)",
+        help="rows that could not be scored, as read, with their row number and error; fix "
+        "them and score this file again (default: OUTPUT.rejects.<suffix>)",
     )
-    p.add_argument("--url", help=f"API base URL (default: ${URL_ENV})")
+    p.add_argument(
+        "--url", help=f"API base URL, with its stage, e.g. .../Prod (default: ${URL_ENV})"
+    )
     p.add_argument(
         "--api-key",
         help=f"API key, sent as x-api-key (default: ${API_KEY_ENV}; prefer it: arguments show in ps)",
     )
-    p.add_argument("--input-format", choices=("csv", "jsonl"), help="default: from the suffix")
-    p.add_argument("--output-format", choices=("csv", "jsonl"), help="default: from the suffix")
+    p.add_argument("--input-format", choices=("csv", "jsonl"), help="(default: from the suffix)")
+    p.add_argument("--output-format", choices=("csv", "jsonl"), help="(default: from the suffix)")
     p.add_argument(
         "--batch-size",
         type=int,
         default=DEFAULT_BATCH_SIZE,
-        help=f"applicants per request ({DEFAULT_BATCH_SIZE})",
+        help=f"applicants per request (default: {DEFAULT_BATCH_SIZE})",
     )
-    p.add_argument("--concurrency", type=int, default=1, help="requests in flight at once (1)")
+    p.add_argument(
+        "--concurrency", type=int, default=1, help="requests in flight at once (default: 1)"
+    )
     p.add_argument(
         "--cutoff",
         type=float,
@@ -93,16 +98,25 @@ def register(sub: Any) -> None:
         "--max-reasons",
         type=int,
         default=DEFAULT_MAX_REASONS,
-        help=f"principal reasons per row ({DEFAULT_MAX_REASONS})",
+        help=f"principal reasons per row (default: {DEFAULT_MAX_REASONS})",
     )
-    p.add_argument("--timeout", type=float, default=30.0, help="seconds per request (30)")
+    p.add_argument(
+        "--timeout",
+        type=float,
+        default=DEFAULT_TIMEOUT.read,
+        help=f"seconds per request (default: {DEFAULT_TIMEOUT.read:g})",
+    )
     p.add_argument(
         "--max-retries",
         type=int,
         default=DEFAULT_MAX_RETRIES,
-        help=f"retries on 429/503/connection errors ({DEFAULT_MAX_RETRIES})",
+        help=f"retries on 429/503/connection errors (default: {DEFAULT_MAX_RETRIES})",
     )
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument(
+        "--no-progress",
+        action="store_true",
+        help="no progress bar (default: a bar when stderr is a terminal)",
+    )
     p.set_defaults(func=run)
 
 

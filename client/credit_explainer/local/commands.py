@@ -48,7 +48,8 @@ def register(subparsers: Any) -> None:
         action="append",
         default=[],
         metavar="NAME=VALUE",
-        help="another function environment variable, e.g. MAX_APPLICANTS=500 (repeatable)",
+        help="another function environment variable, e.g. MAX_APPLICANTS=500; repeatable "
+        "(default: none)",
     )
     up.add_argument("--log-level", default="INFO", help="the handler's log level (default: INFO)")
     up.set_defaults(func=run_up)
