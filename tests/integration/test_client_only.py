@@ -113,3 +113,25 @@ def test_score_a_csv_from_the_base_install(client_venv: Path, stack: str, tmp_pa
     rows = list(csv.DictReader((tmp_path / "applicants.scored.csv").open()))
     assert [r["row"] for r in rows] == ["0", "1", "2"]
     assert all(0.0 < float(r["probability"]) < 1.0 for r in rows)
+
+
+def test_score_a_mixed_file_from_the_base_install(
+    client_venv: Path, stack: str, tmp_path: Path
+) -> None:
+    src = tmp_path / "mixed.csv"
+    good = [["" if a[c] is None else str(a[c]) for c in FEATURES] for a in SAMPLE_APPLICANTS]
+    with src.open("w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(FEATURES)
+        w.writerows([good[0], good[1][:5], [*good[2][:1], "7", *good[2][2:]], good[2]])
+    done = cli(client_venv, "score", "--url", stack, str(src), "--no-progress")
+    assert done.returncode == 1, done.stderr
+    assert "Traceback" not in done.stderr
+    scored = list(csv.DictReader((tmp_path / "mixed.scored.csv").open()))
+    assert [r["row"] for r in scored] == ["0", "3"]
+    rejects = list(csv.reader((tmp_path / "mixed.scored.rejects.csv").open()))
+    assert [r[:2] for r in rejects] == [
+        ["row", "error"],
+        ["1", f"5 cells; the header has {len(FEATURES)}"],
+        ["2", "age: Input should be greater than or equal to 18"],
+    ]
