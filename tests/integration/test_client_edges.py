@@ -340,3 +340,24 @@ def test_openapi_servers_point_where_the_api_is_served(
     page = http.get(str(base.join("swagger")))
     assert page.status_code == 200 and "swagger" in page.text.lower()
     assert http.get(str(base.join("swagger")), params={"format": "json"}).json() == document.json()
+
+
+def test_the_async_client_collects_the_same_failures(
+    stack: LocalStack, applicants: list[dict[str, Any]]
+) -> None:
+    import asyncio
+
+    from credit_explainer import AsyncCreditExplainerClient
+
+    mixed: list[Any] = [applicants[0], [1, 2], dict(applicants[2], DebtRatio="x" * 100), 7]
+
+    async def run() -> Any:
+        async with AsyncCreditExplainerClient(stack.api_url, api_key=KEY) as c:
+            collected = await c.score_many(mixed, on_error="collect")
+            with pytest.raises(UsageError):
+                await c.score_many(applicants[0])
+            return collected
+
+    results = asyncio.run(run())
+    assert [type(r) for r in results] == [Score, Failure, Failure, Failure]
+    assert [f.index for f in results.failures] == [1, 2, 3]
