@@ -229,8 +229,9 @@ class JsonLinesSource:
                 chunk.unreadable[len(chunk.records)] = f"not valid JSON: {exc}"
                 record = None
             if isinstance(record, dict):
-                for name in REJECT_COLUMNS:  # a corrected rejects file of ours
-                    record.pop(name, None)
+                if all(name in record for name in REJECT_COLUMNS):  # a corrected rejects file
+                    for name in REJECT_COLUMNS:
+                        del record[name]
                 ident = record.pop("id", None)
                 chunk.ids.append(None if ident is None else str(ident))
             else:
