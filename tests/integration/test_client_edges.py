@@ -361,3 +361,21 @@ def test_the_async_client_collects_the_same_failures(
     results = asyncio.run(run())
     assert [type(r) for r in results] == [Score, Failure, Failure, Failure]
     assert [f.index for f in results.failures] == [1, 2, 3]
+
+
+def test_the_waterfall_of_a_served_score_speaks_plainly(
+    client: CreditExplainerClient, applicants: list[dict[str, Any]], tmp_path: Path
+) -> None:
+    pytest.importorskip("matplotlib")
+    from credit_schema import FEATURE_LABELS, TARGET_LABEL
+
+    score = client.score(applicants[0])
+    fig = score.plot(tmp_path / "why.png")
+    assert (tmp_path / "why.png").read_bytes()[:4] == b"\x89PNG"
+    ax = fig.axes[0]
+    shown = {t.get_text().split(" = ")[0] for t in ax.get_yticklabels()}
+    assert shown == set(FEATURE_LABELS.values())
+    assert TARGET_LABEL in ax.get_title() and TARGET_LABEL in ax.get_xlabel()
+    notes = [t.get_text() for t in ax.texts]
+    assert f"base value {score.base_value:.1%} (average applicant)" in notes
+    assert f"prediction {score.probability:.1%}" in notes
