@@ -10,10 +10,13 @@ Files (all at the top of the directory, which is also the layout of SageMaker's
   hyperparameters, library versions and ``model_version`` (the first 16 hex digits of
   :func:`model_fingerprint`, a hash of the fitted model, not of the file);
 * ``metrics.json``: held-out metrics;
+* ``treeshap.npz``: the forest compiled to exact TreeSHAP tables and the imputer's fill
+  values (plain arrays), which is all serving loads: no scikit-learn at start-up;
 * ``manifest.json``: SHA-256 of every other file, verified before anything is
   deserialised.
 
-The shap explainer is never stored: it is built from the model at load time.
+Nothing is pickled: skops refuses untrusted types and the tables load with
+``allow_pickle=False``.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
+import numpy as np
 from credit_schema import FEATURES, TARGET
 
 MODEL_FILE: Final = "model.skops"
@@ -141,6 +145,7 @@ def save(
     sio.dump(pipeline, model_path)
     model_sha = sha256_file(model_path)
     fingerprint = model_fingerprint(pipeline)
+    tables = _save_tables(pipeline, directory)
     meta = {
         "format_version": FORMAT_VERSION,
         "model_version": fingerprint[:16],
@@ -158,11 +163,26 @@ def save(
         "algorithm": "sha256",
         "files": {
             name: sha256_file(directory / name)
-            for name in (MODEL_FILE, METADATA_FILE, METRICS_FILE)
+            for name in (MODEL_FILE, METADATA_FILE, METRICS_FILE, *tables)
         },
     }
     _write_json(directory / MANIFEST_FILE, manifest)
     return meta
+
+
+def _save_tables(pipeline: Any, directory: Path) -> tuple[str, ...]:
+    """Write the compiled TreeSHAP tables; () for a model the fast explainer does not cover."""
+    from .explainer import imputer_and_forest
+    from .forest import TABLES_FILE, UnsupportedModelError, compile_forest, save_tables
+
+    try:
+        fill, forest = imputer_and_forest(pipeline)
+        compiled = compile_forest(forest)
+    except UnsupportedModelError:
+        return ()
+    fill_values = fill if fill is not None else np.full(compiled.n_features, np.nan)
+    save_tables(directory / TABLES_FILE, compiled, fill_values)
+    return (TABLES_FILE,)
 
 
 def verify(model_dir: str | Path) -> dict[str, Any]:
@@ -207,6 +227,11 @@ def verify(model_dir: str | Path) -> dict[str, Any]:
             f"{directory}: model version {meta['model_version']} is not the expected "
             f"{expected_version} ({EXPECTED_VERSION_ENV})"
         )
+    return meta
+
+
+def _check_sklearn_version(directory: Path, meta: dict[str, Any]) -> None:
+    # Only the pickled-free skops model needs it; the tables are plain arrays.
     trained_with = meta.get("library_versions", {}).get("scikit-learn")
     running = library_versions()["scikit-learn"]
     if trained_with != running:
@@ -215,7 +240,6 @@ def verify(model_dir: str | Path) -> dict[str, Any]:
             "a fitted model does not travel across scikit-learn versions: retrain or use the "
             "matching image"
         )
-    return meta
 
 
 @dataclass(frozen=True)
@@ -235,6 +259,7 @@ def load(model_dir: str | Path) -> Artifacts:
 
     directory = Path(model_dir)
     meta = verify(directory)
+    _check_sklearn_version(directory, meta)
     model_path = directory / MODEL_FILE
     try:
         untrusted = set(sio.get_untrusted_types(file=model_path))

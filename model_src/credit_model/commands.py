@@ -67,6 +67,13 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _serve(args: argparse.Namespace) -> int:
+    from .explain import explainer_kind
+    from .forest import TABLES_FILE
+
+    if (Path(args.model_dir) / TABLES_FILE).is_file() and explainer_kind() != "shap":
+        # Served from its compiled tables, this process never uses scipy, which numba imports
+        # for linear algebra at start-up (a few tenths of a second of a new container's start).
+        sys.modules.setdefault("scipy", None)
     from .artifacts import ModelArtifactError
     from .server import run
 
@@ -83,6 +90,13 @@ def _serve(args: argparse.Namespace) -> int:
     except ModelArtifactError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    return 0
+
+
+def _warm_up(args: argparse.Namespace) -> int:
+    from .kernel import compile_kernel
+
+    compile_kernel()
     return 0
 
 
@@ -159,6 +173,7 @@ def register(sub: Any) -> None:
 
     p = sub.add_parser(
         "serve-model",
+        aliases=["serve"],
         help="serve a model directory with the SageMaker container contract and runtime API",
         description="The model container's server: GET /ping, POST /invocations (and "
         "/endpoints/NAME/invocations, as the SageMaker runtime API), on loopback by default.",
@@ -198,6 +213,13 @@ def register(sub: Any) -> None:
         help="server log level (default: info)",
     )
     p.set_defaults(func=_serve)
+
+    p = sub.add_parser(
+        "warm-up",
+        help="compile the TreeSHAP kernel into numba's cache now (the model image's build runs "
+        "it, so a new container does not compile)",
+    )
+    p.set_defaults(func=_warm_up)
 
     p = sub.add_parser(
         "bench",

@@ -23,15 +23,14 @@ from __future__ import annotations
 import csv
 import io
 import json
-import sys
 from collections.abc import Iterable, Mapping, Sequence
 from difflib import get_close_matches
 from typing import Any, Final
 
 from pydantic import TypeAdapter, ValidationError
-from pydantic_core import from_json
 
 from .applicant import FEATURES, FIELD_BY_ALIAS, IGNORED_FIELDS, NULLABLE_FEATURES, Applicant
+from .content_types import CONTENT_TYPE_CSV, CONTENT_TYPE_JSONLINES
 from .errors import (
     ApplicantValidationError,
     ErrorDetail,
@@ -41,25 +40,11 @@ from .errors import (
 
 #: How many times a JSON string holding JSON is unwrapped.
 MAX_JSON_STRING_LEVELS: Final = 3
-#: JSON texts from this length on (bytes, or characters of a str) are parsed with
-#: jiter's string cache: their keys repeat (a batch names the same ten features in
-#: every record), and the cache makes each repeat a lookup instead of a new string
-#: (about 15% less time for 2,000 records). A shorter text names each key about
-#: once: the cache never pays, and its lookups read a table the CPU caches have
-#: usually lost by then (about 10 us for a lone applicant arriving after other work).
-STRING_CACHE_MIN_LENGTH: Final = 2048
-#: JSON texts up to this length (bytes, or characters of a str) with nothing around
-#: the document are parsed first by the json module's own C scanner (the public
-#: ``JSONDecoder.raw_decode``: json.loads' results by construction), longer ones by
-#: jiter, about 2.6 times faster once in the CPU caches. A lone applicant's body
-#: usually arrives after other work has evicted both parsers: there the scanner, far
-#: less code, takes a double-encoded applicant's request about 7 us less (measured after
-#: the original blog path, eight processes); about 2 us more back to back.
-SCANNER_MAX_LENGTH: Final = 1024
 #: Default cap on applicants in one request (the API makes it configurable).
 DEFAULT_MAX_APPLICANTS: Final = 2_000
-#: Default cap on a request body, in bytes.
-DEFAULT_MAX_BODY_BYTES: Final = 6 * 1024 * 1024
+#: Default cap on a request body, in bytes: under the 6 MiB that Lambda and SageMaker accept
+#: per invocation, leaving room for the event around the body.
+DEFAULT_MAX_BODY_BYTES: Final = 6_000_000
 #: Deepest JSON nesting accepted: the deepest accepted shape (``{"instances": [[...]]}``)
 #: has 3 levels; anything past this is not one of the accepted shapes (400).
 MAX_JSON_DEPTH: Final = 8
@@ -71,10 +56,8 @@ _KNOWN_KEYS: Final = frozenset(FEATURES) | frozenset(FIELD_BY_ALIAS.values())
 _BY_LOWER: Final = {name.lower(): name for name in FEATURES}
 _CSV_NULLS: Final = frozenset({"", "na", "nan", "null", "none"})
 
-_DECODER: Final = json.JSONDecoder()  # json.loads' own decoder and settings
 _MAX_FIELD_NAME: Final = 100  # an unknown key is echoed back in errors, cut to this length
 _APPLICANTS: Final = TypeAdapter(list[Applicant])
-_DEFAULT_INT_DIGITS: Final = sys.int_info.default_max_str_digits
 
 
 def _huge_int(text: str) -> float:
@@ -97,46 +80,17 @@ def _loads(text: str | bytes | bytearray) -> Any:
         return json.loads(text, parse_int=_huge_int)  # rare: keep the fast path hook-free
 
 
-def _parse(text: str | bytes | bytearray) -> Any:
-    try:
-        if len(text) <= SCANNER_MAX_LENGTH:
-            # json.loads(text), short of its whitespace handling: a document with leading or
-            # trailing whitespace, or that is not UTF-8, goes the general way below.
-            document = text if isinstance(text, str) else text.decode("utf-8")
-            obj, end = _DECODER.raw_decode(document)
-            if end == len(document):
-                return obj
-    except (ValueError, TypeError):  # JSONDecodeError and UnicodeDecodeError are ValueErrors
-        pass  # the general path decides, and words the error
-    # pydantic_core's parser (jiter) is about 3x faster than json.loads and, for every
-    # document it accepts, gives exactly what json.loads gives (same types, bit-identical
-    # floats, last duplicate key wins; tests/unit/test_decode_json.py checks it property-wise).
-    # Whatever it refuses goes through json.loads, which decides and words the error:
-    # lone surrogates, UTF-8 BOM / UTF-16 bytes, nesting past 200 levels, integers past
-    # 4,300 digits, and every malformed body. With the int digit limit lowered below
-    # Python's default, json.loads would refuse integers jiter reads: json.loads then.
-    limit = sys.get_int_max_str_digits()
-    if limit == 0 or limit >= _DEFAULT_INT_DIGITS:
-        try:
-            return from_json(
-                text, allow_inf_nan=True, cache_strings=len(text) >= STRING_CACHE_MIN_LENGTH
-            )
-        except (ValueError, TypeError):
-            pass
-    return _loads(text)
-
-
 def decode_json(body: str | bytes | bytearray) -> Any:
     """Parse a JSON body; a JSON string holding JSON is unwrapped (double encoding).
 
     Raises :class:`MalformedPayloadError` (400) for anything that is not JSON.
     """
     try:
-        obj = _parse(body)
+        obj = _loads(body)
         for _ in range(MAX_JSON_STRING_LEVELS):
             if not isinstance(obj, str):
                 break
-            obj = _parse(obj)
+            obj = _loads(obj)
     except UnicodeDecodeError as exc:
         raise MalformedPayloadError("request body is not valid UTF-8") from exc
     except RecursionError as exc:
@@ -423,6 +377,27 @@ def csv_text(body: str | bytes) -> str:
         return body.decode("utf-8-sig") if isinstance(body, bytes | bytearray) else body
     except UnicodeDecodeError as exc:
         raise MalformedPayloadError("request body is not valid UTF-8") from exc
+
+
+def jsonlines_records(body: str | bytes) -> list[Any]:
+    """Parse ``application/jsonlines``: each line one applicant or any accepted JSON shape."""
+    text = csv_text(body)
+    records: list[Any] = []
+    for line in text.splitlines():
+        if line.strip():
+            records.extend(to_records(decode_json(line)))
+    if not records:
+        raise MalformedPayloadError("the request holds no applicants")
+    return records
+
+
+def body_records(body: str | bytes, media_type: str) -> list[Any]:
+    """Any accepted body (JSON, CSV or JSON Lines, by its checked media type) -> records."""
+    if media_type == CONTENT_TYPE_CSV:
+        return csv_records(csv_text(body))
+    if media_type == CONTENT_TYPE_JSONLINES:
+        return jsonlines_records(body)
+    return to_records(decode_json(body))
 
 
 def parse_csv_applicants(

@@ -39,16 +39,3 @@ def test_bench_paths_agree(tmp_path: Path) -> None:
     assert "ours, handlers (JSON in/out), 1 thread" in paths  # 2,000 per request, also on 1
     assert "ours, handlers (JSON in/out), back to back" in paths  # 1 applicant, also alone
     assert results["server_rss_mib_idle"] > 0
-
-
-@pytest.mark.slow
-def test_cold_steps_script_times_every_step() -> None:
-    script = Path(__file__).resolve().parents[1] / "bench" / "cold_steps.py"
-    done = subprocess.run(
-        [sys.executable, str(script), "--runs", "3"], capture_output=True, text=True, timeout=600
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
-    lines = {line.split("  ")[0].strip(): line for line in done.stdout.splitlines()}
-    for step in ("JSON parse", "record checks", "explainer (kernel)", "encoding", "total"):
-        figures = lines[step].split()[-2:]  # after the original path, back to back
-        assert all(float(f) > 0 for f in figures), lines[step]
