@@ -24,11 +24,12 @@ import csv
 import io
 import json
 from collections.abc import Iterable, Mapping, Sequence
+from difflib import get_close_matches
 from typing import Any, Final
 
 from pydantic import TypeAdapter, ValidationError
 
-from .applicant import FEATURES, FIELD_BY_ALIAS, TARGET, Applicant
+from .applicant import FEATURES, FIELD_BY_ALIAS, IGNORED_FIELDS, NULLABLE_FEATURES, Applicant
 from .content_types import CONTENT_TYPE_CSV, CONTENT_TYPE_JSONLINES
 from .errors import (
     ApplicantValidationError,
@@ -52,7 +53,7 @@ MAX_JSON_DEPTH: Final = 8
 MAX_STRING_CHARS: Final = 64
 
 _KNOWN_KEYS: Final = frozenset(FEATURES) | frozenset(FIELD_BY_ALIAS.values())
-_INDEX_COLUMNS: Final = frozenset({"", "Unnamed: 0", "index", "Id", "id"})
+_BY_LOWER: Final = {name.lower(): name for name in FEATURES}
 _CSV_NULLS: Final = frozenset({"", "na", "nan", "null", "none"})
 
 _MAX_FIELD_NAME: Final = 100  # an unknown key is echoed back in errors, cut to this length
@@ -233,6 +234,25 @@ def _long_strings(index: int, record: Any) -> list[ErrorDetail]:
     ]
 
 
+_NUMBER_TYPES: Final = frozenset({"int_type", "float_type", "int_parsing", "float_parsing"})
+_MAY_BE_EMPTY: Final = " and ".join(f for f in FEATURES if f in NULLABLE_FEATURES)
+
+
+def _message(err: Mapping[str, Any], field: str | None) -> str:
+    # pydantic's words, where they mislead for this schema (the input is looked at, never echoed).
+    kind = err.get("type")
+    if kind == "missing" and field in NULLABLE_FEATURES:
+        return "required: may be null when unknown, but must be sent"
+    if kind in _NUMBER_TYPES and err.get("input", 0) in (None, ""):
+        return f"missing: only {_MAY_BE_EMPTY} may be empty or null"
+    if kind == "extra_forbidden" and field is not None:
+        close = get_close_matches(field.lower(), _BY_LOWER, n=1, cutoff=0.6)
+        if close:
+            return f"unknown field; did you mean {_BY_LOWER[close[0]]!r}?"
+        return "unknown field (the features are named as in the data set: see FEATURES)"
+    return str(err.get("msg", "invalid"))
+
+
 def _detail_from_pydantic(err: Mapping[str, Any], offset: int = 0) -> ErrorDetail:
     loc = tuple(err.get("loc", ()))
     applicant = loc[0] + offset if loc and isinstance(loc[0], int) else None
@@ -240,9 +260,19 @@ def _detail_from_pydantic(err: Mapping[str, Any], offset: int = 0) -> ErrorDetai
     return ErrorDetail(
         applicant=applicant,
         field=field,
-        message=str(err.get("msg", "invalid")),
+        message=_message(err, field),
         type=err.get("type"),
     )
+
+
+def _one_per_misspelling(details: list[ErrorDetail]) -> list[ErrorDetail]:
+    # "Age" for "age" is one mistake: the unknown field's "did you mean" names the other.
+    meant = {
+        (d.applicant, d.message.split("'")[1])
+        for d in details
+        if d.type == "extra_forbidden" and "did you mean" in d.message
+    }
+    return [d for d in details if not (d.type == "missing" and (d.applicant, d.field) in meant)]
 
 
 def validate_records(records: Sequence[Any]) -> list[Applicant]:
@@ -263,9 +293,9 @@ def validate_records(records: Sequence[Any]) -> list[Applicant]:
     try:
         return _APPLICANTS.validate_python(records)
     except ValidationError as exc:
-        details = [
-            _detail_from_pydantic(e) for e in exc.errors(include_input=False, include_url=False)
-        ]
+        details = _one_per_misspelling(
+            [_detail_from_pydantic(e) for e in exc.errors(include_url=False)]
+        )
         raise ApplicantValidationError(_summary(details, len(records)), details) from None
 
 
@@ -327,7 +357,7 @@ def csv_records(text: str) -> list[Any]:
         raise MalformedPayloadError("the request holds no applicants")
     header = [c.strip() for c in rows[0]]
     if any(_is_feature_key(c) for c in header):
-        keep = [i for i, c in enumerate(header) if c not in _INDEX_COLUMNS and c != TARGET]
+        keep = [i for i, c in enumerate(header) if c not in IGNORED_FIELDS]
         names = [header[i] for i in keep]
         records: list[Any] = []
         for row in rows[1:]:

@@ -147,10 +147,17 @@ async def _read_body(request: Request, limit: int) -> bytes | None:
     return b"".join(chunks)
 
 
+def _without_stage(path: str, stage: str) -> str:
+    # API Gateway serves a stage under /<stage>; the OpenAPI document's servers (and so Swagger
+    # UI's "Try it out") point there, so the local gateway answers there too, as at its root.
+    return path[len(stage) + 1 :] if path.startswith(f"/{stage}/") else path
+
+
 def build_event(
     request: Request, body: bytes, *, resource: str, stage: str, request_id: str
 ) -> dict[str, Any]:
     """The API Gateway REST proxy (v1) event for this request."""
+    path = _without_stage(request.url.path, stage)
     headers: dict[str, str] = {}
     multi_headers: dict[str, list[str]] = {}
     for raw_name, raw_value in request.headers.raw:
@@ -175,7 +182,7 @@ def build_event(
     client = request.client
     return {
         "resource": resource,
-        "path": request.url.path,
+        "path": path,
         "httpMethod": request.method,
         "headers": headers or None,
         "multiValueHeaders": multi_headers or None,
@@ -189,7 +196,7 @@ def build_event(
             "resourceId": "local",
             "resourcePath": resource,
             "httpMethod": request.method,
-            "path": f"/{stage}{request.url.path}",
+            "path": f"/{stage}{path}",
             "stage": stage,
             "requestId": request_id,
             "extendedRequestId": request_id,
@@ -228,7 +235,7 @@ def make_app(
 
     async def proxy(request: Request) -> Response:
         request_id = str(uuid.uuid4())
-        resource = request.url.path.rstrip("/") or "/"
+        resource = _without_stage(request.url.path, stage).rstrip("/") or "/"
         if (request.method, resource) not in ROUTES:
             return _gateway_error(
                 403,
