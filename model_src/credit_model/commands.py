@@ -73,7 +73,8 @@ def _serve(args: argparse.Namespace) -> int:
     if (Path(args.model_dir) / TABLES_FILE).is_file() and explainer_kind() != "shap":
         # Served from its compiled tables, this process never uses scipy, which numba imports
         # for linear algebra at start-up (a few tenths of a second of a new container's start).
-        sys.modules.setdefault("scipy", None)
+        if "scipy" not in sys.modules:
+            sys.modules["scipy"] = None  # type: ignore[assignment]  # None: "not importable"
     from .artifacts import ModelArtifactError
     from .server import run
 
