@@ -12,6 +12,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from credit_schema import DEFAULT_ENDPOINT_NAME
+
 _STEPS = ("build-image", "train", "create-endpoint", "deploy-api")
 
 
@@ -19,7 +21,7 @@ def _common(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("deployment")
     group.add_argument(
         "--name",
-        default="credit-explainer",
+        default=DEFAULT_ENDPOINT_NAME,
         help="deployment name: names and tags every resource (lower-case)",
     )
     group.add_argument("--region", help="AWS region (default: your AWS configuration)")

@@ -14,8 +14,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final
 
+from credit_schema import DEFAULT_ENDPOINT_NAME, DEFAULT_VARIANT
+
 #: The one production variant of the endpoint.
-VARIANT: Final = "AllTraffic"
+VARIANT: Final = DEFAULT_VARIANT
 #: Files whose content decides the image tag (same sources, same tag: no rebuild).
 IMAGE_INPUTS: Final = ("container", "pyproject.toml", "model_src", "client")
 SOURCE_DIR: Final = "model_src"
@@ -37,7 +39,7 @@ def repo_root() -> Path:
 
 @dataclass(frozen=True, kw_only=True)
 class DeployConfig:
-    name: str = "credit-explainer"
+    name: str = DEFAULT_ENDPOINT_NAME
     root: Path = field(default_factory=repo_root)
     stamp: str = field(default_factory=utc_stamp)
     # storage and identity
