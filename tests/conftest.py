@@ -169,3 +169,23 @@ def runtime_client(url: str) -> Any:
         aws_secret_access_key="local",
         config=Config(retries={"max_attempts": 1, "mode": "standard"}),
     )
+
+
+def wait_for_ping(url: str, proc: Any, what: str, timeout: float = 60.0) -> None:
+    """Until the server process at ``url`` answers ``GET /ping`` 200; fails the test if it dies."""
+    import time
+
+    import httpx
+
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            if httpx.get(f"{url}/ping", timeout=1).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        if proc.poll() is not None or time.monotonic() > deadline:
+            proc.kill()
+            output = proc.communicate()[0] if proc.stdout is not None else ""
+            pytest.fail(f"{what} did not start:\n{output}")
+        time.sleep(0.1)

@@ -12,12 +12,11 @@ import json
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
 import pytest
-from conftest import ROOT, SAMPLE_APPLICANTS
+from conftest import ROOT, SAMPLE_APPLICANTS, wait_for_ping
 
 OURS = ("credit_schema", "credit_model", "scoring_api", "credit_explainer")
 PACKAGE_DIRS = {
@@ -121,17 +120,7 @@ def test_container_serve_works_without_the_client_package(
     )
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"{url}/ping", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                proc.kill()
-                pytest.fail(f"container/serve did not start:\n{proc.communicate()[0]}")
-            time.sleep(0.1)
+        wait_for_ping(url, proc, "container/serve")
         response = httpx.post(f"{url}/invocations", json=SAMPLE_APPLICANTS, timeout=30)
         assert response.status_code == 200
         predictions = response.json()["predictions"]

@@ -14,14 +14,13 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from conftest import runtime_client
+from conftest import runtime_client, wait_for_ping
 from credit_model.train import METRIC_DEFINITIONS
 from credit_schema import FEATURES, TARGET
 
@@ -149,17 +148,7 @@ def served(trained: dict[str, Any]) -> Iterator[dict[str, Any]]:
         env=env,
     )
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            if httpx.get(f"{url}/ping", timeout=1).status_code == 200:
-                break
-        except httpx.TransportError:
-            pass
-        if proc.poll() is not None or time.monotonic() > deadline:
-            proc.kill()
-            pytest.fail(f"serve-model did not start:\n{proc.communicate()[0]}")
-        time.sleep(0.2)
+    wait_for_ping(url, proc, "serve-model")
     info = {"url": url, "proc": proc}
     yield info
     if proc.poll() is None:
