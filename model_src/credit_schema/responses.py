@@ -108,7 +108,8 @@ def direction_of(shap_value: float) -> Direction:
 
 def ranked(shap_values: Sequence[float]) -> list[int]:
     """Feature indices by ``|shap_value|``, largest first, ties in model feature order."""
-    return sorted(range(len(shap_values)), key=lambda i: -abs(shap_values[i]))
+    magnitude = [-abs(v) for v in shap_values]
+    return sorted(range(len(magnitude)), key=magnitude.__getitem__)
 
 
 def explanation_dict(
@@ -116,27 +117,22 @@ def explanation_dict(
     base_value: float,
     values: Sequence[float | None],
     shap_values: Sequence[float],
-    *,
-    order: Sequence[int] | None = None,
 ) -> dict[str, Any]:
     """One :class:`Explanation` as a plain dict, contributions :func:`ranked`.
 
-    ``values`` and ``shap_values`` are in model feature order; ``order``, when the
-    caller already has the ranking, is used as given.
+    ``values`` and ``shap_values`` are floats in model feature order (None: missing).
     """
-    if order is None:
-        order = ranked(shap_values)
     return {
-        "probability": float(probability),
-        "base_value": float(base_value),
+        "probability": probability,
+        "base_value": base_value,
         "contributions": [
             {
                 "feature": FEATURES[i],
-                "value": None if values[i] is None else float(values[i]),  # type: ignore[arg-type]
-                "shap_value": float(shap_values[i]),
+                "value": values[i],
+                "shap_value": shap_values[i],
                 "direction": direction_of(shap_values[i]),
             }
-            for i in order
+            for i in ranked(shap_values)
         ],
     }
 
