@@ -61,6 +61,7 @@ from credit_schema import (
     to_records,
     validate_records,
 )
+from credit_schema.media import check_json_content_type
 
 from .config import Settings
 from .endpoint import ModelEndpoint, Scored
@@ -402,10 +403,24 @@ def body_size(event: dict[str, Any], limit: int) -> int:
     return len(body.encode("utf-8"))
 
 
-def _too_large(
-    event: dict[str, Any], context: LambdaContext, exc: PayloadTooLargeError
-) -> dict[str, Any]:
-    """The 413 proxy response, built without Powertools decoding the body."""
+def _content_types(event: dict[str, Any]) -> list[str]:
+    """Every ``Content-Type`` value the client sent (API Gateway keeps its header names' case)."""
+    values = [
+        str(v)
+        for name, vs in (event.get("multiValueHeaders") or {}).items()
+        if name.lower() == "content-type"
+        for v in vs or ()
+    ]
+    values += [
+        str(v)
+        for name, v in (event.get("headers") or {}).items()
+        if name.lower() == "content-type" and v is not None
+    ]
+    return values
+
+
+def _refused(event: dict[str, Any], context: LambdaContext, exc: PayloadError) -> dict[str, Any]:
+    """The 413/415 proxy response, built without Powertools decoding the body."""
     request_id = (event.get("requestContext") or {}).get("requestId") or context.aws_request_id
     _count_error(exc.code, exc.status_code)
     app.clear_context()
@@ -421,9 +436,11 @@ def _handle(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     metrics.add_metric(name="Requests", unit=MetricUnit.Count, value=1)
     app.append_context(started=time.perf_counter())  # failures log their latency too
     try:  # before anything decodes the body: a 60 MB body costs no memory
+        if event.get("httpMethod") == "POST":  # Powertools would parse forms, echoing them
+            check_json_content_type(_content_types(event))
         check_body_size(body_size(event, settings.max_body_bytes), settings.max_body_bytes)
-    except PayloadTooLargeError as exc:
-        return _too_large(event, context, exc)
+    except (PayloadTooLargeError, UnsupportedMediaTypeError) as exc:
+        return _refused(event, context, exc)
     return app.resolve(event, context)
 
 

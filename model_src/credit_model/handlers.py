@@ -43,6 +43,7 @@ from credit_schema import (
     to_records,
     validate_rows,
 )
+from credit_schema.media import media_type  # the one parse of a Content-Type header
 
 from . import artifacts, fast_input, fast_io
 from .explain import CheckedExplain, Explainer, build_explainer, checked
@@ -105,11 +106,6 @@ class Prediction:
     #: Each row's feature indices ranked by ``|shap|``, largest first, ties in feature
     #: order, when the explainer has them (``output_fn`` ranks them otherwise).
     order: np.ndarray | None = None
-
-
-def media_type(header: str | None) -> str:
-    """``"application/json; charset=utf-8"`` -> ``"application/json"``."""
-    return (header or "").split(";", 1)[0].strip().lower()
 
 
 def model_fn(model_dir: str | Path) -> LoadedModel:

@@ -1,0 +1,105 @@
+"""Issue 20, hardening: what an attacker's probe of the running stack found, over real HTTP.
+
+The local stack (local API Gateway -> the real handler -> boto3 -> the real model
+server) and the model server alone, on loopback sockets.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from credit_explainer.local import LocalStack
+from credit_schema import ErrorBody
+from test_faults import APPLICANTS, SECRETS
+
+#: A marker in every body sent with a refused content type: it must not come back.
+MARKER = "zz-body-marker-7731"
+BODY = json.dumps([dict(APPLICANTS[0]), {"note": MARKER}])
+
+
+@pytest.fixture(scope="module")
+def stack(synthetic_model_dir: Path) -> Iterator[LocalStack]:
+    with LocalStack(synthetic_model_dir) as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def api(stack: LocalStack) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=stack.api_url, timeout=30) as client:
+        yield client
+
+
+def refused_without_echo(response: httpx.Response, status: int, code: str) -> ErrorBody:
+    assert response.status_code == status, response.text
+    body = ErrorBody.model_validate_json(response.content)
+    assert body.error.code == code
+    assert MARKER not in response.text
+    assert not any(secret in response.text for secret in SECRETS)
+    assert "Traceback" not in response.text
+    return body
+
+
+# -- 1. content types on /score ---------------------------------------------------------------
+
+NOT_JSON = [
+    "application/x-www-form-urlencoded",  # curl -d's default
+    "multipart/form-data; boundary=xyz",
+    "application/jsonx",
+    "application/json-patch+json",
+    "application/json, text/csv",
+    "text/csv",
+    "text/plain",
+    "text/html",
+    "application/xml",
+]
+
+
+@pytest.mark.parametrize("content_type", NOT_JSON)
+def test_score_refuses_every_non_json_content_type_with_415_and_no_body(
+    api: httpx.Client, content_type: str
+) -> None:
+    response = api.post("/score", content=BODY, headers={"Content-Type": content_type})
+    refused_without_echo(response, 415, "unsupported_media_type")
+
+
+def test_a_form_with_markup_is_not_echoed(api: httpx.Client) -> None:
+    form = f"<script>alert('{MARKER}')</script>=1&" + "x=" + "y" * 100_000
+    response = api.post(
+        "/score", content=form, headers={"Content-Type": "application/x-www-form-urlencoded"}
+    )
+    refused_without_echo(response, 415, "unsupported_media_type")
+    assert len(response.content) < 1000
+
+
+def test_a_second_content_type_header_that_is_not_json_is_refused(api: httpx.Client) -> None:
+    headers = [("Content-Type", "application/json"), ("Content-Type", "text/csv")]
+    response = api.post("/score", content=BODY, headers=headers)
+    refused_without_echo(response, 415, "unsupported_media_type")
+
+
+@pytest.mark.parametrize(
+    "content_type", [None, "application/json", "application/json; charset=utf-8"]
+)
+def test_score_takes_json_with_or_without_charset_and_no_content_type(
+    api: httpx.Client, content_type: str | None
+) -> None:
+    headers = {} if content_type is None else {"Content-Type": content_type}
+    response = api.post("/score", content=json.dumps(APPLICANTS), headers=headers)
+    assert response.status_code == 200, response.text
+    assert len(response.json()["results"]) == len(APPLICANTS)
+
+
+@pytest.mark.parametrize("content_type", NOT_JSON[:5])
+def test_the_model_server_refuses_the_same_types(model_server: Any, content_type: str) -> None:
+    response = httpx.post(
+        f"{model_server.url}/invocations",
+        content=BODY,
+        headers={"Content-Type": content_type},
+        timeout=30,
+    )
+    refused_without_echo(response, 415, "unsupported_media_type")
