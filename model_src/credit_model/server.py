@@ -37,6 +37,7 @@ from credit_schema import (
     PayloadError,
     check_body_size,
 )
+from credit_schema.media import request_id as accepted_request_id
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -204,7 +205,8 @@ def create_app(
         )
 
     async def invocations(request: Request) -> Response:
-        request_id = request.headers.get("x-amzn-requestid") or str(uuid.uuid4())
+        # The caller's id only in the shape SageMaker issues: never log or echo forged text.
+        request_id = accepted_request_id(request.headers.get("x-amzn-requestid"))
         return await invoke(request, request_id)
 
     async def runtime_invoke_endpoint(request: Request) -> Response:

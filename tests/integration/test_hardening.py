@@ -103,3 +103,60 @@ def test_the_model_server_refuses_the_same_types(model_server: Any, content_type
         timeout=30,
     )
     refused_without_echo(response, 415, "unsupported_media_type")
+
+
+# -- 7. request ids ---------------------------------------------------------------------------
+
+FORGED = [
+    "x" * 2000,
+    "2026-12-03 status=200 kind=ok latency_ms=1.00 request_id=admin",
+    "00000000-0000-0000-0000-000000000000 status=200",
+    "00000000-0000-0000-0000-00000000000g",
+]
+
+
+@pytest.mark.parametrize("forged", FORGED)
+def test_a_forged_request_id_never_reaches_the_model_servers_logs_or_answer(
+    model_server: Any, forged: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level("INFO", logger="credit_model.server"):
+        response = httpx.post(
+            f"{model_server.url}/invocations",
+            content=b"{not json",
+            headers={"Content-Type": "application/json", "x-amzn-requestid": forged},
+            timeout=30,
+        )
+    assert response.status_code == 400
+    request_id = response.json()["error"]["request_id"]
+    assert request_id != forged and forged not in response.text
+    assert len(request_id) == 36
+    assert request_id in caplog.text  # the replacement id is the one logged
+    assert forged not in caplog.text
+
+
+def test_a_request_id_in_the_shape_sagemaker_issues_is_kept(
+    model_server: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    sent = "3f2b4c1e-9a7d-4e2b-8c11-0a1b2c3d4e5f"
+    with caplog.at_level("INFO", logger="credit_model.server"):
+        response = httpx.post(
+            f"{model_server.url}/invocations",
+            content=b"{not json",
+            headers={"Content-Type": "application/json", "x-amzn-requestid": sent},
+            timeout=30,
+        )
+    assert response.json()["error"]["request_id"] == sent
+    assert f"request_id={sent}" in caplog.text
+
+
+@pytest.mark.parametrize("forged", FORGED[:2])
+def test_a_forged_request_id_never_reaches_the_apis_answer(api: httpx.Client, forged: str) -> None:
+    response = api.post(
+        "/score",
+        content=b"{not json",
+        headers={"Content-Type": "application/json", "x-amzn-requestid": forged},
+    )
+    assert response.status_code == 400
+    request_id = response.json()["error"]["request_id"]
+    assert forged not in response.text and forged not in str(response.headers)
+    assert request_id == response.headers["x-amzn-RequestId"]

@@ -34,6 +34,7 @@ from datetime import UTC, datetime
 from types import ModuleType
 from typing import Any, Final
 
+from credit_schema.media import request_id as new_request_id
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -227,7 +228,7 @@ def make_app(
     """The local API Gateway as an ASGI app."""
 
     async def proxy(request: Request) -> Response:
-        request_id = str(uuid.uuid4())
+        request_id = new_request_id(None)  # API Gateway issues its own, whatever the client sent
         resource = request.url.path.rstrip("/") or "/"
         if (request.method, resource) not in ROUTES:
             return _gateway_error(
