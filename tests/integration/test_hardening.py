@@ -160,3 +160,96 @@ def test_a_forged_request_id_never_reaches_the_apis_answer(api: httpx.Client, fo
     request_id = response.json()["error"]["request_id"]
     assert forged not in response.text and forged not in str(response.headers)
     assert request_id == response.headers["x-amzn-RequestId"]
+
+
+# -- 4. tampered metadata.json, re-signed -----------------------------------------------------
+
+TAMPERED_METADATA: dict[str, Any] = {
+    "invalid-json": b'{"format_version": 1,',
+    "a-list": b"[1, 2, 3]",
+    "not-utf-8": b'{"format_version": 1, "model_version": "\xff\xfe"}',
+    "features-not-a-list": {"features": 5},
+    "library-versions-a-list": {"library_versions": ["scikit-learn"]},
+    "library-version-a-number": {"library_versions": {"scikit-learn": 1.5}},
+    "model-version-a-number": {"model_version": 12},
+    "model-sha-a-list": {"model_sha256": ["x"]},
+}
+
+
+def tampered_copy(model_dir: Path, tmp_path: Path, damage: str) -> Path:
+    """The model directory with metadata.json changed and re-signed in manifest.json."""
+    import shutil
+
+    from credit_model.artifacts import MANIFEST_FILE, METADATA_FILE, sha256_file
+
+    d = tmp_path / damage
+    shutil.copytree(model_dir, d)
+    change = TAMPERED_METADATA[damage]
+    if isinstance(change, bytes):
+        (d / METADATA_FILE).write_bytes(change)
+    else:
+        meta = json.loads((d / METADATA_FILE).read_text())
+        (d / METADATA_FILE).write_text(json.dumps({**meta, **change}))
+    manifest = json.loads((d / MANIFEST_FILE).read_text())
+    manifest["files"][METADATA_FILE] = sha256_file(d / METADATA_FILE)
+    (d / MANIFEST_FILE).write_text(json.dumps(manifest))
+    return d
+
+
+@pytest.mark.parametrize("damage", sorted(TAMPERED_METADATA))
+def test_tampered_metadata_is_refused_with_model_artifact_error(
+    synthetic_model_dir: Path, tmp_path: Path, damage: str
+) -> None:
+    from credit_model import artifacts
+
+    d = tampered_copy(synthetic_model_dir, tmp_path, damage)
+    with pytest.raises(artifacts.ModelArtifactError, match="metadata.json.*refusing to load"):
+        artifacts.load(d)
+
+
+@pytest.mark.parametrize("command", ["serve-model", "up"])
+@pytest.mark.parametrize("damage", ["invalid-json", "a-list", "not-utf-8", "features-not-a-list"])
+def test_serve_model_and_up_refuse_tampered_metadata_with_one_error_line(
+    synthetic_model_dir: Path, tmp_path: Path, damage: str, command: str
+) -> None:
+    import subprocess
+    import sys
+
+    d = tampered_copy(synthetic_model_dir, tmp_path, damage)
+    ports = ["--port", "0"] if command == "serve-model" else ["--port", "0", "--model-port", "0"]
+    proc = subprocess.run(
+        [sys.executable, "-m", "credit_explainer", command, "--model-dir", str(d), *ports],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert proc.returncode == 2, proc.stderr
+    assert "Traceback" not in proc.stderr
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: "), proc.stderr
+    assert "metadata.json" in lines[0] and "refusing to load" in lines[0]
+
+
+def test_up_refuses_a_model_that_does_not_match_its_manifest_without_a_traceback(
+    synthetic_model_dir: Path, tmp_path: Path
+) -> None:
+    import shutil
+    import subprocess
+    import sys
+
+    d = tmp_path / "flipped"
+    shutil.copytree(synthetic_model_dir, d)
+    blob = bytearray((d / "model.skops").read_bytes())
+    blob[len(blob) // 2] ^= 0xFF
+    (d / "model.skops").write_bytes(bytes(blob))
+    proc = subprocess.run(
+        [sys.executable, "-m", "credit_explainer", "up", "--model-dir", str(d), "--port", "0"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert proc.returncode == 2
+    assert proc.stderr.startswith("error: ") and "Traceback" not in proc.stderr
+    assert "does not match its SHA-256" in proc.stderr

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import signal
 import sys
 import threading
@@ -56,6 +57,8 @@ def _parse_env(pairs: list[str]) -> dict[str, str]:
 
 
 def run_up(args: argparse.Namespace) -> int:
+    from credit_model.artifacts import ModelArtifactError
+
     from .stack import LocalStack
 
     model_dir = Path(args.model_dir)
@@ -74,7 +77,13 @@ def run_up(args: argparse.Namespace) -> int:
         environment=_parse_env(args.env),
         log_level=args.log_level,
     )
-    with stack:
+    try:
+        stack.__enter__()
+    except ModelArtifactError as exc:  # a refused model is the user's to fix: no traceback
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    with contextlib.ExitStack() as entered:
+        entered.push(stack)  # entered above: stopped on the way out
         print(
             f"model server  {stack.model_url}  (SageMaker runtime: POST /endpoints/<name>/invocations)"
         )
