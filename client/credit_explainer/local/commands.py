@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import importlib
 import signal
 import sys
 import threading
@@ -57,9 +58,10 @@ def _parse_env(pairs: list[str]) -> dict[str, str]:
 
 
 def run_up(args: argparse.Namespace) -> int:
-    from credit_model.artifacts import ModelArtifactError
-
     from .stack import LocalStack
+
+    # The model side (the model extra), as the stack itself imports it.
+    artifacts: Any = importlib.import_module("credit_model.artifacts")
 
     model_dir = Path(args.model_dir)
     if not (model_dir / "metadata.json").exists():
@@ -79,7 +81,7 @@ def run_up(args: argparse.Namespace) -> int:
     )
     try:
         stack.__enter__()
-    except ModelArtifactError as exc:  # a refused model is the user's to fix: no traceback
+    except artifacts.ModelArtifactError as exc:  # a refused model is the user's to fix: no traceback
         print(f"error: {exc}", file=sys.stderr)
         return 2
     with contextlib.ExitStack() as entered:
