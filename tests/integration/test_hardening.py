@@ -13,9 +13,11 @@ from typing import Any
 
 import httpx
 import pytest
+import test_limits_memory
 from credit_explainer.local import LocalStack
 from credit_schema import ErrorBody
 from test_faults import APPLICANTS, SECRETS
+from test_limits_memory import MiB, chunks
 
 #: A marker in every body sent with a refused content type: it must not come back.
 MARKER = "zz-body-marker-7731"
@@ -203,7 +205,7 @@ def test_tampered_metadata_is_refused_with_model_artifact_error(
     from credit_model import artifacts
 
     d = tampered_copy(synthetic_model_dir, tmp_path, damage)
-    with pytest.raises(artifacts.ModelArtifactError, match="metadata.json.*refusing to load"):
+    with pytest.raises(artifacts.ModelArtifactError, match=r"metadata\.json.*refusing to load"):
         artifacts.load(d)
 
 
@@ -253,3 +255,46 @@ def test_up_refuses_a_model_that_does_not_match_its_manifest_without_a_traceback
     assert proc.returncode == 2
     assert proc.stderr.startswith("error: ") and "Traceback" not in proc.stderr
     assert "does not match its SHA-256" in proc.stderr
+
+
+# -- 6. the local gateway refuses at the function's own limit, unbuffered --------------------
+
+stack_process = test_limits_memory.stack_process  # the stack in a child process, its RSS
+
+
+def test_the_gateway_refuses_concurrent_bodies_over_the_functions_limit_unbuffered(
+    stack_process: tuple[str, Any],
+) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    from credit_schema import DEFAULT_MAX_BODY_BYTES
+
+    url, process = stack_process
+    body = b" " * int(9.9 * MiB)  # under API Gateway's 10 MiB, over the function's 6 MiB
+    with httpx.Client(timeout=60) as client:
+        assert client.get(f"{url}/health").status_code == 200  # warm
+        before = process.memory_info().rss
+
+        def post(_: int) -> httpx.Response:
+            return client.post(f"{url}/score", content=body)
+
+        with ThreadPoolExecutor(20) as pool:
+            responses = list(pool.map(post, range(20)))
+        after = process.memory_info().rss
+    print(f"\n20 concurrent 9.9 MB bodies: RSS grew {(after - before) / MiB:.1f} MiB")
+    for response in responses:
+        assert response.status_code == 413
+        error = ErrorBody.model_validate_json(response.content).error
+        assert error.code == "payload_too_large"
+        assert f"the limit is {DEFAULT_MAX_BODY_BYTES} bytes" in error.message
+        assert error.request_id == response.headers["x-amzn-RequestId"]
+    assert after - before < 32 * MiB, f"RSS grew by {(after - before) / MiB:.1f} MiB"
+
+
+def test_a_chunked_body_is_refused_once_its_count_passes_the_functions_limit(
+    stack_process: tuple[str, Any],
+) -> None:
+    url, _ = stack_process
+    response = httpx.post(f"{url}/score", content=chunks(int(9.9 * MiB)), timeout=60)
+    assert response.status_code == 413
+    assert response.json()["error"]["code"] == "payload_too_large"

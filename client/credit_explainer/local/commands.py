@@ -81,7 +81,7 @@ def run_up(args: argparse.Namespace) -> int:
     )
     try:
         stack.__enter__()
-    except artifacts.ModelArtifactError as exc:  # a refused model is the user's to fix: no traceback
+    except artifacts.ModelArtifactError as exc:  # the user's to fix: no traceback
         print(f"error: {exc}", file=sys.stderr)
         return 2
     with contextlib.ExitStack() as entered:

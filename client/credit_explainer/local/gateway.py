@@ -8,8 +8,9 @@ response. What API Gateway itself does is emulated where a client can see it:
   ``403 {"message": "Missing Authentication Token"}``, as a REST API answers;
 * with an API key configured, a missing or wrong ``x-api-key`` is
   ``403 {"message": "Forbidden"}`` (``x-amzn-ErrorType: ForbiddenException``);
-* bodies over API Gateway's 10 MiB payload limit are refused with 413 before
-  they are read whole;
+* bodies over API Gateway's 10 MiB payload limit are refused with its 413, and
+  bodies over the function's own limit (``MAX_BODY_BYTES``) with the function's
+  413, from ``Content-Length`` before reading, or as soon as the count passes it;
 * text bodies pass as they are, other bodies base64-encoded with
   ``isBase64Encoded: true``; ``x-amzn-RequestId`` carries the request id.
 
@@ -34,6 +35,7 @@ from datetime import UTC, datetime
 from types import ModuleType
 from typing import Any, Final
 
+from credit_schema import PayloadTooLargeError, check_body_size
 from credit_schema.media import request_id as new_request_id
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
@@ -133,19 +135,33 @@ def _gateway_error(status: int, message: str, error_type: str, request_id: str) 
     )
 
 
-async def _read_body(request: Request, limit: int) -> bytes | None:
-    """The body, or None when it is over ``limit`` (never reads more than limit + one chunk)."""
+async def _read_body(request: Request, limit: int) -> bytes | int:
+    """The body, or its size (declared, or read so far) once over ``limit``.
+
+    Never holds more than ``limit`` bytes: an over-limit body is not buffered.
+    """
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
-        return None
+        return int(declared)
     chunks: list[bytes] = []
     size = 0
     async for chunk in request.stream():
         size += len(chunk)
         if size > limit:
-            return None
+            return size
         chunks.append(chunk)
     return b"".join(chunks)
+
+
+def _function_too_large(size: int, limit: int, request_id: str) -> Response:
+    """The handler's own 413 (credit_schema's check and words) for a body over its limit."""
+    try:
+        check_body_size(size, limit)
+    except PayloadTooLargeError as exc:
+        return JSONResponse(
+            exc.to_dict(request_id), exc.status_code, {"x-amzn-RequestId": request_id}
+        )
+    raise ValueError(f"{size} bytes is within the limit of {limit}")
 
 
 def build_event(
@@ -239,9 +255,15 @@ def make_app(
             )
         if api_key is not None and request.headers.get("x-api-key") != api_key:
             return _gateway_error(403, "Forbidden", "ForbiddenException", request_id)
-        body = await _read_body(request, MAX_PAYLOAD_BYTES)
-        if body is None:
-            return _gateway_error(413, "Request Too Long", "RequestTooLongException", request_id)
+        # The function's own limit (MAX_BODY_BYTES), as its handler would refuse the body.
+        limit = min(MAX_PAYLOAD_BYTES, environment.module.settings.max_body_bytes)
+        body = await _read_body(request, limit)
+        if isinstance(body, int):
+            if body > MAX_PAYLOAD_BYTES:
+                return _gateway_error(
+                    413, "Request Too Long", "RequestTooLongException", request_id
+                )
+            return _function_too_large(body, limit, request_id)
         event = build_event(request, body, resource=resource, stage=stage, request_id=request_id)
         try:
             result = await run_in_threadpool(environment.invoke, event)
