@@ -295,6 +295,8 @@ def test_a_chunked_body_is_refused_once_its_count_passes_the_functions_limit(
     stack_process: tuple[str, Any],
 ) -> None:
     url, _ = stack_process
-    response = httpx.post(f"{url}/score", content=chunks(int(9.9 * MiB)), timeout=60)
+    size = int(9.9 * MiB)
+    response = httpx.post(f"{url}/score", content=chunks(size), timeout=60)
     assert response.status_code == 413
     assert response.json()["error"]["code"] == "payload_too_large"
+    assert f"request body is {size} bytes" in response.json()["error"]["message"]

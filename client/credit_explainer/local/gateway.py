@@ -136,9 +136,9 @@ def _gateway_error(status: int, message: str, error_type: str, request_id: str) 
 
 
 async def _read_body(request: Request, limit: int) -> bytes | int:
-    """The body, or its size (declared, or read so far) once over ``limit``.
+    """The body, or its size once over ``limit`` (declared, or counted up to API Gateway's).
 
-    Never holds more than ``limit`` bytes: an over-limit body is not buffered.
+    Never holds more than ``limit`` bytes: the rest of an over-limit body is only counted.
     """
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
@@ -147,10 +147,11 @@ async def _read_body(request: Request, limit: int) -> bytes | int:
     size = 0
     async for chunk in request.stream():
         size += len(chunk)
-        if size > limit:
+        if size > MAX_PAYLOAD_BYTES:
             return size
-        chunks.append(chunk)
-    return b"".join(chunks)
+        if size <= limit:
+            chunks.append(chunk)
+    return size if size > limit else b"".join(chunks)
 
 
 def _function_too_large(size: int, limit: int, request_id: str) -> Response:
