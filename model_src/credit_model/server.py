@@ -40,7 +40,7 @@ from credit_schema import (
 from credit_schema.media import request_id as accepted_request_id
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
@@ -142,6 +142,8 @@ class _Invoker:
                 500, exc.code, "the model produced an inconsistent explanation", request_id
             )
             kind = exc.code
+        except ClientDisconnect:  # the caller left mid-body: nothing failed, nothing to answer
+            response, kind = Response(status_code=499), "client_disconnected"
         except Exception:
             logger.exception("invocation failed", extra={"request_id": request_id})
             response = _error(

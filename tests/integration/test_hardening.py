@@ -300,3 +300,69 @@ def test_a_chunked_body_is_refused_once_its_count_passes_the_functions_limit(
     assert response.status_code == 413
     assert response.json()["error"]["code"] == "payload_too_large"
     assert f"request body is {size} bytes" in response.json()["error"]["message"]
+
+
+# -- 3. a client that disconnects mid-body ----------------------------------------------------
+
+STACK_WITH_LOGS = """
+import logging, sys
+logging.basicConfig(level="INFO", format="%(levelname)s %(name)s %(message)s")
+from credit_explainer.local import LocalStack
+with LocalStack(sys.argv[1], log_level="ERROR") as stack:
+    print(stack.api_url, stack.model_url, flush=True)
+    sys.stdin.read()
+"""
+
+
+def address(url: str) -> tuple[str, int]:
+    host, port = url.removeprefix("http://").split(":")
+    return host, int(port)
+
+
+def leave_mid_body(url: str, path: str) -> None:
+    """Promise 1,000 bytes of body, send one, and close the connection."""
+    import socket
+    import time
+
+    with socket.create_connection(address(url), timeout=5) as s:
+        s.sendall(
+            f"POST {path} HTTP/1.1\r\nHost: local\r\nContent-Type: application/json\r\n"
+            "Content-Length: 1000\r\n\r\n[".encode()
+        )
+        time.sleep(0.02)  # the request has reached the application, reading its body
+
+
+def test_a_mid_body_disconnect_logs_one_line_and_no_traceback_on_both_servers(
+    synthetic_model_dir: Path, tmp_path: Path
+) -> None:
+    import subprocess
+    import sys
+
+    n = 20
+    log = (tmp_path / "stderr").open("w+")  # a file: a pipe left unread would block the child
+    child = subprocess.Popen(
+        [sys.executable, "-c", STACK_WITH_LOGS, str(synthetic_model_dir)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=log,
+        text=True,
+    )
+    try:
+        assert child.stdout is not None
+        api_url, model_url = child.stdout.readline().split()
+        for _ in range(n):
+            leave_mid_body(model_url, "/invocations")
+            leave_mid_body(api_url, "/score")
+        # Both still serve.
+        assert httpx.post(f"{api_url}/score", json=APPLICANTS, timeout=30).status_code == 200
+        answer = httpx.post(f"{model_url}/invocations", json=APPLICANTS, timeout=30)
+        assert answer.status_code == 200
+    finally:
+        child.communicate("", timeout=60)
+    log.seek(0)
+    stderr = log.read()
+    assert "Traceback" not in stderr and "Exception in ASGI application" not in stderr, stderr
+    lines = stderr.splitlines()
+    assert sum("kind=client_disconnected" in line for line in lines) == n, stderr
+    assert sum("client disconnected mid-body" in line for line in lines) == n, stderr
+    assert not [line for line in lines if "status=5" in line or line.startswith("ERROR")]

@@ -25,6 +25,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import importlib.util
+import logging
 import os
 import threading
 import time
@@ -39,7 +40,7 @@ from credit_schema import PayloadTooLargeError, check_body_size
 from credit_schema.media import request_id as new_request_id
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
@@ -51,6 +52,8 @@ ROUTES: Final[frozenset[tuple[str, str]]] = frozenset(
 MAX_PAYLOAD_BYTES: Final = 10 * 1024 * 1024
 HANDLER_MODULE: Final = "scoring_api.app"
 FUNCTION_NAME: Final = "credit-explainer-local-ScoringFunction"
+
+logger = logging.getLogger(__name__)
 
 # Environment variables are process-wide: one cold start at a time.
 _ENV_LOCK = threading.Lock()
@@ -258,7 +261,11 @@ def make_app(
             return _gateway_error(403, "Forbidden", "ForbiddenException", request_id)
         # The function's own limit (MAX_BODY_BYTES), as its handler would refuse the body.
         limit = min(MAX_PAYLOAD_BYTES, environment.module.settings.max_body_bytes)
-        body = await _read_body(request, limit)
+        try:
+            body = await _read_body(request, limit)
+        except ClientDisconnect:  # the client left mid-body: one line, not a traceback
+            logger.warning("client disconnected mid-body request_id=%s", request_id)
+            return Response(status_code=499)
         if isinstance(body, int):
             if body > MAX_PAYLOAD_BYTES:
                 return _gateway_error(
