@@ -44,7 +44,7 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from . import artifacts
+from . import artifacts, http_limits
 from .handlers import (
     ExplanationError,
     LoadedModel,
@@ -307,10 +307,18 @@ def run(
             workers=workers,
             log_level=log_level,
             access_log=False,
+            **http_limits.UVICORN_OPTIONS,
         )
         return
     app = create_app(directory, endpoint_name=endpoint_name)
-    uvicorn.run(app, host=host, port=port, log_level=log_level, access_log=False)
+    uvicorn.run(
+        app,
+        host=host,
+        port=port,
+        log_level=log_level,
+        access_log=False,
+        **http_limits.UVICORN_OPTIONS,  # read timeouts and a header size limit
+    )
 
 
 class ModelServer:

@@ -366,3 +366,116 @@ def test_a_mid_body_disconnect_logs_one_line_and_no_traceback_on_both_servers(
     assert sum("kind=client_disconnected" in line for line in lines) == n, stderr
     assert sum("client disconnected mid-body" in line for line in lines) == n, stderr
     assert not [line for line in lines if "status=5" in line or line.startswith("ERROR")]
+
+
+# -- 5. read timeouts and a header size limit, on both servers --------------------------------
+
+
+def hold(url: str, path: str, kind: str, bound: float) -> tuple[float | None, bytes]:
+    """Trickle a request head one header a second ("head"), or send a head and one byte of a
+    promised 1,000-byte body ("body"), until the server closes the connection or ``bound``
+    seconds pass. Returns (seconds until the server closed it or None, what it answered)."""
+    import socket
+    import time
+
+    start = time.monotonic()
+    received = b""
+    with socket.create_connection(address(url), timeout=1.0) as s:
+        head = f"POST {path} HTTP/1.1\r\nHost: local\r\nContent-Type: application/json\r\n"
+        if kind == "body":
+            head += "Content-Length: 1000\r\n\r\n["
+        s.sendall(head.encode())
+        while time.monotonic() - start < bound:
+            try:
+                if kind == "head":
+                    s.sendall(b"X-Trickle: 1\r\n")
+                chunk = s.recv(65536)
+            except TimeoutError:
+                continue
+            except OSError:  # reset or broken pipe: closed by the server
+                return time.monotonic() - start, received
+            if not chunk:
+                return time.monotonic() - start, received
+            received += chunk
+    return None, received
+
+
+@pytest.fixture(scope="module")
+def serve_model(synthetic_model_dir: Path) -> Iterator[str]:
+    """``credit-explainer serve-model``, as the container runs it, on a free port."""
+    import socket
+    import subprocess
+    import sys
+    import time
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    command = [sys.executable, "-m", "credit_explainer", "serve-model"]
+    args = ["--model-dir", str(synthetic_model_dir), "--host", "127.0.0.1", "--port", str(port)]
+    child = subprocess.Popen([*command, *args], stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if httpx.get(f"{url}/ping", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert time.monotonic() < deadline and child.poll() is None, "serve-model did not start"
+            time.sleep(0.2)
+        yield url
+    finally:
+        child.terminate()
+        child.wait(timeout=30)
+
+
+def test_slow_heads_and_stalled_bodies_are_cut_off_while_others_are_served(
+    stack: LocalStack, serve_model: str
+) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    from credit_model.http_limits import BODY_TIMEOUT, HEAD_TIMEOUT
+
+    servers = {
+        "gateway": (stack.api_url, "/score"),
+        "model server": (stack.model_url, "/invocations"),
+        "serve-model": (serve_model, "/invocations"),
+    }
+    cases = [(name, kind) for name in servers for kind in ("head", "body")]
+    limit = {"head": HEAD_TIMEOUT, "body": BODY_TIMEOUT}
+    with ThreadPoolExecutor(len(cases)) as pool:
+        held = {
+            case: pool.submit(hold, *servers[case[0]], case[1], limit[case[1]] + 5)
+            for case in cases
+        }
+        # Meanwhile, every server answers others.
+        for url, path in servers.values():
+            answer = httpx.post(f"{url}{path}", json=APPLICANTS, timeout=30)
+            assert answer.status_code == 200, answer.text
+        results = {case: future.result() for case, future in held.items()}
+    for (name, kind), (closed_after, answer) in results.items():
+        assert closed_after is not None, f"{name}: a slow {kind} was still open"
+        assert limit[kind] - 1 <= closed_after <= limit[kind] + 3, (name, kind, closed_after)
+        if kind == "head":
+            assert answer.startswith(b"HTTP/1.1 408"), (name, answer)
+
+
+@pytest.mark.parametrize("server", ["gateway", "model server", "serve-model"])
+def test_oversized_headers_are_refused_and_normal_ones_served(
+    stack: LocalStack, serve_model: str, server: str
+) -> None:
+    url, path = {
+        "gateway": (stack.api_url, "/health"),
+        "model server": (stack.model_url, "/ping"),
+        "serve-model": (serve_model, "/ping"),
+    }[server]
+    assert httpx.get(f"{url}{path}", headers={"X-Note": "n" * 4096}).status_code == 200
+    for size in (17 * 1024, 8 * 1024 * 1024):
+        try:
+            response = httpx.get(f"{url}{path}", headers={"X-Note": "n" * size}, timeout=30)
+        except (httpx.RemoteProtocolError, httpx.WriteError, httpx.ReadError):
+            continue  # closed while the header was still being sent: refused
+        assert response.status_code in (400, 431), (size, response.status_code)
+    assert httpx.get(f"{url}{path}").status_code == 200

@@ -1,0 +1,127 @@
+"""Read timeouts and a header size limit for the HTTP servers uvicorn runs.
+
+uvicorn times out idle kept-alive connections only: a client that trickles its
+headers (slowloris) or promises a body it never sends holds a connection and a
+task for as long as it likes, and with httptools any header size is read. The
+protocol classes here give every request a deadline for its head (request line
+and headers), another for its body, and a size limit for its head; other
+connections are served meanwhile. Used by the model server (``serve-model``, the
+container) and the local stack's servers. Needs uvicorn only (not numpy).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any, Final
+
+from uvicorn.protocols.http.h11_impl import H11Protocol
+
+logger = logging.getLogger(__name__)
+
+#: Request line + headers, bytes (API Gateway allows 10 KiB; h11's own default is this).
+MAX_HEAD_BYTES: Final = 16 * 1024
+#: Seconds for a request's head to arrive, from the connection or the request's first byte.
+HEAD_TIMEOUT: Final = 10.0
+#: Seconds for a request's whole body to arrive once its head has.
+BODY_TIMEOUT: Final = 20.0
+#: Seconds an idle kept-alive connection stays open (uvicorn's own default).
+KEEP_ALIVE_TIMEOUT: Final = 5
+
+_REQUEST_TIMEOUT: Final = (
+    b"HTTP/1.1 408 Request Timeout\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
+)
+
+
+class HeadTooLarge(ValueError):
+    """A request head past :data:`MAX_HEAD_BYTES` (uvicorn answers 400 and closes)."""
+
+
+class _Deadlines:
+    """Mixed into a uvicorn HTTP protocol: each request's head, then its body, in bounded time."""
+
+    transport: asyncio.Transport
+    cycle: Any  # uvicorn's RequestResponseCycle of the current request (None before the first)
+    _timer: asyncio.TimerHandle | None = None
+    _owed: str = ""  # what the client still owes: "head", "body" or "" (nothing)
+
+    def _expect(self, owed: str, seconds: float) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+        self._owed, self._timer = owed, None
+        if owed:
+            self._timer = asyncio.get_running_loop().call_later(seconds, self._expired)
+
+    def _expired(self) -> None:
+        self._timer = None
+        if self.transport.is_closing():
+            return
+        logger.warning("request %s not received in time: connection closed", self._owed)
+        if self._owed == "head":  # no request under way: the client can be told why
+            self.transport.write(_REQUEST_TIMEOUT)
+        # Mid-body, the application sees the client disconnect, as when a client leaves.
+        self.transport.close()
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        super().connection_made(transport)  # type: ignore[misc]
+        self._expect("head", HEAD_TIMEOUT)
+
+    def data_received(self, data: bytes) -> None:
+        if not self._owed and (self.cycle is None or self.cycle.response_complete):
+            self._expect("head", HEAD_TIMEOUT)  # the next request on a kept-alive connection
+        super().data_received(data)  # type: ignore[misc]
+        cycle = self.cycle
+        if cycle is None or cycle.response_complete:
+            return  # the head is not complete yet
+        if cycle.more_body:
+            if self._owed == "head":
+                self._expect("body", BODY_TIMEOUT)
+        elif self._owed:
+            self._expect("", 0)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._expect("", 0)
+        super().connection_lost(exc)  # type: ignore[misc]
+
+
+class GuardedH11Protocol(_Deadlines, H11Protocol):
+    """h11 with deadlines; its head size limit is ``h11_max_incomplete_event_size``."""
+
+
+try:
+    from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+except ImportError:  # the api extra has no httptools: h11 it is, as uvicorn would choose
+    GuardedProtocol: type[asyncio.Protocol] = GuardedH11Protocol
+else:
+
+    class GuardedHttpToolsProtocol(_Deadlines, HttpToolsProtocol):
+        """httptools with deadlines and a head size limit."""
+
+        _head_bytes = 0
+
+        def _count(self, n: int) -> None:
+            self._head_bytes += n
+            if self._head_bytes > MAX_HEAD_BYTES:
+                raise HeadTooLarge(f"request head over {MAX_HEAD_BYTES} bytes")
+
+        def on_message_begin(self) -> None:
+            self._head_bytes = 0
+            super().on_message_begin()
+
+        def on_url(self, url: bytes) -> None:
+            self._count(len(url))
+            super().on_url(url)
+
+        def on_header(self, name: bytes, value: bytes) -> None:
+            self._count(len(name) + len(value) + 4)  # ": " and CRLF
+            super().on_header(name, value)
+
+    GuardedProtocol = GuardedHttpToolsProtocol
+
+
+#: uvicorn.Config / uvicorn.run keyword arguments that apply these limits.
+UVICORN_OPTIONS: Final[dict[str, Any]] = {
+    "http": GuardedProtocol,
+    "h11_max_incomplete_event_size": MAX_HEAD_BYTES,
+    "timeout_keep_alive": KEEP_ALIVE_TIMEOUT,
+}
