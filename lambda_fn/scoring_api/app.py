@@ -270,7 +270,8 @@ def _wants_legacy(fmt: str) -> bool:
 
 @tracer.capture_method(capture_response=False)
 def _explain(applicants: list[Applicant]) -> Scored:
-    return endpoint.explain(applicants)
+    remaining = app.lambda_context.get_remaining_time_in_millis() / 1000.0
+    return endpoint.explain(applicants, time.monotonic() + settings.time_budget(remaining))
 
 
 @app.post(

@@ -1,4 +1,5 @@
-"""Content types and request ids at the edge: the rules the API and the model server share.
+"""Content types, request ids and API Gateway's timeout: rules the API, the model server and
+the local stack share.
 
 Standard library only, like the rest of :mod:`credit_schema`.
 """
@@ -48,3 +49,8 @@ def request_id(header: str | None) -> str:
     if header is not None and len(header) == REQUEST_ID_LENGTH and _REQUEST_ID.fullmatch(header):
         return header
     return str(uuid.uuid4())
+
+
+#: API Gateway's integration timeout for a REST API, seconds: past it the caller gets its
+#: own ``504 {"message": "Endpoint request timed out"}``, whatever the function does.
+API_GATEWAY_TIMEOUT_SECONDS: Final = 29.0

@@ -479,3 +479,98 @@ def test_oversized_headers_are_refused_and_normal_ones_served(
             continue  # closed while the header was still being sent: refused
         assert response.status_code in (400, 431), (size, response.status_code)
     assert httpx.get(f"{url}{path}").status_code == 200
+
+
+# -- 2. the time budget: every allowed setting against a model that stops answering -----------
+
+
+def test_the_504_comes_within_the_budget_at_every_allowed_read_timeout() -> None:
+    """Each allowed SageMakerReadTimeout: the real boto3 client and its retries against a model
+    that never answers, with the budget of a 29 s Lambda; and the whole API at the maximum."""
+    import time
+    from concurrent.futures import ThreadPoolExecutor
+
+    import boto3
+    from credit_schema import Applicant
+    from fault_server import Fault, FaultServer
+    from scoring_api.endpoint import ModelEndpoint, client_config
+    from scoring_api.errors import ModelTimeoutError
+    from test_timeout_budget import ALLOWED_READ_TIMEOUTS, LAMBDA_TIMEOUT, template_settings
+
+    applicant = Applicant.model_validate(APPLICANTS[0])
+    spare = 2.0
+
+    def invoke_direct(read_timeout: float, url: str) -> tuple[float, BaseException | None]:
+        settings = template_settings(read_timeout)
+        runtime = boto3.client(
+            "sagemaker-runtime",
+            endpoint_url=url,
+            region_name="us-east-1",
+            aws_access_key_id="local",
+            aws_secret_access_key="local",
+            config=client_config(settings),
+        )
+        endpoint = ModelEndpoint(settings, runtime=runtime)
+        started = time.monotonic()
+        deadline = started + settings.time_budget(LAMBDA_TIMEOUT)
+        try:
+            endpoint.explain([applicant], deadline)
+        except ModelTimeoutError as exc:
+            return time.monotonic() - started, exc
+        return time.monotonic() - started, None
+
+    def through_the_api(url: str) -> tuple[float, httpx.Response]:
+        environment = {"SAGEMAKER_READ_TIMEOUT": str(max(ALLOWED_READ_TIMEOUTS))}
+        with LocalStack(model_url=url, environment=environment) as stack:
+            started = time.monotonic()
+            response = httpx.post(f"{stack.api_url}/score", json=APPLICANTS, timeout=60)
+            return time.monotonic() - started, response
+
+    with FaultServer() as stalled:
+        stalled.inject(Fault("stall", delay=60.0))
+        with ThreadPoolExecutor(len(ALLOWED_READ_TIMEOUTS) + 1) as pool:
+            api = pool.submit(through_the_api, stalled.url)
+            direct = {r: pool.submit(invoke_direct, r, stalled.url) for r in ALLOWED_READ_TIMEOUTS}
+            results = {r: future.result() for r, future in direct.items()}
+            api_elapsed, response = api.result()
+        stalled.clear()
+    for read_timeout, (elapsed, error) in results.items():
+        assert isinstance(error, ModelTimeoutError), read_timeout
+        assert read_timeout <= elapsed <= LAMBDA_TIMEOUT - spare, (read_timeout, elapsed)
+    print(
+        f"\n504 after (s), by read timeout: { {r: round(e, 1) for r, (e, _) in results.items()} }"
+    )
+    print(f"through the API at {max(ALLOWED_READ_TIMEOUTS)} s: {api_elapsed:.1f} s")
+    assert response.status_code == 504
+    assert ErrorBody.model_validate_json(response.content).error.code == "model_timeout"
+    assert api_elapsed <= LAMBDA_TIMEOUT - spare
+
+
+def test_the_local_gateway_answers_api_gateways_504_when_the_function_overruns() -> None:
+    import time
+
+    from credit_explainer.local import handler_environment
+    from credit_explainer.local.gateway import LambdaEnvironment, make_app
+    from credit_explainer.local.stack import ServerThread
+    from fault_server import Fault, FaultServer
+
+    with FaultServer() as stalled:
+        stalled.inject(Fault("stall", delay=30.0))
+        function = LambdaEnvironment(
+            {**handler_environment(stalled.url), "SAGEMAKER_READ_TIMEOUT": "5"}
+        )
+        server = ServerThread(make_app(function, timeout=1.0), name="gateway")
+        server.start()
+        try:
+            started = time.monotonic()
+            response = httpx.post(f"{server.url}/score", json=APPLICANTS, timeout=30)
+            elapsed = time.monotonic() - started
+        finally:
+            server.stop()
+            stalled.clear()
+    assert (response.status_code, response.json()) == (
+        504,
+        {"message": "Endpoint request timed out"},
+    )
+    assert response.headers["x-amzn-RequestId"]
+    assert 1.0 <= elapsed < 3.0

@@ -11,6 +11,8 @@ response. What API Gateway itself does is emulated where a client can see it:
 * bodies over API Gateway's 10 MiB payload limit are refused with its 413, and
   bodies over the function's own limit (``MAX_BODY_BYTES``) with the function's
   413, from ``Content-Length`` before reading, or as soon as the count passes it;
+* a function that has not answered within API Gateway's 29 s integration timeout
+  gets ``504 {"message": "Endpoint request timed out"}`` (it runs on, as on AWS);
 * text bodies pass as they are, other bodies base64-encoded with
   ``isBase64Encoded: true``; ``x-amzn-RequestId`` carries the request id.
 
@@ -22,6 +24,7 @@ environment.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import contextlib
 import importlib.util
@@ -37,6 +40,7 @@ from types import ModuleType
 from typing import Any, Final
 
 from credit_schema import PayloadTooLargeError, check_body_size
+from credit_schema.media import API_GATEWAY_TIMEOUT_SECONDS
 from credit_schema.media import request_id as new_request_id
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
@@ -130,12 +134,11 @@ class LambdaEnvironment:
             return self._handler(event, context)
 
 
-def _gateway_error(status: int, message: str, error_type: str, request_id: str) -> Response:
-    return JSONResponse(
-        {"message": message},
-        status_code=status,
-        headers={"x-amzn-RequestId": request_id, "x-amzn-ErrorType": error_type},
-    )
+def _gateway_error(status: int, message: str, error_type: str | None, request_id: str) -> Response:
+    headers = {"x-amzn-RequestId": request_id}
+    if error_type is not None:
+        headers["x-amzn-ErrorType"] = error_type
+    return JSONResponse({"message": message}, status_code=status, headers=headers)
 
 
 async def _read_body(request: Request, limit: int) -> bytes | int:
@@ -243,9 +246,13 @@ def to_response(result: Mapping[str, Any], request_id: str) -> Response:
 
 
 def make_app(
-    environment: LambdaEnvironment, *, api_key: str | None = None, stage: str = "local"
+    environment: LambdaEnvironment,
+    *,
+    api_key: str | None = None,
+    stage: str = "local",
+    timeout: float = API_GATEWAY_TIMEOUT_SECONDS,
 ) -> Starlette:
-    """The local API Gateway as an ASGI app."""
+    """The local API Gateway as an ASGI app; ``timeout``: its integration timeout, seconds."""
 
     async def proxy(request: Request) -> Response:
         request_id = new_request_id(None)  # API Gateway issues its own, whatever the client sent
@@ -274,7 +281,9 @@ def make_app(
             return _function_too_large(body, limit, request_id)
         event = build_event(request, body, resource=resource, stage=stage, request_id=request_id)
         try:
-            result = await run_in_threadpool(environment.invoke, event)
+            result = await asyncio.wait_for(run_in_threadpool(environment.invoke, event), timeout)
+        except TimeoutError:
+            return _gateway_error(504, "Endpoint request timed out", None, request_id)
         except Exception:  # noqa: BLE001 - a crashed function: API Gateway answers 502, no trace
             return _gateway_error(
                 502, "Internal server error", "InternalServerErrorException", request_id
