@@ -4,7 +4,7 @@ uvicorn times out idle kept-alive connections only: a client that trickles its
 headers (slowloris) or promises a body it never sends holds a connection and a
 task for as long as it likes, and with httptools any header size is read. The
 protocol classes here give every request a deadline for its head (request line
-and headers), another for its body, and a size limit for its head; other
+and headers), another for its body, and a size limit for its head (431); other
 connections are served meanwhile. Used by the model server (``serve-model``, the
 container) and the local stack's servers. Needs uvicorn only (not numpy).
 """
@@ -28,29 +28,38 @@ BODY_TIMEOUT: Final = 20.0
 #: Seconds an idle kept-alive connection stays open (uvicorn's own default).
 KEEP_ALIVE_TIMEOUT: Final = 5
 
-_REQUEST_TIMEOUT: Final = (
-    b"HTTP/1.1 408 Request Timeout\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
-)
+_CLOSE: Final = b"\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
+_REQUEST_TIMEOUT: Final = b"HTTP/1.1 408 Request Timeout" + _CLOSE
+_HEAD_TOO_LARGE: Final = b"HTTP/1.1 431 Request Header Fields Too Large" + _CLOSE
+_END_OF_HEAD: Final = b"\r\n\r\n"
 
 
-class HeadTooLarge(ValueError):
-    """A request head past :data:`MAX_HEAD_BYTES` (uvicorn answers 400 and closes)."""
-
-
-class _Deadlines:
-    """Mixed into a uvicorn HTTP protocol: each request's head, then its body, in bounded time."""
+class _Limits:
+    """Mixed into a uvicorn HTTP protocol: each request's head, then its body, in bounded time;
+    its head in bounded size (counted up to the blank line, as it arrives)."""
 
     transport: asyncio.Transport
     cycle: Any  # uvicorn's RequestResponseCycle of the current request (None before the first)
     _timer: asyncio.TimerHandle | None = None
     _owed: str = ""  # what the client still owes: "head", "body" or "" (nothing)
+    _head_bytes = 0
+    _tail = b""  # the head's last bytes so far: its blank line may span two reads
 
     def _expect(self, owed: str, seconds: float) -> None:
         if self._timer is not None:
             self._timer.cancel()
         self._owed, self._timer = owed, None
+        if owed == "head":
+            self._head_bytes, self._tail = 0, b""
         if owed:
             self._timer = asyncio.get_running_loop().call_later(seconds, self._expired)
+
+    def _head_too_large(self, data: bytes) -> bool:
+        seen = self._tail + data
+        end = seen.find(_END_OF_HEAD)
+        self._head_bytes += len(data) if end < 0 else end + len(_END_OF_HEAD) - len(self._tail)
+        self._tail = seen[-(len(_END_OF_HEAD) - 1) :]
+        return self._head_bytes > MAX_HEAD_BYTES
 
     def _expired(self) -> None:
         self._timer = None
@@ -69,6 +78,12 @@ class _Deadlines:
     def data_received(self, data: bytes) -> None:
         if not self._owed and (self.cycle is None or self.cycle.response_complete):
             self._expect("head", HEAD_TIMEOUT)  # the next request on a kept-alive connection
+        if self._owed == "head" and self._head_too_large(data):
+            logger.warning("request head over %d bytes: connection closed", MAX_HEAD_BYTES)
+            self._expect("", 0)
+            self.transport.write(_HEAD_TOO_LARGE)
+            self.transport.close()
+            return
         super().data_received(data)  # type: ignore[misc]
         cycle = self.cycle
         if cycle is None or cycle.response_complete:
@@ -84,8 +99,8 @@ class _Deadlines:
         super().connection_lost(exc)  # type: ignore[misc]
 
 
-class GuardedH11Protocol(_Deadlines, H11Protocol):
-    """h11 with deadlines; its head size limit is ``h11_max_incomplete_event_size``."""
+class GuardedH11Protocol(_Limits, H11Protocol):
+    """h11 with the limits."""
 
 
 try:
@@ -94,27 +109,8 @@ except ImportError:  # the api extra has no httptools: h11 it is, as uvicorn wou
     GuardedProtocol: type[asyncio.Protocol] = GuardedH11Protocol
 else:
 
-    class GuardedHttpToolsProtocol(_Deadlines, HttpToolsProtocol):
-        """httptools with deadlines and a head size limit."""
-
-        _head_bytes = 0
-
-        def _count(self, n: int) -> None:
-            self._head_bytes += n
-            if self._head_bytes > MAX_HEAD_BYTES:
-                raise HeadTooLarge(f"request head over {MAX_HEAD_BYTES} bytes")
-
-        def on_message_begin(self) -> None:
-            self._head_bytes = 0
-            super().on_message_begin()
-
-        def on_url(self, url: bytes) -> None:
-            self._count(len(url))
-            super().on_url(url)
-
-        def on_header(self, name: bytes, value: bytes) -> None:
-            self._count(len(name) + len(value) + 4)  # ": " and CRLF
-            super().on_header(name, value)
+    class GuardedHttpToolsProtocol(_Limits, HttpToolsProtocol):
+        """httptools with the limits."""
 
     GuardedProtocol = GuardedHttpToolsProtocol
 
