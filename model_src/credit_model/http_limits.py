@@ -42,17 +42,22 @@ class _Limits:
     cycle: Any  # uvicorn's RequestResponseCycle of the current request (None before the first)
     _timer: asyncio.TimerHandle | None = None
     _owed: str = ""  # what the client still owes: "head", "body" or "" (nothing)
+    _due = 0.0  # when it is due (loop time)
     _head_bytes = 0
     _tail = b""  # the head's last bytes so far: its blank line may span two reads
 
     def _expect(self, owed: str, seconds: float) -> None:
+        """Owe ``owed`` within ``seconds``; the timer is armed only while it stays owed."""
         if self._timer is not None:
             self._timer.cancel()
-        self._owed, self._timer = owed, None
+            self._timer = None
+        self._owed, self._due = owed, asyncio.get_running_loop().time() + seconds
         if owed == "head":
             self._head_bytes, self._tail = 0, b""
-        if owed:
-            self._timer = asyncio.get_running_loop().call_later(seconds, self._expired)
+
+    def _arm(self) -> None:
+        if self._owed and self._timer is None:
+            self._timer = asyncio.get_running_loop().call_at(self._due, self._expired)
 
     def _head_too_large(self, data: bytes) -> bool:
         seen = self._tail + data
@@ -74,6 +79,7 @@ class _Limits:
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         super().connection_made(transport)  # type: ignore[misc]
         self._expect("head", HEAD_TIMEOUT)
+        self._arm()
 
     def data_received(self, data: bytes) -> None:
         if not self._owed and (self.cycle is None or self.cycle.response_complete):
@@ -86,13 +92,14 @@ class _Limits:
             return
         super().data_received(data)  # type: ignore[misc]
         cycle = self.cycle
-        if cycle is None or cycle.response_complete:
-            return  # the head is not complete yet
-        if cycle.more_body:
+        if cycle is not None and not cycle.response_complete:  # the head is complete
+            if not cycle.more_body:
+                if self._owed:
+                    self._expect("", 0)
+                return  # the whole request is in (the common case: no timer at all)
             if self._owed == "head":
                 self._expect("body", BODY_TIMEOUT)
-        elif self._owed:
-            self._expect("", 0)
+        self._arm()  # something is still owed after this read
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._expect("", 0)
