@@ -14,7 +14,7 @@ help:
 	@echo "make test   lint, type-check and run every test"
 	@echo "make audit  pip-audit the dependencies (part of make test)"
 	@echo "make load   load-test the local stack (req/s, p50/p99, errors, memory)"
-	@echo "make bench  benchmark the scoring path against the original blog's (writes out/bench.json)"
+	@echo "make bench  benchmark against the original blog's path: scoring, start-up, requests/s (out/*.json)"
 
 venv: $(STAMP)
 
@@ -61,10 +61,12 @@ load: venv
 audit: venv
 	$(BIN)/python .ci/audit.py
 
-# Speed and memory against the original blog's path, in one process (not a test).
+# Speed and memory against the original blog's path, in one process; then a fresh container's
+# readiness and the model server's requests/s against their references (wrk: apt-get install wrk).
 .PHONY: bench
-bench: venv
+bench: venv sam-build
 	$(BIN)/python tests/bench/bench_explain.py
+	$(BIN)/python tests/bench/serving.py
 
 clean:
 	rm -rf $(VENV) .aws-sam .aws-sam-x86_64 .pytest_cache .mypy_cache .ruff_cache

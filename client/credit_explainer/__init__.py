@@ -43,6 +43,7 @@ from ._exceptions import (
     ServiceUnavailableError,
     TimeoutError,
     TransportError,
+    UsageError,
     ValidationError,
 )
 from ._models import ADDITIVITY_TOLERANCE, Failure, Score, ScoreResults
@@ -98,6 +99,7 @@ __all__ = [
     "Timeout",
     "TimeoutError",
     "TransportError",
+    "UsageError",
     "ValidationError",
     "__version__",
     "render_text",

@@ -42,6 +42,7 @@ from ._exceptions import (
     PayloadTooLargeError,
     TimeoutError,
     TransportError,
+    UsageError,
     ValidationError,
     error_for_response,
 )
@@ -86,12 +87,12 @@ class ClientCore:
     ) -> None:
         url = url or os.environ.get(URL_ENV)
         if not url:
-            raise ValueError(
-                f"no API URL: pass url=... or set {URL_ENV} "
+            raise UsageError(
+                f"no API URL: pass url=... (the CLI: --url) or set {URL_ENV} "
                 "(for the local stack, the URL `credit-explainer up` prints)"
             )
         if batch_size < 1:
-            raise ValueError("batch_size must be at least 1")
+            raise UsageError("batch_size must be at least 1")
         self.base_url = url.rstrip("/")
         api_key = api_key if api_key is not None else os.environ.get(API_KEY_ENV) or None
         self.timeout = timeout if isinstance(timeout, httpx.Timeout) else httpx.Timeout(timeout)
@@ -265,9 +266,9 @@ class ScoreManyPlan:
         progress: ProgressCallback | None,
     ) -> None:
         if on_error not in ("raise", "collect"):
-            raise ValueError("on_error must be 'raise' or 'collect'")
+            raise UsageError("on_error must be 'raise' or 'collect'")
         if batch_size < 1:
-            raise ValueError("batch_size must be at least 1")
+            raise UsageError("batch_size must be at least 1")
         records, self.labels = records_and_labels(applicants)
         self.total = len(records)
         self.on_error: OnError = on_error

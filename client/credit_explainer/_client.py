@@ -35,7 +35,7 @@ from ._base import (
     ScoreManyPlan,
 )
 from ._config import DEFAULT_BATCH_SIZE, DEFAULT_TIMEOUT, RetryPolicy
-from ._exceptions import CreditExplainerError
+from ._exceptions import CreditExplainerError, UsageError
 from ._inputs import ApplicantLike, ApplicantsLike, validate_one
 from ._models import Score, ScoreResults
 
@@ -79,7 +79,7 @@ class _ClientBase(Generic[HttpT]):
     ) -> ScoreManyPlan:
         return ScoreManyPlan(
             applicants,
-            batch_size=batch_size or self._core.batch_size,
+            batch_size=self._core.batch_size if batch_size is None else batch_size,
             on_error=on_error,
             progress=progress,
         )
@@ -176,7 +176,7 @@ class CreditExplainerClient(_ClientBase[httpx.Client]):
         """
         plan = self._plan(applicants, batch_size, on_error, progress)
         if concurrency < 1:
-            raise ValueError("concurrency must be at least 1")
+            raise UsageError("concurrency must be at least 1")
         if concurrency == 1:
             while (batch := plan.next_batch()) is not None:
                 plan.record(batch, self._try_batch(batch))
@@ -295,7 +295,7 @@ class AsyncCreditExplainerClient(_ClientBase[httpx.AsyncClient]):
         """See :meth:`CreditExplainerClient.score_many` (``concurrency``: tasks in flight)."""
         plan = self._plan(applicants, batch_size, on_error, progress)
         if concurrency < 1:
-            raise ValueError("concurrency must be at least 1")
+            raise UsageError("concurrency must be at least 1")
         running: dict[asyncio.Task[Outcome], Batch] = {}
         try:
             while True:

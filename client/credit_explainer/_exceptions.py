@@ -1,12 +1,15 @@
 """Every error the client raises, in one tree.
 
-Foreign errors (httpx's transport errors, pydantic's validation errors, JSON
-decoding errors) are converted at one boundary, the client's request method,
-with ``raise ... from exc``: callers catch these classes and nothing else.
+Foreign errors are converted where they enter, with ``raise ... from exc``:
+httpx's transport errors in the client's send, the schema's validation errors
+and unreadable inputs in :mod:`credit_explainer._inputs`, unreadable responses
+in the response parsing. Callers catch these classes and nothing else.
 
 Tree::
 
     CreditExplainerError
+    ├── UsageError                  the call itself is wrong: no URL, batch_size 0, one applicant
+    │                               to score_many (also a ValueError and a TypeError)
     ├── InvalidApplicantError       bad applicant data: ``.errors`` lists applicant index + field
     │   │                           (raised locally, before anything is sent, by credit_schema)
     │   └── ValidationError         422 from the API (also an APIStatusError)
@@ -40,6 +43,8 @@ from typing import ClassVar
 import httpx
 from credit_schema import ErrorBody, ErrorDetail
 
+from ._config import API_KEY_ENV
+
 __all__ = [
     "APIResponseError",
     "APIStatusError",
@@ -58,6 +63,7 @@ __all__ = [
     "ServiceUnavailableError",
     "TimeoutError",
     "TransportError",
+    "UsageError",
     "ValidationError",
     "error_for_response",
 ]
@@ -69,6 +75,10 @@ class CreditExplainerError(Exception):
     def __init__(self, message: str) -> None:
         super().__init__(message)
         self.message = message
+
+
+class UsageError(CreditExplainerError, ValueError, TypeError):
+    """The call itself is wrong (arguments, configuration); nothing was sent."""
 
 
 class InvalidApplicantError(CreditExplainerError, ValueError):
@@ -247,6 +257,11 @@ def error_for_response(response: httpx.Response) -> APIStatusError:
                 f"no such route: {response.request.url.path} (check the URL and its stage path, "
                 "e.g. .../Prod)"
             )
+    if cls is AuthenticationError:
+        message += (
+            f": this API wants a valid API key: pass api_key=... (the CLI: --api-key) "
+            f"or set {API_KEY_ENV}"
+        )
     return cls(message, response=response, body=body)
 
 

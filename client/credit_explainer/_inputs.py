@@ -12,9 +12,15 @@ import math
 from collections.abc import Iterable, Mapping
 from typing import Any, TypeAlias
 
-from credit_schema import Applicant, ApplicantValidationError, ErrorDetail, validate_records
+from credit_schema import (
+    FEATURES,
+    Applicant,
+    ApplicantValidationError,
+    ErrorDetail,
+    validate_records,
+)
 
-from ._exceptions import InvalidApplicantError
+from ._exceptions import InvalidApplicantError, UsageError
 
 __all__ = ["ApplicantLike", "ApplicantsLike", "as_record", "validate_applicants"]
 
@@ -44,6 +50,13 @@ def _is_frame(obj: Any) -> bool:
     return hasattr(obj, "columns") and hasattr(obj, "index") and hasattr(obj, "itertuples")
 
 
+def _is_values(obj: Any) -> bool:
+    # A list of the feature values in model order (the API takes those too).
+    return isinstance(obj, list | tuple) and not any(
+        isinstance(v, Mapping | Applicant | list | tuple) for v in obj
+    )
+
+
 def as_record(obj: ApplicantLike) -> Any:
     """One applicant as an ``Applicant`` or a plain dict ready for validation."""
     if isinstance(obj, Applicant):
@@ -52,13 +65,15 @@ def as_record(obj: ApplicantLike) -> Any:
         return {str(k): _clean(v) for k, v in obj.items()}
     if _is_series(obj):
         return {str(k): _clean(v) for k, v in obj.items()}
+    if _is_values(obj) and len(obj) == len(FEATURES):
+        return dict(zip(FEATURES, map(_clean, obj), strict=True))
     return obj  # reported by validation with its index
 
 
 def records_and_labels(applicants: ApplicantsLike) -> tuple[list[Any], list[Any]]:
     """Records to validate and the input's labels (a DataFrame's index, else positions)."""
     if isinstance(applicants, Applicant | Mapping) or _is_series(applicants):
-        raise TypeError("score_many takes a list or DataFrame of applicants; use score() for one")
+        raise UsageError("score_many takes a list or DataFrame of applicants; use score() for one")
     if _is_frame(applicants):
         frame: Any = applicants
         columns = [str(c) for c in frame.columns]
@@ -67,6 +82,10 @@ def records_and_labels(applicants: ApplicantsLike) -> tuple[list[Any], list[Any]
             for row in frame.itertuples(index=False, name=None)
         ]
         return records, list(frame.index)
+    if isinstance(applicants, str | bytes) or not isinstance(applicants, Iterable):
+        raise UsageError(
+            f"score_many takes a list or DataFrame of applicants, not {type(applicants).__name__}"
+        )
     records = [as_record(a) for a in applicants]
     return records, list(range(len(records)))
 
@@ -74,22 +93,38 @@ def records_and_labels(applicants: ApplicantsLike) -> tuple[list[Any], list[Any]
 def validate_applicants(
     records: list[Any],
 ) -> tuple[list[Applicant | None], dict[int, list[ErrorDetail]]]:
-    """Validate every record: applicants (None where invalid) and the problems by index."""
-    try:
-        return list(validate_records(records)), {}
-    except ApplicantValidationError as exc:
-        problems: dict[int, list[ErrorDetail]] = {}
-        for d in exc.details:
-            problems.setdefault(-1 if d.applicant is None else d.applicant, []).append(d)
-    good = [i for i in range(len(records)) if i not in problems]
+    """Validate every record: applicants (None where invalid) and the problems by index.
+
+    The schema stops at its first kind of problem (cells that cannot be read before
+    values out of range), so what is left is validated again until it passes.
+    """
     out: list[Applicant | None] = [None] * len(records)
-    if good:
-        for i, a in zip(good, validate_records([records[i] for i in good]), strict=True):
+    problems: dict[int, list[ErrorDetail]] = {}
+    todo = list(range(len(records)))
+    while todo:
+        try:
+            validated = validate_records([records[i] for i in todo])
+        except ApplicantValidationError as exc:
+            failed = {d.applicant for d in exc.details}
+            if None in failed or not failed:  # not about one applicant: none of these passes
+                for i in todo:
+                    problems[i] = [d.model_copy(update={"applicant": i}) for d in exc.details]
+                break
+            for d in exc.details:
+                assert d.applicant is not None
+                i = todo[d.applicant]
+                problems.setdefault(i, []).append(d.model_copy(update={"applicant": i}))
+            todo = [i for j, i in enumerate(todo) if j not in failed]
+            continue
+        for i, a in zip(todo, validated, strict=True):
             out[i] = a
+        break
     return out, problems
 
 
 def validate_one(obj: ApplicantLike) -> Applicant:
+    if isinstance(obj, list | tuple) and not _is_values(obj):
+        raise UsageError(f"score() takes one applicant; use score_many() for {len(obj)}")
     record = as_record(obj)
     if isinstance(record, Applicant):
         return record

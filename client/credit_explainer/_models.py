@@ -11,9 +11,15 @@ import math
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Final, Literal, overload
+from typing import TYPE_CHECKING, Any, Literal, overload
 
-from credit_schema import FEATURES, Contribution, ErrorDetail, ScoredApplicant
+from credit_schema import (
+    ADDITIVITY_TOLERANCE,
+    FEATURES,
+    Contribution,
+    ErrorDetail,
+    ScoredApplicant,
+)
 
 from ._exceptions import InconsistentExplanationError
 from ._reasons import DEFAULT_MAX_REASONS, Reason, ReasonCodes
@@ -24,8 +30,6 @@ if TYPE_CHECKING:
 
 __all__ = ["ADDITIVITY_TOLERANCE", "Failure", "Score", "ScoreResults"]
 
-#: |base value + sum of SHAP values - probability| allowed (the model guarantees 1e-9).
-ADDITIVITY_TOLERANCE: Final = 1e-9
 
 
 class Score(ScoredApplicant):

@@ -9,6 +9,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Final, Literal
 
+from credit_schema import FEATURE_LABELS, TARGET_LABEL
+
 from ._render import _value
 
 if TYPE_CHECKING:
@@ -48,6 +50,8 @@ def plot_score(
     if kind not in ("waterfall", "bar"):
         raise ValueError("kind must be 'waterfall' or 'bar'")
     figure_class = _figure_class()
+    from matplotlib.ticker import PercentFormatter
+
     contributions = list(score.contributions)
     n = (
         len(contributions)
@@ -55,7 +59,7 @@ def plot_score(
         else max(1, min(max_features, len(contributions)))
     )
     shown, hidden = contributions[:n], contributions[n:]
-    labels = [f"{c.feature} = {_value(c.value)}" for c in shown]
+    labels = [f"{FEATURE_LABELS[c.feature]} = {_value(c.value)}" for c in shown]
     values = [c.shap_value for c in shown]
     if hidden:
         labels.append(f"{len(hidden)} other features")
@@ -87,12 +91,25 @@ def plot_score(
                 ha="left" if v >= 0 else "right",
                 fontsize=8,
             )
-        ax.axvline(score.base_value, color="grey", linestyle="--", linewidth=0.8)
-        ax.axvline(score.probability, color="black", linestyle="-", linewidth=0.8)
-        ax.set_xlabel(
-            f"probability of serious delinquency: base value {score.base_value:.4f} "
-            f"\u2192 {score.probability:.4f}"
-        )
+        # Both lines labelled above the plot, each on the side away from the other.
+        left, right = sorted([(score.base_value, "base"), (score.probability, "prediction")])
+        for (x, which), align in ((left, "right"), (right, "left")):
+            base = which == "base"
+            ax.axvline(
+                x, color="grey" if base else "black", linestyle="--" if base else "-", lw=0.8
+            )
+            ax.text(
+                x,
+                1.01,
+                f"base value {x:.1%} (average applicant)" if base else f"prediction {x:.1%}",
+                transform=ax.get_xaxis_transform(),
+                ha=align if left[0] != right[0] else "center",
+                va="bottom",
+                fontsize=8,
+                color="grey" if base else "black",
+            )
+        ax.set_xlabel(f"probability of {TARGET_LABEL}")
+        ax.xaxis.set_major_formatter(PercentFormatter(1.0))
         lo = min(
             [
                 score.base_value,
@@ -114,12 +131,15 @@ def plot_score(
     else:
         ax.barh(ys, values, color=colors, height=0.6)
         ax.axvline(0.0, color="black", linewidth=0.8)
-        ax.set_xlabel("SHAP value (contribution to the probability)")
+        ax.set_xlabel(f"contribution to the probability of {TARGET_LABEL}")
     ax.set_yticks(ys, labels, fontsize=9)
     ax.spines[["top", "right"]].set_visible(False)
     ax.set_title(
-        title or f"Why P(default) = {score.probability:.1%}  (red raises the risk, blue lowers it)",
+        title
+        or f"Why the probability of {TARGET_LABEL} is {score.probability:.1%}\n"
+        "red raises it, blue lowers it",
         fontsize=10,
+        pad=18 if kind == "waterfall" else 6,
     )
     if path is not None:
         fig.savefig(Path(path), format="png", dpi=150)

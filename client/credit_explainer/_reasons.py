@@ -26,6 +26,8 @@ from typing import TYPE_CHECKING, Final, NamedTuple
 
 from credit_schema import FEATURES, Contribution
 
+from ._exceptions import UsageError
+
 if TYPE_CHECKING:
     from ._models import Score
 
@@ -125,11 +127,11 @@ class ReasonCodes:
         unknown = set(reasons or {}) | set(reasons_when_missing or {})
         unknown -= set(FEATURES)
         if unknown:
-            raise ValueError(f"reasons given for unknown features: {sorted(unknown)}")
+            raise UsageError(f"reasons given for unknown features: {sorted(unknown)}")
         if max_reasons < 1:
-            raise ValueError("max_reasons must be at least 1")
+            raise UsageError("max_reasons must be at least 1")
         if cutoff is not None and not (0.0 <= cutoff <= 1.0):
-            raise ValueError("cutoff is a probability in [0, 1]")
+            raise UsageError("cutoff is a probability in [0, 1]")
         self.reasons: dict[str, ReasonText] = dict(DEFAULT_REASONS)
         self.reasons.update({f: _as_text(f, t) for f, t in (reasons or {}).items()})
         self.reasons_when_missing: dict[str, ReasonText] = dict(DEFAULT_REASONS_WHEN_MISSING)

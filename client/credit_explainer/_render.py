@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Final
 
+from credit_schema import TARGET_LABEL
+
 if TYPE_CHECKING:
     from ._models import Score
 
@@ -35,7 +37,7 @@ def render_text(score: Score, *, max_features: int | None = None, ascii: bool = 
 
     ::
 
-        probability 31.21%  (base value 6.67%, model 3f2a..., request 7c1e...)
+        probability of serious delinquency within 2 years: 31.21%  (base value 6.67%, ...)
           feature                                 value      SHAP
           NumberOfTimes90DaysLate                     2   +0.1830  ▲ ███████████████
           ...
@@ -44,7 +46,7 @@ def render_text(score: Score, *, max_features: int | None = None, ascii: bool = 
     width = max([len("feature"), *(len(c.feature) for c in shown)])
     biggest = max([abs(c.shap_value) for c in score.contributions] + [1e-300])
     up, down = ("^", "v") if ascii else ("▲", "▼")
-    head = f"probability {score.probability:.2%}  (base value {score.base_value:.2%}"
+    head = f"probability of {TARGET_LABEL}: {score.probability:.2%}  (base value {score.base_value:.2%}"
     if score.decision:
         head += f", decision {score.decision}"
     head += f", model {score.model_version[:12]}, request {score.request_id})"

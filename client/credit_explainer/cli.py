@@ -12,16 +12,23 @@ import argparse
 import importlib
 import sys
 from collections.abc import Sequence
+from typing import Final
 
 from . import __version__
 
-# Modules that add subcommands, in the order they appear in --help.
-_COMMAND_MODULES: tuple[str, ...] = (
-    "credit_model.commands",  # synth, train, serve-model
-    "credit_explainer.local.commands",  # up, demo
-    "credit_explainer.scoring_cli",  # score
-    "credit_explainer.deploy.commands",  # deploy, build-image, create-endpoint, deploy-api, batch, destroy
+# Modules that add subcommands, in the order they appear in --help, each with the extras
+# its commands need beyond the base install (what to tell a client-only install to add).
+_COMMAND_MODULES: tuple[tuple[str, str], ...] = (
+    ("credit_model.commands", "model"),  # synth, train, serve-model, bench
+    ("credit_explainer.local.commands", "model,api"),  # up, demo
+    ("credit_explainer.scoring_cli", ""),  # score
+    ("credit_explainer.deploy.commands", "deploy"),  # deploy, batch, destroy
 )
+_OUR_PACKAGES: Final = frozenset(
+    {"credit_explainer", "credit_schema", "credit_model", "scoring_api"}
+)
+# Command -> the extras it needs, filled in as the modules register their commands.
+_EXTRAS: dict[str, str] = {}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -31,25 +38,49 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for name in _COMMAND_MODULES:
+    for name, extras in _COMMAND_MODULES:
         try:
             module = importlib.import_module(name)
         except ModuleNotFoundError as exc:
             if exc.name is not None and name.startswith(exc.name):
                 continue  # that part of the project is not there (yet)
             raise
+        before = set(sub.choices)
         module.register(sub)
+        _EXTRAS.update(dict.fromkeys(set(sub.choices) - before, extras))
     return parser
 
 
+def _missing_extra(exc: ModuleNotFoundError, argv: Sequence[str]) -> str | None:
+    """The error line for a command whose extra is not installed (None: a bug of ours)."""
+    top = (exc.name or "").partition(".")[0]
+    if not top or top in _OUR_PACKAGES:
+        return None
+    command = next((a for a in argv if a in _EXTRAS), None)
+    extras = _EXTRAS.get(command or "", "")
+    where = f"credit-explainer {command}" if command else "this command"
+    return (
+        f"error: {where} needs {top}, which this installation lacks: "
+        f"pip install 'credit-explainer[{extras or 'model,api'}]'"
+    )
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
-    args = parser.parse_args(argv)
     try:
+        # Model commands import their libraries only now (train's options while parsing).
+        args = parser.parse_args(argv)
         result = args.func(args)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except ModuleNotFoundError as exc:
+        message = _missing_extra(exc, argv)
+        if message is None:
+            raise
+        print(message, file=sys.stderr)
+        return 2
     return int(result or 0)
 
 

@@ -20,6 +20,7 @@ import argparse
 import csv
 import io
 import json
+import os
 import sys
 import time
 from collections.abc import Iterator, Sequence
@@ -27,21 +28,22 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, Final, Literal
 
-from credit_schema import FEATURES, FIELD_BY_ALIAS, TARGET, csv_records
+from credit_schema import FEATURES, FIELD_BY_ALIAS, INDEX_COLUMNS, csv_records
 
-from ._config import DEFAULT_BATCH_SIZE, DEFAULT_MAX_RETRIES
+from ._config import API_KEY_ENV, DEFAULT_BATCH_SIZE, DEFAULT_MAX_RETRIES, DEFAULT_TIMEOUT, URL_ENV
 from ._reasons import DEFAULT_MAX_REASONS
 
 __all__ = ["register", "run"]
 
 Format = Literal["csv", "jsonl"]
 _JSONL_SUFFIXES: Final = frozenset({".jsonl", ".ndjson", ".jsonlines"})
-_INDEX_COLUMNS: Final = frozenset({"", "Unnamed: 0", "index", "Id", "id"})
 _KNOWN: Final = frozenset(FEATURES) | frozenset(FIELD_BY_ALIAS)
 #: Rows read and handed to score_many at a time (it batches them further).
 CHUNK_ROWS: Final = 2_000
 #: Rejected rows listed in the summary (all of them are in the rejects file).
 SHOWN_REJECTS: Final = 10
+#: What a rejects file adds before each row as read (ignored when it is scored again).
+REJECT_COLUMNS: Final = ["row", "error"]
 
 
 def register(sub: Any) -> None:
@@ -60,27 +62,32 @@ def register(sub: Any) -> None:
         "-o",
         "--output",
         type=Path,
-        help="scored rows (.csv or .jsonl; default: INPUT's name with .scored before the suffix)",
+        help="scored rows, .csv or .jsonl (default: INPUT's name with .scored before the suffix)",
     )
     p.add_argument(
         "--rejects",
         type=Path,
-        help="rows that could not be scored, with their error (default: OUTPUT.rejects.<suffix>)",
+        help="rows that could not be scored, as read, with their row number and error; fix "
+        "them and score this file again (default: OUTPUT.rejects.<suffix>)",
     )
-    p.add_argument("--url", help="API base URL (default: $CREDIT_EXPLAINER_URL)")
+    p.add_argument(
+        "--url", help=f"API base URL, with its stage, e.g. .../Prod (default: ${URL_ENV})"
+    )
     p.add_argument(
         "--api-key",
-        help="API key (default: $CREDIT_EXPLAINER_API_KEY; prefer it: arguments show in ps)",
+        help=f"API key, sent as x-api-key (default: ${API_KEY_ENV}; prefer it: arguments show in ps)",
     )
-    p.add_argument("--input-format", choices=("csv", "jsonl"), help="default: from the suffix")
-    p.add_argument("--output-format", choices=("csv", "jsonl"), help="default: from the suffix")
+    p.add_argument("--input-format", choices=("csv", "jsonl"), help="(default: from the suffix)")
+    p.add_argument("--output-format", choices=("csv", "jsonl"), help="(default: from the suffix)")
     p.add_argument(
         "--batch-size",
         type=int,
         default=DEFAULT_BATCH_SIZE,
-        help=f"applicants per request ({DEFAULT_BATCH_SIZE})",
+        help=f"applicants per request (default: {DEFAULT_BATCH_SIZE})",
     )
-    p.add_argument("--concurrency", type=int, default=1, help="requests in flight at once (1)")
+    p.add_argument(
+        "--concurrency", type=int, default=1, help="requests in flight at once (default: 1)"
+    )
     p.add_argument(
         "--cutoff",
         type=float,
@@ -91,16 +98,25 @@ def register(sub: Any) -> None:
         "--max-reasons",
         type=int,
         default=DEFAULT_MAX_REASONS,
-        help=f"principal reasons per row ({DEFAULT_MAX_REASONS})",
+        help=f"principal reasons per row (default: {DEFAULT_MAX_REASONS})",
     )
-    p.add_argument("--timeout", type=float, default=30.0, help="seconds per request (30)")
+    p.add_argument(
+        "--timeout",
+        type=float,
+        default=DEFAULT_TIMEOUT.read,
+        help=f"seconds per request (default: {DEFAULT_TIMEOUT.read:g})",
+    )
     p.add_argument(
         "--max-retries",
         type=int,
         default=DEFAULT_MAX_RETRIES,
-        help=f"retries on 429/503/connection errors ({DEFAULT_MAX_RETRIES})",
+        help=f"retries on 429/503/connection errors (default: {DEFAULT_MAX_RETRIES})",
     )
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument(
+        "--no-progress",
+        action="store_true",
+        help="no progress bar (default: a bar when stderr is a terminal)",
+    )
     p.set_defaults(func=run)
 
 
@@ -132,10 +148,14 @@ class CsvSource:
             else:
                 self._first = row
             break
+        # A rejects file of ours, corrected: its row and error columns are not the applicant's.
+        self._skip = len(REJECT_COLUMNS) if self.header and self.header[:2] == REJECT_COLUMNS else 0
+        if self.header is not None:
+            self.header = self.header[self._skip :]
         self.id_column: int | None = None
         if self.header is not None:
             for i, name in enumerate(self.header):
-                if name in _INDEX_COLUMNS:
+                if name in INDEX_COLUMNS:
                     self.id_column = i
                     break
 
@@ -153,6 +173,7 @@ class CsvSource:
         chunk = Chunk()
         n = 0
         for row in all_rows():
+            row = row[self._skip :]
             chunk.rows.append(n)
             chunk.raw.append(row)
             chunk.ids.append(
@@ -168,13 +189,19 @@ class CsvSource:
             yield self._parse(chunk)
 
     def _parse(self, chunk: Chunk) -> Chunk:
+        width = len(FEATURES) if self.header is None else len(self.header)
+        named = "the header" if self.header is not None else "the features in model order"
+        for pos, row in enumerate(chunk.raw):
+            if len(row) != width:
+                chunk.unreadable[pos] = f"{len(row)} cells; {named} has {width}"
         buf = io.StringIO()
         writer = csv.writer(buf)
         if self.header is not None:
             writer.writerow(self.header)
         writer.writerows(chunk.raw)
-        chunk.records = csv_records(buf.getvalue())
-        assert len(chunk.records) == len(chunk.raw)
+        records = csv_records(buf.getvalue())
+        assert len(records) == len(chunk.raw)
+        chunk.records = [None if i in chunk.unreadable else r for i, r in enumerate(records)]
         return chunk
 
 
@@ -202,8 +229,10 @@ class JsonLinesSource:
                 chunk.unreadable[len(chunk.records)] = f"not valid JSON: {exc}"
                 record = None
             if isinstance(record, dict):
+                if all(name in record for name in REJECT_COLUMNS):  # a corrected rejects file
+                    for name in REJECT_COLUMNS:
+                        del record[name]
                 ident = record.pop("id", None)
-                record.pop(TARGET, None)
                 chunk.ids.append(None if ident is None else str(ident))
             else:
                 chunk.ids.append(None)
@@ -312,13 +341,30 @@ class RejectSink:
             self._out = self.path.open("w", newline="", encoding="utf-8")
             if self._fmt == "csv":
                 self._writer = csv.writer(self._out)
-                self._writer.writerow(["row", "error", *(self._header or [])])
+                # A file without a header has the features in model order: name them, so the
+                # corrected rejects file reads back as the same columns.
+                self._writer.writerow([*REJECT_COLUMNS, *(self._header or FEATURES)])
         self.count += 1
         if self._fmt == "csv":
             self._writer.writerow([row, error, *raw])
         else:
             assert self._out is not None
-            self._out.write(json.dumps({"row": row, "error": error, "line": raw}) + "\n")
+            try:
+                obj = json.loads(raw)
+            except ValueError:
+                obj = None
+            # An object is written back with row and error added (fix it, score the file
+            # again); a line that is not one is kept as text under "line".
+            entry = (
+                {"row": row, "error": error, **obj}
+                if isinstance(obj, dict)
+                else {
+                    "row": row,
+                    "error": error,
+                    "line": raw,
+                }
+            )
+            self._out.write(json.dumps(entry) + "\n")
 
     def close(self) -> None:
         if self._out is not None:
@@ -362,6 +408,13 @@ def run(args: argparse.Namespace) -> int:
     if out_path.resolve() in (src_path.resolve(), rejects_path.resolve()):
         print("error: the output must not overwrite the input or the rejects file", file=sys.stderr)
         return 2
+    if not (args.url or os.environ.get(URL_ENV)):
+        print(
+            f"error: no API URL: pass --url or set {URL_ENV} "
+            "(for the local stack, the URL `credit-explainer up` prints)",
+            file=sys.stderr,
+        )
+        return 2
     try:
         reason_codes = ReasonCodes(cutoff=args.cutoff, max_reasons=args.max_reasons)
         client = CreditExplainerClient(
@@ -371,7 +424,7 @@ def run(args: argparse.Namespace) -> int:
             max_retries=args.max_retries,
             batch_size=args.batch_size,
         )
-    except ValueError as exc:
+    except CreditExplainerError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
 
@@ -422,7 +475,7 @@ def run(args: argparse.Namespace) -> int:
                 for pos, item in enumerate(results):
                     row, raw = chunk.rows[pos], chunk.raw[pos]
                     if pos in chunk.unreadable:
-                        reject(row, [raw] if in_fmt == "csv" else raw, chunk.unreadable[pos])
+                        reject(row, raw, chunk.unreadable[pos])
                     elif isinstance(item, Score):
                         sink.write(row, chunk.ids[pos], item, reason_codes.for_score(item))
                         scored += 1

@@ -19,7 +19,6 @@ from __future__ import annotations
 import binascii
 import json
 import time
-from http import HTTPStatus
 from typing import Annotated, Any, Literal
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
@@ -43,31 +42,33 @@ from credit_schema import (
     ApplicantValidationError,
     ErrorBody,
     ErrorDetail,
-    ErrorInfo,
     GatewayErrorBody,
     HealthResponse,
     LegacyResponse,
     MalformedPayloadError,
-    NotAcceptableError,
-    PayloadError,
     PayloadTooLargeError,
     ScoreRequest,
     ScoreResponse,
+    ServiceError,
     UnsupportedMediaTypeError,
     check_body_size,
+    check_content_type,
     check_count,
     decode_json,
     legacy_dict,
+    negotiate,
     to_records,
     validate_records,
 )
-from credit_schema.media import check_json_content_type
 
 from .config import Settings
 from .endpoint import ModelEndpoint, Scored
-from .errors import UpstreamError
 
 SERVICE = "scoring-api"
+#: What ``POST /score`` answers, the default first.
+ANSWER_TYPES = (CONTENT_TYPE_JSON, CONTENT_TYPE_LEGACY_JSON)
+#: What ``POST /score`` reads (no Content-Type: JSON, as the original blog sends it).
+REQUEST_TYPES = (CONTENT_TYPE_JSON,)
 
 settings = Settings.from_env()
 logger = Logger(service=SERVICE)
@@ -113,15 +114,26 @@ def _request_id() -> str:
     return str(context.request_id or app.lambda_context.aws_request_id)
 
 
-def _error_response(
-    status: int, body: dict[str, Any], *, retry_after: int | None = None
-) -> Response[str]:
-    headers: dict[str, str] = {}
-    if retry_after is not None:
-        headers["Retry-After"] = str(retry_after)
-    return Response(
-        status_code=status, content_type=CONTENT_TYPE_JSON, body=json.dumps(body), headers=headers
-    )
+def _error_response(exc: ServiceError) -> Response[str]:
+    """The one error body for ``exc``, with ``Retry-After`` when the error has one."""
+    retry_after = getattr(exc, "retry_after", None)
+    headers = {} if retry_after is None else {"Retry-After": str(retry_after)}
+    body = json.dumps(exc.to_dict(_request_id()))
+    return Response(exc.status_code, content_type=CONTENT_TYPE_JSON, body=body, headers=headers)
+
+
+class RouteNotFoundError(ServiceError):
+    status_code = 404
+    code = "not_found"
+
+
+class UnhealthyError(ServiceError):
+    status_code = 503
+    retry_after = 5
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code  # type: ignore[misc]  # the endpoint's state names the error
 
 
 def _count_error(kind: str, status: int) -> None:
@@ -146,15 +158,16 @@ def _count_error(kind: str, status: int) -> None:
 # -- error handlers: one per error class, one body shape --------------------------------------
 
 
-@app.exception_handler(PayloadError)
-def _payload_error(exc: PayloadError) -> Response[str]:
+@app.exception_handler(ServiceError)
+def _service_error(exc: ServiceError) -> Response[str]:
+    # PayloadError (4xx, the request) and UpstreamError (5xx and 429, the endpoint) alike.
     _count_error(exc.code, exc.status_code)
-    return _error_response(exc.status_code, exc.to_dict(_request_id()))
+    return _error_response(exc)
 
 
 @app.exception_handler(RequestUnsupportedContentType)
 def _unsupported_content_type(exc: RequestUnsupportedContentType) -> Response[str]:
-    return _payload_error(UnsupportedMediaTypeError(f"send the applicants as {CONTENT_TYPE_JSON}"))
+    return _service_error(UnsupportedMediaTypeError(f"send the applicants as {CONTENT_TYPE_JSON}"))
 
 
 @app.exception_handler(RequestValidationError)
@@ -163,9 +176,9 @@ def _request_validation_error(exc: RequestValidationError) -> Response[str]:
     for err in exc.errors():
         loc = tuple(err.get("loc", ()))
         if loc == ("body",) and err.get("type") == "missing":
-            return _payload_error(MalformedPayloadError("the request body is empty"))
+            return _service_error(MalformedPayloadError("the request body is empty"))
         if loc[:1] == ("body",) and err.get("type") == "json_invalid":
-            return _payload_error(MalformedPayloadError("request body is not valid JSON"))
+            return _service_error(MalformedPayloadError("request body is not valid JSON"))
         applicant = next((p for p in loc if isinstance(p, int)), None)
         names = [str(p) for p in loc[1:] if isinstance(p, str) and p != "instances"]
         details.append(
@@ -176,28 +189,19 @@ def _request_validation_error(exc: RequestValidationError) -> Response[str]:
                 type=err.get("type"),
             )
         )
-    return _payload_error(
+    return _service_error(
         ApplicantValidationError(f"{len(details)} problem(s) in the request", details)
     )
 
 
 @app.exception_handler([UnicodeDecodeError, binascii.Error])
 def _undecodable_body(exc: ValueError) -> Response[str]:
-    return _payload_error(MalformedPayloadError("request body is not valid base64 UTF-8 text"))
-
-
-@app.exception_handler(UpstreamError)
-def _upstream_error(exc: UpstreamError) -> Response[str]:
-    _count_error(exc.code, exc.status_code)
-    return _error_response(exc.status_code, exc.to_dict(_request_id()), retry_after=exc.retry_after)
+    return _service_error(MalformedPayloadError("request body is not valid base64 UTF-8 text"))
 
 
 @app.not_found
 def _not_found(exc: NotFoundError) -> Response[str]:
-    body = ErrorBody(
-        error=ErrorInfo(code="not_found", message="no such route", request_id=_request_id())
-    )
-    return _error_response(HTTPStatus.NOT_FOUND, body.model_dump(mode="json"))
+    return _error_response(RouteNotFoundError("no such route"))
 
 
 @app.exception_handler(Exception)
@@ -206,14 +210,9 @@ def _internal_error(exc: Exception) -> Response[str]:
     # validated models, never in exception messages); the caller gets the request id.
     logger.exception("unhandled error", extra={"error_kind": type(exc).__name__})
     _count_error("internal_error", 500)
-    body = ErrorBody(
-        error=ErrorInfo(
-            code="internal_error",
-            message="the scoring API failed; quote the request id when reporting it",
-            request_id=_request_id(),
-        )
+    return _error_response(
+        ServiceError("the scoring API failed; quote the request id when reporting it")
     )
-    return _error_response(HTTPStatus.INTERNAL_SERVER_ERROR, body.model_dump(mode="json"))
 
 
 # -- routes -----------------------------------------------------------------------------------
@@ -255,17 +254,8 @@ def _error_responses(*codes: int) -> dict[int, Any]:
 def _wants_legacy(fmt: str) -> bool:
     if fmt == "legacy":
         return True
-    accept = app.current_event.headers.get("accept") or ""
-    ranges = [part.split(";")[0].strip().lower() for part in accept.split(",") if part.strip()]
-    if not ranges:
-        return False
-    if CONTENT_TYPE_LEGACY_JSON in ranges and CONTENT_TYPE_JSON not in ranges:
-        return True
-    if any(
-        r in (CONTENT_TYPE_JSON, "application/*", "*/*", CONTENT_TYPE_LEGACY_JSON) for r in ranges
-    ):
-        return False
-    raise NotAcceptableError(f"this API answers {CONTENT_TYPE_JSON} or {CONTENT_TYPE_LEGACY_JSON}")
+    accept = app.current_event.headers.get("accept")
+    return negotiate(accept, ANSWER_TYPES) == CONTENT_TYPE_LEGACY_JSON
 
 
 @tracer.capture_method(capture_response=False)
@@ -374,10 +364,7 @@ def health() -> Response[str]:
     result = endpoint.health()
     if not result.serving:
         _count_error("unhealthy", 503)
-        body = ErrorBody(
-            error=ErrorInfo(code=result.status, message=result.detail, request_id=_request_id())
-        )
-        return _error_response(503, body.model_dump(mode="json"), retry_after=5)
+        return _error_response(UnhealthyError(result.status, result.detail))
     return Response(
         status_code=200,
         content_type=CONTENT_TYPE_JSON,
@@ -420,7 +407,7 @@ def _content_types(event: dict[str, Any]) -> list[str]:
     return values
 
 
-def _refused(event: dict[str, Any], context: LambdaContext, exc: PayloadError) -> dict[str, Any]:
+def _refused(event: dict[str, Any], context: LambdaContext, exc: ServiceError) -> dict[str, Any]:
     """The 413/415 proxy response, built without Powertools decoding the body."""
     request_id = (event.get("requestContext") or {}).get("requestId") or context.aws_request_id
     _count_error(exc.code, exc.status_code)
@@ -438,7 +425,8 @@ def _handle(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     app.append_context(started=time.perf_counter())  # failures log their latency too
     try:  # before anything decodes the body: a 60 MB body costs no memory
         if event.get("httpMethod") == "POST":  # Powertools would parse forms, echoing them
-            check_json_content_type(_content_types(event))
+            for content_type in _content_types(event):
+                check_content_type(content_type, REQUEST_TYPES)
         check_body_size(body_size(event, settings.max_body_bytes), settings.max_body_bytes)
     except (PayloadTooLargeError, UnsupportedMediaTypeError) as exc:
         return _refused(event, context, exc)

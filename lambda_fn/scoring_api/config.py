@@ -35,8 +35,8 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from credit_schema import DEFAULT_MAX_APPLICANTS, DEFAULT_MAX_BODY_BYTES
-from credit_schema.media import API_GATEWAY_TIMEOUT_SECONDS
+from credit_schema import DEFAULT_ENDPOINT_NAME, DEFAULT_MAX_APPLICANTS, DEFAULT_MAX_BODY_BYTES
+from credit_schema.edge import API_GATEWAY_TIMEOUT_SECONDS
 
 HEALTH_CHECKS = ("describe-endpoint", "ping")
 #: Seconds kept back from the time budget to build and return the answer.
@@ -124,7 +124,7 @@ def _flag(env: Mapping[str, str], name: str, default: bool) -> bool:
 
 @dataclass(frozen=True)
 class Settings:
-    endpoint_name: str = "credit-explainer"
+    endpoint_name: str = DEFAULT_ENDPOINT_NAME
     max_applicants: int = DEFAULT_MAX_APPLICANTS
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
     decision_bands: DecisionBands | None = None

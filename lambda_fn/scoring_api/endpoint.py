@@ -22,7 +22,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any, Final, TypeGuard
 
 import boto3
 from botocore.config import Config
@@ -35,7 +35,14 @@ from botocore.exceptions import (
     NoCredentialsError,
     ReadTimeoutError,
 )
-from credit_schema import CONTENT_TYPE_JSON, FEATURES, Applicant, direction_of
+from credit_schema import (
+    ADDITIVITY_TOLERANCE,
+    CONTENT_TYPE_JSON,
+    FEATURES,
+    Applicant,
+    direction_of,
+    ranked,
+)
 
 from .config import Settings
 from .errors import (
@@ -48,10 +55,6 @@ from .errors import (
     ThrottledError,
     UpstreamError,
 )
-
-#: |base_value + sum(shap) - probability| above this is refused. The model guarantees 1e-9;
-#: the slack covers float summation order, not wrong explanations.
-ADDITIVITY_TOLERANCE: Final = 1e-6
 
 _THROTTLING_CODES: Final = frozenset(
     {"ThrottlingException", "Throttling", "TooManyRequestsException", "RequestLimitExceeded"}
@@ -90,7 +93,7 @@ def client_config(settings: Settings) -> Config:
     return Config(
         connect_timeout=settings.connect_timeout,
         read_timeout=settings.read_timeout,
-        retries={"mode": settings.retry_mode, "total_max_attempts": settings.max_attempts},  # type: ignore[typeddict-item]
+        retries={"mode": settings.retry_mode, "total_max_attempts": settings.max_attempts},  # type: ignore[arg-type]
         user_agent_extra="credit-explainer-scoring-api",
     )
 
@@ -259,8 +262,8 @@ def upstream_error(exc: BaseException) -> UpstreamError:
 _FEATURE_ORDER: Final = {name: i for i, name in enumerate(FEATURES)}
 
 
-def _is_number(x: object) -> bool:
-    return type(x) in (float, int) and math.isfinite(x)  # type: ignore[arg-type]
+def _is_number(x: object) -> TypeGuard[float]:
+    return isinstance(x, float | int) and type(x) is not bool and math.isfinite(x)
 
 
 def _bad(message: str) -> BadModelResponseError:
@@ -309,7 +312,7 @@ def check_response(
         for c in contributions:
             feature = c.get("feature") if isinstance(c, dict) else None
             value, shap = (c.get("value"), c.get("shap_value")) if isinstance(c, dict) else (0, 0)
-            if feature not in _FEATURE_ORDER or not _is_number(shap):
+            if not isinstance(feature, str) or feature not in _FEATURE_ORDER or not _is_number(shap):
                 raise _bad(f"explanation {i} has a malformed contribution")
             given = sent[feature]
             if (given is None) != (value is None) or (
@@ -334,7 +337,8 @@ def check_response(
                 f"explanation {i}: base value + SHAP values = {total:.9f} but the probability "
                 f"is {probability:.9f}; refusing an explanation that does not add up"
             )
-        checked.sort(key=lambda c: (-abs(c["shap_value"]), _FEATURE_ORDER[c["feature"]]))
+        checked.sort(key=lambda c: _FEATURE_ORDER[c["feature"]])
+        checked = [checked[j] for j in ranked([c["shap_value"] for c in checked])]
         explanations.append(
             {"probability": float(probability), "base_value": float(base), "contributions": checked}
         )

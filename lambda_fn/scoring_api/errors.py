@@ -4,7 +4,7 @@ Request errors are :class:`credit_schema.PayloadError` (400/413/415/422, raised
 while decoding and validating). Everything that goes wrong after validation is
 an :class:`UpstreamError`, raised at one boundary (:mod:`scoring_api.endpoint`)
 from the botocore exception with ``raise ... from exc``. Both render to the one
-JSON error shape, :class:`credit_schema.ErrorBody`; the message is written for
+JSON error shape through :class:`credit_schema.ServiceError`; the message is written for
 the caller and never carries a stack trace or applicant data.
 
 Tree::
@@ -21,26 +21,16 @@ Tree::
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import ClassVar
 
-from credit_schema import ErrorBody, ErrorInfo
+from credit_schema import ServiceError
 
 
-class UpstreamError(Exception):
+class UpstreamError(ServiceError):
     status_code: ClassVar[int] = 502
     code: ClassVar[str] = "upstream_error"
     #: Seconds a caller should wait before retrying (sent as ``Retry-After``), or None.
     retry_after: ClassVar[int | None] = None
-
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.message = message
-
-    def to_dict(self, request_id: str | None = None) -> dict[str, Any]:
-        body = ErrorBody(
-            error=ErrorInfo(code=self.code, message=self.message, request_id=request_id)
-        )
-        return body.model_dump(mode="json")
 
 
 class ModelFailedError(UpstreamError):

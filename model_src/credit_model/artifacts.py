@@ -7,12 +7,16 @@ Files (all at the top of the directory, which is also the layout of SageMaker's
   forest) in the skops format, which loads without executing code from the file
   and refuses types that are not explicitly trusted;
 * ``metadata.json``: feature names and order, training-data summary statistics,
-  hyperparameters, library versions and ``model_version`` (a content hash);
+  hyperparameters, library versions and ``model_version`` (the first 16 hex digits of
+  :func:`model_fingerprint`, a hash of the fitted model, not of the file);
 * ``metrics.json``: held-out metrics;
+* ``treeshap.npz``: the forest compiled to exact TreeSHAP tables and the imputer's fill
+  values (plain arrays), which is all serving loads: no scikit-learn at start-up;
 * ``manifest.json``: SHA-256 of every other file, verified before anything is
   deserialised.
 
-The shap explainer is never stored: it is built from the model at load time.
+Nothing is pickled: skops refuses untrusted types and the tables load with
+``allow_pickle=False``.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
+import numpy as np
 from credit_schema import FEATURES, TARGET
 
 MODEL_FILE: Final = "model.skops"
@@ -38,7 +43,7 @@ FORMAT_VERSION: Final = 1
 #: by default is scikit-learn's own estimators and plain data). Nothing beyond these.
 TRUSTED_TYPES: Final = ("numpy.dtype", "sklearn.tree._tree.Tree")
 
-#: Set to a model version (or the full SHA-256 of model.skops) to refuse any other model.
+#: Set to a model version (or its full fingerprint) to refuse any other model.
 EXPECTED_VERSION_ENV: Final = "CREDIT_EXPLAINER_EXPECTED_MODEL_VERSION"
 
 
@@ -51,6 +56,60 @@ def sha256_file(path: Path) -> str:
     with path.open("rb") as fh:
         for chunk in iter(lambda: fh.read(1 << 20), b""):
             digest.update(chunk)
+    return digest.hexdigest()
+
+
+#: Parameters that say how a step runs, not what it computes: not part of the model version.
+_RUNTIME_PARAMS: Final = frozenset({"n_jobs", "verbose", "copy"})
+#: A fitted tree's arrays: its splits, its leaf values and the node weights TreeSHAP uses.
+_TREE_ARRAYS: Final = (
+    "children_left",
+    "children_right",
+    "feature",
+    "threshold",
+    "value",
+    "weighted_n_node_samples",
+)
+
+
+def model_fingerprint(pipeline: Any) -> str:
+    """SHA-256 of the model itself: features, each step's class and parameters, fitted values.
+
+    The same data and hyperparameters give the same fingerprint, on any machine and from
+    one training to the next; the serialised file's bytes need not be the same (its
+    container records times), so they are the manifest's business, not the version's.
+    """
+    import numpy as np
+
+    digest = hashlib.sha256()
+
+    def add(name: str, value: Any) -> None:
+        digest.update(name.encode() + b"\0")
+        if isinstance(value, np.ndarray):
+            array = np.ascontiguousarray(value)
+            digest.update(f"{array.dtype.str}{array.shape}".encode())
+            digest.update(array.tobytes())
+        else:
+            digest.update(json.dumps(value, sort_keys=True, default=repr).encode())
+        digest.update(b"\0")
+
+    add("features", list(FEATURES))
+    for step_name, step in pipeline.steps:
+        params = step.get_params(deep=False)
+        add(
+            step_name,
+            [
+                type(step).__qualname__,
+                {k: v for k, v in params.items() if k not in _RUNTIME_PARAMS},
+            ],
+        )
+        if hasattr(step, "statistics_"):
+            add(f"{step_name}.statistics_", step.statistics_)
+        if hasattr(step, "classes_"):
+            add(f"{step_name}.classes_", np.asarray(step.classes_))
+        for i, tree in enumerate(getattr(step, "estimators_", ())):
+            for attr in _TREE_ARRAYS:
+                add(f"{step_name}.estimators_[{i}].{attr}", getattr(tree.tree_, attr))
     return digest.hexdigest()
 
 
@@ -85,9 +144,12 @@ def save(
     model_path = directory / MODEL_FILE
     sio.dump(pipeline, model_path)
     model_sha = sha256_file(model_path)
+    fingerprint = model_fingerprint(pipeline)
+    tables = _save_tables(pipeline, directory)
     meta = {
         "format_version": FORMAT_VERSION,
-        "model_version": model_sha[:16],
+        "model_version": fingerprint[:16],
+        "model_fingerprint": fingerprint,
         "model_sha256": model_sha,
         "features": list(FEATURES),
         "target": TARGET,
@@ -101,11 +163,26 @@ def save(
         "algorithm": "sha256",
         "files": {
             name: sha256_file(directory / name)
-            for name in (MODEL_FILE, METADATA_FILE, METRICS_FILE)
+            for name in (MODEL_FILE, METADATA_FILE, METRICS_FILE, *tables)
         },
     }
     _write_json(directory / MANIFEST_FILE, manifest)
     return meta
+
+
+def _save_tables(pipeline: Any, directory: Path) -> tuple[str, ...]:
+    """Write the compiled TreeSHAP tables; () for a model the fast explainer does not cover."""
+    from .explainer import imputer_and_forest
+    from .forest import TABLES_FILE, UnsupportedModelError, compile_forest, save_tables
+
+    try:
+        fill, forest = imputer_and_forest(pipeline)
+        compiled = compile_forest(forest)
+    except UnsupportedModelError:
+        return ()
+    fill_values = fill if fill is not None else np.full(compiled.n_features, np.nan)
+    save_tables(directory / TABLES_FILE, compiled, fill_values)
+    return (TABLES_FILE,)
 
 
 #: metadata.json's fields that serving reads, and their JSON types.
@@ -175,11 +252,19 @@ def verify(model_dir: str | Path) -> dict[str, Any]:
     if meta.get("model_sha256") != files[MODEL_FILE]:
         raise ModelArtifactError(f"{directory}: metadata and manifest disagree on {MODEL_FILE}")
     expected_version = os.environ.get(EXPECTED_VERSION_ENV, "").strip()
-    if expected_version and expected_version not in (meta["model_version"], meta["model_sha256"]):
+    if expected_version and expected_version not in (
+        meta["model_version"],
+        meta.get("model_fingerprint"),
+    ):
         raise ModelArtifactError(
             f"{directory}: model version {meta['model_version']} is not the expected "
             f"{expected_version} ({EXPECTED_VERSION_ENV})"
         )
+    return meta
+
+
+def _check_sklearn_version(directory: Path, meta: dict[str, Any]) -> None:
+    # Only the pickled-free skops model needs it; the tables are plain arrays.
     trained_with = meta.get("library_versions", {}).get("scikit-learn")
     running = library_versions()["scikit-learn"]
     if trained_with != running:
@@ -188,7 +273,6 @@ def verify(model_dir: str | Path) -> dict[str, Any]:
             "a fitted model does not travel across scikit-learn versions: retrain or use the "
             "matching image"
         )
-    return meta
 
 
 @dataclass(frozen=True)
@@ -208,6 +292,7 @@ def load(model_dir: str | Path) -> Artifacts:
 
     directory = Path(model_dir)
     meta = verify(directory)
+    _check_sklearn_version(directory, meta)
     model_path = directory / MODEL_FILE
     try:
         untrusted = set(sio.get_untrusted_types(file=model_path))

@@ -67,6 +67,14 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _serve(args: argparse.Namespace) -> int:
+    from .explain import explainer_kind
+    from .forest import TABLES_FILE
+
+    if (Path(args.model_dir) / TABLES_FILE).is_file() and explainer_kind() != "shap":
+        # Served from its compiled tables, this process never uses scipy, which numba imports
+        # for linear algebra at start-up (a few tenths of a second of a new container's start).
+        if "scipy" not in sys.modules:
+            sys.modules["scipy"] = None  # type: ignore[assignment]  # None: "not importable"
     from .artifacts import ModelArtifactError
     from .server import run
 
@@ -83,6 +91,13 @@ def _serve(args: argparse.Namespace) -> int:
     except ModelArtifactError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    return 0
+
+
+def _warm_up(args: argparse.Namespace) -> int:
+    from .kernel import compile_kernel
+
+    compile_kernel()
     return 0
 
 
@@ -110,12 +125,33 @@ def _env_int(name: str, default: int) -> int:
     return int(value) if value.isdigit() and int(value) > 0 else default
 
 
-def register(sub: Any) -> None:
-    from .train import add_hyperparameter_arguments
+def _lazy_hyperparameters(parser: argparse.ArgumentParser) -> None:
+    """Add train's hyperparameter options when ``train`` is chosen, not when the CLI starts.
 
-    p = sub.add_parser("synth", help="write the seeded synthetic data set as CSV")
-    p.add_argument("--rows", type=int, default=20_000, help="rows to generate (default 20000)")
-    p.add_argument("--seed", type=int, default=20_101, help="random seed (default 20101)")
+    They are defined in train.py, which needs numpy: ``credit-explainer --help`` and the
+    client-only install's ``score`` must not import it.
+    """
+    parse = parser.parse_known_args
+
+    def parse_known_args(args: Any = None, namespace: Any = None) -> Any:
+        if not any(a.dest == "n_estimators" for a in parser._actions):
+            from .train import add_hyperparameter_arguments
+
+            add_hyperparameter_arguments(parser)
+        return parse(args, namespace)
+
+    parser.parse_known_args = parse_known_args  # type: ignore[method-assign]
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser(
+        "synth",
+        help="write the seeded synthetic data set as CSV",
+        description="Write rows drawn like Give Me Some Credit's (target and ten features), "
+        "from a seed: the default training data when there is no real data.",
+    )
+    p.add_argument("--rows", type=int, default=20_000, help="rows to generate (default: 20000)")
+    p.add_argument("--seed", type=int, default=20_101, help="random seed (default: 20101)")
     p.add_argument("-o", "--output", help="CSV file to write (default: stdout)")
     p.set_defaults(func=_synth)
 
@@ -127,42 +163,64 @@ def register(sub: Any) -> None:
     p.add_argument("--data", help="CSV file or directory of CSVs (default: the synthetic data)")
     p.add_argument("--test-data", help="held-out CSV (default: a stratified split of --data)")
     p.add_argument(
-        "--model-dir", default=str(DEFAULT_MODEL_DIR), help=f"default {DEFAULT_MODEL_DIR}"
+        "--model-dir",
+        default=str(DEFAULT_MODEL_DIR),
+        help=f"where to write the model (default: {DEFAULT_MODEL_DIR})",
     )
-    p.add_argument("--rows", type=int, help="synthetic rows when no --data (default 20000)")
-    p.add_argument("--seed", type=int, help="synthetic seed when no --data")
-    add_hyperparameter_arguments(p)
+    p.add_argument("--rows", type=int, help="synthetic rows when no --data (default: 20000)")
+    p.add_argument("--seed", type=int, help="synthetic seed when no --data (default: 20101)")
+    _lazy_hyperparameters(p)
     p.set_defaults(func=_train)
 
     p = sub.add_parser(
         "serve-model",
+        aliases=["serve"],
         help="serve a model directory with the SageMaker container contract and runtime API",
+        description="The model container's server: GET /ping, POST /invocations (and "
+        "/endpoints/NAME/invocations, as the SageMaker runtime API), on loopback by default.",
     )
     p.add_argument(
-        "--model-dir", default=str(DEFAULT_MODEL_DIR), help=f"default {DEFAULT_MODEL_DIR}"
+        "--model-dir",
+        default=str(DEFAULT_MODEL_DIR),
+        help=f"trained model directory (default: {DEFAULT_MODEL_DIR})",
     )
-    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
     p.add_argument(
         "--port",
         type=int,
         default=_env_int("SAGEMAKER_BIND_TO_PORT", 8080),
-        help="default $SAGEMAKER_BIND_TO_PORT or 8080",
+        help="port to listen on (default: $SAGEMAKER_BIND_TO_PORT or 8080)",
     )
     p.add_argument(
         "--workers",
         type=int,
         default=_env_int("SAGEMAKER_MODEL_SERVER_WORKERS", 1),
-        help="worker processes, each loading the model once (default "
+        help="worker processes, each loading the model once (default: "
         "$SAGEMAKER_MODEL_SERVER_WORKERS or 1)",
     )
     p.add_argument(
         "--timeout",
         type=float,
-        help="seconds per request before a 504 (default $SAGEMAKER_MODEL_SERVER_TIMEOUT or 60)",
+        help="seconds per request before a 504 (default: $SAGEMAKER_MODEL_SERVER_TIMEOUT or 60)",
     )
-    p.add_argument("--endpoint-name", help="name answered on /endpoints/NAME/invocations")
-    p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    p.add_argument(
+        "--endpoint-name",
+        help="also answer on /endpoints/NAME/invocations (default: /invocations only)",
+    )
+    p.add_argument(
+        "--log-level",
+        default="info",
+        choices=["debug", "info", "warning", "error"],
+        help="server log level (default: info)",
+    )
     p.set_defaults(func=_serve)
+
+    p = sub.add_parser(
+        "warm-up",
+        help="compile the TreeSHAP kernel into numba's cache now (the model image's build runs "
+        "it, so a new container does not compile)",
+    )
+    p.set_defaults(func=_warm_up)
 
     p = sub.add_parser(
         "bench",
@@ -171,8 +229,12 @@ def register(sub: Any) -> None:
         "the original blog's path and ours in one process, alternating; check that both give the "
         "same probabilities and SHAP values to 1e-9; print ratios; write out/bench.json.",
     )
-    p.add_argument("--quick", action="store_true", help="a few runs only (a smoke test)")
-    p.add_argument("--no-http", action="store_true", help="skip the model server over HTTP")
+    p.add_argument(
+        "--quick", action="store_true", help="a few runs only, as a smoke test (default: every run)"
+    )
+    p.add_argument(
+        "--no-http", action="store_true", help="skip the model server over HTTP (default: included)"
+    )
     p.add_argument("--threads", type=int, help="threads for large requests (default: the CPUs)")
-    p.add_argument("--out", help="results JSON (default out/bench.json)")
+    p.add_argument("--out", help="results JSON (default: out/bench.json)")
     p.set_defaults(func=_bench)

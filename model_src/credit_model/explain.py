@@ -9,10 +9,8 @@ the input, as in the original), reported against the raw feature values.
 
 from __future__ import annotations
 
-import functools
 import logging
 import os
-from collections.abc import Callable
 from typing import Any, Final, Protocol
 
 import numpy as np
@@ -30,38 +28,17 @@ class Explainer(Protocol):
         """``X[n, 10]`` raw -> ``(probability[n], shap[n, 10])``."""
         ...
 
+    def explain_checked(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
+        """:meth:`explain` and ``max |base + sum(shap) - probability|`` (NaN if any is NaN)."""
+        ...
 
-def explain_checked(explainer: Explainer, X: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
-    """``(probability, shap, gap)``: the explanation and ``max |base + sum(shap) - probability|``.
 
-    Uses the explainer's own ``explain_checked`` when it has one (the fast
-    explainer measures the gap in its kernel, with no extra pass over the arrays).
-    A NaN anywhere makes the gap NaN.
-    """
-    own = getattr(explainer, "explain_checked", None)
-    if own is not None:
-        proba, values, gap = own(X)
-        return proba, values, float(gap)
-    proba, values = explainer.explain(X)
+def additivity_gap(base_value: float, proba: np.ndarray, values: np.ndarray) -> float:
+    """``max |base + sum(shap) - probability|`` over the rows; NaN when any row has a NaN."""
     if not len(proba):
-        return proba, values, 0.0
-    gaps = np.abs(explainer.base_value + values.sum(axis=1) - proba)
-    return proba, values, float(np.nan if np.isnan(gaps).any() else gaps.max())
-
-
-#: ``X -> (probability, shap, gap)``: an explainer's :func:`explain_checked`.
-CheckedExplain = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray, float]]
-
-
-def checked(explainer: Explainer) -> CheckedExplain:
-    """:func:`explain_checked` for ``explainer``, looked up once: its own method when it has one.
-
-    (The model keeps it: no lookup and no extra call per request.)
-    """
-    own = getattr(explainer, "explain_checked", None)
-    if own is not None:
-        return own  # type: ignore[no-any-return]
-    return functools.partial(explain_checked, explainer)
+        return 0.0
+    gaps = np.abs(base_value + values.sum(axis=1) - proba)
+    return float(np.nan if np.isnan(gaps).any() else gaps.max())
 
 
 def split_pipeline(pipeline: Any) -> tuple[Any, Any]:
@@ -102,25 +79,36 @@ class ShapTreeExplainer:
             values = values[:, :, self._class_index]
         return np.asarray(proba, dtype=np.float64), values
 
+    def explain_checked(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
+        proba, values = self.explain(X)
+        return proba, values, additivity_gap(self.base_value, proba, values)
+
 
 #: ``auto`` (default): the fast exact explainer where it covers the model, else shap's;
 #: ``fast``: the fast one or an error; ``shap``: always the reference.
 EXPLAINER_ENV: Final = "CREDIT_EXPLAINER_EXPLAINER"
 
 
-def build_explainer(pipeline: Any, kind: str | None = None) -> Explainer:
-    """The explainer for a fitted model.
-
-    By default :class:`credit_model.fast_shap.FastTreeExplainer` (the same
-    numbers as shap's path-dependent TreeExplainer, to 1e-9, tens of times
-    faster), or :class:`ShapTreeExplainer` for models the fast path does not
-    cover (see :func:`credit_model.fast_shap.supports`).
-    """
-    from .fast_shap import UnsupportedModelError, fast_explainer_for
-
+def explainer_kind(kind: str | None = None) -> str:
+    """``kind``, else :data:`EXPLAINER_ENV`, else ``auto``; checked."""
     kind = (kind or os.environ.get(EXPLAINER_ENV) or "auto").strip().lower()
     if kind not in ("auto", "fast", "shap"):
         raise ValueError(f"{EXPLAINER_ENV} must be auto, fast or shap, not {kind!r}")
+    return kind
+
+
+def build_explainer(pipeline: Any, kind: str | None = None) -> Explainer:
+    """The explainer for a fitted model.
+
+    By default :class:`credit_model.explainer.FastTreeExplainer` (the same
+    numbers as shap's path-dependent TreeExplainer, to 1e-9, tens of times
+    faster), or :class:`ShapTreeExplainer` for models the fast path does not
+    cover (see :func:`credit_model.forest.supports`).
+    """
+    from .explainer import fast_explainer_for
+    from .forest import UnsupportedModelError
+
+    kind = explainer_kind(kind)
     if kind != "shap":
         try:
             return fast_explainer_for(pipeline)

@@ -28,16 +28,17 @@ import uuid
 from pathlib import Path
 from typing import Any, Final
 
-from credit_explainer.local.stack import ServerThread
 from credit_schema import (
     CONTENT_TYPE_JSON,
+    DEFAULT_ENDPOINT_NAME,
     DEFAULT_MAX_BODY_BYTES,
-    ErrorBody,
-    ErrorInfo,
-    PayloadError,
+    DEFAULT_VARIANT,
+    ServiceError,
     check_body_size,
+    check_content_type,
+    negotiate,
 )
-from credit_schema.media import request_id as accepted_request_id
+from credit_schema.edge import request_id as accepted_request_id
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import ClientDisconnect, Request
@@ -46,11 +47,10 @@ from starlette.routing import Route
 
 from . import artifacts, http_limits
 from .handlers import (
-    ExplanationError,
+    INPUT_CONTENT_TYPES,
+    OUTPUT_CONTENT_TYPES,
     LoadedModel,
-    check_content_type,
     model_fn,
-    negotiate,
     transform,
 )
 
@@ -59,24 +59,32 @@ logger = logging.getLogger("credit_model.server")
 MODEL_DIR_ENV: Final = "CREDIT_EXPLAINER_MODEL_DIR"
 DEFAULT_MODEL_DIR: Final = "/opt/ml/model"
 ENDPOINT_NAME_ENV: Final = "CREDIT_EXPLAINER_ENDPOINT_NAME"
-DEFAULT_ENDPOINT_NAME: Final = "credit-explainer"
 MAX_BODY_ENV: Final = "CREDIT_EXPLAINER_MAX_BODY_BYTES"
 #: The account id in runtime-API error messages and log-stream ARNs (local: a dummy).
 LOCAL_ACCOUNT: Final = "000000000000"
 #: Seconds one invocation may take before the caller gets 504 (SageMaker's own limit is 60 s).
 TIMEOUT_ENV: Final = "SAGEMAKER_MODEL_SERVER_TIMEOUT"
 DEFAULT_TIMEOUT: Final = 60.0
-VARIANT: Final = "AllTraffic"
 _CORAL: Final = "http://internal.amazon.com/coral/com.amazon.sagemaker/"
 
 
-def _error(
-    status: int, code: str, message: str, request_id: str, details: Any = None
-) -> JSONResponse:
-    body = ErrorBody(
-        error=ErrorInfo(code=code, message=message, request_id=request_id, details=details or [])
-    )
-    return JSONResponse(body.model_dump(mode="json"), status_code=status)
+class ModelTimeoutError(ServiceError):
+    status_code = 504
+    code = "model_timeout"
+
+
+class RouteNotFoundError(ServiceError):
+    status_code = 404
+    code = "not_found"
+
+
+class MethodNotAllowedError(ServiceError):
+    status_code = 405
+    code = "method_not_allowed"
+
+
+def _error(exc: ServiceError, request_id: str) -> JSONResponse:
+    return JSONResponse(exc.to_dict(request_id), status_code=exc.status_code)
 
 
 async def _read_body(request: Request, limit: int) -> bytes:
@@ -115,8 +123,8 @@ class _Invoker:
         accept = request.headers.get("accept")
         try:
             # 406/415 before the body is read: no work for a request that cannot be answered.
-            negotiate(accept)
-            check_content_type(content_type)
+            negotiate(accept, OUTPUT_CONTENT_TYPES)
+            check_content_type(content_type, INPUT_CONTENT_TYPES)
             body = await _read_body(request, self.max_body_bytes)
             # The scoring thread cannot be interrupted: past the timeout the caller gets its
             # 504 at once and the thread's result is dropped when it finishes.
@@ -127,29 +135,18 @@ class _Invoker:
             response: Response = Response(out, media_type=response_type)
             kind = "ok"
         except TimeoutError:
-            response = _error(
-                504,
-                "model_timeout",
-                f"the model did not answer within {self.timeout:g} s",
-                request_id,
+            failure: ServiceError = ModelTimeoutError(
+                f"the model did not answer within {self.timeout:g} s"
             )
-            kind = "model_timeout"
-        except PayloadError as exc:
-            response = JSONResponse(exc.to_dict(request_id), status_code=exc.status_code)
-            kind = exc.code
-        except ExplanationError as exc:
-            response = _error(
-                500, exc.code, "the model produced an inconsistent explanation", request_id
-            )
-            kind = exc.code
+            response, kind = _error(failure, request_id), failure.code
+        except ServiceError as exc:  # 4xx for the request, 500 for an inconsistent explanation
+            response, kind = _error(exc, request_id), exc.code
         except ClientDisconnect:  # the caller left mid-body: nothing failed, nothing to answer
             response, kind = Response(status_code=499), "client_disconnected"
         except Exception:
             logger.exception("invocation failed", extra={"request_id": request_id})
-            response = _error(
-                500, "internal_error", "the model failed to score the request", request_id
-            )
-            kind = "internal_error"
+            failure = ServiceError("the model failed to score the request")
+            response, kind = _error(failure, request_id), failure.code
         logger.info(
             "invocation request_id=%s status=%d kind=%s latency_ms=%.2f",
             request_id,
@@ -170,11 +167,11 @@ def _aws_error(status: int, error_type: str, body: dict[str, Any], request_id: s
 
 
 async def _not_found(request: Request, exc: Exception) -> Response:
-    return _error(404, "not_found", "no such route", str(uuid.uuid4()))
+    return _error(RouteNotFoundError("no such route"), str(uuid.uuid4()))
 
 
 async def _method_not_allowed(request: Request, exc: Exception) -> Response:
-    return _error(405, "method_not_allowed", "method not allowed on this route", str(uuid.uuid4()))
+    return _error(MethodNotAllowedError("method not allowed on this route"), str(uuid.uuid4()))
 
 
 def create_app(
@@ -242,7 +239,7 @@ def create_app(
                 },
                 request_id,
             )
-        response.headers["x-Amzn-Invoked-Production-Variant"] = VARIANT
+        response.headers["x-Amzn-Invoked-Production-Variant"] = DEFAULT_VARIANT
         response.headers["x-amzn-RequestId"] = request_id
         return response
 
@@ -319,37 +316,3 @@ def run(
         access_log=False,
         **http_limits.UVICORN_OPTIONS,  # read timeouts and a header size limit
     )
-
-
-class ModelServer:
-    """The model server on a free loopback port, for tests and the local stack.
-
-    ``with ModelServer(model_dir) as server: server.url`` ...
-    """
-
-    def __init__(
-        self,
-        model: LoadedModel | str | Path,
-        *,
-        host: str = "127.0.0.1",
-        port: int = 0,
-        endpoint_name: str | None = None,
-        max_body_bytes: int | None = None,
-        timeout: float | None = None,
-    ) -> None:
-        self.app = create_app(
-            model, endpoint_name=endpoint_name, max_body_bytes=max_body_bytes, timeout=timeout
-        )
-        self.endpoint_name: str = self.app.state.endpoint_name
-        self._thread = ServerThread(self.app, host=host, port=port, name="model server")
-
-    @property
-    def url(self) -> str:
-        return self._thread.url
-
-    def __enter__(self) -> ModelServer:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._thread.stop()

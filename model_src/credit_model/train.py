@@ -95,19 +95,36 @@ _PARSERS: Final[dict[str, Any]] = {
 }
 
 
+_HELP: Final[dict[str, str]] = {
+    "n_estimators": "trees in the forest",
+    "max_depth": "deepest a tree grows (none: no limit)",
+    "max_leaf_nodes": "most leaves per tree (none: no limit)",
+    "min_samples_leaf": "fewest training rows in a leaf",
+    "min_samples_split": "fewest training rows in a node that is split",
+    "max_features": "features tried at each split: sqrt, log2, a fraction, a count or none (all)",
+    "class_weight": "balanced, balanced_subsample or none",
+    "bootstrap": "each tree on a bootstrap sample: true or false",
+    "random_state": "seed: the same data and seed give the same forest and model version",
+    "test_size": "share of --data held out for the metrics when there is no --test-data",
+    "n_jobs": "training threads (-1: every CPU; the forest is the same)",
+}
+
+
 def add_hyperparameter_arguments(parser: argparse.ArgumentParser) -> None:
     """``--n-estimators`` and SageMaker's ``--n_estimators`` spellings for every field."""
     group = parser.add_argument_group("hyperparameters")
     for field in fields(Hyperparameters):
         dashed = "--" + field.name.replace("_", "-")
+        options = {"dest": field.name, "type": _PARSERS[field.name], "default": field.default}
+        default = "none" if field.default is None else str(field.default).lower()
         group.add_argument(
             dashed,
-            "--" + field.name,
-            dest=field.name,
-            type=_PARSERS[field.name],
-            default=field.default,
-            help=f"(default: {field.default})",
+            metavar=field.name.upper(),
+            help=f"{_HELP[field.name]} (default: {default})",
+            **options,
         )
+        if dashed != "--" + field.name:  # SageMaker passes hyperparameters with underscores
+            group.add_argument("--" + field.name, help=argparse.SUPPRESS, **options)
 
 
 def summary_statistics(X: np.ndarray) -> dict[str, dict[str, float | None]]:

@@ -10,11 +10,17 @@ the Lambda bundle (as a layer), in the client and in the model container.
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Final
+from typing import Annotated, Any, Final, NamedTuple
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
 TARGET: Final = "SeriousDlqin2yrs"
+#: Names pandas and the Kaggle files give an index column (``""`` and ``Unnamed: 0`` for
+#: cs-training.csv's unnamed first column).
+INDEX_COLUMNS: Final[frozenset[str]] = frozenset({"", "Unnamed: 0", "index", "Id", "id"})
+#: Not features, ignored wherever an applicant is read (API, client, CLI; JSON and CSV):
+#: the data set's own files carry them, and neither can be mistaken for a feature.
+IGNORED_FIELDS: Final[frozenset[str]] = INDEX_COLUMNS | {TARGET}
 
 #: Feature names in model order (the column order of the Kaggle ``cs-training.csv``).
 FEATURES: Final[tuple[str, ...]] = (
@@ -77,6 +83,22 @@ DESCRIPTIONS: Final[dict[str, str]] = {
     ),
 }
 
+#: Short plain-language names, for charts and texts a loan officer reads.
+FEATURE_LABELS: Final[dict[str, str]] = {
+    "RevolvingUtilizationOfUnsecuredLines": "Credit card and credit line use",
+    "age": "Age",
+    "NumberOfTime30-59DaysPastDueNotWorse": "Times 30-59 days late (2 years)",
+    "DebtRatio": "Debt payments to income",
+    "MonthlyIncome": "Monthly income",
+    "NumberOfOpenCreditLinesAndLoans": "Open credit lines and loans",
+    "NumberOfTimes90DaysLate": "Times 90+ days late",
+    "NumberRealEstateLoansOrLines": "Real estate loans and lines",
+    "NumberOfTime60-89DaysPastDueNotWorse": "Times 60-89 days late (2 years)",
+    "NumberOfDependents": "Dependents",
+}
+#: What the model predicts, in words: the probability of this outcome.
+TARGET_LABEL: Final = "serious delinquency within 2 years"
+
 
 def _reject_bool(value: Any) -> Any:
     # pydantic's lax mode would read true as 1; a boolean is never a valid count or ratio.
@@ -104,7 +126,8 @@ class Applicant(BaseModel):
     """One loan applicant: the model's 10 features, validated.
 
     Unknown or misspelt fields are rejected (a silently ignored ``Age`` would
-    impute the age and change the decision). ``MonthlyIncome`` and
+    impute the age and change the decision); the target and an index column
+    (:data:`IGNORED_FIELDS`) are ignored. ``MonthlyIncome`` and
     ``NumberOfDependents`` may be null but must be present.
     """
 
@@ -165,6 +188,13 @@ class Applicant(BaseModel):
         alias="NumberOfDependents", description=DESCRIPTIONS["NumberOfDependents"], examples=[2]
     )
 
+    @model_validator(mode="before")
+    @classmethod
+    def _drop_ignored(cls, data: Any) -> Any:
+        if isinstance(data, dict) and not IGNORED_FIELDS.isdisjoint(data):
+            return {k: v for k, v in data.items() if k not in IGNORED_FIELDS}
+        return data
+
     def to_features(self) -> dict[str, float | int | None]:
         """The applicant as ``{wire name: value}`` in model order."""
         dumped = self.model_dump(by_alias=True)
@@ -172,8 +202,8 @@ class Applicant(BaseModel):
 
     def to_row(self) -> list[float | None]:
         """The applicant as one row of floats in model order (None where missing)."""
-        dumped = self.model_dump(by_alias=True)
-        return [None if dumped[n] is None else float(dumped[n]) for n in FEATURES]
+        values = (getattr(self, name) for name in type(self).model_fields)
+        return [None if v is None else float(v) for v in values]
 
 
 #: pydantic field name -> wire name, and back.
@@ -183,3 +213,37 @@ ALIAS_BY_FIELD: Final[dict[str, str]] = {
 FIELD_BY_ALIAS: Final[dict[str, str]] = {alias: name for name, alias in ALIAS_BY_FIELD.items()}
 
 assert tuple(ALIAS_BY_FIELD.values()) == FEATURES, "Applicant fields must follow FEATURES order"
+assert set(FEATURE_LABELS) == set(FEATURES) == set(DESCRIPTIONS), "a label for every feature"
+
+
+class FieldRule(NamedTuple):
+    """One field's constraints, read off the :class:`Applicant` model's JSON schema."""
+
+    name: str  #: wire name
+    integer: bool  #: a count: whole numbers only
+    lower: float
+    upper: float
+    nullable: bool
+
+
+def _field_rules() -> tuple[FieldRule, ...]:
+    properties = Applicant.model_json_schema(by_alias=True)["properties"]
+    rules = []
+    for name in FEATURES:
+        options = properties[name].get("anyOf", [properties[name]])
+        (kind,) = [o for o in options if o.get("type") != "null"]
+        rules.append(
+            FieldRule(
+                name,
+                kind["type"] == "integer",
+                float(kind["minimum"]),
+                float(kind["maximum"]),
+                len(options) > 1,
+            )
+        )
+    return tuple(rules)
+
+
+#: The applicant rules as data, in model order, for checks that must run in bulk (the model
+#: server's large batches): derived from :class:`Applicant`, never stated a second time.
+FIELD_RULES: Final = _field_rules()

@@ -10,14 +10,18 @@ and understood by the client::
 Error details never carry the offending input value: error bodies and logs must
 not repeat applicant data.
 
+Every service error of the project extends :class:`ServiceError`: the model
+server's, the scoring API's upstream errors and these.
+
 Tree::
 
-    PayloadError (400 base)
-    ├── MalformedPayloadError    400  not JSON/CSV, or not one of the accepted shapes
-    ├── ApplicantValidationError 422  applicants that fail the schema (all problems listed)
-    ├── PayloadTooLargeError     413  body or batch over the configured limits
-    ├── UnsupportedMediaTypeError 415 Content-Type not understood
-    └── NotAcceptableError       406  Accept not producible
+    ServiceError (500 base: status, code, message, body)
+    └── PayloadError (400 base)
+        ├── MalformedPayloadError    400  not JSON/CSV, or not one of the accepted shapes
+        ├── ApplicantValidationError 422  applicants that fail the schema (all problems listed)
+        ├── PayloadTooLargeError     413  body or batch over the configured limits
+        ├── UnsupportedMediaTypeError 415 Content-Type not understood
+        └── NotAcceptableError       406  Accept not producible
 """
 
 from __future__ import annotations
@@ -51,11 +55,11 @@ class ErrorBody(BaseModel):
     error: ErrorInfo
 
 
-class PayloadError(ValueError):
-    """Base class: a request the model cannot score. Carries its HTTP status."""
+class ServiceError(Exception):
+    """Base class: an error a service answers with its status and the one JSON error shape."""
 
-    status_code: ClassVar[int] = 400
-    code: ClassVar[str] = "bad_request"
+    status_code: ClassVar[int] = 500
+    code: ClassVar[str] = "internal_error"
 
     def __init__(self, message: str, details: list[ErrorDetail] | None = None) -> None:
         super().__init__(message)
@@ -71,6 +75,13 @@ class PayloadError(ValueError):
 
     def to_dict(self, request_id: str | None = None) -> dict[str, Any]:
         return self.to_body(request_id).model_dump(mode="json")
+
+
+class PayloadError(ServiceError, ValueError):
+    """Base class: a request the model cannot score."""
+
+    status_code = 400
+    code = "bad_request"
 
 
 class MalformedPayloadError(PayloadError):

@@ -23,14 +23,14 @@ from __future__ import annotations
 import csv
 import io
 import json
-import sys
 from collections.abc import Iterable, Mapping, Sequence
+from difflib import get_close_matches
 from typing import Any, Final
 
 from pydantic import TypeAdapter, ValidationError
-from pydantic_core import from_json
 
-from .applicant import FEATURES, FIELD_BY_ALIAS, TARGET, Applicant
+from .applicant import FEATURES, FIELD_BY_ALIAS, IGNORED_FIELDS, NULLABLE_FEATURES, Applicant
+from .content_types import CONTENT_TYPE_CSV, CONTENT_TYPE_JSONLINES
 from .errors import (
     ApplicantValidationError,
     ErrorDetail,
@@ -40,25 +40,11 @@ from .errors import (
 
 #: How many times a JSON string holding JSON is unwrapped.
 MAX_JSON_STRING_LEVELS: Final = 3
-#: JSON texts from this length on (bytes, or characters of a str) are parsed with
-#: jiter's string cache: their keys repeat (a batch names the same ten features in
-#: every record), and the cache makes each repeat a lookup instead of a new string
-#: (about 15% less time for 2,000 records). A shorter text names each key about
-#: once: the cache never pays, and its lookups read a table the CPU caches have
-#: usually lost by then (about 10 us for a lone applicant arriving after other work).
-STRING_CACHE_MIN_LENGTH: Final = 2048
-#: JSON texts up to this length (bytes, or characters of a str) with nothing around
-#: the document are parsed first by the json module's own C scanner (the public
-#: ``JSONDecoder.raw_decode``: json.loads' results by construction), longer ones by
-#: jiter, about 2.6 times faster once in the CPU caches. A lone applicant's body
-#: usually arrives after other work has evicted both parsers: there the scanner, far
-#: less code, takes a double-encoded applicant's request about 7 us less (measured after
-#: the original blog path, eight processes); about 2 us more back to back.
-SCANNER_MAX_LENGTH: Final = 1024
 #: Default cap on applicants in one request (the API makes it configurable).
 DEFAULT_MAX_APPLICANTS: Final = 2_000
-#: Default cap on a request body, in bytes.
-DEFAULT_MAX_BODY_BYTES: Final = 6 * 1024 * 1024
+#: Default cap on a request body, in bytes: under the 6 MiB that Lambda and SageMaker accept
+#: per invocation, leaving room for the event around the body.
+DEFAULT_MAX_BODY_BYTES: Final = 6_000_000
 #: Deepest JSON nesting accepted: the deepest accepted shape (``{"instances": [[...]]}``)
 #: has 3 levels; anything past this is not one of the accepted shapes (400).
 MAX_JSON_DEPTH: Final = 8
@@ -67,13 +53,11 @@ MAX_JSON_DEPTH: Final = 8
 MAX_STRING_CHARS: Final = 64
 
 _KNOWN_KEYS: Final = frozenset(FEATURES) | frozenset(FIELD_BY_ALIAS.values())
-_INDEX_COLUMNS: Final = frozenset({"", "Unnamed: 0", "index", "Id", "id"})
+_BY_LOWER: Final = {name.lower(): name for name in FEATURES}
 _CSV_NULLS: Final = frozenset({"", "na", "nan", "null", "none"})
 
-_DECODER: Final = json.JSONDecoder()  # json.loads' own decoder and settings
 _MAX_FIELD_NAME: Final = 100  # an unknown key is echoed back in errors, cut to this length
 _APPLICANTS: Final = TypeAdapter(list[Applicant])
-_DEFAULT_INT_DIGITS: Final = sys.int_info.default_max_str_digits
 
 
 def _huge_int(text: str) -> float:
@@ -96,46 +80,17 @@ def _loads(text: str | bytes | bytearray) -> Any:
         return json.loads(text, parse_int=_huge_int)  # rare: keep the fast path hook-free
 
 
-def _parse(text: str | bytes | bytearray) -> Any:
-    try:
-        if len(text) <= SCANNER_MAX_LENGTH:
-            # json.loads(text), short of its whitespace handling: a document with leading or
-            # trailing whitespace, or that is not UTF-8, goes the general way below.
-            document = text if isinstance(text, str) else text.decode("utf-8")
-            obj, end = _DECODER.raw_decode(document)
-            if end == len(document):
-                return obj
-    except (ValueError, TypeError):  # JSONDecodeError and UnicodeDecodeError are ValueErrors
-        pass  # the general path decides, and words the error
-    # pydantic_core's parser (jiter) is about 3x faster than json.loads and, for every
-    # document it accepts, gives exactly what json.loads gives (same types, bit-identical
-    # floats, last duplicate key wins; tests/unit/test_decode_json.py checks it property-wise).
-    # Whatever it refuses goes through json.loads, which decides and words the error:
-    # lone surrogates, UTF-8 BOM / UTF-16 bytes, nesting past 200 levels, integers past
-    # 4,300 digits, and every malformed body. With the int digit limit lowered below
-    # Python's default, json.loads would refuse integers jiter reads: json.loads then.
-    limit = sys.get_int_max_str_digits()
-    if limit == 0 or limit >= _DEFAULT_INT_DIGITS:
-        try:
-            return from_json(
-                text, allow_inf_nan=True, cache_strings=len(text) >= STRING_CACHE_MIN_LENGTH
-            )
-        except (ValueError, TypeError):
-            pass
-    return _loads(text)
-
-
 def decode_json(body: str | bytes | bytearray) -> Any:
     """Parse a JSON body; a JSON string holding JSON is unwrapped (double encoding).
 
     Raises :class:`MalformedPayloadError` (400) for anything that is not JSON.
     """
     try:
-        obj = _parse(body)
+        obj = _loads(body)
         for _ in range(MAX_JSON_STRING_LEVELS):
             if not isinstance(obj, str):
                 break
-            obj = _parse(obj)
+            obj = _loads(obj)
     except UnicodeDecodeError as exc:
         raise MalformedPayloadError("request body is not valid UTF-8") from exc
     except RecursionError as exc:
@@ -279,6 +234,25 @@ def _long_strings(index: int, record: Any) -> list[ErrorDetail]:
     ]
 
 
+_NUMBER_TYPES: Final = frozenset({"int_type", "float_type", "int_parsing", "float_parsing"})
+_MAY_BE_EMPTY: Final = " and ".join(f for f in FEATURES if f in NULLABLE_FEATURES)
+
+
+def _message(err: Mapping[str, Any], field: str | None) -> str:
+    # pydantic's words, where they mislead for this schema (the input is looked at, never echoed).
+    kind = err.get("type")
+    if kind == "missing" and field in NULLABLE_FEATURES:
+        return "required: may be null when unknown, but must be sent"
+    if kind in _NUMBER_TYPES and err.get("input", 0) in (None, ""):
+        return f"missing: only {_MAY_BE_EMPTY} may be empty or null"
+    if kind == "extra_forbidden" and field is not None:
+        close = get_close_matches(field.lower(), _BY_LOWER, n=1, cutoff=0.6)
+        if close:
+            return f"unknown field; did you mean {_BY_LOWER[close[0]]!r}?"
+        return "unknown field (the features are named as in the data set: see FEATURES)"
+    return str(err.get("msg", "invalid"))
+
+
 def _detail_from_pydantic(err: Mapping[str, Any], offset: int = 0) -> ErrorDetail:
     loc = tuple(err.get("loc", ()))
     applicant = loc[0] + offset if loc and isinstance(loc[0], int) else None
@@ -286,9 +260,19 @@ def _detail_from_pydantic(err: Mapping[str, Any], offset: int = 0) -> ErrorDetai
     return ErrorDetail(
         applicant=applicant,
         field=field,
-        message=str(err.get("msg", "invalid")),
+        message=_message(err, field),
         type=err.get("type"),
     )
+
+
+def _one_per_misspelling(details: list[ErrorDetail]) -> list[ErrorDetail]:
+    # "Age" for "age" is one mistake: the unknown field's "did you mean" names the other.
+    meant = {
+        (d.applicant, d.message.split("'")[1])
+        for d in details
+        if d.type == "extra_forbidden" and "did you mean" in d.message
+    }
+    return [d for d in details if not (d.type == "missing" and (d.applicant, d.field) in meant)]
 
 
 def validate_records(records: Sequence[Any]) -> list[Applicant]:
@@ -309,9 +293,9 @@ def validate_records(records: Sequence[Any]) -> list[Applicant]:
     try:
         return _APPLICANTS.validate_python(records)
     except ValidationError as exc:
-        details = [
-            _detail_from_pydantic(e) for e in exc.errors(include_input=False, include_url=False)
-        ]
+        details = _one_per_misspelling(
+            [_detail_from_pydantic(e) for e in exc.errors(include_url=False)]
+        )
         raise ApplicantValidationError(_summary(details, len(records)), details) from None
 
 
@@ -373,7 +357,7 @@ def csv_records(text: str) -> list[Any]:
         raise MalformedPayloadError("the request holds no applicants")
     header = [c.strip() for c in rows[0]]
     if any(_is_feature_key(c) for c in header):
-        keep = [i for i, c in enumerate(header) if c not in _INDEX_COLUMNS and c != TARGET]
+        keep = [i for i, c in enumerate(header) if c not in IGNORED_FIELDS]
         names = [header[i] for i in keep]
         records: list[Any] = []
         for row in rows[1:]:
@@ -393,6 +377,27 @@ def csv_text(body: str | bytes) -> str:
         return body.decode("utf-8-sig") if isinstance(body, bytes | bytearray) else body
     except UnicodeDecodeError as exc:
         raise MalformedPayloadError("request body is not valid UTF-8") from exc
+
+
+def jsonlines_records(body: str | bytes) -> list[Any]:
+    """Parse ``application/jsonlines``: each line one applicant or any accepted JSON shape."""
+    text = csv_text(body)
+    records: list[Any] = []
+    for line in text.splitlines():
+        if line.strip():
+            records.extend(to_records(decode_json(line)))
+    if not records:
+        raise MalformedPayloadError("the request holds no applicants")
+    return records
+
+
+def body_records(body: str | bytes, media_type: str) -> list[Any]:
+    """Any accepted body (JSON, CSV or JSON Lines, by its checked media type) -> records."""
+    if media_type == CONTENT_TYPE_CSV:
+        return csv_records(csv_text(body))
+    if media_type == CONTENT_TYPE_JSONLINES:
+        return jsonlines_records(body)
+    return to_records(decode_json(body))
 
 
 def parse_csv_applicants(

@@ -7,7 +7,7 @@
   model version and the request id.
 * :class:`LegacyResponse` is the original blog's shape
   (``prediction``, ``shap_base``, ``shap_values`` as feature -> list), served
-  for :data:`CONTENT_TYPE_LEGACY_JSON` so clients written for it keep working.
+  for ``CONTENT_TYPE_LEGACY_JSON`` so clients written for it keep working.
 
 Contributions are ranked by absolute SHAP value, largest first (ties keep model
 feature order); ``base_value + sum(shap_value)`` equals ``probability``.
@@ -22,9 +22,9 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from .applicant import FEATURES
 
-CONTENT_TYPE_JSON: Final = "application/json"
-CONTENT_TYPE_CSV: Final = "text/csv"
-CONTENT_TYPE_LEGACY_JSON: Final = "application/vnd.credit-explainer.legacy+json"
+#: The most ``|base_value + sum(shap_value) - probability|`` may be in any answer: a larger
+#: gap means a broken explanation, which is never sent.
+ADDITIVITY_TOLERANCE: Final = 1e-9
 
 Direction = Literal["up", "down", "none"]
 
@@ -106,6 +106,11 @@ def direction_of(shap_value: float) -> Direction:
     return "up" if shap_value > 0 else "down" if shap_value < 0 else "none"
 
 
+def ranked(shap_values: Sequence[float]) -> list[int]:
+    """Feature indices by ``|shap_value|``, largest first, ties in model feature order."""
+    return sorted(range(len(shap_values)), key=lambda i: -abs(shap_values[i]))
+
+
 def explanation_dict(
     probability: float,
     base_value: float,
@@ -114,14 +119,13 @@ def explanation_dict(
     *,
     order: Sequence[int] | None = None,
 ) -> dict[str, Any]:
-    """One :class:`Explanation` as a plain dict (fast path: no model objects built).
+    """One :class:`Explanation` as a plain dict, contributions :func:`ranked`.
 
     ``values`` and ``shap_values`` are in model feature order; ``order``, when the
-    caller already has the ranking (feature indices by ``|shap|`` descending, ties
-    in feature order), is used as given.
+    caller already has the ranking, is used as given.
     """
     if order is None:
-        order = sorted(range(len(FEATURES)), key=lambda i: -abs(shap_values[i]))
+        order = ranked(shap_values)
     return {
         "probability": float(probability),
         "base_value": float(base_value),

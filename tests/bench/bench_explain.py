@@ -52,7 +52,7 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
 sys.path.insert(0, str(HERE))
 
-from credit_model.fast_shap import PARALLEL_MIN_APPLICANTS  # noqa: E402
+from credit_model.explainer import PARALLEL_MIN_APPLICANTS  # noqa: E402
 from credit_model.handlers import input_fn, model_fn, output_fn, predict_fn  # noqa: E402
 from credit_schema import CONTENT_TYPE_JSON, CONTENT_TYPE_LEGACY_JSON, FEATURES  # noqa: E402
 from original import OriginalPath  # noqa: E402
@@ -277,7 +277,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, help="threads for large requests (default: CPUs)")
     args = parser.parse_args(argv)
     if args.threads:
-        from credit_model.fast_shap import THREADS_ENV
+        from credit_model.explainer import THREADS_ENV
 
         os.environ[THREADS_ENV] = str(args.threads)  # read by model_fn, here and in the server
     # The pipeline is fitted on arrays; the original path passes a DataFrame, as the blog did.
@@ -303,7 +303,9 @@ def main(argv: list[str] | None = None) -> int:
         model = model_fn(str(model_dir))
         results["model_fn_s"] = time.perf_counter() - start
         results["model_fn_fresh_process"] = fresh_process_model_fn(model_dir)
-        pipeline = model.pipeline
+        from credit_model.artifacts import load
+
+        pipeline = load(model_dir).pipeline
         ours_explainer = model.explainer
         original = OriginalPath(pipeline)
         frame = data[list(FEATURES)].head(max(SIZES))  # missing values kept

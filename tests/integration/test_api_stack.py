@@ -232,11 +232,16 @@ def test_credit_explainer_up_serves_and_stops_on_ctrl_c(synthetic_model_dir: Pat
 def test_demo_scores_through_the_api(
     synthetic_model_dir: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    from credit_explainer.local import EXAMPLE_DECISION_THRESHOLDS
     from credit_explainer.local.demo import demo
 
     assert demo(synthetic_model_dir) == 0
     out = capsys.readouterr().out
     assert "POST /score (3 applicants) -> 200" in out
     assert out.count("base value + contributions") == 3
+    # The SDK's renderer (print(score)), with the example thresholds' decisions.
+    assert out.count("probability of serious delinquency within 2 years: ") == 3
+    assert "decision approve" in out and "decision decline" in out
+    assert f"example thresholds {EXAMPLE_DECISION_THRESHOLDS}" in out
     assert "same probabilities: True" in out
     assert "invalid applicant -> 422" in out

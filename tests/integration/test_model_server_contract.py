@@ -11,7 +11,7 @@ import httpx
 import numpy as np
 import pytest
 from conftest import runtime_client
-from credit_model.server import ModelServer
+from credit_explainer.local.stack import ModelServer
 
 
 class SlowExplainer:
@@ -23,8 +23,12 @@ class SlowExplainer:
         self.seconds = seconds
 
     def explain(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        return self.explain_checked(X)[:2]
+
+    def explain_checked(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
         time.sleep(self.seconds)
-        return self.inner.explain(X)
+        proba, values, gap = self.inner.explain_checked(X)
+        return proba, values, gap
 
 
 @pytest.fixture(scope="module")

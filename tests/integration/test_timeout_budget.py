@@ -13,7 +13,7 @@ import pytest
 from botocore.awsrequest import AWSResponse
 from botocore.retries import standard
 from cfnlint.decode.cfn_yaml import loads
-from credit_schema.media import API_GATEWAY_TIMEOUT_SECONDS
+from credit_schema.edge import API_GATEWAY_TIMEOUT_SECONDS
 from scoring_api.config import ConfigurationError, Settings
 from scoring_api.endpoint import longest_backoff, worst_case_seconds
 

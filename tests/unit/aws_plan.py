@@ -8,13 +8,26 @@ import io
 from typing import Any
 
 import boto3
+import pytest
 from botocore.stub import ANY, Stubber
 from credit_explainer.deploy.aws import Aws
 
 NOW = dt.datetime(2026, 11, 25, 8, 0, tzinfo=dt.UTC)
 ACCOUNT = "111122223333"
 REGION = "eu-west-1"
-__all__ = ["ACCOUNT", "ANY", "NOW", "REGION", "Plan"]
+__all__ = ["ACCOUNT", "ANY", "NOW", "REGION", "Plan", "no_aws_credentials"]
+
+
+@pytest.fixture
+def no_aws_credentials(monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> None:
+    """No credentials anywhere botocore looks (a dry run then cannot see any account)."""
+    for var in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    monkeypatch.delenv("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI", raising=False)
+    monkeypatch.delenv("AWS_CONTAINER_CREDENTIALS_FULL_URI", raising=False)
 
 
 class UnplannedRequest(AssertionError):

@@ -28,6 +28,7 @@ from credit_model.artifacts import (
     ModelArtifactError,
     sha256_file,
 )
+from credit_model.forest import TABLES_FILE
 
 
 def copy(src: Path, tmp_path: Path, name: str) -> Path:
@@ -94,6 +95,7 @@ def test_a_model_swapped_in_from_another_directory_is_refused(
     # A fully consistent foreign directory loads, unless the deployment pins its version.
     shutil.copy(other / METADATA_FILE, d / METADATA_FILE)
     shutil.copy(other / "metrics.json", d / "metrics.json")
+    shutil.copy(other / TABLES_FILE, d / TABLES_FILE)
     assert (
         artifacts.load(d).version
         == json.loads((other / METADATA_FILE).read_text())["model_version"]
@@ -218,3 +220,16 @@ def test_the_model_server_refuses_to_start_on_a_tampered_model(
     assert "does not match its SHA-256" in proc.stderr
     assert "refusing to load" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_tampered_tables_are_refused_before_they_are_read(
+    synthetic_model_dir: Path, tmp_path: Path
+) -> None:
+    from credit_model.handlers import model_fn
+
+    d = copy(synthetic_model_dir, tmp_path, "tables")
+    with (d / TABLES_FILE).open("r+b") as fh:
+        fh.seek(200)
+        fh.write(b"\x7f")
+    with pytest.raises(ModelArtifactError, match="does not match its SHA-256"):
+        model_fn(d)

@@ -133,7 +133,7 @@ def test_text_rendering_lists_every_contribution_and_the_sum() -> None:
     score = make_score()
     text = score.to_text()
     lines = text.splitlines()
-    assert lines[0].startswith("probability 22.")
+    assert lines[0].startswith("probability of serious delinquency within 2 years: 22.")
     body = lines[2:12]
     assert [line.split()[0] for line in body] == [c.feature for c in score.contributions]
     assert "missing" in text and "▲" in text and "▼" in text
@@ -153,13 +153,22 @@ def test_waterfall_and_bar_charts_are_written_as_png(tmp_path: pytest.TempPathFa
         assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 10_000
         ax = fig.axes[0]
         labels = [t.get_text() for t in ax.get_yticklabels()]
-        assert labels[-1] == "NumberOfTimes90DaysLate = 3" and labels[0] == "4 other features"
+        assert labels[-1] == "Times 90+ days late = 3" and labels[0] == "4 other features"
+        assert "serious delinquency within 2 years" in ax.get_xlabel()
+        assert "serious delinquency within 2 years" in ax.get_title()
+        assert "default" not in ax.get_title().lower()
     # The waterfall ends at the probability: the last bar's end is base + sum.
     fig = score.plot(kind="waterfall")
     bars = fig.axes[0].patches
     top = bars[-1]
     assert top.get_x() + top.get_width() == pytest.approx(score.probability, abs=1e-12)
     assert bars[0].get_x() == pytest.approx(BASE, abs=1e-12)
+    # Both lines are labelled, at the base value and at the probability.
+    notes = {t.get_text(): t.get_position()[0] for t in fig.axes[0].texts if "%" in t.get_text()}
+    assert notes == {
+        f"base value {BASE:.1%} (average applicant)": BASE,
+        f"prediction {score.probability:.1%}": score.probability,
+    }
 
 
 def test_pandas_rows_and_frames_nan_becomes_null() -> None:

@@ -5,7 +5,11 @@ from __future__ import annotations
 import json
 
 import pytest
+from aws_plan import no_aws_credentials
 from credit_explainer.cli import build_parser, main
+
+pytestmark = pytest.mark.usefixtures("no_aws_credentials")
+__all__ = ["no_aws_credentials"]
 
 DATA = "s3://b/credit-explainer/models/j/output/model.tar.gz"
 IMAGE = "111122223333.dkr.ecr.eu-west-1.amazonaws.com/credit-explainer:src-1"
@@ -115,3 +119,52 @@ def test_no_region_is_a_clear_error(capsys, monkeypatch):
     monkeypatch.setenv("AWS_CONFIG_FILE", "/nonexistent")
     assert main(["deploy", "deploy-api"]) == 1
     assert "no AWS region" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["deploy", "--dry-run", "--region", "us-east-1", "--name", "b", "train"],
+        ["deploy", "train", "--dry-run", "--region", "us-east-1", "--name", "b"],
+        ["deploy", "--dry-run", "--name", "a", "train", "--region", "us-east-1", "--name", "b"],
+    ],
+)
+def test_options_before_or_after_the_step_name_are_kept(argv):
+    args = build_parser().parse_args(argv)
+    assert (args.step, args.dry_run, args.region, args.name) == ("train", True, "us-east-1", "b")
+    assert args.max_runtime == 3600 and args.hyperparameter == []  # defaults still there
+    assert args.func.__name__ == "run_deploy"
+
+
+def test_a_repeated_option_adds_up_across_the_step_name(capsys):
+    args = build_parser().parse_args(["deploy", "-H", "a=1", "train", "-H", "b=2"])
+    assert args.hyperparameter == ["a=1", "b=2"]
+    assert build_parser().parse_args(["deploy", "train"]).hyperparameter == []
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["deploy", "train", "--serverless"])  # not a train option
+    assert "unrecognized arguments: --serverless" in capsys.readouterr().err
+
+
+def test_a_missing_profile_is_an_error_line(capsys, monkeypatch):
+    code = main(["destroy", "--yes", "--region", "eu-west-1", "--profile", "nope"])
+    err = capsys.readouterr().err
+    assert code == 1 and err.startswith("error: The config profile (nope) could not be found")
+    monkeypatch.setenv("AWS_PROFILE", "nope")
+    assert main(["deploy", "--dry-run"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: The config profile (nope) could not be found")
+    assert "Traceback" not in err
+
+
+def test_credentials_that_fail_to_load_are_an_error_line(capsys, monkeypatch, tmp_path):
+    config = tmp_path / "config"
+    config.write_text("[profile broken]\ncredential_process = false\n")
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(config))
+    assert main(["destroy", "--dry-run", "--region", "eu-west-1", "--profile", "broken"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: AWS credentials: ") and "Traceback" not in err
+
+
+def test_a_malformed_key_value_option_is_an_error_line(capsys):
+    assert main(["deploy", "train", "--dry-run", "--region", "eu-west-1", "-H", "trees"]) == 1
+    assert capsys.readouterr().err == "error: --hyperparameter expects KEY=VALUE, got 'trees'\n"

@@ -40,4 +40,4 @@ def test_dockerfile_installs_the_project_model_extra_and_the_training_toolkit():
     assert "ARG BASE_IMAGE=" in dockerfile and "FROM ${BASE_IMAGE}" in dockerfile
     assert "COPY container/serve /usr/local/bin/serve" in dockerfile
     serve = (ROOT / "container" / "serve").read_text()
-    assert "credit-explainer serve-model" in serve and "SAGEMAKER_BIND_TO_PORT:-8080" in serve
+    assert "python -m credit_model serve" in serve and "SAGEMAKER_BIND_TO_PORT:-8080" in serve

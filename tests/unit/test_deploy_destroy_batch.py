@@ -1,9 +1,11 @@
-"""destroy deletes exactly what deploy tagged; batch runs a transform job. All through Stubber."""
+"""destroy deletes exactly what deploy tagged; batch runs a transform job. All through Stubber,
+for the exact order of requests and a Failed transform job (moto's never fail); the same
+commands run against moto's server in tests/integration/test_deploy_moto.py."""
 
 from __future__ import annotations
 
 import pytest
-from aws_plan import ACCOUNT, NOW, REGION, Plan
+from aws_plan import ACCOUNT, ANY, NOW, REGION, Plan
 from credit_explainer.deploy import DeployConfig, TransformJobFailedError
 from credit_explainer.deploy.batch import run_batch
 from credit_explainer.deploy.destroy import destroy
@@ -158,6 +160,13 @@ def test_destroy_removes_every_tagged_resource_in_a_safe_order():
     plan.ok("ecr", "delete_repository", {}, {"repositoryName": "credit-explainer", "force": True})
     expect_identity(plan)
     plan.ok("s3", "head_bucket", {}, {"Bucket": BUCKET})
+    plan.ok("s3", "get_bucket_tagging", {"TagSet": OURS}, {"Bucket": BUCKET})
+    plan.ok(
+        "s3",
+        "list_objects_v2",
+        {"CommonPrefixes": [{"Prefix": "credit-explainer/"}]},
+        {"Bucket": BUCKET, "Delimiter": "/", "MaxKeys": 2},
+    )
     plan.ok(
         "s3",
         "list_objects_v2",
@@ -184,8 +193,6 @@ def test_destroy_removes_every_tagged_resource_in_a_safe_order():
             },
         },
     )
-    plan.ok("s3", "get_bucket_tagging", {"TagSet": OURS}, {"Bucket": BUCKET})
-    plan.ok("s3", "list_objects_v2", {"KeyCount": 0}, {"Bucket": BUCKET, "MaxKeys": 1})
     plan.ok("s3", "delete_bucket", {}, {"Bucket": BUCKET})
     plan.ok("iam", "get_role", role(OURS), {"RoleName": "credit-explainer-sagemaker"})
     plan.ok(
@@ -227,13 +234,13 @@ def test_destroy_leaves_untagged_resources_and_a_users_bucket_alone():
     plan.ok("sagemaker", "list_models", {"Models": []})
     plan.error("ecr", "describe_repositories", "RepositoryNotFoundException", "none")
     plan.ok("s3", "head_bucket", {}, {"Bucket": "shared-ml-bucket"})
+    plan.error("s3", "get_bucket_tagging", "NoSuchTagSet", "none", status=404)
     plan.ok(
         "s3",
         "list_objects_v2",
         {"KeyCount": 0},
         {"Bucket": "shared-ml-bucket", "Prefix": "credit-explainer/"},
     )
-    plan.error("s3", "get_bucket_tagging", "NoSuchTagSet", "none", status=404)
     plan.ok("iam", "get_role", role([]))
     destroy(plan.aws, DeployConfig(bucket="shared-ml-bucket"))
     plan.verify()
@@ -286,6 +293,27 @@ def expect_batch_start(plan, content_type):
             "CreationTime": NOW,
         },
         {"EndpointConfigName": "cfg-1"},
+    )
+    plan.ok(
+        "sagemaker",
+        "describe_model",
+        {
+            "ModelName": "m-1",
+            "ExecutionRoleArn": f"arn:aws:iam::{ACCOUNT}:role/credit-explainer-sagemaker",
+            "CreationTime": NOW,
+            "ModelArn": f"{SM}:model/m-1",
+        },
+        {"ModelName": "m-1"},
+    )
+    plan.ok(
+        "iam",
+        "put_role_policy",
+        {},
+        {
+            "RoleName": "credit-explainer-sagemaker",
+            "PolicyName": "credit-explainer-batch",
+            "PolicyDocument": ANY,
+        },
     )
     plan.ok(
         "sagemaker",

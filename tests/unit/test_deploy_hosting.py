@@ -1,4 +1,7 @@
-"""Endpoint creation, in-place update, rollback and failures: every request through Stubber."""
+"""Endpoint creation, in-place update, rollback and failures: every request through Stubber.
+
+Stubber, because moto has no UpdateEndpoint and its endpoints never fail; creation, the
+failed update call and serverless run against moto in tests/integration/test_deploy_moto.py."""
 
 from __future__ import annotations
 
@@ -42,18 +45,20 @@ def cfg(**kw) -> DeployConfig:
 NEW = "credit-explainer-20261125-090000"
 
 
-def expect_model_and_config(plan: Plan, *, variant: dict) -> None:
+def expect_model_and_config(plan: Plan, *, variant: dict, isolated: bool = True) -> None:
+    model = {
+        "ModelName": NEW,
+        "PrimaryContainer": {"Image": IMAGE, "ModelDataUrl": DATA},
+        "ExecutionRoleArn": ROLE,
+        "Tags": TAGS,
+    }
+    if isolated:
+        model["EnableNetworkIsolation"] = True
     plan.ok(
         "sagemaker",
         "create_model",
         {"ModelArn": f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:model/{NEW}"},
-        {
-            "ModelName": NEW,
-            "PrimaryContainer": {"Image": IMAGE, "ModelDataUrl": DATA},
-            "ExecutionRoleArn": ROLE,
-            "EnableNetworkIsolation": True,
-            "Tags": TAGS,
-        },
+        model,
     )
     plan.ok(
         "sagemaker",
@@ -140,7 +145,8 @@ def test_first_deploy_creates_endpoint_waits_and_registers_autoscaling():
     assert "throttled while polling" in plan.printed
 
 
-def test_serverless_endpoint_has_no_instances_and_no_autoscaling():
+def test_serverless_endpoint_has_no_instances_no_autoscaling_and_no_network_isolation():
+    # Serverless Inference does not support network isolation; moto does not keep the flag.
     plan = Plan()
     expect_model_and_config(
         plan,
@@ -149,6 +155,7 @@ def test_serverless_endpoint_has_no_instances_and_no_autoscaling():
             "ModelName": NEW,
             "ServerlessConfig": {"MemorySizeInMB": 3072, "MaxConcurrency": 8},
         },
+        isolated=False,
     )
     plan.error("sagemaker", "describe_endpoint", "ValidationException", "Could not find endpoint")
     plan.ok("sagemaker", "create_endpoint", {"EndpointArn": EP_ARN})
@@ -253,5 +260,52 @@ def test_an_endpoint_that_is_busy_is_not_updated():
     expect_model_and_config(plan, variant=REALTIME)
     plan.ok("sagemaker", "describe_endpoint", endpoint("Updating", "other"))
     with pytest.raises(Exception, match="is Updating"):
+        deploy_endpoint(plan.aws, cfg(), image=IMAGE, role=ROLE, model_data=DATA)
+    plan.verify()
+
+
+@pytest.mark.parametrize(
+    ("status", "error"),
+    [("Failed", EndpointFailedError), ("UpdateRollbackFailed", EndpointFailedError)],
+)
+def test_an_update_that_ends_failed_puts_the_autoscaling_back(status, error):
+    # moto has no UpdateEndpoint, so these end states are only reachable through Stubber.
+    old = "credit-explainer-20261101-120000"
+    plan = Plan()
+    expect_model_and_config(plan, variant=REALTIME)
+    expect_update(plan, old, registered=True)
+    plan.ok("sagemaker", "describe_endpoint", endpoint(status, old, "health check failed"))
+    expect_scaling(plan)
+    with pytest.raises(error, match="health check failed"):
+        deploy_endpoint(plan.aws, cfg(), image=IMAGE, role=ROLE, model_data=DATA)
+    plan.verify()
+
+
+def test_an_update_call_that_raises_puts_the_autoscaling_back():
+    old = "credit-explainer-20261101-120000"
+    plan = Plan()
+    expect_model_and_config(plan, variant=REALTIME)
+    plan.ok("sagemaker", "describe_endpoint", endpoint("InService", old))
+    plan.ok(
+        "application-autoscaling",
+        "describe_scalable_targets",
+        {
+            "ScalableTargets": [
+                {
+                    "ServiceNamespace": "sagemaker",
+                    "ResourceId": RID,
+                    "ScalableDimension": DIM,
+                    "MinCapacity": 1,
+                    "MaxCapacity": 4,
+                    "RoleARN": ROLE,
+                    "CreationTime": NOW,
+                }
+            ]
+        },
+    )
+    plan.ok("application-autoscaling", "deregister_scalable_target", {})
+    plan.error("sagemaker", "update_endpoint", "ValidationException", "Cannot update endpoint")
+    expect_scaling(plan)
+    with pytest.raises(Exception, match="Cannot update endpoint"):
         deploy_endpoint(plan.aws, cfg(), image=IMAGE, role=ROLE, model_data=DATA)
     plan.verify()

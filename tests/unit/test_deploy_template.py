@@ -108,10 +108,48 @@ def test_cli_execution_role_is_least_privilege():
         statements["PullOwnImage"]["Resource"]
         == "arn:aws:ecr:eu-west-1:111122223333:repository/credit-explainer"
     )
-    assert [sid for sid, s in statements.items() if s["Resource"] == "*"] == ["EcrLogin"]
+    # Neither has resource-level permissions; metrics are limited to SageMaker's namespaces.
+    assert [sid for sid, s in statements.items() if s["Resource"] == "*"] == [
+        "EcrLogin",
+        "PutSageMakerMetrics",
+    ]
+    assert statements["PutSageMakerMetrics"]["Action"] == "cloudwatch:PutMetricData"
+    assert statements["PutSageMakerMetrics"]["Condition"] == {
+        "StringLike": {"cloudwatch:namespace": "/aws/sagemaker/*"}
+    }
+    assert "ReadGivenS3" not in statements  # nothing given outside the prefix
     actions = [
         a
         for s in statements.values()
         for a in ([s["Action"]] if isinstance(s["Action"], str) else s["Action"])
     ]
     assert not [a for a in actions if "*" in a]
+
+
+def test_cli_execution_role_may_read_the_s3_uris_it_was_given():
+    cfg = DeployConfig(data="s3://data-lake/credit/train/", model_data="s3://models/m.tar.gz")
+    inside = DeployConfig(model_data="s3://b/credit-explainer/models/j/output/model.tar.gz")
+    own = execution_role_policy(inside, bucket="b", account="111122223333", region="eu-west-1")
+    assert "ReadGivenS3" not in _statements(own)  # the prefix is readable already
+    statements = _statements(
+        execution_role_policy(cfg, bucket="b", account="111122223333", region="eu-west-1")
+    )
+    assert statements["ReadGivenS3"]["Action"] == ["s3:GetObject"]
+    assert statements["ReadGivenS3"]["Resource"] == [
+        "arn:aws:s3:::data-lake/credit/train/*",
+        "arn:aws:s3:::models/m.tar.gz*",
+    ]
+    assert statements["ReadGivenS3List0"]["Resource"] == "arn:aws:s3:::data-lake"
+    assert statements["ReadGivenS3List0"]["Condition"] == {
+        "StringLike": {"s3:prefix": ["credit/train/*"]}
+    }
+    assert statements["ReadGivenS3List1"]["Resource"] == "arn:aws:s3:::models"
+
+
+def test_template_model_is_isolated_except_on_serverless_inference():
+    # Serverless Inference does not support network isolation (AWS: serverless endpoints,
+    # feature exclusions); the CLI's CreateModel follows the same rule (test_deploy_hosting).
+    model = loads(TEMPLATE)["Resources"]["SageMakerModel"]["Properties"]
+    assert model["EnableNetworkIsolation"] == {
+        "Fn::If": ["UseServerless", {"Ref": "AWS::NoValue"}, True]
+    }

@@ -1,5 +1,6 @@
 """The training step through Stubber: bucket, data and source upload, role, the job, the wait,
-and a Failed job reported with its FailureReason."""
+and a Failed job reported with its FailureReason (moto's jobs complete at once, never fail:
+the successful run is also in tests/integration/test_deploy_moto.py)."""
 
 from __future__ import annotations
 
@@ -8,11 +9,13 @@ import json
 import tarfile
 
 import pytest
-from aws_plan import ACCOUNT, ANY, NOW, REGION, Plan
+from aws_plan import ACCOUNT, ANY, NOW, REGION, Plan, no_aws_credentials
 from credit_explainer.cli import main
 from credit_explainer.deploy import AwsCallError, DeployConfig, TrainingJobFailedError
-from credit_explainer.deploy.training import pack_source, train
+from credit_explainer.deploy.training import latest_model_data, pack_source, train
 from credit_model.train import METRIC_DEFINITIONS
+
+__all__ = ["no_aws_credentials"]
 
 BUCKET = f"credit-explainer-{ACCOUNT}-{REGION}"
 JOB = "credit-explainer-20261125-090000"
@@ -227,6 +230,7 @@ def test_source_tarball_has_the_entry_point_at_the_top_and_no_caches():
     assert packed[:2] == b"\x1f\x8b" and packed[4:8] == bytes(4)  # gzip mtime 0: not the clock's
 
 
+@pytest.mark.usefixtures("no_aws_credentials")
 def test_full_deploy_dry_run_prints_the_whole_plan(capsys):
     code = main(["deploy", "--dry-run", "--region", "eu-west-1", "--instance-count", "2"])
     out = capsys.readouterr().out
@@ -244,9 +248,9 @@ def test_full_deploy_dry_run_prints_the_whole_plan(capsys):
         "Autoscaling",
         "Scoring",
         "Ready",
+        "Plan:",
     ]
     for call in (
-        "ecr GetAuthorizationToken",
         "sagemaker CreateTrainingJob",
         "sagemaker CreateEndpoint ",
         "application-autoscaling PutScalingPolicy",
@@ -254,3 +258,39 @@ def test_full_deploy_dry_run_prints_the_whole_plan(capsys):
         assert f"aws {call}" in out
     assert "docker push" in out and "$ sam build" in out and "EndpointName=credit-explainer" in out
     assert "CreditExplainerClient(" in out
+    plan = out.split("Plan: ", 1)[1]
+    for change in ("docker build and push", "sagemaker CreateTrainingJob", "sam deploy stack"):
+        assert change in plan
+    assert "cannot see the account" in out
+
+
+def test_the_default_model_is_the_newest_job_of_this_deployment_on_any_page():
+    def summary(name):
+        return {
+            "TrainingJobName": name,
+            "TrainingJobArn": f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:training-job/{name}",
+            "CreationTime": NOW,
+            "TrainingJobStatus": "Completed",
+        }
+
+    listing = {
+        "NameContains": "credit-explainer",
+        "StatusEquals": "Completed",
+        "SortBy": "CreationTime",
+        "SortOrder": "Descending",
+        "MaxResults": 100,
+    }
+    plan = Plan()
+    others = ["credit-explainer-staging-20261126-090000", "credit-explainer-batch-20261126-080000"]
+    page = {"TrainingJobSummaries": [summary(n) for n in others], "NextToken": "t"}
+    plan.ok("sagemaker", "list_training_jobs", page, listing)
+    page = {"TrainingJobSummaries": [summary(JOB)]}
+    plan.ok("sagemaker", "list_training_jobs", page, {**listing, "NextToken": "t"})
+    plan.ok(
+        "sagemaker",
+        "describe_training_job",
+        job("Completed", "Completed"),
+        {"TrainingJobName": JOB},
+    )
+    assert latest_model_data(plan.aws, DeployConfig()) == MODEL
+    plan.verify()

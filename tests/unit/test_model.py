@@ -65,7 +65,9 @@ def test_training_writes_metrics_a_sagemaker_regex_can_read(tmp_path: Path) -> N
     assert meta["hyperparameters"]["n_estimators"] == 10
     assert meta["library_versions"]["scikit-learn"]
     assert meta["training_data"]["features"]["MonthlyIncome"]["missing_rate"] > 0.1
-    assert meta["model_version"] == artifacts.sha256_file(tmp_path / "model.skops")[:16]
+    # The version names the model (tests/unit/test_model_version.py); the file hash stays.
+    assert meta["model_sha256"] == artifacts.sha256_file(tmp_path / "model.skops")
+    assert meta["model_version"] == meta["model_fingerprint"][:16]
 
 
 @pytest.mark.real_data
@@ -132,6 +134,11 @@ def test_expected_version_pins_the_model(
         artifacts.load(synthetic_model_dir)
 
 
+def pipeline_of(model: Any) -> Any:
+    """The fitted Pipeline behind a served model, loaded on its own from the model directory."""
+    return artifacts.load(model.model_dir).pipeline
+
+
 def _raw_rows(n: int, seed: int) -> np.ndarray:
     X, _ = split_xy(generate(n, seed=seed))
     return X
@@ -148,11 +155,11 @@ def _reference(pipeline: Any, X: np.ndarray) -> tuple[np.ndarray, float]:
 def test_shap_values_equal_shap_tree_explainer_and_add_up(synthetic_model: Any) -> None:
     X = _raw_rows(500, seed=11)
     proba, values = synthetic_model.explainer.explain(X)
-    ref_values, ref_base = _reference(synthetic_model.pipeline, X)
+    ref_values, ref_base = _reference(pipeline_of(synthetic_model), X)
     np.testing.assert_allclose(values, ref_values, rtol=0, atol=1e-9)
     assert synthetic_model.explainer.base_value == pytest.approx(ref_base, abs=1e-9)
     np.testing.assert_allclose(
-        proba, synthetic_model.pipeline.predict_proba(X)[:, 1], rtol=0, atol=1e-12
+        proba, pipeline_of(synthetic_model).predict_proba(X)[:, 1], rtol=0, atol=1e-12
     )
     np.testing.assert_allclose(
         synthetic_model.explainer.base_value + values.sum(axis=1), proba, rtol=0, atol=1e-9
@@ -169,12 +176,12 @@ def test_real_model_explanations_add_up_on_every_real_row(real_model_dir: Path) 
     np.testing.assert_allclose(
         model.explainer.base_value + values.sum(axis=1), proba, rtol=0, atol=1e-9
     )
-    ref_values, _ = _reference(model.pipeline, X[:300])
+    ref_values, _ = _reference(pipeline_of(model), X[:300])
     np.testing.assert_allclose(values[:300], ref_values, rtol=0, atol=1e-9)
 
 
 def test_the_explained_class_is_serious_delinquency(synthetic_model: Any) -> None:
     X = _raw_rows(50, seed=12)
-    proba, _ = ShapTreeExplainer(synthetic_model.pipeline).explain(X)
-    np.testing.assert_allclose(proba, synthetic_model.pipeline.predict_proba(X)[:, 1])
+    proba, _ = ShapTreeExplainer(pipeline_of(synthetic_model)).explain(X)
+    np.testing.assert_allclose(proba, pipeline_of(synthetic_model).predict_proba(X)[:, 1])
     assert proba.mean() < 0.5  # class 1 is the rare one; class 0 would be ~0.93

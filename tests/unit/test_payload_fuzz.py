@@ -30,9 +30,7 @@ from credit_schema import (
     PayloadTooLargeError,
     check_body_size,
     parse_csv_applicants,
-    parse_csv_rows,
     parse_json_applicants,
-    parse_json_rows,
 )
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -164,14 +162,7 @@ def must_be_handled(kind: str, body: Any) -> list[Applicant] | None:
         applicants = parse(kind, body)
     except PayloadError as exc:
         check_refusal(exc)
-        # The fast row path (credit_schema.rows) refuses the same input the same way.
-        fast = parse_csv_rows if kind == "csv" else parse_json_rows
-        with pytest.raises(type(exc)) as info:
-            fast(body)
-        assert info.value.to_dict() == exc.to_dict()
         return None
-    fast_rows = parse_csv_rows(body) if kind == "csv" else parse_json_rows(body)
-    assert fast_rows == rows(applicants)
     return applicants
 
 

@@ -140,9 +140,11 @@ def test_invalid_event_lists_every_problem_with_applicant_and_field(fn: LambdaEn
     problems = {(d["applicant"], d["field"], d["type"]) for d in error["details"]}
     assert problems == {
         (0, "age", "greater_than_equal"),
-        (1, "age", "missing"),
-        (1, "Age", "extra_forbidden"),
+        (1, "Age", "extra_forbidden"),  # one problem: no "age missing" beside it
     }
+    assert {d["field"]: d["message"] for d in error["details"]}["Age"] == (
+        "unknown field; did you mean 'age'?"
+    )
 
 
 @pytest.mark.parametrize(

@@ -2,7 +2,8 @@
 
 boto3 directly (no SageMaker SDK): every request goes through
 :class:`credit_explainer.deploy.aws.Aws`, which prints it, runs it (or, with
-``dry_run=True``, only validates and prints it) and converts errors. The CLI is
+``dry_run=True``, makes only the reads and lists the writes as a plan) and converts
+errors. The CLI is
 ``credit-explainer deploy|batch|destroy`` (:mod:`credit_explainer.deploy.commands`).
 """
 

@@ -54,22 +54,29 @@ def run_sam(aws: Aws, cfg: DeployConfig, endpoint: str) -> None:
     for command in commands:
         aws.say(f"    $ {shlex.join(command)}")
     if aws.dry_run:
+        aws.plan(f"sam deploy stack {cfg.stack} (the scoring API)")
         return
-    sam = shutil.which("sam")
-    if sam is None:
-        raise ToolError("`sam` (AWS SAM CLI) is not on PATH: pip install aws-sam-cli")
+    sam, runtime = sam_tools()
     env = dict(os.environ, AWS_REGION=aws.region, AWS_DEFAULT_REGION=aws.region)
-    runtime = _python313()
-    if runtime is None:
-        raise ToolError(
-            "`sam build` needs python3.13 (the Lambda runtime) on PATH: "
-            "install it (e.g. pyenv install 3.13) and re-run `credit-explainer deploy deploy-api`"
-        )
     env["PATH"] = f"{runtime.parent}{os.pathsep}{env.get('PATH', '')}"
     for command in commands:
         result = subprocess.run([sam, *command[1:]], cwd=cfg.root, env=env, check=False)  # noqa: S603
         if result.returncode != 0:
             raise ToolError(f"`{shlex.join(command[:2])}` exited with {result.returncode}")
+
+
+def sam_tools() -> tuple[str, Path]:
+    """``sam`` and python3.13 (the Lambda runtime ``sam build`` needs), or :class:`ToolError`."""
+    sam = shutil.which("sam")
+    if sam is None:
+        raise ToolError("`sam` (AWS SAM CLI) is not on PATH: pip install aws-sam-cli")
+    runtime = _python313()
+    if runtime is None:
+        raise ToolError(
+            "`sam build` needs python3.13 (the Lambda runtime) on PATH: "
+            "install it (e.g. pyenv install 3.13) and re-run"
+        )
+    return sam, runtime
 
 
 def _python313() -> Path | None:

@@ -4,17 +4,20 @@ Every AWS request of deploy, batch and destroy goes through :meth:`Aws.call`, wh
 prints the step (``service Operation {parameters}``), makes the request and converts
 botocore's errors into :mod:`credit_explainer.deploy.errors` at this one boundary.
 
-``--dry-run`` uses the same real botocore clients, so every request is still
-validated against the service model, but a ``before-call`` hook answers it
-(the way botocore's ``Stubber`` does) instead of sending it: nothing reaches AWS and
-no credentials are needed. The answers are the ones a fresh account gives (nothing
-exists yet; jobs complete; endpoints come InService), so the whole plan is printed.
+``--dry-run`` is a plan. It uses the same real botocore clients, so every request
+is still validated against the service model; with credentials the reads
+(Describe/List/Get/Head) are really made, and a ``before-call`` hook answers every
+write (the way botocore's ``Stubber`` does) instead of sending it, listing it in
+the plan (:attr:`Aws.planned`). Without credentials nothing is sent at all: the
+hook answers the reads too, as a fresh account would (nothing exists yet; jobs
+complete; endpoints come InService), and the plan says it cannot see the account.
 """
 
 from __future__ import annotations
 
 import base64
 import json
+import os
 import sys
 import time
 from collections.abc import Callable, Mapping
@@ -40,6 +43,35 @@ _THROTTLING_CODES: Final = frozenset(
 )
 
 Response = dict[str, Any]
+
+#: Operations that only read: made for real by a dry run that has credentials.
+_READ_PREFIXES: Final = ("Describe", "List", "Get", "Head")
+#: Reads about what the plan itself would create: answered by the plan, not the account.
+_PLANNED_READS: Final = {
+    "DescribeTrainingJob": "TrainingJobName",
+    "DescribeTransformJob": "TransformJobName",
+    "DescribeEndpoint": "EndpointName",
+}
+
+
+def is_read(operation: str) -> bool:
+    return operation.startswith(_READ_PREFIXES)
+
+
+def _open(session: Any, profile: str | None, region: str | None) -> tuple[Any, bool]:
+    """The session (made for ``profile`` unless given) and whether it finds credentials;
+    a missing profile or a failing SSO login is an error line, not a traceback."""
+    import boto3
+    from botocore.exceptions import BotoCoreError, ProfileNotFound
+
+    try:
+        if session is None:
+            session = boto3.Session(profile_name=profile, region_name=region)
+        return session, session.get_credentials() is not None
+    except ProfileNotFound as exc:
+        raise DeployError(f"{exc}: pass an existing --profile or fix AWS_PROFILE") from exc
+    except BotoCoreError as exc:
+        raise DeployError(f"AWS credentials: {exc}") from exc
 
 
 def tags(name: str) -> list[dict[str, str]]:
@@ -79,16 +111,14 @@ class Aws:
     ) -> None:
         import boto3
 
-        if session is None:
-            if dry_run:
-                # No credentials needed: nothing is sent.
-                session = boto3.Session(
-                    aws_access_key_id="dry-run",
-                    aws_secret_access_key="dry-run",  # noqa: S106 - placeholder, never sent
-                    region_name=region or "us-east-1",
-                )
-            else:
-                session = boto3.Session(profile_name=profile, region_name=region)
+        #: False without credentials: a dry run then cannot read the account.
+        session, self.sees_account = _open(session, profile, region)
+        if dry_run and not self.sees_account:
+            session = boto3.Session(
+                aws_access_key_id="dry-run",
+                aws_secret_access_key="dry-run",  # noqa: S106 - placeholder, never sent
+                region_name=region or session.region_name or "us-east-1",
+            )
         self.session = session
         self.region: str = session.region_name or ""
         if not self.region:
@@ -99,8 +129,10 @@ class Aws:
         self.out = out if out is not None else sys.stdout
         self.sleep = sleep
         self._clients: dict[str, Any] = {}
-        self._dry = _DryRunResponder(self.region) if dry_run else None
+        self._dry = _DryRunResponder(self.region, self.sees_account) if dry_run else None
         self._account: str | None = None
+        #: The writes a dry run skipped, one line each: the plan.
+        self.planned: list[str] = []
 
     # ----------------------------------------------------------------- clients ----
     def client(self, service: str, region: str | None = None) -> Any:
@@ -111,8 +143,10 @@ class Aws:
 
             from .. import __version__
 
+            # AWS_MAX_ATTEMPTS as botocore reads it, else 8 (SageMaker throttles eagerly).
+            attempts = int(os.environ.get("AWS_MAX_ATTEMPTS") or 8)
             config = Config(
-                retries={"mode": "standard", "max_attempts": 8},
+                retries={"mode": "standard", "max_attempts": attempts},
                 user_agent_extra=f"credit-explainer/{__version__}",
                 connect_timeout=10,
                 read_timeout=60,
@@ -145,6 +179,21 @@ class Aws:
         prefix = "[dry-run] " if self.dry_run else ""
         self.say(f"\n==> {prefix}{title}")
 
+    def plan(self, change: str) -> None:
+        """Record a change a dry run does not make (AWS writes are recorded by :meth:`call`)."""
+        self.planned.append(change)
+
+    def print_plan(self) -> None:
+        """The end of a dry run: every change it would have made, and that none was."""
+        if not self.sees_account:
+            self.say(
+                "\n[dry-run] no AWS credentials: this plan cannot see the account and "
+                "assumes a fresh one (nothing exists yet)"
+            )
+        self.step(f"Plan: {len(self.planned)} change(s), none made")
+        for change in self.planned:
+            self.say(f"    {change}")
+
     # ------------------------------------------------------------------- calls ----
     def call(
         self,
@@ -164,6 +213,8 @@ class Aws:
             shown = json.dumps(params, default=_shown) if params else ""
             where = f" --region {region}" if region and region != self.region else ""
             self.say(f"    aws {service} {operation}{where} {shown}".rstrip())
+        if self.dry_run and not is_read(operation):
+            self.plan(f"{service} {operation}{_names(params)}")
         try:
             response: Response = getattr(client, method)(**params)
         except ClientError as exc:
@@ -230,6 +281,8 @@ class Aws:
 
         if self.verbose:
             self.say(f"    wait {service} {waiter} {json.dumps(params)}")
+        if self.dry_run:
+            return  # what it waits for was not done
         delay = max(1, int(self.poll_seconds)) if self.poll_seconds else 0
         try:
             self.client(service).get_waiter(waiter).wait(
@@ -237,6 +290,21 @@ class Aws:
             )
         except WaiterError as exc:
             raise DeployError(f"{service} {waiter}: {exc}") from exc
+
+
+_NAME_KEYS: Final = frozenset({"Bucket", "Key", "ResourceId"})
+
+
+def _names(params: Mapping[str, Any]) -> str:
+    """What a write acts on, for the plan: its name-like parameters and the S3 keys it deletes."""
+    shown = [
+        f"{key}={value}"
+        for key, value in params.items()
+        if isinstance(value, str) and (key.lower().endswith("name") or key in _NAME_KEYS)
+    ]
+    deleted = params.get("Delete", {}).get("Objects", [])
+    shown += [f"Key={item['Key']}" for item in deleted]
+    return "".join(f" {item}" for item in shown)
 
 
 def _shown(value: Any) -> str:
@@ -247,7 +315,11 @@ def _shown(value: Any) -> str:
 
 
 class _DryRunResponder:
-    """Answers requests in ``--dry-run`` like a fresh account would (see module doc)."""
+    """Answers the writes of ``--dry-run``, and its reads when it cannot see the account.
+
+    Reads of what the plan itself created (a job, an endpoint) are answered as a fresh
+    account would; with ``sees_account`` every other read goes to AWS (see module doc).
+    """
 
     _MISSING: Final = {
         "HeadBucket": ("404", "Not Found", 404),
@@ -259,8 +331,9 @@ class _DryRunResponder:
         "GetBucketTagging": ("NoSuchTagSet", "The TagSet does not exist", 404),
     }
 
-    def __init__(self, region: str) -> None:
+    def __init__(self, region: str, sees_account: bool) -> None:
         self.region = region
+        self.sees_account = sees_account
         self.created: set[str] = set()
         self.jobs: dict[str, str] = {}
         self._args: dict[str, Any] = {}
@@ -268,11 +341,13 @@ class _DryRunResponder:
     def remember(self, params: dict[str, Any], **_: Any) -> None:
         self._args = dict(params)
 
-    def answer(self, model: Any, **_: Any) -> tuple[Any, Response]:
+    def answer(self, model: Any, **_: Any) -> tuple[Any, Response] | None:
         from botocore.awsrequest import AWSResponse
         from botocore.compat import HTTPHeaders
 
         op: str = model.name
+        if self.sees_account and is_read(op) and not self._planned(op):
+            return None  # a real read: botocore sends it
         if model.service_model.service_name == "ecr-public" and op == "GetAuthorizationToken":
             op = "GetPublicAuthorizationToken"
         parsed = self._parsed(op, self._args)
@@ -280,6 +355,10 @@ class _DryRunResponder:
         if "Error" in parsed:
             status = int(parsed.pop("_status", 400))
         return AWSResponse("https://dry-run", status, HTTPHeaders(), None), parsed
+
+    def _planned(self, op: str) -> bool:
+        key = _PLANNED_READS.get(op)
+        return key is not None and self._args.get(key) in self.created
 
     def _error(self, op: str) -> Response:
         code, message, status = self._MISSING[op]
@@ -316,6 +395,7 @@ class _DryRunResponder:
             return {"authorizationData": {"authorizationToken": token}}
         if op == "CreateTrainingJob":
             name = args["TrainingJobName"]
+            self.created.add(name)
             self.jobs[name] = args["OutputDataConfig"]["S3OutputPath"].rstrip("/")
             return {"TrainingJobArn": f"arn:aws:sagemaker:{region}:{acct}:training-job/{name}"}
         if op == "DescribeTrainingJob":
@@ -335,15 +415,23 @@ class _DryRunResponder:
                 "EndpointArn": f"arn:aws:sagemaker:{region}:{acct}:endpoint/{args['EndpointName']}"
             }
         if op == "UpdateEndpoint":
+            self.created.add(args["EndpointName"])
             self.jobs[args["EndpointName"]] = args["EndpointConfigName"]
             return {
                 "EndpointArn": f"arn:aws:sagemaker:{region}:{acct}:endpoint/{args['EndpointName']}"
             }
+        if op == "CreateTransformJob":
+            self.created.add(args["TransformJobName"])
+            name = args["TransformJobName"]
+            return {"TransformJobArn": f"arn:aws:sagemaker:{region}:{acct}:transform-job/{name}"}
         if op == "DescribeTransformJob":
             return {
                 "TransformJobName": args.get("TransformJobName", ""),
                 "TransformJobStatus": "Completed",
             }
+        if op == "DescribeModel":  # a model named on the command line: its role is unknown
+            role = f"arn:aws:iam::{acct}:role/unknown-to-a-dry-run"
+            return {"ModelName": args.get("ModelName", ""), "ExecutionRoleArn": role}
         if op == "ListTrainingJobs":
             return {"TrainingJobSummaries": []}
         if op == "DescribeScalableTargets":

@@ -7,11 +7,13 @@ explanation per input line, assembled by line into ``<input file>.out``.
 
 from __future__ import annotations
 
+import json
 from typing import Final
 
 from .aws import Aws, tags
 from .config import DeployConfig
 from .errors import DeployError, TransformJobFailedError
+from .training import s3_statements
 
 CONTENT_TYPES: Final = {"csv": "text/csv", "jsonl": "application/jsonlines"}
 ACCEPT: Final = "application/jsonlines"
@@ -38,6 +40,23 @@ def serving_model(aws: Aws, cfg: DeployConfig) -> str:
     return str(config["ProductionVariants"][0]["ModelName"])
 
 
+def grant_s3(aws: Aws, cfg: DeployConfig, model: str, s3_input: str, s3_output: str) -> None:
+    """Let the model's role read the input and write the output, when the role is ours."""
+    role = str(aws.call("sagemaker", "describe_model", ModelName=model)["ExecutionRoleArn"])
+    if role.rsplit("/", 1)[-1] != cfg.role_name:
+        aws.say(f"    model {model} runs as {role}: it must read {s3_input} and write {s3_output}")
+        return
+    statements = s3_statements("ReadBatchInput", [s3_input], ["s3:GetObject"], aws.partition)
+    statements += s3_statements("WriteBatchOutput", [s3_output], ["s3:PutObject"], aws.partition)
+    aws.call(
+        "iam",
+        "put_role_policy",
+        RoleName=cfg.role_name,
+        PolicyName="credit-explainer-batch",
+        PolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": statements}),
+    )
+
+
 def run_batch(
     aws: Aws,
     cfg: DeployConfig,
@@ -55,6 +74,7 @@ def run_batch(
             raise DeployError(f"{uri}: batch input and output must be s3:// URIs")
     aws.step(f"Batch Transform {s3_input} -> {s3_output}")
     model = model_name or serving_model(aws, cfg)
+    grant_s3(aws, cfg, model, s3_input, s3_output)
     job = cfg.versioned("batch")
     aws.call(
         "sagemaker",
@@ -74,6 +94,7 @@ def run_batch(
         Tags=tags(cfg.name),
     )
     if not wait:
+        aws.say(f"    transform job {job} started (not waiting for it)")
         return job
     final = aws.poll(
         "sagemaker",

@@ -1,8 +1,8 @@
 """``credit-explainer deploy [build-image|train|create-endpoint|deploy-api]``, ``batch``, ``destroy``.
 
-``deploy`` with no step runs them all. Every command takes ``--dry-run`` (print
-every step and AWS request, send nothing) and ``--name`` (the deployment: every
-resource is named from it and tagged with it).
+``deploy`` with no step runs them all. Every command takes ``--dry-run`` (a plan:
+the reads are made, every write is printed and listed, none is sent) and ``--name``
+(the deployment: every resource is named from it and tagged with it).
 """
 
 from __future__ import annotations
@@ -12,6 +12,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from credit_schema import DEFAULT_ENDPOINT_NAME
+
 _STEPS = ("build-image", "train", "create-endpoint", "deploy-api")
 
 
@@ -19,7 +21,7 @@ def _common(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("deployment")
     group.add_argument(
         "--name",
-        default="credit-explainer",
+        default=DEFAULT_ENDPOINT_NAME,
         help="deployment name: names and tags every resource (lower-case)",
     )
     group.add_argument("--region", help="AWS region (default: your AWS configuration)")
@@ -31,7 +33,7 @@ def _common(parser: argparse.ArgumentParser) -> None:
     group.add_argument(
         "--dry-run",
         action="store_true",
-        help="print every step and AWS request (service, operation, parameters); send nothing",
+        help="a plan: make the reads, print every request and list every change; change nothing",
     )
     group.add_argument("--verbose", "-v", action="store_true", help="print every AWS request")
     group.add_argument("--poll-seconds", type=float, default=30.0, help=argparse.SUPPRESS)
@@ -107,6 +109,25 @@ def _api(parser: argparse.ArgumentParser) -> None:
     )
 
 
+class _StepParsers(argparse._SubParsersAction):  # type: ignore[type-arg]
+    """A step parses into deploy's namespace: options count the same before or after the step
+    name, and repeated ones add up (argparse's own parses into a fresh one and overwrites)."""
+
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: Any,
+        option_string: str | None = None,
+    ) -> None:
+        name, *rest = values
+        setattr(namespace, self.dest, name)
+        step = self.choices[name]  # argparse has checked the name
+        _, extras = step.parse_known_args(rest, namespace)  # deploy's defaults are all there
+        if extras:
+            step.error(f"unrecognized arguments: {' '.join(extras)}")
+
+
 _SECTIONS = {
     "build-image": (_image, _build),
     "train": (_image, _train),
@@ -126,7 +147,7 @@ def register(sub: Any) -> None:
         add(deploy)
     deploy.add_argument("--skip-api", action="store_true", help="stop after the endpoint")
     deploy.set_defaults(func=run_deploy, step=None)
-    steps = deploy.add_subparsers(dest="step", metavar="STEP")
+    steps = deploy.add_subparsers(dest="step", metavar="STEP", action=_StepParsers)
     helps = {
         "build-image": "build container/Dockerfile and push it to ECR",
         "train": "upload data and source, run the SageMaker training job",
@@ -161,11 +182,13 @@ def register(sub: Any) -> None:
 
 
 def _pairs(values: list[str], flag: str) -> dict[str, str]:
+    from .errors import DeployError
+
     out: dict[str, str] = {}
     for item in values:
         key, sep, value = item.partition("=")
         if not sep or not key:
-            raise SystemExit(f"{flag} expects KEY=VALUE, got {item!r}")
+            raise DeployError(f"{flag} expects KEY=VALUE, got {item!r}")
         out[key] = value
     return out
 
@@ -234,9 +257,10 @@ def run_deploy(args: argparse.Namespace) -> int:
 
         aws, cfg = aws_from(args), config_from(args)
         if args.dry_run:
+            reads = "made" if aws.sees_account else "answered as by a fresh account"
             aws.say(
                 f"[dry-run] plan for deployment {cfg.name!r} in {aws.region}: every AWS "
-                "request is validated against the service model and printed, none is sent"
+                f"request is validated and printed; reads are {reads}, writes are not sent"
             )
         step = args.step
         if step is None:
@@ -255,6 +279,8 @@ def run_deploy(args: argparse.Namespace) -> int:
             print(pipeline.step_create_endpoint(aws, cfg))
         elif step == "deploy-api":
             deploy_api(aws, cfg, cfg.endpoint_name)
+        if aws.dry_run:
+            aws.print_plan()
 
     return _guarded(run, args)
 
@@ -264,7 +290,7 @@ def run_batch(args: argparse.Namespace) -> int:
         from .batch import run_batch as start
 
         aws, cfg = aws_from(args), config_from(args)
-        start(
+        job = start(
             aws,
             cfg,
             s3_input=args.s3_input,
@@ -275,6 +301,9 @@ def run_batch(args: argparse.Namespace) -> int:
             instance_count=args.instance_count,
             wait=not args.no_wait,
         )
+        print(job)
+        if aws.dry_run:
+            aws.print_plan()
 
     return _guarded(run, args)
 
@@ -290,9 +319,10 @@ def run_destroy(args: argparse.Namespace) -> int:
     def run(args: argparse.Namespace) -> None:
         from .destroy import destroy
 
-        destroy(
-            aws_from(args), config_from(args), keep_data=args.keep_data, keep_image=args.keep_image
-        )
+        aws = aws_from(args)
+        destroy(aws, config_from(args), keep_data=args.keep_data, keep_image=args.keep_image)
+        if aws.dry_run:
+            aws.print_plan()
 
     return _guarded(run, args)
 

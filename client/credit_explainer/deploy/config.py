@@ -8,13 +8,16 @@ touch each other and ``destroy`` finds exactly what ``deploy`` made.
 from __future__ import annotations
 
 import hashlib
+import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final
 
+from credit_schema import DEFAULT_ENDPOINT_NAME, DEFAULT_VARIANT
+
 #: The one production variant of the endpoint.
-VARIANT: Final = "AllTraffic"
+VARIANT: Final = DEFAULT_VARIANT
 #: Files whose content decides the image tag (same sources, same tag: no rebuild).
 IMAGE_INPUTS: Final = ("container", "pyproject.toml", "model_src", "client")
 SOURCE_DIR: Final = "model_src"
@@ -36,7 +39,7 @@ def repo_root() -> Path:
 
 @dataclass(frozen=True, kw_only=True)
 class DeployConfig:
-    name: str = "credit-explainer"
+    name: str = DEFAULT_ENDPOINT_NAME
     root: Path = field(default_factory=repo_root)
     stamp: str = field(default_factory=utc_stamp)
     # storage and identity
@@ -91,6 +94,13 @@ class DeployConfig:
         """``<name>[-kind]-<UTC stamp>``: names of training jobs, models, endpoint configs."""
         middle = f"-{kind}" if kind else ""
         return f"{self.name}{middle}-{self.stamp}"[:63]
+
+    def is_versioned(self, candidate: str, kind: str = "") -> bool:
+        """True for a name :meth:`versioned` gives this deployment, not one of a longer name."""
+        middle = f"-{kind}" if kind else ""
+        return (
+            re.fullmatch(rf"{re.escape(self.name + middle)}-\d{{8}}-\d{{6}}", candidate) is not None
+        )
 
     def bucket_for(self, account: str, region: str) -> str:
         return self.bucket or f"{self.name}-{account}-{region}"

@@ -13,6 +13,7 @@ from typing import Any
 
 from .aws import TAG_KEY, Aws, has_tag
 from .config import DeployConfig
+from .errors import DeployError
 from .hosting import deregister_scaling, scaling_registered
 
 
@@ -95,6 +96,13 @@ def destroy_storage(aws: Aws, cfg: DeployConfig) -> None:
     bucket = cfg.bucket or cfg.bucket_for(aws.account, aws.region)
     if aws.exists("s3", "head_bucket", ("404", "NoSuchBucket", "NotFound"), Bucket=bucket) is None:
         return
+    tagging = aws.exists("s3", "get_bucket_tagging", ("NoSuchTagSet",), Bucket=bucket)
+    ours = tagging is not None and has_tag(tagging.get("TagSet", []), cfg.name)
+    others = False
+    if ours:  # looked at before deleting, so a dry run (which deletes nothing) sees the same
+        top = aws.call("s3", "list_objects_v2", Bucket=bucket, Delimiter="/", MaxKeys=2)
+        prefixes = [p["Prefix"] for p in top.get("CommonPrefixes", [])]
+        others = bool(top.get("Contents")) or any(p != f"{cfg.prefix}/" for p in prefixes)
     token: str | None = None
     while True:
         extra: dict[str, Any] = {"ContinuationToken": token} if token else {}
@@ -105,17 +113,14 @@ def destroy_storage(aws: Aws, cfg: DeployConfig) -> None:
         token = page.get("NextContinuationToken")
         if not token:
             break
-    tagging = aws.exists("s3", "get_bucket_tagging", ("NoSuchTagSet",), Bucket=bucket)
-    if tagging is None or not has_tag(tagging.get("TagSet", []), cfg.name):
+    if not ours:
         aws.say(
             f"    bucket {bucket} was not created by this deployment: only {cfg.prefix}/ emptied"
         )
-        return
-    rest = aws.call("s3", "list_objects_v2", Bucket=bucket, MaxKeys=1)
-    if rest.get("KeyCount", 0):
+    elif others:
         aws.say(f"    bucket {bucket} holds other objects: kept")
-        return
-    aws.call("s3", "delete_bucket", Bucket=bucket)
+    else:
+        aws.call("s3", "delete_bucket", Bucket=bucket)
 
 
 def destroy_role(aws: Aws, cfg: DeployConfig) -> None:
@@ -135,6 +140,11 @@ def destroy_role(aws: Aws, cfg: DeployConfig) -> None:
 def destroy(
     aws: Aws, cfg: DeployConfig, *, keep_data: bool = False, keep_image: bool = False
 ) -> None:
+    if aws.dry_run and not aws.sees_account:
+        raise DeployError(
+            "destroy --dry-run needs AWS credentials: without them it cannot see the account, "
+            "so it cannot say what would be deleted"
+        )
     aws.step(f"Destroy deployment {cfg.name} (only resources tagged {TAG_KEY}={cfg.name})")
     destroy_stack(aws, cfg)
     destroy_endpoint(aws, cfg)
@@ -144,4 +154,5 @@ def destroy(
     if not keep_data:
         destroy_storage(aws, cfg)
     destroy_role(aws, cfg)
-    aws.say(f"    deployment {cfg.name} removed")
+    if not aws.dry_run:
+        aws.say(f"    deployment {cfg.name} removed")

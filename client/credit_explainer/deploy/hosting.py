@@ -50,10 +50,16 @@ def create_model(
         ModelName=name,
         PrimaryContainer=container,
         ExecutionRoleArn=role,
-        # Our image carries everything: the model container needs no network at all.
-        EnableNetworkIsolation=not cfg.framework_image,
         Tags=tags(cfg.name),
+        **_isolation(cfg),
     )
+
+
+def _isolation(cfg: DeployConfig) -> dict[str, Any]:
+    """Our image carries everything, so no network; Serverless Inference does not support it."""
+    if cfg.serverless:
+        return {}
+    return {"EnableNetworkIsolation": not cfg.framework_image}
 
 
 def production_variant(cfg: DeployConfig, model_name: str) -> dict[str, Any]:
@@ -196,33 +202,23 @@ def deploy_endpoint(
         )
         # SageMaker refuses an update that changes the instance type of an autoscaled
         # variant: take the scaling target off during the update, put it back after.
-        if scaling_registered(aws, endpoint):
+        registered = scaling_registered(aws, endpoint)
+        if registered:
             deregister_scaling(aws, endpoint)
-        aws.call(
-            "sagemaker",
-            "update_endpoint",
-            EndpointName=endpoint,
-            EndpointConfigName=name,
-            RetainAllVariantProperties=False,
-            DeploymentConfig={
-                "BlueGreenUpdatePolicy": {
-                    "TrafficRoutingConfiguration": {
-                        "Type": "ALL_AT_ONCE",
-                        "WaitIntervalInSeconds": 0,
-                    },
-                    "TerminationWaitInSeconds": 0,
-                }
-            },
-        )
-        final = wait_for_endpoint(aws, endpoint)
+        try:
+            final = _update(aws, endpoint, name)
+        except DeployError:
+            if registered:
+                _restore_scaling(aws, cfg, endpoint)
+            raise
         served = str(final.get("EndpointConfigName", ""))
-        if final["EndpointStatus"] == "InService" and served != name:
-            if not cfg.serverless:
-                register_scaling(aws, cfg, endpoint)  # the old fleet keeps its autoscaling
-            raise EndpointRolledBackError(
-                endpoint, served, str(final.get("FailureReason", "unknown"))
-            )
-        if final["EndpointStatus"] != "InService":
+        if final["EndpointStatus"] != "InService" or served != name:
+            if registered:
+                _restore_scaling(aws, cfg, endpoint)  # the old fleet keeps its autoscaling
+            if final["EndpointStatus"] == "InService":
+                raise EndpointRolledBackError(
+                    endpoint, served, str(final.get("FailureReason", "unknown"))
+                )
             raise EndpointFailedError(
                 endpoint, str(final.get("FailureReason", final["EndpointStatus"]))
             )
@@ -231,3 +227,31 @@ def deploy_endpoint(
         register_scaling(aws, cfg, endpoint)
     aws.say(f"    endpoint {endpoint} InService on {name}")
     return endpoint
+
+
+def _update(aws: Aws, endpoint: str, name: str) -> Response:
+    aws.call(
+        "sagemaker",
+        "update_endpoint",
+        EndpointName=endpoint,
+        EndpointConfigName=name,
+        RetainAllVariantProperties=False,
+        DeploymentConfig={
+            "BlueGreenUpdatePolicy": {
+                "TrafficRoutingConfiguration": {
+                    "Type": "ALL_AT_ONCE",
+                    "WaitIntervalInSeconds": 0,
+                },
+                "TerminationWaitInSeconds": 0,
+            }
+        },
+    )
+    return wait_for_endpoint(aws, endpoint)
+
+
+def _restore_scaling(aws: Aws, cfg: DeployConfig, endpoint: str) -> None:
+    """Autoscaling back on an endpoint whose update failed; the update's error stays the error."""
+    try:
+        register_scaling(aws, cfg, endpoint)
+    except DeployError as exc:
+        aws.say(f"    could not restore the autoscaling of {endpoint}: {exc}")

@@ -48,16 +48,19 @@ def registry_of(image: str) -> str:
 
 
 # ---------------------------------------------------------------------- ECR ------
-def ensure_repository(aws: Aws, cfg: DeployConfig) -> str:
-    """The deployment's private ECR repository URI (created, scanned and tagged if missing)."""
+def find_repository(aws: Aws, cfg: DeployConfig) -> str | None:
+    """The deployment's private ECR repository URI, None when there is none yet."""
     found = aws.exists(
         "ecr",
         "describe_repositories",
         ("RepositoryNotFoundException",),
         repositoryNames=[cfg.repository],
     )
-    if found is not None:
-        return str(found["repositories"][0]["repositoryUri"])
+    return None if found is None else str(found["repositories"][0]["repositoryUri"])
+
+
+def create_repository(aws: Aws, cfg: DeployConfig) -> str:
+    """The deployment's private ECR repository (scanned, tagged, immutable tags): its URI."""
     created = aws.call(
         "ecr",
         "create_repository",
@@ -203,22 +206,25 @@ def build_and_push(
     ECR already holds it, nothing is built (``force`` rebuilds anyway).
     """
     aws.step("Container image")
-    repo_uri = ensure_repository(aws, cfg)
+    found = find_repository(aws, cfg)
     tag = cfg.image_tag()
+    if found is not None and not force and image_exists(aws, cfg, tag):
+        aws.say(f"    {found}:{tag} is already in ECR: nothing to build")
+        return f"{found}:{tag}"
+    # The daemon is a prerequisite: reached before the first write (the repository).
+    api = None if aws.dry_run else docker_client(docker_url)
+    repo_uri = found or create_repository(aws, cfg)
     image = f"{repo_uri}:{tag}"
-    if not force and image_exists(aws, cfg, tag):
-        aws.say(f"    {image} is already in ECR: nothing to build")
-        return image
     registry = registry_of(repo_uri)
-    logins = logins_for(aws, target_registry=registry, base_image=base_image)
-    if aws.dry_run:
+    if api is None:  # a dry run
         aws.say(
             f"    docker build {cfg.root} -f {DOCKERFILE} -t {image} "
             f"--build-arg BASE_IMAGE={base_image} --platform {platform} --pull"
         )
         aws.say(f"    docker push {image}")
+        aws.plan(f"docker build and push {image}")
         return image
-    api = docker_client(docker_url)
+    logins = logins_for(aws, target_registry=registry, base_image=base_image)
     for login in logins:
         try:
             api.login(

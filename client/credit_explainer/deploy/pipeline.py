@@ -5,13 +5,33 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from .api import ApiInfo, deploy_api
+from .api import ApiInfo, deploy_api, sam_tools
 from .aws import Aws
 from .config import DeployConfig
 from .errors import DeployError
 from .hosting import deploy_endpoint
 from .image import DEFAULT_BASE_IMAGE, build_and_push, image_exists
-from .training import ensure_bucket, ensure_role, latest_model_data, train, upload_source
+from .training import (
+    check_training_inputs,
+    ensure_bucket,
+    ensure_role,
+    latest_model_data,
+    train,
+    upload_source,
+)
+
+
+def preflight(aws: Aws, cfg: DeployConfig, *, training: bool, api: bool) -> None:
+    """What a run needs outside AWS, checked before its first write (a dry run only notes it)."""
+    try:
+        if training:
+            check_training_inputs(cfg)
+        if api:
+            sam_tools()
+    except DeployError as exc:
+        if not aws.dry_run:
+            raise
+        aws.say(f"    note: {exc} (a real run stops here, before any change)")
 
 
 def framework_image_uri(region: str, version: str = "1.4-2") -> str:
@@ -58,6 +78,7 @@ def resolve_image(aws: Aws, cfg: DeployConfig) -> str:
 
 
 def step_train(aws: Aws, cfg: DeployConfig, image: str | None = None) -> str:
+    preflight(aws, cfg, training=True, api=False)
     return train(aws, cfg, image=image or resolve_image(aws, cfg))
 
 
@@ -91,6 +112,7 @@ def deploy_all(
     skip_api: bool = False,
 ) -> ApiInfo | None:
     """Image -> training -> endpoint (create or update) -> scoring API."""
+    preflight(aws, cfg, training=cfg.model_data is None, api=not skip_api)
     if cfg.image_uri or cfg.framework_image:
         image = resolve_image(aws, cfg)
     else:

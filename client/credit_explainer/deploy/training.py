@@ -52,14 +52,49 @@ def ensure_bucket(aws: Aws, cfg: DeployConfig) -> str:
 
 
 # --------------------------------------------------------------------- role ------
+def given_s3(cfg: DeployConfig, bucket: str) -> list[str]:
+    """The S3 URIs outside the deployment's prefix that training or hosting will read."""
+    own = f"s3://{bucket}/{cfg.prefix}/"
+    given = (cfg.data, cfg.model_data)
+    return [u for u in given if u and u.startswith("s3://") and not u.startswith(own)]
+
+
+def s3_statements(
+    sid: str, uris: list[str], actions: list[str], partition: str = "aws"
+) -> list[dict[str, Any]]:
+    """``actions`` on the objects under each URI, and listing there (empty for no URIs)."""
+    if not uris:
+        return []
+    objects, buckets = [], []
+    for uri in uris:
+        bucket, _, key = uri.removeprefix("s3://").partition("/")
+        objects.append(f"arn:{partition}:s3:::{bucket}/{key}*")
+        buckets.append((f"arn:{partition}:s3:::{bucket}", f"{key}*"))
+    return [
+        {"Sid": sid, "Effect": "Allow", "Action": actions, "Resource": objects},
+        *(
+            {
+                "Sid": f"{sid}List{i}",
+                "Effect": "Allow",
+                "Action": "s3:ListBucket",
+                "Resource": arn,
+                "Condition": {"StringLike": {"s3:prefix": [prefix]}},
+            }
+            for i, (arn, prefix) in enumerate(buckets)
+        ),
+    ]
+
+
 def execution_role_policy(
     cfg: DeployConfig, *, bucket: str, account: str, region: str, partition: str = "aws"
 ) -> dict[str, Any]:
-    """Least privilege for training and hosting: this bucket prefix, this ECR repository, logs."""
+    """Least privilege for training and hosting: this bucket prefix and the S3 URIs it was
+    given (``--data``, ``--model-data``), this ECR repository, logs and SageMaker metrics."""
     s3 = f"arn:{partition}:s3:::{bucket}"
     return {
         "Version": "2012-10-17",
         "Statement": [
+            *s3_statements("ReadGivenS3", given_s3(cfg, bucket), ["s3:GetObject"], partition),
             {
                 "Sid": "ReadWriteOwnPrefix",
                 "Effect": "Allow",
@@ -100,6 +135,14 @@ def execution_role_policy(
                     "logs:DescribeLogStreams",
                 ],
                 "Resource": f"arn:{partition}:logs:{region}:{account}:log-group:/aws/sagemaker/*",
+            },
+            {
+                # PutMetricData has no resource-level permissions: "*", limited by namespace.
+                "Sid": "PutSageMakerMetrics",
+                "Effect": "Allow",
+                "Action": "cloudwatch:PutMetricData",
+                "Resource": "*",
+                "Condition": {"StringLike": {"cloudwatch:namespace": "/aws/sagemaker/*"}},
             },
         ],
     }
@@ -190,17 +233,31 @@ def _tagging(cfg: DeployConfig) -> str:
     return urlencode({"credit-explainer:deployment": cfg.name})
 
 
+def _local_data(cfg: DeployConfig) -> list[Path]:
+    """The CSV files of a local ``--data`` (a file, or a directory's ``*.csv``)."""
+    path = Path(cfg.data or "")
+    files = sorted(path.glob("*.csv")) if path.is_dir() else [path]
+    if not files or not all(f.is_file() for f in files):
+        raise DeployError(f"no CSV data at {path}")
+    return files
+
+
+def check_training_inputs(cfg: DeployConfig) -> None:
+    """The data and the metric definitions training needs, before anything is created."""
+    metric_definitions()
+    if not cfg.data:
+        importlib.import_module("credit_model.synth")  # credit_model is there: it imports
+    elif not cfg.data.startswith("s3://"):
+        _local_data(cfg)
+
+
 def upload_data(aws: Aws, cfg: DeployConfig, bucket: str) -> str:
     """The training channel's S3 prefix: ``--data`` as given if ``s3://``, else uploaded."""
     if cfg.data and cfg.data.startswith("s3://"):
         return cfg.data
     key_prefix = f"{cfg.prefix}/data/{cfg.stamp}/train"
     if cfg.data:
-        path = Path(cfg.data)
-        files = sorted(path.glob("*.csv")) if path.is_dir() else [path]
-        if not files or not all(f.is_file() for f in files):
-            raise DeployError(f"no CSV data at {path}")
-        for file in files:
+        for file in _local_data(cfg):
             aws.call(
                 "s3",
                 "put_object",
@@ -363,23 +420,33 @@ def train(
 
 
 def latest_model_data(aws: Aws, cfg: DeployConfig) -> str:
-    """``model.tar.gz`` of this deployment's newest completed training job."""
-    found = aws.call(
-        "sagemaker",
-        "list_training_jobs",
-        NameContains=cfg.name,
-        StatusEquals="Completed",
-        SortBy="CreationTime",
-        SortOrder="Descending",
-        MaxResults=1,
-    )
-    summaries = found.get("TrainingJobSummaries") or []
-    if not summaries:
-        raise DeployError(
-            f"no completed training job named {cfg.name}-*: run `credit-explainer deploy train` "
-            "or pass --model-data s3://.../model.tar.gz"
+    """``model.tar.gz`` of this deployment's newest completed training job.
+
+    NameContains also matches other deployments' jobs (``<name>-staging-...``): only a name
+    this deployment's naming scheme gives is taken.
+    """
+    token: str | None = None
+    while True:
+        extra: dict[str, Any] = {"NextToken": token} if token else {}
+        found = aws.call(
+            "sagemaker",
+            "list_training_jobs",
+            NameContains=cfg.name,
+            StatusEquals="Completed",
+            SortBy="CreationTime",
+            SortOrder="Descending",
+            MaxResults=100,
+            **extra,
         )
-    job = aws.call(
-        "sagemaker", "describe_training_job", TrainingJobName=summaries[0]["TrainingJobName"]
-    )
-    return str(job["ModelArtifacts"]["S3ModelArtifacts"])
+        for summary in found.get("TrainingJobSummaries") or []:
+            if cfg.is_versioned(summary["TrainingJobName"]):
+                job = aws.call(
+                    "sagemaker", "describe_training_job", TrainingJobName=summary["TrainingJobName"]
+                )
+                return str(job["ModelArtifacts"]["S3ModelArtifacts"])
+        token = found.get("NextToken")
+        if not token:
+            raise DeployError(
+                f"no completed training job named {cfg.name}-<stamp>: run `credit-explainer "
+                "deploy train` or pass --model-data s3://.../model.tar.gz"
+            )

@@ -6,6 +6,25 @@ into API Gateway proxy events for the real scoring handler, whose boto3 client
 reaches the model server through ``AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME``.
 """
 
-from .stack import LocalStack, handler_environment
+from __future__ import annotations
 
-__all__ = ["LocalStack", "handler_environment"]
+from typing import TYPE_CHECKING, Any, Final
+
+if TYPE_CHECKING:
+    from .stack import LocalStack, handler_environment
+
+__all__ = ["EXAMPLE_DECISION_THRESHOLDS", "LocalStack", "handler_environment"]
+
+#: The one example of decision bands (DECISION_THRESHOLDS): the demo uses it, `up --help`
+#: and the docs show it. An example, not a credit policy: set your own.
+EXAMPLE_DECISION_THRESHOLDS: Final = "approve:0.08,review:0.2,decline"
+
+
+def __getattr__(name: str) -> Any:
+    # Imported on first use: the stack needs uvicorn (the api extra), and the CLI imports
+    # this package to register `up` and `demo` in a client-only install too.
+    if name in ("LocalStack", "handler_environment"):
+        from . import stack
+
+        return getattr(stack, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -15,34 +15,61 @@ DEFAULT_MODEL_DIR: Final = "models/default"
 
 
 def register(subparsers: Any) -> None:
+    from . import EXAMPLE_DECISION_THRESHOLDS
+
     up = subparsers.add_parser(
         "up",
         help="run the local stack: model server + scoring API on loopback (Ctrl-C stops)",
         description=(
             "Start the model server and a local API Gateway running the real scoring handler. "
-            "POST applicants to {api}/score; GET {api}/health; GET {api}/swagger."
+            "POST applicants to {api}/score; GET {api}/health; GET {api}/swagger (Swagger UI)."
         ),
     )
-    up.add_argument("--model-dir", default=DEFAULT_MODEL_DIR, help="trained model directory")
-    up.add_argument("--port", type=int, default=3000, help="scoring API port (default 3000)")
-    up.add_argument("--model-port", type=int, default=8080, help="model server port (8080)")
-    up.add_argument("--api-key", help="require this x-api-key, as API Gateway does (403 otherwise)")
+    up.add_argument(
+        "--model-dir",
+        default=DEFAULT_MODEL_DIR,
+        help=f"trained model directory (default: {DEFAULT_MODEL_DIR})",
+    )
+    up.add_argument("--port", type=int, default=3000, help="scoring API port (default: 3000)")
+    up.add_argument(
+        "--model-port", type=int, default=8080, help="model server port (default: 8080)"
+    )
+    up.add_argument(
+        "--api-key", help="require this x-api-key, as API Gateway does (default: none; 403 without)"
+    )
+    up.add_argument(
+        "--decision-thresholds",
+        metavar="BANDS",
+        help=(
+            "decision bands, label:upper bound, the last label takes the rest, e.g. "
+            f"{EXAMPLE_DECISION_THRESHOLDS} (default: none: probabilities only, no decision)"
+        ),
+    )
     up.add_argument(
         "--env",
         action="append",
         default=[],
         metavar="NAME=VALUE",
-        help="function environment variable, e.g. DECISION_THRESHOLDS=approve:0.1,decline",
+        help="another function environment variable, e.g. MAX_APPLICANTS=500; repeatable "
+        "(default: none)",
     )
-    up.add_argument("--log-level", default="INFO", help="the handler's log level (INFO)")
+    up.add_argument("--log-level", default="INFO", help="the handler's log level (default: INFO)")
     up.set_defaults(func=run_up)
 
     demo = subparsers.add_parser(
         "demo",
         help="train if needed, start the local stack, score sample applicants, print explanations",
+        description=(
+            "Train a model on the synthetic data if --model-dir holds none (about a minute), "
+            "start the local stack with the example decision thresholds "
+            f"{EXAMPLE_DECISION_THRESHOLDS}, score three sample applicants through the API, "
+            "print their explanations, stop."
+        ),
     )
     demo.add_argument(
-        "--model-dir", default=DEFAULT_MODEL_DIR, help="model directory (trained if absent)"
+        "--model-dir",
+        default=DEFAULT_MODEL_DIR,
+        help=f"model directory, trained if absent (default: {DEFAULT_MODEL_DIR})",
     )
     demo.set_defaults(func=run_demo)
 
@@ -76,7 +103,14 @@ def run_up(args: argparse.Namespace) -> int:
         api_port=args.port,
         model_port=args.model_port,
         api_key=args.api_key,
-        environment=_parse_env(args.env),
+        environment={
+            **_parse_env(args.env),
+            **(
+                {"DECISION_THRESHOLDS": args.decision_thresholds}
+                if args.decision_thresholds
+                else {}
+            ),
+        },
         log_level=args.log_level,
     )
     try:
@@ -92,6 +126,8 @@ def run_up(args: argparse.Namespace) -> int:
         print(f"scoring API   {stack.api_url}  (POST /score, GET /health, GET /swagger)")
         if args.api_key:
             print("              requires the header x-api-key")
+        if args.decision_thresholds:
+            print(f"decisions     {args.decision_thresholds}")
         print("Ctrl-C stops both.", flush=True)
         stop = threading.Event()
         previous = {

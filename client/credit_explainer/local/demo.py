@@ -1,16 +1,19 @@
-"""``make demo``: train if needed, start the local stack, score applicants through the API, print."""
+"""``make demo``: train if needed, start the local stack, score applicants through the API, print.
+
+Explanations are printed by the SDK's own renderer (``print(score)``), as a user would.
+"""
 
 from __future__ import annotations
 
 import importlib
 import json
-import sys
 import time
 from pathlib import Path
 from typing import Any, Final
 
 import httpx
 
+from . import EXAMPLE_DECISION_THRESHOLDS
 from .stack import LocalStack
 
 #: Three applicants of the Give Me Some Credit kind (made up, not from the data set).
@@ -53,9 +56,6 @@ SAMPLE_APPLICANTS: Final[list[dict[str, Any]]] = [
     },
 ]
 
-DEMO_THRESHOLDS: Final = "approve:0.08,review:0.25,decline"
-_BAR: Final = 30
-
 
 def ensure_model(model_dir: Path) -> None:
     """Train a model on the embedded synthetic data when ``model_dir`` holds none."""
@@ -69,55 +69,42 @@ def ensure_model(model_dir: Path) -> None:
     print(f"trained in {time.perf_counter() - started:.1f} s")
 
 
-def render(result: dict[str, Any], top: int = 5) -> str:
-    """One scored applicant as text: probability, decision, ranked contributions as bars."""
-    lines = [
-        f"applicant {result['index']}: P(serious delinquency in 2 years) = "
-        f"{result['probability']:.3f}"
-        + (f"  -> {result['decision']}" if result.get("decision") else "")
-        + f"   (base value {result['base_value']:.3f})"
-    ]
-    contributions = result["contributions"]
-    scale = max(abs(c["shap_value"]) for c in contributions) or 1.0
-    for c in contributions[:top]:
-        width = round(abs(c["shap_value"]) / scale * _BAR)
-        bar = ("+" if c["shap_value"] > 0 else "-") * max(width, 1)
-        value = "missing" if c["value"] is None else f"{c['value']:g}"
-        lines.append(f"  {c['shap_value']:+.4f} {bar:<{_BAR}} {c['feature']} = {value}")
-    rest = sum(c["shap_value"] for c in contributions[top:])
-    lines.append(f"  {rest:+.4f} {'':<{_BAR}} {len(contributions) - top} other features")
-    return "\n".join(lines)
-
-
 def demo(model_dir: Path) -> int:
+    from .. import CreditExplainerClient
+
     ensure_model(model_dir)
     with LocalStack(
-        model_dir, environment={"DECISION_THRESHOLDS": DEMO_THRESHOLDS}, log_level="ERROR"
+        model_dir,
+        environment={"DECISION_THRESHOLDS": EXAMPLE_DECISION_THRESHOLDS},
+        log_level="ERROR",
     ) as stack:
-        print(f"local stack: scoring API {stack.api_url}, model server {stack.model_url}\n")
-        with httpx.Client(base_url=stack.api_url, timeout=30.0) as http:
-            health = http.get("/health")
-            print(f"GET /health -> {health.status_code}")
-            answer = http.post("/score", json=SAMPLE_APPLICANTS)
-            print(f"POST /score ({len(SAMPLE_APPLICANTS)} applicants) -> {answer.status_code}")
-            if answer.status_code != 200:
-                print(answer.text, file=sys.stderr)
-                return 1
-            body = answer.json()
-            print(f"model version {body['model_version']}, request id {body['request_id']}\n")
-            for result in body["results"]:
-                print(render(result))
-                total = result["base_value"] + sum(c["shap_value"] for c in result["contributions"])
-                print(f"  base value + contributions = {total:.6f} (the probability)\n")
+        print(f"local stack: scoring API {stack.api_url}, model server {stack.model_url}")
+        print(
+            f"decisions from the example thresholds {EXAMPLE_DECISION_THRESHOLDS} "
+            "(yours: credit-explainer up --decision-thresholds ...)\n"
+        )
+        with (
+            CreditExplainerClient(stack.api_url) as client,
+            httpx.Client(base_url=stack.api_url, timeout=30.0) as http,
+        ):
+            print(f"GET /health -> {http.get('/health').status_code}")
+            scores = client.score_many(SAMPLE_APPLICANTS)
+            print(
+                f"POST /score ({len(SAMPLE_APPLICANTS)} applicants) -> 200, model version "
+                f"{scores.scores[0].model_version}\n"
+            )
+            for score in scores.scores:
+                print(f"applicant {score.index}\n{score}\n")
             # The original blog's client double-encodes: the same numbers come back.
             blog = http.post(
                 "/score",
                 content=json.dumps(json.dumps(SAMPLE_APPLICANTS)),
                 headers={"Content-Type": "application/json"},
             )
-            same = blog.status_code == 200 and [
-                r["probability"] for r in blog.json()["results"]
-            ] == [r["probability"] for r in body["results"]]
+            same = (
+                blog.status_code == 200
+                and [r["probability"] for r in blog.json()["results"]] == scores.probabilities()
+            )
             print(
                 f"double-encoded request (the original blog's client) -> {blog.status_code}, "
                 f"same probabilities: {same}"

@@ -40,8 +40,8 @@ from types import ModuleType
 from typing import Any, Final
 
 from credit_schema import PayloadTooLargeError, check_body_size
-from credit_schema.media import API_GATEWAY_TIMEOUT_SECONDS
-from credit_schema.media import request_id as new_request_id
+from credit_schema.edge import API_GATEWAY_TIMEOUT_SECONDS
+from credit_schema.edge import request_id as new_request_id
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import ClientDisconnect, Request
@@ -171,10 +171,17 @@ def _function_too_large(size: int, limit: int, request_id: str) -> Response:
     raise ValueError(f"{size} bytes is within the limit of {limit}")
 
 
+def _without_stage(path: str, stage: str) -> str:
+    # API Gateway serves a stage under /<stage>; the OpenAPI document's servers (and so Swagger
+    # UI's "Try it out") point there, so the local gateway answers there too, as at its root.
+    return path[len(stage) + 1 :] if path.startswith(f"/{stage}/") else path
+
+
 def build_event(
     request: Request, body: bytes, *, resource: str, stage: str, request_id: str
 ) -> dict[str, Any]:
     """The API Gateway REST proxy (v1) event for this request."""
+    path = _without_stage(request.url.path, stage)
     headers: dict[str, str] = {}
     multi_headers: dict[str, list[str]] = {}
     for raw_name, raw_value in request.headers.raw:
@@ -199,7 +206,7 @@ def build_event(
     client = request.client
     return {
         "resource": resource,
-        "path": request.url.path,
+        "path": path,
         "httpMethod": request.method,
         "headers": headers or None,
         "multiValueHeaders": multi_headers or None,
@@ -213,7 +220,7 @@ def build_event(
             "resourceId": "local",
             "resourcePath": resource,
             "httpMethod": request.method,
-            "path": f"/{stage}{request.url.path}",
+            "path": f"/{stage}{path}",
             "stage": stage,
             "requestId": request_id,
             "extendedRequestId": request_id,
@@ -256,7 +263,7 @@ def make_app(
 
     async def proxy(request: Request) -> Response:
         request_id = new_request_id(None)  # API Gateway issues its own, whatever the client sent
-        resource = request.url.path.rstrip("/") or "/"
+        resource = _without_stage(request.url.path, stage).rstrip("/") or "/"
         if (request.method, resource) not in ROUTES:
             return _gateway_error(
                 403,

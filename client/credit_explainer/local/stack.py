@@ -157,10 +157,8 @@ class LocalStack(AbstractContextManager["LocalStack"]):
     def __enter__(self) -> Self:
         try:
             if self.model_dir is not None:
-                # The model side (the model extra) is imported only when a model is served here.
-                model_server: Any = importlib.import_module("credit_model.server")
                 server = self._stack.enter_context(
-                    model_server.ModelServer(
+                    ModelServer(
                         self.model_dir, port=self.model_port, endpoint_name=self.endpoint_name
                     )
                 )
@@ -193,3 +191,39 @@ class LocalStack(AbstractContextManager["LocalStack"]):
     ) -> None:
         self._api = None
         self._stack.close()
+
+
+class ModelServer:
+    """The model server on a free loopback port, in a thread, for tests and the local stack.
+
+    ``with ModelServer(model_dir) as server: server.url`` ...
+    """
+
+    def __init__(
+        self,
+        model: Any,
+        *,
+        host: str = LOOPBACK,
+        port: int = 0,
+        endpoint_name: str | None = None,
+        max_body_bytes: int | None = None,
+        timeout: float | None = None,
+    ) -> None:
+        # The model side (the model extra) is imported only when a model is served here.
+        server: Any = importlib.import_module("credit_model.server")
+        self.app = server.create_app(
+            model, endpoint_name=endpoint_name, max_body_bytes=max_body_bytes, timeout=timeout
+        )
+        self.endpoint_name: str = self.app.state.endpoint_name
+        self._thread = ServerThread(self.app, host=host, port=port, name="model server")
+
+    @property
+    def url(self) -> str:
+        return self._thread.url
+
+    def __enter__(self) -> Self:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._thread.stop()

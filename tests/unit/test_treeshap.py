@@ -12,11 +12,13 @@ from typing import Any
 import numpy as np
 import pytest
 import shap
-from credit_model import fast_shap
-from credit_model.fast_shap import (
-    FastTreeExplainer,
+from credit_model import explainer as fast
+from credit_model.explainer import FastTreeExplainer, fast_explainer_for
+from credit_model.forest import (
     UnsupportedModelError,
-    fast_explainer_for,
+    compile_forest,
+    load_tables,
+    save_tables,
     supports,
 )
 from hypothesis import HealthCheck, given, settings
@@ -137,17 +139,6 @@ def test_tables_hold_the_patterns_each_entry_can_meet_only() -> None:
     check_against_shap(pipeline, X_eval)
 
 
-def test_a_forest_beyond_the_kernels_int32_indices_is_refused() -> None:
-    import dataclasses
-
-    c = fast_shap.compile_forest(fit(RandomForestClassifier(3, max_depth=3))[-1])
-    with pytest.raises(UnsupportedModelError, match="int32"):
-        fast_shap._pack(dataclasses.replace(c, max_nodes=2**31), np.zeros(c.n_features))
-    ints, floats = fast_shap._pack(c, np.zeros(c.n_features))
-    assert ints.dtype == np.int32 and ints[0] == c.max_nodes
-    assert floats[c.n_features] == c.base_value
-
-
 def test_single_leaf_trees() -> None:
     # Constant features: no split is possible, every tree is one leaf.
     X = np.ones((50, 3))
@@ -197,7 +188,7 @@ def test_missing_values_are_imputed_before_the_forest() -> None:
 
 def test_bare_forest_refuses_missing_values() -> None:
     forest = fit(RandomForestClassifier(3, max_depth=3))[-1]
-    explainer = FastTreeExplainer(forest)
+    explainer = FastTreeExplainer.from_model(forest)
     with pytest.raises(ValueError, match="missing values"):
         explainer.explain(np.full((1, 4), np.nan))
     with pytest.raises(ValueError, match="shape"):
@@ -229,20 +220,39 @@ def test_multiclass_is_refused() -> None:
     assert not supports(forest)
 
 
-def test_works_without_a_writable_numba_cache(monkeypatch: pytest.MonkeyPatch) -> None:
-    import numba
+def test_works_without_a_writable_numba_cache(tmp_path: Any) -> None:
+    import subprocess
+    import sys
 
-    real = numba.njit
+    blocked = tmp_path / "file"
+    blocked.write_text("")  # a cache directory below a file cannot be created
+    code = (
+        "import numpy as np\n"
+        "from sklearn.ensemble import RandomForestClassifier\n"
+        "from credit_model.explainer import FastTreeExplainer\n"
+        "X = np.random.default_rng(0).normal(size=(100, 3)); y = (X[:, 0] > 0).astype(int)\n"
+        "f = RandomForestClassifier(3, max_depth=3, random_state=0).fit(X, y)\n"
+        "p, phi = FastTreeExplainer.from_model(f).explain(X)\n"
+        "assert np.array_equal(p, f.predict_proba(X)[:, 1])\n"
+    )
+    env = {**__import__("os").environ, "NUMBA_CACHE_DIR": str(blocked / "cache")}
+    result = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300
+    )
+    assert result.returncode == 0, result.stderr
 
-    def no_cache_location(*args: Any, **kwargs: Any) -> Any:
-        if kwargs.get("cache"):
-            raise RuntimeError("cannot cache function: no locator available for file")
-        return real(*args, **kwargs)
 
-    monkeypatch.setattr(numba, "njit", no_cache_location)
-    monkeypatch.setattr(fast_shap, "_KERNEL", None)
-    pipeline = fit(RandomForestClassifier(4, max_depth=3, random_state=0))
-    check_against_shap(pipeline, np.random.default_rng(1).normal(size=(20, 4)))
+def test_saved_tables_explain_bit_for_bit_like_the_forest(tmp_path: Any) -> None:
+    pipeline = fit(RandomForestClassifier(6, max_depth=5, random_state=1))
+    X = np.random.default_rng(2).normal(size=(50, 4))
+    X[::7, 1] = np.nan
+    direct = fast_explainer_for(pipeline)
+    save_tables(tmp_path / "t.npz", compile_forest(pipeline[-1]), direct.fill_values)
+    compiled, fill = load_tables(tmp_path / "t.npz")
+    loaded = FastTreeExplainer(compiled, fill_values=fill)
+    for got, want in zip(loaded.explain_checked(X), direct.explain_checked(X), strict=True):
+        np.testing.assert_array_equal(got, want)
+    assert loaded.base_value == direct.base_value
 
 
 def test_build_explainer_is_fast_by_default_and_falls_back_to_shap(
@@ -284,8 +294,8 @@ def test_blocks_threads_and_wide_inputs_agree_with_shap() -> None:
     ).fit(X, y)
     one = fast_explainer_for(pipeline, threads=1)
     several = [fast_explainer_for(pipeline, threads=k) for k in (2, 3)]
-    assert fast_shap.PARALLEL_MIN_APPLICANTS <= len(X)
-    for n in (1, 7, 8, 9, 17, fast_shap.PARALLEL_MIN_APPLICANTS + 3, len(X)):
+    assert fast.PARALLEL_MIN_APPLICANTS <= len(X)
+    for n in (1, 7, 8, 9, 17, fast.PARALLEL_MIN_APPLICANTS + 3, len(X)):
         proba, phi = one.explain(X[:n])
         for explainer in several:  # split across threads (the caller's among them): same bits
             proba2, phi2 = explainer.explain(X[:n])
@@ -310,74 +320,10 @@ def test_the_kernel_measures_the_additivity_gap() -> None:
 
 
 def test_threads_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv(fast_shap.THREADS_ENV, "3")
-    assert fast_shap.default_threads() == 3
-    monkeypatch.setenv(fast_shap.THREADS_ENV, "0")
-    with pytest.raises(ValueError, match=fast_shap.THREADS_ENV):
-        fast_shap.default_threads()
-    monkeypatch.delenv(fast_shap.THREADS_ENV)
-    assert fast_shap.default_threads() >= 1
-
-
-def test_the_kernels_arrays_are_copied_side_by_side_onto_huge_pages() -> None:
-    import mmap
-
-    table = np.arange(3 * 8 * 11_000, dtype=np.float64).reshape(-1, 8, 10)  # 2.1 MB
-    arrays = (np.arange(11, dtype=np.int32), np.linspace(0.0, 1.0, 7), table)
-    copies = fast_shap._on_huge_pages(*arrays)
-    for original, copy in zip(arrays, copies, strict=True):
-        assert copy.dtype == original.dtype and copy.shape == original.shape
-        assert np.array_equal(copy, original)
-        assert copy.flags.c_contiguous and copy.flags.writeable
-    if hasattr(mmap, "MADV_HUGEPAGE"):  # Linux
-        assert not any(np.shares_memory(c, a) for c, a in zip(copies, arrays, strict=True))
-        assert copies[0].ctypes.data % (2 << 20) == 0  # the mapping starts on a huge page
-        assert copies[1].ctypes.data - copies[0].ctypes.data == 64  # 44 bytes, padded
-        assert copies[2].ctypes.data - copies[1].ctypes.data == 64  # 56 bytes, padded
-    small = arrays[:2]  # less than a huge page in all: left where they are
-    assert all(c is a for c, a in zip(fast_shap._on_huge_pages(*small), small, strict=True))
-
-
-def test_the_default_models_kernel_arrays_are_one_mapping_and_one_copy(
-    synthetic_model: Any,
-) -> None:
-    import mmap
-
-    explainer = synthetic_model.explainer
-    assert explainer._table is explainer.compiled.table  # the heap copy was let go
-    assert explainer._table.nbytes > 2 << 20
-    if hasattr(mmap, "MADV_HUGEPAGE"):
-        start = explainer._ints.ctypes.data
-        assert start % (2 << 20) == 0
-        assert explainer._floats.ctypes.data > start and explainer._table.ctypes.data > start
-
-
-def test_the_entry_point_gives_what_the_dispatcher_gives_for_any_array_layout() -> None:
-    pipeline = fit(RandomForestClassifier(7, max_depth=5), n=400, seed=4)
-    explainer = fast_explainer_for(pipeline, threads=1)
-    assert explainer._call is not explainer._kernel  # numba's dispatcher is skipped
-    rng = np.random.default_rng(8)
-    X = rng.normal(size=(40, 4))
-    X[rng.random(X.shape) < 0.2] = np.nan
-    proba, phi = explainer.explain(X)
-    expected_proba = np.empty(len(X))
-    expected_phi = np.empty((len(X), explainer._width))
-    explainer._kernel(
-        X, explainer._ints, explainer._floats, explainer._table, expected_proba, expected_phi
-    )
-    assert np.array_equal(proba, expected_proba)
-    assert np.array_equal(phi, expected_phi[:, :4], equal_nan=True)
-    raw = np.zeros(X.nbytes + 1, dtype=np.uint8)
-    unaligned = raw[1:].view(np.float64).reshape(X.shape)  # bytes at an odd offset
-    unaligned[...] = X
-    assert not unaligned.flags.aligned
-    for layout in (
-        unaligned,
-        np.asfortranarray(X),
-        X.astype(np.float32).astype(np.float64),
-        np.repeat(X, 2, axis=0)[::2],
-        X.tolist(),
-    ):
-        got_proba, got_phi = explainer.explain(layout)
-        assert np.array_equal(got_proba, proba)
-        assert np.array_equal(got_phi, phi)
+    monkeypatch.setenv(fast.THREADS_ENV, "3")
+    assert fast.default_threads() == 3
+    monkeypatch.setenv(fast.THREADS_ENV, "0")
+    with pytest.raises(ValueError, match=fast.THREADS_ENV):
+        fast.default_threads()
+    monkeypatch.delenv(fast.THREADS_ENV)
+    assert fast.default_threads() >= 1
