@@ -32,6 +32,14 @@ print((time.perf_counter() - t) * 1000)
 """
 
 
+def python313() -> str | None:
+    """The Lambda runtime's interpreter: $PYTHON313_BIN/python3.13, else pyenv's 3.13."""
+    configured = os.environ.get("PYTHON313_BIN")
+    candidates = [f"{configured}/python3.13"] if configured else []
+    candidates += sorted(glob.glob(os.path.expanduser("~/.pyenv/versions/3.13*/bin/python3.13")))
+    return next((c for c in candidates if os.access(c, os.X_OK)), None)
+
+
 def measure(python: str, flags: list[str], env: dict[str, str], runs: int) -> list[float]:
     out = []
     for _ in range(runs):
@@ -52,7 +60,7 @@ def main() -> None:
         "AWS_ACCESS_KEY_ID": "x",
         "AWS_SECRET_ACCESS_KEY": "x",
     }
-    py313 = next(iter(sorted(glob.glob("/root/.pyenv/versions/3.13*/bin/python3.13"))), None)
+    py313 = python313()
     setups = []
     if py313 and BUILD.exists():
         setups.append(

@@ -43,6 +43,7 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
 sys.path.insert(0, str(HERE))
 
+from api_import_time import python313  # noqa: E402
 from real_data import REAL_DATA  # noqa: E402
 
 PY = sys.executable
@@ -239,9 +240,7 @@ def requests_per_second(model_dir: Path, seconds: int, work: Path) -> dict[str, 
 
 def lambda_import(runs: int) -> dict[str, float] | None:
     build = ROOT / ".aws-sam-x86_64" / "build"
-    python = shutil.which("python3.13") or next(
-        iter(sorted(Path.home().glob(".pyenv/versions/3.13*/bin/python3.13"))), None
-    )
+    python = python313()
     if not (build / "ScoringFunction").is_dir() or python is None:
         return None
     paths = f"{build}/ScoringFunction:{build}/CreditSchemaLayer/python"

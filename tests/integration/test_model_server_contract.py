@@ -31,6 +31,16 @@ class SlowExplainer:
         return proba, values, gap
 
 
+def batch_past_inline(applicants: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """A batch scored in a worker thread, under the timeout (small bodies run on the loop)."""
+    from credit_model.server import INLINE_MAX_BYTES
+
+    compact = len(json.dumps(applicants, separators=(",", ":")))
+    batch = applicants * (INLINE_MAX_BYTES // compact + 1)
+    assert len(json.dumps(batch, separators=(",", ":"))) > INLINE_MAX_BYTES
+    return batch
+
+
 @pytest.fixture(scope="module")
 def slow_server(synthetic_model: Any) -> Any:
     slow = dataclasses.replace(
@@ -44,7 +54,8 @@ def test_a_request_past_the_timeout_gets_504_json_at_once(
     slow_server: Any, sample_applicants: list[dict[str, Any]]
 ) -> None:
     started = time.perf_counter()
-    response = httpx.post(f"{slow_server.url}/invocations", json=sample_applicants[:1], timeout=10)
+    body = batch_past_inline(sample_applicants)
+    response = httpx.post(f"{slow_server.url}/invocations", json=body, timeout=10)
     elapsed = time.perf_counter() - started
     assert response.status_code == 504
     error = response.json()["error"]
@@ -60,7 +71,7 @@ def test_the_runtime_api_reports_a_timeout_as_model_error(
     with pytest.raises(runtime.exceptions.ModelError) as info:
         runtime.invoke_endpoint(
             EndpointName=slow_server.endpoint_name,
-            Body=json.dumps(sample_applicants[:1]),
+            Body=json.dumps(batch_past_inline(sample_applicants)),
             ContentType="application/json",
         )
     assert info.value.response["OriginalStatusCode"] == 504
@@ -75,7 +86,7 @@ def test_timeout_comes_from_sagemakers_variable(
         synthetic_model, explainer=SlowExplainer(synthetic_model.explainer, 1.0)
     )
     with ModelServer(slow) as server:
-        response = httpx.post(f"{server.url}/invocations", json=sample_applicants[:1])
+        response = httpx.post(f"{server.url}/invocations", json=batch_past_inline(sample_applicants))
     assert response.status_code == 504
 
 
