@@ -52,6 +52,7 @@ from credit_schema import (
     ServiceError,
     UnsupportedMediaTypeError,
     check_body_size,
+    check_content_type,
     check_count,
     decode_json,
     legacy_dict,
@@ -66,6 +67,8 @@ from .endpoint import ModelEndpoint, Scored
 SERVICE = "scoring-api"
 #: What ``POST /score`` answers, the default first.
 ANSWER_TYPES = (CONTENT_TYPE_JSON, CONTENT_TYPE_LEGACY_JSON)
+#: What ``POST /score`` reads (no Content-Type: JSON, as the original blog sends it).
+REQUEST_TYPES = (CONTENT_TYPE_JSON,)
 
 settings = Settings.from_env()
 logger = Logger(service=SERVICE)
@@ -257,7 +260,8 @@ def _wants_legacy(fmt: str) -> bool:
 
 @tracer.capture_method(capture_response=False)
 def _explain(applicants: list[Applicant]) -> Scored:
-    return endpoint.explain(applicants)
+    remaining = app.lambda_context.get_remaining_time_in_millis() / 1000.0
+    return endpoint.explain(applicants, time.monotonic() + settings.time_budget(remaining))
 
 
 @app.post(
@@ -387,10 +391,24 @@ def body_size(event: dict[str, Any], limit: int) -> int:
     return len(body.encode("utf-8"))
 
 
-def _too_large(
-    event: dict[str, Any], context: LambdaContext, exc: PayloadTooLargeError
-) -> dict[str, Any]:
-    """The 413 proxy response, built without Powertools decoding the body."""
+def _content_types(event: dict[str, Any]) -> list[str]:
+    """Every ``Content-Type`` value the client sent (API Gateway keeps its header names' case)."""
+    values = [
+        str(v)
+        for name, vs in (event.get("multiValueHeaders") or {}).items()
+        if name.lower() == "content-type"
+        for v in vs or ()
+    ]
+    values += [
+        str(v)
+        for name, v in (event.get("headers") or {}).items()
+        if name.lower() == "content-type" and v is not None
+    ]
+    return values
+
+
+def _refused(event: dict[str, Any], context: LambdaContext, exc: ServiceError) -> dict[str, Any]:
+    """The 413/415 proxy response, built without Powertools decoding the body."""
     request_id = (event.get("requestContext") or {}).get("requestId") or context.aws_request_id
     _count_error(exc.code, exc.status_code)
     app.clear_context()
@@ -406,9 +424,12 @@ def _handle(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     metrics.add_metric(name="Requests", unit=MetricUnit.Count, value=1)
     app.append_context(started=time.perf_counter())  # failures log their latency too
     try:  # before anything decodes the body: a 60 MB body costs no memory
+        if event.get("httpMethod") == "POST":  # Powertools would parse forms, echoing them
+            for content_type in _content_types(event):
+                check_content_type(content_type, REQUEST_TYPES)
         check_body_size(body_size(event, settings.max_body_bytes), settings.max_body_bytes)
-    except PayloadTooLargeError as exc:
-        return _too_large(event, context, exc)
+    except (PayloadTooLargeError, UnsupportedMediaTypeError) as exc:
+        return _refused(event, context, exc)
     return app.resolve(event, context)
 
 

@@ -11,9 +11,10 @@ variable                            meaning (default)
                                     (label:upper bound, exclusive; the last label takes the
                                     rest); unset: no ``decision`` in responses
 ``SAGEMAKER_CONNECT_TIMEOUT``       seconds (2)
-``SAGEMAKER_READ_TIMEOUT``          seconds per attempt (8; 3 attempts stay under API
-                                    Gateway's 29 s integration timeout)
-``SAGEMAKER_MAX_ATTEMPTS``          total attempts including the first (3)
+``SAGEMAKER_READ_TIMEOUT``          seconds per attempt (8)
+``SAGEMAKER_MAX_ATTEMPTS``          total attempts including the first (3); an attempt is
+                                    made only if it ends, at its longest, within the
+                                    request's time budget (:meth:`Settings.time_budget`)
 ``AWS_RETRY_MODE``                  botocore retry mode, ``standard`` or ``adaptive`` (standard)
 ``HEALTH_CHECK``                    ``describe-endpoint`` (SageMaker DescribeEndpoint, needs
                                     ``sagemaker:DescribeEndpoint``) or ``ping`` (``GET /ping``
@@ -35,8 +36,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from credit_schema import DEFAULT_ENDPOINT_NAME, DEFAULT_MAX_APPLICANTS, DEFAULT_MAX_BODY_BYTES
+from credit_schema.edge import API_GATEWAY_TIMEOUT_SECONDS
 
 HEALTH_CHECKS = ("describe-endpoint", "ping")
+#: Seconds kept back from the time budget to build and return the answer.
+ANSWER_RESERVE_SECONDS = 2.0
 
 
 class ConfigurationError(ValueError):
@@ -131,6 +135,19 @@ class Settings:
     health_check: str = "describe-endpoint"
     health_cache_seconds: float = 10.0
     enable_swagger: bool = True
+
+    def time_budget(self, remaining_seconds: float) -> float:
+        """Seconds a request may spend on the endpoint: within the Lambda's remaining time and
+        API Gateway's timeout, with :data:`ANSWER_RESERVE_SECONDS` left to answer."""
+        return min(remaining_seconds, API_GATEWAY_TIMEOUT_SECONDS) - ANSWER_RESERVE_SECONDS
+
+    def __post_init__(self) -> None:
+        if self.connect_timeout + self.read_timeout > self.time_budget(math.inf):
+            raise ConfigurationError(
+                "SAGEMAKER_CONNECT_TIMEOUT + SAGEMAKER_READ_TIMEOUT must leave "
+                f"{ANSWER_RESERVE_SECONDS:g} s of API Gateway's {API_GATEWAY_TIMEOUT_SECONDS:g} s "
+                f"to answer, got {self.connect_timeout:g} + {self.read_timeout:g} s"
+            )
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:

@@ -59,8 +59,34 @@ from .errors import (
 _THROTTLING_CODES: Final = frozenset(
     {"ThrottlingException", "Throttling", "TooManyRequestsException", "RequestLimitExceeded"}
 )
+#: botocore's standard retry mode sleeps rand() * min(BASE ** (n - 1), MAX) s before attempt
+#: n + 1, up to RETRY_AFTER_EXTRA s more when the answer carries x-amz-retry-after.
+BACKOFF_BASE: Final = 2
+MAX_BACKOFF: Final = 20.0
+RETRY_AFTER_EXTRA: Final = 5.0
+_RETRY_AFTER_HEADER: Final = "x-amz-retry-after"
+_INVOKE: Final = "InvokeEndpoint"
+
 #: DescribeEndpoint statuses in which the endpoint answers invocations.
 _SERVING: Final = frozenset({"InService", "Updating", "SystemUpdating", "RollingBack"})
+
+
+def longest_backoff(attempts: int, retry_after: bool = False) -> float:
+    """The longest botocore sleeps after ``attempts`` attempts, before the next one."""
+    longest = min(float(BACKOFF_BASE ** (attempts - 1)), MAX_BACKOFF)
+    return longest + (RETRY_AFTER_EXTRA if retry_after else 0.0)
+
+
+def worst_case_seconds(settings: Settings, budget: float) -> float:
+    """How long an invocation can take when every attempt takes its longest (connect + read
+    timeouts) and every sleep too, given the ``budget`` :meth:`ModelEndpoint.explain` keeps."""
+    attempt = settings.connect_timeout + settings.read_timeout
+    spent = attempt
+    for made in range(1, settings.max_attempts):
+        if spent + longest_backoff(made) + attempt > budget:
+            break
+        spent += longest_backoff(made) + attempt
+    return spent
 
 
 def client_config(settings: Settings) -> Config:
@@ -97,14 +123,24 @@ class ModelEndpoint:
         self._control: Any | None = None  # sagemaker control plane, created on first /health
         self._health: tuple[float, Health] | None = None
         self._lock = threading.Lock()
+        self._deadline = threading.local()  # of the invocation under way in this thread
+        # Ahead of botocore's own retry handler: no retry that could end past the deadline.
+        self.runtime.meta.events.register_first(
+            f"needs-retry.sagemaker-runtime.{_INVOKE}", self._no_retry_past_deadline
+        )
 
     # -- scoring -----------------------------------------------------------------------------
 
-    def explain(self, applicants: Sequence[Applicant]) -> Scored:
+    def explain(self, applicants: Sequence[Applicant], deadline: float | None = None) -> Scored:
+        """Score and check; no attempt is made that could end past ``deadline`` (monotonic)."""
         inputs = [a.to_features() for a in applicants]
         payload = json.dumps({"instances": inputs})
         started = time.perf_counter()
-        body = self._invoke(payload.encode())
+        self._deadline.value = deadline
+        try:
+            body = self._invoke(payload.encode())
+        finally:
+            self._deadline.value = None
         latency = (time.perf_counter() - started) * 1000.0
         model_version, explanations = check_response(body, inputs)
         return Scored(model_version, explanations, latency)
@@ -121,6 +157,29 @@ class ModelEndpoint:
         except Exception as exc:
             raise upstream_error(exc) from exc
         return body
+
+    def _no_retry_past_deadline(
+        self,
+        attempts: int,
+        response: tuple[Any, dict[str, Any]] | None = None,
+        caught_exception: BaseException | None = None,
+        **_: Any,
+    ) -> None:
+        """After each attempt: if botocore's next one could end past the deadline, fail now
+        with what this attempt failed with (its own retry handler can only say "retry")."""
+        deadline: float | None = getattr(self._deadline, "value", None)
+        http = response[0] if response is not None else None
+        if deadline is None or (caught_exception is None and http and http.status_code < 300):
+            return
+        retry_after = http is not None and _RETRY_AFTER_HEADER in http.headers
+        longest = longest_backoff(attempts, retry_after)
+        longest += self.settings.connect_timeout + self.settings.read_timeout
+        if time.monotonic() + longest <= deadline:
+            return
+        if caught_exception is not None:
+            raise caught_exception
+        assert response is not None
+        raise ClientError(response[1], _INVOKE)  # type: ignore[arg-type]
 
     # -- health ------------------------------------------------------------------------------
 

@@ -185,6 +185,39 @@ def _save_tables(pipeline: Any, directory: Path) -> tuple[str, ...]:
     return (TABLES_FILE,)
 
 
+#: metadata.json's fields that serving reads, and their JSON types.
+_METADATA_TYPES: Final[dict[str, type]] = {
+    "format_version": int,
+    "model_version": str,
+    "model_sha256": str,
+    "features": list,
+    "library_versions": dict,
+}
+
+
+def read_metadata(directory: Path) -> dict[str, Any]:
+    """metadata.json as a dict of the types serving reads, else :class:`ModelArtifactError`.
+
+    Its SHA-256 may match (re-signed): its content is still the attacker's.
+    """
+    where = f"{directory}: {METADATA_FILE}"
+    try:
+        meta = json.loads((directory / METADATA_FILE).read_bytes().decode("utf-8"))
+    except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError alike
+        raise ModelArtifactError(f"{where} is not UTF-8 JSON ({exc}); refusing to load") from None
+    if not isinstance(meta, dict):
+        raise ModelArtifactError(f"{where} is not a JSON object; refusing to load")
+    for name, kind in _METADATA_TYPES.items():
+        value = meta.get(name)
+        if not isinstance(value, kind) or isinstance(value, bool):
+            raise ModelArtifactError(
+                f"{where}: {name} is not a JSON {kind.__name__}; refusing to load"
+            )
+    if not all(isinstance(v, str) for v in meta["library_versions"].values()):
+        raise ModelArtifactError(f"{where}: library_versions are not strings; refusing to load")
+    return meta
+
+
 def verify(model_dir: str | Path) -> dict[str, Any]:
     """Check the manifest and the metadata; returns the metadata. Deserialises nothing."""
     directory = Path(model_dir)
@@ -211,7 +244,7 @@ def verify(model_dir: str | Path) -> dict[str, Any]:
                 f"{directory}: {name} does not match its SHA-256 in {MANIFEST_FILE}; "
                 "the artifact was modified after training: refusing to load"
             )
-    meta: dict[str, Any] = json.loads((directory / METADATA_FILE).read_text())
+    meta = read_metadata(directory)
     if meta.get("format_version") != FORMAT_VERSION:
         raise ModelArtifactError(f"{directory}: unsupported format {meta.get('format_version')}")
     if tuple(meta.get("features", ())) != FEATURES:

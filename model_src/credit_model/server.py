@@ -38,12 +38,13 @@ from credit_schema import (
     check_content_type,
     negotiate,
 )
+from credit_schema.edge import request_id as accepted_request_id
 from starlette.applications import Starlette
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from . import artifacts
+from . import artifacts, http_limits
 from .handlers import (
     INPUT_CONTENT_TYPES,
     OUTPUT_CONTENT_TYPES,
@@ -146,6 +147,8 @@ class _Invoker:
             response, kind = _error(failure, request_id), failure.code
         except ServiceError as exc:  # 4xx for the request, 500 for an inconsistent explanation
             response, kind = _error(exc, request_id), exc.code
+        except ClientDisconnect:  # the caller left mid-body: nothing failed, nothing to answer
+            response, kind = Response(status_code=499), "client_disconnected"
         except Exception:
             logger.exception("invocation failed", extra={"request_id": request_id})
             failure = ServiceError("the model failed to score the request")
@@ -207,7 +210,8 @@ def create_app(
         )
 
     async def invocations(request: Request) -> Response:
-        request_id = request.headers.get("x-amzn-requestid") or str(uuid.uuid4())
+        # The caller's id only in the shape SageMaker issues: never log or echo forged text.
+        request_id = accepted_request_id(request.headers.get("x-amzn-requestid"))
         return await invoke(request, request_id)
 
     async def runtime_invoke_endpoint(request: Request) -> Response:
@@ -306,7 +310,15 @@ def run(
             workers=workers,
             log_level=log_level,
             access_log=False,
+            **http_limits.UVICORN_OPTIONS,
         )
         return
     app = create_app(directory, endpoint_name=endpoint_name)
-    uvicorn.run(app, host=host, port=port, log_level=log_level, access_log=False)
+    uvicorn.run(
+        app,
+        host=host,
+        port=port,
+        log_level=log_level,
+        access_log=False,
+        **http_limits.UVICORN_OPTIONS,  # read timeouts and a header size limit
+    )

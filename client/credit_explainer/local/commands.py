@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import importlib
 import signal
 import sys
 import threading
@@ -85,6 +87,9 @@ def _parse_env(pairs: list[str]) -> dict[str, str]:
 def run_up(args: argparse.Namespace) -> int:
     from .stack import LocalStack
 
+    # The model side (the model extra), as the stack itself imports it.
+    artifacts: Any = importlib.import_module("credit_model.artifacts")
+
     model_dir = Path(args.model_dir)
     if not (model_dir / "metadata.json").exists():
         print(
@@ -108,7 +113,13 @@ def run_up(args: argparse.Namespace) -> int:
         },
         log_level=args.log_level,
     )
-    with stack:
+    try:
+        stack.__enter__()
+    except artifacts.ModelArtifactError as exc:  # the user's to fix: no traceback
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    with contextlib.ExitStack() as entered:
+        entered.push(stack)  # entered above: stopped on the way out
         print(
             f"model server  {stack.model_url}  (SageMaker runtime: POST /endpoints/<name>/invocations)"
         )

@@ -8,8 +8,11 @@ response. What API Gateway itself does is emulated where a client can see it:
   ``403 {"message": "Missing Authentication Token"}``, as a REST API answers;
 * with an API key configured, a missing or wrong ``x-api-key`` is
   ``403 {"message": "Forbidden"}`` (``x-amzn-ErrorType: ForbiddenException``);
-* bodies over API Gateway's 10 MiB payload limit are refused with 413 before
-  they are read whole;
+* bodies over API Gateway's 10 MiB payload limit are refused with its 413, and
+  bodies over the function's own limit (``MAX_BODY_BYTES``) with the function's
+  413, from ``Content-Length`` before reading, or as soon as the count passes it;
+* a function that has not answered within API Gateway's 29 s integration timeout
+  gets ``504 {"message": "Endpoint request timed out"}`` (it runs on, as on AWS);
 * text bodies pass as they are, other bodies base64-encoded with
   ``isBase64Encoded: true``; ``x-amzn-RequestId`` carries the request id.
 
@@ -21,9 +24,11 @@ environment.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import contextlib
 import importlib.util
+import logging
 import os
 import threading
 import time
@@ -34,9 +39,12 @@ from datetime import UTC, datetime
 from types import ModuleType
 from typing import Any, Final
 
+from credit_schema import PayloadTooLargeError, check_body_size
+from credit_schema.edge import API_GATEWAY_TIMEOUT_SECONDS
+from credit_schema.edge import request_id as new_request_id
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
@@ -48,6 +56,8 @@ ROUTES: Final[frozenset[tuple[str, str]]] = frozenset(
 MAX_PAYLOAD_BYTES: Final = 10 * 1024 * 1024
 HANDLER_MODULE: Final = "scoring_api.app"
 FUNCTION_NAME: Final = "credit-explainer-local-ScoringFunction"
+
+logger = logging.getLogger(__name__)
 
 # Environment variables are process-wide: one cold start at a time.
 _ENV_LOCK = threading.Lock()
@@ -124,27 +134,41 @@ class LambdaEnvironment:
             return self._handler(event, context)
 
 
-def _gateway_error(status: int, message: str, error_type: str, request_id: str) -> Response:
-    return JSONResponse(
-        {"message": message},
-        status_code=status,
-        headers={"x-amzn-RequestId": request_id, "x-amzn-ErrorType": error_type},
-    )
+def _gateway_error(status: int, message: str, error_type: str | None, request_id: str) -> Response:
+    headers = {"x-amzn-RequestId": request_id}
+    if error_type is not None:
+        headers["x-amzn-ErrorType"] = error_type
+    return JSONResponse({"message": message}, status_code=status, headers=headers)
 
 
-async def _read_body(request: Request, limit: int) -> bytes | None:
-    """The body, or None when it is over ``limit`` (never reads more than limit + one chunk)."""
+async def _read_body(request: Request, limit: int) -> bytes | int:
+    """The body, or its size once over ``limit`` (declared, or counted up to API Gateway's).
+
+    Never holds more than ``limit`` bytes: the rest of an over-limit body is only counted.
+    """
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
-        return None
+        return int(declared)
     chunks: list[bytes] = []
     size = 0
     async for chunk in request.stream():
         size += len(chunk)
-        if size > limit:
-            return None
-        chunks.append(chunk)
-    return b"".join(chunks)
+        if size > MAX_PAYLOAD_BYTES:
+            return size
+        if size <= limit:
+            chunks.append(chunk)
+    return size if size > limit else b"".join(chunks)
+
+
+def _function_too_large(size: int, limit: int, request_id: str) -> Response:
+    """The handler's own 413 (credit_schema's check and words) for a body over its limit."""
+    try:
+        check_body_size(size, limit)
+    except PayloadTooLargeError as exc:
+        return JSONResponse(
+            exc.to_dict(request_id), exc.status_code, {"x-amzn-RequestId": request_id}
+        )
+    raise ValueError(f"{size} bytes is within the limit of {limit}")
 
 
 def _without_stage(path: str, stage: str) -> str:
@@ -229,12 +253,16 @@ def to_response(result: Mapping[str, Any], request_id: str) -> Response:
 
 
 def make_app(
-    environment: LambdaEnvironment, *, api_key: str | None = None, stage: str = "local"
+    environment: LambdaEnvironment,
+    *,
+    api_key: str | None = None,
+    stage: str = "local",
+    timeout: float = API_GATEWAY_TIMEOUT_SECONDS,
 ) -> Starlette:
-    """The local API Gateway as an ASGI app."""
+    """The local API Gateway as an ASGI app; ``timeout``: its integration timeout, seconds."""
 
     async def proxy(request: Request) -> Response:
-        request_id = str(uuid.uuid4())
+        request_id = new_request_id(None)  # API Gateway issues its own, whatever the client sent
         resource = _without_stage(request.url.path, stage).rstrip("/") or "/"
         if (request.method, resource) not in ROUTES:
             return _gateway_error(
@@ -245,12 +273,24 @@ def make_app(
             )
         if api_key is not None and request.headers.get("x-api-key") != api_key:
             return _gateway_error(403, "Forbidden", "ForbiddenException", request_id)
-        body = await _read_body(request, MAX_PAYLOAD_BYTES)
-        if body is None:
-            return _gateway_error(413, "Request Too Long", "RequestTooLongException", request_id)
+        # The function's own limit (MAX_BODY_BYTES), as its handler would refuse the body.
+        limit = min(MAX_PAYLOAD_BYTES, environment.module.settings.max_body_bytes)
+        try:
+            body = await _read_body(request, limit)
+        except ClientDisconnect:  # the client left mid-body: one line, not a traceback
+            logger.warning("client disconnected mid-body request_id=%s", request_id)
+            return Response(status_code=499)
+        if isinstance(body, int):
+            if body > MAX_PAYLOAD_BYTES:
+                return _gateway_error(
+                    413, "Request Too Long", "RequestTooLongException", request_id
+                )
+            return _function_too_large(body, limit, request_id)
         event = build_event(request, body, resource=resource, stage=stage, request_id=request_id)
         try:
-            result = await run_in_threadpool(environment.invoke, event)
+            result = await asyncio.wait_for(run_in_threadpool(environment.invoke, event), timeout)
+        except TimeoutError:
+            return _gateway_error(504, "Endpoint request timed out", None, request_id)
         except Exception:  # noqa: BLE001 - a crashed function: API Gateway answers 502, no trace
             return _gateway_error(
                 502, "Internal server error", "InternalServerErrorException", request_id

@@ -25,6 +25,7 @@ from types import TracebackType
 from typing import Any, Final, Self
 
 import uvicorn
+from credit_model.http_limits import UVICORN_OPTIONS
 
 from .gateway import LambdaEnvironment, make_app
 
@@ -71,7 +72,12 @@ class ServerThread:
         self.host = host
         self.port: int = self._socket.getsockname()[1]
         config = uvicorn.Config(
-            app, log_level="warning", access_log=False, lifespan="off", timeout_graceful_shutdown=2
+            app,
+            log_level="warning",
+            access_log=False,
+            lifespan="off",
+            timeout_graceful_shutdown=2,
+            **UVICORN_OPTIONS,  # read timeouts and a header size limit
         )
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(

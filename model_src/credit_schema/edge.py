@@ -1,0 +1,32 @@
+"""Request ids and API Gateway's timeout: rules the API, the model server and the local
+stack share.
+
+Standard library only, like the rest of :mod:`credit_schema`.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from typing import Final
+
+#: What AWS issues as a request id (``x-amzn-RequestId``): a UUID, 36 characters.
+_REQUEST_ID: Final = re.compile(
+    r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
+)
+REQUEST_ID_LENGTH: Final = 36
+
+
+def request_id(header: str | None) -> str:
+    """The caller's request id if it has the shape AWS issues (a UUID), else a new one.
+
+    Anything else (too long, other characters, log-line text) is replaced, never echoed.
+    """
+    if header is not None and len(header) == REQUEST_ID_LENGTH and _REQUEST_ID.fullmatch(header):
+        return header
+    return str(uuid.uuid4())
+
+
+#: API Gateway's integration timeout for a REST API, seconds: past it the caller gets its
+#: own ``504 {"message": "Endpoint request timed out"}``, whatever the function does.
+API_GATEWAY_TIMEOUT_SECONDS: Final = 29.0
