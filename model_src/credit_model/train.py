@@ -231,7 +231,9 @@ def train(
     if len(np.unique(y_train)) < 2:
         raise ValueError(f"the training data needs both classes of {TARGET}")
     started = time.perf_counter()
-    pipeline = build_pipeline(hp).fit(constraints.prepare_training(X_train, hp.constraints), y_train)
+    pipeline = build_pipeline(hp).fit(
+        constraints.prepare_training(X_train, hp.constraints), y_train
+    )
     fit_seconds = time.perf_counter() - started
     pipeline.named_steps["forest"].n_jobs = None  # serving scores small batches: no thread pool
     metrics = evaluate(pipeline, X_test, y_test)
