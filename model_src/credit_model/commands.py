@@ -68,10 +68,10 @@ def _train(args: argparse.Namespace) -> int:
 
 def _report(args: argparse.Namespace) -> int:
     from .artifacts import ModelArtifactError
-    from .report import build, write
+    from .report import REPORT_FILE, build, write
 
     if not args.output and not args.json:
-        args.output = str(Path(args.model_dir) / "report.html")
+        args.output = str(Path(args.model_dir) / REPORT_FILE)
     started = time.perf_counter()
     try:
         report = build(args.model_dir, args.data, holdout=args.holdout, thresholds=args.thresholds)

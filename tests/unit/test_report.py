@@ -238,6 +238,23 @@ def test_cli_errors_are_one_line_and_exit_2(
     assert not (tmp_path / "r.html").exists()
 
 
+def test_make_demo_writes_the_report_beside_the_model_it_trained(tmp_path: Path) -> None:
+    from credit_explainer.local.demo import build_report, report_path
+
+    train(
+        generate(3_000, seed=5),
+        tmp_path,
+        hyperparameters=Hyperparameters(n_jobs=1, n_estimators=10),
+        data_source="synthetic(rows=3000, seed=5)",
+        log=lambda *_: None,
+    )
+    build_report(tmp_path)
+    page = report_path(tmp_path).read_text()
+    assert report_path(tmp_path) == tmp_path / "report.html"
+    assert "held-out split of training, 600 rows" in page
+    assert artifacts.verify(tmp_path)  # the report beside the artifacts leaves them loadable
+
+
 def test_the_model_server_never_imports_matplotlib() -> None:
     code = (
         "import sys, credit_model.server, credit_model.handlers, credit_model.commands, "

@@ -13,7 +13,10 @@ from typing import Any
 
 from .metrics import Report, compute
 
-__all__ = ["Report", "build", "write"]
+__all__ = ["REPORT_FILE", "Report", "build", "write"]
+
+#: The report's file name beside a model's artifacts (``report`` and ``make demo`` write it).
+REPORT_FILE = "report.html"
 
 _SYNTHETIC = re.compile(r"synthetic\(rows=(\d+), seed=(\d+)\)")
 
