@@ -27,7 +27,7 @@ padding-bottom:4px;font-size:20px}h3{font-size:15px;margin:16px 0 6px}
 p.sub{color:#5b6573;margin:0 0 16px}
 .cards{display:flex;flex-wrap:wrap;gap:12px;margin:12px 0}
 .card{border:1px solid #e3e6ea;border-radius:8px;padding:10px 14px;min-width:120px}
-.card b{display:block;font-size:22px}.card span{color:#5b6573;font-size:12px}
+.card b{display:block;font-size:22px}.card>span{color:#5b6573;font-size:12px}
 table{border-collapse:collapse;font-size:13px;margin:8px 0}
 th,td{border-bottom:1px solid #e3e6ea;padding:4px 10px;text-align:right}
 th{background:#f0f2f5}td:first-child,th:first-child,td.l{text-align:left}
@@ -62,13 +62,14 @@ def _wrapped(feature: str) -> str:
     return "\n".join(textwrap.wrap(re.sub(r"(?<=[a-z])(?=[A-Z0-9])", " ", feature), 26))
 
 
-def _table(headers: list[str], rows: list[list[str]], left: tuple[int, ...] = (0,)) -> str:
+def _table(headers: list[str] | None, rows: list[list[str]], left: tuple[int, ...] = (0,)) -> str:
     def cell(i: int, c: str) -> str:
         return f"<td>{c}</td>" if i not in left or i == 0 else f'<td class="l">{c}</td>'
 
-    head = "".join(f"<th>{_esc(h)}</th>" for h in headers)
+    head = "".join(f"<th>{_esc(h)}</th>" for h in headers or [])
     body = "".join("<tr>" + "".join(cell(i, c) for i, c in enumerate(r)) + "</tr>" for r in rows)
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+    head = f"<thead><tr>{head}</tr></thead>" if headers else ""
+    return f"<table>{head}<tbody>{body}</tbody></table>"
 
 
 def _verdict(passed: bool) -> str:
@@ -124,6 +125,11 @@ class _Plots:
                 title="KS: the two score distributions",
             )
             b.set_xscale("log")
+            ticks = [
+                t for t in (0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0) if xs[0] <= t <= xs[-1]
+            ]
+            b.set_xticks(ticks, [f"{t:g}" for t in ticks])
+            b.xaxis.set_minor_formatter(self.plt.NullFormatter())  # crowded on a short decade
             b.legend(loc="lower right")
 
         return self._img(draw, (11, 4), "ROC and KS curves")
@@ -223,7 +229,7 @@ class _Plots:
             )
             if points is not None:
                 bar = fig.colorbar(points, ax=a, fraction=0.03)
-                bar.set_label("feature value (rank: low to high)")
+                bar.set_label("value rank (low to high)")
 
         return self._img(draw, (11, 5.5), "SHAP summary")
 
@@ -496,13 +502,13 @@ def render(report: Report) -> str:
         + "</ul>"
     )
     add("<div class='grid'><div><h3>Training data</h3>")
-    add(_table(["", ""], [[_esc(k), _fmt(v)] for k, v in card["training_data"].items()]))
+    add(_table(None, [[_esc(k), _fmt(v)] for k, v in card["training_data"].items()]))
     add("<h3>Hyperparameters</h3>")
-    add(_table(["", ""], [[_esc(k), _fmt(v)] for k, v in card["hyperparameters"].items()]))
+    add(_table(None, [[_esc(k), _fmt(v)] for k, v in card["hyperparameters"].items()]))
     add("</div><div><h3>Held-out metrics at training</h3>")
-    add(_table(["", ""], [[_esc(k), _fmt(v)] for k, v in (card["training_metrics"] or {}).items()]))
+    add(_table(None, [[_esc(k), _fmt(v)] for k, v in (card["training_metrics"] or {}).items()]))
     add("<h3>Library versions</h3>")
-    add(_table(["", ""], [[_esc(k), _esc(v)] for k, v in card["library_versions"].items()]))
+    add(_table(None, [[_esc(k), _esc(v)] for k, v in card["library_versions"].items()]))
     add("</div></div><h3>Manifest (SHA-256)</h3>")
     add(
         _table(
