@@ -204,7 +204,31 @@ def test_a_model_dir_from_before_baselines_still_reports(
     artifacts.save(old.pipeline, tmp_path / "old", metadata=meta, metrics={})
     f = build(tmp_path / "old", data_file).figures
     assert f["stability"]["available"] is False and "retrain" in f["stability"]["why"]
+    assert f["data"]["note"] is None  # not the training data
     assert f["regulation_b"]["method"].startswith("none recorded")
+
+
+def test_training_data_is_flagged_in_sample_unless_held_out(
+    data_file: Path, tmp_path: Path
+) -> None:
+    train(
+        load_csv(data_file),
+        tmp_path,
+        hyperparameters=Hyperparameters(n_jobs=1, n_estimators=10),
+        data_source=str(data_file),
+        log=lambda *_: None,
+    )
+    whole = build(tmp_path, data_file).figures["data"]
+    assert whole["rows"] == 3_000 and "--holdout" in whole["note"]
+    held = build(tmp_path, data_file, holdout=True).figures
+    assert held["data"]["rows"] == 600 and held["data"]["note"] is None
+    assert (
+        abs(
+            held["discrimination"]["auc"]
+            - json.loads((tmp_path / "metrics.json").read_text())["roc_auc"]
+        )
+        < 1e-9
+    )  # training's own held-out AUC
 
 
 def test_synthetic_model_without_data_uses_its_regenerated_held_out_split() -> None:
@@ -251,7 +275,7 @@ def test_make_demo_writes_the_report_beside_the_model_it_trained(tmp_path: Path)
     build_report(tmp_path)
     page = report_path(tmp_path).read_text()
     assert report_path(tmp_path) == tmp_path / "report.html"
-    assert "held-out split of training, 600 rows" in page
+    assert "held-out split of training, 600 rows" in page and "Note:" not in page
     assert artifacts.verify(tmp_path)  # the report beside the artifacts leaves them loadable
 
 

@@ -47,14 +47,14 @@ def load_data(
     else:
         frame, source = load_csv(data), str(data)
     X, y = split_xy(frame)
+    note = None
+    if not holdout and source == str(meta.get("training_data", {}).get("source")):
+        note = "these rows include the training rows: --holdout gives out-of-sample figures"
     if holdout:
         hp = meta.get("hyperparameters", {})
         _, X, _, y = holdout_split(X, y, hp.get("test_size", 0.2), hp.get("random_state", 42))
-    return (
-        X,
-        y,
-        {"source": source, "split": "held-out split of training" if holdout else "all rows"},
-    )
+    split = "held-out split of training" if holdout else "all rows"
+    return X, y, {"source": source, "split": split, "note": note}
 
 
 def build(

@@ -301,6 +301,8 @@ def render(report: Report) -> str:
         f"</code> · data {_esc(f['data']['source'])} ({_esc(f['data']['split'])}, "
         f"{f['data']['rows']:,} rows, default rate {_pct(f['data']['default_rate'])})</p>"
     )
+    if f["data"].get("note"):
+        add(f"<p class='fail'>Note: {_esc(f['data']['note'])}.</p>")
     add(
         '<div class="cards">'
         + _card(f"{d['auc']:.4f}", "ROC AUC")
