@@ -19,10 +19,12 @@ from credit_model.data import load_csv, split_xy
 from credit_model.explain import ShapTreeExplainer
 from credit_model.report import build, load_data
 from credit_model.synth import generate
-from credit_model.train import Hyperparameters, train
+from credit_model.train import Hyperparameters, holdout_split, train
 from credit_schema import ELDERLY_AGE, FEATURES
 from scipy.stats import ks_2samp
 from sklearn.metrics import roc_auc_score
+
+from tests.conftest import require_real_data
 
 THRESHOLDS = "approve:0.08,review:0.2,decline"
 AGE = FEATURES.index("age")
@@ -285,3 +287,49 @@ def test_the_model_server_never_imports_matplotlib() -> None:
         "credit_model.report; sys.exit('matplotlib' in sys.modules)"
     )
     assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0
+
+
+def test_regulation_b_counts_only_elderly_applicants_whose_age_raises_the_risk() -> None:
+    from credit_model.report.metrics import regulation_b
+
+    X = np.zeros((5, len(FEATURES)))
+    X[:, AGE] = [30, 61, 62, 70, 80]
+    shap = np.zeros_like(X)
+    shap[:, AGE] = [0.2, 0.1, 0.0, 1e-13, 0.02]  # only the 80-year-old's age raises the risk
+    reg = regulation_b(X, shap, {"constraints": {"age_cap": None}})
+    assert (reg["elderly_applicants"], reg["age_raises_risk"], reg["passed"]) == (3, 1, False)
+    assert reg["share"] == pytest.approx(1 / 3) and reg["max_age_contribution"] == 0.02
+    assert reg["method"].startswith("none (train with --constraints elderly_age")
+
+
+def test_monotonicity_finds_a_model_that_rewards_more_late_payments(tmp_path: Path) -> None:
+    from credit_model.report.metrics import monotonicity
+    from sklearn.ensemble import RandomForestClassifier
+
+    rng = np.random.default_rng(0)
+    X = rng.uniform(0, 1, (600, len(FEATURES)))
+    j = FEATURES.index("NumberOfTime30-59DaysPastDueNotWorse")
+    X[:, j] = rng.integers(0, 3, 600)
+    X[:, FEATURES.index("NumberOfTimes90DaysLate")] = 0  # constant: never split on
+    y = (X[:, j] == 1).astype(int)  # one late payment is risky, two are "safe"
+    forest = RandomForestClassifier(n_estimators=5, random_state=0).fit(X, y)
+    p = forest.predict_proba(X)[:, 1]
+    mono = monotonicity(forest, X, p, {})
+    by = {f["feature"]: f for f in mono["features"]}
+    assert by["NumberOfTime30-59DaysPastDueNotWorse"]["violations"] == int(np.sum(X[:, j] == 1))
+    assert by["NumberOfTimes90DaysLate"]["violations"] == 0 and not mono["passed"]
+
+
+def test_unconstrained_real_model_regulation_b_count_matches_shaps_reference(
+    real_model_dir: Path,
+) -> None:
+    data = require_real_data()
+    f = build(real_model_dir, data, holdout=True).figures
+    X, y = split_xy(load_csv(data))
+    _, X, _, _ = holdout_split(X, y, 0.2, 42)
+    _, shap = ShapTreeExplainer(artifacts.load(real_model_dir).pipeline).explain(X)
+    elderly = X[:, AGE] >= ELDERLY_AGE
+    reg = f["regulation_b"]
+    assert reg["elderly_applicants"] == int(elderly.sum())
+    assert reg["age_raises_risk"] == int(np.sum(shap[elderly, AGE] > 1e-12))
+    assert reg["passed"] is (reg["age_raises_risk"] == 0)
