@@ -8,7 +8,7 @@ the arrays the HTML plots are drawn from. Probabilities and SHAP values come fro
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Final
 
 import numpy as np
@@ -69,9 +69,8 @@ class PlotData:
 
 @dataclass
 class Report:
-    figures: dict[str, Any]
+    figures: dict[str, Any]  #: what ``--json`` writes
     plots: PlotData
-    extras: dict[str, Any] = field(default_factory=dict)
 
 
 def _num(v: float | None) -> float | None:
