@@ -69,6 +69,7 @@ def _train(args: argparse.Namespace) -> int:
 def _report(args: argparse.Namespace) -> int:
     from .artifacts import ModelArtifactError
     from .report import REPORT_FILE, build, write
+    from .report.html import ReportDependencyError
 
     if not args.output and not args.json:
         args.output = str(Path(args.model_dir) / REPORT_FILE)
@@ -76,7 +77,7 @@ def _report(args: argparse.Namespace) -> int:
     try:
         report = build(args.model_dir, args.data, holdout=args.holdout, thresholds=args.thresholds)
         write(report, args.output, args.json)
-    except (ModelArtifactError, ValueError) as exc:  # DataError, thresholds, one-class data
+    except (ModelArtifactError, ValueError, ReportDependencyError) as exc:  # DataError, thresholds
         print(f"error: {exc}", file=sys.stderr)
         return 2
     reg, mono = report.figures["regulation_b"], report.figures["monotonicity"]

@@ -333,3 +333,17 @@ def test_unconstrained_real_model_regulation_b_count_matches_shaps_reference(
     assert reg["elderly_applicants"] == int(elderly.sum())
     assert reg["age_raises_risk"] == int(np.sum(shap[elderly, AGE] > 1e-12))
     assert reg["passed"] is (reg["age_raises_risk"] == 0)
+
+
+def test_without_matplotlib_the_cli_says_what_to_install(
+    synthetic_model_dir: Path,
+    data_file: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.setitem(sys.modules, "matplotlib.figure", None)  # import fails as if absent
+    args = ["report", "--model-dir", str(synthetic_model_dir), "--data", str(data_file)]
+    assert main([*args, "-o", str(tmp_path / "r.html"), "--json", str(tmp_path / "r.json")]) == 2
+    assert "pip install 'credit-explainer[plot]'" in capsys.readouterr().err
+    assert json.loads((tmp_path / "r.json").read_text())["discrimination"]["auc"] > 0.5

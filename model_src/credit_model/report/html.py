@@ -80,28 +80,32 @@ def _card(value: str, label: str) -> str:
     return f'<div class="card"><b>{value}</b><span>{_esc(label)}</span></div>'
 
 
+class ReportDependencyError(RuntimeError):
+    """The HTML report cannot be drawn here (matplotlib is missing)."""
+
+
 class _Plots:
     """Each method draws one figure and returns it as an ``<img>`` with a base64 PNG."""
 
     def __init__(self, report: Report) -> None:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-
-        self.plt = plt
+        try:  # Figure directly, not pyplot: no global backend or figure registry to disturb
+            from matplotlib.figure import Figure
+            from matplotlib.ticker import NullFormatter
+        except ImportError as exc:
+            raise ReportDependencyError(
+                "the HTML report needs matplotlib: pip install 'credit-explainer[plot]' "
+                "(or write --json only)"
+            ) from exc
+        self.Figure, self.NullFormatter = Figure, NullFormatter
         self.r = report
         self.f = report.figures
 
     def _img(self, draw: Callable[[Any], None], size: tuple[float, float], alt: str) -> str:
-        fig = self.plt.figure(figsize=size, dpi=100)
-        try:
-            draw(fig)
-            fig.tight_layout()
-            buf = io.BytesIO()
-            fig.savefig(buf, format="png")
-        finally:
-            self.plt.close(fig)
+        fig = self.Figure(figsize=size, dpi=100)
+        draw(fig)
+        fig.tight_layout()
+        buf = io.BytesIO()
+        fig.savefig(buf, format="png")
         data = base64.b64encode(buf.getvalue()).decode("ascii")
         return f'<img alt="{_esc(alt)}" src="data:image/png;base64,{data}">'
 
@@ -129,7 +133,7 @@ class _Plots:
                 t for t in (0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0) if xs[0] <= t <= xs[-1]
             ]
             b.set_xticks(ticks, [f"{t:g}" for t in ticks])
-            b.xaxis.set_minor_formatter(self.plt.NullFormatter())  # crowded on a short decade
+            b.xaxis.set_minor_formatter(self.NullFormatter())  # crowded on a short decade
             b.legend(loc="lower right")
 
         return self._img(draw, (11, 4), "ROC and KS curves")
