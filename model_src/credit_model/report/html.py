@@ -30,7 +30,7 @@ p.sub{color:#5b6573;margin:0 0 16px}
 .card b{display:block;font-size:22px}.card>span{color:#5b6573;font-size:12px}
 table{border-collapse:collapse;font-size:13px;margin:8px 0}
 th,td{border-bottom:1px solid #e3e6ea;padding:4px 10px;text-align:right}
-th{background:#f0f2f5}td:first-child,th:first-child,td.l{text-align:left}
+th{background:#f0f2f5}td:first-child,th:first-child,.l{text-align:left}
 .pass{color:#0a7d32;font-weight:600}.fail{color:#b3261e;font-weight:600}
 img{max-width:100%;height:auto;display:block;margin:8px 0}
 .grid{display:grid;grid-template-columns:1fr 1fr;gap:12px}
@@ -66,7 +66,10 @@ def _table(headers: list[str] | None, rows: list[list[str]], left: tuple[int, ..
     def cell(i: int, c: str) -> str:
         return f"<td>{c}</td>" if i not in left or i == 0 else f'<td class="l">{c}</td>'
 
-    head = "".join(f"<th>{_esc(h)}</th>" for h in headers or [])
+    head = "".join(
+        f'<th class="l">{_esc(h)}</th>' if i in left else f"<th>{_esc(h)}</th>"
+        for i, h in enumerate(headers or [])
+    )
     body = "".join("<tr>" + "".join(cell(i, c) for i, c in enumerate(r)) + "</tr>" for r in rows)
     head = f"<thead><tr>{head}</tr></thead>" if headers else ""
     return f"<table>{head}<tbody>{body}</tbody></table>"
