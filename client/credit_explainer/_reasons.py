@@ -53,6 +53,7 @@ DEFAULT_REASONS: Final = rule.REASONS
 DEFAULT_REASONS_WHEN_MISSING: Final = rule.REASONS_WHEN_MISSING
 REGISTRY_VERSION: Final = rule.REGISTRY_VERSION
 
+
 @dataclass(frozen=True)
 class Reason:
     """One principal reason: code, text, and the contribution behind it."""
