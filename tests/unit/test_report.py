@@ -176,7 +176,14 @@ def test_html_is_self_contained_with_every_plot(run: dict[str, Any]) -> None:
         "reason frequencies",
     ]
     assert not re.search(r'(src|href)="(https?:)?//', page)
-    for heading in ("Regulation B", "Monotonicity", "Model card", "Segments", "Stability"):
+    for heading in (
+        "Regulation B",
+        "Monotonicity",
+        "Model card",
+        "Segments",
+        "Stability",
+        "Training data by feature",
+    ):
         assert heading in page
     assert run["model"].metadata["model_sha256"] in page
 

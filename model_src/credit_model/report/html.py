@@ -53,6 +53,10 @@ def _fmt(v: Any, digits: int = 4) -> str:
     return _esc(v)
 
 
+def _num(v: float | None) -> str:
+    return "&ndash;" if v is None else f"{v:,.4g}"
+
+
 def _pct(v: float | None) -> str:
     return "&ndash;" if v is None else f"{100 * v:.1f}%"
 
@@ -518,7 +522,18 @@ def render(report: Report) -> str:
     add(_table(None, [[_esc(k), _fmt(v)] for k, v in (card["training_metrics"] or {}).items()]))
     add("<h3>Library versions</h3>")
     add(_table(None, [[_esc(k), _esc(v)] for k, v in card["library_versions"].items()]))
-    add("</div></div><h3>Manifest (SHA-256)</h3>")
+    add("</div></div><h3>Training data by feature</h3>")
+    stats = ("missing_rate", "min", "p01", "median", "mean", "p99", "max")
+    add(
+        _table(
+            ["feature", "missing", "min", "1st pct", "median", "mean", "99th pct", "max"],
+            [
+                [_esc(name), *[_num(s.get(k)) for k in stats]]
+                for name, s in card["feature_summary"].items()
+            ],
+        )
+    )
+    add("<h3>Manifest (SHA-256)</h3>")
     add(
         _table(
             ["file", "sha256"],

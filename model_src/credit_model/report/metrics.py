@@ -412,8 +412,9 @@ def model_card(artifacts: Any) -> dict[str, Any]:
     manifest = json.loads((directory / MANIFEST_FILE).read_text())
     metrics_path = directory / METRICS_FILE
     training = dict(meta.get("training_data", {}))
-    training.pop("features", None)
+    feature_summary = training.pop("features", {})
     return {
+        "feature_summary": feature_summary,
         "intended_use": INTENDED_USE,
         "limitations": list(LIMITATIONS),
         "model_version": meta["model_version"],
