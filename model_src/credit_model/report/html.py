@@ -523,13 +523,19 @@ def render(report: Report) -> str:
     add("<h3>Library versions</h3>")
     add(_table(None, [[_esc(k), _esc(v)] for k, v in card["library_versions"].items()]))
     add("</div></div><h3>Training data by feature</h3>")
-    stats = ("missing_rate", "min", "p01", "median", "mean", "p99", "max")
+    stats = ("min", "p01", "median", "mean", "p99", "max")
+    summary = card["feature_summary"]
     add(
         _table(
             ["feature", "missing", "min", "1st pct", "median", "mean", "99th pct", "max"],
             [
-                [_esc(name), *[_num(s.get(k)) for k in stats]]
-                for name, s in card["feature_summary"].items()
+                [
+                    _esc(f),
+                    _pct(summary[f].get("missing_rate")),
+                    *[_num(summary[f].get(k)) for k in stats],
+                ]
+                for f in FEATURES
+                if f in summary
             ],
         )
     )
