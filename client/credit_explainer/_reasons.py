@@ -12,19 +12,22 @@ The default texts cover the model's 10 features; override any of them::
     codes = ReasonCodes({"DebtRatio": ("DR", "Debts too high for your income")}, cutoff=0.2)
     codes.for_score(score)
 
-A note on age: Regulation B allows age in an empirically derived, statistically
-sound scoring system provided the age of an elderly applicant is not assigned a
-negative factor; review the ``age`` text and your use of it with counsel.
+The rule and the texts are :mod:`credit_schema.reasons` (the model's validation
+report uses the same copy). A note on age: Regulation B allows age in an
+empirically derived, statistically sound scoring system provided the age of an
+elderly applicant is not assigned a negative factor, so age is never a reason for
+an applicant aged 62 or over; review the ``age`` text and your use of it with counsel.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Final, NamedTuple
+from typing import TYPE_CHECKING, Final
 
 from credit_schema import FEATURES, Contribution
+from credit_schema import reasons as rule
+from credit_schema.reasons import ReasonText
 
 from ._exceptions import UsageError
 
@@ -33,57 +36,24 @@ if TYPE_CHECKING:
 
 __all__ = [
     "DEFAULT_MAX_REASONS",
+    "DEFAULT_MIN_CONTRIBUTION",
     "DEFAULT_REASONS",
     "DEFAULT_REASONS_WHEN_MISSING",
+    "REGISTRY_VERSION",
     "Reason",
     "ReasonCodes",
     "ReasonText",
 ]
 
 #: Regulation B's commentary: no more than four principal reasons.
-DEFAULT_MAX_REASONS: Final = 4
-
-
-class ReasonText(NamedTuple):
-    """A reason's stable machine code and the sentence shown to the applicant."""
-
-    code: str
-    text: str
-
-
+DEFAULT_MAX_REASONS: Final = rule.MAX_REASONS
+#: The smallest rise in probability that counts as a reason.
+DEFAULT_MIN_CONTRIBUTION: Final = rule.MIN_CONTRIBUTION
 #: Feature -> reason when the feature raised the risk.
-DEFAULT_REASONS: Final[Mapping[str, ReasonText]] = {
-    "RevolvingUtilizationOfUnsecuredLines": ReasonText(
-        "revolving_utilization", "Proportion of balances to credit limits is too high"
-    ),
-    "age": ReasonText("age", "Applicant's age, as weighed by the scoring model"),
-    "NumberOfTime30-59DaysPastDueNotWorse": ReasonText(
-        "delinquency_30_59", "Payments 30-59 days past due in the last two years"
-    ),
-    "DebtRatio": ReasonText("debt_ratio", "Debt obligations are too high relative to income"),
-    "MonthlyIncome": ReasonText("income", "Income insufficient for the credit requested"),
-    "NumberOfOpenCreditLinesAndLoans": ReasonText(
-        "open_accounts", "Number of open credit lines and loans"
-    ),
-    "NumberOfTimes90DaysLate": ReasonText(
-        "delinquency_90", "Serious delinquency: payments 90 days or more past due"
-    ),
-    "NumberRealEstateLoansOrLines": ReasonText(
-        "real_estate_loans", "Number of real estate loans or lines of credit"
-    ),
-    "NumberOfTime60-89DaysPastDueNotWorse": ReasonText(
-        "delinquency_60_89", "Payments 60-89 days past due in the last two years"
-    ),
-    "NumberOfDependents": ReasonText("dependents", "Number of dependents"),
-}
-
+DEFAULT_REASONS: Final = rule.REASONS
 #: Feature -> reason when the feature was missing (null) and the imputed value raised the risk.
-DEFAULT_REASONS_WHEN_MISSING: Final[Mapping[str, ReasonText]] = {
-    "MonthlyIncome": ReasonText("income_unknown", "Income not provided or not verified"),
-    "NumberOfDependents": ReasonText("dependents_unknown", "Number of dependents not provided"),
-}
-
-assert set(DEFAULT_REASONS) == set(FEATURES), "a default reason for every feature"
+DEFAULT_REASONS_WHEN_MISSING: Final = rule.REASONS_WHEN_MISSING
+REGISTRY_VERSION: Final = rule.REGISTRY_VERSION
 
 
 @dataclass(frozen=True)
@@ -113,7 +83,10 @@ class ReasonCodes:
     ``reasons`` / ``reasons_when_missing`` override the defaults per feature
     (a text, or a ``(code, text)`` pair); features left out keep their default.
     ``cutoff``: only scores with probability at or above it get reasons (None:
-    every score). Features mapped to the same code count once.
+    every score). The rule itself is :func:`credit_schema.reasons.principal_reasons`:
+    only contributions that raised the probability by at least ``min_contribution``,
+    features mapped to the same code count once, and never age for an applicant
+    aged 62 or over.
     """
 
     def __init__(
@@ -123,6 +96,7 @@ class ReasonCodes:
         reasons_when_missing: Mapping[str, ReasonText | tuple[str, str] | str] | None = None,
         cutoff: float | None = None,
         max_reasons: int = DEFAULT_MAX_REASONS,
+        min_contribution: float = DEFAULT_MIN_CONTRIBUTION,
     ) -> None:
         unknown = set(reasons or {}) | set(reasons_when_missing or {})
         unknown -= set(FEATURES)
@@ -138,8 +112,11 @@ class ReasonCodes:
         self.reasons_when_missing.update(
             {f: _as_text(f, t) for f, t in (reasons_when_missing or {}).items()}
         )
+        if not min_contribution >= 0.0:
+            raise ValueError("min_contribution must be at least 0")
         self.cutoff = cutoff
         self.max_reasons = max_reasons
+        self.min_contribution = min_contribution
 
     def applies_to(self, probability: float) -> bool:
         """Whether a score with this probability gets reasons (at or above the cut-off)."""
@@ -150,21 +127,14 @@ class ReasonCodes:
     ) -> list[Reason]:
         if not self.applies_to(probability):
             return []
-        ranked = sorted(
-            (c for c in contributions if c.shap_value > 0), key=lambda c: -abs(c.shap_value)
+        found = rule.principal_reasons(
+            ((c.feature, c.value, c.shap_value) for c in contributions),
+            reasons=self.reasons,
+            reasons_when_missing=self.reasons_when_missing,
+            max_reasons=self.max_reasons,
+            min_contribution=self.min_contribution,
         )
-        out: list[Reason] = []
-        seen: set[str] = set()
-        for c in ranked:
-            missing = c.value is None or (isinstance(c.value, float) and math.isnan(c.value))
-            text = (missing and self.reasons_when_missing.get(c.feature)) or self.reasons[c.feature]
-            if text.code in seen:
-                continue
-            seen.add(text.code)
-            out.append(Reason(text.code, text.text, c.feature, c.value, c.shap_value))
-            if len(out) == self.max_reasons:
-                break
-        return out
+        return [Reason(r.code, r.text, r.feature, r.value, r.shap_value) for r in found]
 
     def for_score(self, score: Score) -> list[Reason]:
         """The principal reasons for one score (empty below the cut-off)."""

@@ -36,6 +36,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from credit_schema import DEFAULT_ENDPOINT_NAME, DEFAULT_MAX_APPLICANTS, DEFAULT_MAX_BODY_BYTES
+from credit_schema.decisions import DecisionBands
 from credit_schema.edge import API_GATEWAY_TIMEOUT_SECONDS
 
 HEALTH_CHECKS = ("describe-endpoint", "ping")
@@ -47,55 +48,11 @@ class ConfigurationError(ValueError):
     """An environment variable holds a value the API cannot run with."""
 
 
-@dataclass(frozen=True)
-class DecisionBands:
-    """Probability -> decision label. ``bounds[i]`` is the exclusive upper bound of ``labels[i]``."""
-
-    labels: tuple[str, ...]
-    bounds: tuple[float, ...]
-
-    def decide(self, probability: float) -> str:
-        for label, bound in zip(self.labels, self.bounds, strict=False):
-            if probability < bound:
-                return label
-        return self.labels[-1]
-
-    @classmethod
-    def parse(cls, text: str) -> DecisionBands:
-        parts = [p.strip() for p in text.split(",") if p.strip()]
-        if len(parts) < 2:
-            raise ConfigurationError(
-                "DECISION_THRESHOLDS needs at least two bands, e.g. 'approve:0.1,decline'"
-            )
-        labels: list[str] = []
-        bounds: list[float] = []
-        for i, part in enumerate(parts):
-            label, sep, bound = part.partition(":")
-            label = label.strip()
-            if not label:
-                raise ConfigurationError(f"DECISION_THRESHOLDS: band {i + 1} has no label")
-            labels.append(label)
-            if i == len(parts) - 1:
-                if sep:
-                    raise ConfigurationError(
-                        "DECISION_THRESHOLDS: the last band takes every higher probability "
-                        "and has no bound"
-                    )
-                break
-            try:
-                value = float(bound)
-            except ValueError:
-                raise ConfigurationError(
-                    f"DECISION_THRESHOLDS: band {label!r} needs 'label:upper_bound'"
-                ) from None
-            if not (0.0 < value <= 1.0) or (bounds and value <= bounds[-1]):
-                raise ConfigurationError(
-                    "DECISION_THRESHOLDS: bounds must be increasing probabilities in (0, 1]"
-                )
-            bounds.append(value)
-        if len(set(labels)) != len(labels):
-            raise ConfigurationError("DECISION_THRESHOLDS: labels must be distinct")
-        return cls(tuple(labels), tuple(bounds))
+def _bands(text: str) -> DecisionBands:
+    try:
+        return DecisionBands.parse(text)
+    except ValueError as exc:
+        raise ConfigurationError(f"DECISION_THRESHOLDS: {exc}") from None
 
 
 def _positive(env: Mapping[str, str], name: str, default: float, kind: type = int) -> float:
@@ -166,7 +123,7 @@ class Settings:
             endpoint_name=endpoint,
             max_applicants=int(_positive(env, "MAX_APPLICANTS", DEFAULT_MAX_APPLICANTS)),
             max_body_bytes=int(_positive(env, "MAX_BODY_BYTES", DEFAULT_MAX_BODY_BYTES)),
-            decision_bands=DecisionBands.parse(thresholds) if thresholds else None,
+            decision_bands=_bands(thresholds) if thresholds else None,
             connect_timeout=_positive(env, "SAGEMAKER_CONNECT_TIMEOUT", 2.0, float),
             read_timeout=_positive(env, "SAGEMAKER_READ_TIMEOUT", 8.0, float),
             max_attempts=int(_positive(env, "SAGEMAKER_MAX_ATTEMPTS", 3)),

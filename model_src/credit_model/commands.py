@@ -66,6 +66,35 @@ def _train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _report(args: argparse.Namespace) -> int:
+    from .artifacts import ModelArtifactError
+    from .report import REPORT_FILE, build, write
+    from .report.html import ReportDependencyError
+
+    if not args.output and not args.json:
+        args.output = str(Path(args.model_dir) / REPORT_FILE)
+    started = time.perf_counter()
+    try:
+        report = build(args.model_dir, args.data, holdout=args.holdout, thresholds=args.thresholds)
+        write(report, args.output, args.json)
+    except (ModelArtifactError, ValueError, ReportDependencyError) as exc:  # DataError, thresholds
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    reg, mono = report.figures["regulation_b"], report.figures["monotonicity"]
+    d = report.figures["discrimination"]
+    print(
+        f"AUC {d['auc']:.4f}, Gini {d['gini']:.4f}, KS {d['ks']:.4f}; Regulation B "
+        f"{'pass' if reg['passed'] else 'FAIL'} ({reg['age_raises_risk']} of "
+        f"{reg['elderly_applicants']} aged 62+); past-due monotonicity "
+        f"{'pass' if mono['passed'] else 'FAIL'}"
+    )
+    for path in (args.output, args.json):
+        if path:
+            print(f"wrote {path}")
+    print(f"done in {time.perf_counter() - started:.2f} s")
+    return 0
+
+
 def _serve(args: argparse.Namespace) -> int:
     from .explain import explainer_kind
     from .forest import TABLES_FILE
@@ -171,6 +200,35 @@ def register(sub: Any) -> None:
     p.add_argument("--seed", type=int, help="synthetic seed when no --data (default: 20101)")
     _lazy_hyperparameters(p)
     p.set_defaults(func=_train)
+
+    p = sub.add_parser(
+        "report",
+        help="model validation report (HTML and JSON): discrimination, calibration, "
+        "explanations, stability, segments, reasons, fair-lending checks",
+        description="Score a labelled data set with the model and its exact TreeSHAP "
+        "explanations; write one self-contained HTML file (plots embedded) and/or the figures "
+        "as JSON.",
+    )
+    p.add_argument(
+        "--model-dir", default=str(DEFAULT_MODEL_DIR), help=f"default {DEFAULT_MODEL_DIR}"
+    )
+    p.add_argument(
+        "--data",
+        help="labelled CSV file or directory (default: the model's synthetic training data, "
+        "regenerated, held-out split)",
+    )
+    p.add_argument(
+        "--holdout",
+        action="store_true",
+        help="report on the split training held out (when --data is the training data)",
+    )
+    p.add_argument("-o", "--output", help="HTML file (default MODEL_DIR/report.html)")
+    p.add_argument("--json", help="also write the figures as JSON to this file")
+    p.add_argument(
+        "--thresholds",
+        help="decision bands, e.g. approve:0.08,review:0.2,decline (label:upper bound)",
+    )
+    p.set_defaults(func=_report)
 
     p = sub.add_parser(
         "serve-model",

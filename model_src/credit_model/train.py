@@ -21,14 +21,14 @@ import os
 import sys
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
 import numpy as np
 from credit_schema import FEATURES, TARGET
 
-from . import artifacts
+from . import artifacts, constraints, stability
 from .data import load_csv, split_xy
 
 if TYPE_CHECKING:
@@ -57,6 +57,7 @@ class Hyperparameters:
     random_state: int = 42
     test_size: float = 0.2
     n_jobs: int = -1
+    constraints: str = constraints.NONE
 
 
 def _none_or(kind: type) -> Any:
@@ -80,6 +81,13 @@ def _bool(text: str) -> bool:
     return text.lower() in ("1", "true", "yes", "on")
 
 
+def _constraints(text: str) -> str:
+    try:
+        return constraints.parse(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 _PARSERS: Final[dict[str, Any]] = {
     "n_estimators": int,
     "max_depth": _none_or(int),
@@ -92,9 +100,8 @@ _PARSERS: Final[dict[str, Any]] = {
     "random_state": int,
     "test_size": float,
     "n_jobs": int,
+    "constraints": _constraints,
 }
-
-
 _HELP: Final[dict[str, str]] = {
     "n_estimators": "trees in the forest",
     "max_depth": "deepest a tree grows (none: no limit)",
@@ -107,6 +114,9 @@ _HELP: Final[dict[str, str]] = {
     "random_state": "seed: the same data and seed give the same forest and model version",
     "test_size": "share of --data held out for the metrics when there is no --test-data",
     "n_jobs": "training threads (-1: every CPU; the forest is the same)",
+    "constraints": "shape constraints, comma-separated: past_due (more late payments never "
+    "lower the risk), elderly_age (age never raises the risk of an applicant aged 62+, "
+    "Regulation B), all or none",
 }
 
 
@@ -175,10 +185,26 @@ def build_pipeline(hp: Hyperparameters) -> Any:
                     bootstrap=hp.bootstrap,
                     random_state=hp.random_state,
                     n_jobs=hp.n_jobs,
+                    monotonic_cst=constraints.monotonic_cst(hp.constraints),
                 ),
             ),
         ]
     )
+
+
+def holdout_split(X: np.ndarray, y: np.ndarray, test_size: float, random_state: int) -> Any:
+    """``(X_train, X_test, y_train, y_test)``: the stratified held-out split training uses."""
+    from sklearn.model_selection import train_test_split
+
+    return train_test_split(X, y, test_size=test_size, stratify=y, random_state=random_state)
+
+
+def training_baseline(pipeline: Any, X: np.ndarray) -> dict[str, Any]:
+    """Bins of every feature and of the score on the training rows, for PSI later."""
+    return {
+        "features": {name: stability.baseline(X[:, j]) for j, name in enumerate(FEATURES)},
+        "score": stability.baseline(pipeline.predict_proba(X)[:, 1]),
+    }
 
 
 def evaluate(pipeline: Any, X: np.ndarray, y: np.ndarray) -> dict[str, float]:
@@ -207,21 +233,20 @@ def train(
     log: Any = print,
 ) -> dict[str, Any]:
     """Fit on ``data`` (held-out split unless ``test_data``), write ``model_dir``; returns metrics."""
-    from sklearn.model_selection import train_test_split
-
     hp = hyperparameters or Hyperparameters()
+    hp = replace(hp, constraints=constraints.parse(hp.constraints))  # canonical in metadata
     X, y = split_xy(data)
     if test_data is not None:
         X_train, y_train = X, y
         X_test, y_test = split_xy(test_data)
     else:
-        X_train, X_test, y_train, y_test = train_test_split(
-            X, y, test_size=hp.test_size, stratify=y, random_state=hp.random_state
-        )
+        X_train, X_test, y_train, y_test = holdout_split(X, y, hp.test_size, hp.random_state)
     if len(np.unique(y_train)) < 2:
         raise ValueError(f"the training data needs both classes of {TARGET}")
     started = time.perf_counter()
-    pipeline = build_pipeline(hp).fit(X_train, y_train)
+    pipeline = build_pipeline(hp).fit(
+        constraints.prepare_training(X_train, hp.constraints), y_train
+    )
     fit_seconds = time.perf_counter() - started
     pipeline.named_steps["forest"].n_jobs = None  # serving scores small batches: no thread pool
     metrics = evaluate(pipeline, X_test, y_test)
@@ -244,6 +269,8 @@ def train(
                 "positive_rate": float(np.mean(y_train)),
                 "features": summary_statistics(X_train),
             },
+            "constraints": constraints.describe(hp.constraints),
+            "baseline": training_baseline(pipeline, X_train),
             "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         },
         metrics=metrics,

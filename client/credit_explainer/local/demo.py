@@ -57,22 +57,43 @@ SAMPLE_APPLICANTS: Final[list[dict[str, Any]]] = [
 ]
 
 
-def ensure_model(model_dir: Path) -> None:
-    """Train a model on the embedded synthetic data when ``model_dir`` holds none."""
+def ensure_model(model_dir: Path) -> bool:
+    """Train a model on the embedded synthetic data when ``model_dir`` holds none (True: trained)."""
     if (model_dir / "metadata.json").exists():
         print(f"model: {model_dir}")
-        return
+        return False
     print(f"no model in {model_dir}: training one on synthetic data ...", flush=True)
     commands: Any = importlib.import_module("credit_model.commands")
     started = time.perf_counter()
     commands.train_default(model_dir)
     print(f"trained in {time.perf_counter() - started:.1f} s")
+    return True
+
+
+def build_report(model_dir: Path) -> None:
+    """Write the model validation report beside the model just trained (its held-out split)."""
+    report: Any = importlib.import_module("credit_model.report")
+    started = time.perf_counter()
+    report.write(report.build(model_dir, thresholds=EXAMPLE_DECISION_THRESHOLDS), report_path(model_dir), None)
+    print(f"validation report built in {time.perf_counter() - started:.1f} s")
+
+
+def report_path(model_dir: Path) -> Path:
+    return model_dir / str(importlib.import_module("credit_model.report").REPORT_FILE)
 
 
 def demo(model_dir: Path) -> int:
     from .. import CreditExplainerClient
 
-    ensure_model(model_dir)
+    if ensure_model(model_dir):
+        build_report(model_dir)
+    if report_path(model_dir).exists():
+        print(f"validation report: {report_path(model_dir).resolve().as_uri()}")
+    else:
+        print(
+            f"validation report: credit-explainer report --model-dir {model_dir} "
+            f"--thresholds {EXAMPLE_DECISION_THRESHOLDS} [--data LABELLED.csv]"
+        )
     with LocalStack(
         model_dir,
         environment={"DECISION_THRESHOLDS": EXAMPLE_DECISION_THRESHOLDS},

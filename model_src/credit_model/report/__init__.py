@@ -1,0 +1,90 @@
+"""``credit-explainer report``: a model validation report and fair-lending checks.
+
+:mod:`.metrics` computes the figures (also written as JSON); :mod:`.html` draws
+them into one self-contained HTML file (matplotlib, imported only here).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+from .metrics import Report, compute
+
+__all__ = ["REPORT_FILE", "Report", "build", "write"]
+
+#: The report's file name beside a model's artifacts (``report`` and ``make demo`` write it).
+REPORT_FILE = "report.html"
+
+_SYNTHETIC = re.compile(r"synthetic\(rows=(\d+), seed=(\d+)\)")
+
+
+def load_data(
+    artifacts: Any, data: str | Path | None, *, holdout: bool
+) -> tuple[Any, Any, dict[str, Any]]:
+    """``(X, y, description)``: ``data`` (or the model's synthetic training data), whole or held out.
+
+    ``holdout``: the rows training held out (the same stratified split, from the
+    model's ``test_size`` and ``random_state``), when ``data`` is the training data.
+    """
+    from ..data import load_csv, split_xy
+    from ..train import holdout_split
+
+    meta = artifacts.metadata
+    if data is None:
+        source = str(meta.get("training_data", {}).get("source", ""))
+        match = _SYNTHETIC.fullmatch(source)
+        if match is None:
+            raise ValueError(
+                f"the model was trained on {source or 'unrecorded data'}: give a labelled --data file"
+            )
+        from ..synth import generate
+
+        frame = generate(int(match[1]), seed=int(match[2]))
+        source, holdout = f"{source} (regenerated)", True
+    else:
+        frame, source = load_csv(data), str(data)
+    X, y = split_xy(frame)
+    note = None
+    if not holdout and source == str(meta.get("training_data", {}).get("source")):
+        note = "these rows include the training rows: --holdout gives out-of-sample figures"
+    if holdout:
+        hp = meta.get("hyperparameters", {})
+        _, X, _, y = holdout_split(X, y, hp.get("test_size", 0.2), hp.get("random_state", 42))
+    split = "held-out split of training" if holdout else "all rows"
+    return X, y, {"source": source, "split": split, "note": note}
+
+
+def build(
+    model_dir: str | Path,
+    data: str | Path | None = None,
+    *,
+    holdout: bool = False,
+    thresholds: str | None = None,
+) -> Report:
+    from credit_schema.decisions import DecisionBands
+
+    from .. import artifacts
+
+    try:
+        bands = DecisionBands.parse(thresholds) if thresholds else None
+    except ValueError as exc:
+        raise ValueError(f"--thresholds {thresholds!r}: {exc}") from None
+    model = artifacts.load(model_dir)
+    X, y, description = load_data(model, data, holdout=holdout)
+    return compute(model, X, y, data_description=description, bands=bands)
+
+
+def write(report: Report, html_path: str | Path | None, json_path: str | Path | None) -> None:
+    if json_path is not None:
+        path = Path(json_path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(report.figures, indent=2, allow_nan=False) + "\n")
+    if html_path is not None:
+        from .html import render
+
+        path = Path(html_path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(render(report), encoding="utf-8")

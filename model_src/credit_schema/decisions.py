@@ -1,0 +1,54 @@
+"""Decision bands: probability -> decision label (``approve:0.08,review:0.2,decline``).
+
+One parser for the scoring API's ``DECISION_THRESHOLDS`` and the model report's
+``--thresholds``: ``label:upper_bound`` pairs with increasing bounds (exclusive),
+the last label taking every higher probability.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class DecisionBands:
+    """Probability -> decision label. ``bounds[i]`` is the exclusive upper bound of ``labels[i]``."""
+
+    labels: tuple[str, ...]
+    bounds: tuple[float, ...]
+
+    def decide(self, probability: float) -> str:
+        for label, bound in zip(self.labels, self.bounds, strict=False):
+            if probability < bound:
+                return label
+        return self.labels[-1]
+
+    @classmethod
+    def parse(cls, text: str) -> DecisionBands:
+        parts = [p.strip() for p in text.split(",") if p.strip()]
+        if len(parts) < 2:
+            raise ValueError("needs at least two bands, e.g. 'approve:0.1,decline'")
+        labels: list[str] = []
+        bounds: list[float] = []
+        for i, part in enumerate(parts):
+            label, sep, bound = part.partition(":")
+            label = label.strip()
+            if not label:
+                raise ValueError(f"band {i + 1} has no label")
+            labels.append(label)
+            if i == len(parts) - 1:
+                if sep:
+                    raise ValueError(
+                        "the last band takes every higher probability and has no bound"
+                    )
+                break
+            try:
+                value = float(bound)
+            except ValueError:
+                raise ValueError(f"band {label!r} needs 'label:upper_bound'") from None
+            if not (0.0 < value <= 1.0) or (bounds and value <= bounds[-1]):
+                raise ValueError("bounds must be increasing probabilities in (0, 1]")
+            bounds.append(value)
+        if len(set(labels)) != len(labels):
+            raise ValueError("labels must be distinct")
+        return cls(tuple(labels), tuple(bounds))

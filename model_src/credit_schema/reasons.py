@@ -1,0 +1,131 @@
+"""Principal reasons for adverse action: the one rule, shared by the SDK and the model report.
+
+US lenders must tell an applicant they turn down (ECOA / Regulation B, FCRA for
+scores) the specific *principal* reasons for the action; the official staff
+commentary says more than four reasons is unlikely to be helpful.
+
+The rule (:func:`principal_reasons`): the features whose SHAP contribution
+*raised* the probability of serious delinquency by at least
+:data:`MIN_CONTRIBUTION`, largest first, mapped to :data:`REASONS` (or
+:data:`REASONS_WHEN_MISSING` when the value was missing), one reason per code,
+at most :data:`MAX_REASONS`. Age is never a reason for an applicant aged
+:data:`ELDERLY_AGE` or over: Regulation B (12 CFR 1002.6(b)(2)) forbids an
+empirically derived system from assigning a negative factor to an elderly
+applicant's age.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping
+from typing import Final, NamedTuple
+
+from .applicant import FEATURES
+
+#: Changes whenever a code, a text or the rule changes (printed in reports beside the reasons).
+REGISTRY_VERSION: Final = "2026-12-03.1"
+
+#: Regulation B's commentary: no more than four principal reasons.
+MAX_REASONS: Final = 4
+
+#: A contribution must raise the probability by at least this much (half a percentage point)
+#: to be a principal reason: smaller ones are noise, not reasons.
+MIN_CONTRIBUTION: Final = 0.005
+
+#: Regulation B's "elderly applicant": aged 62 or over.
+ELDERLY_AGE: Final = 62
+AGE_FEATURE: Final = "age"
+
+
+class ReasonText(NamedTuple):
+    """A reason's stable machine code and the sentence shown to the applicant."""
+
+    code: str
+    text: str
+
+
+#: Feature -> reason when the feature raised the risk.
+REASONS: Final[Mapping[str, ReasonText]] = {
+    "RevolvingUtilizationOfUnsecuredLines": ReasonText(
+        "revolving_utilization", "Proportion of balances to credit limits is too high"
+    ),
+    "age": ReasonText("age", "Applicant's age, as weighed by the scoring model"),
+    "NumberOfTime30-59DaysPastDueNotWorse": ReasonText(
+        "delinquency_30_59", "Payments 30-59 days past due in the last two years"
+    ),
+    "DebtRatio": ReasonText("debt_ratio", "Debt obligations are too high relative to income"),
+    "MonthlyIncome": ReasonText("income", "Income insufficient for the credit requested"),
+    "NumberOfOpenCreditLinesAndLoans": ReasonText(
+        "open_accounts", "Number of open credit lines and loans"
+    ),
+    "NumberOfTimes90DaysLate": ReasonText(
+        "delinquency_90", "Serious delinquency: payments 90 days or more past due"
+    ),
+    "NumberRealEstateLoansOrLines": ReasonText(
+        "real_estate_loans", "Number of real estate loans or lines of credit"
+    ),
+    "NumberOfTime60-89DaysPastDueNotWorse": ReasonText(
+        "delinquency_60_89", "Payments 60-89 days past due in the last two years"
+    ),
+    "NumberOfDependents": ReasonText("dependents", "Number of dependents"),
+}
+
+#: Feature -> reason when the feature was missing (null) and the imputed value raised the risk.
+REASONS_WHEN_MISSING: Final[Mapping[str, ReasonText]] = {
+    "MonthlyIncome": ReasonText("income_unknown", "Income not provided or not verified"),
+    "NumberOfDependents": ReasonText("dependents_unknown", "Number of dependents not provided"),
+}
+
+assert set(REASONS) == set(FEATURES), "a reason for every feature"
+
+
+class PrincipalReason(NamedTuple):
+    """One principal reason: its code and text, and the contribution behind it."""
+
+    code: str
+    text: str
+    feature: str
+    value: float | None
+    shap_value: float
+
+
+def is_missing(value: float | None) -> bool:
+    return value is None or (isinstance(value, float) and math.isnan(value))
+
+
+def is_elderly(age: float | None) -> bool:
+    """Whether Regulation B's protection of elderly applicants applies to this age."""
+    return not is_missing(age) and float(age) >= ELDERLY_AGE  # type: ignore[arg-type]
+
+
+def principal_reasons(
+    contributions: Iterable[tuple[str, float | None, float]],
+    *,
+    reasons: Mapping[str, ReasonText] = REASONS,
+    reasons_when_missing: Mapping[str, ReasonText] = REASONS_WHEN_MISSING,
+    max_reasons: int = MAX_REASONS,
+    min_contribution: float = MIN_CONTRIBUTION,
+) -> list[PrincipalReason]:
+    """Up to ``max_reasons`` principal reasons from ``(feature, value, shap_value)`` triples."""
+    rows = list(contributions)
+    elderly = any(f == AGE_FEATURE and is_elderly(v) for f, v, _ in rows)
+    ranked = sorted(
+        (
+            (f, v, s)
+            for f, v, s in rows
+            if s >= min_contribution and s > 0 and not (elderly and f == AGE_FEATURE)
+        ),
+        key=lambda c: -c[2],
+    )
+    out: list[PrincipalReason] = []
+    seen: set[str] = set()
+    for feature, value, shap_value in ranked:
+        missing = is_missing(value)
+        text = (missing and reasons_when_missing.get(feature)) or reasons[feature]
+        if text.code in seen:
+            continue
+        seen.add(text.code)
+        out.append(PrincipalReason(text.code, text.text, feature, value, shap_value))
+        if len(out) == max_reasons:
+            break
+    return out
