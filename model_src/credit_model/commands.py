@@ -210,7 +210,9 @@ def register(sub: Any) -> None:
         "as JSON.",
     )
     p.add_argument(
-        "--model-dir", default=str(DEFAULT_MODEL_DIR), help=f"default {DEFAULT_MODEL_DIR}"
+        "--model-dir",
+        default=str(DEFAULT_MODEL_DIR),
+        help=f"trained model directory (default: {DEFAULT_MODEL_DIR})",
     )
     p.add_argument(
         "--data",
@@ -220,13 +222,15 @@ def register(sub: Any) -> None:
     p.add_argument(
         "--holdout",
         action="store_true",
-        help="report on the split training held out (when --data is the training data)",
+        help="report on the split training held out, when --data is the training data "
+        "(default: every row of --data)",
     )
-    p.add_argument("-o", "--output", help="HTML file (default MODEL_DIR/report.html)")
-    p.add_argument("--json", help="also write the figures as JSON to this file")
+    p.add_argument("-o", "--output", help="HTML file (default: MODEL_DIR/report.html)")
+    p.add_argument("--json", help="also write the figures as JSON to this file (default: none)")
     p.add_argument(
         "--thresholds",
-        help="decision bands, e.g. approve:0.08,review:0.2,decline (label:upper bound)",
+        help="decision bands as label:upper bound, e.g. approve:0.08,review:0.2,decline "
+        "(default: none)",
     )
     p.set_defaults(func=_report)
 
