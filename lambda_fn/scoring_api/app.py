@@ -256,8 +256,8 @@ def _wants_legacy(fmt: str) -> bool:
 
 
 @tracer.capture_method(capture_response=False)
-def _explain(applicants: list[Applicant]) -> Scored:
-    return endpoint.explain(applicants)
+def _explain(applicants: list[Applicant], inference_id: str | None = None) -> Scored:
+    return endpoint.explain(applicants, inference_id)
 
 
 @app.post(
@@ -293,7 +293,7 @@ def score(
     request_id = _request_id()
     legacy = _wants_legacy(format)
     applicants = request.instances
-    scored = _explain(applicants)
+    scored = _explain(applicants, request_id)  # joins the endpoint's data capture to this id
     bands = settings.decision_bands
     if legacy:
         rows = []
@@ -310,6 +310,7 @@ def score(
         body = {
             "request_id": request_id,
             "model_version": scored.model_version,
+            "reason_codes_version": scored.reason_codes_version,
             "results": [
                 {
                     "index": i,

@@ -104,6 +104,8 @@ def _serve(args: argparse.Namespace) -> int:
         # for linear algebra at start-up (a few tenths of a second of a new container's start).
         if "scipy" not in sys.modules:
             sys.modules["scipy"] = None  # type: ignore[assignment]  # None: "not importable"
+    from credit_schema.reasons import ReasonCodesError
+
     from .artifacts import ModelArtifactError
     from .server import run
 
@@ -117,7 +119,7 @@ def _serve(args: argparse.Namespace) -> int:
             log_level=args.log_level,
             timeout=args.timeout,
         )
-    except ModelArtifactError as exc:
+    except (ModelArtifactError, ReasonCodesError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     return 0

@@ -38,6 +38,7 @@ from credit_schema import (
     check_content_type,
     negotiate,
 )
+from credit_schema.reasons import registry_from_env
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -287,8 +288,9 @@ def run(
         level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s"
     )
     if workers > 1:
-        # Fail here, once, on a missing or tampered model rather than in every worker.
+        # Fail here, once, on a missing or tampered model or reason codes, not in every worker.
         artifacts.verify(directory)
+        registry_from_env()
         os.environ[MODEL_DIR_ENV] = directory
         if endpoint_name:
             os.environ[ENDPOINT_NAME_ENV] = endpoint_name
