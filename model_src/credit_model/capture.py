@@ -10,8 +10,9 @@ writes it::
      "eventVersion": "0"}
 
 under ``<root>/<endpoint>/<variant>/yyyy/mm/dd/hh/<mm-ss-mmm>-<uuid>.jsonl`` (the
-UTC hour of the record). ``encoding`` is ``JSON`` with the body as text when it is
-UTF-8, else ``BASE64``.
+UTC hour of the record). ``encoding`` is ``JSON`` with the body as text for the
+JSON content types (:data:`credit_schema.content_types.CAPTURE_JSON_CONTENT_TYPES`,
+what the AWS endpoint is configured with) in UTF-8, else ``BASE64``, as SageMaker does.
 
 The request only puts the bodies on a bounded queue; one writer thread encodes
 and appends them. When the queue is full the record is dropped, counted
@@ -35,6 +36,7 @@ from types import TracebackType
 from typing import IO, Any, Final, NamedTuple
 
 from credit_schema import DEFAULT_VARIANT
+from credit_schema.content_types import CAPTURE_JSON_CONTENT_TYPES, media_type
 
 logger = logging.getLogger("credit_model.capture")
 
@@ -60,10 +62,14 @@ class _Invocation(NamedTuple):
 
 
 def _payload(content_type: str, body: bytes, mode: str) -> dict[str, str]:
-    try:
-        data, encoding = body.decode("utf-8"), "JSON"
-    except UnicodeDecodeError:
-        data, encoding = base64.b64encode(body).decode("ascii"), "BASE64"
+    data, encoding = "", "BASE64"
+    if media_type(content_type) in CAPTURE_JSON_CONTENT_TYPES:
+        try:
+            data, encoding = body.decode("utf-8"), "JSON"
+        except UnicodeDecodeError:
+            pass
+    if encoding == "BASE64":
+        data = base64.b64encode(body).decode("ascii")
     return {"observedContentType": content_type, "mode": mode, "data": data, "encoding": encoding}
 
 

@@ -117,19 +117,24 @@ def test_model_server_captures_what_it_was_sent_and_answered(
     assert body_of(jsonl) == direct.content
 
 
-def test_a_body_that_is_not_utf8_is_captured_as_base64(tmp_path: Path) -> None:
+def test_json_bodies_are_text_and_others_base64_as_sagemaker_writes_them(tmp_path: Path) -> None:
     with CaptureWriter(tmp_path, "e") as writer:
         writer.record("application/json", b"\xff\xfe{}", "text/csv", b"p\n0.1\n", "id-1")
-    (record,) = read_captures(tmp_path)
-    data = record["captureData"]
-    assert data["endpointInput"]["encoding"] == "BASE64"
+        writer.record("text/csv", b"1,2\n", "application/jsonlines; charset=utf-8", b"{}\n", "id-2")
+    first, second = sorted(read_captures(tmp_path), key=lambda r: r["eventMetadata"]["inferenceId"])
+    data = first["captureData"]
+    assert data["endpointInput"]["encoding"] == "BASE64"  # JSON that is not UTF-8
     assert body_of(data["endpointInput"]) == b"\xff\xfe{}"
     assert data["endpointOutput"] == {
         "observedContentType": "text/csv",
         "mode": "OUTPUT",
-        "data": "p\n0.1\n",
-        "encoding": "JSON",
+        "data": base64.b64encode(b"p\n0.1\n").decode(),
+        "encoding": "BASE64",
     }
+    data = second["captureData"]
+    assert data["endpointInput"]["encoding"] == "BASE64"
+    assert data["endpointOutput"]["encoding"] == "JSON"
+    assert data["endpointOutput"]["data"] == "{}\n"
 
 
 def test_a_full_queue_drops_and_counts_without_blocking(
