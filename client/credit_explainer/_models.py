@@ -105,15 +105,15 @@ class Score(ScoredApplicant):
         server's registry, see ``reason_codes_version``), cut to ``cutoff`` and ``max_reasons``;
         else (a server that sends none) computed here from :data:`credit_explainer.DEFAULT_REASONS`.
         """
+        codes = reason_codes or ReasonCodes(cutoff=cutoff, max_reasons=max_reasons)  # checks both
         if reason_codes is None and self.principal_reasons is not None:
-            if cutoff is not None and self.probability < cutoff:
+            if not codes.applies_to(self.probability):
                 return []
             values = self.inputs
             return [
                 Reason(r.code, r.text, r.feature, values.get(r.feature), r.shap_value)
-                for r in self.principal_reasons[: max(0, max_reasons)]
+                for r in self.principal_reasons[: codes.max_reasons]
             ]
-        codes = reason_codes or ReasonCodes(cutoff=cutoff, max_reasons=max_reasons)
         return codes.for_score(self)
 
     def to_text(self, *, max_features: int | None = None, ascii: bool = False) -> str:

@@ -263,3 +263,16 @@ def test_local_stack_captures_every_applicant_with_the_api_request_id(
                 (r["code"], r["shap_value"]) for r in explanation["reasons"]
             ]
             assert score.reason_codes_version == out["reason_codes_version"]
+
+
+def test_up_refuses_an_unusable_capture_dir(
+    synthetic_model_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from credit_explainer.cli import main
+
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    argv = ["up", "--model-dir", str(synthetic_model_dir), "--capture-dir", str(blocker / "x")]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: cannot write captures to") and "Traceback" not in err

@@ -181,3 +181,11 @@ def test_sdk_reason_codes_override_the_server_s_and_old_servers_fall_back() -> N
     assert [r.code for r in score_with(SERVER).reasons(reason_codes=own)] == ["MINE", "income"]
     assert [r.code for r in score_with(None).reasons()] == ["debt_ratio", "income"]
     assert score_with([]).reasons() == []  # the server decided: no reasons
+
+
+@pytest.mark.parametrize("kwargs", [{"max_reasons": 0}, {"cutoff": 1.5}])
+def test_sdk_reasons_options_are_checked_with_server_reasons_too(kwargs: dict[str, Any]) -> None:
+    from credit_explainer import UsageError
+
+    with pytest.raises(UsageError):
+        score_with(SERVER).reasons(**kwargs)
