@@ -107,13 +107,12 @@ def principal_reasons(
     min_contribution: float = MIN_CONTRIBUTION,
 ) -> list[PrincipalReason]:
     """Up to ``max_reasons`` principal reasons from ``(feature, value, shap_value)`` triples."""
-    rows = list(contributions)
-    elderly = any(f == AGE_FEATURE and is_elderly(v) for f, v, _ in rows)
+    # Filter first (most contributions are not reasons); age's own value decides its exclusion.
     ranked = sorted(
         (
             (f, v, s)
-            for f, v, s in rows
-            if s >= min_contribution and s > 0 and not (elderly and f == AGE_FEATURE)
+            for f, v, s in contributions
+            if s >= min_contribution and s > 0 and not (f == AGE_FEATURE and is_elderly(v))
         ),
         key=lambda c: -c[2],
     )
