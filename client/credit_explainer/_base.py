@@ -152,6 +152,7 @@ class ClientCore:
                 **{name: getattr(result, name) for name in type(result).model_fields},
                 model_version=body.model_version,
                 request_id=body.request_id,
+                reason_codes_version=body.reason_codes_version,
             )
             score.index = position
             if self.check_additivity:

@@ -41,6 +41,7 @@ class Score(ScoredApplicant):
 
     model_version: str
     request_id: str
+    reason_codes_version: str | None = None
 
     # -- reading the explanation -------------------------------------------------------------
 
@@ -99,11 +100,20 @@ class Score(ScoredApplicant):
     ) -> list[Reason]:
         """Principal reasons (adverse-action style) when the probability is at or above ``cutoff``.
 
-        The features that raised the risk most, mapped to plain-language texts
-        (:data:`credit_explainer.DEFAULT_REASONS`; pass ``reason_codes`` to
-        override texts, cut-off and count together).
+        Precedence: ``reason_codes`` given -> computed here with those texts, cut-off and
+        count; else the reasons the model server sent (what the applicant is told, from the
+        server's registry, see ``reason_codes_version``), cut to ``cutoff`` and ``max_reasons``;
+        else (a server that sends none) computed here from :data:`credit_explainer.DEFAULT_REASONS`.
         """
-        codes = reason_codes or ReasonCodes(cutoff=cutoff, max_reasons=max_reasons)
+        codes = reason_codes or ReasonCodes(cutoff=cutoff, max_reasons=max_reasons)  # checks both
+        if reason_codes is None and self.principal_reasons is not None:
+            if not codes.applies_to(self.probability):
+                return []
+            values = self.inputs
+            return [
+                Reason(r.code, r.text, r.feature, values.get(r.feature), r.shap_value)
+                for r in self.principal_reasons[: codes.max_reasons]
+            ]
         return codes.for_score(self)
 
     def to_text(self, *, max_features: int | None = None, ascii: bool = False) -> str:

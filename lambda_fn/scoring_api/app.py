@@ -259,9 +259,10 @@ def _wants_legacy(fmt: str) -> bool:
 
 
 @tracer.capture_method(capture_response=False)
-def _explain(applicants: list[Applicant]) -> Scored:
+def _explain(applicants: list[Applicant], inference_id: str | None = None) -> Scored:
     remaining = app.lambda_context.get_remaining_time_in_millis() / 1000.0
-    return endpoint.explain(applicants, time.monotonic() + settings.time_budget(remaining))
+    deadline = time.monotonic() + settings.time_budget(remaining)
+    return endpoint.explain(applicants, deadline, inference_id)
 
 
 @app.post(
@@ -297,7 +298,7 @@ def score(
     request_id = _request_id()
     legacy = _wants_legacy(format)
     applicants = request.instances
-    scored = _explain(applicants)
+    scored = _explain(applicants, request_id)  # joins the endpoint's data capture to this id
     bands = settings.decision_bands
     if legacy:
         rows = []
@@ -314,6 +315,7 @@ def score(
         body = {
             "request_id": request_id,
             "model_version": scored.model_version,
+            "reason_codes_version": scored.reason_codes_version,
             "results": [
                 {
                     "index": i,

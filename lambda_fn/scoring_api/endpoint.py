@@ -43,6 +43,7 @@ from credit_schema import (
     direction_of,
     ranked,
 )
+from credit_schema.reasons import MAX_REASONS
 
 from .config import Settings
 from .errors import (
@@ -105,6 +106,7 @@ class Scored:
     model_version: str
     explanations: list[dict[str, Any]]  # Explanation dicts, request order
     model_latency_ms: float
+    reason_codes_version: str | None = None
 
 
 @dataclass(frozen=True)
@@ -131,27 +133,38 @@ class ModelEndpoint:
 
     # -- scoring -----------------------------------------------------------------------------
 
-    def explain(self, applicants: Sequence[Applicant], deadline: float | None = None) -> Scored:
-        """Score and check; no attempt is made that could end past ``deadline`` (monotonic)."""
+    def explain(
+        self,
+        applicants: Sequence[Applicant],
+        deadline: float | None = None,
+        inference_id: str | None = None,
+    ) -> Scored:
+        """Score and check; no attempt is made that could end past ``deadline`` (monotonic).
+
+        ``inference_id`` (the API request id) names the call in the endpoint's data capture.
+        """
         inputs = [a.to_features() for a in applicants]
         payload = json.dumps({"instances": inputs})
         started = time.perf_counter()
         self._deadline.value = deadline
         try:
-            body = self._invoke(payload.encode())
+            body = self._invoke(payload.encode(), inference_id)
         finally:
             self._deadline.value = None
         latency = (time.perf_counter() - started) * 1000.0
-        model_version, explanations = check_response(body, inputs)
-        return Scored(model_version, explanations, latency)
+        model_version, explanations, reasons_version = check_response(body, inputs)
+        return Scored(model_version, explanations, latency, reasons_version)
 
-    def _invoke(self, payload: bytes) -> bytes:
+    def _invoke(self, payload: bytes, inference_id: str | None = None) -> bytes:
+        # InvokeEndpoint's InferenceId: 1-64 printable characters (API Gateway's are UUIDs).
+        extra = {"InferenceId": inference_id[:64]} if inference_id else {}
         try:
             response = self.runtime.invoke_endpoint(
                 EndpointName=self.settings.endpoint_name,
                 Body=payload,
                 ContentType=CONTENT_TYPE_JSON,
                 Accept=CONTENT_TYPE_JSON,
+                **extra,
             )
             body: bytes = response["Body"].read()
         except Exception as exc:
@@ -272,10 +285,29 @@ def _bad(message: str) -> BadModelResponseError:
     )
 
 
+def _check_reasons(i: int, reasons: object) -> list[dict[str, Any]]:
+    """The model's principal reasons for explanation ``i``, checked and passed on unchanged."""
+    if not isinstance(reasons, list) or len(reasons) > MAX_REASONS:
+        raise _bad(f"explanation {i} has no list of at most {MAX_REASONS} reasons")
+    for r in reasons:
+        if not (
+            isinstance(r, dict)
+            and isinstance(r.get("code"), str)
+            and isinstance(r.get("text"), str)
+            and r.get("feature") in _FEATURE_ORDER
+            and _is_number(r.get("shap_value"))
+        ):
+            raise _bad(f"explanation {i} has a malformed reason")
+    return reasons
+
+
 def check_response(
     body: bytes, inputs: Sequence[Mapping[str, float | int | None]]
-) -> tuple[str, list[dict[str, Any]]]:
+) -> tuple[str, list[dict[str, Any]], str | None]:
     """Check the model's :class:`credit_schema.ModelResponse` for these inputs; explanations ranked.
+
+    Returns the model version, the explanations (with the model's ``reasons`` when it sent
+    them) and the reason-code registry's version (None from a model that sends no reasons).
 
     A plain-Python structural check rather than ``ModelResponse.model_validate_json``: the
     response of a 2,000-applicant batch holds 20,000 contributions, and building a model object
@@ -292,6 +324,9 @@ def check_response(
     model_version = parsed.get("model_version")
     if not isinstance(model_version, str) or not model_version:
         raise _bad("no 'model_version'")
+    reasons_version = parsed.get("reason_codes_version")
+    if reasons_version is not None and not isinstance(reasons_version, str):
+        raise _bad("'reason_codes_version' is not a string")
     predictions = parsed["predictions"]
     if len(predictions) != len(inputs):
         raise BadModelResponseError(
@@ -339,7 +374,12 @@ def check_response(
             )
         checked.sort(key=lambda c: _FEATURE_ORDER[c["feature"]])
         checked = [checked[j] for j in ranked([c["shap_value"] for c in checked])]
-        explanations.append(
-            {"probability": float(probability), "base_value": float(base), "contributions": checked}
-        )
-    return model_version, explanations
+        checked_explanation = {
+            "probability": float(probability),
+            "base_value": float(base),
+            "contributions": checked,
+        }
+        if "reasons" in explanation:
+            checked_explanation["reasons"] = _check_reasons(i, explanation["reasons"])
+        explanations.append(checked_explanation)
+    return model_version, explanations, reasons_version

@@ -104,7 +104,10 @@ def _serve(args: argparse.Namespace) -> int:
         # for linear algebra at start-up (a few tenths of a second of a new container's start).
         if "scipy" not in sys.modules:
             sys.modules["scipy"] = None  # type: ignore[assignment]  # None: "not importable"
+    from credit_schema.reasons import ReasonCodesError
+
     from .artifacts import ModelArtifactError
+    from .capture import CaptureError
     from .server import run
 
     try:
@@ -116,8 +119,9 @@ def _serve(args: argparse.Namespace) -> int:
             endpoint_name=args.endpoint_name,
             log_level=args.log_level,
             timeout=args.timeout,
+            capture_dir=args.capture_dir,
         )
-    except ModelArtifactError as exc:
+    except (ModelArtifactError, ReasonCodesError, CaptureError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     return 0
@@ -268,6 +272,12 @@ def register(sub: Any) -> None:
     p.add_argument(
         "--endpoint-name",
         help="also answer on /endpoints/NAME/invocations (default: /invocations only)",
+    )
+    p.add_argument(
+        "--capture-dir",
+        metavar="DIR",
+        help="write every successful invocation to DIR/<endpoint>/AllTraffic/yyyy/mm/dd/hh/*.jsonl "
+        "in SageMaker Data Capture's format (default: no capture)",
     )
     p.add_argument(
         "--log-level",

@@ -46,6 +46,7 @@ from credit_schema import (
     negotiate,
     validate_records,
 )
+from credit_schema.reasons import DEFAULT_REGISTRY, Registry, registry_from_env
 from pydantic_core import to_json
 
 from . import artifacts
@@ -86,6 +87,7 @@ class LoadedModel:
     metadata: dict[str, Any]
     model_dir: Path
     max_applicants: int = DEFAULT_MODEL_MAX_APPLICANTS
+    registry: Registry = DEFAULT_REGISTRY
 
     @property
     def version(self) -> str:
@@ -101,6 +103,7 @@ class Prediction:
     base_value: float
     shap_values: FloatArray
     model_version: str
+    registry: Registry = DEFAULT_REGISTRY
 
 
 def model_fn(model_dir: str | Path) -> LoadedModel:
@@ -120,6 +123,7 @@ def model_fn(model_dir: str | Path) -> LoadedModel:
         metadata=metadata,
         model_dir=directory,
         max_applicants=int(os.environ.get(MAX_APPLICANTS_ENV, DEFAULT_MODEL_MAX_APPLICANTS)),
+        registry=registry_from_env(),  # a bad override file fails the start, not a request
     )
 
 
@@ -147,21 +151,26 @@ def predict_fn(input_data: FloatArray, model: LoadedModel) -> Prediction:
     proba, shap_values, gap = model.explainer.explain_checked(X)
     if not gap <= ADDITIVITY_TOLERANCE:
         raise ExplanationError(f"the model produced an inconsistent explanation (gap {gap:.3g})")
-    return Prediction(X, proba, float(model.explainer.base_value), shap_values, model.version)
+    base = float(model.explainer.base_value)
+    return Prediction(X, proba, base, shap_values, model.version, model.registry)
 
 
 def explanations(prediction: Prediction) -> list[dict[str, Any]]:
-    """One :class:`credit_schema.Explanation` dict per applicant, request order."""
+    """One :class:`credit_schema.Explanation` dict per applicant, request order, with reasons."""
     base = prediction.base_value
-    return [
-        explanation_dict(probability, base, [None if v != v else v for v in row], shap)  # NaN: null
-        for probability, row, shap in zip(
-            prediction.probability.tolist(),
-            prediction.inputs.tolist(),
-            prediction.shap_values.tolist(),
-            strict=True,
-        )
-    ]
+    out = []
+    for probability, row, shap in zip(
+        prediction.probability.tolist(),
+        prediction.inputs.tolist(),
+        prediction.shap_values.tolist(),
+        strict=True,
+    ):
+        values = [None if v != v else v for v in row]  # NaN: null
+        explanation = explanation_dict(probability, base, values, shap)
+        triples = zip(FEATURES, values, shap, strict=True)
+        explanation["reasons"] = prediction.registry.principal_reasons(triples)
+        out.append(explanation)
+    return out
 
 
 def _csv_header_absent(accept: str | None) -> bool:
@@ -189,11 +198,18 @@ def output_fn(prediction: Prediction, accept: str | None) -> tuple[bytes, str]:
     """Encode predictions -> ``(body, content_type)``."""
     kind = negotiate(accept, OUTPUT_CONTENT_TYPES)
     if kind == CONTENT_TYPE_JSON:
-        body = {"model_version": prediction.model_version, "predictions": explanations(prediction)}
+        body = {
+            "model_version": prediction.model_version,
+            "reason_codes_version": prediction.registry.version,
+            "predictions": explanations(prediction),
+        }
         return to_json(body), kind
     if kind == CONTENT_TYPE_JSONLINES:
-        version = prediction.model_version
-        lines = [to_json({"model_version": version, **e}) for e in explanations(prediction)]
+        versions = {
+            "model_version": prediction.model_version,
+            "reason_codes_version": prediction.registry.version,
+        }
+        lines = [to_json({**versions, **e}) for e in explanations(prediction)]
         return b"".join(line + b"\n" for line in lines), kind
     if kind == CONTENT_TYPE_LEGACY_JSON:
         legacy = legacy_dict(

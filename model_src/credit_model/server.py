@@ -20,11 +20,13 @@ carry request ids, sizes, statuses and latencies, never applicant values.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import os
 import time
 import uuid
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any, Final
 
@@ -39,12 +41,14 @@ from credit_schema import (
     negotiate,
 )
 from credit_schema.edge import request_id as accepted_request_id
+from credit_schema.reasons import registry_from_env
 from starlette.applications import Starlette
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from . import artifacts, http_limits
+from .capture import CAPTURE_DIR_ENV, INFERENCE_ID_HEADER, CaptureWriter
 from .handlers import (
     INPUT_CONTENT_TYPES,
     OUTPUT_CONTENT_TYPES,
@@ -114,10 +118,17 @@ def env_timeout() -> float:
 class _Invoker:
     """Runs one invocation: body limits, the handler stages, errors as JSON."""
 
-    def __init__(self, model: LoadedModel, max_body_bytes: int, timeout: float) -> None:
+    def __init__(
+        self,
+        model: LoadedModel,
+        max_body_bytes: int,
+        timeout: float,
+        capture: CaptureWriter | None = None,
+    ) -> None:
         self.model = model
         self.max_body_bytes = max_body_bytes
         self.timeout = timeout
+        self.capture = capture
 
     async def __call__(self, request: Request, request_id: str) -> Response:
         started = time.perf_counter()
@@ -140,6 +151,11 @@ class _Invoker:
                 out, response_type = await asyncio.wait_for(work, self.timeout)
             response: Response = Response(out, media_type=response_type)
             kind = "ok"
+            if self.capture is not None:  # queued only: written by the capture thread
+                given = request.headers.get(INFERENCE_ID_HEADER, "")
+                # SageMaker's InferenceId: 1-64 printable characters; anything else is not kept.
+                inference_id = given if 0 < len(given) <= 64 and given.isprintable() else request_id
+                self.capture.record(content_type or "", body, response_type, out, inference_id)
         except TimeoutError:
             failure: ServiceError = ModelTimeoutError(
                 f"the model did not answer within {self.timeout:g} s"
@@ -187,15 +203,25 @@ def create_app(
     max_body_bytes: int | None = None,
     workers: int = 1,
     timeout: float | None = None,
+    capture_dir: str | Path | None = None,
 ) -> Starlette:
     """The model server application for a loaded model (or a model directory to load now).
 
     ``timeout`` (seconds per invocation) defaults to ``$SAGEMAKER_MODEL_SERVER_TIMEOUT`` or 60.
+    ``capture_dir``: write every successful invocation there (:mod:`credit_model.capture`);
+    the capture is closed (flushed) at the application's shutdown or by ``app.state.capture``.
     """
     loaded = model if isinstance(model, LoadedModel) else model_fn(model)
     name = endpoint_name or os.environ.get(ENDPOINT_NAME_ENV, DEFAULT_ENDPOINT_NAME)
     limit = max_body_bytes or int(os.environ.get(MAX_BODY_ENV, DEFAULT_MAX_BODY_BYTES))
-    invoke = _Invoker(loaded, limit, timeout or env_timeout())
+    capture = CaptureWriter(capture_dir, name) if capture_dir else None
+    invoke = _Invoker(loaded, limit, timeout or env_timeout(), capture)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        yield
+        if capture is not None:  # uvicorn's shutdown (SIGTERM, SIGINT): nothing queued is lost
+            await asyncio.get_running_loop().run_in_executor(None, capture.close)
 
     async def ping(request: Request) -> Response:
         return JSONResponse({"status": "healthy", "model_version": loaded.version})
@@ -259,15 +285,20 @@ def create_app(
             ),
         ],
         exception_handlers={404: _not_found, 405: _method_not_allowed},
+        lifespan=lifespan,
     )
     app.state.model = loaded
     app.state.endpoint_name = name
+    app.state.capture = capture
     return app
 
 
 def app_from_env() -> Starlette:
     """Factory for ``uvicorn --factory`` and multi-worker serving (model dir from the environment)."""
-    return create_app(os.environ.get(MODEL_DIR_ENV, DEFAULT_MODEL_DIR))
+    return create_app(
+        os.environ.get(MODEL_DIR_ENV, DEFAULT_MODEL_DIR),
+        capture_dir=os.environ.get(CAPTURE_DIR_ENV) or None,
+    )
 
 
 def run(
@@ -279,6 +310,7 @@ def run(
     endpoint_name: str | None = None,
     log_level: str = "info",
     timeout: float | None = None,
+    capture_dir: str | Path | None = None,
 ) -> None:
     """Serve until interrupted (the container's ``serve`` program calls this).
 
@@ -297,11 +329,14 @@ def run(
         level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s"
     )
     if workers > 1:
-        # Fail here, once, on a missing or tampered model rather than in every worker.
+        # Fail here, once, on a missing or tampered model or reason codes, not in every worker.
         artifacts.verify(directory)
+        registry_from_env()
         os.environ[MODEL_DIR_ENV] = directory
         if endpoint_name:
             os.environ[ENDPOINT_NAME_ENV] = endpoint_name
+        if capture_dir:  # each worker writes its own files (a uuid in every name)
+            os.environ[CAPTURE_DIR_ENV] = str(capture_dir)
         uvicorn.run(
             "credit_model.server:app_from_env",
             factory=True,
@@ -313,7 +348,7 @@ def run(
             **http_limits.UVICORN_OPTIONS,
         )
         return
-    app = create_app(directory, endpoint_name=endpoint_name)
+    app = create_app(directory, endpoint_name=endpoint_name, capture_dir=capture_dir)
     uvicorn.run(
         app,
         host=host,

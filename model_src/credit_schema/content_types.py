@@ -21,6 +21,10 @@ CONTENT_TYPE_LEGACY_JSON: Final = "application/vnd.credit-explainer.legacy+json"
 JSONLINES_ALIASES: Final = frozenset(
     {CONTENT_TYPE_JSONLINES, "application/x-jsonlines", "application/jsonl"}
 )
+#: Bodies that data capture records as text (``encoding: JSON``); any other body is base64.
+#: SageMaker's ``CaptureContentTypeHeader.JsonContentTypes`` on AWS, the local capture's rule
+#: (SageMaker's pattern for these refuses the legacy type's "+": its answers are base64).
+CAPTURE_JSON_CONTENT_TYPES: Final = (CONTENT_TYPE_JSON, CONTENT_TYPE_JSONLINES)
 
 
 def media_type(header: str | None) -> str:

@@ -107,13 +107,12 @@ def principal_reasons(
     min_contribution: float = MIN_CONTRIBUTION,
 ) -> list[PrincipalReason]:
     """Up to ``max_reasons`` principal reasons from ``(feature, value, shap_value)`` triples."""
-    rows = list(contributions)
-    elderly = any(f == AGE_FEATURE and is_elderly(v) for f, v, _ in rows)
+    # Filter first (most contributions are not reasons); age's own value decides its exclusion.
     ranked = sorted(
         (
             (f, v, s)
-            for f, v, s in rows
-            if s >= min_contribution and s > 0 and not (elderly and f == AGE_FEATURE)
+            for f, v, s in contributions
+            if s >= min_contribution and s > 0 and not (f == AGE_FEATURE and is_elderly(v))
         ),
         key=lambda c: -c[2],
     )
@@ -129,3 +128,90 @@ def principal_reasons(
         if len(out) == max_reasons:
             break
     return out
+
+
+# -- the lender's registry ------------------------------------------------------------------
+
+#: Names a JSON file that overrides the registry on the model server (read once, at start).
+REASON_CODES_ENV: Final = "CREDIT_EXPLAINER_REASON_CODES"
+
+
+class ReasonCodesError(ValueError):
+    """A reason-code override file that cannot be used (the message names the file and the fault)."""
+
+
+class Registry(NamedTuple):
+    """A versioned reason-code registry: feature -> reason, and feature -> reason when missing."""
+
+    version: str
+    reasons: Mapping[str, ReasonText]
+    reasons_when_missing: Mapping[str, ReasonText]
+
+    def principal_reasons(
+        self, contributions: Iterable[tuple[str, float | None, float]]
+    ) -> list[dict[str, object]]:
+        """:func:`principal_reasons` as the wire's ``{"code", "text", "feature", "shap_value"}``."""
+        return [
+            {"code": r.code, "text": r.text, "feature": r.feature, "shap_value": r.shap_value}
+            for r in principal_reasons(
+                contributions, reasons=self.reasons, reasons_when_missing=self.reasons_when_missing
+            )
+        ]
+
+
+DEFAULT_REGISTRY: Final = Registry(REGISTRY_VERSION, REASONS, REASONS_WHEN_MISSING)
+
+
+def _texts(path: str, section: str, given: object) -> dict[str, ReasonText]:
+    if not isinstance(given, dict):
+        raise ReasonCodesError(f"{path}: {section!r} must be an object of feature -> reason")
+    out: dict[str, ReasonText] = {}
+    for feature, entry in given.items():
+        if feature not in FEATURES:
+            raise ReasonCodesError(f"{path}: {section}.{feature}: not a model feature")
+        if isinstance(entry, str):
+            entry = {"code": feature, "text": entry}
+        code = entry.get("code") if isinstance(entry, dict) else None
+        text = entry.get("text") if isinstance(entry, dict) else None
+        if not (isinstance(code, str) and code and isinstance(text, str) and text):
+            raise ReasonCodesError(
+                f'{path}: {section}.{feature}: want a text or {{"code": ..., "text": ...}}'
+            )
+        out[feature] = ReasonText(code, text)
+    return out
+
+
+def load_registry(path: str) -> Registry:
+    """A lender's override: ``{"version": ..., "reasons": {feature: {"code", "text"} | text},
+    "reasons_when_missing": {...}}``; features left out keep the defaults."""
+    import json
+
+    try:
+        with open(path, encoding="utf-8") as f:
+            data = json.load(f)
+    except OSError as exc:
+        raise ReasonCodesError(f"{path}: cannot read the reason codes ({exc.strerror})") from None
+    except ValueError as exc:
+        raise ReasonCodesError(f"{path}: not JSON ({exc})") from None
+    if not isinstance(data, dict):
+        raise ReasonCodesError(f"{path}: want a JSON object with 'version' and 'reasons'")
+    unknown = set(data) - {"version", "reasons", "reasons_when_missing"}
+    if unknown:
+        raise ReasonCodesError(f"{path}: unknown keys {sorted(unknown)}")
+    version = data.get("version")
+    if not isinstance(version, str) or not version.strip():
+        raise ReasonCodesError(f"{path}: 'version' must be a non-empty string")
+    reasons = {**REASONS, **_texts(path, "reasons", data.get("reasons", {}))}
+    missing = {
+        **REASONS_WHEN_MISSING,
+        **_texts(path, "reasons_when_missing", data.get("reasons_when_missing", {})),
+    }
+    return Registry(version.strip(), reasons, missing)
+
+
+def registry_from_env(environ: Mapping[str, str] | None = None) -> Registry:
+    """The registry named by :data:`REASON_CODES_ENV`, or :data:`DEFAULT_REGISTRY` when unset."""
+    import os
+
+    path = (environ if environ is not None else os.environ).get(REASON_CODES_ENV, "").strip()
+    return load_registry(path) if path else DEFAULT_REGISTRY

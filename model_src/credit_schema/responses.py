@@ -42,13 +42,35 @@ class Contribution(BaseModel):
     )
 
 
+class Reason(BaseModel):
+    """One principal reason the model server gave (:func:`credit_schema.reasons.principal_reasons`)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    code: str = Field(description="Stable reason code from the reason-code registry.")
+    text: str = Field(description="The sentence shown to the applicant.")
+    feature: str = Field(description="Wire name of the feature behind the reason.")
+    shap_value: float = Field(description="The contribution behind it (raises the risk).")
+
+
 class Explanation(BaseModel):
     """One applicant's probability of serious delinquency with its exact SHAP explanation."""
+
+    # ``reasons`` on the wire; the attribute has another name so the SDK's ``Score.reasons()``
+    # method can read it.
+    model_config = ConfigDict(
+        validate_by_name=True, validate_by_alias=True, serialize_by_alias=True
+    )
 
     probability: float = Field(ge=0.0, le=1.0, description="P(SeriousDlqin2yrs = 1).")
     base_value: float = Field(description="Expected model output over the training data.")
     contributions: list[Contribution] = Field(
         description="One per feature, ranked by absolute SHAP value, largest first."
+    )
+    principal_reasons: list[Reason] | None = Field(
+        default=None,
+        alias="reasons",
+        description="Up to four principal reasons, decided by the model server (null: none sent).",
     )
 
 
@@ -56,6 +78,9 @@ class ModelResponse(BaseModel):
     """The model container's ``application/json`` answer."""
 
     model_version: str
+    reason_codes_version: str | None = Field(
+        default=None, description="Version of the reason-code registry behind ``reasons``."
+    )
     predictions: list[Explanation]
 
 
@@ -71,6 +96,9 @@ class ScoreResponse(BaseModel):
 
     request_id: str
     model_version: str
+    reason_codes_version: str | None = Field(
+        default=None, description="Version of the reason-code registry behind ``reasons``."
+    )
     results: list[ScoredApplicant]
 
 

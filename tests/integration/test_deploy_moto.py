@@ -298,3 +298,43 @@ def test_dry_runs_of_an_update_and_a_batch_read_the_account_and_change_nothing(a
     assert everything(account) == before
     assert account.client("sagemaker").list_transform_jobs()["TransformJobSummaries"] == []
     assert f"CreateTransformJob TransformJobName={job}" in plan_of(out)
+
+
+def test_create_endpoint_with_data_capture_and_a_role_that_may_write_there(account, capsys):
+    model_data = f"s3://{BUCKET}/credit-explainer/models/given/model.tar.gz"
+    capture = "s3://audit-bucket/decisions/credit"
+    argv = ("deploy", "create-endpoint", "--image-uri", IMAGE, "--model-data", model_data)
+    assert run(capsys, *argv, "--capture", capture, "--capture-percent", "40")[0] == 0
+    sm = account.client("sagemaker")
+    endpoint = sm.describe_endpoint(EndpointName="credit-explainer")
+    config = sm.describe_endpoint_config(EndpointConfigName=endpoint["EndpointConfigName"])
+    assert config["DataCaptureConfig"] == {
+        "EnableCapture": True,
+        "InitialSamplingPercentage": 40,
+        "DestinationS3Uri": capture,
+        "CaptureOptions": [{"CaptureMode": "Input"}, {"CaptureMode": "Output"}],
+        "CaptureContentTypeHeader": {
+            "JsonContentTypes": ["application/json", "application/jsonlines"]
+        },
+    }
+    policy = account.client("iam").get_role_policy(
+        RoleName=ROLE, PolicyName="credit-explainer-least-privilege"
+    )["PolicyDocument"]
+    (write,) = [s for s in policy["Statement"] if s.get("Sid") == "WriteCapture"]
+    assert write["Action"] == ["s3:PutObject"]
+    assert write["Resource"] == ["arn:aws:s3:::audit-bucket/decisions/credit*"]
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (("--capture", "audit-bucket/x"), "--capture wants s3://bucket/prefix"),
+        (("--capture", "s3://b/p", "--capture-percent", "0"), "--capture-percent is 1-100"),
+    ],
+)
+def test_bad_capture_options_stop_before_any_endpoint(account, capsys, flags, message):
+    model_data = f"s3://{BUCKET}/credit-explainer/models/given/model.tar.gz"
+    argv = ("deploy", "create-endpoint", "--image-uri", IMAGE, "--model-data", model_data)
+    code, _, err = run(capsys, *argv, *flags)
+    assert code == 1 and f"error: {message}" in err
+    assert account.client("sagemaker").list_endpoint_configs()["EndpointConfigs"] == []

@@ -45,7 +45,9 @@ def cfg(**kw) -> DeployConfig:
 NEW = "credit-explainer-20261125-090000"
 
 
-def expect_model_and_config(plan: Plan, *, variant: dict, isolated: bool = True) -> None:
+def expect_model_and_config(
+    plan: Plan, *, variant: dict, isolated: bool = True, capture: dict | None = None
+) -> None:
     model = {
         "ModelName": NEW,
         "PrimaryContainer": {"Image": IMAGE, "ModelDataUrl": DATA},
@@ -64,7 +66,12 @@ def expect_model_and_config(plan: Plan, *, variant: dict, isolated: bool = True)
         "sagemaker",
         "create_endpoint_config",
         {"EndpointConfigArn": f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:endpoint-config/{NEW}"},
-        {"EndpointConfigName": NEW, "ProductionVariants": [variant], "Tags": TAGS},
+        {
+            "EndpointConfigName": NEW,
+            "ProductionVariants": [variant],
+            "Tags": TAGS,
+            **({"DataCaptureConfig": capture} if capture else {}),
+        },
     )
 
 
@@ -308,4 +315,26 @@ def test_an_update_call_that_raises_puts_the_autoscaling_back():
     expect_scaling(plan)
     with pytest.raises(Exception, match="Cannot update endpoint"):
         deploy_endpoint(plan.aws, cfg(), image=IMAGE, role=ROLE, model_data=DATA)
+    plan.verify()
+
+
+def test_an_update_with_capture_swaps_in_a_config_that_captures():
+    # moto has no UpdateEndpoint: turning capture on for a running endpoint is checked here.
+    old = "credit-explainer-20261101-120000"
+    plan = Plan()
+    capture = {
+        "EnableCapture": True,
+        "InitialSamplingPercentage": 25,
+        "DestinationS3Uri": "s3://audit/decisions",
+        "CaptureOptions": [{"CaptureMode": "Input"}, {"CaptureMode": "Output"}],
+        "CaptureContentTypeHeader": {
+            "JsonContentTypes": ["application/json", "application/jsonlines"]
+        },
+    }
+    expect_model_and_config(plan, variant=REALTIME, capture=capture)
+    expect_update(plan, old, registered=False)
+    plan.ok("sagemaker", "describe_endpoint", endpoint("InService", NEW))
+    expect_scaling(plan)
+    settings = cfg(capture="s3://audit/decisions/", capture_percent=25)
+    deploy_endpoint(plan.aws, settings, image=IMAGE, role=ROLE, model_data=DATA)
     plan.verify()

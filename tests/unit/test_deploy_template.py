@@ -10,7 +10,9 @@ import pytest
 from cfnlint.api import ManualArgs, lint
 from cfnlint.decode.cfn_yaml import loads
 from credit_explainer.deploy import DeployConfig
+from credit_explainer.deploy.hosting import data_capture_config
 from credit_explainer.deploy.training import execution_role_policy
+from credit_schema.content_types import CAPTURE_JSON_CONTENT_TYPES
 
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE = (ROOT / "template.yaml").read_text()
@@ -58,10 +60,11 @@ def test_the_enabled_variant_really_has_the_sagemaker_resources():
     kinds = {
         r["Type"]
         for r in template["Resources"].values()
-        if r.get("Condition") in {"CreateSageMaker", "CreateScaling"}
+        if r.get("Condition") in {"CreateSageMaker", "CreateScaling", "CreateCapture"}
     }
     assert kinds == {
         "AWS::IAM::Role",
+        "AWS::S3::Bucket",
         "AWS::SageMaker::Model",
         "AWS::SageMaker::EndpointConfig",
         "AWS::SageMaker::Endpoint",
@@ -75,7 +78,9 @@ def test_the_enabled_variant_really_has_the_sagemaker_resources():
 
 
 def _statements(policy_document) -> dict:
-    return {s["Sid"]: s for s in policy_document["Statement"]}
+    """Sid -> statement; a conditional statement (``!If [cond, statement, NoValue]``) as its own."""
+    found = (s["Fn::If"][1] if "Fn::If" in s else s for s in policy_document["Statement"])
+    return {s["Sid"]: s for s in found}
 
 
 def test_template_execution_role_is_least_privilege():
@@ -153,3 +158,57 @@ def test_template_model_is_isolated_except_on_serverless_inference():
     assert model["EnableNetworkIsolation"] == {
         "Fn::If": ["UseServerless", {"Ref": "AWS::NoValue"}, True]
     }
+
+
+def test_template_captures_to_a_private_encrypted_bucket_kept_25_months():
+    template = loads(TEMPLATE)
+    params, resources = template["Parameters"], template["Resources"]
+    assert params["CapturePercent"]["Default"] == 100
+    assert params["CaptureRetentionDays"]["Default"] == 762  # 25 months
+    assert template["Conditions"]["CreateCapture"] == {
+        "Fn::And": [
+            {"Condition": "CreateSageMaker"},
+            {"Fn::Not": [{"Fn::Equals": [{"Ref": "CapturePercent"}, 0]}]},
+        ]
+    }
+    bucket = resources["CaptureBucket"]
+    assert bucket["DeletionPolicy"] == bucket["UpdateReplacePolicy"] == "Retain"
+    props = bucket["Properties"]
+    (sse,) = props["BucketEncryption"]["ServerSideEncryptionConfiguration"]
+    assert sse["ServerSideEncryptionByDefault"]["SSEAlgorithm"] in ("AES256", "aws:kms")
+    assert all(props["PublicAccessBlockConfiguration"].values())
+    (rule,) = props["LifecycleConfiguration"]["Rules"]
+    assert rule["ExpirationInDays"] == {"Ref": "CaptureRetentionDays"}
+    assert rule["Prefix"] == {"Fn::Sub": "${CapturePrefix}/"}
+    config = resources["SageMakerEndpointConfig"]["Properties"]["DataCaptureConfig"]["Fn::If"]
+    assert config[0] == "CreateCapture" and config[2] == {"Ref": "AWS::NoValue"}
+    capture = config[1]
+    assert capture["DestinationS3Uri"] == {"Fn::Sub": "s3://${CaptureBucket}/${CapturePrefix}"}
+    assert capture["InitialSamplingPercentage"] == {"Ref": "CapturePercent"}
+    assert capture["CaptureOptions"] == [{"CaptureMode": "Input"}, {"CaptureMode": "Output"}]
+    # The same capture settings as `deploy create-endpoint --capture` (one list of JSON types).
+    cli = data_capture_config(DeployConfig(capture="s3://b/p"))
+    assert capture["CaptureContentTypeHeader"] == cli["CaptureContentTypeHeader"]
+    assert cli["CaptureContentTypeHeader"]["JsonContentTypes"] == list(CAPTURE_JSON_CONTENT_TYPES)
+    role = resources["SageMakerExecutionRole"]["Properties"]["Policies"][0]["PolicyDocument"]
+    (write,) = [
+        s["Fn::If"][1]
+        for s in role["Statement"]
+        if "Fn::If" in s and s["Fn::If"][0] == "CreateCapture"
+    ]
+    assert write["Action"] == "s3:PutObject"
+    assert write["Resource"] == {
+        "Fn::Sub": "arn:${AWS::Partition}:s3:::${CaptureBucket}/${CapturePrefix}/*"
+    }
+
+
+def test_cli_execution_role_may_write_its_capture_prefix_only():
+    outside = DeployConfig(capture="s3://audit/decisions")
+    statements = _statements(
+        execution_role_policy(outside, bucket="b", account="111122223333", region="eu-west-1")
+    )
+    assert statements["WriteCapture"]["Action"] == ["s3:PutObject"]
+    assert statements["WriteCapture"]["Resource"] == ["arn:aws:s3:::audit/decisions*"]
+    inside = DeployConfig(capture="s3://b/credit-explainer/capture")
+    own = execution_role_policy(inside, bucket="b", account="111122223333", region="eu-west-1")
+    assert "WriteCapture" not in _statements(own)  # the own prefix is writable already

@@ -24,7 +24,7 @@ from typing import Any
 import boto3
 import pytest
 from botocore.response import StreamingBody
-from botocore.stub import Stubber
+from botocore.stub import ANY, Stubber
 from credit_explainer.local.gateway import LambdaEnvironment
 from credit_explainer.local.stack import handler_environment
 from credit_schema import FEATURES, ErrorBody, explanation_dict
@@ -113,7 +113,10 @@ def model_answer(applicants: list[dict[str, Any]], *, break_additivity: bool = F
 
 
 def stub_invoke(
-    stubber: Stubber, body: bytes, applicants: list[dict[str, Any]] | None = None
+    stubber: Stubber,
+    body: bytes,
+    applicants: list[dict[str, Any]] | None = None,
+    inference_id: Any = ANY,
 ) -> None:
     stubber.add_response(
         "invoke_endpoint",
@@ -123,6 +126,7 @@ def stub_invoke(
             "Body": json.dumps({"instances": applicants or APPLICANTS}).encode(),
             "ContentType": "application/json",
             "Accept": "application/json",
+            "InferenceId": inference_id,
         },
     )
 
@@ -528,3 +532,58 @@ def test_metrics_are_emitted_as_emf_and_not_kept_when_disabled(
         disabled.invoke(event)
         assert disabled.module.metrics.metric_set == {}
     assert '"_aws"' not in capsys.readouterr().out
+
+
+# -- reasons and data capture (issue 18) ----------------------------------------------------------
+
+
+def with_reasons(answer: bytes, reasons: Any, version: str = "lender-7") -> bytes:
+    parsed = json.loads(answer)
+    parsed["reason_codes_version"] = version
+    for p in parsed["predictions"]:
+        p["reasons"] = reasons
+    return json.dumps(parsed).encode()
+
+
+def test_the_model_s_reasons_pass_through_unchanged_with_the_request_id_as_inference_id(
+    fn: LambdaEnvironment, runtime: Stubber
+) -> None:
+    event = load_event("score-batch.json")
+    reasons = [{"code": "X1", "text": "Lender's text", "feature": "DebtRatio", "shap_value": 0.5}]
+    stub_invoke(
+        runtime,
+        with_reasons(model_answer(APPLICANTS), reasons),
+        inference_id=event["requestContext"]["requestId"],
+    )
+    result = fn.invoke(event)
+    assert result["statusCode"] == 200, result["body"]
+    body = body_of(result)
+    assert body["reason_codes_version"] == "lender-7"
+    assert [r["reasons"] for r in body["results"]] == [reasons] * len(APPLICANTS)
+
+
+@pytest.mark.parametrize(
+    "reasons",
+    [
+        "DebtRatio",
+        [{"code": "X", "text": "t", "feature": "shoe_size", "shap_value": 0.1}],
+        [{"code": "X", "text": "t", "feature": "DebtRatio"}],
+        [{"code": "X", "text": "t", "feature": "DebtRatio", "shap_value": 0.1}] * 5,
+    ],
+)
+def test_malformed_reasons_from_the_model_are_502(
+    fn: LambdaEnvironment, runtime: Stubber, reasons: Any
+) -> None:
+    stub_invoke(runtime, with_reasons(model_answer(APPLICANTS), reasons))
+    result = fn.invoke(load_event("score-batch.json"))
+    assert result["statusCode"] == 502
+    assert error_of(result)["code"] == "bad_model_response"
+
+
+def test_a_model_without_reasons_still_answers_without_them(
+    fn: LambdaEnvironment, runtime: Stubber
+) -> None:
+    stub_invoke(runtime, model_answer(APPLICANTS))
+    body = body_of(fn.invoke(load_event("score-batch.json")))
+    assert body["reason_codes_version"] is None
+    assert all("reasons" not in r or r["reasons"] is None for r in body["results"])

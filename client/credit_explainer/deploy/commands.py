@@ -95,6 +95,19 @@ def _hosting(parser: argparse.ArgumentParser) -> None:
         "--serverless-memory", type=int, default=2048, choices=[1024, 2048, 3072, 4096, 5120, 6144]
     )
     group.add_argument("--serverless-concurrency", type=int, default=5)
+    group.add_argument(
+        "--capture",
+        metavar="S3_URI",
+        help="data capture: every request and answer under s3://bucket/prefix, in SageMaker "
+        "Data Capture's format (default: none)",
+    )
+    group.add_argument(
+        "--capture-percent",
+        type=int,
+        default=100,
+        metavar="N",
+        help="with --capture: the share of invocations captured, 1-100 (default: 100)",
+    )
 
 
 def _api(parser: argparse.ArgumentParser) -> None:
@@ -221,6 +234,8 @@ def config_from(args: argparse.Namespace) -> Any:
         serverless_max_concurrency=_get(args, "serverless_concurrency", 5),
         max_instances=_get(args, "max_instances", 4),
         invocations_per_instance=_get(args, "invocations_per_instance", 100.0),
+        capture=get("capture"),
+        capture_percent=_get(args, "capture_percent", 100),
         stack_name=get("stack_name"),
         sam_parameters=tuple(f"{k}={v}" for k, v in params.items()),
     )

@@ -64,6 +64,9 @@ class DeployConfig:
     min_instances: int | None = None
     max_instances: int = 4
     invocations_per_instance: float = 100.0
+    # data capture: s3://bucket/prefix, or None for none
+    capture: str | None = None
+    capture_percent: int = 100
     # API
     stack_name: str | None = None
     sam_parameters: tuple[str, ...] = ()

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from typing import Any, Final
 
+from credit_schema.content_types import CAPTURE_JSON_CONTENT_TYPES
+
 from .aws import Aws, Response, tags
 from .config import ENTRY_POINT, VARIANT, DeployConfig
 from .errors import DeployError, EndpointFailedError, EndpointRolledBackError
@@ -78,13 +80,37 @@ def production_variant(cfg: DeployConfig, model_name: str) -> dict[str, Any]:
     return variant
 
 
+def check_capture(cfg: DeployConfig) -> None:
+    """``--capture`` is an ``s3://bucket/prefix`` and ``--capture-percent`` in 1-100."""
+    if cfg.capture is None:
+        return
+    bucket, _, _ = cfg.capture.removeprefix("s3://").partition("/")
+    if not cfg.capture.startswith("s3://") or not bucket:
+        raise DeployError(f"--capture wants s3://bucket/prefix, got {cfg.capture!r}")
+    if not 1 <= cfg.capture_percent <= 100:
+        raise DeployError(f"--capture-percent is 1-100, got {cfg.capture_percent}")
+
+
+def data_capture_config(cfg: DeployConfig) -> dict[str, Any]:
+    """SageMaker Data Capture of requests and answers to ``cfg.capture`` (JSON kept as text)."""
+    return {
+        "EnableCapture": True,
+        "InitialSamplingPercentage": cfg.capture_percent,
+        "DestinationS3Uri": str(cfg.capture).rstrip("/"),
+        "CaptureOptions": [{"CaptureMode": "Input"}, {"CaptureMode": "Output"}],
+        "CaptureContentTypeHeader": {"JsonContentTypes": list(CAPTURE_JSON_CONTENT_TYPES)},
+    }
+
+
 def create_endpoint_config(aws: Aws, cfg: DeployConfig, *, name: str, model_name: str) -> None:
+    capture: dict[str, Any] = {"DataCaptureConfig": data_capture_config(cfg)} if cfg.capture else {}
     aws.call(
         "sagemaker",
         "create_endpoint_config",
         EndpointConfigName=name,
         ProductionVariants=[production_variant(cfg, model_name)],
         Tags=tags(cfg.name),
+        **capture,
     )
 
 
@@ -169,6 +195,7 @@ def deploy_endpoint(
     """Create the endpoint, or update it in place; returns the endpoint name."""
     endpoint = cfg.endpoint_name
     name = cfg.versioned()
+    check_capture(cfg)
     aws.step(f"Model and endpoint configuration {name}")
     create_model(
         aws, cfg, name=name, image=image, role=role, model_data=model_data, submit_dir=submit_dir

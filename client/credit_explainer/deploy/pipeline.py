@@ -9,7 +9,7 @@ from .api import ApiInfo, deploy_api, sam_tools
 from .aws import Aws
 from .config import DeployConfig
 from .errors import DeployError
-from .hosting import deploy_endpoint
+from .hosting import check_capture, deploy_endpoint
 from .image import DEFAULT_BASE_IMAGE, build_and_push, image_exists
 from .training import (
     check_training_inputs,
@@ -91,6 +91,7 @@ def step_create_endpoint(
     bucket: str | None = None,
     role: str | None = None,
 ) -> str:
+    check_capture(cfg)  # before the bucket and role are made
     image = image or resolve_image(aws, cfg)
     model_data = model_data or cfg.model_data or latest_model_data(aws, cfg)
     bucket = bucket or ensure_bucket(aws, cfg)
@@ -112,6 +113,7 @@ def deploy_all(
     skip_api: bool = False,
 ) -> ApiInfo | None:
     """Image -> training -> endpoint (create or update) -> scoring API."""
+    check_capture(cfg)
     preflight(aws, cfg, training=cfg.model_data is None, api=not skip_api)
     if cfg.image_uri or cfg.framework_image:
         image = resolve_image(aws, cfg)

@@ -54,9 +54,12 @@ def ensure_bucket(aws: Aws, cfg: DeployConfig) -> str:
 # --------------------------------------------------------------------- role ------
 def given_s3(cfg: DeployConfig, bucket: str) -> list[str]:
     """The S3 URIs outside the deployment's prefix that training or hosting will read."""
-    own = f"s3://{bucket}/{cfg.prefix}/"
     given = (cfg.data, cfg.model_data)
-    return [u for u in given if u and u.startswith("s3://") and not u.startswith(own)]
+    return [u for u in given if u and u.startswith("s3://") and not _own(cfg, bucket, u)]
+
+
+def _own(cfg: DeployConfig, bucket: str, uri: str) -> bool:
+    return uri.startswith(f"s3://{bucket}/{cfg.prefix}/")
 
 
 def s3_statements(
@@ -95,6 +98,12 @@ def execution_role_policy(
         "Version": "2012-10-17",
         "Statement": [
             *s3_statements("ReadGivenS3", given_s3(cfg, bucket), ["s3:GetObject"], partition),
+            *s3_statements(
+                "WriteCapture",
+                [cfg.capture] if cfg.capture and not _own(cfg, bucket, cfg.capture + "/") else [],
+                ["s3:PutObject"],
+                partition,
+            ),
             {
                 "Sid": "ReadWriteOwnPrefix",
                 "Effect": "Allow",

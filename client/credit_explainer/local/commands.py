@@ -54,6 +54,12 @@ def register(subparsers: Any) -> None:
         "(default: none)",
     )
     up.add_argument("--log-level", default="INFO", help="the handler's log level (default: INFO)")
+    up.add_argument(
+        "--capture-dir",
+        metavar="DIR",
+        help="data capture: every scored request in SageMaker Data Capture's format under "
+        "DIR/credit-explainer-local/AllTraffic/yyyy/mm/dd/hh/ (default: none)",
+    )
     up.set_defaults(func=run_up)
 
     demo = subparsers.add_parser(
@@ -98,6 +104,15 @@ def run_up(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
+    if args.capture_dir:
+        try:
+            Path(args.capture_dir).mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            print(
+                f"error: cannot write captures to {args.capture_dir}: {exc.strerror}",
+                file=sys.stderr,
+            )
+            return 2
     stack = LocalStack(
         model_dir,
         api_port=args.port,
@@ -112,6 +127,7 @@ def run_up(args: argparse.Namespace) -> int:
             ),
         },
         log_level=args.log_level,
+        capture_dir=args.capture_dir,
     )
     try:
         stack.__enter__()
@@ -128,6 +144,8 @@ def run_up(args: argparse.Namespace) -> int:
             print("              requires the header x-api-key")
         if args.decision_thresholds:
             print(f"decisions     {args.decision_thresholds}")
+        if args.capture_dir:
+            print(f"data capture  {args.capture_dir}/{stack.endpoint_name}/")
         print("Ctrl-C stops both.", flush=True)
         stop = threading.Event()
         previous = {

@@ -125,6 +125,7 @@ class LocalStack(AbstractContextManager["LocalStack"]):
         environment: Mapping[str, str] | None = None,
         log_level: str = "INFO",
         endpoint_name: str = ENDPOINT_NAME,
+        capture_dir: str | Path | None = None,
     ) -> None:
         if (model_dir is None) == (model_url is None):
             raise ValueError(
@@ -135,6 +136,7 @@ class LocalStack(AbstractContextManager["LocalStack"]):
         self.model_port = model_port
         self.api_key = api_key
         self.endpoint_name = endpoint_name
+        self.capture_dir = capture_dir
         self._model_url = model_url
         self._environment = dict(environment or {})
         self._log_level = log_level
@@ -159,7 +161,10 @@ class LocalStack(AbstractContextManager["LocalStack"]):
             if self.model_dir is not None:
                 server = self._stack.enter_context(
                     ModelServer(
-                        self.model_dir, port=self.model_port, endpoint_name=self.endpoint_name
+                        self.model_dir,
+                        port=self.model_port,
+                        endpoint_name=self.endpoint_name,
+                        capture_dir=self.capture_dir,
                     )
                 )
                 self._model_url = str(server.url).rstrip("/")
@@ -208,11 +213,16 @@ class ModelServer:
         endpoint_name: str | None = None,
         max_body_bytes: int | None = None,
         timeout: float | None = None,
+        capture_dir: str | Path | None = None,
     ) -> None:
         # The model side (the model extra) is imported only when a model is served here.
         server: Any = importlib.import_module("credit_model.server")
         self.app = server.create_app(
-            model, endpoint_name=endpoint_name, max_body_bytes=max_body_bytes, timeout=timeout
+            model,
+            endpoint_name=endpoint_name,
+            max_body_bytes=max_body_bytes,
+            timeout=timeout,
+            capture_dir=capture_dir,
         )
         self.endpoint_name: str = self.app.state.endpoint_name
         self._thread = ServerThread(self.app, host=host, port=port, name="model server")
@@ -227,3 +237,5 @@ class ModelServer:
 
     def __exit__(self, *exc: object) -> None:
         self._thread.stop()
+        if self.app.state.capture is not None:  # no lifespan in this thread: flush here
+            self.app.state.capture.close()

@@ -1,0 +1,206 @@
+"""Data capture in SageMaker's own format, written off the request path.
+
+Every successful invocation becomes one JSON line, as SageMaker Data Capture
+writes it::
+
+    {"captureData": {"endpointInput": {"observedContentType": ..., "mode": "INPUT",
+                                       "data": ..., "encoding": "JSON"},
+                     "endpointOutput": {... "mode": "OUTPUT" ...}},
+     "eventMetadata": {"eventId": ..., "inferenceId": ..., "inferenceTime": "...Z"},
+     "eventVersion": "0"}
+
+under ``<root>/<endpoint>/<variant>/yyyy/mm/dd/hh/<mm-ss-mmm>-<uuid>.jsonl`` (the
+UTC hour of the record). ``encoding`` is ``JSON`` with the body as text for the
+JSON content types (:data:`credit_schema.content_types.CAPTURE_JSON_CONTENT_TYPES`,
+what the AWS endpoint is configured with) in UTF-8, else ``BASE64``, as SageMaker does.
+
+The request only puts the bodies on a bounded queue; one writer thread encodes
+and appends them. When the queue is full the record is dropped, counted
+(:attr:`CaptureWriter.dropped`) and logged (the first, then every 1,000th): a
+request never waits for the disk. :meth:`CaptureWriter.close` (clean shutdown)
+writes everything queued before it returns. Logs carry counts and paths, never
+bodies.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+import queue
+import threading
+import time
+import uuid
+from pathlib import Path
+from types import TracebackType
+from typing import IO, Any, Final, NamedTuple
+
+from credit_schema import DEFAULT_VARIANT
+from credit_schema.content_types import CAPTURE_JSON_CONTENT_TYPES, media_type
+
+logger = logging.getLogger("credit_model.capture")
+
+#: The request header boto3's ``invoke_endpoint(InferenceId=...)`` sends.
+INFERENCE_ID_HEADER: Final = "x-amzn-sagemaker-inference-id"
+CAPTURE_DIR_ENV: Final = "CREDIT_EXPLAINER_CAPTURE_DIR"
+#: Records waiting for the writer; past this, records are dropped rather than requests delayed.
+DEFAULT_MAX_QUEUE: Final = 10_000
+_LOG_EVERY_DROP: Final = 1_000
+
+
+class CaptureError(ValueError):
+    """The capture directory cannot be used (named in the message)."""
+
+
+class _Invocation(NamedTuple):
+    time: float  # epoch seconds, when the answer was ready
+    inference_id: str
+    input_type: str
+    input_body: bytes
+    output_type: str
+    output_body: bytes
+
+
+def _payload(content_type: str, body: bytes, mode: str) -> dict[str, str]:
+    data, encoding = "", "BASE64"
+    if media_type(content_type) in CAPTURE_JSON_CONTENT_TYPES:
+        try:
+            data, encoding = body.decode("utf-8"), "JSON"
+        except UnicodeDecodeError:
+            pass
+    if encoding == "BASE64":
+        data = base64.b64encode(body).decode("ascii")
+    return {"observedContentType": content_type, "mode": mode, "data": data, "encoding": encoding}
+
+
+def capture_record(invocation: _Invocation) -> dict[str, Any]:
+    """One invocation as SageMaker Data Capture's JSON line (as a dict)."""
+    return {
+        "captureData": {
+            "endpointInput": _payload(invocation.input_type, invocation.input_body, "INPUT"),
+            "endpointOutput": _payload(invocation.output_type, invocation.output_body, "OUTPUT"),
+        },
+        "eventMetadata": {
+            "eventId": str(uuid.uuid4()),
+            "inferenceId": invocation.inference_id,
+            "inferenceTime": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(invocation.time)),
+        },
+        "eventVersion": "0",
+    }
+
+
+class CaptureWriter:
+    """Appends invocations to capture files from a writer thread; a context manager."""
+
+    def __init__(
+        self,
+        root: str | Path,
+        endpoint_name: str,
+        *,
+        variant: str = DEFAULT_VARIANT,
+        max_queue: int = DEFAULT_MAX_QUEUE,
+    ) -> None:
+        self.directory = Path(root) / endpoint_name / variant
+        try:  # an unusable root fails the start, not the first request
+            self.directory.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise CaptureError(
+                f"cannot write captures to {self.directory}: {exc.strerror}"
+            ) from None
+        self.dropped = 0
+        self.written = 0
+        self._queue: queue.Queue[_Invocation | None] = queue.Queue(max_queue)
+        self._file: IO[str] | None = None
+        self._hour: str | None = None
+        self._closed = False
+        self._thread = threading.Thread(target=self._run, name="data-capture", daemon=True)
+        self._thread.start()
+
+    def record(
+        self,
+        input_type: str,
+        input_body: bytes,
+        output_type: str,
+        output_body: bytes,
+        inference_id: str,
+    ) -> None:
+        """Queue one invocation; never blocks (a full queue drops and counts it)."""
+        item = _Invocation(
+            time.time(), inference_id, input_type, input_body, output_type, output_body
+        )
+        try:
+            self._queue.put_nowait(item)
+        except queue.Full:
+            self.dropped += 1
+            if self.dropped % _LOG_EVERY_DROP == 1:
+                logger.warning(
+                    "data capture queue full (%d records): %d record(s) dropped so far",
+                    self._queue.maxsize,
+                    self.dropped,
+                )
+
+    def close(self) -> None:
+        """Write every queued record, close the file; idempotent."""
+        if self._closed:
+            return
+        self._closed = True
+        self._queue.put(None)  # after every record already queued
+        self._thread.join()
+        logger.info(
+            "data capture closed: %d record(s) written to %s, %d dropped",
+            self.written,
+            self.directory,
+            self.dropped,
+        )
+
+    def __enter__(self) -> CaptureWriter:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    # -- the writer thread ----------------------------------------------------------------------
+
+    def _run(self) -> None:
+        stop = False
+        while not stop:
+            batch = [self._queue.get()]
+            while True:  # drain what is queued: one flush per batch, not per record
+                try:
+                    batch.append(self._queue.get_nowait())
+                except queue.Empty:
+                    break
+            for item in batch:
+                if item is None:
+                    stop = True
+                    continue
+                try:
+                    self._write(item)
+                except Exception:  # a full disk must not kill the thread (logged without values)
+                    self.dropped += 1
+                    logger.exception("data capture could not write a record")
+            if self._file is not None:
+                self._file.flush()
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+
+    def _write(self, item: _Invocation) -> None:
+        moment = time.gmtime(item.time)
+        hour = time.strftime("%Y/%m/%d/%H", moment)
+        if hour != self._hour or self._file is None:
+            if self._file is not None:
+                self._file.close()
+            folder = self.directory / hour
+            folder.mkdir(parents=True, exist_ok=True)
+            millis = int(item.time * 1000) % 1000
+            name = f"{time.strftime('%M-%S', moment)}-{millis:03d}-{uuid.uuid4()}.jsonl"
+            self._file = open(folder / name, "a", encoding="utf-8")
+            self._hour = hour
+        self._file.write(json.dumps(capture_record(item), separators=(",", ":")) + "\n")
+        self.written += 1
