@@ -68,6 +68,10 @@ def applicants(n: int, seed: int = 18) -> list[dict[str, Any]]:
     return frame.astype(object).where(frame.notna(), None).to_dict(orient="records")  # type: ignore[no-any-return]
 
 
+#: A request id in the shape the service issues (others are replaced: credit_schema.edge).
+DIRECT_ID = "0b9c8f4e-1d2a-4c3b-9e8f-7a6b5c4d3e2f"
+
+
 def test_model_server_captures_what_it_was_sent_and_answered(
     synthetic_model: Any, tmp_path: Path
 ) -> None:
@@ -93,7 +97,7 @@ def test_model_server_captures_what_it_was_sent_and_answered(
         direct = httpx.post(
             f"{server.url}/invocations",
             json=sent[0],
-            headers={"x-amzn-requestid": "direct-1", "accept": "application/jsonlines"},
+            headers={"x-amzn-requestid": DIRECT_ID, "accept": "application/jsonlines"},
         )
         assert direct.status_code == 200
     # The server stopped: everything it answered is on disk.
@@ -112,7 +116,7 @@ def test_model_server_captures_what_it_was_sent_and_answered(
         assert body_of(data["endpointOutput"]) == answer
         assert json.loads(answer)["predictions"][0]["reasons"] is not None
     # Without an InferenceId the server's own request id joins the record to the call.
-    jsonl = by_id["direct-1"]["captureData"]["endpointOutput"]
+    jsonl = by_id[DIRECT_ID]["captureData"]["endpointOutput"]
     assert jsonl["observedContentType"] == "application/jsonlines"
     assert body_of(jsonl) == direct.content
 

@@ -39,9 +39,9 @@ def evaluate(node: Any, params: dict[str, str]) -> Any:
 
 def pull_resource(image: str) -> str:
     role = TEMPLATE["Resources"]["SageMakerExecutionRole"]["Properties"]
-    (statement,) = [
-        s for s in role["Policies"][0]["PolicyDocument"]["Statement"] if s["Sid"] == "PullOwnImage"
-    ]
+    statements = role["Policies"][0]["PolicyDocument"]["Statement"]
+    # (a statement under a condition, such as capture's, is an !If here: not a plain dict)
+    (statement,) = [s for s in statements if isinstance(s, dict) and s.get("Sid") == "PullOwnImage"]
     return str(evaluate(statement["Resource"], {"ModelImage": image}))
 
 
