@@ -416,7 +416,7 @@ def run(args: argparse.Namespace) -> int:
         )
         return 2
     try:
-        reason_codes = ReasonCodes(cutoff=args.cutoff, max_reasons=args.max_reasons)
+        ReasonCodes(cutoff=args.cutoff, max_reasons=args.max_reasons)  # checks both, early
         client = CreditExplainerClient(
             args.url,
             api_key=args.api_key,
@@ -477,7 +477,9 @@ def run(args: argparse.Namespace) -> int:
                     if pos in chunk.unreadable:
                         reject(row, raw, chunk.unreadable[pos])
                     elif isinstance(item, Score):
-                        sink.write(row, chunk.ids[pos], item, reason_codes.for_score(item))
+                        # The server's reasons: what the applicant is told (its registry's texts).
+                        reasons = item.reasons(cutoff=args.cutoff, max_reasons=args.max_reasons)
+                        sink.write(row, chunk.ids[pos], item, reasons)
                         scored += 1
                     else:
                         assert isinstance(item, Failure)

@@ -379,3 +379,27 @@ def test_the_waterfall_of_a_served_score_speaks_plainly(
     notes = [t.get_text() for t in ax.texts]
     assert f"base value {score.base_value:.1%} (average applicant)" in notes
     assert f"prediction {score.probability:.1%}" in notes
+
+
+def test_cli_writes_the_reasons_the_server_decided(
+    synthetic_model_dir: Path,
+    applicants: list[dict[str, Any]],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from credit_schema.reasons import REASON_CODES_ENV
+
+    codes = tmp_path / "codes.json"
+    texts = {f: {"code": f"L{i}", "text": f"Lender says {f}"} for i, f in enumerate(FEATURES)}
+    codes.write_text(json.dumps({"version": "lender-1", "reasons": texts}))
+    monkeypatch.setenv(REASON_CODES_ENV, str(codes))  # read by the model server at start
+    src = tmp_path / "in.csv"
+    with src.open("w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(FEATURES)
+        w.writerows([cell(a[n]) for n in FEATURES] for a in applicants)
+    with LocalStack(synthetic_model_dir, log_level="ERROR") as stack:
+        assert cli_main(["score", "--url", stack.api_url, "--no-progress", str(src)]) == 0
+    scored = list(csv.DictReader((tmp_path / "in.scored.csv").open()))
+    told = [r["reason_1"] for r in scored if r["reason_1"]]
+    assert told and all(t.startswith("Lender says ") or "not provided" in t for t in told)
