@@ -27,6 +27,7 @@ from __future__ import annotations
 import base64
 import json
 import logging
+import os
 import queue
 import threading
 import time
@@ -50,6 +51,18 @@ _LOG_EVERY_DROP: Final = 1_000
 
 class CaptureError(ValueError):
     """The capture directory cannot be used (named in the message)."""
+
+
+def capture_directory(root: str | Path, endpoint_name: str, variant: str = DEFAULT_VARIANT) -> Path:
+    """``root/endpoint/variant``, made and checked writable: an unusable root fails the start."""
+    directory = Path(root) / endpoint_name / variant
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        if not os.access(directory, os.W_OK):
+            raise PermissionError(13, "Permission denied")
+    except OSError as exc:
+        raise CaptureError(f"cannot write captures to {directory}: {exc.strerror}") from None
+    return directory
 
 
 class _Invocation(NamedTuple):
@@ -100,13 +113,7 @@ class CaptureWriter:
         variant: str = DEFAULT_VARIANT,
         max_queue: int = DEFAULT_MAX_QUEUE,
     ) -> None:
-        self.directory = Path(root) / endpoint_name / variant
-        try:  # an unusable root fails the start, not the first request
-            self.directory.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise CaptureError(
-                f"cannot write captures to {self.directory}: {exc.strerror}"
-            ) from None
+        self.directory = capture_directory(root, endpoint_name, variant)
         self.dropped = 0
         self.written = 0
         self._queue: queue.Queue[_Invocation | None] = queue.Queue(max_queue)

@@ -100,15 +100,11 @@ def _serve(args: argparse.Namespace) -> int:
     from .forest import TABLES_FILE
 
     if (Path(args.model_dir) / TABLES_FILE).is_file() and explainer_kind() != "shap":
-        # Served from its compiled tables, this process never uses scipy, which numba imports
-        # for linear algebra at start-up (a few tenths of a second of a new container's start).
+        # Served from its tables (numpy and the kernel only), this process needs no scipy,
+        # which numba would import at start for linear algebra (see docs/performance.md).
         if "scipy" not in sys.modules:
             sys.modules["scipy"] = None  # type: ignore[assignment]  # None: "not importable"
-    from credit_schema.reasons import ReasonCodesError
-
-    from .artifacts import ModelArtifactError
-    from .capture import CaptureError
-    from .server import run
+    from .server import STARTUP_ERRORS, run
 
     try:
         run(
@@ -121,7 +117,7 @@ def _serve(args: argparse.Namespace) -> int:
             timeout=args.timeout,
             capture_dir=args.capture_dir,
         )
-    except (ModelArtifactError, ReasonCodesError, CaptureError) as exc:
+    except STARTUP_ERRORS as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     return 0

@@ -41,14 +41,20 @@ from credit_schema import (
     negotiate,
 )
 from credit_schema.edge import request_id as accepted_request_id
-from credit_schema.reasons import registry_from_env
+from credit_schema.reasons import ReasonCodesError, registry_from_env
 from starlette.applications import Starlette
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from . import artifacts, http_limits
-from .capture import CAPTURE_DIR_ENV, INFERENCE_ID_HEADER, CaptureWriter
+from .capture import (
+    CAPTURE_DIR_ENV,
+    INFERENCE_ID_HEADER,
+    CaptureError,
+    CaptureWriter,
+    capture_directory,
+)
 from .handlers import (
     INPUT_CONTENT_TYPES,
     OUTPUT_CONTENT_TYPES,
@@ -58,6 +64,9 @@ from .handlers import (
 )
 
 logger = logging.getLogger("credit_model.server")
+
+#: What refuses a start: the user's to fix, reported as one ``error:`` line (exit 2).
+STARTUP_ERRORS: Final = (artifacts.ModelArtifactError, ReasonCodesError, CaptureError)
 
 MODEL_DIR_ENV: Final = "CREDIT_EXPLAINER_MODEL_DIR"
 DEFAULT_MODEL_DIR: Final = "/opt/ml/model"
@@ -336,6 +345,8 @@ def run(
         if endpoint_name:
             os.environ[ENDPOINT_NAME_ENV] = endpoint_name
         if capture_dir:  # each worker writes its own files (a uuid in every name)
+            name = endpoint_name or os.environ.get(ENDPOINT_NAME_ENV, DEFAULT_ENDPOINT_NAME)
+            capture_directory(capture_dir, name)
             os.environ[CAPTURE_DIR_ENV] = str(capture_dir)
         uvicorn.run(
             "credit_model.server:app_from_env",

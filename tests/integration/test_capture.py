@@ -282,3 +282,37 @@ def test_up_refuses_an_unusable_capture_dir(
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: cannot write captures to") and "Traceback" not in err
+
+
+def test_up_refuses_bad_reason_codes_with_an_error_line(
+    synthetic_model_dir: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from credit_explainer.cli import main
+    from credit_schema.reasons import REASON_CODES_ENV
+
+    codes = tmp_path / "codes.json"
+    codes.write_text("[not a registry")
+    monkeypatch.setenv(REASON_CODES_ENV, str(codes))
+    assert main(["up", "--model-dir", str(synthetic_model_dir), "--port", "0"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and str(codes) in err and "Traceback" not in err
+
+
+def test_serve_model_with_workers_refuses_an_unusable_capture_dir(
+    synthetic_model_dir: Path, tmp_path: Path
+) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    argv = ["--model-dir", str(synthetic_model_dir), "--workers", "2", "--port", "0"]
+    done = subprocess.run(
+        [sys.executable, "-m", "credit_model", "serve", *argv, "--capture-dir", str(blocker / "x")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.startswith("error: cannot write captures to")
+    assert "Traceback" not in done.stderr

@@ -94,7 +94,7 @@ def run_up(args: argparse.Namespace) -> int:
     from .stack import LocalStack
 
     # The model side (the model extra), as the stack itself imports it.
-    artifacts: Any = importlib.import_module("credit_model.artifacts")
+    server: Any = importlib.import_module("credit_model.server")
 
     model_dir = Path(args.model_dir)
     if not (model_dir / "metadata.json").exists():
@@ -104,15 +104,6 @@ def run_up(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
-    if args.capture_dir:
-        try:
-            Path(args.capture_dir).mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            print(
-                f"error: cannot write captures to {args.capture_dir}: {exc.strerror}",
-                file=sys.stderr,
-            )
-            return 2
     stack = LocalStack(
         model_dir,
         api_port=args.port,
@@ -131,7 +122,7 @@ def run_up(args: argparse.Namespace) -> int:
     )
     try:
         stack.__enter__()
-    except artifacts.ModelArtifactError as exc:  # the user's to fix: no traceback
+    except server.STARTUP_ERRORS as exc:  # the user's to fix: no traceback
         print(f"error: {exc}", file=sys.stderr)
         return 2
     with contextlib.ExitStack() as entered:
