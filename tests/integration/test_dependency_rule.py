@@ -30,23 +30,43 @@ ALLOWED = {
     "credit_schema": {"credit_schema"},
     "credit_model": {"credit_model", "credit_schema"},
     "scoring_api": {"scoring_api", "credit_schema"},
+    # the SDK's own private modules (credit_explainer._x), never the tools beside it
     "sdk": {"credit_explainer", "credit_schema"},
 }
+#: The client package's tools: the SDK may not import them.
+TOOLS = {"credit_explainer.local", "credit_explainer.deploy", "credit_explainer.cli",
+         "credit_explainer.scoring_cli"}  # fmt: skip
 
 
-def _imports(path: Path) -> set[str]:
-    """Our top-level packages a module imports (absolute imports; relative ones stay inside)."""
+def _imports(path: Path, package: str | None = None) -> set[str]:
+    """What a module imports among our packages: top-level names, and for the client package
+    its subpackage (``credit_explainer.local``); relative imports resolved against ``package``,
+    the module's own dotted name."""
     found: set[str] = set()
     for node in ast.walk(ast.parse(path.read_text(), str(path))):
         names: list[str] = []
         if isinstance(node, ast.Import):
             names = [alias.name for alias in node.names]
-        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
-            names = [node.module]
+        elif isinstance(node, ast.ImportFrom):
+            if node.level == 0 and node.module:
+                names = [node.module]
+            elif node.level and package:
+                parts = package.split(".")  # the module itself: level 1 is its package
+                base = ".".join(parts[: len(parts) - node.level])
+                names = (
+                    [f"{base}.{node.module}"]
+                    if node.module
+                    else [f"{base}.{alias.name}" for alias in node.names]
+                )
         elif isinstance(node, ast.Call) and getattr(node.func, "attr", "") == "import_module":
             if node.args and isinstance(node.args[0], ast.Constant):
                 names = [str(node.args[0].value)]
-        found |= {n.split(".")[0] for n in names if n.split(".")[0] in OURS}
+        for name in names:
+            parts = name.split(".")
+            if parts[0] in OURS:
+                found.add(parts[0])
+                if parts[0] == "credit_explainer" and len(parts) > 1:
+                    found.add(f"credit_explainer.{parts[1]}")
     return found
 
 
@@ -68,7 +88,11 @@ def test_every_module_imports_only_what_its_layer_may() -> None:
             layer = _layer(package, path)
             if layer is None:
                 continue
-            extra = _imports(path) - ALLOWED[layer]
+            module = ".".join(path.relative_to(directory.parent).with_suffix("").parts)
+            seen = _imports(path, module)
+            extra = {m for m in seen if "." not in m} - ALLOWED[layer]
+            if layer == "sdk":
+                extra |= seen & TOOLS
             if extra:
                 broken.append(f"{path.relative_to(ROOT)} ({layer}) imports {sorted(extra)}")
     assert not broken, "\n".join(broken)
@@ -77,7 +101,13 @@ def test_every_module_imports_only_what_its_layer_may() -> None:
 def test_the_checker_sees_a_forbidden_import(tmp_path: Path) -> None:
     bad = tmp_path / "bad.py"
     bad.write_text("from credit_explainer.local.stack import ServerThread\nimport credit_model\n")
-    assert _imports(bad) == {"credit_explainer", "credit_model"}
+    assert _imports(bad) == {"credit_explainer", "credit_explainer.local", "credit_model"}
+    relative = tmp_path / "rel.py"
+    relative.write_text("from .deploy import aws\nfrom . import local\nfrom ._models import Score\n")
+    assert _imports(relative, "credit_explainer._client") >= {
+        "credit_explainer.deploy",
+        "credit_explainer.local",
+    }
 
 
 def test_importing_the_schema_loads_no_heavy_library() -> None:
