@@ -47,6 +47,7 @@ from credit_schema import (
     LegacyResponse,
     MalformedPayloadError,
     PayloadTooLargeError,
+    RouteNotFoundError,
     ScoreRequest,
     ScoreResponse,
     ServiceError,
@@ -116,15 +117,9 @@ def _request_id() -> str:
 
 def _error_response(exc: ServiceError) -> Response[str]:
     """The one error body for ``exc``, with ``Retry-After`` when the error has one."""
-    retry_after = getattr(exc, "retry_after", None)
-    headers = {} if retry_after is None else {"Retry-After": str(retry_after)}
+    headers = {} if exc.retry_after is None else {"Retry-After": str(exc.retry_after)}
     body = json.dumps(exc.to_dict(_request_id()))
     return Response(exc.status_code, content_type=CONTENT_TYPE_JSON, body=body, headers=headers)
-
-
-class RouteNotFoundError(ServiceError):
-    status_code = 404
-    code = "not_found"
 
 
 class UnhealthyError(ServiceError):

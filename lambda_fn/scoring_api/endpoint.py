@@ -41,6 +41,7 @@ from credit_schema import (
     FEATURES,
     Applicant,
     direction_of,
+    edge,
     ranked,
 )
 from credit_schema.reasons import MAX_REASONS
@@ -156,8 +157,8 @@ class ModelEndpoint:
         return Scored(model_version, explanations, latency, reasons_version)
 
     def _invoke(self, payload: bytes, inference_id: str | None = None) -> bytes:
-        # InvokeEndpoint's InferenceId: 1-64 printable characters (API Gateway's are UUIDs).
-        extra = {"InferenceId": inference_id[:64]} if inference_id else {}
+        accepted = edge.inference_id(inference_id)  # API Gateway's ids are UUIDs: always kept
+        extra = {"InferenceId": accepted} if accepted else {}
         try:
             response = self.runtime.invoke_endpoint(
                 EndpointName=self.settings.endpoint_name,

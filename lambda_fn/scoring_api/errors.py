@@ -29,8 +29,6 @@ from credit_schema import ServiceError
 class UpstreamError(ServiceError):
     status_code: ClassVar[int] = 502
     code: ClassVar[str] = "upstream_error"
-    #: Seconds a caller should wait before retrying (sent as ``Retry-After``), or None.
-    retry_after: ClassVar[int | None] = None
 
 
 class ModelFailedError(UpstreamError):

@@ -35,11 +35,13 @@ from credit_schema import (
     DEFAULT_ENDPOINT_NAME,
     DEFAULT_MAX_BODY_BYTES,
     DEFAULT_VARIANT,
+    RouteNotFoundError,
     ServiceError,
     check_body_size,
     check_content_type,
     negotiate,
 )
+from credit_schema.edge import inference_id
 from credit_schema.edge import request_id as accepted_request_id
 from credit_schema.reasons import ReasonCodesError, registry_from_env
 from starlette.applications import Starlette
@@ -86,11 +88,6 @@ _CORAL: Final = "http://internal.amazon.com/coral/com.amazon.sagemaker/"
 class ModelTimeoutError(ServiceError):
     status_code = 504
     code = "model_timeout"
-
-
-class RouteNotFoundError(ServiceError):
-    status_code = 404
-    code = "not_found"
 
 
 class MethodNotAllowedError(ServiceError):
@@ -161,10 +158,10 @@ class _Invoker:
             response: Response = Response(out, media_type=response_type)
             kind = "ok"
             if self.capture is not None:  # queued only: written by the capture thread
-                given = request.headers.get(INFERENCE_ID_HEADER, "")
-                # SageMaker's InferenceId: 1-64 printable characters; anything else is not kept.
-                inference_id = given if 0 < len(given) <= 64 and given.isprintable() else request_id
-                self.capture.record(content_type or "", body, response_type, out, inference_id)
+                given = inference_id(request.headers.get(INFERENCE_ID_HEADER))
+                self.capture.record(
+                    content_type or "", body, response_type, out, given or request_id
+                )
         except TimeoutError:
             failure: ServiceError = ModelTimeoutError(
                 f"the model did not answer within {self.timeout:g} s"

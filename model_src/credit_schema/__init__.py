@@ -41,6 +41,7 @@ from .errors import (
     NotAcceptableError,
     PayloadError,
     PayloadTooLargeError,
+    RouteNotFoundError,
     ServiceError,
     UnsupportedMediaTypeError,
 )
@@ -141,6 +142,7 @@ __all__ = [
     "PayloadTooLargeError",
     "PrincipalReason",
     "ReasonText",
+    "RouteNotFoundError",
     "ScoreRequest",
     "ScoreResponse",
     "ScoredApplicant",

@@ -27,6 +27,17 @@ def request_id(header: str | None) -> str:
     return str(uuid.uuid4())
 
 
+#: SageMaker's ``InferenceId``: 1 to 64 printable characters.
+INFERENCE_ID_MAX_CHARS: Final = 64
+
+
+def inference_id(value: str | None) -> str | None:
+    """``value`` if SageMaker would take it as an ``InferenceId``, else None."""
+    if value and len(value) <= INFERENCE_ID_MAX_CHARS and value.isprintable():
+        return value
+    return None
+
+
 #: API Gateway's integration timeout for a REST API, seconds: past it the caller gets its
 #: own ``504 {"message": "Endpoint request timed out"}``, whatever the function does.
 API_GATEWAY_TIMEOUT_SECONDS: Final = 29.0

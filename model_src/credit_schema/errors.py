@@ -60,6 +60,8 @@ class ServiceError(Exception):
 
     status_code: ClassVar[int] = 500
     code: ClassVar[str] = "internal_error"
+    #: Seconds a caller should wait before retrying (sent as ``Retry-After``), or None.
+    retry_after: ClassVar[int | None] = None
 
     def __init__(self, message: str, details: list[ErrorDetail] | None = None) -> None:
         super().__init__(message)
@@ -75,6 +77,11 @@ class ServiceError(Exception):
 
     def to_dict(self, request_id: str | None = None) -> dict[str, Any]:
         return self.to_body(request_id).model_dump(mode="json")
+
+
+class RouteNotFoundError(ServiceError):
+    status_code = 404
+    code = "not_found"
 
 
 class PayloadError(ServiceError, ValueError):

@@ -5,7 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import yaml
-from credit_schema import DEFAULT_ENDPOINT_NAME, DEFAULT_MAX_APPLICANTS, DEFAULT_MAX_BODY_BYTES
+from credit_schema import (
+    DEFAULT_ENDPOINT_NAME,
+    DEFAULT_MAX_APPLICANTS,
+    DEFAULT_MAX_BODY_BYTES,
+    DEFAULT_VARIANT,
+)
+from credit_schema.edge import API_GATEWAY_TIMEOUT_SECONDS
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -22,6 +28,14 @@ def test_the_templates_defaults_are_the_schemas() -> None:
     parameters = template["Parameters"]
     assert parameters["MaxBodyBytes"]["Default"] == DEFAULT_MAX_BODY_BYTES
     assert parameters["MaxApplicants"]["Default"] == DEFAULT_MAX_APPLICANTS
+    assert parameters["EndpointName"]["Default"] == DEFAULT_ENDPOINT_NAME
+    resources = template["Resources"]
+    # The function's timeout is API Gateway's integration timeout, which the budget is cut to.
+    function = resources["ScoringFunction"]["Properties"]
+    timeout = function.get("Timeout", template.get("Globals", {}).get("Function", {}).get("Timeout"))
+    assert timeout == API_GATEWAY_TIMEOUT_SECONDS
+    variants = resources["SageMakerEndpointConfig"]["Properties"]["ProductionVariants"]
+    assert [v["VariantName"] for v in variants] == [DEFAULT_VARIANT]
 
 
 def test_every_service_defaults_to_the_same_endpoint_name() -> None:

@@ -10,13 +10,15 @@ from __future__ import annotations
 import json
 from typing import Final
 
+from credit_schema import CONTENT_TYPE_CSV, CONTENT_TYPE_JSONLINES
+
 from .aws import Aws, tags
 from .config import DeployConfig
 from .errors import DeployError, TransformJobFailedError
 from .training import s3_statements
 
-CONTENT_TYPES: Final = {"csv": "text/csv", "jsonl": "application/jsonlines"}
-ACCEPT: Final = "application/jsonlines"
+CONTENT_TYPES: Final = {"csv": CONTENT_TYPE_CSV, "jsonl": CONTENT_TYPE_JSONLINES}
+ACCEPT: Final = CONTENT_TYPE_JSONLINES
 _DONE: Final = frozenset({"Completed", "Failed", "Stopped"})
 
 

@@ -16,6 +16,8 @@ import tarfile
 from pathlib import Path
 from typing import Any, Final
 
+from credit_schema import CONTENT_TYPE_CSV
+
 from .aws import Aws, Response, has_tag, tags
 from .config import ENTRY_POINT, SOURCE_DIR, DeployConfig
 from .errors import AwsCallError, DeployError, TrainingJobFailedError
@@ -353,7 +355,7 @@ def create_training_job(
                         "S3DataDistributionType": "FullyReplicated",
                     }
                 },
-                "ContentType": "text/csv",
+                "ContentType": CONTENT_TYPE_CSV,
             }
         ],
         "OutputDataConfig": {"S3OutputPath": f"s3://{bucket}/{cfg.prefix}/models/"},

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any, Final
 
 import httpx
+from credit_schema import CONTENT_TYPE_JSON
 
 from . import EXAMPLE_DECISION_THRESHOLDS
 from .stack import LocalStack
@@ -120,7 +121,7 @@ def demo(model_dir: Path) -> int:
             blog = http.post(
                 "/score",
                 content=json.dumps(json.dumps(SAMPLE_APPLICANTS)),
-                headers={"Content-Type": "application/json"},
+                headers={"Content-Type": CONTENT_TYPE_JSON},
             )
             same = (
                 blog.status_code == 200

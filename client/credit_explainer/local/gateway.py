@@ -89,7 +89,7 @@ class LambdaContext:
     """The context object the Lambda runtime passes the handler (the attributes Powertools reads)."""
 
     aws_request_id: str
-    timeout_s: float = 29.0
+    timeout_s: float = API_GATEWAY_TIMEOUT_SECONDS
     function_name: str = FUNCTION_NAME
     function_version: str = "$LATEST"
     memory_limit_in_mb: int = 512
