@@ -12,8 +12,9 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 import numpy as np
-from credit_schema import ELDERLY_AGE, FEATURES, REASON_REGISTRY_VERSION, principal_reasons
+from credit_schema import ELDERLY_AGE, FEATURES, principal_reasons
 from credit_schema.decisions import DecisionBands
+from credit_schema.reasons import registry_from_env
 
 from .. import stability
 from ..constraints import PAST_DUE_FEATURES
@@ -198,12 +199,18 @@ def segments(
 def reason_frequencies(
     X: np.ndarray, shap: np.ndarray, rows: np.ndarray, basis: str, cutoff: float
 ) -> dict[str, Any]:
-    """How often each principal reason would appear on the notices of applicants ``rows``."""
+    """How often each principal reason would appear on the notices of applicants ``rows``
+    (the registry the model server uses: a lender's own, when configured)."""
+    registry = registry_from_env()
     counts: dict[str, dict[str, Any]] = {}
     none = 0
     for i in rows:
         values = [None if math.isnan(v) else float(v) for v in X[i]]
-        found = principal_reasons(zip(FEATURES, values, shap[i].tolist(), strict=True))
+        found = principal_reasons(
+            zip(FEATURES, values, shap[i].tolist(), strict=True),
+            reasons=registry.reasons,
+            reasons_when_missing=registry.reasons_when_missing,
+        )
         if not found:
             none += 1
         for rank, r in enumerate(found):
@@ -221,7 +228,7 @@ def reason_frequencies(
         "cutoff": cutoff,
         "applicants": n,
         "without_reason": none,
-        "registry_version": REASON_REGISTRY_VERSION,
+        "registry_version": registry.version,
         "reasons": table,
     }
 
@@ -254,11 +261,11 @@ def regulation_b(X: np.ndarray, shap: np.ndarray, metadata: dict[str, Any]) -> d
     }
 
 
-def monotonicity(
-    pipeline: Any, X: np.ndarray, p: np.ndarray, metadata: dict[str, Any]
-) -> dict[str, Any]:
+def monotonicity(pipeline: Any, X: np.ndarray, metadata: dict[str, Any]) -> dict[str, Any]:
     """One more late payment per applicant and count: the risk must not fall."""
     recorded = (metadata.get("constraints") or {}).get("monotonic", {})
+    # Both sides from the same predict_proba: a drop is the model's, never rounding's.
+    p = pipeline.predict_proba(X)[:, 1]
     out = []
     for name in PAST_DUE_FEATURES:
         j = FEATURES.index(name)
@@ -386,7 +393,7 @@ def compute(
         "segments": segments(X, y, p, bands, decided),
         "reasons": reason_frequencies(X, shap, declined, basis, cutoff),
         "regulation_b": regulation_b(X, shap, meta),
-        "monotonicity": monotonicity(artifacts.pipeline, X, p, meta),
+        "monotonicity": monotonicity(artifacts.pipeline, X, meta),
         "model_card": model_card(artifacts),
     }
     rng = np.random.default_rng(0)
