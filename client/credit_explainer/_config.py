@@ -32,7 +32,7 @@ DEFAULT_TIMEOUT: Final = httpx.Timeout(30.0, connect=5.0)
 #: Retries after the first attempt (on 429, 503 and connection errors only).
 DEFAULT_MAX_RETRIES: Final = 3
 #: Applicants per request in ``score_many``: well inside the API's default
-#: limits (2,000 applicants, 6 MiB) and small enough for a smooth progress bar.
+#: limits (2,000 applicants, 6,000,000 bytes) and small enough for a smooth progress bar.
 DEFAULT_BATCH_SIZE: Final = 500
 
 

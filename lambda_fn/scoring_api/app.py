@@ -214,6 +214,7 @@ def _internal_error(exc: Exception) -> Response[str]:
 
 _ERRORS = {
     400: "Malformed JSON or not one of the accepted shapes.",
+    406: "Accept names neither application/json nor the legacy shape.",
     413: "Body or batch over the configured limits.",
     415: "Content-Type is not JSON.",
     422: "Applicants failing the schema; every problem listed with applicant index and field.",
@@ -279,7 +280,7 @@ def _explain(applicants: list[Applicant], inference_id: str | None = None) -> Sc
                 CONTENT_TYPE_LEGACY_JSON: {"model": LegacyResponse},
             },
         },
-        **_error_responses(400, 413, 415, 422, 429, 502, 503, 504),
+        **_error_responses(400, 406, 413, 415, 422, 429, 502, 503, 504),
     },
     tags=["scoring"],
 )

@@ -6,7 +6,7 @@ variable                            meaning (default)
 ``ENDPOINT_NAME``                   SageMaker endpoint to invoke (``credit-explainer``)
 ``AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME``  botocore's own override of the runtime URL (local stack)
 ``MAX_APPLICANTS``                  applicants per request, 413 above (2000)
-``MAX_BODY_BYTES``                  request body size, 413 above (6 MiB)
+``MAX_BODY_BYTES``                  request body size, 413 above (6,000,000 bytes)
 ``DECISION_THRESHOLDS``             decision bands, e.g. ``approve:0.08,review:0.2,decline``
                                     (label:upper bound, exclusive; the last label takes the
                                     rest); unset: no ``decision`` in responses

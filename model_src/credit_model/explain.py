@@ -101,7 +101,7 @@ def build_explainer(pipeline: Any, kind: str | None = None) -> Explainer:
     """The explainer for a fitted model.
 
     By default :class:`credit_model.explainer.FastTreeExplainer` (the same
-    numbers as shap's path-dependent TreeExplainer, to 1e-9, tens of times
+    numbers as shap's path-dependent TreeExplainer, to 1e-9, many times
     faster), or :class:`ShapTreeExplainer` for models the fast path does not
     cover (see :func:`credit_model.forest.supports`).
     """

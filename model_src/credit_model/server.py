@@ -76,7 +76,7 @@ ENDPOINT_NAME_ENV: Final = "CREDIT_EXPLAINER_ENDPOINT_NAME"
 MAX_BODY_ENV: Final = "CREDIT_EXPLAINER_MAX_BODY_BYTES"
 #: The account id in runtime-API error messages and log-stream ARNs (local: a dummy).
 LOCAL_ACCOUNT: Final = "000000000000"
-#: Bodies up to this size (about 20 applicants) are scored on the event loop; larger ones in a
+#: Bodies up to this size (a few applicants) are scored on the event loop; larger ones in a
 #: worker thread, under the timeout below.
 INLINE_MAX_BYTES: Final = 8 * 1024
 #: Seconds one invocation may take before the caller gets 504 (SageMaker's own limit is 60 s).
@@ -146,7 +146,7 @@ class _Invoker:
             check_content_type(content_type, INPUT_CONTENT_TYPES)
             body = await _read_body(request, self.max_body_bytes)
             if len(body) <= INLINE_MAX_BYTES:
-                # A few applicants take well under a millisecond: less than a thread hop.
+                # A few applicants take less time than a hop to a worker thread.
                 out, response_type = transform(self.model, body, content_type, accept)
             else:
                 # The scoring thread cannot be interrupted: past the timeout the caller gets
