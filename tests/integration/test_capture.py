@@ -17,7 +17,7 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import runtime_client
+from conftest import runtime_client, wait_for_ping
 from credit_explainer import CreditExplainerClient
 from credit_explainer.local import LocalStack
 from credit_explainer.local.stack import ModelServer
@@ -198,15 +198,7 @@ def test_serve_model_flushes_every_record_on_sigterm(
     )
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"{url}/ping", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()[0]
-            time.sleep(0.2)
+        wait_for_ping(url, proc, "serve-model")
         sent = applicants(200, seed=3)
         runtime = runtime_client(url)
         for i, applicant in enumerate(sent):

@@ -406,7 +406,8 @@ def serve_model(synthetic_model_dir: Path) -> Iterator[str]:
     import socket
     import subprocess
     import sys
-    import time
+
+    from conftest import wait_for_ping
 
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -416,15 +417,7 @@ def serve_model(synthetic_model_dir: Path) -> Iterator[str]:
     child = subprocess.Popen([*command, *args], stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"{url}/ping", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline and child.poll() is None, "serve-model did not start"
-            time.sleep(0.2)
+        wait_for_ping(url, child, "serve-model")
         yield url
     finally:
         child.terminate()
