@@ -328,8 +328,23 @@ def main(argv: Sequence[str] | None = None) -> int:
         out = Path(args.output_data_dir)
         out.mkdir(parents=True, exist_ok=True)
         (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+        validation_report(args.model_dir, args.test or args.train, out, holdout=not args.test)
     sys.stdout.flush()
     return 0
+
+
+def validation_report(
+    model_dir: str | Path, data: str | Path | None, out: Path, *, holdout: bool
+) -> None:
+    """The model's validation report beside its artifacts (SageMaker's output.tar.gz): the
+    figures as JSON, and the HTML page where matplotlib (the ``plot`` extra) is installed."""
+    import importlib.util
+
+    from . import report
+
+    built = report.build(model_dir, data, holdout=holdout)
+    html = out / report.REPORT_FILE if importlib.util.find_spec("matplotlib") else None
+    report.write(built, html, out / "report.json")
 
 
 train_fn = train

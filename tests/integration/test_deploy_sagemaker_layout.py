@@ -111,6 +111,11 @@ def test_training_writes_the_model_and_metrics_sagemaker_can_read(trained):
     assert 0.6 < found["validation:roc_auc"] <= 1.0
     assert 0.0 < found["validation:brier"] < 0.25
     assert (trained["output"] / "data" / "metrics.json").is_file()
+    # The validation report of the model, beside its artifacts (output.tar.gz)
+    report = json.loads((trained["output"] / "data" / "report.json").read_text())
+    model_version = json.loads((trained["model_dir"] / "metadata.json").read_text())["model_version"]
+    assert report["model"]["model_version"] == model_version
+    assert (trained["output"] / "data" / "report.html").read_text().startswith("<!DOCTYPE html>")
 
 
 def _free_port() -> int:
