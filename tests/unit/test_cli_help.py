@@ -17,9 +17,18 @@ def commands() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentPars
     return parser, dict(sub.choices)
 
 
-# Deploy's commands are issue 17's (credit_explainer/deploy): not held to this here yet.
-cli.build_parser()
-OURS = [name for name, extra in cli._EXTRAS.items() if extra != "deploy"]
+def _parsers() -> dict[str, argparse.ArgumentParser]:
+    """Every command's parser, and deploy's steps as ``deploy STEP``."""
+    _, choices = commands()
+    found = dict(choices)
+    for name, parser in choices.items():
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                found |= {f"{name} {step}": p for step, p in action.choices.items()}
+    return found
+
+
+OURS = sorted(_parsers())
 
 
 def test_every_command_has_a_help_line() -> None:
@@ -31,9 +40,10 @@ def test_every_command_has_a_help_line() -> None:
 
 @pytest.mark.parametrize("name", OURS)
 def test_every_option_has_a_help_text_stating_its_default_one_way(name: str) -> None:
-    _, choices = commands()
-    for action in choices[name]._actions:
-        if isinstance(action, argparse._HelpAction) or action.help == argparse.SUPPRESS:
+    for action in _parsers()[name]._actions:
+        if isinstance(action, argparse._HelpAction | argparse._SubParsersAction):
+            continue
+        if action.help == argparse.SUPPRESS:
             continue
         assert action.help, f"{name} {action.option_strings or action.dest}: no help"
         assert len(set(action.option_strings)) == len(action.option_strings)

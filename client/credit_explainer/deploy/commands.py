@@ -22,10 +22,11 @@ def _common(parser: argparse.ArgumentParser) -> None:
     group.add_argument(
         "--name",
         default=DEFAULT_ENDPOINT_NAME,
-        help="deployment name: names and tags every resource (lower-case)",
+        help="deployment name: names and tags every resource, lower-case "
+        f"(default: {DEFAULT_ENDPOINT_NAME})",
     )
     group.add_argument("--region", help="AWS region (default: your AWS configuration)")
-    group.add_argument("--profile", help="AWS named profile")
+    group.add_argument("--profile", help="AWS named profile (default: AWS_PROFILE or none)")
     group.add_argument("--bucket", help="S3 bucket (default: <name>-<account>-<region>, created)")
     group.add_argument(
         "--role-arn", help="SageMaker execution role (default: <name>-sagemaker, created)"
@@ -33,19 +34,26 @@ def _common(parser: argparse.ArgumentParser) -> None:
     group.add_argument(
         "--dry-run",
         action="store_true",
-        help="a plan: make the reads, print every request and list every change; change nothing",
+        help="a plan: make the reads, print every request and list every change; change nothing "
+        "(default: make the changes)",
     )
-    group.add_argument("--verbose", "-v", action="store_true", help="print every AWS request")
+    group.add_argument(
+        "--verbose", "-v", action="store_true", help="print every AWS request (default: steps only)"
+    )
     group.add_argument("--poll-seconds", type=float, default=30.0, help=argparse.SUPPRESS)
 
 
 def _image(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("image")
-    group.add_argument("--image-uri", help="use this image for training and hosting (no build)")
+    group.add_argument(
+        "--image-uri",
+        help="use this image for training and hosting, no build (default: build and push ours)",
+    )
     group.add_argument(
         "--framework-image",
         action="store_true",
-        help="use the SageMaker scikit-learn framework image + model_src/requirements.txt",
+        help="use the SageMaker scikit-learn framework image + model_src/requirements.txt "
+        "(default: our own image)",
     )
 
 
@@ -53,7 +61,11 @@ def _build(parser: argparse.ArgumentParser) -> None:
     from .image import DEFAULT_BASE_IMAGE
 
     group = parser.add_argument_group("build")
-    group.add_argument("--base-image", default=DEFAULT_BASE_IMAGE, help="Dockerfile BASE_IMAGE")
+    group.add_argument(
+        "--base-image",
+        default=DEFAULT_BASE_IMAGE,
+        help=f"the Dockerfile's BASE_IMAGE (default: {DEFAULT_BASE_IMAGE})",
+    )
     group.add_argument(
         "--docker-url", help="Docker daemon URL (default: DOCKER_HOST or the local socket)"
     )
@@ -64,16 +76,22 @@ def _train(parser: argparse.ArgumentParser) -> None:
     group.add_argument(
         "--data", help="training CSV file/directory or s3:// prefix (default: synthetic)"
     )
-    group.add_argument("--train-instance-type", default="ml.m5.large")
+    group.add_argument(
+        "--train-instance-type",
+        default="ml.m5.large",
+        help="training instance type (default: ml.m5.large)",
+    )
     group.add_argument(
         "--hyperparameter",
         "-H",
         action="append",
         default=[],
         metavar="KEY=VALUE",
-        help="passed to the entry point as --KEY VALUE (repeatable)",
+        help="passed to the entry point as --KEY VALUE, repeatable (default: none)",
     )
-    group.add_argument("--max-runtime", type=int, default=3600, help="training time limit, seconds")
+    group.add_argument(
+        "--max-runtime", type=int, default=3600, help="training time limit, seconds (default: 3600)"
+    )
 
 
 def _hosting(parser: argparse.ArgumentParser) -> None:
@@ -81,20 +99,39 @@ def _hosting(parser: argparse.ArgumentParser) -> None:
     group.add_argument(
         "--model-data", help="s3://.../model.tar.gz (default: the latest training job)"
     )
-    group.add_argument("--instance-type", default="ml.m5.large")
-    group.add_argument("--instance-count", type=int, default=1)
-    group.add_argument("--max-instances", type=int, default=4, help="autoscaling maximum")
+    group.add_argument(
+        "--instance-type", default="ml.m5.large", help="endpoint instance type (default: ml.m5.large)"
+    )
+    group.add_argument(
+        "--instance-count", type=int, default=1, help="instances to start with (default: 1)"
+    )
+    group.add_argument(
+        "--max-instances", type=int, default=4, help="autoscaling maximum (default: 4)"
+    )
     group.add_argument(
         "--invocations-per-instance",
         type=float,
         default=100.0,
-        help="autoscaling target (invocations per instance per minute)",
+        help="autoscaling target, invocations per instance per minute (default: 100)",
     )
-    group.add_argument("--serverless", action="store_true", help="SageMaker Serverless Inference")
     group.add_argument(
-        "--serverless-memory", type=int, default=2048, choices=[1024, 2048, 3072, 4096, 5120, 6144]
+        "--serverless",
+        action="store_true",
+        help="SageMaker Serverless Inference (default: real-time instances)",
     )
-    group.add_argument("--serverless-concurrency", type=int, default=5)
+    group.add_argument(
+        "--serverless-memory",
+        type=int,
+        default=2048,
+        choices=[1024, 2048, 3072, 4096, 5120, 6144],
+        help="serverless memory, MB (default: 2048)",
+    )
+    group.add_argument(
+        "--serverless-concurrency",
+        type=int,
+        default=5,
+        help="serverless maximum concurrency (default: 5)",
+    )
     group.add_argument(
         "--capture",
         metavar="S3_URI",
@@ -118,7 +155,7 @@ def _api(parser: argparse.ArgumentParser) -> None:
         action="append",
         default=[],
         metavar="KEY=VALUE",
-        help="extra template parameter for sam deploy (repeatable)",
+        help="extra template parameter for sam deploy, repeatable (default: none)",
     )
 
 
@@ -158,7 +195,9 @@ def register(sub: Any) -> None:
     )
     for add in (_common, _image, _build, _train, _hosting, _api):
         add(deploy)
-    deploy.add_argument("--skip-api", action="store_true", help="stop after the endpoint")
+    deploy.add_argument(
+        "--skip-api", action="store_true", help="stop after the endpoint (default: deploy the API)"
+    )
     deploy.set_defaults(func=run_deploy, step=None)
     steps = deploy.add_subparsers(dest="step", metavar="STEP", action=_StepParsers)
     helps = {
@@ -180,17 +219,31 @@ def register(sub: Any) -> None:
     _common(batch)
     batch.add_argument("--model-name", help="SageMaker model (default: the endpoint's)")
     batch.add_argument("--content-type", help="csv or jsonl (default: from the input's suffix)")
-    batch.add_argument("--instance-type", default="ml.m5.large")
-    batch.add_argument("--instance-count", type=int, default=1)
-    batch.add_argument("--no-wait", action="store_true", help="start the job and return")
+    batch.add_argument(
+        "--instance-type", default="ml.m5.large", help="transform instance type (default: ml.m5.large)"
+    )
+    batch.add_argument(
+        "--instance-count", type=int, default=1, help="transform instances (default: 1)"
+    )
+    batch.add_argument(
+        "--no-wait",
+        action="store_true",
+        help="start the job, print its name and return (default: wait for it)",
+    )
     batch.set_defaults(func=run_batch)
 
     destroy = sub.add_parser("destroy", help="remove what deploy created (and nothing else)")
     _common(destroy)
     _api(destroy)
-    destroy.add_argument("--keep-data", action="store_true", help="keep the S3 data and models")
-    destroy.add_argument("--keep-image", action="store_true", help="keep the ECR repository")
-    destroy.add_argument("--yes", action="store_true", help="do it (required unless --dry-run)")
+    destroy.add_argument(
+        "--keep-data", action="store_true", help="keep the S3 data and models (default: delete)"
+    )
+    destroy.add_argument(
+        "--keep-image", action="store_true", help="keep the ECR repository (default: delete)"
+    )
+    destroy.add_argument(
+        "--yes", action="store_true", help="do it, required unless --dry-run (default: ask)"
+    )
     destroy.set_defaults(func=run_destroy)
 
 
