@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import csv
 import json
 import os
 import re
@@ -308,3 +309,41 @@ def test_serve_model_with_workers_refuses_an_unusable_capture_dir(
     assert done.returncode == 2, done.stderr
     assert done.stderr.startswith("error: cannot write captures to")
     assert "Traceback" not in done.stderr
+
+
+def test_decisions_show_and_export_read_back_what_the_api_sent(
+    synthetic_model_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from credit_explainer.cli import main
+
+    capture = tmp_path / "capture"
+    batches = [applicants(3, seed=s) for s in (4, 5)]
+    with (
+        LocalStack(synthetic_model_dir, capture_dir=capture, log_level="ERROR") as stack,
+        CreditExplainerClient(stack.api_url) as client,
+    ):
+        scored = [client.score_many(batch).scores for batch in batches]
+    capsys.readouterr()
+    first = scored[0]
+    assert main(["decisions", "show", first[0].request_id, "--capture", str(capture)]) == 0
+    shown = capsys.readouterr().out
+    assert shown.startswith(f"decision {first[0].request_id} at ")
+    for i, score in enumerate(first):
+        assert f"applicant {i}: probability {score.probability:.6f}" in shown
+        for reason in score.principal_reasons or []:
+            assert f"reason {reason.code}: {reason.text}" in shown
+
+    out = tmp_path / "decisions.csv"
+    assert main(["decisions", "export", "--capture", str(capture), "-o", str(out)]) == 0
+    assert capsys.readouterr().err == f"wrote 6 decision(s) to {out}\n"
+    rows = list(csv.DictReader(out.open()))
+    sent = {(s.request_id, s.index): s for batch in scored for s in batch}
+    assert len(rows) == len(sent)
+    for row in rows:
+        score = sent[(row["request_id"], int(row["index"]))]
+        assert float(row["probability"]) == score.probability
+        assert row["reason_codes"] == ";".join(r.code for r in score.principal_reasons or [])
+
+    assert main(["decisions", "show", "no-such-id", "--capture", str(capture)]) == 1
+    assert capsys.readouterr().err.startswith("error: no decision no-such-id")
+    assert main(["decisions", "show", "x", "--capture", str(tmp_path / "nowhere")]) == 2

@@ -1,0 +1,188 @@
+"""``credit-explainer decisions show|export``: the decisions data capture kept, read back.
+
+Reads capture files in SageMaker Data Capture's format and path scheme: what
+``serve-model --capture-dir`` and ``up --capture-dir`` write, or a copy of an endpoint's
+capture prefix (``aws s3 sync s3://bucket/prefix DIR``). Needs no model: every figure comes
+from the captured answer, exactly as it was sent.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import csv
+import json
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from credit_schema import (
+    CONTENT_TYPE_JSONLINES,
+    FEATURES,
+    PayloadError,
+    body_records,
+    media_type,
+)
+
+MAX_REASONS_COLUMNS = 4
+
+
+@dataclass(frozen=True)
+class Decision:
+    """One captured invocation: its applicants and the answer the model sent for them."""
+
+    inference_id: str
+    time: str
+    model_version: str
+    reason_codes_version: str | None
+    applicants: list[dict[str, Any]]
+    explanations: list[dict[str, Any]]
+
+
+def _body(part: dict[str, str]) -> bytes:
+    data = part["data"]
+    return base64.b64decode(data) if part.get("encoding") == "BASE64" else data.encode()
+
+
+def _decision(record: dict[str, Any]) -> Decision:
+    meta, data = record["eventMetadata"], record["captureData"]
+    sent, answered = data["endpointInput"], data["endpointOutput"]
+    applicants = body_records(_body(sent), media_type(sent["observedContentType"]))
+    if media_type(answered["observedContentType"]) == CONTENT_TYPE_JSONLINES:
+        lines = [json.loads(line) for line in _body(answered).splitlines() if line.strip()]
+        answer = {"model_version": lines[0]["model_version"], "predictions": lines}
+        answer["reason_codes_version"] = lines[0].get("reason_codes_version")
+    else:
+        answer = json.loads(_body(answered))
+    return Decision(
+        inference_id=meta["inferenceId"],
+        time=meta["inferenceTime"],
+        model_version=answer["model_version"],
+        reason_codes_version=answer.get("reason_codes_version"),
+        applicants=applicants,
+        explanations=answer["predictions"],
+    )
+
+
+def read_decisions(root: Path) -> Iterator[Decision]:
+    """Every captured decision under ``root``, oldest file first."""
+    for path in sorted(root.rglob("*.jsonl")):
+        with path.open(encoding="utf-8") as lines:
+            for line in lines:
+                if line.strip():
+                    yield _decision(json.loads(line))
+
+
+def _show(decision: Decision) -> str:
+    out = [
+        f"decision {decision.inference_id} at {decision.time}, model {decision.model_version}"
+        + (f", reason codes {decision.reason_codes_version}" if decision.reason_codes_version else "")
+    ]
+    for i, (applicant, explanation) in enumerate(
+        zip(decision.applicants, decision.explanations, strict=True)
+    ):
+        out.append(
+            f"applicant {i}: probability {explanation['probability']:.6f}, "
+            f"base value {explanation['base_value']:.6f}"
+        )
+        out.append("  inputs: " + ", ".join(f"{f}={applicant.get(f)}" for f in FEATURES))
+        for c in explanation["contributions"]:
+            value = "missing" if c["value"] is None else f"{c['value']:g}"
+            out.append(f"  {c['shap_value']:+.6f}  {c['feature']} = {value}")
+        for r in explanation.get("reasons", []):
+            out.append(f"  reason {r['code']}: {r['text']}")
+    return "\n".join(out)
+
+
+def _rows(decision: Decision) -> Iterator[list[Any]]:
+    for i, (applicant, explanation) in enumerate(
+        zip(decision.applicants, decision.explanations, strict=True)
+    ):
+        reasons = [r["text"] for r in explanation.get("reasons", [])][:MAX_REASONS_COLUMNS]
+        yield [
+            decision.inference_id,
+            decision.time,
+            decision.model_version,
+            i,
+            *(applicant.get(f) for f in FEATURES),
+            explanation["probability"],
+            explanation["base_value"],
+            ";".join(r["code"] for r in explanation.get("reasons", [])),
+            *reasons,
+            *[""] * (MAX_REASONS_COLUMNS - len(reasons)),
+        ]
+
+
+def _capture_root(args: argparse.Namespace) -> Path | None:
+    root = Path(args.capture)
+    if str(args.capture).startswith("s3://"):
+        print(
+            f"error: copy the capture prefix first: aws s3 sync {args.capture} DIR, "
+            "then --capture DIR",
+            file=sys.stderr,
+        )
+        return None
+    if not root.is_dir():
+        print(f"error: no capture directory {root}", file=sys.stderr)
+        return None
+    return root
+
+
+def _run_show(args: argparse.Namespace) -> int:
+    root = _capture_root(args)
+    if root is None:
+        return 2
+    try:
+        found = next((d for d in read_decisions(root) if d.inference_id == args.request_id), None)
+    except (ValueError, KeyError, PayloadError) as exc:  # a file that is not capture data
+        print(f"error: unreadable capture under {root}: {exc}", file=sys.stderr)
+        return 2
+    if found is None:
+        print(f"error: no decision {args.request_id} under {root}", file=sys.stderr)
+        return 1
+    print(_show(found))
+    return 0
+
+
+def _run_export(args: argparse.Namespace) -> int:
+    root = _capture_root(args)
+    if root is None:
+        return 2
+    header = [
+        "request_id", "time", "model_version", "index", *FEATURES, "probability", "base_value",
+        "reason_codes", *(f"reason_{i + 1}" for i in range(MAX_REASONS_COLUMNS)),
+    ]  # fmt: skip
+    count = 0
+    try:
+        with Path(args.output).open("w", newline="", encoding="utf-8") as fh:
+            writer = csv.writer(fh)
+            writer.writerow(header)
+            for decision in read_decisions(root):
+                for row in _rows(decision):
+                    writer.writerow(row)
+                    count += 1
+    except (ValueError, KeyError, PayloadError) as exc:
+        print(f"error: unreadable capture under {root}: {exc}", file=sys.stderr)
+        return 2
+    print(f"wrote {count} decision(s) to {args.output}", file=sys.stderr)
+    return 0
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser(
+        "decisions",
+        help="decisions kept by data capture: show one by request id, or export them as CSV",
+    )
+    steps = p.add_subparsers(dest="step", metavar="STEP", required=True)
+    show = steps.add_parser("show", help="one decision: inputs, probability, contributions, reasons")
+    show.add_argument("request_id", help="the API request id (the capture's inferenceId)")
+    show.add_argument("--capture", required=True, help="capture directory (default: none)")
+    show.set_defaults(func=_run_show)
+    export = steps.add_parser("export", help="every captured decision as CSV, one row an applicant")
+    export.add_argument("--capture", required=True, help="capture directory (default: none)")
+    export.add_argument(
+        "-o", "--output", default="decisions.csv", help="CSV file (default: decisions.csv)"
+    )
+    export.set_defaults(func=_run_export)
