@@ -1,9 +1,10 @@
-"""``credit-explainer decisions show|export``: the decisions data capture kept, read back.
+"""``credit-explainer decisions show|export|replay``: the decisions data capture kept, read back.
 
 Reads capture files in SageMaker Data Capture's format and path scheme: what
 ``serve-model --capture-dir`` and ``up --capture-dir`` write, or a copy of an endpoint's
-capture prefix (``aws s3 sync s3://bucket/prefix DIR``). Needs no model: every figure comes
-from the captured answer, exactly as it was sent.
+capture prefix (``aws s3 sync s3://bucket/prefix DIR``). ``show`` and ``export`` need no
+model: every figure comes from the captured answer, exactly as it was sent. ``replay``
+re-scores every captured input with a model directory and reports any answer that differs.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import argparse
 import base64
 import csv
+import importlib
 import json
 import sys
 from collections.abc import Iterator
@@ -27,6 +29,8 @@ from credit_schema import (
 )
 
 MAX_REASONS_COLUMNS = 4
+#: Largest difference in a probability or SHAP value that replay accepts as the same answer.
+REPLAY_TOLERANCE = 1e-9
 
 
 @dataclass(frozen=True)
@@ -170,6 +174,55 @@ def _run_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def _difference(old: dict[str, Any], new: dict[str, Any]) -> float:
+    """Largest |difference| in probability and SHAP values; inf when the reasons differ."""
+    if old.get("reasons") != new.get("reasons"):
+        return float("inf")
+    shap_old = {c["feature"]: c["shap_value"] for c in old["contributions"]}
+    shap_new = {c["feature"]: c["shap_value"] for c in new["contributions"]}
+    gaps = [abs(shap_old[f] - shap_new[f]) for f in FEATURES]
+    return float(max([abs(old["probability"] - new["probability"]), *gaps]))
+
+
+def _run_replay(args: argparse.Namespace) -> int:
+    root = _capture_root(args)
+    if root is None:
+        return 2
+    # The model side (the model extra), imported only for replay.
+    handlers: Any = importlib.import_module("credit_model.handlers")
+    server: Any = importlib.import_module("credit_model.server")
+    try:
+        model = handlers.model_fn(args.model_dir)
+    except server.STARTUP_ERRORS as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    replayed = differ = other = 0
+    try:
+        for decision in read_decisions(root):
+            if decision.model_version != model.version:
+                other += 1
+                print(f"{decision.inference_id}: made by model {decision.model_version}, not this one")
+                continue
+            body = json.dumps({"instances": decision.applicants})
+            answer = json.loads(handlers.transform(model, body, "application/json", None)[0])
+            for i, (old, new) in enumerate(
+                zip(decision.explanations, answer["predictions"], strict=True)
+            ):
+                replayed += 1
+                gap = _difference(old, new)
+                if not gap <= REPLAY_TOLERANCE:
+                    differ += 1
+                    print(f"{decision.inference_id} applicant {i}: differs (by {gap:.3g})")
+    except (ValueError, KeyError, PayloadError) as exc:
+        print(f"error: unreadable capture under {root}: {exc}", file=sys.stderr)
+        return 2
+    print(
+        f"replayed {replayed} applicant(s) with model {model.version}: {differ} differ; "
+        f"{other} decision(s) made by another model"
+    )
+    return 1 if differ else 0
+
+
 def register(sub: Any) -> None:
     p = sub.add_parser(
         "decisions",
@@ -186,3 +239,13 @@ def register(sub: Any) -> None:
         "-o", "--output", default="decisions.csv", help="CSV file (default: decisions.csv)"
     )
     export.set_defaults(func=_run_export)
+    replay = steps.add_parser(
+        "replay",
+        help="re-score every captured input with a model; report any answer that differs "
+        "(exit 1)",
+    )
+    replay.add_argument("--capture", required=True, help="capture directory (default: none)")
+    replay.add_argument(
+        "--model-dir", default="models/default", help="model directory (default: models/default)"
+    )
+    replay.set_defaults(func=_run_replay)

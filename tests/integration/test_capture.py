@@ -347,3 +347,36 @@ def test_decisions_show_and_export_read_back_what_the_api_sent(
     assert main(["decisions", "show", "no-such-id", "--capture", str(capture)]) == 1
     assert capsys.readouterr().err.startswith("error: no decision no-such-id")
     assert main(["decisions", "show", "x", "--capture", str(tmp_path / "nowhere")]) == 2
+
+
+def test_decisions_replay_finds_no_difference_then_a_tampered_answer(
+    synthetic_model_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from credit_explainer.cli import main
+
+    capture = tmp_path / "capture"
+    with (
+        LocalStack(synthetic_model_dir, capture_dir=capture, log_level="ERROR") as stack,
+        CreditExplainerClient(stack.api_url) as client,
+    ):
+        scores = client.score_many(applicants(4, seed=9)).scores
+    argv = ["decisions", "replay", "--capture", str(capture), "--model-dir", str(synthetic_model_dir)]
+    capsys.readouterr()
+    assert main(argv) == 0
+    assert "replayed 4 applicant(s)" in capsys.readouterr().out
+
+    (path,) = capture.rglob("*.jsonl")
+    record = json.loads(path.read_text())
+    answer = json.loads(record["captureData"]["endpointOutput"]["data"])
+    answer["predictions"][2]["probability"] += 1e-6  # a decision that was not the model's
+    record["captureData"]["endpointOutput"]["data"] = json.dumps(answer)
+    path.write_text(json.dumps(record) + "\n")
+    assert main(argv) == 1
+    out = capsys.readouterr().out
+    assert f"{scores[0].request_id} applicant 2: differs" in out and "1 differ" in out
+
+    answer["model_version"] = "another"
+    record["captureData"]["endpointOutput"]["data"] = json.dumps(answer)
+    path.write_text(json.dumps(record) + "\n")
+    assert main(argv) == 0
+    assert "made by model another" in capsys.readouterr().out
