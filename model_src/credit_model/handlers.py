@@ -51,6 +51,7 @@ from pydantic_core import to_json
 
 from . import artifacts
 from .bulk import plain_rows
+from .encode import explanation_text
 from .explain import Explainer, build_explainer, explainer_kind
 from .explainer import FastTreeExplainer
 from .forest import TABLES_FILE, load_tables
@@ -173,6 +174,24 @@ def explanations(prediction: Prediction) -> list[dict[str, Any]]:
     return out
 
 
+def _explanations_json(prediction: Prediction, members: dict[str, str], separator: str) -> str:
+    """Each applicant's explanation as JSON, opening with ``members``, joined by ``separator``:
+    large batches are written column-wise (:mod:`credit_model.encode`), others dict by dict."""
+    if len(prediction.probability) >= BULK_MIN_RECORDS:
+        text = explanation_text(
+            prediction.probability,
+            prediction.base_value,
+            prediction.inputs,
+            prediction.shap_values,
+            prediction.registry,
+            prefix=to_json(members).decode()[1:-1] + "," if members else "",
+            separator=separator,
+        )
+        if text is not None:
+            return text
+    return separator.join(to_json({**members, **e}).decode() for e in explanations(prediction))
+
+
 def _csv_header_absent(accept: str | None) -> bool:
     """RFC 4180's ``text/csv; header=absent``: rows only (Batch Transform joins mini-batches)."""
     for part in (accept or "").split(","):
@@ -197,20 +216,15 @@ def _csv(prediction: Prediction, header: bool) -> bytes:
 def output_fn(prediction: Prediction, accept: str | None) -> tuple[bytes, str]:
     """Encode predictions -> ``(body, content_type)``."""
     kind = negotiate(accept, OUTPUT_CONTENT_TYPES)
+    versions = {
+        "model_version": prediction.model_version,
+        "reason_codes_version": prediction.registry.version,
+    }
     if kind == CONTENT_TYPE_JSON:
-        body = {
-            "model_version": prediction.model_version,
-            "reason_codes_version": prediction.registry.version,
-            "predictions": explanations(prediction),
-        }
-        return to_json(body), kind
+        items = _explanations_json(prediction, {}, ",")
+        return f'{to_json(versions).decode()[:-1]},"predictions":[{items}]}}'.encode(), kind
     if kind == CONTENT_TYPE_JSONLINES:
-        versions = {
-            "model_version": prediction.model_version,
-            "reason_codes_version": prediction.registry.version,
-        }
-        lines = [to_json({**versions, **e}) for e in explanations(prediction)]
-        return b"".join(line + b"\n" for line in lines), kind
+        return (_explanations_json(prediction, versions, "\n") + "\n").encode(), kind
     if kind == CONTENT_TYPE_LEGACY_JSON:
         legacy = legacy_dict(
             prediction.probability.tolist(),

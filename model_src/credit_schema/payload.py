@@ -25,6 +25,7 @@ import io
 import json
 from collections.abc import Iterable, Mapping, Sequence
 from difflib import get_close_matches
+from itertools import chain
 from typing import Any, Final
 
 from pydantic import TypeAdapter, ValidationError
@@ -110,22 +111,23 @@ def _short(exc: BaseException) -> str:
 
 
 _CONTAINERS: Final = (dict, list, tuple)
+_SCALARS: Final = frozenset({str, int, float, bool, type(None)})
 
 
 def check_depth(obj: Any, max_depth: int = MAX_JSON_DEPTH) -> None:
-    """Refuse (400) JSON nested deeper than any accepted shape, without recursion."""
-    if not isinstance(obj, _CONTAINERS):
-        return
-    stack: list[tuple[Any, int]] = [(obj, 0)]
-    while stack:
-        node, depth = stack.pop()
-        if depth >= max_depth:
+    """Refuse (400) JSON nested deeper than any accepted shape, a level at a time."""
+    level = [obj] if isinstance(obj, _CONTAINERS) else []
+    for depth in range(1, max_depth + 1):
+        children = list(
+            chain.from_iterable(node.values() if isinstance(node, dict) else node for node in level)
+        )
+        if _SCALARS.issuperset(map(type, children)):  # most payloads end here, checked in C
+            return
+        level = [c for c in children if isinstance(c, _CONTAINERS)]
+        if level and depth == max_depth:
             raise MalformedPayloadError(
                 f"request body is nested too deeply; the limit is {max_depth} levels"
             )
-        # Only containers are stacked (scalars are most of a payload: skip them here).
-        children = node.values() if isinstance(node, dict) else node
-        stack.extend([(c, depth + 1) for c in children if isinstance(c, _CONTAINERS)])
 
 
 def _is_feature_key(key: object) -> bool:
