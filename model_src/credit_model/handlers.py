@@ -177,6 +177,7 @@ def explanations(prediction: Prediction) -> list[dict[str, Any]]:
 def _explanations_json(prediction: Prediction, members: dict[str, str], separator: str) -> str:
     """Each applicant's explanation as JSON, opening with ``members``, joined by ``separator``:
     large batches are written column-wise (:mod:`credit_model.encode`), others dict by dict."""
+    text = None
     if len(prediction.probability) >= BULK_MIN_RECORDS:
         text = explanation_text(
             prediction.probability,
@@ -187,9 +188,9 @@ def _explanations_json(prediction: Prediction, members: dict[str, str], separato
             prefix=to_json(members).decode()[1:-1] + "," if members else "",
             separator=separator,
         )
-        if text is not None:
-            return text
-    return separator.join(to_json({**members, **e}).decode() for e in explanations(prediction))
+    if text is None:
+        text = separator.join(to_json({**members, **e}).decode() for e in explanations(prediction))
+    return text
 
 
 def _csv_header_absent(accept: str | None) -> bool:
@@ -220,6 +221,8 @@ def output_fn(prediction: Prediction, accept: str | None) -> tuple[bytes, str]:
         "model_version": prediction.model_version,
         "reason_codes_version": prediction.registry.version,
     }
+    if kind == CONTENT_TYPE_JSON and len(prediction.probability) < BULK_MIN_RECORDS:
+        return to_json({**versions, "predictions": explanations(prediction)}), kind
     if kind == CONTENT_TYPE_JSON:
         items = _explanations_json(prediction, {}, ",")
         return f'{to_json(versions).decode()[:-1]},"predictions":[{items}]}}'.encode(), kind

@@ -25,7 +25,6 @@ import io
 import json
 from collections.abc import Iterable, Mapping, Sequence
 from difflib import get_close_matches
-from itertools import chain
 from typing import Any, Final
 
 from pydantic import TypeAdapter, ValidationError
@@ -118,9 +117,9 @@ def check_depth(obj: Any, max_depth: int = MAX_JSON_DEPTH) -> None:
     """Refuse (400) JSON nested deeper than any accepted shape, a level at a time."""
     level = [obj] if isinstance(obj, _CONTAINERS) else []
     for depth in range(1, max_depth + 1):
-        children = list(
-            chain.from_iterable(node.values() if isinstance(node, dict) else node for node in level)
-        )
+        children: list[Any] = []
+        for node in level:
+            children.extend(node.values() if isinstance(node, dict) else node)
         if _SCALARS.issuperset(map(type, children)):  # most payloads end here, checked in C
             return
         level = [c for c in children if isinstance(c, _CONTAINERS)]
