@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import os
 import subprocess
 import sys
 import time
@@ -149,11 +148,6 @@ def _bench(args: argparse.Namespace) -> int:
     return subprocess.call([sys.executable, str(script), *forwarded])  # noqa: S603 - our own script
 
 
-def _env_int(name: str, default: int) -> int:
-    value = os.environ.get(name, "").strip()
-    return int(value) if value.isdigit() and int(value) > 0 else default
-
-
 def _lazy_hyperparameters(parser: argparse.ArgumentParser) -> None:
     """Add train's hyperparameter options when ``train`` is chosen, not when the CLI starts.
 
@@ -250,13 +244,11 @@ def register(sub: Any) -> None:
     p.add_argument(
         "--port",
         type=int,
-        default=_env_int("SAGEMAKER_BIND_TO_PORT", 8080),
         help="port to listen on (default: $SAGEMAKER_BIND_TO_PORT or 8080)",
     )
     p.add_argument(
         "--workers",
         type=int,
-        default=_env_int("SAGEMAKER_MODEL_SERVER_WORKERS", 1),
         help="worker processes, each loading the model once (default: "
         "$SAGEMAKER_MODEL_SERVER_WORKERS or 1)",
     )

@@ -17,6 +17,7 @@ import numpy.typing as npt
 
 from .forest import CHUNK, CompiledForest, FloatArray, UnsupportedModelError, compile_forest
 from .kernel import compile_kernel
+from .settings import env_int
 
 #: Requests of at least this many applicants are split across threads.
 PARALLEL_MIN_APPLICANTS: Final = 256
@@ -27,16 +28,11 @@ _BLOCK: Final = 8  # a thread's share is whole blocks of the kernel
 
 def default_threads() -> int:
     """:data:`THREADS_ENV`, else the CPUs this process may run on."""
-    configured = os.environ.get(THREADS_ENV, "").strip()
-    if configured:
-        threads = int(configured)
-        if threads < 1:
-            raise ValueError(f"{THREADS_ENV} must be a positive integer, not {configured!r}")
-        return threads
     try:
-        return len(os.sched_getaffinity(0))
+        cpus = len(os.sched_getaffinity(0))
     except AttributeError:  # not Linux
-        return os.cpu_count() or 1
+        cpus = os.cpu_count() or 1
+    return env_int(THREADS_ENV, cpus)
 
 
 class FastTreeExplainer:

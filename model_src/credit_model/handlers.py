@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import csv
 import io
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
@@ -55,6 +54,7 @@ from .encode import explanation_text
 from .explain import Explainer, build_explainer, explainer_kind
 from .explainer import FastTreeExplainer
 from .forest import TABLES_FILE, load_tables
+from .settings import env_int
 
 FloatArray = npt.NDArray[np.float64]
 
@@ -123,7 +123,7 @@ def model_fn(model_dir: str | Path) -> LoadedModel:
         explainer=explainer,
         metadata=metadata,
         model_dir=directory,
-        max_applicants=int(os.environ.get(MAX_APPLICANTS_ENV, DEFAULT_MODEL_MAX_APPLICANTS)),
+        max_applicants=env_int(MAX_APPLICANTS_ENV, DEFAULT_MODEL_MAX_APPLICANTS),
         registry=registry_from_env(),  # a bad override file fails the start, not a request
     )
 

@@ -57,18 +57,27 @@ from .capture import (
     CaptureWriter,
     capture_directory,
 )
+from .explainer import default_threads
 from .handlers import (
+    DEFAULT_MODEL_MAX_APPLICANTS,
     INPUT_CONTENT_TYPES,
+    MAX_APPLICANTS_ENV,
     OUTPUT_CONTENT_TYPES,
     LoadedModel,
     model_fn,
     transform,
 )
+from .settings import SettingError, env_int, env_seconds
 
 logger = logging.getLogger("credit_model.server")
 
 #: What refuses a start: the user's to fix, reported as one ``error:`` line (exit 2).
-STARTUP_ERRORS: Final = (artifacts.ModelArtifactError, ReasonCodesError, CaptureError)
+STARTUP_ERRORS: Final = (
+    artifacts.ModelArtifactError,
+    ReasonCodesError,
+    CaptureError,
+    SettingError,
+)
 
 MODEL_DIR_ENV: Final = "CREDIT_EXPLAINER_MODEL_DIR"
 DEFAULT_MODEL_DIR: Final = "/opt/ml/model"
@@ -110,15 +119,6 @@ async def _read_body(request: Request, limit: int) -> bytes:
         check_body_size(size, limit)
         chunks.append(chunk)
     return b"".join(chunks)
-
-
-def env_timeout() -> float:
-    """``$SAGEMAKER_MODEL_SERVER_TIMEOUT`` in seconds (60 when unset or not a positive number)."""
-    try:
-        value = float(os.environ.get(TIMEOUT_ENV, DEFAULT_TIMEOUT))
-    except ValueError:
-        return DEFAULT_TIMEOUT
-    return value if value > 0 else DEFAULT_TIMEOUT
 
 
 class _Invoker:
@@ -219,9 +219,9 @@ def create_app(
     """
     loaded = model if isinstance(model, LoadedModel) else model_fn(model)
     name = endpoint_name or os.environ.get(ENDPOINT_NAME_ENV, DEFAULT_ENDPOINT_NAME)
-    limit = max_body_bytes or int(os.environ.get(MAX_BODY_ENV, DEFAULT_MAX_BODY_BYTES))
+    limit = max_body_bytes or env_int(MAX_BODY_ENV, DEFAULT_MAX_BODY_BYTES)
     capture = CaptureWriter(capture_dir, name) if capture_dir else None
-    invoke = _Invoker(loaded, limit, timeout or env_timeout(), capture)
+    invoke = _Invoker(loaded, limit, timeout or env_seconds(TIMEOUT_ENV, DEFAULT_TIMEOUT), capture)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -327,17 +327,22 @@ def run(
     import uvicorn
 
     directory = str(model_dir or os.environ.get(MODEL_DIR_ENV, DEFAULT_MODEL_DIR))
-    port = port or int(os.environ.get("SAGEMAKER_BIND_TO_PORT", "8080"))
-    workers = workers or int(os.environ.get("SAGEMAKER_MODEL_SERVER_WORKERS", "1"))
+    port = port or env_int("SAGEMAKER_BIND_TO_PORT", 8080)
+    workers = workers or env_int("SAGEMAKER_MODEL_SERVER_WORKERS", 1)
     if timeout:
         os.environ[TIMEOUT_ENV] = str(timeout)
     logging.basicConfig(
         level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s"
     )
     if workers > 1:
-        # Fail here, once, on a missing or tampered model or reason codes, not in every worker.
+        # Fail here, once, on a missing or tampered model, reason codes or a bad setting, not
+        # in every worker.
         artifacts.verify(directory)
         registry_from_env()
+        env_int(MAX_BODY_ENV, DEFAULT_MAX_BODY_BYTES)
+        env_seconds(TIMEOUT_ENV, DEFAULT_TIMEOUT)
+        env_int(MAX_APPLICANTS_ENV, DEFAULT_MODEL_MAX_APPLICANTS)
+        default_threads()
         os.environ[MODEL_DIR_ENV] = directory
         if endpoint_name:
             os.environ[ENDPOINT_NAME_ENV] = endpoint_name

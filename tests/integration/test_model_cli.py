@@ -194,3 +194,30 @@ def test_serve_model_refuses_a_tampered_model(trained: dict[str, Any], tmp_path:
     result = cli("serve-model", "--model-dir", str(tampered), "--port", str(free_port()))
     assert result.returncode == 2
     assert "SHA-256" in result.stderr and "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "workers"),
+    [
+        ("CREDIT_EXPLAINER_MAX_APPLICANTS", "abc", "1"),
+        ("CREDIT_EXPLAINER_THREADS", "0", "1"),
+        ("SAGEMAKER_MODEL_SERVER_TIMEOUT", "nan", "1"),
+        ("CREDIT_EXPLAINER_MAX_BODY_BYTES", "-5", "2"),
+        ("SAGEMAKER_MODEL_SERVER_WORKERS", "two", None),
+    ],
+)
+def test_serve_model_refuses_a_bad_setting_in_one_line(
+    trained: dict[str, Any], variable: str, value: str, workers: str | None
+) -> None:
+    port = ["--port", str(free_port())]
+    result = cli(
+        "serve-model",
+        "--model-dir",
+        str(trained["model_dir"]),
+        *port,
+        *(["--workers", workers] if workers else []),
+        env={**os.environ, variable: value},
+    )
+    assert result.returncode == 2, result.stderr
+    assert f"error: {variable} must be a positive" in result.stderr
+    assert repr(value) in result.stderr and "Traceback" not in result.stderr
