@@ -90,6 +90,7 @@ def _show(decision: Decision) -> str:
         out.append(
             f"applicant {i}: probability {explanation['probability']:.6f}, "
             f"base value {explanation['base_value']:.6f}"
+            + (f", decision {explanation['decision']}" if explanation.get("decision") else "")
         )
         out.append("  inputs: " + ", ".join(f"{f}={applicant.get(f)}" for f in FEATURES))
         for c in explanation["contributions"]:
@@ -113,6 +114,7 @@ def _rows(decision: Decision) -> Iterator[list[Any]]:
             *(applicant.get(f) for f in FEATURES),
             explanation["probability"],
             explanation["base_value"],
+            explanation.get("decision", ""),
             ";".join(r["code"] for r in explanation.get("reasons", [])),
             *reasons,
             *[""] * (MAX_REASONS_COLUMNS - len(reasons)),
@@ -156,7 +158,7 @@ def _run_export(args: argparse.Namespace) -> int:
         return 2
     header = [
         "request_id", "time", "model_version", "index", *FEATURES, "probability", "base_value",
-        "reason_codes", *(f"reason_{i + 1}" for i in range(MAX_REASONS_COLUMNS)),
+        "decision", "reason_codes", *(f"reason_{i + 1}" for i in range(MAX_REASONS_COLUMNS)),
     ]  # fmt: skip
     count = 0
     try:

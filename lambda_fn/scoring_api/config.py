@@ -50,7 +50,9 @@ class ConfigurationError(ValueError):
 
 def _bands(text: str) -> DecisionBands:
     try:
-        return DecisionBands.parse(text)
+        bands = DecisionBands.parse(text)
+        bands.custom_attributes()  # sent to the model with every request: must fit its header
+        return bands
     except ValueError as exc:
         raise ConfigurationError(f"DECISION_THRESHOLDS: {exc}") from None
 

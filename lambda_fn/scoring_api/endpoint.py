@@ -44,6 +44,7 @@ from credit_schema import (
     edge,
     ranked,
 )
+from credit_schema.decisions import DecisionBands
 from credit_schema.reasons import MAX_REASONS
 
 from .config import Settings
@@ -153,12 +154,15 @@ class ModelEndpoint:
         finally:
             self._deadline.value = None
         latency = (time.perf_counter() - started) * 1000.0
-        model_version, explanations, reasons_version = check_response(body, inputs)
+        bands = self.settings.decision_bands
+        model_version, explanations, reasons_version = check_response(body, inputs, bands)
         return Scored(model_version, explanations, latency, reasons_version)
 
     def _invoke(self, payload: bytes, inference_id: str | None = None) -> bytes:
         accepted = edge.inference_id(inference_id)  # API Gateway's ids are UUIDs: always kept
         extra = {"InferenceId": accepted} if accepted else {}
+        if self.settings.decision_bands is not None:  # the model records the decision as sent
+            extra["CustomAttributes"] = self.settings.decision_bands.custom_attributes()
         try:
             response = self.runtime.invoke_endpoint(
                 EndpointName=self.settings.endpoint_name,
@@ -303,7 +307,9 @@ def _check_reasons(i: int, reasons: object) -> list[dict[str, Any]]:
 
 
 def check_response(
-    body: bytes, inputs: Sequence[Mapping[str, float | int | None]]
+    body: bytes,
+    inputs: Sequence[Mapping[str, float | int | None]],
+    bands: DecisionBands | None = None,
 ) -> tuple[str, list[dict[str, Any]], str | None]:
     """Check the model's :class:`credit_schema.ModelResponse` for these inputs; explanations ranked.
 
@@ -382,5 +388,11 @@ def check_response(
         }
         if "reasons" in explanation:
             checked_explanation["reasons"] = _check_reasons(i, explanation["reasons"])
+        decision = explanation.get("decision")
+        if bands is not None and decision is not None and decision != bands.decide(probability):
+            raise InconsistentExplanationError(
+                f"explanation {i}: the model recorded the decision {str(decision)[:40]!r}, "
+                f"not {bands.decide(probability)!r} as the API's bands give"
+            )
         explanations.append(checked_explanation)
     return model_version, explanations, reasons_version

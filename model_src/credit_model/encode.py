@@ -1,6 +1,6 @@
 """The JSON answer of a large batch, written column-wise instead of one dict per applicant.
 
-Same bytes' meaning as :func:`credit_model.handlers.explanations` serialised by
+Same meaning as :func:`credit_model.handlers.explanations` serialised by
 pydantic-core (a test holds the two equal on random batches): contributions in the
 order of :func:`credit_schema.ranked`, reasons by
 :func:`credit_schema.reasons.principal_reasons`, both restated here over arrays.
@@ -17,6 +17,7 @@ from typing import Final
 import numpy as np
 import numpy.typing as npt
 from credit_schema import FEATURES
+from credit_schema.decisions import DecisionBands
 from credit_schema.reasons import (
     AGE_FEATURE,
     ELDERLY_AGE,
@@ -75,6 +76,7 @@ def explanation_text(
     inputs: FloatArray,
     shap_values: FloatArray,
     registry: Registry,
+    bands: DecisionBands | None = None,
     *,
     prefix: str = "",
     separator: str = ",",
@@ -113,6 +115,10 @@ def explanation_text(
     reason[:, 1:, 0] = np.where(given[:, 1:], "," + reason[:, 1:, 0], "")
     reason[:, :, 1] = np.where(given, np.take_along_axis(shap_text, reason_order, 1), "")
     reason[:, :, 2] = np.where(given, "}", "")
-    pieces[:, -1] = "]}" + separator
-    pieces[-1, -1] = "]}"
+    end = np.full(n, "]", dtype=object)
+    if bands is not None:  # DecisionBands.decide: the first band whose bound is above
+        labels = np.array([f',"decision":{json.dumps(label)}' for label in bands.labels], object)
+        end += labels[np.searchsorted(bands.bounds, probability, side="right")]
+    pieces[:, -1] = end + ("}" + separator)
+    pieces[-1, -1] = end[-1] + "}"
     return "".join(pieces.ravel().tolist())

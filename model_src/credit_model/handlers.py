@@ -45,6 +45,7 @@ from credit_schema import (
     negotiate,
     validate_records,
 )
+from credit_schema.decisions import DecisionBands
 from credit_schema.reasons import DEFAULT_REGISTRY, Registry, registry_from_env
 from pydantic_core import to_json
 
@@ -105,6 +106,8 @@ class Prediction:
     shap_values: FloatArray
     model_version: str
     registry: Registry = DEFAULT_REGISTRY
+    #: The caller's decision bands (InvokeEndpoint's CustomAttributes): a decision per answer.
+    bands: DecisionBands | None = None
 
 
 def model_fn(model_dir: str | Path) -> LoadedModel:
@@ -170,6 +173,8 @@ def explanations(prediction: Prediction) -> list[dict[str, Any]]:
         explanation = explanation_dict(probability, base, values, shap)
         triples = zip(FEATURES, values, shap, strict=True)
         explanation["reasons"] = prediction.registry.principal_reasons(triples)
+        if prediction.bands is not None:
+            explanation["decision"] = prediction.bands.decide(probability)
         out.append(explanation)
     return out
 
@@ -185,6 +190,7 @@ def _explanations_json(prediction: Prediction, members: dict[str, str], separato
             prediction.inputs,
             prediction.shap_values,
             prediction.registry,
+            prediction.bands,
             prefix=to_json(members).decode()[1:-1] + "," if members else "",
             separator=separator,
         )
@@ -239,12 +245,24 @@ def output_fn(prediction: Prediction, accept: str | None) -> tuple[bytes, str]:
 
 
 def transform(
-    model: LoadedModel, body: str | bytes, content_type: str | None, accept: str | None
+    model: LoadedModel,
+    body: str | bytes,
+    content_type: str | None,
+    accept: str | None,
+    *,
+    bands: DecisionBands | None = None,
 ) -> tuple[bytes, str]:
-    """All three stages for one request; negotiates Accept before doing any work."""
+    """All three stages for one request; negotiates Accept before doing any work.
+
+    With ``bands`` (the caller's, from InvokeEndpoint's CustomAttributes) every JSON and JSON
+    Lines explanation carries its ``decision``, so what is captured is what the API sent.
+    """
     negotiate(accept, OUTPUT_CONTENT_TYPES)
     rows = input_fn(body, content_type, max_applicants=model.max_applicants)
-    return output_fn(predict_fn(rows, model), accept)
+    prediction = predict_fn(rows, model)
+    if bands is not None:
+        prediction.bands = bands
+    return output_fn(prediction, accept)
 
 
 __all__ = [

@@ -27,6 +27,7 @@ import os
 import time
 import uuid
 from collections.abc import AsyncIterator
+from functools import partial
 from pathlib import Path
 from typing import Any, Final
 
@@ -35,12 +36,14 @@ from credit_schema import (
     DEFAULT_ENDPOINT_NAME,
     DEFAULT_MAX_BODY_BYTES,
     DEFAULT_VARIANT,
+    MalformedPayloadError,
     RouteNotFoundError,
     ServiceError,
     check_body_size,
     check_content_type,
     negotiate,
 )
+from credit_schema.decisions import CUSTOM_ATTRIBUTES_HEADER, THRESHOLDS_ATTRIBUTE, DecisionBands
 from credit_schema.edge import inference_id
 from credit_schema.edge import request_id as accepted_request_id
 from credit_schema.reasons import ReasonCodesError, registry_from_env
@@ -121,6 +124,14 @@ async def _read_body(request: Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
+def _bands(custom_attributes: str | None) -> DecisionBands | None:
+    """The caller's decision bands from InvokeEndpoint's CustomAttributes (400 if malformed)."""
+    try:
+        return DecisionBands.from_custom_attributes(custom_attributes)
+    except ValueError as exc:
+        raise MalformedPayloadError(f"custom attribute {THRESHOLDS_ATTRIBUTE}: {exc}") from None
+
+
 class _Invoker:
     """Runs one invocation: body limits, the handler stages, errors as JSON."""
 
@@ -144,15 +155,18 @@ class _Invoker:
             # 406/415 before the body is read: no work for a request that cannot be answered.
             negotiate(accept, OUTPUT_CONTENT_TYPES)
             check_content_type(content_type, INPUT_CONTENT_TYPES)
+            bands = _bands(request.headers.get(CUSTOM_ATTRIBUTES_HEADER))
             body = await _read_body(request, self.max_body_bytes)
             if len(body) <= INLINE_MAX_BYTES:
                 # A few applicants take less time than a hop to a worker thread.
-                out, response_type = transform(self.model, body, content_type, accept)
+                out, response_type = transform(
+                    self.model, body, content_type, accept, bands=bands
+                )
             else:
                 # The scoring thread cannot be interrupted: past the timeout the caller gets
                 # its 504 at once and the thread's result is dropped when it finishes.
                 work = asyncio.get_running_loop().run_in_executor(
-                    None, transform, self.model, body, content_type, accept
+                    None, partial(transform, bands=bands), self.model, body, content_type, accept
                 )
                 out, response_type = await asyncio.wait_for(work, self.timeout)
             response: Response = Response(out, media_type=response_type)

@@ -8,6 +8,14 @@ the last label taking every higher probability.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Final
+
+#: The header in which SageMaker hands InvokeEndpoint's ``CustomAttributes`` to the model.
+CUSTOM_ATTRIBUTES_HEADER: Final = "X-Amzn-SageMaker-Custom-Attributes"
+#: The custom attribute that carries the API's bands, so the model's answer (and with it the
+#: data capture) records the decision as sent: ``decision_thresholds=approve:0.08,decline``.
+THRESHOLDS_ATTRIBUTE: Final = "decision_thresholds"
+_MAX_CUSTOM_ATTRIBUTES: Final = 1024  # InvokeEndpoint's limit: visible US-ASCII characters
 
 
 @dataclass(frozen=True)
@@ -16,6 +24,31 @@ class DecisionBands:
 
     labels: tuple[str, ...]
     bounds: tuple[float, ...]
+
+    def text(self) -> str:
+        """The bands as :meth:`parse` reads them (bounds written to round-trip exactly)."""
+        pairs = [f"{label}:{bound!r}" for label, bound in zip(self.labels, self.bounds, strict=False)]
+        return ",".join([*pairs, self.labels[-1]])
+
+    def custom_attributes(self) -> str:
+        """InvokeEndpoint's ``CustomAttributes`` carrying these bands (ValueError if they cannot)."""
+        text = f"{THRESHOLDS_ATTRIBUTE}={self.text()}"
+        plain = all(" " <= c <= "~" and c != ";" for c in text)
+        if len(text) > _MAX_CUSTOM_ATTRIBUTES or not plain:
+            raise ValueError(
+                "labels must be plain ASCII without ';' and the bands at most "
+                f"{_MAX_CUSTOM_ATTRIBUTES - len(THRESHOLDS_ATTRIBUTE) - 1} characters"
+            )
+        return text
+
+    @classmethod
+    def from_custom_attributes(cls, header: str | None) -> DecisionBands | None:
+        """The bands in a ``CustomAttributes`` value (``;``-separated ``key=value``), if any."""
+        for part in (header or "").split(";"):
+            key, sep, value = part.partition("=")
+            if sep and key.strip() == THRESHOLDS_ATTRIBUTE:
+                return cls.parse(value)
+        return None
 
     def decide(self, probability: float) -> str:
         for label, bound in zip(self.labels, self.bounds, strict=False):

@@ -72,6 +72,9 @@ class Explanation(BaseModel):
         alias="reasons",
         description="Up to four principal reasons, decided by the model server (null: none sent).",
     )
+    decision: str | None = Field(
+        default=None, description="Decision band, when the API has thresholds configured."
+    )
 
 
 class ModelResponse(BaseModel):
@@ -86,9 +89,6 @@ class ModelResponse(BaseModel):
 
 class ScoredApplicant(Explanation):
     index: int = Field(ge=0, description="Position of the applicant in the request.")
-    decision: str | None = Field(
-        default=None, description="Decision band, when the API has thresholds configured."
-    )
 
 
 class ScoreResponse(BaseModel):

@@ -257,6 +257,7 @@ def test_local_stack_captures_every_applicant_with_the_api_request_id(
         for score, explanation in zip(results, out["predictions"], strict=True):
             # What the API sent is exactly what the model answered and was recorded.
             assert score.probability == explanation["probability"]
+            assert score.decision is not None and score.decision == explanation["decision"]
             assert [r.model_dump() for r in score.principal_reasons or []] == explanation["reasons"]
             assert [(r.code, r.shap_value) for r in score.reasons()] == [
                 (r["code"], r["shap_value"]) for r in explanation["reasons"]
@@ -319,7 +320,12 @@ def test_decisions_show_and_export_read_back_what_the_api_sent(
     capture = tmp_path / "capture"
     batches = [applicants(3, seed=s) for s in (4, 5)]
     with (
-        LocalStack(synthetic_model_dir, capture_dir=capture, log_level="ERROR") as stack,
+        LocalStack(
+            synthetic_model_dir,
+            capture_dir=capture,
+            log_level="ERROR",
+            environment={"DECISION_THRESHOLDS": "approve:0.1,review:0.3,decline"},
+        ) as stack,
         CreditExplainerClient(stack.api_url) as client,
     ):
         scored = [client.score_many(batch).scores for batch in batches]
@@ -330,6 +336,7 @@ def test_decisions_show_and_export_read_back_what_the_api_sent(
     assert shown.startswith(f"decision {first[0].request_id} at ")
     for i, score in enumerate(first):
         assert f"applicant {i}: probability {score.probability:.6f}" in shown
+        assert f", decision {score.decision}\n" in shown
         for reason in score.principal_reasons or []:
             assert f"reason {reason.code}: {reason.text}" in shown
 
@@ -342,6 +349,7 @@ def test_decisions_show_and_export_read_back_what_the_api_sent(
     for row in rows:
         score = sent[(row["request_id"], int(row["index"]))]
         assert float(row["probability"]) == score.probability
+        assert row["decision"] == score.decision
         assert row["reason_codes"] == ";".join(r.code for r in score.principal_reasons or [])
 
     assert main(["decisions", "show", "no-such-id", "--capture", str(capture)]) == 1

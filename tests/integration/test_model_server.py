@@ -116,3 +116,46 @@ def test_boto3_gets_validation_error_for_an_unknown_endpoint(runtime: Any) -> No
         runtime.invoke_endpoint(
             EndpointName="no-such-endpoint", Body=b"{}", ContentType="application/json"
         )
+
+
+def test_custom_attributes_bands_put_a_decision_in_every_answer(
+    runtime: Any, model_server: Any, sample_applicants: list[dict[str, Any]]
+) -> None:
+    many = (sample_applicants * 30)[:60]  # past the bulk size: the column-wise answer too
+    for applicants in (sample_applicants, many):
+        answers = {}
+        for accept in ("application/json", "application/jsonlines"):
+            response = runtime.invoke_endpoint(
+                EndpointName=model_server.endpoint_name,
+                Body=json.dumps(applicants),
+                ContentType="application/json",
+                Accept=accept,
+                CustomAttributes="trace=7; decision_thresholds=approve:0.05,review:0.2,decline",
+            )
+            text = response["Body"].read().decode()
+            answers[accept] = (
+                json.loads(text)["predictions"]
+                if accept == "application/json"
+                else [json.loads(line) for line in text.splitlines()]
+            )
+        for explanations in answers.values():
+            assert len(explanations) == len(applicants)
+            for e in explanations:
+                p = e["probability"]
+                assert e["decision"] == ("approve" if p < 0.05 else "review" if p < 0.2 else "decline")
+
+
+def test_malformed_bands_in_custom_attributes_are_a_400_naming_the_attribute(
+    model_server: Any, sample_applicants: list[dict[str, Any]]
+) -> None:
+    response = httpx.post(
+        f"{model_server.url}/invocations",
+        json=sample_applicants,
+        headers={"X-Amzn-SageMaker-Custom-Attributes": "decision_thresholds=approve:0.3,review:0.1,x"},
+    )
+    assert response.status_code == 400
+    error = response.json()["error"]
+    assert error["code"] == "malformed_request"
+    assert error["message"].startswith("custom attribute decision_thresholds: bounds must be")
+    plain = httpx.post(f"{model_server.url}/invocations", json=sample_applicants)
+    assert all("decision" not in e for e in plain.json()["predictions"])

@@ -21,6 +21,7 @@ from credit_schema import (
     MIN_CONTRIBUTION,
     ModelResponse,
 )
+from credit_schema.decisions import DecisionBands
 from credit_schema.reasons import DEFAULT_REGISTRY, ReasonText, Registry
 
 AGE = FEATURES.index("age")
@@ -108,3 +109,20 @@ def test_batches_under_the_bulk_size_answer_the_same_shape() -> None:
     for prediction in (small, large):
         answer = json.loads(output_fn(prediction, CONTENT_TYPE_JSON)[0])
         assert answer["predictions"] == per_row(prediction)
+
+
+def test_decisions_by_the_caller_s_bands_are_the_per_row_ones() -> None:
+    prediction = batch(5)
+    prediction.bands = DecisionBands.parse("approve:0.25,review:0.5,refer:0.75,decline")
+    prediction.probability[:3] = [0.25, 0.5, 0.75]  # on a bound: the next band
+    for accept in (CONTENT_TYPE_JSON, CONTENT_TYPE_JSONLINES):
+        body = output_fn(prediction, accept)[0].decode()
+        answers = (
+            json.loads(body)["predictions"]
+            if accept == CONTENT_TYPE_JSON
+            else [json.loads(line) for line in body.splitlines()]
+        )
+        expected = per_row(prediction)
+        assert [a["decision"] for a in answers] == [e["decision"] for e in expected]
+        assert [a["decision"] for a in answers][:3] == ["review", "refer", "decline"]
+        assert {a["decision"] for a in answers} == {"approve", "review", "refer", "decline"}

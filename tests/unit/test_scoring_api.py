@@ -127,6 +127,8 @@ def stub_invoke(
             "ContentType": "application/json",
             "Accept": "application/json",
             "InferenceId": inference_id,
+            # fn's DECISION_THRESHOLDS, handed to the model so that its capture holds the decision
+            "CustomAttributes": "decision_thresholds=approve:0.1,review:0.3,decline",
         },
     )
 
@@ -587,3 +589,39 @@ def test_a_model_without_reasons_still_answers_without_them(
     body = body_of(fn.invoke(load_event("score-batch.json")))
     assert body["reason_codes_version"] is None
     assert all("reasons" not in r or r["reasons"] is None for r in body["results"])
+
+
+# -- the decision recorded by the model (issue 18, item 0) ---------------------------------------
+
+
+def with_decisions(answer: bytes, decide: Any) -> bytes:
+    parsed = json.loads(answer)
+    for p in parsed["predictions"]:
+        p["decision"] = decide(p["probability"])
+    return json.dumps(parsed).encode()
+
+
+def test_the_model_s_recorded_decision_must_be_the_api_s(
+    fn: LambdaEnvironment, runtime: Stubber
+) -> None:
+    bands = fn.module.settings.decision_bands
+    stub_invoke(runtime, with_decisions(model_answer(APPLICANTS), bands.decide))
+    result = fn.invoke(load_event("score-batch.json"))
+    assert result["statusCode"] == 200, result["body"]
+    sent = [r["decision"] for r in body_of(result)["results"]]
+    probabilities = [r["probability"] for r in body_of(result)["results"]]
+    assert sent == ["approve" if p < 0.1 else "review" if p < 0.3 else "decline" for p in probabilities]
+
+    stub_invoke(runtime, with_decisions(model_answer(APPLICANTS), lambda p: "approve"))
+    result = fn.invoke(load_event("score-batch.json"))
+    assert result["statusCode"] == 502
+    assert "recorded the decision 'approve'" in error_of(result)["message"]
+
+
+def test_bands_that_cannot_travel_in_custom_attributes_refuse_the_cold_start(
+    closed_port: int,
+) -> None:
+    with pytest.raises(Exception, match="plain ASCII"):
+        make_env(closed_port, DECISION_THRESHOLDS="approuvé:0.1,refusé").invoke(
+            load_event("score-batch.json")
+        )
