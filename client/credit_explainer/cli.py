@@ -23,6 +23,7 @@ _COMMAND_MODULES: tuple[tuple[str, str], ...] = (
     ("credit_explainer.local.commands", "model,api"),  # up, demo
     ("credit_explainer.scoring_cli", ""),  # score
     ("credit_explainer.decisions", ""),  # decisions show, decisions export
+    ("credit_explainer.monitor", "model"),  # monitor
     ("credit_explainer.deploy.commands", "deploy"),  # deploy, batch, destroy
 )
 _OUR_PACKAGES: Final = frozenset(

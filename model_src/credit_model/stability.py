@@ -14,10 +14,10 @@ from typing import Any, Final
 
 import numpy as np
 
+from .drift import PSI_BANDS
+
 BASELINE_QUANTILES: Final = tuple(i / 10 for i in range(1, 10))
 SHARE_FLOOR: Final = 1e-4
-#: The usual reading of PSI: below 0.1 stable, 0.1 to 0.25 a moderate shift, above it a major one.
-PSI_BANDS: Final = ((0.1, "stable"), (0.25, "moderate shift"), (math.inf, "major shift"))
 
 
 def bin_shares(values: np.ndarray, edges: list[float]) -> tuple[list[float], float]:

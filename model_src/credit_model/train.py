@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any, Final
 import numpy as np
 from credit_schema import FEATURES, TARGET
 
-from . import artifacts, constraints, stability
+from . import artifacts, constraints, monitor, stability
 from .data import load_csv, split_xy
 
 if TYPE_CHECKING:
@@ -200,10 +200,19 @@ def holdout_split(X: np.ndarray, y: np.ndarray, test_size: float, random_state: 
 
 
 def training_baseline(pipeline: Any, X: np.ndarray) -> dict[str, Any]:
-    """Bins of every feature and of the score on the training rows, for PSI later."""
+    """Bins of every feature and of the score on the training rows, for PSI later, and what
+    monitoring compares with (ranges, attributions, reasons of a seeded sample of rows)."""
+    from .explainer import fast_explainer_for
+
+    sample = X
+    if len(X) > monitor.ATTRIBUTION_SAMPLE:
+        rows = np.random.default_rng(0).choice(len(X), monitor.ATTRIBUTION_SAMPLE, replace=False)
+        sample = X[np.sort(rows)]
+    probability, shap_values = fast_explainer_for(pipeline).explain(sample)
     return {
         "features": {name: stability.baseline(X[:, j]) for j, name in enumerate(FEATURES)},
         "score": stability.baseline(pipeline.predict_proba(X)[:, 1]),
+        "monitoring": monitor.attribution_baseline(X, sample, probability, shap_values),
     }
 
 

@@ -1,0 +1,167 @@
+"""``credit-explainer monitor``: captured decisions against the model's training baseline.
+
+Reads the capture as ``decisions`` does, keeps the decisions of the model directory's version
+(made since ``--since``), and prints the figures of :mod:`credit_model.monitor`. Exit status:
+0 nothing crosses a threshold, 1 something does (one line per alert), 2 an error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import math
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from credit_model.drift import Thresholds
+from credit_schema import FEATURES, PayloadError
+
+from .decisions import Decision, _capture_root, read_decisions
+
+
+def _since(text: str) -> datetime:
+    try:
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"not an ISO 8601 date or time: {text!r} (for example 2026-12-01 or "
+            "2026-12-01T08:00:00Z)"
+        ) from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def _arrays(decisions: list[Decision]) -> tuple[Any, Any, Any, list[list[str]]]:
+    """Inputs (NaN: missing), probabilities, SHAP values (FEATURES order), reasons' features."""
+    np: Any = importlib.import_module("numpy")
+    rows, probability, shap, reasons = [], [], [], []
+    for decision in decisions:
+        for applicant, explanation in zip(decision.applicants, decision.explanations, strict=True):
+            rows.append([math.nan if applicant.get(f) is None else applicant[f] for f in FEATURES])
+            probability.append(explanation["probability"])
+            by_feature = {c["feature"]: c["shap_value"] for c in explanation["contributions"]}
+            shap.append([by_feature[f] for f in FEATURES])
+            reasons.append([r["feature"] for r in explanation.get("reasons", [])])
+    as_array = np.asarray
+    return as_array(rows, float), as_array(probability, float), as_array(shap, float), reasons
+
+
+def _summary(report: dict[str, Any]) -> str:
+    width = max(len(f) for f in FEATURES)
+    out = [
+        f"model {report['model_version']}: {report['applicants']} applicant(s) in "
+        f"{report['decisions']} decision(s), {report['window']['first']} to "
+        f"{report['window']['last']}"
+        + (f"; {report['other_model_decisions']} decision(s) of other models skipped"
+           if report["other_model_decisions"] else ""),
+        f"{'feature':<{width}}  {'PSI':>7}  level  {'missing':>15}  outside range",
+    ]  # fmt: skip
+    for f in report["features"]:
+        missing = f"{f['missing_rate']:.3f} ({f['baseline_missing_rate']:.3f})"
+        out.append(
+            f"{f['feature']:<{width}}  {f['psi']:7.4f}  {f['level']:<5}  {missing:>15}  "
+            f"{f['out_of_range_share']:.4f}"
+        )
+    score, attribution = report["score"], report["attribution"]
+    out.append(f"score PSI {score['psi']:.4f} ({score['level']}), mean {score['mean']:.4f}")
+    out.append(f"attribution NDCG {attribution['ndcg']:.4f} ({attribution['level']})")
+    out.extend(f"alert ({a['level']}): {a['message']}" for a in report["alerts"])
+    out.append(f"status: {report['status']}")
+    return "\n".join(out)
+
+
+def _run(args: argparse.Namespace) -> int:
+    root = _capture_root(args)
+    if root is None:
+        return 2
+    # The model side (the model extra): numpy and the baseline's rules.
+    monitoring: Any = importlib.import_module("credit_model.monitor")
+    artifacts: Any = importlib.import_module("credit_model.artifacts")
+    server: Any = importlib.import_module("credit_model.server")
+    try:
+        metadata = artifacts.verify(args.model_dir)
+        monitoring.check_baseline(metadata)
+    except monitoring.BaselineError as exc:
+        print(f"error: {args.model_dir}/metadata.json: {exc}; retrain with this version",
+              file=sys.stderr)  # fmt: skip
+        return 2
+    except server.STARTUP_ERRORS as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    version = metadata["model_version"]
+    kept: list[Decision] = []
+    other = 0
+    try:
+        for decision in read_decisions(root):
+            if args.since and _since(decision.time) < args.since:
+                continue
+            if decision.model_version != version:
+                other += 1
+            else:
+                kept.append(decision)
+    except (ValueError, KeyError, PayloadError) as exc:
+        print(f"error: unreadable capture under {root}: {exc}", file=sys.stderr)
+        return 2
+    if not kept:
+        since = f" since {args.since.isoformat()}" if args.since else ""
+        print(f"error: no decisions of model {version} under {root}{since}", file=sys.stderr)
+        return 2
+    thresholds = monitoring.Thresholds(
+        **{k: v for k, v in vars(args).items() if k in _THRESHOLDS and v is not None}
+    )
+    report = monitoring.monitor(metadata, *_arrays(kept), thresholds)
+    times = sorted(d.time for d in kept)
+    report = {
+        "model_version": version,
+        "capture": str(args.capture),
+        "since": args.since.isoformat() if args.since else None,
+        "window": {"first": times[0], "last": times[-1]},
+        "decisions": len(kept),
+        "other_model_decisions": other,
+        **report,
+    }
+    if args.json:
+        try:
+            Path(args.json).write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+        except OSError as exc:
+            print(f"error: cannot write {args.json}: {exc.strerror}", file=sys.stderr)
+            return 2
+    print(_summary(report))
+    return 1 if report["alerts"] else 0
+
+
+_THRESHOLDS = {
+    "psi_watch": "a feature's or the score's PSI at or above it: watch",
+    "psi_act": "PSI at or above it: act",
+    "out_of_range_watch": "share of applicants outside a feature's training range: watch",
+    "ndcg_watch": "attribution NDCG below it: watch",
+}
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser(
+        "monitor",
+        help="captured applicants against the training baseline: PSI, missing and out-of-range "
+        "shares, score PSI, attribution drift, reasons (exit 1 when a threshold is crossed)",
+    )
+    p.add_argument("--capture", required=True, help="capture directory (default: none)")
+    p.add_argument(
+        "--model-dir", default="models/default", help="model directory (default: models/default)"
+    )
+    p.add_argument(
+        "--since",
+        type=_since,
+        help="only decisions at or after this ISO 8601 date/time, UTC unless given (default: all)",
+    )
+    p.add_argument("--json", metavar="FILE", help="also write the report as JSON (default: none)")
+    defaults = Thresholds()
+    for name, meaning in _THRESHOLDS.items():
+        p.add_argument(
+            "--" + name.replace("_", "-"),
+            type=float,
+            metavar="X",
+            help=f"{meaning} (default: {getattr(defaults, name)})",
+        )
+    p.set_defaults(func=_run)

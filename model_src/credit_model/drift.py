@@ -1,0 +1,25 @@
+"""Drift thresholds, stated once: read by training reports, ``monitor`` and its CLI.
+
+Standard library only, so the CLI can show the defaults without loading numpy.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Final
+
+#: The usual reading of PSI: below 0.1 stable, 0.1 to 0.25 a moderate shift, above it a major one.
+PSI_BANDS: Final = ((0.1, "stable"), (0.25, "moderate shift"), (math.inf, "major shift"))
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    """When ``monitor`` reports a figure (watch) or asks for action (act)."""
+
+    psi_watch: float = PSI_BANDS[0][0]
+    psi_act: float = PSI_BANDS[1][0]
+    #: Share of applicants outside a feature's training range.
+    out_of_range_watch: float = 0.01
+    #: SageMaker Clarify's default alert for attribution drift.
+    ndcg_watch: float = 0.9

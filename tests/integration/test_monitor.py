@@ -1,0 +1,108 @@
+"""Issue 18, done when: through the local stack with capture, decisions found and replayed, and
+``monitor`` quiet on applicants drawn like the training data, naming the shifted features."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from credit_explainer import CreditExplainerClient
+from credit_explainer.cli import main
+from credit_explainer.local import LocalStack
+from credit_model.synth import generate
+from credit_schema import FEATURES
+
+SHIFTED = {"DebtRatio": 3.0, "MonthlyIncome": 0.5}
+
+
+def drawn(n: int, seed: int, scale: dict[str, float] | None = None) -> list[dict[str, Any]]:
+    frame = generate(n, seed=seed)[list(FEATURES)]
+    for feature, factor in (scale or {}).items():
+        frame[feature] = frame[feature] * factor
+    return frame.astype(object).where(frame.notna(), None).to_dict(orient="records")  # type: ignore[no-any-return]
+
+
+def score_into(model_dir: Path, capture: Path, people: list[dict[str, Any]]) -> list[Any]:
+    with (
+        LocalStack(model_dir, capture_dir=capture, log_level="ERROR") as stack,
+        CreditExplainerClient(stack.api_url) as client,
+    ):
+        return [
+            s for i in range(0, len(people), 100) for s in client.score_many(people[i : i + 100])
+        ]
+
+
+def test_monitor_is_quiet_on_like_applicants_and_names_the_shifted_features(
+    synthetic_model_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    model = str(synthetic_model_dir)
+    like, shifted = tmp_path / "like", tmp_path / "shifted"
+    scores = score_into(synthetic_model_dir, like, drawn(600, seed=99))
+    score_into(synthetic_model_dir, shifted, drawn(600, seed=98, scale=SHIFTED))
+    capsys.readouterr()
+
+    # Every decision kept, found by the API's request id with the reasons it sent, replayed.
+    given = next(s for s in scores if s.principal_reasons)
+    assert main(["decisions", "show", given.request_id, "--capture", str(like)]) == 0
+    shown = capsys.readouterr().out
+    assert all(f"reason {r.code}: {r.text}" in shown for r in given.principal_reasons or [])
+    assert main(["decisions", "replay", "--capture", str(like), "--model-dir", model]) == 0
+    assert "replayed 600 applicant(s)" in capsys.readouterr().out
+
+    report_file = tmp_path / "like.json"
+    argv = ["monitor", "--model-dir", model, "--json", str(report_file)]
+    assert main([*argv, "--capture", str(like)]) == 0
+    out = capsys.readouterr().out
+    assert "status: ok" in out and "alert" not in out
+    report = json.loads(report_file.read_text())
+    assert (report["applicants"], report["decisions"], report["status"]) == (600, 6, "ok")
+    assert [f["feature"] for f in report["features"]] == list(FEATURES)
+    assert all(f["psi"] < 0.1 for f in report["features"])
+    assert report["attribution"]["ndcg"] > 0.95
+    assert sum(report["score"]["current_shares"]) == pytest.approx(1.0)
+
+    assert main([*argv, "--capture", str(shifted)]) == 1
+    out = capsys.readouterr().out
+    report = json.loads(report_file.read_text())
+    named = {a["feature"] for a in report["alerts"] if a["feature"]}
+    assert named == set(SHIFTED), report["alerts"]
+    for feature in SHIFTED:
+        assert f"alert (act): {feature}: PSI " in out
+    assert report["status"] == "act"
+
+    # Thresholds are the user's: raised above every figure, nothing is reported.
+    loose = [
+        "--psi-watch",
+        "50",
+        "--psi-act",
+        "60",
+        "--out-of-range-watch",
+        "1.1",
+        "--ndcg-watch",
+        "0",
+    ]
+    assert main([*argv, "--capture", str(shifted), *loose]) == 0
+
+
+def test_monitor_refuses_what_it_cannot_read(
+    synthetic_model_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    model = str(synthetic_model_dir)
+    capture = tmp_path / "capture"
+    score_into(synthetic_model_dir, capture, drawn(5, seed=3))
+    capsys.readouterr()
+    assert main(["monitor", "--model-dir", model, "--capture", str(tmp_path / "none")]) == 2
+    assert capsys.readouterr().err.startswith("error: no capture directory")
+    assert (
+        main(["monitor", "--model-dir", model, "--capture", str(capture), "--since", "2999-01-01"])
+        == 2
+    )
+    assert capsys.readouterr().err.startswith("error: no decisions of model ")
+    with pytest.raises(SystemExit) as exc:
+        main(["monitor", "--model-dir", model, "--capture", str(capture), "--since", "yesterday"])
+    assert exc.value.code == 2
+    assert "not an ISO 8601 date or time: 'yesterday'" in capsys.readouterr().err
+    assert main(["monitor", "--model-dir", str(tmp_path), "--capture", str(capture)]) == 2
+    assert capsys.readouterr().err.startswith("error: ")
