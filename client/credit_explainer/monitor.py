@@ -128,6 +128,16 @@ def _run(args: argparse.Namespace) -> int:
         except OSError as exc:
             print(f"error: cannot write {args.json}: {exc.strerror}", file=sys.stderr)
             return 2
+    if args.html:
+        try:
+            page = importlib.import_module("credit_model.report.monitor_html").render(report)
+            Path(args.html).write_text(page, encoding="utf-8")
+        except OSError as exc:
+            print(f"error: cannot write {args.html}: {exc.strerror}", file=sys.stderr)
+            return 2
+        except RuntimeError as exc:  # ReportDependencyError: matplotlib is missing
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
     print(_summary(report))
     return 1 if report["alerts"] else 0
 
@@ -156,6 +166,11 @@ def register(sub: Any) -> None:
         help="only decisions at or after this ISO 8601 date/time, UTC unless given (default: all)",
     )
     p.add_argument("--json", metavar="FILE", help="also write the report as JSON (default: none)")
+    p.add_argument(
+        "--html",
+        metavar="FILE",
+        help="also write the report as one self-contained HTML page with plots (default: none)",
+    )
     defaults = Thresholds()
     for name, meaning in _THRESHOLDS.items():
         p.add_argument(

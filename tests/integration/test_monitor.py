@@ -63,8 +63,11 @@ def test_monitor_is_quiet_on_like_applicants_and_names_the_shifted_features(
     assert report["attribution"]["ndcg"] > 0.95
     assert sum(report["score"]["current_shares"]) == pytest.approx(1.0)
 
-    assert main([*argv, "--capture", str(shifted)]) == 1
+    page = tmp_path / "shifted.html"
+    assert main([*argv, "--capture", str(shifted), "--html", str(page)]) == 1
     out = capsys.readouterr().out
+    text = page.read_text()
+    assert text.count('src="data:image/png;base64,') == 4 and "Act: " in text
     report = json.loads(report_file.read_text())
     named = {a["feature"] for a in report["alerts"] if a["feature"]}
     assert named == set(SHIFTED), report["alerts"]

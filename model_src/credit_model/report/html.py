@@ -16,7 +16,14 @@ from typing import Any, Final
 import numpy as np
 from credit_schema import ELDERLY_AGE, FEATURES
 
+from .. import stability
+from ..drift import PSI_BANDS
 from .metrics import Report
+
+#: PSI_BANDS' readings, and monitor's levels, as colours: green, amber, red.
+_LEVEL_COLOURS: Final = dict(
+    zip([label for _, label in PSI_BANDS], ["#0a7d32", "#d08a00", "#b3261e"], strict=True)
+) | {"ok": "#0a7d32", "watch": "#d08a00", "act": "#b3261e"}
 
 _CSS: Final = """
 body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:0;color:#1d2430;
@@ -91,30 +98,40 @@ class ReportDependencyError(RuntimeError):
     """The HTML report cannot be drawn here (matplotlib is missing)."""
 
 
+def _matplotlib() -> tuple[Any, Any]:
+    """matplotlib's ``Figure`` and ``NullFormatter``, or :class:`ReportDependencyError`."""
+    try:  # Figure directly, not pyplot: no global backend or figure registry to disturb
+        from matplotlib.figure import Figure
+        from matplotlib.ticker import NullFormatter
+    except ImportError as exc:
+        raise ReportDependencyError(
+            "the HTML report needs matplotlib: pip install 'credit-explainer[plot]' "
+            "(or write --json only)"
+        ) from exc
+    return Figure, NullFormatter
+
+
+def _img(figure: Any, draw: Callable[[Any], None], size: tuple[float, float], alt: str) -> str:
+    """One figure drawn by ``draw`` as an ``<img>`` holding its base64 PNG."""
+    fig = figure(figsize=size, dpi=100)
+    draw(fig)
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
+    data = base64.b64encode(buf.getvalue()).decode("ascii")
+    return f'<img alt="{_esc(alt)}" src="data:image/png;base64,{data}">'
+
+
 class _Plots:
     """Each method draws one figure and returns it as an ``<img>`` with a base64 PNG."""
 
     def __init__(self, report: Report) -> None:
-        try:  # Figure directly, not pyplot: no global backend or figure registry to disturb
-            from matplotlib.figure import Figure
-            from matplotlib.ticker import NullFormatter
-        except ImportError as exc:
-            raise ReportDependencyError(
-                "the HTML report needs matplotlib: pip install 'credit-explainer[plot]' "
-                "(or write --json only)"
-            ) from exc
-        self.Figure, self.NullFormatter = Figure, NullFormatter
+        self.Figure, self.NullFormatter = _matplotlib()
         self.r = report
         self.f = report.figures
 
     def _img(self, draw: Callable[[Any], None], size: tuple[float, float], alt: str) -> str:
-        fig = self.Figure(figsize=size, dpi=100)
-        draw(fig)
-        fig.tight_layout()
-        buf = io.BytesIO()
-        fig.savefig(buf, format="png")
-        data = base64.b64encode(buf.getvalue()).decode("ascii")
-        return f'<img alt="{_esc(alt)}" src="data:image/png;base64,{data}">'
+        return _img(self.Figure, draw, size, alt)
 
     def roc_ks(self) -> str:
         fpr, tpr = self.r.plots.roc
@@ -276,12 +293,10 @@ class _Plots:
 
         def draw(fig: Any) -> None:
             a = fig.subplots()
-            colors = [
-                "#0a7d32" if v < 0.1 else "#d08a00" if v < 0.25 else "#b3261e" for v in values
-            ]
+            colors = [_LEVEL_COLOURS[stability.reading(v)] for v in values]
             a.barh(names[::-1], values[::-1], color=colors[::-1])
             a.set_xlim(0, max(0.3, 1.1 * max(values)))
-            for x in (0.1, 0.25):
+            for x, _ in PSI_BANDS[:-1]:
                 a.axvline(x, color="#999", ls="--", lw=0.8)
             a.set(xlabel="PSI against the training baseline", title="Population stability")
 

@@ -1,0 +1,174 @@
+"""The monitoring report (:func:`credit_model.monitor.monitor`) as one self-contained HTML file.
+
+Written for a risk officer: the verdict first, then what moved, then the evidence as plots
+(base64 PNG, no external files). matplotlib (the ``plot`` extra) is imported only here.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from ..drift import PSI_BANDS
+from .html import (
+    _CSS,
+    _LEVEL_COLOURS,
+    _card,
+    _esc,
+    _fmt,
+    _img,
+    _matplotlib,
+    _pct,
+    _table,
+    _wrapped,
+)
+
+_BASELINE, _NOW = "#9aa5b1", "#1f5fbf"
+_VERDICTS = {
+    "ok": "No drift beyond the thresholds",
+    "watch": "Watch: some figures crossed a watch threshold",
+    "act": "Act: the applicants or the model's reasoning moved beyond the act threshold",
+}
+
+
+def _bin_labels(edges: list[float]) -> list[str]:
+    def g(v: float) -> str:
+        return f"{v:,.3g}"
+
+    if not edges:
+        return ["all"]
+    return [f"<={g(edges[0])}", *(f"<={g(e)}" for e in edges[1:]), f">{g(edges[-1])}"]
+
+
+def _paired(axes: Any, labels: list[str], then: list[float], now: list[float]) -> None:
+    x = np.arange(len(labels))
+    axes.bar(x - 0.2, np.multiply(then, 100), 0.4, color=_BASELINE, label="training")
+    axes.bar(x + 0.2, np.multiply(now, 100), 0.4, color=_NOW, label="now")
+    axes.set_xticks(x, labels, rotation=60, ha="right", fontsize=7)
+    axes.tick_params(axis="y", labelsize=7)
+
+
+def render(report: dict[str, Any]) -> str:
+    """The whole page for ``report`` (the dict ``credit-explainer monitor --json`` writes)."""
+    figure, _ = _matplotlib()
+    t = report["thresholds"]
+    features = report["features"]
+    score = report["score"]
+    attribution = report["attribution"]
+    reasons = report["reasons"]
+
+    def psi_bars(fig: Any) -> None:
+        names = [f["feature"] for f in features] + ["score"]
+        values = [f["psi"] for f in features] + [score["psi"]]
+        levels = [f["level"] for f in features] + [score["level"]]
+        a = fig.subplots()
+        a.barh(names[::-1], values[::-1], color=[_LEVEL_COLOURS[v] for v in levels[::-1]])
+        a.set_xlim(0, max(1.2 * t["psi_act"], 1.1 * max(values)))
+        for x, label in ((t["psi_watch"], "watch"), (t["psi_act"], "act")):
+            a.axvline(x, color="#555", ls="--", lw=0.8)
+            a.text(
+                x,
+                len(names) - (0.4 if label == "watch" else 1.0),
+                f" {label}",
+                fontsize=8,
+                color="#555",
+            )
+        a.set(xlabel="PSI against the training baseline", title="Population stability")
+
+    def distributions(fig: Any) -> None:
+        axes = fig.subplots(4, 3).ravel()
+        panels = [(f["feature"], f) for f in features] + [("score (probability)", score)]
+        for a, (name, panel) in zip(axes, panels, strict=False):
+            _paired(a, _bin_labels(panel["edges"]), panel["baseline_shares"],
+                    panel["current_shares"])  # fmt: skip
+            level = panel.get("level", "ok")
+            a.set_title(f"{_wrapped(name)}\nPSI {panel['psi']:.3f}", fontsize=8,
+                        color=_LEVEL_COLOURS[level])  # fmt: skip
+        axes[0].legend(fontsize=7)
+        for a in axes[len(panels) :]:
+            a.set_visible(False)
+        fig.supylabel("% of applicants in the training bin", fontsize=8)
+
+    def attributions(fig: Any) -> None:
+        rows = sorted(attribution["features"], key=lambda r: r["baseline_rank"])[::-1]
+        y = np.arange(len(rows))
+        a = fig.subplots()
+        a.barh(y + 0.2, [r["baseline_mean_abs_shap"] for r in rows], 0.4, color=_BASELINE,
+               label="training")  # fmt: skip
+        a.barh(y - 0.2, [r["mean_abs_shap"] for r in rows], 0.4, color=_NOW, label="now")
+        a.set_yticks(y, [f"{r['feature']} ({r['baseline_rank']}->{r['rank']})" for r in rows],
+                     fontsize=8)  # fmt: skip
+        a.set(xlabel="mean |SHAP| (contribution to the probability)",
+              title=f"Attribution drift: NDCG {attribution['ndcg']:.3f}")  # fmt: skip
+        a.legend(fontsize=8)
+
+    def reason_shares(fig: Any) -> None:
+        rows = sorted(reasons["features"], key=lambda r: r["baseline_share"])
+        y = np.arange(len(rows))
+        a = fig.subplots()
+        a.barh(y + 0.2, [100 * r["baseline_share"] for r in rows], 0.4, color=_BASELINE,
+               label="training")  # fmt: skip
+        a.barh(y - 0.2, [100 * r["share"] for r in rows], 0.4, color=_NOW, label="now")
+        a.set_yticks(y, [r["feature"] for r in rows], fontsize=8)
+        a.set(xlabel="% of high-risk applicants given it as a principal reason",
+              title="Principal reasons among high-risk applicants")  # fmt: skip
+        a.legend(fontsize=8)
+
+    def level(text: str) -> str:
+        return f'<b style="color:{_LEVEL_COLOURS[text]}">{_esc(text)}</b>'
+
+    alerts = "".join(f"<li>{level(a['level'])} {_esc(a['message'])}</li>" for a in report["alerts"])
+    window = report.get("window") or {}
+    table = _table(
+        ["feature", "PSI", "level", "missing now", "missing at training", "outside training range",
+         "training range"],
+        [
+            [_esc(f["feature"]), _fmt(f["psi"]), level(f["level"]), _pct(f["missing_rate"]),
+             _pct(f["baseline_missing_rate"]), _pct(f["out_of_range_share"]),
+             " to ".join(f"{v:,.4g}" for v in f["baseline_range"])]
+            for f in features
+        ],
+    )  # fmt: skip
+    bands = ", ".join(
+        f"{label} below {bound:g}" if bound != float("inf") else f"{label} above"
+        for bound, label in PSI_BANDS
+    )
+    return f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>Model monitoring: {_esc(report["model_version"])}</title>
+<style>{_CSS}</style></head><body><main>
+<h1>Model monitoring</h1>
+<p class="sub">Model {_esc(report["model_version"])}; decisions from {_esc(window.get("first"))}
+to {_esc(window.get("last"))}; capture {_esc(report.get("capture"))}</p>
+<h2 style="color:{_LEVEL_COLOURS[report["status"]]}">{_esc(_VERDICTS[report["status"]])}</h2>
+<div class="cards">{_card(str(report["applicants"]), "applicants")}
+{_card(str(report.get("decisions", "")), "decisions (requests)")}
+{_card(f"{score['psi']:.3f}", "score PSI")}
+{_card(f"{attribution['ndcg']:.3f}", "attribution NDCG")}
+{_card(str(reasons["high_risk_applicants"]), "high-risk applicants")}</div>
+<h2>Alerts</h2>
+{f"<ul>{alerts}</ul>" if alerts else "<p>None.</p>"}
+<h2>Population stability</h2>
+{_img(figure, psi_bars, (8, 4.4), "PSI per feature and of the score")}
+{table}
+<h2>Distributions: training against now</h2>
+<p>Share of applicants in each training decile bin (missing values excluded).</p>
+{_img(figure, distributions, (11, 12), "distributions, training against now")}
+<h2>Attribution drift</h2>
+<p>How much each feature moves the probability on average, at training and now; ranks in
+brackets. NDCG compares the order (1.0: the model leans on the features in the same order).</p>
+{_img(figure, attributions, (8, 4.6), "mean absolute SHAP, training against now")}
+<h2>Reasons among high-risk applicants</h2>
+<p>Applicants with a probability of {reasons["high_risk_threshold"]:.4f} or more (the top tenth of
+the training applicants): {reasons["high_risk_applicants"]} now.</p>
+{_img(figure, reason_shares, (8, 4.6), "principal reasons, training against now")}
+<h2>How to read this</h2>
+<ul><li>PSI (population stability index) compares the share of applicants in each training bin:
+{_esc(bands)}. Thresholds here: watch at {t["psi_watch"]:g}, act at {t["psi_act"]:g}.</li>
+<li>A share outside the training range at or above {t["out_of_range_watch"]:g} is flagged: the
+model has never seen such values.</li>
+<li>Attribution NDCG below {t["ndcg_watch"]:g} (SageMaker Clarify's default) is flagged.</li>
+<li>A few hundred applicants or more make PSI meaningful: with ten bins, applicants drawn
+exactly like the training data give about 9 / n.</li></ul>
+</main></body></html>
+"""
