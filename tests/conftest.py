@@ -189,3 +189,39 @@ def wait_for_ping(url: str, proc: Any, what: str, timeout: float = 60.0) -> None
             output = proc.communicate()[0] if proc.stdout is not None else ""
             pytest.fail(f"{what} did not start:\n{output}")
         time.sleep(0.1)
+
+
+#: The region of the moto account (deploy and capture tests against moto's server).
+MOTO_REGION = "eu-west-1"
+
+
+@pytest.fixture(scope="session")
+def moto_url() -> Iterator[str]:
+    moto_server = pytest.importorskip("moto.server")
+    server = moto_server.ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()  # port 0: the kernel picks a free one
+    try:
+        host, port = server.get_host_and_port()
+        yield f"http://{host}:{port}"
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def account(moto_url: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Any:
+    """An empty moto account; every boto3 session of this test (ours and the CLI's) uses it."""
+    import httpx
+
+    httpx.post(f"{moto_url}/moto-api/reset").raise_for_status()
+    monkeypatch.setenv("AWS_ENDPOINT_URL", moto_url)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", MOTO_REGION)
+    monkeypatch.setenv("AWS_MAX_ATTEMPTS", "1")  # moto answers an unimplemented call with a 500
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
+    for var in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_REGION"):
+        monkeypatch.delenv(var, raising=False)
+    import boto3
+
+    return boto3.Session(region_name=MOTO_REGION)

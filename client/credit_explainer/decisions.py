@@ -29,6 +29,7 @@ from credit_schema import (
 )
 
 MAX_REASONS_COLUMNS = 4
+CAPTURE_HELP = "capture directory, or s3://bucket/prefix of an endpoint's capture (default: none)"
 #: Largest difference in a probability or SHAP value that replay accepts as the same answer.
 REPLAY_TOLERANCE = 1e-9
 
@@ -70,13 +71,46 @@ def _decision(record: dict[str, Any]) -> Decision:
     )
 
 
-def read_decisions(root: Path) -> Iterator[Decision]:
-    """Every captured decision under ``root``, oldest file first."""
+class CaptureReadError(ValueError):
+    """A capture that could not be read from S3 (the message says why)."""
+
+
+def _s3_files(url: str) -> Iterator[Iterator[str]]:
+    """The lines of each capture file under ``s3://bucket/prefix``, in key order (time order)."""
+    try:
+        import boto3
+        from botocore.exceptions import BotoCoreError, ClientError
+    except ImportError:
+        raise CaptureReadError(
+            "reading s3:// needs boto3: pip install 'credit-explainer[deploy]'"
+        ) from None
+    bucket, _, prefix = url.removeprefix("s3://").partition("/")
+    try:
+        s3 = boto3.client("s3")
+        pages = s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
+        keys = sorted(o["Key"] for p in pages for o in p.get("Contents", []))
+        for key in keys:
+            if key.endswith(".jsonl"):
+                body = s3.get_object(Bucket=bucket, Key=key)["Body"]
+                yield (line.decode("utf-8") for line in body.iter_lines())
+    except (BotoCoreError, ClientError) as exc:
+        raise CaptureReadError(str(exc)) from None
+
+
+def _local_files(root: Path) -> Iterator[Iterator[str]]:
     for path in sorted(root.rglob("*.jsonl")):
         with path.open(encoding="utf-8") as lines:
-            for line in lines:
-                if line.strip():
-                    yield _decision(json.loads(line))
+            yield lines
+
+
+def read_decisions(root: Path | str) -> Iterator[Decision]:
+    """Every captured decision under ``root`` (a directory or ``s3://bucket/prefix``), oldest
+    file first."""
+    files = _s3_files(root) if isinstance(root, str) else _local_files(root)
+    for lines in files:
+        for line in lines:
+            if line.strip():
+                yield _decision(json.loads(line))
 
 
 def _show(decision: Decision) -> str:
@@ -121,15 +155,14 @@ def _rows(decision: Decision) -> Iterator[list[Any]]:
         ]
 
 
-def _capture_root(args: argparse.Namespace) -> Path | None:
-    root = Path(args.capture)
+def capture_location(args: argparse.Namespace) -> Path | str | None:
+    """The local capture directory or the ``s3://`` location; None after an error line."""
     if str(args.capture).startswith("s3://"):
-        print(
-            f"error: copy the capture prefix first: aws s3 sync {args.capture} DIR, "
-            "then --capture DIR",
-            file=sys.stderr,
-        )
-        return None
+        if not str(args.capture).removeprefix("s3://").partition("/")[0]:
+            print(f"error: no bucket in {args.capture} (s3://bucket/prefix)", file=sys.stderr)
+            return None
+        return str(args.capture)
+    root = Path(args.capture)
     if not root.is_dir():
         print(f"error: no capture directory {root}", file=sys.stderr)
         return None
@@ -137,7 +170,7 @@ def _capture_root(args: argparse.Namespace) -> Path | None:
 
 
 def _run_show(args: argparse.Namespace) -> int:
-    root = _capture_root(args)
+    root = capture_location(args)
     if root is None:
         return 2
     try:
@@ -153,7 +186,7 @@ def _run_show(args: argparse.Namespace) -> int:
 
 
 def _run_export(args: argparse.Namespace) -> int:
-    root = _capture_root(args)
+    root = capture_location(args)
     if root is None:
         return 2
     header = [
@@ -187,7 +220,7 @@ def _difference(old: dict[str, Any], new: dict[str, Any]) -> float:
 
 
 def _run_replay(args: argparse.Namespace) -> int:
-    root = _capture_root(args)
+    root = capture_location(args)
     if root is None:
         return 2
     # The model side (the model extra), imported only for replay.
@@ -233,10 +266,10 @@ def register(sub: Any) -> None:
     steps = p.add_subparsers(dest="step", metavar="STEP", required=True)
     show = steps.add_parser("show", help="one decision: inputs, probability, contributions, reasons")
     show.add_argument("request_id", help="the API request id (the capture's inferenceId)")
-    show.add_argument("--capture", required=True, help="capture directory (default: none)")
+    show.add_argument("--capture", required=True, help=CAPTURE_HELP)
     show.set_defaults(func=_run_show)
     export = steps.add_parser("export", help="every captured decision as CSV, one row an applicant")
-    export.add_argument("--capture", required=True, help="capture directory (default: none)")
+    export.add_argument("--capture", required=True, help=CAPTURE_HELP)
     export.add_argument(
         "-o", "--output", default="decisions.csv", help="CSV file (default: decisions.csv)"
     )
@@ -246,7 +279,7 @@ def register(sub: Any) -> None:
         help="re-score every captured input with a model; report any answer that differs "
         "(exit 1)",
     )
-    replay.add_argument("--capture", required=True, help="capture directory (default: none)")
+    replay.add_argument("--capture", required=True, help=CAPTURE_HELP)
     replay.add_argument(
         "--model-dir", default="models/default", help="model directory (default: models/default)"
     )

@@ -19,7 +19,7 @@ from typing import Any
 from credit_model.drift import Thresholds
 from credit_schema import FEATURES, PayloadError
 
-from .decisions import Decision, _capture_root, read_decisions
+from .decisions import CAPTURE_HELP, Decision, capture_location, read_decisions
 
 
 def _since(text: str) -> datetime:
@@ -73,7 +73,7 @@ def _summary(report: dict[str, Any]) -> str:
 
 
 def _run(args: argparse.Namespace) -> int:
-    root = _capture_root(args)
+    root = capture_location(args)
     if root is None:
         return 2
     # The model side (the model extra): numpy and the baseline's rules.
@@ -156,7 +156,7 @@ def register(sub: Any) -> None:
         help="captured applicants against the training baseline: PSI, missing and out-of-range "
         "shares, score PSI, attribution drift, reasons (exit 1 when a threshold is crossed)",
     )
-    p.add_argument("--capture", required=True, help="capture directory (default: none)")
+    p.add_argument("--capture", required=True, help=CAPTURE_HELP)
     p.add_argument(
         "--model-dir", default="models/default", help="model directory (default: models/default)"
     )

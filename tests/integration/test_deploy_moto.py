@@ -13,50 +13,20 @@ once without running anything (the entry point: test_entry_point).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
-import boto3
-import httpx
 import pytest
+from conftest import MOTO_REGION as REGION
 from credit_explainer.cli import main
 
-moto_server = pytest.importorskip("moto.server")
+pytest.importorskip("moto.server")
 
-REGION = "eu-west-1"
 ACCOUNT = "123456789012"  # moto's default account
 IMAGE = f"{ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com/credit-explainer:src-test"
 BUCKET = f"credit-explainer-{ACCOUNT}-{REGION}"
 ROLE = "credit-explainer-sagemaker"
 TAG = {"Key": "credit-explainer:deployment", "Value": "credit-explainer"}
 RID = "endpoint/credit-explainer/variant/AllTraffic"
-
-
-@pytest.fixture(scope="module")
-def moto_url() -> Iterator[str]:
-    server = moto_server.ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()  # port 0: the kernel picks a free one
-    try:
-        host, port = server.get_host_and_port()
-        yield f"http://{host}:{port}"
-    finally:
-        server.stop()
-
-
-@pytest.fixture
-def account(moto_url: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> Any:
-    """An empty moto account; every boto3 session of this test (ours and the CLI's) uses it."""
-    httpx.post(f"{moto_url}/moto-api/reset").raise_for_status()
-    monkeypatch.setenv("AWS_ENDPOINT_URL", moto_url)
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
-    monkeypatch.setenv("AWS_MAX_ATTEMPTS", "1")  # moto answers an unimplemented call with a 500
-    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
-    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
-    for var in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_REGION"):
-        monkeypatch.delenv(var, raising=False)
-    return boto3.Session(region_name=REGION)
 
 
 def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import MOTO_REGION
 from credit_explainer import CreditExplainerClient
 from credit_explainer.cli import main
 from credit_explainer.local import LocalStack
@@ -109,3 +110,45 @@ def test_monitor_refuses_what_it_cannot_read(
     assert "not an ISO 8601 date or time: 'yesterday'" in capsys.readouterr().err
     assert main(["monitor", "--model-dir", str(tmp_path), "--capture", str(capture)]) == 2
     assert capsys.readouterr().err.startswith("error: ")
+
+
+def test_decisions_and_monitor_read_an_endpoint_s_capture_in_s3(
+    synthetic_model_dir: Path, tmp_path: Path, account: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    local = tmp_path / "capture"
+    scores = score_into(synthetic_model_dir, local, drawn(300, seed=97))
+    s3 = account.client("s3")
+    s3.create_bucket(
+        Bucket="captures", CreateBucketConfiguration={"LocationConstraint": MOTO_REGION}
+    )
+    for path in local.rglob("*.jsonl"):  # as SageMaker writes them: <prefix>/<endpoint>/...
+        s3.upload_file(str(path), "captures", f"prod/{path.relative_to(local).as_posix()}")
+    s3.put_object(Bucket="captures", Key="prod/README.txt", Body=b"not a capture file")
+    capsys.readouterr()
+
+    assert main(["decisions", "show", scores[0].request_id, "--capture", "s3://captures/prod"]) == 0
+    assert capsys.readouterr().out.startswith(f"decision {scores[0].request_id} at ")
+    model = ["--model-dir", str(synthetic_model_dir)]
+    reports = []
+    for where in (str(local), "s3://captures/prod"):
+        assert (
+            main(["monitor", *model, "--capture", where, "--json", str(tmp_path / "r.json")]) == 0
+        )
+        reports.append(
+            {
+                k: v
+                for k, v in json.loads((tmp_path / "r.json").read_text()).items()
+                if k != "capture"
+            }
+        )
+    assert reports[0] == reports[1]
+    capsys.readouterr()
+
+    assert main(["monitor", *model, "--capture", "s3://no-such-bucket/prod"]) == 2
+    err = capsys.readouterr().err
+    assert (
+        err.startswith("error: unreadable capture under s3://no-such-bucket/prod: ")
+        and "NoSuchBucket" in err
+    )
+    assert main(["decisions", "export", "--capture", "s3:///prod"]) == 2
+    assert capsys.readouterr().err == "error: no bucket in s3:///prod (s3://bucket/prefix)\n"
