@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from credit_model.drift import Thresholds
-from credit_schema import FEATURES, PayloadError
+from credit_schema import DEFAULT_ENDPOINT_NAME, FEATURES, PayloadError
 
 from .decisions import CAPTURE_HELP, Decision, capture_location, read_decisions
 
@@ -138,8 +138,73 @@ def _run(args: argparse.Namespace) -> int:
         except RuntimeError as exc:  # ReportDependencyError: matplotlib is missing
             print(f"error: {exc}", file=sys.stderr)
             return 2
+    if args.publish:
+        failed = _publish(report, args.endpoint_name)
+        if failed:
+            print(f"error: {failed}", file=sys.stderr)
+            return 2
     print(_summary(report))
     return 1 if report["alerts"] else 0
+
+
+#: CloudWatch namespace of ``monitor --publish`` (the template's alarms read the same names).
+NAMESPACE = "CreditExplainer/Monitoring"
+#: put_metric_data's limit of datums a call.
+_DATUMS_PER_CALL = 1000
+
+
+def metric_data(report: dict[str, Any], endpoint_name: str) -> list[dict[str, Any]]:
+    """The report's figures as CloudWatch datums, dimensioned by endpoint (and feature)."""
+    at = datetime.now(UTC)  # the alarms' period is the run's: windows may be old
+    endpoint = {"Name": "EndpointName", "Value": endpoint_name}
+
+    def datum(
+        name: str, value: float, unit: str = "None", feature: str | None = None
+    ) -> dict[str, Any]:
+        dims = [endpoint, *([{"Name": "Feature", "Value": feature}] if feature else [])]
+        return {
+            "MetricName": name,
+            "Dimensions": dims,
+            "Timestamp": at,
+            "Value": value,
+            "Unit": unit,
+        }
+
+    data = [
+        datum("Applicants", report["applicants"], "Count"),
+        datum("ScorePSI", report["score"]["psi"]),
+        datum("MaxFeaturePSI", max(f["psi"] for f in report["features"])),
+        datum("AttributionNDCG", report["attribution"]["ndcg"]),
+        datum("Alerts", len(report["alerts"]), "Count"),
+    ]
+    for f in report["features"]:
+        data.append(datum("FeaturePSI", f["psi"], feature=f["feature"]))
+        data.append(datum("OutOfRangeShare", f["out_of_range_share"], feature=f["feature"]))
+    return data
+
+
+def publish(report: dict[str, Any], endpoint_name: str, *, cloudwatch: Any) -> int:
+    """put_metric_data for every datum of :func:`metric_data`; returns how many were sent."""
+    data = metric_data(report, endpoint_name)
+    for i in range(0, len(data), _DATUMS_PER_CALL):
+        cloudwatch.put_metric_data(Namespace=NAMESPACE, MetricData=data[i : i + _DATUMS_PER_CALL])
+    return len(data)
+
+
+def _publish(report: dict[str, Any], endpoint_name: str) -> str | None:
+    """Publish with the environment's credentials; the error line on failure."""
+    try:
+        import boto3
+        from botocore.exceptions import BotoCoreError, ClientError
+    except ImportError:
+        return "--publish needs boto3: pip install 'credit-explainer[deploy]'"
+    try:
+        sent = publish(report, endpoint_name, cloudwatch=boto3.client("cloudwatch"))
+    except (BotoCoreError, ClientError) as exc:
+        return f"cannot publish to CloudWatch: {exc}"
+    print(f"published {sent} metric(s) to CloudWatch {NAMESPACE}, EndpointName={endpoint_name}",
+          file=sys.stderr)  # fmt: skip
+    return None
 
 
 _THRESHOLDS = {
@@ -170,6 +235,17 @@ def register(sub: Any) -> None:
         "--html",
         metavar="FILE",
         help="also write the report as one self-contained HTML page with plots (default: none)",
+    )
+    p.add_argument(
+        "--publish",
+        action="store_true",
+        help=f"put the figures to CloudWatch ({NAMESPACE}) for the template's alarms "
+        "(default: off)",
+    )
+    p.add_argument(
+        "--endpoint-name",
+        default=DEFAULT_ENDPOINT_NAME,
+        help=f"--publish: the EndpointName dimension (default: {DEFAULT_ENDPOINT_NAME})",
     )
     defaults = Thresholds()
     for name, meaning in _THRESHOLDS.items():

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -152,3 +153,55 @@ def test_decisions_and_monitor_read_an_endpoint_s_capture_in_s3(
     )
     assert main(["decisions", "export", "--capture", "s3:///prod"]) == 2
     assert capsys.readouterr().err == "error: no bucket in s3:///prod (s3://bucket/prefix)\n"
+
+
+def test_monitor_publishes_its_figures_to_cloudwatch(
+    synthetic_model_dir: Path,
+    tmp_path: Path,
+    account: Any,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from credit_explainer.monitor import NAMESPACE
+
+    capture = tmp_path / "capture"
+    score_into(synthetic_model_dir, capture, drawn(200, seed=96, scale=SHIFTED))
+    argv = ["monitor", "--model-dir", str(synthetic_model_dir), "--capture", str(capture)]
+    report_file = tmp_path / "r.json"
+    assert main([*argv, "--publish", "--endpoint-name", "prod", "--json", str(report_file)]) == 1
+    assert "published 25 metric(s) to CloudWatch" in capsys.readouterr().err
+    report = json.loads(report_file.read_text())
+
+    cloudwatch = account.client("cloudwatch")
+    metrics = cloudwatch.list_metrics(Namespace=NAMESPACE)["Metrics"]
+    assert {m["MetricName"] for m in metrics} == {
+        "Applicants", "ScorePSI", "MaxFeaturePSI", "AttributionNDCG", "Alerts", "FeaturePSI",
+        "OutOfRangeShare",
+    }  # fmt: skip
+    debt = [
+        {"Name": "EndpointName", "Value": "prod"},
+        {"Name": "Feature", "Value": "DebtRatio"},
+    ]
+    for name, dimensions, expected in (
+        ("ScorePSI", debt[:1], report["score"]["psi"]),
+        (
+            "FeaturePSI",
+            debt,
+            next(f["psi"] for f in report["features"] if f["feature"] == "DebtRatio"),
+        ),
+        ("Applicants", debt[:1], 200),
+    ):
+        stats = cloudwatch.get_metric_statistics(
+            Namespace=NAMESPACE, MetricName=name, Dimensions=dimensions,
+            StartTime=datetime.now(UTC) - timedelta(hours=1),
+            EndTime=datetime.now(UTC) + timedelta(hours=1), Period=3600,
+            Statistics=["Maximum"],
+        )["Datapoints"]  # fmt: skip
+        assert [d["Maximum"] for d in stats] == [pytest.approx(expected)], name
+
+    capsys.readouterr()
+    for var in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+        monkeypatch.delenv(var)
+    monkeypatch.setattr("boto3.DEFAULT_SESSION", None)  # else its credentials are cached
+    assert main([*argv, "--publish"]) == 2
+    assert capsys.readouterr().err.startswith("error: cannot publish to CloudWatch: ")

@@ -212,3 +212,34 @@ def test_cli_execution_role_may_write_its_capture_prefix_only():
     inside = DeployConfig(capture="s3://b/credit-explainer/capture")
     own = execution_role_policy(inside, bucket="b", account="111122223333", region="eu-west-1")
     assert "WriteCapture" not in _statements(own)  # the own prefix is writable already
+
+
+def test_monitoring_alarms_read_what_monitor_publishes_with_its_thresholds() -> None:
+    from credit_explainer.monitor import NAMESPACE, metric_data
+    from credit_model.drift import Thresholds
+
+    template = loads(TEMPLATE)
+    report = {
+        "window": {"last": "2026-12-01T00:00:00Z"},
+        "applicants": 3,
+        "score": {"psi": 0.3},
+        "attribution": {"ndcg": 0.8},
+        "alerts": [],
+        "features": [{"feature": "age", "psi": 0.2, "out_of_range_share": 0.0}],
+    }
+    published = {d["MetricName"]: d for d in metric_data(report, "ep")}
+    alarms = {
+        name: r["Properties"]
+        for name, r in template["Resources"].items()
+        if r["Type"] == "AWS::CloudWatch::Alarm"
+    }
+    assert len(alarms) == 3
+    for alarm in alarms.values():
+        assert alarm["Namespace"] == NAMESPACE
+        dims = published[alarm["MetricName"]]["Dimensions"]
+        assert [d["Name"] for d in alarm["Dimensions"]] == [d["Name"] for d in dims]
+        assert alarm["TreatMissingData"] == "notBreaching"
+    parameters = template["Parameters"]
+    defaults = Thresholds()
+    assert float(parameters["MonitorPsiAlarm"]["Default"]) == defaults.psi_act
+    assert float(parameters["MonitorNdcgAlarm"]["Default"]) == defaults.ndcg_watch
