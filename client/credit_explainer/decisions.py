@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from credit_model.commands import DEFAULT_MODEL_DIR
 from credit_schema import (
     CONTENT_TYPE_JSONLINES,
     FEATURES,
@@ -116,7 +117,11 @@ def read_decisions(root: Path | str) -> Iterator[Decision]:
 def _show(decision: Decision) -> str:
     out = [
         f"decision {decision.inference_id} at {decision.time}, model {decision.model_version}"
-        + (f", reason codes {decision.reason_codes_version}" if decision.reason_codes_version else "")
+        + (
+            f", reason codes {decision.reason_codes_version}"
+            if decision.reason_codes_version
+            else ""
+        )
     ]
     for i, (applicant, explanation) in enumerate(
         zip(decision.applicants, decision.explanations, strict=True)
@@ -153,6 +158,14 @@ def _rows(decision: Decision) -> Iterator[list[Any]]:
             *reasons,
             *[""] * (MAX_REASONS_COLUMNS - len(reasons)),
         ]
+
+
+def add_model_dir(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--model-dir",
+        default=str(DEFAULT_MODEL_DIR),
+        help=f"model directory (default: {DEFAULT_MODEL_DIR})",
+    )
 
 
 def capture_location(args: argparse.Namespace) -> Path | str | None:
@@ -236,7 +249,9 @@ def _run_replay(args: argparse.Namespace) -> int:
         for decision in read_decisions(root):
             if decision.model_version != model.version:
                 other += 1
-                print(f"{decision.inference_id}: made by model {decision.model_version}, not this one")
+                print(
+                    f"{decision.inference_id}: made by model {decision.model_version}, not this one"
+                )
                 continue
             body = json.dumps({"instances": decision.applicants})
             answer = json.loads(handlers.transform(model, body, "application/json", None)[0])
@@ -264,7 +279,9 @@ def register(sub: Any) -> None:
         help="decisions kept by data capture: show one by request id, or export them as CSV",
     )
     steps = p.add_subparsers(dest="step", metavar="STEP", required=True)
-    show = steps.add_parser("show", help="one decision: inputs, probability, contributions, reasons")
+    show = steps.add_parser(
+        "show", help="one decision: inputs, probability, contributions, reasons"
+    )
     show.add_argument("request_id", help="the API request id (the capture's inferenceId)")
     show.add_argument("--capture", required=True, help=CAPTURE_HELP)
     show.set_defaults(func=_run_show)
@@ -276,11 +293,8 @@ def register(sub: Any) -> None:
     export.set_defaults(func=_run_export)
     replay = steps.add_parser(
         "replay",
-        help="re-score every captured input with a model; report any answer that differs "
-        "(exit 1)",
+        help="re-score every captured input with a model; report any answer that differs (exit 1)",
     )
     replay.add_argument("--capture", required=True, help=CAPTURE_HELP)
-    replay.add_argument(
-        "--model-dir", default="models/default", help="model directory (default: models/default)"
-    )
+    add_model_dir(replay)
     replay.set_defaults(func=_run_replay)

@@ -19,7 +19,13 @@ from typing import Any
 from credit_model.drift import Thresholds
 from credit_schema import DEFAULT_ENDPOINT_NAME, FEATURES, PayloadError
 
-from .decisions import CAPTURE_HELP, Decision, capture_location, read_decisions
+from .decisions import (
+    CAPTURE_HELP,
+    Decision,
+    add_model_dir,
+    capture_location,
+    read_decisions,
+)
 
 
 def _since(text: str) -> datetime:
@@ -222,9 +228,7 @@ def register(sub: Any) -> None:
         "shares, score PSI, attribution drift, reasons (exit 1 when a threshold is crossed)",
     )
     p.add_argument("--capture", required=True, help=CAPTURE_HELP)
-    p.add_argument(
-        "--model-dir", default="models/default", help="model directory (default: models/default)"
-    )
+    add_model_dir(p)
     p.add_argument(
         "--since",
         type=_since,

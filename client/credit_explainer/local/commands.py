@@ -9,9 +9,9 @@ import signal
 import sys
 import threading
 from pathlib import Path
-from typing import Any, Final
+from typing import Any
 
-DEFAULT_MODEL_DIR: Final = "models/default"
+from credit_model.commands import DEFAULT_MODEL_DIR
 
 
 def register(subparsers: Any) -> None:
