@@ -14,8 +14,9 @@ UTC hour of the record). ``encoding`` is ``JSON`` with the body as text for the
 JSON content types (:data:`credit_schema.content_types.CAPTURE_JSON_CONTENT_TYPES`,
 what the AWS endpoint is configured with) in UTF-8, else ``BASE64``, as SageMaker does.
 
-The request only puts the bodies on a bounded queue; one writer thread encodes
-and appends them. When the queue is full the record is dropped, counted
+The request only appends the bodies to a bounded queue; one writer thread wakes every
+:data:`WRITE_INTERVAL` seconds, encodes and appends what is there (waking it per record cost a
+thread switch per request: a third of the server's requests/s). When the queue is full the record is dropped, counted
 (:attr:`CaptureWriter.dropped`) and logged (the first, then every 1,000th): a
 request never waits for the disk. :meth:`CaptureWriter.close` (clean shutdown)
 writes everything queued before it returns. Logs carry counts and paths, never
@@ -25,10 +26,10 @@ bodies.
 from __future__ import annotations
 
 import base64
-import json
+import collections
 import logging
 import os
-import queue
+import random
 import threading
 import time
 import uuid
@@ -38,6 +39,7 @@ from typing import IO, Any, Final, NamedTuple
 
 from credit_schema import DEFAULT_VARIANT
 from credit_schema.content_types import CAPTURE_JSON_CONTENT_TYPES, media_type
+from pydantic_core import to_json
 
 logger = logging.getLogger("credit_model.capture")
 
@@ -47,6 +49,8 @@ CAPTURE_DIR_ENV: Final = "CREDIT_EXPLAINER_CAPTURE_DIR"
 #: Records waiting for the writer; past this, records are dropped rather than requests delayed.
 DEFAULT_MAX_QUEUE: Final = 10_000
 _LOG_EVERY_DROP: Final = 1_000
+#: How often the writer thread writes what is queued (at most this much is unwritten on a crash).
+WRITE_INTERVAL: Final = 0.1
 
 
 class CaptureError(ValueError):
@@ -94,7 +98,8 @@ def capture_record(invocation: _Invocation) -> dict[str, Any]:
             "endpointOutput": _payload(invocation.output_type, invocation.output_body, "OUTPUT"),
         },
         "eventMetadata": {
-            "eventId": str(uuid.uuid4()),
+            # Random, not secret: uuid4 (os.urandom) took a quarter of the writer thread (py-spy).
+            "eventId": str(uuid.UUID(int=random.getrandbits(128), version=4)),
             "inferenceId": invocation.inference_id,
             "inferenceTime": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(invocation.time)),
         },
@@ -116,8 +121,10 @@ class CaptureWriter:
         self.directory = capture_directory(root, endpoint_name, variant)
         self.dropped = 0
         self.written = 0
-        self._queue: queue.Queue[_Invocation | None] = queue.Queue(max_queue)
-        self._file: IO[str] | None = None
+        self.max_queue = max_queue
+        self._queue: collections.deque[_Invocation] = collections.deque()
+        self._stop = threading.Event()
+        self._file: IO[bytes] | None = None
         self._hour: str | None = None
         self._closed = False
         self._thread = threading.Thread(target=self._run, name="data-capture", daemon=True)
@@ -135,23 +142,23 @@ class CaptureWriter:
         item = _Invocation(
             time.time(), inference_id, input_type, input_body, output_type, output_body
         )
-        try:
-            self._queue.put_nowait(item)
-        except queue.Full:
-            self.dropped += 1
-            if self.dropped % _LOG_EVERY_DROP == 1:
-                logger.warning(
-                    "data capture queue full (%d records): %d record(s) dropped so far",
-                    self._queue.maxsize,
-                    self.dropped,
-                )
+        if len(self._queue) < self.max_queue:
+            self._queue.append(item)  # deque.append is atomic: no lock, no wake-up
+            return
+        self.dropped += 1
+        if self.dropped % _LOG_EVERY_DROP == 1:
+            logger.warning(
+                "data capture queue full (%d records): %d record(s) dropped so far",
+                self.max_queue,
+                self.dropped,
+            )
 
     def close(self) -> None:
         """Write every queued record, close the file; idempotent."""
         if self._closed:
             return
         self._closed = True
-        self._queue.put(None)  # after every record already queued
+        self._stop.set()  # the writer drains every record already queued, then stops
         self._thread.join()
         logger.info(
             "data capture closed: %d record(s) written to %s, %d dropped",
@@ -174,20 +181,12 @@ class CaptureWriter:
     # -- the writer thread ----------------------------------------------------------------------
 
     def _run(self) -> None:
-        stop = False
-        while not stop:
-            batch = [self._queue.get()]
-            while True:  # drain what is queued: one flush per batch, not per record
+        stopping = False
+        while not stopping:
+            stopping = self._stop.wait(WRITE_INTERVAL)
+            while self._queue:
                 try:
-                    batch.append(self._queue.get_nowait())
-                except queue.Empty:
-                    break
-            for item in batch:
-                if item is None:
-                    stop = True
-                    continue
-                try:
-                    self._write(item)
+                    self._write(self._queue.popleft())
                 except Exception:  # a full disk must not kill the thread (logged without values)
                     self.dropped += 1
                     logger.exception("data capture could not write a record")
@@ -207,7 +206,7 @@ class CaptureWriter:
             folder.mkdir(parents=True, exist_ok=True)
             millis = int(item.time * 1000) % 1000
             name = f"{time.strftime('%M-%S', moment)}-{millis:03d}-{uuid.uuid4()}.jsonl"
-            self._file = open(folder / name, "a", encoding="utf-8")
+            self._file = open(folder / name, "ab")
             self._hour = hour
-        self._file.write(json.dumps(capture_record(item), separators=(",", ":")) + "\n")
+        self._file.write(to_json(capture_record(item)) + b"\n")  # UTF-8; 3x json.dumps' speed
         self.written += 1
