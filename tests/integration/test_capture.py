@@ -13,6 +13,7 @@ import subprocess
 import sys
 import threading
 import time
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -142,15 +143,43 @@ def test_json_bodies_are_text_and_others_base64_as_sagemaker_writes_them(tmp_pat
     assert data["endpointOutput"]["data"] == "{}\n"
 
 
+def test_text_bodies_and_ids_round_trip_exactly(tmp_path: Path) -> None:
+    body = '[{"note": "a \\"quoted\\" \\\\ path\\nline", "name": "Zoë 李"}]\n'.encode()
+    answer = b'{"reasons":[{"text":"Debt \\u2014 \\"high\\""}]}'
+    with CaptureWriter(tmp_path, "e") as writer:
+        writer.record("application/json", body, "application/json", answer, 'id "1" \\ é')
+    (record,) = read_captures(tmp_path)
+    data = record["captureData"]
+    assert data["endpointInput"]["data"].encode() == body
+    assert data["endpointOutput"]["data"].encode() == answer
+    assert record["eventMetadata"]["inferenceId"] == 'id "1" \\ é'
+    assert uuid.UUID(record["eventMetadata"]["eventId"]).version == 4
+
+
+def test_a_batch_across_an_hour_goes_to_each_hours_file(tmp_path: Path) -> None:
+    from credit_model.capture import _Invocation
+
+    hour = 3600 * (int(time.time()) // 3600)
+    times = (hour - 1.5, hour - 0.25, hour + 0.5)  # two records before the hour, one after
+    with CaptureWriter(tmp_path, "e") as writer:
+        writer._write(
+            [_Invocation(t, f"id-{i}", "application/json", b"[]", "application/json", b"{}")
+             for i, t in enumerate(times)]
+        )  # fmt: skip
+    records = read_captures(tmp_path)  # checks each file's hour against its records' times
+    assert sorted(r["eventMetadata"]["inferenceId"] for r in records) == ["id-0", "id-1", "id-2"]
+    assert len(list(tmp_path.rglob("*.jsonl"))) == 2 and writer.written == 3
+
+
 def test_a_full_queue_drops_and_counts_without_blocking(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     release = threading.Event()
     original = CaptureWriter._write
 
-    def slow_disk(self: CaptureWriter, item: Any) -> None:
+    def slow_disk(self: CaptureWriter, batch: Any) -> None:
         release.wait(10)
-        original(self, item)
+        original(self, batch)
 
     monkeypatch.setattr(CaptureWriter, "_write", slow_disk)
     writer = CaptureWriter(tmp_path, "e", max_queue=2)
@@ -161,8 +190,8 @@ def test_a_full_queue_drops_and_counts_without_blocking(
     release.set()
     writer.close()
     written = read_captures(tmp_path)
-    # Two queued (one more if the writer woke meanwhile): the rest dropped and counted.
-    assert writer.dropped == 10 - len(written) and 2 <= len(written) <= 3
+    # Two queued (two more if the writer took a batch meanwhile): the rest dropped and counted.
+    assert writer.dropped == 10 - len(written) and 2 <= len(written) <= 4
     assert writer.written == len(written)
     assert "dropped" in caplog.text and "123456" not in caplog.text
 
