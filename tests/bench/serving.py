@@ -176,7 +176,7 @@ def invocations():
 
 
 @contextmanager
-def server(argv: list[str], port: int, env: dict[str, str]) -> Iterator[None]:
+def server(argv: list[str], port: int, env: dict[str, str]) -> Iterator[int]:
     proc = subprocess.Popen(
         ["taskset", "-c", "0", *argv], env={**os.environ, **env},
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
@@ -193,7 +193,7 @@ def server(argv: list[str], port: int, env: dict[str, str]) -> Iterator[None]:
             if proc.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError(f"{argv[:4]} did not start")
             time.sleep(0.1)
-        yield
+        yield proc.pid  # taskset execs the server: this is the server's pid
     finally:
         proc.terminate()
         proc.wait(timeout=10)
@@ -242,28 +242,50 @@ def requests_per_second(model_dir: Path, seconds: int, work: Path) -> dict[str, 
     return figures
 
 
+def thread_cpu_seconds(pid: int) -> dict[int, float]:
+    """CPU seconds (user + system) of each thread of ``pid``, from /proc."""
+    tick = os.sysconf("SC_CLK_TCK")
+    out = {}
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        fields = Path(f"/proc/{pid}/task/{tid}/stat").read_text().rsplit(")", 1)[1].split()
+        out[int(tid)] = (int(fields[11]) + int(fields[12])) / tick
+    return out
+
+
 def capture_cost(model_dir: Path, seconds: int, rounds: int, work: Path) -> dict[str, Any]:
-    """The model server's requests/s without and with data capture, alternating."""
+    """The model server's requests/s without and with data capture, alternating; and the CPU
+    per request of the server's main thread and of its other threads (the capture writer)."""
     script = work / "post.lua"
     script.write_text(
         f'wrk.method = "POST"\nwrk.body = {json.dumps(json.dumps([APPLICANT]))}\n'
         'wrk.headers["Content-Type"] = "application/json"\n'
     )
     runs: dict[str, list[float]] = {"without": [], "with": []}
+    cpu: dict[str, list[tuple[float, float]]] = {"without": [], "with": []}
     for i in range(rounds):
         for kind in ("without", "with") if i % 2 == 0 else ("with", "without"):
             port = free_port()
             extra = ["--capture-dir", str(work / f"capture-{i}")] if kind == "with" else []
             with server([PY, "-m", "credit_model", "serve", "--model-dir", str(model_dir),
-                         "--port", str(port), "--log-level", "warning", *extra], port, {}):  # fmt: skip
+                         "--port", str(port), "--log-level", "warning", *extra], port, {}) as pid:  # fmt: skip
+                before = thread_cpu_seconds(pid)
                 runs[kind].append(wrk(port, seconds, script))
-            log(f"round {i + 1}: {kind} capture {runs[kind][-1]:.0f} requests/s")
+                after = thread_cpu_seconds(pid)
+            requests = runs[kind][-1] * seconds
+            used = {t: after[t] - before.get(t, 0.0) for t in after}
+            main = used.pop(pid, 0.0)
+            cpu[kind].append((main / requests, sum(used.values()) / requests))
+            log(f"round {i + 1}: {kind} capture {runs[kind][-1]:.0f} requests/s; CPU per "
+                f"request: main thread {cpu[kind][-1][0] * 1e6:.1f} us, other threads "
+                f"{cpu[kind][-1][1] * 1e6:.1f} us")  # fmt: skip
     without, with_ = statistics.median(runs["without"]), statistics.median(runs["with"])
     # Each round's pair ran back to back: the median of the pairs' ratios resists the noise of a
     # shared machine better than the ratio of medians.
     paired = statistics.median(w / o for w, o in zip(runs["with"], runs["without"], strict=True))
+    per_request = {kind: [statistics.median(c[j] for c in cpu[kind]) for j in (0, 1)]
+                   for kind in cpu}  # fmt: skip
     return {"runs": runs, "without": without, "with": with_, "cost": 1 - with_ / without,
-            "paired_cost": 1 - paired}  # fmt: skip
+            "paired_cost": 1 - paired, "cpu_per_request_s": per_request}  # fmt: skip
 
 
 def lambda_import(runs: int) -> dict[str, float] | None:
@@ -307,6 +329,10 @@ def main() -> int:
         print(f"requests/s, median of {args.rounds}: without capture {cost['without']:.0f}, "
               f"with capture {cost['with']:.0f}: {cost['cost']:.1%} fewer; median of the rounds' "
               f"paired ratios: {cost['paired_cost']:.1%} fewer (target <= 10%)")  # fmt: skip
+        (main_without, _), (main_with, writer) = (cost["cpu_per_request_s"][k]
+                                                  for k in ("without", "with"))  # fmt: skip
+        print(f"CPU per request, medians: main thread {main_without * 1e6:.1f} us without "
+              f"capture, {main_with * 1e6:.1f} us with; the capture writer {writer * 1e6:.1f} us")  # fmt: skip
         return 0
     results: dict[str, Any] = {}
     with tempfile.TemporaryDirectory() as tmp:
