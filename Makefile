@@ -67,6 +67,7 @@ audit: venv
 bench: venv sam-build
 	$(BIN)/python tests/bench/bench_explain.py
 	$(BIN)/python tests/bench/serving.py
+	$(BIN)/python tests/bench/serving.py --capture-cost
 
 clean:
 	rm -rf $(VENV) .aws-sam .aws-sam-x86_64 .pytest_cache .mypy_cache .ruff_cache
