@@ -60,3 +60,25 @@ def test_serving_bench_measures_every_figure(tmp_path: Path) -> None:
     assert all(v > 0 for v in results["start_s"].values())
     assert set(results["requests_per_s"]) == {"floor", "model_server", "flask"}
     assert all(v > 0 for v in results["requests_per_s"].values())
+
+
+@pytest.mark.slow
+def test_capture_cost_bench_splits_the_cpu_by_thread(tmp_path: Path) -> None:
+    if shutil.which("wrk") is None and os.environ.get("CI") != "true":
+        pytest.skip("wrk is not installed (apt-get install wrk); .ci/run installs it")
+    script = Path(__file__).resolve().parents[1] / "bench" / "serving.py"
+    done = subprocess.run(
+        [sys.executable, str(script), "--capture-cost", "--rounds", "1", "--seconds", "1",
+         "--out", str(tmp_path / "serving.json")],
+        capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    results = json.loads((tmp_path / "capture_cost.json").read_text())
+    assert {kind: len(runs) for kind, runs in results["runs"].items()} == {"without": 1, "with": 1}
+    assert all(runs[0] > 0 for runs in results["runs"].values())
+    (main_without, others_without), (main_with, writer) = (
+        results["cpu_per_request_s"][kind] for kind in ("without", "with")
+    )
+    assert main_without > 0 and main_with > 0
+    assert writer > others_without  # the capture writer's thread is what the other threads do
+    assert "the capture writer" in done.stdout
