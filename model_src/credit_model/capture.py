@@ -30,16 +30,15 @@ import collections
 import functools
 import logging
 import os
-import random
 import threading
 import time
-import uuid
 from pathlib import Path
 from types import TracebackType
 from typing import IO, Final, NamedTuple
 
 from credit_schema import DEFAULT_VARIANT
 from credit_schema.content_types import CAPTURE_JSON_CONTENT_TYPES, media_type
+from credit_schema.edge import new_id
 from pydantic_core import to_json
 
 logger = logging.getLogger("credit_model.capture")
@@ -86,9 +85,6 @@ _LINE: Final = (
     b'"eventMetadata":{"eventId":"%s","inferenceId":%s,"inferenceTime":"%s"},"eventVersion":"0"}\n'
 )
 _PAYLOAD: Final = b'{"observedContentType":%s,"mode":"%s","data":%s,"encoding":"%s"}'
-# uuid4's version and variant bits, set on 128 random bits as uuid.UUID(version=4) does.
-_UUID4_CLEAR: Final = ~(0xF000 << 64 | 0xC000 << 48)
-_UUID4_SET: Final = 0x4000 << 64 | 0x8000 << 48
 
 
 @functools.lru_cache(maxsize=64)
@@ -107,12 +103,6 @@ def _payload(content_type: str, body: bytes, mode: bytes) -> bytes:
     return _PAYLOAD % (observed, mode, b'"' + base64.b64encode(body) + b'"', b"BASE64")
 
 
-def _event_id() -> bytes:
-    # Random, not secret: uuid4 (os.urandom) took a quarter of the writer thread (py-spy).
-    hexa = b"%032x" % (random.getrandbits(128) & _UUID4_CLEAR | _UUID4_SET)
-    return b"-".join((hexa[:8], hexa[8:12], hexa[12:16], hexa[16:20], hexa[20:]))
-
-
 def capture_line(invocation: _Invocation, inference_time: bytes | None = None) -> bytes:
     """One invocation as SageMaker Data Capture's JSON line (UTF-8, ending in a newline)."""
     if inference_time is None:
@@ -120,7 +110,7 @@ def capture_line(invocation: _Invocation, inference_time: bytes | None = None) -
     return _LINE % (
         _payload(invocation.input_type, invocation.input_body, b"INPUT"),
         _payload(invocation.output_type, invocation.output_body, b"OUTPUT"),
-        _event_id(),
+        new_id().encode(),
         to_json(invocation.inference_id),
         inference_time,
     )
@@ -242,7 +232,7 @@ class CaptureWriter:
         folder = self.directory / time.strftime("%Y/%m/%d/%H", utc)
         folder.mkdir(parents=True, exist_ok=True)
         millis = int(moment * 1000) % 1000
-        name = f"{time.strftime('%M-%S', utc)}-{millis:03d}-{uuid.uuid4()}.jsonl"
+        name = f"{time.strftime('%M-%S', utc)}-{millis:03d}-{new_id()}.jsonl"
         self._file = open(folder / name, "ab")
         self._hour = int(moment) // 3600
 

@@ -25,7 +25,6 @@ import json
 import logging
 import os
 import time
-import uuid
 from collections.abc import AsyncIterator
 from functools import partial
 from pathlib import Path
@@ -44,7 +43,7 @@ from credit_schema import (
     negotiate,
 )
 from credit_schema.decisions import CUSTOM_ATTRIBUTES_HEADER, THRESHOLDS_ATTRIBUTE, DecisionBands
-from credit_schema.edge import inference_id
+from credit_schema.edge import inference_id, new_id
 from credit_schema.edge import request_id as accepted_request_id
 from credit_schema.reasons import ReasonCodesError, registry_from_env
 from starlette.applications import Starlette
@@ -209,11 +208,11 @@ def _aws_error(status: int, error_type: str, body: dict[str, Any], request_id: s
 
 
 async def _not_found(request: Request, exc: Exception) -> Response:
-    return _error(RouteNotFoundError("no such route"), str(uuid.uuid4()))
+    return _error(RouteNotFoundError("no such route"), new_id())
 
 
 async def _method_not_allowed(request: Request, exc: Exception) -> Response:
-    return _error(MethodNotAllowedError("method not allowed on this route"), str(uuid.uuid4()))
+    return _error(MethodNotAllowedError("method not allowed on this route"), new_id())
 
 
 def create_app(
@@ -261,7 +260,7 @@ def create_app(
         return await invoke(request, request_id)
 
     async def runtime_invoke_endpoint(request: Request) -> Response:
-        request_id = str(uuid.uuid4())
+        request_id = new_id()
         endpoint = request.path_params["endpoint_name"]
         if endpoint != name:
             return _aws_error(
