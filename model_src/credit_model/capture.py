@@ -85,6 +85,7 @@ _LINE: Final = (
     b'"eventMetadata":{"eventId":"%s","inferenceId":%s,"inferenceTime":"%s"},"eventVersion":"0"}\n'
 )
 _PAYLOAD: Final = b'{"observedContentType":%s,"mode":"%s","data":%s,"encoding":"%s"}'
+_INFERENCE_TIME: Final = "%Y-%m-%dT%H:%M:%SZ"
 
 
 @functools.lru_cache(maxsize=64)
@@ -103,10 +104,9 @@ def _payload(content_type: str, body: bytes, mode: bytes) -> bytes:
     return _PAYLOAD % (observed, mode, b'"' + base64.b64encode(body) + b'"', b"BASE64")
 
 
-def capture_line(invocation: _Invocation, inference_time: bytes | None = None) -> bytes:
-    """One invocation as SageMaker Data Capture's JSON line (UTF-8, ending in a newline)."""
-    if inference_time is None:
-        inference_time = _utc(invocation.time, "%Y-%m-%dT%H:%M:%SZ")
+def capture_line(invocation: _Invocation, inference_time: bytes) -> bytes:
+    """One invocation as SageMaker Data Capture's JSON line (UTF-8, ending in a newline);
+    ``inference_time`` is its second, formatted by the caller."""
     return _LINE % (
         _payload(invocation.input_type, invocation.input_body, b"INPUT"),
         _payload(invocation.output_type, invocation.output_body, b"OUTPUT"),
@@ -114,10 +114,6 @@ def capture_line(invocation: _Invocation, inference_time: bytes | None = None) -
         to_json(invocation.inference_id),
         inference_time,
     )
-
-
-def _utc(moment: float, form: str) -> bytes:
-    return time.strftime(form, time.gmtime(moment)).encode("ascii")
 
 
 class CaptureWriter:
@@ -218,7 +214,8 @@ class CaptureWriter:
         for item in batch:
             second = int(item.time)
             if second != self._second:  # one strftime a second, not one a record
-                self._second, self._stamp = second, _utc(second, "%Y-%m-%dT%H:%M:%SZ")
+                stamp = time.strftime(_INFERENCE_TIME, time.gmtime(second)).encode()
+                self._second, self._stamp = second, stamp
             if second // 3600 != self._hour or self._file is None:
                 self._append(lines)
                 self._open(item.time)
