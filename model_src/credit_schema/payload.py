@@ -28,6 +28,7 @@ from difflib import get_close_matches
 from typing import Any, Final
 
 from pydantic import TypeAdapter, ValidationError
+from pydantic_core import from_json
 
 from .applicant import FEATURES, FIELD_BY_ALIAS, IGNORED_FIELDS, NULLABLE_FEATURES, Applicant
 from .content_types import CONTENT_TYPE_CSV, CONTENT_TYPE_JSONLINES
@@ -72,6 +73,12 @@ def _huge_int(text: str) -> float:
 def _loads(text: str | bytes | bytearray) -> Any:
     # NaN, Infinity and overflowing numbers (1e999) parse to non-finite floats
     # here and are refused by the schema with the applicant and field at fault.
+    try:
+        # pydantic-core's parser halves the parse of large batches; what it refuses (TypeError: a
+        # str with a lone surrogate) goes to json.loads, whose reading and errors are the rule.
+        return from_json(text)
+    except (ValueError, TypeError):
+        pass
     try:
         return json.loads(text)
     except ValueError as exc:
