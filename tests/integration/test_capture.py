@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import csv
+import errno
 import json
 import os
 import re
@@ -169,6 +170,22 @@ def test_a_batch_across_an_hour_goes_to_each_hours_file(tmp_path: Path) -> None:
     records = read_captures(tmp_path)  # checks each file's hour against its records' times
     assert sorted(r["eventMetadata"]["inferenceId"] for r in records) == ["id-0", "id-1", "id-2"]
     assert len(list(tmp_path.rglob("*.jsonl"))) == 2 and writer.written == 3
+
+
+def test_a_file_system_refusing_the_page_cache_hint_loses_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    from credit_model import capture
+
+    def refused(*args: Any) -> None:
+        raise OSError(errno.EINVAL, "Invalid argument")
+
+    monkeypatch.setattr(capture, "_FADVISE", refused)
+    with CaptureWriter(tmp_path, "e") as writer:
+        for i in range(3):
+            writer.record("application/json", b"[]", "application/json", b"{}", f"id-{i}")
+    assert len(read_captures(tmp_path)) == 3
+    assert (writer.written, writer.dropped) == (3, 0) and "could not write" not in caplog.text
 
 
 def test_a_full_queue_drops_and_counts_without_blocking(
