@@ -103,8 +103,8 @@ def _payload(content_type: str, body: bytes) -> tuple[bytes, bytes, bytes]:
     observed, text = _observed(content_type)
     if text:
         try:
-            return observed, to_json(body.decode("utf-8")), b"JSON"
-        except UnicodeDecodeError:
+            return observed, to_json(body, bytes_mode="utf8"), b"JSON"
+        except ValueError:  # not UTF-8
             pass
     return observed, b'"' + base64.b64encode(body) + b'"', b"BASE64"
 
