@@ -11,6 +11,10 @@ from typing import Final
 
 #: The usual reading of PSI: below 0.1 stable, 0.1 to 0.25 a moderate shift, above it a major one.
 PSI_BANDS: Final = ((0.1, "stable"), (0.25, "moderate shift"), (math.inf, "major shift"))
+#: A value is outside a training range [low, high] only beyond low - t|low| or high + t|high|:
+#: a client writing 10 significant digits (pandas' to_json) moves a value by 5e-10 of itself at
+#: most, float32 by 6e-8; any move worth an alert is orders of magnitude larger.
+RANGE_TOLERANCE: Final = 1e-7
 
 
 @dataclass(frozen=True)

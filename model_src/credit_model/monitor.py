@@ -1,12 +1,13 @@
 """Model monitoring: the applicants scored since training, against the training baseline.
 
 Training records (``metadata.json`` -> ``baseline``, see :func:`attribution_baseline`) each
-feature's decile bins, missing share and range, the score's bins, each feature's mean |SHAP| and
+feature's bins (by kind, see :mod:`.stability`), missing share and range, the score's bins, each feature's mean |SHAP| and
 how often each feature is a principal reason among high-risk applicants. :func:`monitor` puts the
 same figures for captured decisions beside them:
 
 * per feature, the population stability index over the training bins (missing its own bin), the
-  missing rate and the share of applicants outside the training range;
+  missing rate and the share of applicants outside the training range (beyond
+  :data:`~.drift.RANGE_TOLERANCE`; for a category feature: in a category training never saw);
 * the score's PSI;
 * attribution drift: NDCG of today's ranking of features by mean |SHAP| scored with the training
   importances, as SageMaker Clarify's model monitor computes it (1.0: same order);
@@ -19,6 +20,7 @@ Pure computation over arrays (numpy only): the CLI reads the capture and turns i
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import asdict
 from typing import Any, Final
 
@@ -28,12 +30,13 @@ from credit_schema import FEATURES
 from credit_schema.reasons import DEFAULT_REGISTRY
 
 from . import stability
-from .drift import Thresholds
+from .drift import RANGE_TOLERANCE, Thresholds
 
 FloatArray = npt.NDArray[np.float64]
 
-#: Bump when the baseline gains a figure :func:`monitor` needs.
-BASELINE_VERSION: Final = 1
+#: Bump when the baseline gains a figure :func:`monitor` needs. 2: bins by kind (value and
+#: category bins), the high-risk threshold from the whole training score.
+BASELINE_VERSION: Final = 2
 #: Training rows explained for the attribution and reason baselines (a seeded sample).
 ATTRIBUTION_SAMPLE: Final = 5_000
 #: Applicants at or above this quantile of the training score count as high-risk.
@@ -46,15 +49,27 @@ class BaselineError(ValueError):
 
 
 def attribution_baseline(
-    X: FloatArray, sample: FloatArray, probability: FloatArray, shap_values: FloatArray
+    X: Any,
+    sample: FloatArray,
+    probability: FloatArray,
+    shap_values: FloatArray,
+    *,
+    training_score: FloatArray,
+    binnings: Mapping[str, stability.Binning] | None = None,
 ) -> dict[str, Any]:
-    """What monitoring adds to the training baseline: ranges of the training rows ``X``, and
-    attributions and reasons of the explained rows ``sample``."""
-    threshold = float(np.quantile(probability, HIGH_RISK_QUANTILE))
+    """What monitoring adds to the training baseline: ranges of the training rows ``X`` (none for
+    a category feature), the high-risk threshold (a quantile of ``training_score``, every training
+    row's probability), and attributions and reasons of the explained rows ``sample``
+    (``probability``: theirs)."""
+    threshold = float(np.quantile(training_score, HIGH_RISK_QUANTILE))
     high = probability >= threshold
+    kinds = {f: (binnings or {}).get(f, stability.Binning()).kind for f in FEATURES}
     return {
         "version": BASELINE_VERSION,
-        "range": {f: _range(X[:, j]) for j, f in enumerate(FEATURES)},
+        "range": {
+            f: None if kinds[f] == "category" else _range(np.asarray(X[:, j], dtype=np.float64))
+            for j, f in enumerate(FEATURES)
+        },
         "attribution": dict(zip(FEATURES, np.abs(shap_values).mean(axis=0).tolist(), strict=True)),
         "high_risk_threshold": threshold,
         "reasons": _reason_shares(sample[high], shap_values[high]),
@@ -99,6 +114,13 @@ def ndcg(baseline: dict[str, float], current: dict[str, float]) -> float:
     return dcg / ideal if ideal > 0 else 1.0
 
 
+def outside_range(values: FloatArray, low: float, high: float) -> npt.NDArray[np.bool_]:
+    """Which ``values`` lie outside [low, high] by more than :data:`RANGE_TOLERANCE` (NaN: no)."""
+    return (values < low - RANGE_TOLERANCE * abs(low)) | (
+        values > high + RANGE_TOLERANCE * abs(high)
+    )
+
+
 def _ranks(values: dict[str, float]) -> dict[str, int]:
     return {f: i + 1 for i, f in enumerate(sorted(values, key=lambda f: -values[f]))}
 
@@ -117,8 +139,9 @@ def monitor(
 ) -> dict[str, Any]:
     """The monitoring report (JSON-able) of these applicants against ``metadata``'s baseline.
 
-    ``X`` holds the applicants' inputs (NaN: missing) in :data:`FEATURES` order, ``reason_features``
-    the features of the principal reasons each was given.
+    ``X`` holds the applicants' inputs (NaN or None: missing) in :data:`FEATURES` order (an
+    object array where a feature is a category), ``reason_features`` the features of the principal
+    reasons each was given.
     """
     t = thresholds or Thresholds()
     base = check_baseline(metadata)
@@ -126,24 +149,30 @@ def monitor(
     alerts: list[dict[str, Any]] = []
     features = []
     for j, name in enumerate(FEATURES):
-        column = X[:, j]
         b = base["features"][name]
+        column = X[:, j] if "categories" in b else np.asarray(X[:, j], dtype=np.float64)
         psi = stability.psi(b, column)
-        low, high = extra["range"][name] or [math.nan, math.nan]
-        outside = float(np.mean((column < low) | (column > high)))  # NaN compares False
+        current, missing = stability.shares(b, column)
+        if "categories" in b:
+            lo, hi, outside = math.nan, math.nan, current[-1]  # categories never seen
+        else:
+            lo, hi = extra["range"][name] or [math.nan, math.nan]
+            outside = float(np.mean(outside_range(column, lo, hi)))
         level = _level(psi, t)
         features.append(
             {
                 "feature": name,
                 "psi": psi,
                 "level": level,
-                "missing_rate": float(np.mean(np.isnan(column))),
+                "missing_rate": missing,
                 "baseline_missing_rate": b["missing_share"],
                 "out_of_range_share": outside,
-                "baseline_range": [low, high],
-                "edges": b["edges"],
+                "baseline_range": [lo, hi],
+                "binning": b.get("binning", "quantile"),
+                "edges": b.get("edges"),
+                "bins": stability.bin_labels(b),
                 "baseline_shares": b["shares"],
-                "current_shares": stability.bin_shares(column, b["edges"])[0],
+                "current_shares": current,
             }
         )
         if level != "ok":
@@ -177,8 +206,9 @@ def monitor(
             "level": score_level,
             "mean": float(np.mean(probability)),
             "edges": base["score"]["edges"],
+            "bins": stability.bin_labels(base["score"]),
             "baseline_shares": base["score"]["shares"],
-            "current_shares": stability.bin_shares(probability, base["score"]["edges"])[0],
+            "current_shares": stability.shares(base["score"], probability)[0],
         },
         "attribution": {
             "ndcg": drift,

@@ -1,23 +1,59 @@
 """Population stability: baseline bins recorded at training, PSI against new data.
 
-The baseline of a variable is its training deciles (distinct edges only, so count
-features get fewer bins), the share of training rows in each right-closed bin
-``(-inf, e0], (e0, e1], ..., (e_last, inf)``, and the share missing (its own bin).
-PSI = sum((actual - expected) * ln(actual / expected)) over the bins, each share
-floored at :data:`SHARE_FLOOR` so an empty bin gives a large but finite term.
+A variable's bins depend on its kind (:data:`Kind`):
+
+* ``number``: quantile bins, the training deciles; a value that alone holds at least a decile's
+  share (a spike, such as a zero-inflated ratio's zero) gets a bin of its own and the other values
+  share the remaining bins by quantile, so a spike never swallows the rest of the distribution;
+* ``integer``: one bin per value that holds at least :data:`MIN_VALUE_SHARE` of the training rows
+  (at most :data:`MAX_VALUE_BINS` of them) and a tail bin above the last, so that more late
+  payments among the few who had one are seen; an integer with more frequent values than that
+  (an age), or whose frequent values leave more than a decile's share to the others, is binned
+  as a number;
+* ``category``: one bin per category, and one for categories training never saw.
+
+Numeric bins are right-closed, ``(-inf, e0], (e0, e1], ..., (e_last, inf)``; missing values are
+a bin of their own for every kind. PSI = sum((actual - expected) * ln(actual / expected)) over
+the bins, each share floored at :data:`SHARE_FLOOR` so an empty bin gives a large but finite
+term.
 """
 
 from __future__ import annotations
 
+import itertools
 import math
-from typing import Any, Final
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Final, Literal
 
 import numpy as np
 
 from .drift import PSI_BANDS
 
+#: A feature's kind, as the schema states it (its categories alongside for ``category``).
+Kind = Literal["number", "integer", "category"]
 BASELINE_QUANTILES: Final = tuple(i / 10 for i in range(1, 10))
+_DECILE: Final = 1 / (len(BASELINE_QUANTILES) + 1)
 SHARE_FLOOR: Final = 1e-4
+#: An integer value gets its own bin when at least this share of training rows hold it.
+MIN_VALUE_SHARE: Final = 0.005
+#: More frequent values than this and an integer is binned by quantile: every bin adds about
+#: 1/n to the PSI of a sample of n drawn like the training data, so bins must stay few.
+MAX_VALUE_BINS: Final = 12
+#: Label of the bin of categories training never saw.
+OTHER: Final = "(other)"
+
+
+@dataclass(frozen=True)
+class Binning:
+    """How a feature is binned: its kind, and a category feature's categories (in order)."""
+
+    kind: Kind = "number"
+    categories: tuple[Any, ...] = ()
+
+
+def _is_missing(value: Any) -> bool:
+    return value is None or (isinstance(value, float) and math.isnan(value))
 
 
 def bin_shares(values: np.ndarray, edges: list[float]) -> tuple[list[float], float]:
@@ -33,18 +69,108 @@ def bin_shares(values: np.ndarray, edges: list[float]) -> tuple[list[float], flo
     return (counts / values.size).tolist(), float(1.0 - present.size / values.size)
 
 
-def baseline(values: np.ndarray) -> dict[str, Any]:
+def category_shares(values: Sequence[Any], categories: Sequence[Any]) -> tuple[list[float], float]:
+    """Share of ``values`` in each category and in :data:`OTHER` (last), and the share missing."""
+    n = len(values)
+    if n == 0:
+        return [0.0] * (len(categories) + 1), 0.0
+    index = {c: i for i, c in enumerate(categories)}
+    counts = [0] * (len(categories) + 1)
+    missing = 0
+    for v in values:
+        if _is_missing(v):
+            missing += 1
+        else:
+            counts[index.get(v, len(categories))] += 1
+    return [c / n for c in counts], missing / n
+
+
+def shares(base: dict[str, Any], values: Any) -> tuple[list[float], float]:
+    """Shares of ``values`` over ``base``'s bins (whatever their kind), and the share missing."""
+    if "categories" in base:
+        return category_shares(list(values), base["categories"])
+    return bin_shares(values, base["edges"])
+
+
+def _point(value: float) -> list[float]:
+    """Edges of a right-closed bin holding exactly ``value``."""
+    return [float(np.nextafter(value, -np.inf)), value]
+
+
+def quantile_edges(present: np.ndarray) -> list[float]:
+    """Decile edges, with a bin of its own for each value holding a decile's share or more."""
+    if not present.size:
+        return []
+    values, counts = np.unique(present, return_counts=True)
+    spikes = values[counts >= _DECILE * present.size]
+    rest = present[~np.isin(present, spikes)]
+    edges = [e for s in spikes.tolist() for e in _point(s)]
+    if rest.size:
+        k = round(1 / _DECILE) - len(spikes)
+        edges += np.quantile(rest, [i / k for i in range(1, k)]).tolist()
+    return sorted(set(edges))
+
+
+def value_edges(present: np.ndarray) -> list[float] | None:
+    """One right-closed bin per frequent value and a tail bin, or None when values are too many."""
+    if not present.size:
+        return []
+    values, counts = np.unique(present, return_counts=True)
+    is_frequent = counts >= MIN_VALUE_SHARE * present.size
+    if is_frequent.sum() > MAX_VALUE_BINS or counts[~is_frequent].sum() > _DECILE * present.size:
+        return None
+    frequent = values[is_frequent]
+    # The lowest frequent value's bin also holds rarer values below it (out of range anyway).
+    return [float(v) for v in frequent]
+
+
+def baseline(values: Any, binning: Binning = Binning()) -> dict[str, Any]:
     """The baseline of one variable (what training stores in metadata.json)."""
+    if binning.kind == "category":
+        cats = list(binning.categories)
+        found, missing = category_shares(list(values), cats)
+        return {
+            "binning": "category",
+            "categories": cats,
+            "shares": found,
+            "missing_share": missing,
+        }
     values = np.asarray(values, dtype=np.float64)
     present = values[~np.isnan(values)]
-    edges = np.unique(np.quantile(present, BASELINE_QUANTILES)).tolist() if present.size else []
-    shares, missing = bin_shares(values, edges)
-    return {"edges": edges, "shares": shares, "missing_share": missing}
+    edges = value_edges(present) if binning.kind == "integer" else None
+    rule = "value" if edges is not None else "quantile"
+    if edges is None:
+        edges = quantile_edges(present)
+    found, missing = bin_shares(values, edges)
+    return {"binning": rule, "edges": edges, "shares": found, "missing_share": missing}
 
 
-def psi(base: dict[str, Any], values: np.ndarray) -> float:
+def bin_labels(base: dict[str, Any]) -> list[str]:
+    """A short label per bin of ``base`` (missing excluded), for plots and tables."""
+    if "categories" in base:
+        return [*(str(c) for c in base["categories"]), OTHER]
+    edges: list[float] = base["edges"]
+
+    def g(v: float) -> str:
+        return f"{v:,.4g}"
+
+    if not edges:
+        return ["all"]
+    by_value = base.get("binning") == "value"
+    labels = [g(edges[0]) if by_value else f"<={g(edges[0])}"]
+    for lo, hi in itertools.pairwise(edges):
+        first = lo + 1 if by_value else lo  # (lo, hi] of integers starts at lo + 1
+        if hi == np.nextafter(lo, np.inf) or first == hi:
+            labels.append(g(hi))  # a single value
+        else:
+            labels.append(f"{g(first)}-{g(hi)}")
+    labels.append(f">{g(edges[-1])}")
+    return labels
+
+
+def psi(base: dict[str, Any], values: Any) -> float:
     """PSI of ``values`` against a :func:`baseline`."""
-    actual, actual_missing = bin_shares(values, base["edges"])
+    actual, actual_missing = shares(base, values)
     expected = [*base["shares"], base["missing_share"]]
     total = 0.0
     for a, e in zip([*actual, actual_missing], expected, strict=True):

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
 import numpy as np
-from credit_schema import FEATURES, TARGET
+from credit_schema import COUNT_FEATURES, FEATURES, TARGET
 
 from . import artifacts, constraints, monitor, stability
 from .data import load_csv, split_xy
@@ -199,9 +199,12 @@ def holdout_split(X: np.ndarray, y: np.ndarray, test_size: float, random_state: 
     return train_test_split(X, y, test_size=test_size, stratify=y, random_state=random_state)
 
 
-def training_baseline(pipeline: Any, X: np.ndarray) -> dict[str, Any]:
-    """Bins of every feature and of the score on the training rows, for PSI later, and what
-    monitoring compares with (ranges, attributions, reasons of a seeded sample of rows)."""
+def training_baseline(
+    pipeline: Any, X: np.ndarray, binnings: dict[str, stability.Binning]
+) -> dict[str, Any]:
+    """Bins of every feature (by its kind) and of the score on the training rows, for PSI later,
+    and what monitoring compares with (ranges, high-risk threshold, attributions and reasons of a
+    seeded sample of rows)."""
     from .explainer import fast_explainer_for
 
     sample = X
@@ -209,10 +212,15 @@ def training_baseline(pipeline: Any, X: np.ndarray) -> dict[str, Any]:
         rows = np.random.default_rng(0).choice(len(X), monitor.ATTRIBUTION_SAMPLE, replace=False)
         sample = X[np.sort(rows)]
     probability, shap_values = fast_explainer_for(pipeline).explain(sample)
+    score = pipeline.predict_proba(X)[:, 1]
     return {
-        "features": {name: stability.baseline(X[:, j]) for j, name in enumerate(FEATURES)},
-        "score": stability.baseline(pipeline.predict_proba(X)[:, 1]),
-        "monitoring": monitor.attribution_baseline(X, sample, probability, shap_values),
+        "features": {
+            name: stability.baseline(X[:, j], binnings[name]) for j, name in enumerate(FEATURES)
+        },
+        "score": stability.baseline(score),
+        "monitoring": monitor.attribution_baseline(
+            X, sample, probability, shap_values, training_score=score, binnings=binnings
+        ),
     }
 
 
@@ -279,7 +287,15 @@ def train(
                 "features": summary_statistics(X_train),
             },
             "constraints": constraints.describe(hp.constraints),
-            "baseline": training_baseline(pipeline, X_train),
+            # Until the schema states each feature's kind, counts are the integers.
+            "baseline": training_baseline(
+                pipeline,
+                X_train,
+                {
+                    f: stability.Binning("integer" if f in COUNT_FEATURES else "number")
+                    for f in FEATURES
+                },
+            ),
             "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         },
         metrics=metrics,

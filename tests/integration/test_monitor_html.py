@@ -25,7 +25,9 @@ def drifted_report() -> dict[str, object]:
         "baseline": {
             "features": {f: stability.baseline(train[:, j]) for j, f in enumerate(FEATURES)},
             "score": stability.baseline(p_train),
-            "monitoring": monitor.attribution_baseline(train, train, p_train, phi_train),
+            "monitoring": monitor.attribution_baseline(
+                train, train, p_train, phi_train, training_score=p_train
+            ),
         }
     }
     now = rng.lognormal(3, 1, size=(800, n))

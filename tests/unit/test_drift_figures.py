@@ -32,7 +32,7 @@ def metadata(rng: np.random.Generator) -> tuple[dict[str, Any], np.ndarray]:
         "baseline": {
             "features": {f: stability.baseline(X[:, j]) for j, f in enumerate(FEATURES)},
             "score": stability.baseline(p),
-            "monitoring": monitor.attribution_baseline(X, X, p, phi),
+            "monitoring": monitor.attribution_baseline(X, X, p, phi, training_score=p),
         }
     }
     return meta, X

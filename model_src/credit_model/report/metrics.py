@@ -305,7 +305,8 @@ def stability_figures(X: np.ndarray, p: np.ndarray, metadata: dict[str, Any]) ->
 
     return {
         "available": True,
-        "bins": "training deciles, missing as its own bin",
+        "bins": "training bins by kind (a bin per frequent value for counts, deciles for numbers), "
+        "missing as its own bin",
         "score": one(base["score"], p),
         "features": {name: one(base["features"][name], X[:, j]) for j, name in enumerate(FEATURES)},
     }

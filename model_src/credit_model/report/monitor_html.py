@@ -32,15 +32,6 @@ _VERDICTS = {
 }
 
 
-def _bin_labels(edges: list[float]) -> list[str]:
-    def g(v: float) -> str:
-        return f"{v:,.3g}"
-
-    if not edges:
-        return ["all"]
-    return [f"<={g(edges[0])}", *(f"<={g(e)}" for e in edges[1:]), f">{g(edges[-1])}"]
-
-
 def _paired(axes: Any, labels: list[str], then: list[float], now: list[float]) -> None:
     x = np.arange(len(labels))
     axes.bar(x - 0.2, np.multiply(then, 100), 0.4, color=_BASELINE, label="training")
@@ -80,7 +71,7 @@ def render(report: dict[str, Any]) -> str:
         axes = fig.subplots(4, 3).ravel()
         panels = [(f["feature"], f) for f in features] + [("score (probability)", score)]
         for a, (name, panel) in zip(axes, panels, strict=False):
-            _paired(a, _bin_labels(panel["edges"]), panel["baseline_shares"],
+            _paired(a, panel["bins"], panel["baseline_shares"],
                     panel["current_shares"])  # fmt: skip
             level = panel.get("level", "ok")
             a.set_title(f"{_wrapped(name)}\nPSI {panel['psi']:.3f}", fontsize=8,
