@@ -74,7 +74,13 @@ def _report(args: argparse.Namespace) -> int:
         args.output = str(Path(args.model_dir) / REPORT_FILE)
     started = time.perf_counter()
     try:
-        report = build(args.model_dir, args.data, holdout=args.holdout, thresholds=args.thresholds)
+        report = build(
+            args.model_dir,
+            args.data,
+            holdout=args.holdout,
+            thresholds=args.thresholds,
+            prohibited=args.prohibited,
+        )
         write(report, args.output, args.json)
     except (ModelArtifactError, ValueError, ReportDependencyError) as exc:  # DataError, thresholds
         print(f"error: {exc}", file=sys.stderr)
@@ -87,11 +93,14 @@ def _report(args: argparse.Namespace) -> int:
         f"{reg['elderly_applicants']} aged 62+); past-due monotonicity "
         f"{'pass' if mono['passed'] else 'FAIL'}"
     )
+    failed = [v["check"] for v in report.figures["verdicts"] if not v["passed"]]
+    for check in failed:
+        print(f"check failed: {check}")
     for path in (args.output, args.json):
         if path:
             print(f"wrote {path}")
     print(f"done in {time.perf_counter() - started:.2f} s")
-    return 0
+    return 1 if args.strict and failed else 0
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -225,6 +234,20 @@ def register(sub: Any) -> None:
         "--thresholds",
         help="decision bands as label:upper bound, e.g. approve:0.08,review:0.2,decline "
         "(default: none)",
+    )
+    p.add_argument(
+        "--prohibited",
+        action="append",
+        default=[],
+        metavar="COLUMN",
+        help="a prohibited-basis attribute (sex, marital status, ...) in --data, never a model "
+        "input: approval rates and adverse impact ratios by its groups; repeatable (default: none)",
+    )
+    p.add_argument(
+        "--strict",
+        action="store_true",
+        help="exit 1 when a check fails: Regulation B, monotonicity, calibration, disparate "
+        "impact (default: exit 0 with the failures reported)",
     )
     p.set_defaults(func=_report)
 

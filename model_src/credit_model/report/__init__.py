@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from .metrics import Report, compute
 
-__all__ = ["REPORT_FILE", "Report", "build", "write"]
+__all__ = ["REPORT_FILE", "Evaluation", "Report", "build", "load_evaluation", "write"]
 
 #: The report's file name beside a model's artifacts (``report`` and ``make demo`` write it).
 REPORT_FILE = "report.html"
@@ -21,17 +23,40 @@ REPORT_FILE = "report.html"
 _SYNTHETIC = re.compile(r"synthetic\(rows=(\d+), seed=(\d+)\)")
 
 
-def load_data(
-    artifacts: Any, data: str | Path | None, *, holdout: bool
-) -> tuple[Any, Any, dict[str, Any]]:
-    """``(X, y, description)``: ``data`` (or the model's synthetic training data), whole or held out.
+@dataclass
+class Evaluation:
+    """The labelled rows a report is computed on, and what the checks need beside them."""
+
+    X: Any
+    y: Any
+    description: dict[str, Any]
+    #: The rows the model was trained on (``(X, y)``), when known: the benchmark is fitted on them.
+    train: tuple[Any, Any] | None = None
+    #: Prohibited-basis attributes of the rows (column -> values), never given to the model.
+    attributes: dict[str, list[Any]] = field(default_factory=dict)
+
+
+def load_evaluation(
+    artifacts: Any, data: str | Path | None, *, holdout: bool, prohibited: Sequence[str] = ()
+) -> Evaluation:
+    """``data`` (or the model's synthetic training data), whole or held out, with the columns
+    ``prohibited`` (which must not be model inputs).
 
     ``holdout``: the rows training held out (the same stratified split, from the
     model's ``test_size`` and ``random_state``), when ``data`` is the training data.
     """
+    import numpy as np
+    from credit_schema import FEATURES, TARGET
+
     from ..data import load_csv, split_xy
     from ..train import holdout_split
 
+    inputs = [c for c in prohibited if c in (TARGET, *FEATURES)]
+    if inputs:
+        raise ValueError(
+            f"--prohibited {inputs[0]}: a model input or the target; a prohibited-basis "
+            "attribute is never given to the model"
+        )
     meta = artifacts.metadata
     if data is None:
         source = str(meta.get("training_data", {}).get("source", ""))
@@ -40,21 +65,39 @@ def load_data(
             raise ValueError(
                 f"the model was trained on {source or 'unrecorded data'}: give a labelled --data file"
             )
+        if prohibited:
+            raise ValueError(f"--prohibited {prohibited[0]}: give a --data file with that column")
         from ..synth import generate
 
         frame = generate(int(match[1]), seed=int(match[2]))
         source, holdout = f"{source} (regenerated)", True
     else:
-        frame, source = load_csv(data), str(data)
+        frame, source = load_csv(data, keep=prohibited), str(data)
     X, y = split_xy(frame)
+    attributes = {c: frame[c].tolist() for c in prohibited}
     note = None
     if not holdout and source == str(meta.get("training_data", {}).get("source")):
         note = "these rows include the training rows: --holdout gives out-of-sample figures"
+    train = None
     if holdout:
         hp = meta.get("hyperparameters", {})
-        _, X, _, y = holdout_split(X, y, hp.get("test_size", 0.2), hp.get("random_state", 42))
+        fitted, kept, _, _ = holdout_split(
+            np.arange(len(y)), y, hp.get("test_size", 0.2), hp.get("random_state", 42)
+        )
+        train = (X[fitted], y[fitted])
+        X, y = X[kept], y[kept]
+        attributes = {c: [v[i] for i in kept] for c, v in attributes.items()}
     split = "held-out split of training" if holdout else "all rows"
-    return X, y, {"source": source, "split": split, "note": note}
+    description = {"source": source, "split": split, "note": note}
+    return Evaluation(X, y, description, train, attributes)
+
+
+def load_data(
+    artifacts: Any, data: str | Path | None, *, holdout: bool
+) -> tuple[Any, Any, dict[str, Any]]:
+    """``(X, y, description)`` of :func:`load_evaluation`."""
+    e = load_evaluation(artifacts, data, holdout=holdout)
+    return e.X, e.y, e.description
 
 
 def build(
@@ -63,6 +106,7 @@ def build(
     *,
     holdout: bool = False,
     thresholds: str | None = None,
+    prohibited: Sequence[str] = (),
 ) -> Report:
     from credit_schema.decisions import DecisionBands
 
@@ -73,8 +117,16 @@ def build(
     except ValueError as exc:
         raise ValueError(f"--thresholds {thresholds!r}: {exc}") from None
     model = artifacts.load(model_dir)
-    X, y, description = load_data(model, data, holdout=holdout)
-    return compute(model, X, y, data_description=description, bands=bands)
+    e = load_evaluation(model, data, holdout=holdout, prohibited=prohibited)
+    return compute(
+        model,
+        e.X,
+        e.y,
+        data_description=e.description,
+        bands=bands,
+        train=e.train,
+        attributes=e.attributes,
+    )
 
 
 def write(report: Report, html_path: str | Path | None, json_path: str | Path | None) -> None:

@@ -315,6 +315,8 @@ class _Plots:
 
 def render(report: Report) -> str:
     """The whole report as one HTML document (no external resources)."""
+    from . import checks_html
+
     f = report.figures
     plots = _Plots(report)
     d, c, m = f["discrimination"], f["calibration"], f["model"]
@@ -331,15 +333,17 @@ def render(report: Report) -> str:
         add(f"<p class='fail'>Note: {_esc(f['data']['note'])}.</p>")
     add(
         '<div class="cards">'
-        + _card(f"{d['auc']:.4f}", "ROC AUC")
+        + _card(f"{d['auc']:.4f}", f"ROC AUC ({checks_html.interval_label(d)})")
         + _card(f"{d['gini']:.4f}", "Gini")
         + _card(f"{d['ks']:.4f}", f"KS (at score {d['ks_score']:.4f})")
         + _card(f"{c['brier']:.4f}", "Brier score")
         + _card(f"{c['ece']:.4f}", "expected calibration error")
         + _card(_verdict(reg["passed"]), "Regulation B, elderly applicants")
         + _card(_verdict(mono["passed"]), "past-due monotonicity")
+        + _card(_verdict(f["calibration_test"]["passed"]), "calibration tests")
         + "</div>"
     )
+    add(checks_html.verdicts(f))
 
     add("<h2>Discrimination</h2>")
     add(plots.roc_ks())
@@ -372,6 +376,8 @@ def render(report: Report) -> str:
         )
     )
 
+    add(checks_html.discrimination(f))
+
     add("<h2>Calibration</h2><div class='grid'><div>")
     add(plots.reliability())
     add("</div><div>")
@@ -389,6 +395,8 @@ def render(report: Report) -> str:
         f"{c['ece']:.5f}; mean predicted {_pct(c['mean_predicted'])} against observed "
         f"{_pct(c['observed'])}.</p></div></div>"
     )
+
+    add(checks_html.calibration(f))
 
     e = f["explanations"]
     add("<h2>Explanations</h2>")
@@ -522,6 +530,8 @@ def render(report: Report) -> str:
             ],
         )
     )
+
+    add(checks_html.disparate_impact(f))
 
     add("<h2>Model card</h2>")
     add(

@@ -8,6 +8,7 @@ the arrays the HTML plots are drawn from. Probabilities and SHAP values come fro
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -53,8 +54,9 @@ LIMITATIONS: Final = (
     "Age is a model input: Regulation B permits it in an empirically derived, statistically "
     "sound system only if an elderly applicant's age is never a negative factor (see the "
     "Regulation B check); review with counsel before use.",
-    "Fair-lending review beyond age (disparate impact on protected classes) needs data this "
-    "model does not have.",
+    "Fair-lending review beyond age (disparate impact on protected classes) needs the "
+    "prohibited-basis attributes beside the data (report --prohibited COLUMN); they are never "
+    "given to the model.",
 )
 
 
@@ -319,11 +321,18 @@ def compute(
     *,
     data_description: dict[str, Any],
     bands: DecisionBands | None = None,
+    train: tuple[np.ndarray, np.ndarray] | None = None,
+    attributes: Mapping[str, Sequence[Any]] | None = None,
 ) -> Report:
-    """Every figure of the report for labelled rows ``X``, ``y`` (raw inputs in model order)."""
+    """Every figure of the report for labelled rows ``X``, ``y`` (raw inputs in model order).
+
+    ``train``: the rows the model was fitted on (for the benchmark); ``attributes``: the rows'
+    prohibited-basis attributes (for the disparate-impact section), never model inputs.
+    """
     from sklearn.metrics import brier_score_loss, roc_auc_score, roc_curve
 
     from ..explain import build_explainer
+    from . import checks
 
     if len(y) == 0 or not 0 < int(y.sum()) < len(y):
         raise ValueError("the report needs labelled rows of both classes (defaults and not)")
@@ -339,11 +348,15 @@ def compute(
         decided = np.array([bands.decide(v) for v in p.tolist()])
         declined = np.flatnonzero(decided == bands.labels[-1])
         cutoff, basis = bands.bounds[-1], f"decision band {bands.labels[-1]!r}"
+        approved = decided == bands.labels[0]
+        approval = f"decision band {bands.labels[0]!r}"
     else:
         decided = None
         cutoff = float(np.quantile(p, 1 - 1 / GROUPS))
         declined = np.flatnonzero(p >= cutoff)
         basis = "top score decile (no thresholds given)"
+        approved = p < cutoff
+        approval = f"below the top score decile ({cutoff:.4f}; no thresholds given)"
 
     figures: dict[str, Any] = {
         "model": {
@@ -366,8 +379,10 @@ def compute(
             "gini": 2 * auc - 1,
             "ks": ks,
             "ks_score": ks_score,
+            "intervals": checks.bootstrap_intervals(y, p),
             "gains": gains_table(y, p),
         },
+        "benchmark": checks.benchmark(train, X, y, p),
         "calibration": {
             "brier": float(brier_score_loss(y, p)),
             "ece": ece,
@@ -375,6 +390,7 @@ def compute(
             "observed": float(y.mean()),
             "deciles": calibration,
         },
+        "calibration_test": checks.calibration_test(y, p),
         "explanations": {
             "base_value": float(explainer.base_value),
             "explainer": type(explainer).__name__,
@@ -395,8 +411,12 @@ def compute(
         "reasons": reason_frequencies(X, shap, declined, basis, cutoff),
         "regulation_b": regulation_b(X, shap, meta),
         "monotonicity": monotonicity(artifacts.pipeline, X, meta),
+        "disparate_impact": checks.disparate_impact(
+            attributes or {}, approved, shap, FEATURES, approval
+        ),
         "model_card": model_card(artifacts),
     }
+    figures["verdicts"] = checks.verdicts(figures)
     rng = np.random.default_rng(0)
     sample = np.sort(rng.choice(len(y), size=min(PLOT_SAMPLE, len(y)), replace=False))
     step = max(1, len(fpr) // _CURVE_POINTS)
