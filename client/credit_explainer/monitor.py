@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from credit_model.drift import Thresholds
-from credit_schema import DEFAULT_ENDPOINT_NAME, FEATURES, PayloadError
+from credit_schema import DEFAULT_ENDPOINT_NAME, FEATURES, TARGET, PayloadError
 
 from .decisions import (
     CAPTURE_HELP,
@@ -26,6 +26,7 @@ from .decisions import (
     capture_location,
     read_decisions,
 )
+from .outcomes import join, read_outcomes
 
 
 def _since(text: str) -> datetime:
@@ -73,6 +74,14 @@ def _summary(report: dict[str, Any]) -> str:
     score, attribution = report["score"], report["attribution"]
     out.append(f"score PSI {score['psi']:.4f} ({score['level']}), mean {score['mean']:.4f}")
     out.append(f"attribution NDCG {attribution['ndcg']:.4f} ({attribution['level']})")
+    for m in (report.get("outcomes") or {}).get("months", []):
+        auc = "-" if m["auc"] is None else f"{m['auc']:.4f}"
+        ks = "-" if m["ks"] is None else f"{m['ks']:.4f}"
+        out.append(
+            f"outcomes {m['month']}: {m['applicants']} applicant(s), default rate "
+            f"{m['default_rate']:.4f} (predicted {m['mean_predicted']:.4f}, binomial p "
+            f"{m['binomial_p']:.4f}), AUC {auc}, KS {ks}"
+        )
     out.extend(f"alert ({a['level']}): {a['message']}" for a in report["alerts"])
     out.append(f"status: {report['status']}")
     return "\n".join(out)
@@ -96,6 +105,16 @@ def _run(args: argparse.Namespace) -> int:
     except server.STARTUP_ERRORS as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    outcomes = None
+    if args.outcomes:
+        try:
+            outcomes = read_outcomes(args.outcomes)
+        except OSError as exc:
+            print(f"error: cannot read {args.outcomes}: {exc.strerror}", file=sys.stderr)
+            return 2
+        except ValueError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
     version = metadata["model_version"]
     kept: list[Decision] = []
     other = 0
@@ -117,7 +136,33 @@ def _run(args: argparse.Namespace) -> int:
     thresholds = monitoring.Thresholds(
         **{k: v for k, v in vars(args).items() if k in _THRESHOLDS and v is not None}
     )
-    report = monitoring.monitor(metadata, *_arrays(kept), thresholds)
+    arrays = _arrays(kept)
+    report = monitoring.monitor(metadata, *arrays, thresholds)
+    if outcomes is not None:
+        try:
+            joined = join(kept, outcomes)
+        except ValueError as exc:
+            print(f"error: {args.outcomes}: {exc}", file=sys.stderr)
+            return 2
+        if not joined.rows:
+            print(f"error: no outcome in {args.outcomes} matches a decision of model {version}",
+                  file=sys.stderr)  # fmt: skip
+            return 2
+        if joined.unmatched:
+            print(f"{joined.unmatched} outcome(s) in {args.outcomes} match no decision of model "
+                  f"{version} (skipped)", file=sys.stderr)  # fmt: skip
+        metrics = json.loads((Path(args.model_dir) / artifacts.METRICS_FILE).read_text())
+        np: Any = importlib.import_module("numpy")
+        figures, alerts = monitoring.outcome_figures(
+            arrays[1][joined.rows],
+            np.asarray(joined.outcomes, dtype=np.int64),
+            joined.months,
+            reference_auc=metrics.get("roc_auc"),
+            thresholds=thresholds,
+        )
+        report["outcomes"] = figures
+        report["alerts"] += alerts
+        report["status"] = monitoring.status(report["alerts"])
     times = sorted(d.time for d in kept)
     report = {
         "model_version": version,
@@ -186,6 +231,13 @@ def metric_data(report: dict[str, Any], endpoint_name: str) -> list[dict[str, An
     for f in report["features"]:
         data.append(datum("FeaturePSI", f["psi"], feature=f["feature"]))
         data.append(datum("OutOfRangeShare", f["out_of_range_share"], feature=f["feature"]))
+    months = (report.get("outcomes") or {}).get("months") or []
+    if months:  # the latest month of decisions with outcomes
+        latest = months[-1]
+        data.append(datum("RealisedDefaultRate", latest["default_rate"]))
+        data.append(datum("PredictedDefaultRate", latest["mean_predicted"]))
+        if latest["auc"] is not None:
+            data.append(datum("RealisedAUC", latest["auc"]))
     return data
 
 
@@ -218,6 +270,10 @@ _THRESHOLDS = {
     "psi_act": "PSI at or above it: act",
     "out_of_range_watch": "share of applicants outside a feature's training range: watch",
     "ndcg_watch": "attribution NDCG below it: watch",
+    "auc_drop_watch": "--outcomes: a month's realised AUC this far below training's held-out "
+    "AUC: watch",
+    "calibration_p_watch": "--outcomes: a month's defaults against its mean predicted rate, "
+    "exact binomial p below it: watch",
 }
 
 
@@ -233,6 +289,13 @@ def register(sub: Any) -> None:
         "--since",
         type=_since,
         help="only decisions at or after this ISO 8601 date/time, UTC unless given (default: all)",
+    )
+    p.add_argument(
+        "--outcomes",
+        metavar="FILE",
+        help=f"observed outcomes, a CSV with request_id, index (an applicant's position in its "
+        f"request) and {TARGET} (0 or 1): realised AUC, KS, default rate and calibration by "
+        "month of decision (default: none)",
     )
     p.add_argument("--json", metavar="FILE", help="also write the report as JSON (default: none)")
     p.add_argument(

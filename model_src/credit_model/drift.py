@@ -15,6 +15,8 @@ PSI_BANDS: Final = ((0.1, "stable"), (0.25, "moderate shift"), (math.inf, "major
 #: a client writing 10 significant digits (pandas' to_json) moves a value by 5e-10 of itself at
 #: most, float32 by 6e-8; any move worth an alert is orders of magnitude larger.
 RANGE_TOLERANCE: Final = 1e-7
+#: Significance level of calibration tests (the validation report's and monitor's outcomes).
+CALIBRATION_ALPHA: Final = 0.05
 
 
 @dataclass(frozen=True)
@@ -27,3 +29,7 @@ class Thresholds:
     out_of_range_watch: float = 0.01
     #: SageMaker Clarify's default alert for attribution drift.
     ndcg_watch: float = 0.9
+    #: Outcomes: a month's realised AUC this far below the held-out AUC of training.
+    auc_drop_watch: float = 0.05
+    #: Outcomes: a month's defaults against its mean predicted rate, exact binomial p below it.
+    calibration_p_watch: float = CALIBRATION_ALPHA

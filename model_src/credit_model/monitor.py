@@ -195,7 +195,6 @@ def monitor(
 
     threshold = float(extra["high_risk_threshold"])
     high = [r for p, r in zip(probability.tolist(), reason_features, strict=True) if p >= threshold]
-    levels = [a["level"] for a in alerts]
     return {
         "baseline_version": extra["version"],
         "applicants": len(X),
@@ -237,8 +236,74 @@ def monitor(
             ],
         },
         "alerts": alerts,
-        "status": "act" if "act" in levels else "watch" if levels else "ok",
+        "status": status(alerts),
     }
+
+
+def status(alerts: list[dict[str, Any]]) -> str:
+    """The report's status: its most severe alert's level, ``ok`` without alerts."""
+    levels = [a["level"] for a in alerts]
+    return "act" if "act" in levels else "watch" if levels else "ok"
+
+
+def auc(y: npt.NDArray[np.int64], p: FloatArray) -> float | None:
+    """ROC AUC as the Mann-Whitney statistic (average ranks for ties); None with one class."""
+    positives = int(y.sum())
+    if not 0 < positives < len(y):
+        return None
+    _, inverse, counts = np.unique(p, return_inverse=True, return_counts=True)
+    first = np.cumsum(counts) - counts  # ranks 1..n, ties sharing their average
+    ranks = (first + (counts + 1) / 2)[inverse]
+    u = ranks[y == 1].sum() - positives * (positives + 1) / 2
+    return float(u / (positives * (len(y) - positives)))
+
+
+def binomial_p(defaults: int, n: int, rate: float) -> float:
+    """Exact two-sided binomial p of ``defaults`` among ``n`` at ``rate``."""
+    from scipy.stats import binomtest
+
+    return float(binomtest(defaults, n, min(max(rate, 0.0), 1.0)).pvalue)
+
+
+def outcome_figures(
+    probability: FloatArray,
+    outcome: npt.NDArray[np.int64],
+    months: list[str],
+    *,
+    reference_auc: float | None,
+    thresholds: Thresholds | None = None,
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """Realised performance by month of decision, and its alerts: AUC, KS, default rate against
+    the mean predicted, the exact binomial p of that gap, Brier score."""
+    from .report.metrics import ks_statistic
+
+    t = thresholds or Thresholds()
+    rows, alerts = [], []
+    for month in sorted(set(months)):
+        m = np.array([x == month for x in months])
+        y, p = outcome[m], probability[m]
+        realised = auc(y, p)
+        defaults = int(y.sum())
+        p_value = binomial_p(defaults, len(y), float(p.mean()))
+        rows.append(
+            {
+                "month": month,
+                "applicants": len(y),
+                "defaults": defaults,
+                "default_rate": defaults / len(y),
+                "mean_predicted": float(p.mean()),
+                "binomial_p": p_value,
+                "brier": float(np.mean((p - y) ** 2)),
+                "auc": realised,
+                "ks": ks_statistic(y, p)[0] if realised is not None else None,
+            }
+        )
+        if realised is not None and reference_auc is not None:
+            if realised < reference_auc - t.auc_drop_watch:
+                alerts.append(_alert("realised_auc", None, realised, t, "watch", month))
+        if p_value < t.calibration_p_watch:
+            alerts.append(_alert("calibration", None, p_value, t, "watch", month))
+    return {"reference_auc": reference_auc, "joined": len(outcome), "months": rows}, alerts
 
 
 _FIGURES: Final = {
@@ -246,21 +311,34 @@ _FIGURES: Final = {
     "score_psi": ("score PSI", "psi_watch", "psi_act"),
     "out_of_range": ("share outside the training range", "out_of_range_watch", None),
     "attribution_ndcg": ("attribution NDCG", "ndcg_watch", None),
+    "realised_auc": ("realised AUC", "auc_drop_watch", None),
+    "calibration": ("binomial p of defaults against predicted", "calibration_p_watch", None),
 }
+#: Alerts of figures that are bad when low.
+_LOW: Final = frozenset({"attribution_ndcg", "realised_auc", "calibration"})
 
 
 def _alert(
-    kind: str, feature: str | None, figure: float, t: Thresholds, level: str
+    kind: str,
+    feature: str | None,
+    figure: float,
+    t: Thresholds,
+    level: str,
+    month: str | None = None,
 ) -> dict[str, Any]:
     label, watch, act = _FIGURES[kind]
     threshold = getattr(t, act if level == "act" and act else watch)
-    side = "below" if kind == "attribution_ndcg" else "at or above"
-    subject = f"{feature}: " if feature else ""
-    return {
+    side = "below" if kind in _LOW else "at or above"
+    subject = "".join(f"{s}: " for s in (month, feature) if s)
+    line = f"{subject}{label} {figure:.4f} {side} {level} threshold {threshold:g}"
+    if kind == "realised_auc":
+        line = f"{subject}{label} {figure:.4f} more than {threshold:g} below training's"
+    alert = {
         "kind": kind,
         "feature": feature,
         "figure": figure,
         "threshold": threshold,
         "level": level,
-        "message": f"{subject}{label} {figure:.4f} {side} {level} threshold {threshold:g}",
+        "message": line,
     }
+    return alert | ({"month": month} if month else {})

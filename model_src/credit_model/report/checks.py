@@ -11,10 +11,11 @@ from typing import Any, Final
 
 import numpy as np
 
+from ..drift import CALIBRATION_ALPHA
 from .metrics import GROUPS, _groups, ks_statistic
 
 #: Significance level of the calibration tests.
-ALPHA: Final = 0.05
+ALPHA: Final = CALIBRATION_ALPHA
 #: The four-fifths rule: a group's approval rate under this share of the most favoured group's.
 ADVERSE_IMPACT_RATIO: Final = 0.8
 #: Bootstrap resamples (seeded) and the confidence of the intervals.

@@ -40,6 +40,29 @@ def _paired(axes: Any, labels: list[str], then: list[float], now: list[float]) -
     axes.tick_params(axis="y", labelsize=7)
 
 
+def _outcomes(report: dict[str, Any]) -> str:
+    """Realised figures by month of decision (``--outcomes``), or nothing."""
+    figures = report.get("outcomes")
+    if not figures:
+        return ""
+    reference = figures["reference_auc"]
+    return (
+        "<h2>Outcomes</h2><p>Observed outcomes joined to the recorded decisions"
+        + (f"; training's held-out AUC {reference:.4f}" if reference is not None else "")
+        + ".</p>"
+        + _table(
+            ["month", "applicants", "defaults", "default rate", "mean predicted", "binomial p",
+             "AUC", "KS", "Brier"],
+            [
+                [_esc(m["month"]), f"{m['applicants']:,}", f"{m['defaults']:,}",
+                 _pct(m["default_rate"]), _pct(m["mean_predicted"]), _fmt(m["binomial_p"]),
+                 _fmt(m["auc"]), _fmt(m["ks"]), _fmt(m["brier"])]
+                for m in figures["months"]
+            ],
+        )
+    )  # fmt: skip
+
+
 def render(report: dict[str, Any]) -> str:
     """The whole page for ``report`` (the dict ``credit-explainer monitor --json`` writes)."""
     figure, _ = _matplotlib()
@@ -139,11 +162,12 @@ to {_esc(window.get("last"))}; capture {_esc(report.get("capture"))}</p>
 {_card(str(reasons["high_risk_applicants"]), "high-risk applicants")}</div>
 <h2>Alerts</h2>
 {f"<ul>{alerts}</ul>" if alerts else "<p>None.</p>"}
+{_outcomes(report)}
 <h2>Population stability</h2>
 {_img(figure, psi_bars, (8, 4.4), "PSI per feature and of the score")}
 {table}
 <h2>Distributions: training against now</h2>
-<p>Share of applicants in each training decile bin (missing values excluded).</p>
+<p>Share of applicants in each training bin (missing values excluded).</p>
 {_img(figure, distributions, (11, 12), "distributions, training against now")}
 <h2>Attribution drift</h2>
 <p>How much each feature moves the probability on average, at training and now; ranks in
@@ -159,7 +183,7 @@ the training applicants): {reasons["high_risk_applicants"]} now.</p>
 <li>A share outside the training range at or above {t["out_of_range_watch"]:g} is flagged: the
 model has never seen such values.</li>
 <li>Attribution NDCG below {t["ndcg_watch"]:g} (SageMaker Clarify's default) is flagged.</li>
-<li>A few hundred applicants or more make PSI meaningful: with ten bins, applicants drawn
-exactly like the training data give about 9 / n.</li></ul>
+<li>A few hundred applicants or more make PSI meaningful: with k bins, applicants drawn
+exactly like the training data give about (k - 1) / n.</li></ul>
 </main></body></html>
 """

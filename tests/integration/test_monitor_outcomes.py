@@ -1,0 +1,127 @@
+"""Issue 30, outcomes: joined to the decisions recorded through the local stack, realised figures
+equal scikit-learn's and scipy's on the same rows; by month; errors name the file and line."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from credit_explainer.cli import main
+from credit_explainer.monitor import metric_data
+from credit_model import monitor
+from credit_model.synth import generate
+from credit_schema import FEATURES, TARGET
+from scipy.stats import binomtest, ks_2samp
+from sklearn.metrics import roc_auc_score
+from test_monitor import score_into
+
+BATCH = 100  # score_into sends requests of 100 applicants
+
+
+def write_outcomes(path: Path, rows: list[dict[str, Any]], header: list[str]) -> Path:
+    with path.open("w", newline="") as f:
+        writer = csv.DictWriter(f, header)
+        writer.writeheader()
+        writer.writerows(rows)
+    return path
+
+
+def test_outcomes_joined_to_recorded_decisions_give_sklearn_s_figures(
+    synthetic_model_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    frame = generate(600, seed=95)
+    people = frame[list(FEATURES)].astype(object).where(frame[list(FEATURES)].notna(), None)
+    capture = tmp_path / "capture"
+    scores = score_into(synthetic_model_dir, capture, people.to_dict(orient="records"))
+    observed = frame[TARGET].to_numpy()
+    known = [i for i in range(600) if i % 3]  # a third of the outcomes have not arrived
+    outcomes = write_outcomes(
+        tmp_path / "outcomes.csv",
+        [{"request_id": scores[i].request_id, "index": i % BATCH, TARGET: observed[i]}
+         for i in known]
+        + [{"request_id": "not-a-recorded-request", "index": 0, TARGET: 1}],
+        ["request_id", "index", TARGET],
+    )  # fmt: skip
+    capsys.readouterr()
+    report_file = tmp_path / "r.json"
+    argv = ["monitor", "--model-dir", str(synthetic_model_dir), "--capture", str(capture),
+            "--outcomes", str(outcomes), "--json", str(report_file)]  # fmt: skip
+    code = main(argv)
+    captured = capsys.readouterr()
+    assert "1 outcome(s) in " in captured.err and "match no decision" in captured.err
+    report = json.loads(report_file.read_text())
+    (month,) = report["outcomes"]["months"]
+    p = np.array([scores[i].probability for i in known])
+    y = observed[known]
+    assert month["applicants"] == len(known) and month["defaults"] == y.sum()
+    assert month["auc"] == pytest.approx(roc_auc_score(y, p), abs=1e-12)
+    assert month["ks"] == pytest.approx(ks_2samp(p[y == 1], p[y == 0]).statistic, abs=1e-12)
+    assert month["mean_predicted"] == pytest.approx(p.mean())
+    assert month["binomial_p"] == pytest.approx(binomtest(int(y.sum()), len(y), p.mean()).pvalue)
+    assert f"outcomes {month['month']}: {len(known)} applicant(s)" in captured.out
+    assert code == (1 if report["alerts"] else 0)
+    datums = {d["MetricName"]: d["Value"] for d in metric_data(report, "prod")}
+    assert datums["RealisedAUC"] == month["auc"]
+    assert datums["RealisedDefaultRate"] == pytest.approx(y.mean())
+    page = tmp_path / "monitor.html"
+    main([*argv, "--html", str(page)])
+    assert (
+        "<h2>Outcomes</h2>" in page.read_text() and f"<td>{month['month']}</td>" in page.read_text()
+    )
+    # A month whose realised AUC is far below training's is a watch alert (exit 1).
+    assert main([*argv, "--auc-drop-watch", "-1"]) == 1
+    assert "realised AUC" in capsys.readouterr().out
+
+
+def test_realised_figures_by_month_and_their_alerts() -> None:
+    rng = np.random.default_rng(4)
+    p = rng.beta(1, 10, 3000)
+    y = (rng.random(3000) < p).astype(np.int64)
+    months = ["2027-01"] * 1000 + ["2027-02"] * 1000 + ["2027-03"] * 1000
+    y[2000:] = (rng.random(1000) < 0.3).astype(np.int64)  # March: defaults no longer follow p
+    reference = roc_auc_score(y[:2000], p[:2000])  # as the held-out AUC of training would be
+    figures, alerts = monitor.outcome_figures(p, y, months, reference_auc=reference)
+    by = {m["month"]: m for m in figures["months"]}
+    for month, rows in (("2027-01", slice(0, 1000)), ("2027-03", slice(2000, 3000))):
+        assert by[month]["auc"] == pytest.approx(roc_auc_score(y[rows], p[rows]), abs=1e-12)
+    assert {(a["kind"], a["month"]) for a in alerts} >= {
+        ("realised_auc", "2027-03"),
+        ("calibration", "2027-03"),
+    }
+    assert not any(a["month"] in ("2027-01", "2027-02") for a in alerts)
+    assert monitor.status(alerts) == "watch"
+    ties = np.array([0.1, 0.1, 0.2, 0.2, 0.3])
+    assert monitor.auc(np.array([0, 1, 0, 1, 1]), ties) == roc_auc_score([0, 1, 0, 1, 1], ties)
+    assert monitor.auc(np.zeros(3, dtype=np.int64), ties[:3]) is None
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ("request_id,index\nr,0\n", f"no column {TARGET}"),
+        (f"request_id,index,{TARGET}\nr,0,2\n", f"line 2: {TARGET} must be 0 or 1"),
+        (f"request_id,index,{TARGET}\nr,0,1\nr,0,0\n", "line 3: a second outcome for request r"),
+        (f"request_id,index,{TARGET}\nr,x,1\n", "line 2: index must be a whole number"),
+    ],
+)
+def test_a_bad_outcomes_file_is_one_error_line(
+    synthetic_model_dir: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    content: str,
+    message: str,
+) -> None:
+    capture = tmp_path / "capture"
+    score_into(synthetic_model_dir, capture, [dict.fromkeys(FEATURES, 1) | {"age": 40}] * 2)
+    bad = tmp_path / "outcomes.csv"
+    bad.write_text(content)
+    capsys.readouterr()
+    argv = ["monitor", "--model-dir", str(synthetic_model_dir), "--capture", str(capture),
+            "--outcomes", str(bad)]  # fmt: skip
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and message in err and err.count("\n") == 1
