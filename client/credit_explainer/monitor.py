@@ -74,6 +74,18 @@ def _summary(report: dict[str, Any]) -> str:
     score, attribution = report["score"], report["attribution"]
     out.append(f"score PSI {score['psi']:.4f} ({score['level']}), mean {score['mean']:.4f}")
     out.append(f"attribution NDCG {attribution['ndcg']:.4f} ({attribution['level']})")
+    for m in (report.get("estimated") or {}).get("months", []):
+        auc = (
+            "-"
+            if m["auc"] is None
+            else "{:.4f} ({:.4f}-{:.4f})".format(m["auc"], *m["auc_interval"])
+        )
+        out.append(
+            f"estimated {m['month']}: {m['applicants']} applicant(s), default rate "
+            "{:.4f} ({:.4f}-{:.4f}), AUC {}".format(
+                m["default_rate"], *m["default_rate_interval"], auc
+            )
+        )
     for m in (report.get("outcomes") or {}).get("months", []):
         auc = "-" if m["auc"] is None else f"{m['auc']:.4f}"
         ks = "-" if m["ks"] is None else f"{m['ks']:.4f}"
@@ -138,6 +150,10 @@ def _run(args: argparse.Namespace) -> int:
     )
     arrays = _arrays(kept)
     report = monitoring.monitor(metadata, *arrays, thresholds)
+    calibration = metadata["baseline"]["monitoring"].get("calibration")
+    if calibration:  # models trained before estimated performance have none
+        months = [d.time[:7] for d in kept for _ in d.applicants]
+        report["estimated"] = monitoring.estimated_figures(arrays[1], months, calibration)
     if outcomes is not None:
         try:
             joined = join(kept, outcomes)

@@ -200,11 +200,15 @@ def holdout_split(X: np.ndarray, y: np.ndarray, test_size: float, random_state: 
 
 
 def training_baseline(
-    pipeline: Any, X: np.ndarray, binnings: dict[str, stability.Binning]
+    pipeline: Any,
+    X: np.ndarray,
+    binnings: dict[str, stability.Binning],
+    reference: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> dict[str, Any]:
     """Bins of every feature (by its kind) and of the score on the training rows, for PSI later,
     and what monitoring compares with (ranges, high-risk threshold, attributions and reasons of a
-    seeded sample of rows)."""
+    seeded sample of rows; with ``reference``, the held-out rows, the calibration of estimated
+    performance)."""
     from .explainer import fast_explainer_for
 
     sample = X
@@ -213,14 +217,18 @@ def training_baseline(
         sample = X[np.sort(rows)]
     probability, shap_values = fast_explainer_for(pipeline).explain(sample)
     score = pipeline.predict_proba(X)[:, 1]
+    extra = monitor.attribution_baseline(
+        X, sample, probability, shap_values, training_score=score, binnings=binnings
+    )
+    if reference is not None and len(np.unique(reference[1])) == 2:
+        held_out = pipeline.predict_proba(reference[0])[:, 1]
+        extra["calibration"] = monitor.calibration_map(held_out, reference[1])
     return {
         "features": {
             name: stability.baseline(X[:, j], binnings[name]) for j, name in enumerate(FEATURES)
         },
         "score": stability.baseline(score),
-        "monitoring": monitor.attribution_baseline(
-            X, sample, probability, shap_values, training_score=score, binnings=binnings
-        ),
+        "monitoring": extra,
     }
 
 
@@ -295,6 +303,7 @@ def train(
                     f: stability.Binning("integer" if f in COUNT_FEATURES else "number")
                     for f in FEATURES
                 },
+                reference=(X_test, y_test),
             ),
             "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         },

@@ -63,6 +63,8 @@ def test_outcomes_joined_to_recorded_decisions_give_sklearn_s_figures(
     assert month["mean_predicted"] == pytest.approx(p.mean())
     assert month["binomial_p"] == pytest.approx(binomtest(int(y.sum()), len(y), p.mean()).pvalue)
     assert f"outcomes {month['month']}: {len(known)} applicant(s)" in captured.out
+    (estimate,) = report["estimated"]["months"]  # every recorded applicant, outcome or not
+    assert estimate["applicants"] == 600 and f"estimated {month['month']}: 600" in captured.out
     assert code == (1 if report["alerts"] else 0)
     datums = {d["MetricName"]: d["Value"] for d in metric_data(report, "prod")}
     assert datums["RealisedAUC"] == month["auc"]
@@ -125,3 +127,41 @@ def test_a_bad_outcomes_file_is_one_error_line(
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: ") and message in err and err.count("\n") == 1
+
+
+def test_estimated_auc_is_the_expected_roc_of_calibrated_scores() -> None:
+    rng = np.random.default_rng(6)
+    s = np.round(rng.random(400), 2)  # ties
+    e = rng.random(400)
+    pairs = e[:, None] * (1 - e[None, :])
+    above = (s[:, None] > s[None, :]) + 0.5 * (s[:, None] == s[None, :])
+    assert monitor.estimated_auc(s, e) == pytest.approx(
+        (pairs * above).sum() / (e.sum() * (1 - e).sum()), rel=1e-12
+    )
+
+
+def test_estimated_performance_on_unshifted_data_covers_the_realised(
+    synthetic_model_dir: Path,
+) -> None:
+    from credit_model import artifacts
+    from credit_model.explain import build_explainer
+
+    model = artifacts.load(synthetic_model_dir)
+    calibration = model.metadata["baseline"]["monitoring"]["calibration"]
+    frame = generate(4000, seed=94)  # drawn like the training data, never seen by the model
+    p = build_explainer(model.pipeline).explain(frame[list(FEATURES)].to_numpy(float))[0]
+    y = frame[TARGET].to_numpy()
+    months = ["2027-01"] * 2000 + ["2027-02"] * 2000
+    estimated = monitor.estimated_figures(p, months, calibration)["months"]
+    for m, rows in zip(estimated, (slice(0, 2000), slice(2000, 4000)), strict=True):
+        low, high = m["auc_interval"]
+        assert low <= roc_auc_score(y[rows], p[rows]) <= high, m
+        low, high = m["default_rate_interval"]
+        assert low <= y[rows].mean() <= high, m
+    # Two more late payments for everyone who had one: the estimated default rate rises.
+    shifted = frame[list(FEATURES)].copy()
+    for name in ("NumberOfTimes90DaysLate", "NumberOfTime60-89DaysPastDueNotWorse"):
+        shifted[name] = np.where(shifted[name] >= 1, shifted[name] + 2, shifted[name])
+    q = build_explainer(model.pipeline).explain(shifted.to_numpy(float))[0]
+    moved = monitor.estimated_figures(q, ["2027-03"] * 4000, calibration)["months"][0]
+    assert moved["default_rate"] > max(m["default_rate_interval"][1] for m in estimated)

@@ -40,6 +40,40 @@ def _paired(axes: Any, labels: list[str], then: list[float], now: list[float]) -
     axes.tick_params(axis="y", labelsize=7)
 
 
+def _estimated(report: dict[str, Any]) -> str:
+    """Estimated performance by month, beside the realised figures where outcomes exist."""
+    estimated = report.get("estimated")
+    if not estimated:
+        return ""
+    realised = {m["month"]: m for m in (report.get("outcomes") or {}).get("months", [])}
+
+    def interval(value: float | None, bounds: list[float] | None, pct: bool) -> str:
+        if value is None or bounds is None:
+            return "&ndash;"
+        show = _pct if pct else _fmt
+        return f"{show(value)} ({show(bounds[0])}&ndash;{show(bounds[1])})"
+
+    rows = []
+    for m in estimated["months"]:
+        r = realised.get(m["month"], {})
+        rows.append(
+            [_esc(m["month"]), f"{m['applicants']:,}",
+             interval(m["default_rate"], m["default_rate_interval"], True),
+             _pct(r.get("default_rate")), interval(m["auc"], m["auc_interval"], False),
+             _fmt(r.get("auc"))]
+        )  # fmt: skip
+    return (
+        f"<h2>Estimated performance</h2><p>Before outcomes arrive: {_esc(estimated['method'])}; "
+        "95% intervals of the sampling error. A realised figure outside its interval is a "
+        "change the scores alone do not explain.</p>"
+        + _table(
+            ["month", "applicants", "estimated default rate", "realised", "estimated AUC",
+             "realised"],
+            rows,
+        )
+    )  # fmt: skip
+
+
 def _outcomes(report: dict[str, Any]) -> str:
     """Realised figures by month of decision (``--outcomes``), or nothing."""
     figures = report.get("outcomes")
@@ -162,6 +196,7 @@ to {_esc(window.get("last"))}; capture {_esc(report.get("capture"))}</p>
 {_card(str(reasons["high_risk_applicants"]), "high-risk applicants")}</div>
 <h2>Alerts</h2>
 {f"<ul>{alerts}</ul>" if alerts else "<p>None.</p>"}
+{_estimated(report)}
 {_outcomes(report)}
 <h2>Population stability</h2>
 {_img(figure, psi_bars, (8, 4.4), "PSI per feature and of the score")}
