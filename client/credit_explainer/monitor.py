@@ -40,6 +40,20 @@ def _since(text: str) -> datetime:
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
+#: ``--window``: the period of a decision's ISO 8601 time (UTC, as recorded).
+WINDOWS = ("day", "week", "month")
+
+
+def period_of(time: str, window: str) -> str:
+    """``2026-12-06`` (day), ``2026-W49`` (ISO week) or ``2026-12`` (month) of ``time``."""
+    if window == "day":
+        return time[:10]
+    if window == "month":
+        return time[:7]
+    year, week, _ = datetime.fromisoformat(time.replace("Z", "+00:00")).isocalendar()
+    return f"{year}-W{week:02d}"
+
+
 def _arrays(decisions: list[Decision]) -> tuple[Any, Any, Any, list[list[str]]]:
     """Inputs (NaN: missing), probabilities, SHAP values (FEATURES order), reasons' features."""
     np: Any = importlib.import_module("numpy")
@@ -74,23 +88,23 @@ def _summary(report: dict[str, Any]) -> str:
     score, attribution = report["score"], report["attribution"]
     out.append(f"score PSI {score['psi']:.4f} ({score['level']}), mean {score['mean']:.4f}")
     out.append(f"attribution NDCG {attribution['ndcg']:.4f} ({attribution['level']})")
-    for m in (report.get("estimated") or {}).get("months", []):
+    for m in (report.get("estimated") or {}).get("periods", []):
         auc = (
             "-"
             if m["auc"] is None
             else "{:.4f} ({:.4f}-{:.4f})".format(m["auc"], *m["auc_interval"])
         )
         out.append(
-            f"estimated {m['month']}: {m['applicants']} applicant(s), default rate "
+            f"estimated {m['period']}: {m['applicants']} applicant(s), default rate "
             "{:.4f} ({:.4f}-{:.4f}), AUC {}".format(
                 m["default_rate"], *m["default_rate_interval"], auc
             )
         )
-    for m in (report.get("outcomes") or {}).get("months", []):
+    for m in (report.get("outcomes") or {}).get("periods", []):
         auc = "-" if m["auc"] is None else f"{m['auc']:.4f}"
         ks = "-" if m["ks"] is None else f"{m['ks']:.4f}"
         out.append(
-            f"outcomes {m['month']}: {m['applicants']} applicant(s), default rate "
+            f"outcomes {m['period']}: {m['applicants']} applicant(s), default rate "
             f"{m['default_rate']:.4f} (predicted {m['mean_predicted']:.4f}, binomial p "
             f"{m['binomial_p']:.4f}), AUC {auc}, KS {ks}"
         )
@@ -150,13 +164,23 @@ def _run(args: argparse.Namespace) -> int:
     )
     arrays = _arrays(kept)
     report = monitoring.monitor(metadata, *arrays, thresholds)
+    window = args.window or "month"  # outcomes and estimates: by month unless --window
+
+    def period(time: str) -> str:
+        return period_of(time, window)
+
+    periods = [period(d.time) for d in kept for _ in d.applicants]
+    if args.window:
+        report["trend"] = {
+            "window": window,
+            "periods": monitoring.trend(metadata, arrays[0], arrays[1], periods),
+        }
     calibration = metadata["baseline"]["monitoring"].get("calibration")
     if calibration:  # models trained before estimated performance have none
-        months = [d.time[:7] for d in kept for _ in d.applicants]
-        report["estimated"] = monitoring.estimated_figures(arrays[1], months, calibration)
+        report["estimated"] = monitoring.estimated_figures(arrays[1], periods, calibration)
     if outcomes is not None:
         try:
-            joined = join(kept, outcomes)
+            joined = join(kept, outcomes, period)
         except ValueError as exc:
             print(f"error: {args.outcomes}: {exc}", file=sys.stderr)
             return 2
@@ -172,7 +196,7 @@ def _run(args: argparse.Namespace) -> int:
         figures, alerts = monitoring.outcome_figures(
             arrays[1][joined.rows],
             np.asarray(joined.outcomes, dtype=np.int64),
-            joined.months,
+            joined.periods,
             reference_auc=metrics.get("roc_auc"),
             thresholds=thresholds,
         )
@@ -247,9 +271,9 @@ def metric_data(report: dict[str, Any], endpoint_name: str) -> list[dict[str, An
     for f in report["features"]:
         data.append(datum("FeaturePSI", f["psi"], feature=f["feature"]))
         data.append(datum("OutOfRangeShare", f["out_of_range_share"], feature=f["feature"]))
-    months = (report.get("outcomes") or {}).get("months") or []
-    if months:  # the latest month of decisions with outcomes
-        latest = months[-1]
+    periods = (report.get("outcomes") or {}).get("periods") or []
+    if periods:  # the latest period of decisions with outcomes
+        latest = periods[-1]
         data.append(datum("RealisedDefaultRate", latest["default_rate"]))
         data.append(datum("PredictedDefaultRate", latest["mean_predicted"]))
         if latest["auc"] is not None:
@@ -286,9 +310,9 @@ _THRESHOLDS = {
     "psi_act": "PSI at or above it: act",
     "out_of_range_watch": "share of applicants outside a feature's training range: watch",
     "ndcg_watch": "attribution NDCG below it: watch",
-    "auc_drop_watch": "--outcomes: a month's realised AUC this far below training's held-out "
+    "auc_drop_watch": "--outcomes: a period's realised AUC this far below training's held-out "
     "AUC: watch",
-    "calibration_p_watch": "--outcomes: a month's defaults against its mean predicted rate, "
+    "calibration_p_watch": "--outcomes: a period's defaults against its mean predicted rate, "
     "exact binomial p below it: watch",
 }
 
@@ -311,7 +335,14 @@ def register(sub: Any) -> None:
         metavar="FILE",
         help=f"observed outcomes, a CSV with request_id, index (an applicant's position in its "
         f"request) and {TARGET} (0 or 1): realised AUC, KS, default rate and calibration by "
-        "month of decision (default: none)",
+        "period of decision (default: none)",
+    )
+    p.add_argument(
+        "--window",
+        choices=WINDOWS,
+        help="trends: PSI, score, estimated and realised performance per day, ISO week or month "
+        "of decision, as rows in the JSON and plots in the HTML (default: none; outcomes and "
+        "estimates by month)",
     )
     p.add_argument("--json", metavar="FILE", help="also write the report as JSON (default: none)")
     p.add_argument(

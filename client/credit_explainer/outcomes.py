@@ -7,7 +7,7 @@ left out or empty for requests of one applicant) and the target column holding 0
 from __future__ import annotations
 
 import csv
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -31,11 +31,11 @@ class _Recorded(Protocol):
 
 @dataclass
 class Joined:
-    """Positions (in the decisions' applicant order) with an outcome, the outcomes, the months."""
+    """Positions (in the decisions' applicant order) with an outcome, the outcomes, the periods."""
 
     rows: list[int]
     outcomes: list[int]
-    months: list[str]
+    periods: list[str]
     unmatched: int
 
 
@@ -67,12 +67,16 @@ def read_outcomes(path: str | Path) -> dict[tuple[str, int | None], int]:
     return found
 
 
-def join(decisions: Iterable[_Recorded], outcomes: dict[tuple[str, int | None], int]) -> Joined:
-    """Each recorded applicant's outcome where the file has one; months are ``YYYY-MM`` of the
-    decision. A request of several applicants needs ``index``."""
+def join(
+    decisions: Iterable[_Recorded],
+    outcomes: dict[tuple[str, int | None], int],
+    period: Callable[[str], str],
+) -> Joined:
+    """Each recorded applicant's outcome where the file has one, and the period of its decision
+    (``period`` of the decision's time). A request of several applicants needs ``index``."""
     rows: list[int] = []
     observed: list[int] = []
-    months: list[str] = []
+    periods: list[str] = []
     used = 0
     position = 0
     for d in decisions:
@@ -86,7 +90,7 @@ def join(decisions: Iterable[_Recorded], outcomes: dict[tuple[str, int | None], 
             if key in outcomes:
                 rows.append(position)
                 observed.append(outcomes[key])
-                months.append(d.time[:7])
+                periods.append(period(d.time))
                 used += 1
             position += 1
-    return Joined(rows, observed, months, len(outcomes) - used)
+    return Joined(rows, observed, periods, len(outcomes) - used)

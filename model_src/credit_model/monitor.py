@@ -114,6 +114,38 @@ def ndcg(baseline: dict[str, float], current: dict[str, float]) -> float:
     return dcg / ideal if ideal > 0 else 1.0
 
 
+def _column(base: dict[str, Any], X: Any, j: int) -> Any:
+    """Feature ``j`` of ``X`` as its baseline bins it: values as given for a category, else floats."""
+    return X[:, j] if "categories" in base else np.asarray(X[:, j], dtype=np.float64)
+
+
+def trend(
+    metadata: dict[str, Any], X: Any, probability: FloatArray, periods: list[str]
+) -> list[dict[str, Any]]:
+    """Per period (in order): applicants, each feature's PSI and the largest, the score's PSI and
+    mean, against the training baseline."""
+    base = check_baseline(metadata)
+    keys = np.asarray(periods)
+    rows = []
+    for period in sorted(set(periods)):
+        m = keys == period
+        psi = {
+            name: stability.psi(base["features"][name], _column(base["features"][name], X[m], j))
+            for j, name in enumerate(FEATURES)
+        }
+        rows.append(
+            {
+                "period": period,
+                "applicants": int(m.sum()),
+                "score_psi": stability.psi(base["score"], probability[m]),
+                "mean_score": float(probability[m].mean()),
+                "max_feature_psi": max(psi.values()),
+                "feature_psi": psi,
+            }
+        )
+    return rows
+
+
 def outside_range(values: FloatArray, low: float, high: float) -> npt.NDArray[np.bool_]:
     """Which ``values`` lie outside [low, high] by more than :data:`RANGE_TOLERANCE` (NaN: no)."""
     return (values < low - RANGE_TOLERANCE * abs(low)) | (
@@ -150,7 +182,7 @@ def monitor(
     features = []
     for j, name in enumerate(FEATURES):
         b = base["features"][name]
-        column = X[:, j] if "categories" in b else np.asarray(X[:, j], dtype=np.float64)
+        column = _column(b, X, j)
         psi = stability.psi(b, column)
         current, missing = stability.shares(b, column)
         if "categories" in b:
@@ -268,26 +300,26 @@ def binomial_p(defaults: int, n: int, rate: float) -> float:
 def outcome_figures(
     probability: FloatArray,
     outcome: npt.NDArray[np.int64],
-    months: list[str],
+    periods: list[str],
     *,
     reference_auc: float | None,
     thresholds: Thresholds | None = None,
 ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    """Realised performance by month of decision, and its alerts: AUC, KS, default rate against
+    """Realised performance by period of decision, and its alerts: AUC, KS, default rate against
     the mean predicted, the exact binomial p of that gap, Brier score."""
     from .report.metrics import ks_statistic
 
     t = thresholds or Thresholds()
     rows, alerts = [], []
-    for month in sorted(set(months)):
-        m = np.array([x == month for x in months])
+    for period in sorted(set(periods)):
+        m = np.array([x == period for x in periods])
         y, p = outcome[m], probability[m]
         realised = auc(y, p)
         defaults = int(y.sum())
         p_value = binomial_p(defaults, len(y), float(p.mean()))
         rows.append(
             {
-                "month": month,
+                "period": period,
                 "applicants": len(y),
                 "defaults": defaults,
                 "default_rate": defaults / len(y),
@@ -300,10 +332,10 @@ def outcome_figures(
         )
         if realised is not None and reference_auc is not None:
             if realised < reference_auc - t.auc_drop_watch:
-                alerts.append(_alert("realised_auc", None, realised, t, "watch", month))
+                alerts.append(_alert("realised_auc", None, realised, t, "watch", period))
         if p_value < t.calibration_p_watch:
-            alerts.append(_alert("calibration", None, p_value, t, "watch", month))
-    return {"reference_auc": reference_auc, "joined": len(outcome), "months": rows}, alerts
+            alerts.append(_alert("calibration", None, p_value, t, "watch", period))
+    return {"reference_auc": reference_auc, "joined": len(outcome), "periods": rows}, alerts
 
 
 def calibration_map(score: FloatArray, outcome: npt.NDArray[np.int64]) -> dict[str, list[float]]:
@@ -339,19 +371,19 @@ def estimated_auc(score: FloatArray, expected: FloatArray) -> float:
 
 
 def estimated_figures(
-    probability: FloatArray, months: list[str], calibration: dict[str, list[float]]
+    probability: FloatArray, periods: list[str], calibration: dict[str, list[float]]
 ) -> dict[str, Any]:
-    """Performance before outcomes, by month: the default rate and AUC expected from the
+    """Performance before outcomes, by period: the default rate and AUC expected from the
     calibrated scores (CBPE), each with a 95% interval of its sampling error."""
     expected = np.interp(probability, calibration["score"], calibration["probability"])
     rows = []
-    for month in sorted(set(months)):
-        m = np.array([x == month for x in months])
+    for period in sorted(set(periods)):
+        m = np.array([x == period for x in periods])
         e, n = expected[m], int(m.sum())
         rate = float(e.mean())
         half = _Z95 * math.sqrt(rate * (1 - rate) / n)
         row: dict[str, Any] = {
-            "month": month,
+            "period": period,
             "applicants": n,
             "default_rate": rate,
             "default_rate_interval": [max(rate - half, 0.0), min(rate + half, 1.0)],
@@ -365,7 +397,7 @@ def estimated_figures(
             row["auc"] = auc_value
             row["auc_interval"] = [max(auc_value - half, 0.0), min(auc_value + half, 1.0)]
         rows.append(row)
-    return {"method": "CBPE (isotonic calibration on training's held-out split)", "months": rows}
+    return {"method": "CBPE (isotonic calibration on training's held-out split)", "periods": rows}
 
 
 _FIGURES: Final = {
@@ -386,12 +418,12 @@ def _alert(
     figure: float,
     t: Thresholds,
     level: str,
-    month: str | None = None,
+    period: str | None = None,
 ) -> dict[str, Any]:
     label, watch, act = _FIGURES[kind]
     threshold = getattr(t, act if level == "act" and act else watch)
     side = "below" if kind in _LOW else "at or above"
-    subject = "".join(f"{s}: " for s in (month, feature) if s)
+    subject = "".join(f"{s}: " for s in (period, feature) if s)
     line = f"{subject}{label} {figure:.4f} {side} {level} threshold {threshold:g}"
     if kind == "realised_auc":
         line = f"{subject}{label} {figure:.4f} more than {threshold:g} below training's"
@@ -403,4 +435,4 @@ def _alert(
         "level": level,
         "message": line,
     }
-    return alert | ({"month": month} if month else {})
+    return alert | ({"period": period} if period else {})

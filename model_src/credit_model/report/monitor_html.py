@@ -40,12 +40,66 @@ def _paired(axes: Any, labels: list[str], then: list[float], now: list[float]) -
     axes.tick_params(axis="y", labelsize=7)
 
 
+def _trend(report: dict[str, Any], figure: Any) -> str:
+    """``--window``: PSI, mean score, estimated and realised performance per period, as plots."""
+    trend = report.get("trend")
+    if not trend:
+        return ""
+    rows, t = trend["periods"], report["thresholds"]
+    labels = [r["period"] for r in rows]
+    x = np.arange(len(rows))
+    estimated = {r["period"]: r for r in (report.get("estimated") or {}).get("periods", [])}
+    realised = {r["period"]: r for r in (report.get("outcomes") or {}).get("periods", [])}
+
+    def performance(a: Any, key: str, interval: str, title: str) -> None:
+        est = [estimated.get(p, {}).get(key) for p in labels]
+        if any(v is not None for v in est):
+            bands = [estimated.get(p, {}).get(interval) or [np.nan, np.nan] for p in labels]
+            values = [np.nan if v is None else v for v in est]
+            a.plot(x, values, color=_BASELINE, marker="o", label="estimated")
+            a.fill_between(x, [b[0] for b in bands], [b[1] for b in bands], color=_BASELINE,
+                           alpha=0.3, label="95% interval")  # fmt: skip
+        real = [realised.get(p, {}).get(key) for p in labels]
+        if any(v is not None for v in real):
+            a.plot(x, [np.nan if v is None else v for v in real], color=_NOW, marker="s", ls="",
+                   label="realised")  # fmt: skip
+        a.set_title(title, fontsize=9)
+        a.legend(fontsize=7)
+
+    def draw(fig: Any) -> None:
+        psi, score, auc, rate = fig.subplots(2, 2).ravel()
+        psi.plot(x, [r["max_feature_psi"] for r in rows], color=_NOW, marker="o",
+                 label="largest feature PSI")  # fmt: skip
+        psi.plot(x, [r["score_psi"] for r in rows], color="#555", marker="^", label="score PSI")
+        for level in ("watch", "act"):
+            psi.axhline(t[f"psi_{level}"], color=_LEVEL_COLOURS[level], ls="--", lw=0.8)
+        psi.set_title("Population stability", fontsize=9)
+        psi.legend(fontsize=7)
+        score.plot(x, [r["mean_score"] for r in rows], color=_NOW, marker="o")
+        score.set_title("Mean score (probability of default)", fontsize=9)
+        performance(auc, "auc", "auc_interval", "AUC")
+        performance(rate, "default_rate", "default_rate_interval", "Default rate")
+        for a in (psi, score, auc, rate):
+            a.set_xticks(x, labels, fontsize=7)
+            a.tick_params(axis="y", labelsize=7)
+
+    return (
+        f"<h2>Trends by {_esc(trend['window'])}</h2>"
+        + _img(figure, draw, (11, 7), f"PSI, score and performance by {trend['window']}")
+        + _table(
+            ["period", "applicants", "largest feature PSI", "score PSI", "mean score"],
+            [[_esc(r["period"]), f"{r['applicants']:,}", _fmt(r["max_feature_psi"]),
+              _fmt(r["score_psi"]), _fmt(r["mean_score"])] for r in rows],
+        )
+    )  # fmt: skip
+
+
 def _estimated(report: dict[str, Any]) -> str:
-    """Estimated performance by month, beside the realised figures where outcomes exist."""
+    """Estimated performance by period, beside the realised figures where outcomes exist."""
     estimated = report.get("estimated")
     if not estimated:
         return ""
-    realised = {m["month"]: m for m in (report.get("outcomes") or {}).get("months", [])}
+    realised = {m["period"]: m for m in (report.get("outcomes") or {}).get("periods", [])}
 
     def interval(value: float | None, bounds: list[float] | None, pct: bool) -> str:
         if value is None or bounds is None:
@@ -54,10 +108,10 @@ def _estimated(report: dict[str, Any]) -> str:
         return f"{show(value)} ({show(bounds[0])}&ndash;{show(bounds[1])})"
 
     rows = []
-    for m in estimated["months"]:
-        r = realised.get(m["month"], {})
+    for m in estimated["periods"]:
+        r = realised.get(m["period"], {})
         rows.append(
-            [_esc(m["month"]), f"{m['applicants']:,}",
+            [_esc(m["period"]), f"{m['applicants']:,}",
              interval(m["default_rate"], m["default_rate_interval"], True),
              _pct(r.get("default_rate")), interval(m["auc"], m["auc_interval"], False),
              _fmt(r.get("auc"))]
@@ -67,7 +121,7 @@ def _estimated(report: dict[str, Any]) -> str:
         "95% intervals of the sampling error. A realised figure outside its interval is a "
         "change the scores alone do not explain.</p>"
         + _table(
-            ["month", "applicants", "estimated default rate", "realised", "estimated AUC",
+            ["period", "applicants", "estimated default rate", "realised", "estimated AUC",
              "realised"],
             rows,
         )
@@ -75,7 +129,7 @@ def _estimated(report: dict[str, Any]) -> str:
 
 
 def _outcomes(report: dict[str, Any]) -> str:
-    """Realised figures by month of decision (``--outcomes``), or nothing."""
+    """Realised figures by period of decision (``--outcomes``), or nothing."""
     figures = report.get("outcomes")
     if not figures:
         return ""
@@ -85,13 +139,13 @@ def _outcomes(report: dict[str, Any]) -> str:
         + (f"; training's held-out AUC {reference:.4f}" if reference is not None else "")
         + ".</p>"
         + _table(
-            ["month", "applicants", "defaults", "default rate", "mean predicted", "binomial p",
+            ["period", "applicants", "defaults", "default rate", "mean predicted", "binomial p",
              "AUC", "KS", "Brier"],
             [
-                [_esc(m["month"]), f"{m['applicants']:,}", f"{m['defaults']:,}",
+                [_esc(m["period"]), f"{m['applicants']:,}", f"{m['defaults']:,}",
                  _pct(m["default_rate"]), _pct(m["mean_predicted"]), _fmt(m["binomial_p"]),
                  _fmt(m["auc"]), _fmt(m["ks"]), _fmt(m["brier"])]
-                for m in figures["months"]
+                for m in figures["periods"]
             ],
         )
     )  # fmt: skip
@@ -196,6 +250,7 @@ to {_esc(window.get("last"))}; capture {_esc(report.get("capture"))}</p>
 {_card(str(reasons["high_risk_applicants"]), "high-risk applicants")}</div>
 <h2>Alerts</h2>
 {f"<ul>{alerts}</ul>" if alerts else "<p>None.</p>"}
+{_trend(report, figure)}
 {_estimated(report)}
 {_outcomes(report)}
 <h2>Population stability</h2>
