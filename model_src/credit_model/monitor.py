@@ -85,7 +85,7 @@ def _reason_shares(X: FloatArray, shap_values: FloatArray) -> dict[str, float]:
     """Per feature, the share of these applicants for whom it is a principal reason."""
     counts = dict.fromkeys(FEATURES, 0)
     for x, phi in zip(X.tolist(), shap_values.tolist(), strict=True):
-        values = [None if math.isnan(v) else v for v in x]
+        values = [None if stability.is_missing(v) else v for v in x]
         for r in DEFAULT_REGISTRY.principal_reasons(zip(FEATURES, values, phi, strict=True)):
             counts[str(r["feature"])] += 1
     return {f: c / len(X) if len(X) else 0.0 for f, c in counts.items()}

@@ -52,7 +52,7 @@ class Binning:
     categories: tuple[Any, ...] = ()
 
 
-def _is_missing(value: Any) -> bool:
+def is_missing(value: Any) -> bool:
     return value is None or (isinstance(value, float) and math.isnan(value))
 
 
@@ -78,7 +78,7 @@ def category_shares(values: Sequence[Any], categories: Sequence[Any]) -> tuple[l
     counts = [0] * (len(categories) + 1)
     missing = 0
     for v in values:
-        if _is_missing(v):
+        if is_missing(v):
             missing += 1
         else:
             counts[index.get(v, len(categories))] += 1
