@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from credit_model.drift import Thresholds
-from credit_schema import DEFAULT_ENDPOINT_NAME, FEATURES, TARGET, PayloadError
+from credit_schema import DEFAULT_ENDPOINT_NAME, FEATURES, PayloadError
 
 from .decisions import (
     CAPTURE_HELP,
@@ -134,7 +134,7 @@ def _run(args: argparse.Namespace) -> int:
     outcomes = None
     if args.outcomes:
         try:
-            outcomes = read_outcomes(args.outcomes)
+            outcomes = read_outcomes(args.outcomes, metadata["target"])
         except OSError as exc:
             print(f"error: cannot read {args.outcomes}: {exc.strerror}", file=sys.stderr)
             return 2
@@ -333,9 +333,9 @@ def register(sub: Any) -> None:
     p.add_argument(
         "--outcomes",
         metavar="FILE",
-        help=f"observed outcomes, a CSV with request_id, index (an applicant's position in its "
-        f"request) and {TARGET} (0 or 1): realised AUC, KS, default rate and calibration by "
-        "period of decision (default: none)",
+        help="observed outcomes, a CSV with request_id, index (an applicant's position in its "
+        "request) and the model's target column (0 or 1): realised AUC, KS, default rate and "
+        "calibration by period of decision (default: none)",
     )
     p.add_argument(
         "--window",

@@ -1,7 +1,7 @@
 """``monitor --outcomes FILE``: observed outcomes joined to the recorded decisions.
 
 The file is a CSV with ``request_id``, ``index`` (the applicant's position in its request; may be
-left out or empty for requests of one applicant) and the target column holding 0 or 1.
+left out or empty for requests of one applicant) and the model's target column holding 0 or 1.
 """
 
 from __future__ import annotations
@@ -11,8 +11,6 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
-
-from credit_schema import TARGET
 
 REQUEST_ID = "request_id"
 INDEX = "index"
@@ -39,15 +37,16 @@ class Joined:
     unmatched: int
 
 
-def read_outcomes(path: str | Path) -> dict[tuple[str, int | None], int]:
-    """``(request_id, index or None) -> outcome``; ValueError naming the file and line at fault."""
+def read_outcomes(path: str | Path, target: str) -> dict[tuple[str, int | None], int]:
+    """``(request_id, index or None) -> outcome`` from the column ``target``; ValueError naming
+    the file and line at fault."""
     found: dict[tuple[str, int | None], int] = {}
     with open(path, newline="", encoding="utf-8-sig") as f:
         reader = csv.DictReader(f)
-        missing = [c for c in (REQUEST_ID, TARGET) if c not in (reader.fieldnames or [])]
+        missing = [c for c in (REQUEST_ID, target) if c not in (reader.fieldnames or [])]
         if missing:
             raise ValueError(f"{path}: no column {', '.join(missing)} (header: request_id, "
-                             f"index, {TARGET})")  # fmt: skip
+                             f"index, {target})")  # fmt: skip
         for line, row in enumerate(reader, start=2):
             where = f"{path} line {line}"
             index_text = (row.get(INDEX) or "").strip()
@@ -55,9 +54,9 @@ def read_outcomes(path: str | Path) -> dict[tuple[str, int | None], int]:
                 index = int(index_text) if index_text else None
             except ValueError:
                 raise ValueError(f"{where}: {INDEX} must be a whole number") from None
-            value = (row.get(TARGET) or "").strip()
+            value = (row.get(target) or "").strip()
             if value not in ("0", "1"):
-                raise ValueError(f"{where}: {TARGET} must be 0 or 1")
+                raise ValueError(f"{where}: {target} must be 0 or 1")
             key = ((row.get(REQUEST_ID) or "").strip(), index)
             if not key[0]:
                 raise ValueError(f"{where}: empty {REQUEST_ID}")

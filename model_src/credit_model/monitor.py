@@ -20,14 +20,13 @@ Pure computation over arrays (numpy only): the CLI reads the capture and turns i
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
 from dataclasses import asdict
 from typing import Any, Final
 
 import numpy as np
 import numpy.typing as npt
-from credit_schema import FEATURES
-from credit_schema.reasons import DEFAULT_REGISTRY
+from credit_schema import BUILTIN, ApplicantSchema
+from credit_schema.reasons import schema_registry
 
 from . import stability
 from .drift import RANGE_TOLERANCE, Thresholds
@@ -49,13 +48,13 @@ class BaselineError(ValueError):
 
 
 def attribution_baseline(
-    X: Any,
+    X: FloatArray,
     sample: FloatArray,
     probability: FloatArray,
     shap_values: FloatArray,
+    schema: ApplicantSchema = BUILTIN,
     *,
     training_score: FloatArray,
-    binnings: Mapping[str, stability.Binning] | None = None,
 ) -> dict[str, Any]:
     """What monitoring adds to the training baseline: ranges of the training rows ``X`` (none for
     a category feature), the high-risk threshold (a quantile of ``training_score``, every training
@@ -63,16 +62,17 @@ def attribution_baseline(
     (``probability``: theirs)."""
     threshold = float(np.quantile(training_score, HIGH_RISK_QUANTILE))
     high = probability >= threshold
-    kinds = {f: (binnings or {}).get(f, stability.Binning()).kind for f in FEATURES}
     return {
         "version": BASELINE_VERSION,
         "range": {
-            f: None if kinds[f] == "category" else _range(np.asarray(X[:, j], dtype=np.float64))
-            for j, f in enumerate(FEATURES)
+            f: None if f in schema.categorical else _range(X[:, j])
+            for j, f in enumerate(schema.features)
         },
-        "attribution": dict(zip(FEATURES, np.abs(shap_values).mean(axis=0).tolist(), strict=True)),
+        "attribution": dict(
+            zip(schema.features, np.abs(shap_values).mean(axis=0).tolist(), strict=True)
+        ),
         "high_risk_threshold": threshold,
-        "reasons": _reason_shares(sample[high], shap_values[high]),
+        "reasons": _reason_shares(sample[high], shap_values[high], schema),
     }
 
 
@@ -81,12 +81,15 @@ def _range(values: FloatArray) -> list[float] | None:
     return [float(present.min()), float(present.max())] if present.size else None
 
 
-def _reason_shares(X: FloatArray, shap_values: FloatArray) -> dict[str, float]:
+def _reason_shares(
+    X: FloatArray, shap_values: FloatArray, schema: ApplicantSchema
+) -> dict[str, float]:
     """Per feature, the share of these applicants for whom it is a principal reason."""
-    counts = dict.fromkeys(FEATURES, 0)
+    counts = dict.fromkeys(schema.features, 0)
+    registry = schema_registry(schema)
     for x, phi in zip(X.tolist(), shap_values.tolist(), strict=True):
-        values = [None if stability.is_missing(v) else v for v in x]
-        for r in DEFAULT_REGISTRY.principal_reasons(zip(FEATURES, values, phi, strict=True)):
+        values = [None if math.isnan(v) else v for v in x]
+        for r in registry.principal_reasons(zip(schema.features, values, phi, strict=True)):
             counts[str(r["feature"])] += 1
     return {f: c / len(X) if len(X) else 0.0 for f, c in counts.items()}
 
@@ -114,13 +117,13 @@ def ndcg(baseline: dict[str, float], current: dict[str, float]) -> float:
     return dcg / ideal if ideal > 0 else 1.0
 
 
-def _column(base: dict[str, Any], X: Any, j: int) -> Any:
-    """Feature ``j`` of ``X`` as its baseline bins it: values as given for a category, else floats."""
-    return X[:, j] if "categories" in base else np.asarray(X[:, j], dtype=np.float64)
+def _names(metadata: dict[str, Any], base: dict[str, Any]) -> list[str]:
+    """The model's features, in the order of ``X``'s columns."""
+    return [str(f) for f in metadata.get("features", base["features"])]
 
 
 def trend(
-    metadata: dict[str, Any], X: Any, probability: FloatArray, periods: list[str]
+    metadata: dict[str, Any], X: FloatArray, probability: FloatArray, periods: list[str]
 ) -> list[dict[str, Any]]:
     """Per period (in order): applicants, each feature's PSI and the largest, the score's PSI and
     mean, against the training baseline."""
@@ -130,8 +133,8 @@ def trend(
     for period in sorted(set(periods)):
         m = keys == period
         psi = {
-            name: stability.psi(base["features"][name], _column(base["features"][name], X[m], j))
-            for j, name in enumerate(FEATURES)
+            name: stability.psi(base["features"][name], X[m, j])
+            for j, name in enumerate(_names(metadata, base))
         }
         rows.append(
             {
@@ -171,18 +174,18 @@ def monitor(
 ) -> dict[str, Any]:
     """The monitoring report (JSON-able) of these applicants against ``metadata``'s baseline.
 
-    ``X`` holds the applicants' inputs (NaN or None: missing) in :data:`FEATURES` order (an
-    object array where a feature is a category), ``reason_features`` the features of the principal
-    reasons each was given.
+    ``X`` holds the applicants' inputs (NaN: missing; a category as its code) in the model's
+    feature order, ``reason_features`` the features of the principal reasons each was given.
     """
     t = thresholds or Thresholds()
     base = check_baseline(metadata)
     extra = base["monitoring"]
+    names = _names(metadata, base)
     alerts: list[dict[str, Any]] = []
     features = []
-    for j, name in enumerate(FEATURES):
+    for j, name in enumerate(names):
         b = base["features"][name]
-        column = _column(b, X, j)
+        column = X[:, j]
         psi = stability.psi(b, column)
         current, missing = stability.shares(b, column)
         if "categories" in b:
@@ -217,8 +220,8 @@ def monitor(
     if score_level != "ok":
         alerts.append(_alert("score_psi", None, score_psi, t, score_level))
 
-    now = dict(zip(FEATURES, np.abs(shap_values).mean(axis=0).tolist(), strict=True))
-    then = {f: float(extra["attribution"][f]) for f in FEATURES}
+    now = dict(zip(names, np.abs(shap_values).mean(axis=0).tolist(), strict=True))
+    then = {f: float(extra["attribution"][f]) for f in names}
     drift = ndcg(then, now)
     drift_level = "watch" if drift < t.ndcg_watch else "ok"
     if drift_level != "ok":
@@ -252,7 +255,7 @@ def monitor(
                     "baseline_rank": then_rank[f],
                     "rank": now_rank[f],
                 }
-                for f in FEATURES
+                for f in names
             ],
         },
         "reasons": {
@@ -264,7 +267,7 @@ def monitor(
                     "baseline_share": float(extra["reasons"][f]),
                     "share": sum(f in r for r in high) / len(high) if high else 0.0,
                 }
-                for f in FEATURES
+                for f in names
             ],
         },
         "alerts": alerts,

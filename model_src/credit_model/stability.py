@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from typing import Any, Final, Literal
 
 import numpy as np
+from credit_schema import ApplicantSchema
 
 from .drift import PSI_BANDS
 
@@ -46,10 +47,25 @@ OTHER: Final = "(other)"
 
 @dataclass(frozen=True)
 class Binning:
-    """How a feature is binned: its kind, and a category feature's categories (in order)."""
+    """How a feature is binned: its kind, and a category feature's categories (the values it
+    takes, in order) with their names."""
 
     kind: Kind = "number"
     categories: tuple[Any, ...] = ()
+    labels: tuple[str, ...] = ()
+
+
+def binnings(schema: ApplicantSchema) -> dict[str, Binning]:
+    """Each feature's binning from its kind in ``schema`` (a category by its codes, as the model
+    reads it, named by its categories)."""
+    out: dict[str, Binning] = {}
+    for name in schema.features:
+        codes = schema.codes.get(name)
+        if codes is not None:
+            out[name] = Binning("category", tuple(float(c) for c in codes.values()), tuple(codes))
+        else:
+            out[name] = Binning("integer" if name in schema.integers else "number")
+    return out
 
 
 def is_missing(value: Any) -> bool:
@@ -69,11 +85,16 @@ def bin_shares(values: np.ndarray, edges: list[float]) -> tuple[list[float], flo
     return (counts / values.size).tolist(), float(1.0 - present.size / values.size)
 
 
-def category_shares(values: Sequence[Any], categories: Sequence[Any]) -> tuple[list[float], float]:
+def category_shares(values: Any, categories: Sequence[Any]) -> tuple[list[float], float]:
     """Share of ``values`` in each category and in :data:`OTHER` (last), and the share missing."""
     n = len(values)
     if n == 0:
         return [0.0] * (len(categories) + 1), 0.0
+    if isinstance(values, np.ndarray) and values.dtype.kind == "f":  # codes, as the model reads
+        counts = [int(np.sum(values == c)) for c in categories]
+        missing_count = int(np.isnan(values).sum())
+        other = n - missing_count - sum(counts)
+        return [c / n for c in [*counts, other]], missing_count / n
     index = {c: i for i, c in enumerate(categories)}
     counts = [0] * (len(categories) + 1)
     missing = 0
@@ -88,7 +109,7 @@ def category_shares(values: Sequence[Any], categories: Sequence[Any]) -> tuple[l
 def shares(base: dict[str, Any], values: Any) -> tuple[list[float], float]:
     """Shares of ``values`` over ``base``'s bins (whatever their kind), and the share missing."""
     if "categories" in base:
-        return category_shares(list(values), base["categories"])
+        return category_shares(values, base["categories"])
     return bin_shares(values, base["edges"])
 
 
@@ -128,7 +149,7 @@ def baseline(values: Any, binning: Binning = Binning()) -> dict[str, Any]:
     """The baseline of one variable (what training stores in metadata.json)."""
     if binning.kind == "category":
         cats = list(binning.categories)
-        found, missing = category_shares(list(values), cats)
+        found, missing = category_shares(values, cats)
         return {
             "binning": "category",
             "categories": cats,
@@ -148,7 +169,7 @@ def baseline(values: Any, binning: Binning = Binning()) -> dict[str, Any]:
 def bin_labels(base: dict[str, Any]) -> list[str]:
     """A short label per bin of ``base`` (missing excluded), for plots and tables."""
     if "categories" in base:
-        return [*(str(c) for c in base["categories"]), OTHER]
+        return [*base.get("labels", [str(c) for c in base["categories"]]), OTHER]
     edges: list[float] = base["edges"]
 
     def g(v: float) -> str:

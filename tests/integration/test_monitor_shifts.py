@@ -13,9 +13,14 @@ import pandas as pd
 import pytest
 from conftest import REAL_DATA
 from credit_model import artifacts, monitor
-from credit_model.constraints import PAST_DUE_FEATURES
 from credit_model.explain import build_explainer
 from credit_schema import FEATURES
+
+PAST_DUE_FEATURES = (
+    "NumberOfTime30-59DaysPastDueNotWorse",
+    "NumberOfTimes90DaysLate",
+    "NumberOfTime60-89DaysPastDueNotWorse",
+)
 
 
 @pytest.fixture(scope="module")

@@ -19,7 +19,7 @@ from credit_model.explain import build_explainer
 from credit_model.report import checks
 from credit_model.synth import generate
 from credit_model.train import holdout_split
-from credit_schema import FEATURES
+from credit_schema import BUILTIN, FEATURES
 from scipy import stats
 from sklearn.metrics import roc_auc_score
 
@@ -130,24 +130,41 @@ def logistic_by_newton(Z: np.ndarray, y: np.ndarray) -> np.ndarray:
     return beta
 
 
+GROUP = "applicant_group"
+
+
 @pytest.fixture(scope="module")
-def labelled(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The synthetic model's own data with a prohibited-basis column tied to its risk."""
-    frame = generate(6_000, seed=7)  # the synthetic_model_dir fixture's training data
+def grouped(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """A model on the built-in schema plus a prohibited-basis column tied to the risk, trained on
+    the synthetic data with that column, and the labelled file."""
+    import json
+
+    from credit_model.train import Hyperparameters, train
+    from credit_schema import SCHEMA_FILE, compile_schema, parse_schema
+    from credit_schema.schema import schema_document
+
+    document = schema_document(BUILTIN.schema) | {
+        "prohibited": [{"name": GROUP, "basis": "a stand-in for a protected class"}]
+    }
+    schema = compile_schema(parse_schema(document))
+    frame = generate(6_000, seed=7)
     late = frame["NumberOfTimes90DaysLate"] > 0
-    frame["applicant_group"] = np.where(late, "late-payers", "others")
-    path = tmp_path_factory.mktemp("checks") / "labelled.csv"
-    frame.to_csv(path, index=False)
-    return path
+    frame[GROUP] = np.where(late, "late-payers", "others")
+    directory = tmp_path_factory.mktemp("checks")
+    train(frame, directory / "model", schema=schema, hyperparameters=Hyperparameters(n_jobs=1),
+          log=lambda *_: None)  # fmt: skip
+    assert json.loads((directory / "model" / SCHEMA_FILE).read_text())["prohibited"]
+    frame.to_csv(directory / "labelled.csv", index=False)
+    return directory / "model", directory / "labelled.csv"
 
 
 def test_strict_report_names_its_failed_checks_and_the_benchmark_is_a_logistic_fit(
-    synthetic_model_dir: Path, labelled: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    grouped: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    model_dir, labelled = grouped
     page, figures = tmp_path / "report.html", tmp_path / "report.json"
-    argv = ["report", "--model-dir", str(synthetic_model_dir), "--data", str(labelled),
-            "--holdout", "--prohibited", "applicant_group", "-o", str(page),
-            "--json", str(figures)]  # fmt: skip
+    argv = ["report", "--model-dir", str(model_dir), "--data", str(labelled), "--holdout",
+            "-o", str(page), "--json", str(figures)]  # fmt: skip
     assert main(argv) == 0
     capsys.readouterr()
     assert main([*argv, "--strict"]) == 1
@@ -160,7 +177,8 @@ def test_strict_report_names_its_failed_checks_and_the_benchmark_is_a_logistic_f
     assert f"{len(failed)} of {len(f['verdicts'])} checks failed" in text
 
     # The benchmark: the same split, an unpenalised logistic regression fitted here by Newton.
-    X, y = split_xy(load_csv(labelled, keep=["applicant_group"]))
+    model = artifacts.load(model_dir)
+    X, y = split_xy(load_csv(labelled, model.schema), model.schema)
     X_train, X_test, y_train, y_test = holdout_split(X, y, 0.2, 42)
 
     def transform(A: np.ndarray, medians: np.ndarray, with_missing: np.ndarray) -> np.ndarray:
@@ -176,7 +194,7 @@ def test_strict_report_names_its_failed_checks_and_the_benchmark_is_a_logistic_f
     bench = f["benchmark"]
     assert bench["available"] and bench["train_rows"] == len(y_train)
     assert bench["logistic_regression"]["auc"] == pytest.approx(roc_auc_score(y_test, z), abs=1e-4)
-    p = build_explainer(artifacts.load(synthetic_model_dir).pipeline).explain(X_test)[0]
+    p = build_explainer(model.pipeline).explain(X_test)[0]
     assert bench["model"]["auc"] == pytest.approx(roc_auc_score(y_test, p), abs=1e-12)
 
     # Approval rates by group: the model's own probabilities against the top-decile cutoff.
@@ -190,27 +208,31 @@ def test_strict_report_names_its_failed_checks_and_the_benchmark_is_a_logistic_f
     assert got == pytest.approx({g: r / max(rates.values()) for g, r in rates.items()})
 
 
-def test_a_prohibited_attribute_must_not_be_a_model_input(
-    synthetic_model_dir: Path, labelled: Path, capsys: pytest.CaptureFixture[str]
+def test_a_prohibited_attribute_must_be_one_the_schema_names(
+    grouped: tuple[Path, Path], capsys: pytest.CaptureFixture[str]
 ) -> None:
-    argv = ["report", "--model-dir", str(synthetic_model_dir), "--data", str(labelled), "--json",
+    model_dir, labelled = grouped
+    argv = ["report", "--model-dir", str(model_dir), "--data", str(labelled), "--json",
             os.devnull, "--prohibited"]  # fmt: skip
     assert main([*argv, "age"]) == 2
     assert capsys.readouterr().err.startswith("error: --prohibited age: a model input")
     assert main([*argv, "no_such_column"]) == 2
-    assert "missing column(s) no_such_column" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "not a prohibited-basis attribute of the model's schema" in err and GROUP in err
+    assert main([*argv, GROUP]) == 0
 
 
 def test_the_report_with_its_verdicts_renders_in_a_real_browser(
-    synthetic_model_dir: Path, labelled: Path, tmp_path: Path
+    grouped: tuple[Path, Path], tmp_path: Path
 ) -> None:
+    model_dir, labelled = grouped
     if CHROMIUM is None:
         if os.environ.get("CI"):
             pytest.fail("chromium is needed in CI (.ci/run installs it)")
         pytest.skip("no chromium here: apt-get install chromium")
     page = tmp_path / "report.html"
-    argv = ["report", "--model-dir", str(synthetic_model_dir), "--data", str(labelled),
-            "--holdout", "--prohibited", "applicant_group", "-o", str(page)]  # fmt: skip
+    argv = ["report", "--model-dir", str(model_dir), "--data", str(labelled), "--holdout",
+            "-o", str(page)]  # fmt: skip
     assert main(argv) == 0
     browser = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
                "--disable-background-networking", "--disable-component-update", "--disable-sync",

@@ -37,26 +37,36 @@ class Evaluation:
 
 
 def load_evaluation(
-    artifacts: Any, data: str | Path | None, *, holdout: bool, prohibited: Sequence[str] = ()
+    artifacts: Any,
+    data: str | Path | None,
+    *,
+    holdout: bool,
+    prohibited: Sequence[str] | None = None,
 ) -> Evaluation:
-    """``data`` (or the model's synthetic training data), whole or held out, with the columns
-    ``prohibited`` (which must not be model inputs).
+    """``data`` (or the model's synthetic training data), whole or held out, with its
+    prohibited-basis attributes (``prohibited``, by default every one the model's schema names
+    that the data holds; never model inputs).
 
     ``holdout``: the rows training held out (the same stratified split, from the
     model's ``test_size`` and ``random_state``), when ``data`` is the training data.
     """
     import numpy as np
-    from credit_schema import FEATURES, TARGET
 
     from ..data import load_csv, split_xy
     from ..train import holdout_split
 
-    inputs = [c for c in prohibited if c in (TARGET, *FEATURES)]
-    if inputs:
-        raise ValueError(
-            f"--prohibited {inputs[0]}: a model input or the target; a prohibited-basis "
-            "attribute is never given to the model"
-        )
+    schema = artifacts.schema
+    for name in prohibited or ():
+        if name in (schema.target, *schema.features):
+            raise ValueError(
+                f"--prohibited {name}: a model input or the target; a prohibited-basis "
+                "attribute is never given to the model"
+            )
+        if name not in schema.prohibited:
+            raise ValueError(
+                f"--prohibited {name}: not a prohibited-basis attribute of the model's schema "
+                f"{schema.name!r} (its schema lists: {', '.join(schema.prohibited) or 'none'})"
+            )
     meta = artifacts.metadata
     if data is None:
         source = str(meta.get("training_data", {}).get("source", ""))
@@ -72,9 +82,13 @@ def load_evaluation(
         frame = generate(int(match[1]), seed=int(match[2]))
         source, holdout = f"{source} (regenerated)", True
     else:
-        frame, source = load_csv(data, keep=prohibited), str(data)
-    X, y = split_xy(frame)
-    attributes = {c: frame[c].tolist() for c in prohibited}
+        frame, source = load_csv(data, schema), str(data)
+    X, y = split_xy(frame, schema)
+    wanted = schema.prohibited if prohibited is None else prohibited
+    missing = [c for c in wanted if c not in frame.columns]
+    if missing and prohibited is not None:
+        raise ValueError(f"--prohibited {missing[0]}: no such column in the data")
+    attributes = {c: frame[c].tolist() for c in wanted if c in frame.columns}
     note = None
     if not holdout and source == str(meta.get("training_data", {}).get("source")):
         note = "these rows include the training rows: --holdout gives out-of-sample figures"
@@ -106,7 +120,7 @@ def build(
     *,
     holdout: bool = False,
     thresholds: str | None = None,
-    prohibited: Sequence[str] = (),
+    prohibited: Sequence[str] | None = None,
 ) -> Report:
     from credit_schema.decisions import DecisionBands
 
