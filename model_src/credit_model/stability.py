@@ -153,6 +153,7 @@ def baseline(values: Any, binning: Binning = Binning()) -> dict[str, Any]:
         return {
             "binning": "category",
             "categories": cats,
+            "labels": list(binning.labels) or [str(c) for c in cats],
             "shares": found,
             "missing_share": missing,
         }

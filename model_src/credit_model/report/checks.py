@@ -100,20 +100,27 @@ def bootstrap_intervals(
     }
 
 
-def benchmark_pipeline() -> Any:
-    """The benchmark: a logistic regression on log(1 + value) of each feature, medians for
-    missing values plus missing indicators, standardised; unpenalised, as a scorecard is fitted."""
+def benchmark_pipeline(categorical: Sequence[int] = ()) -> Any:
+    """The benchmark: a logistic regression on log(1 + value) of each numeric feature, medians
+    for missing values plus missing indicators, standardised, and one indicator per category of
+    each ``categorical`` column (missing its own); unpenalised, as a scorecard is fitted."""
+    from sklearn.compose import ColumnTransformer
     from sklearn.impute import SimpleImputer
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import FunctionTransformer, StandardScaler
+    from sklearn.preprocessing import FunctionTransformer, OneHotEncoder, StandardScaler
 
-    return make_pipeline(
+    numeric = make_pipeline(
         FunctionTransformer(_signed_log),
         SimpleImputer(strategy="median", add_indicator=True),
         StandardScaler(),
-        LogisticRegression(C=np.inf, max_iter=5000),
     )
+    categories = make_pipeline(
+        SimpleImputer(strategy="constant", fill_value=-1.0),
+        OneHotEncoder(handle_unknown="ignore", drop="first", sparse_output=False),
+    )
+    columns = ColumnTransformer([("categories", categories, list(categorical))], remainder=numeric)
+    return make_pipeline(columns, LogisticRegression(C=np.inf, max_iter=5000))
 
 
 def _signed_log(X: np.ndarray) -> np.ndarray:
@@ -129,20 +136,25 @@ def _figures(y: np.ndarray, p: np.ndarray) -> dict[str, float]:
 
 
 def benchmark(
-    train: tuple[np.ndarray, np.ndarray] | None, X: np.ndarray, y: np.ndarray, p: np.ndarray
+    train: tuple[np.ndarray, np.ndarray] | None,
+    X: np.ndarray,
+    y: np.ndarray,
+    p: np.ndarray,
+    categorical: Sequence[int] = (),
 ) -> dict[str, Any]:
-    """The model's figures beside the benchmark's, fitted on the model's training rows."""
+    """The model's figures beside the benchmark's, fitted on the model's training rows
+    (``categorical``: the columns holding category codes)."""
     if train is None:
         return {
             "available": False,
             "why": "the rows the model was trained on are not known here: give the training "
             "data as --data with --holdout (or use the synthetic default)",
         }
-    pipeline = benchmark_pipeline().fit(*train)
+    pipeline = benchmark_pipeline(categorical).fit(*train)
     return {
         "available": True,
         "benchmark": "logistic regression on log(1 + value), median imputation with missing "
-        "indicators, standardised, unpenalised",
+        "indicators, standardised, categories one-hot, unpenalised",
         "train_rows": len(train[1]),
         "model": _figures(y, p),
         "logistic_regression": _figures(y, pipeline.predict_proba(X)[:, 1]),

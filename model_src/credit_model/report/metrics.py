@@ -37,6 +37,7 @@ AGE_BANDS: Final = (
     (float(ELDERLY_AGE), math.inf, f"{ELDERLY_AGE} and over"),
 )
 
+
 def intended_use(schema: ApplicantSchema) -> str:
     return (
         f"Estimate the probability of {schema.target_label} ({schema.target}) for a "
@@ -440,7 +441,9 @@ def compute(
             "intervals": checks.bootstrap_intervals(y, p),
             "gains": gains_table(y, p),
         },
-        "benchmark": checks.benchmark(train, X, y, p),
+        "benchmark": checks.benchmark(
+            train, X, y, p, [j for j, f in enumerate(schema.features) if f in schema.categorical]
+        ),
         "calibration": {
             "brier": float(brier_score_loss(y, p)),
             "ece": ece,
