@@ -10,7 +10,7 @@ the Lambda bundle (as a layer), in the client and in the model container.
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Final, NamedTuple
+from typing import Annotated, Any, Final, NamedTuple, TypeVar
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
@@ -100,6 +100,22 @@ FEATURE_LABELS: Final[dict[str, str]] = {
 TARGET_LABEL: Final = "serious delinquency within 2 years"
 
 
+#: Cell texts that mean "unknown" (case and surrounding blanks ignored), wherever values arrive as
+#: text (CSV cells, ``csv.DictReader`` rows, JSON strings): null for a nullable feature,
+#: "missing" for any other. The one statement of the missing-cell rule.
+MISSING_CELLS: Final[frozenset[str]] = frozenset({"", "na", "nan", "null", "none"})
+
+
+def is_missing_cell(value: Any) -> bool:
+    """True for a text that means "unknown" (:data:`MISSING_CELLS`)."""
+    return isinstance(value, str) and value.strip().lower() in MISSING_CELLS
+
+
+def _missing_as_null(value: Any) -> Any:
+    # Nullable features only: there an empty, NA or NaN cell is the null the model imputes.
+    return None if is_missing_cell(value) else value
+
+
 def _reject_bool(value: Any) -> Any:
     # pydantic's lax mode would read true as 1; a boolean is never a valid count or ratio.
     if isinstance(value, bool):
@@ -120,6 +136,10 @@ Count = Annotated[int, Field(ge=0, le=MAX_COUNT), BeforeValidator(_reject_bool)]
 Ratio = Annotated[
     float, Field(ge=0.0, le=MAX_RATIO, allow_inf_nan=False), BeforeValidator(_reject_bool)
 ]
+_T = TypeVar("_T")
+#: A feature that may be null: the one spelling of nullable, so every nullable feature reads a
+#: missing cell as null.
+Nullable = Annotated[_T | None, BeforeValidator(_missing_as_null)]
 
 
 class Applicant(BaseModel):
@@ -156,14 +176,13 @@ class Applicant(BaseModel):
     debt_ratio: Ratio = Field(
         alias="DebtRatio", description=DESCRIPTIONS["DebtRatio"], examples=[0.35]
     )
-    monthly_income: (
+    monthly_income: Nullable[
         Annotated[
             float,
             Field(ge=0.0, le=MAX_INCOME, allow_inf_nan=False),
             BeforeValidator(_reject_bool),
         ]
-        | None
-    ) = Field(alias="MonthlyIncome", description=DESCRIPTIONS["MonthlyIncome"], examples=[5400.0])
+    ] = Field(alias="MonthlyIncome", description=DESCRIPTIONS["MonthlyIncome"], examples=[5400.0])
     open_credit_lines: Count = Field(
         alias="NumberOfOpenCreditLinesAndLoans",
         description=DESCRIPTIONS["NumberOfOpenCreditLinesAndLoans"],
@@ -184,7 +203,7 @@ class Applicant(BaseModel):
         description=DESCRIPTIONS["NumberOfTime60-89DaysPastDueNotWorse"],
         examples=[0],
     )
-    dependents: Count | None = Field(
+    dependents: Nullable[Count] = Field(
         alias="NumberOfDependents", description=DESCRIPTIONS["NumberOfDependents"], examples=[2]
     )
 

@@ -30,7 +30,15 @@ from typing import Any, Final
 from pydantic import TypeAdapter, ValidationError
 from pydantic_core import from_json
 
-from .applicant import FEATURES, FIELD_BY_ALIAS, IGNORED_FIELDS, NULLABLE_FEATURES, Applicant
+from .applicant import (
+    FEATURES,
+    FIELD_BY_ALIAS,
+    IGNORED_FIELDS,
+    MISSING_CELLS,
+    NULLABLE_FEATURES,
+    Applicant,
+    is_missing_cell,
+)
 from .content_types import CONTENT_TYPE_CSV, CONTENT_TYPE_JSONLINES
 from .errors import (
     ApplicantValidationError,
@@ -55,7 +63,6 @@ MAX_STRING_CHARS: Final = 64
 
 _KNOWN_KEYS: Final = frozenset(FEATURES) | frozenset(FIELD_BY_ALIAS.values())
 _BY_LOWER: Final = {name.lower(): name for name in FEATURES}
-_CSV_NULLS: Final = frozenset({"", "na", "nan", "null", "none"})
 
 _MAX_FIELD_NAME: Final = 100  # an unknown key is echoed back in errors, cut to this length
 _APPLICANTS: Final = TypeAdapter(list[Applicant])
@@ -242,7 +249,9 @@ def _long_strings(index: int, record: Any) -> list[ErrorDetail]:
     ]
 
 
-_NUMBER_TYPES: Final = frozenset({"int_type", "float_type", "int_parsing", "float_parsing"})
+_NUMBER_TYPES: Final = frozenset(
+    {"int_type", "float_type", "int_parsing", "float_parsing", "finite_number"}
+)
 _MAY_BE_EMPTY: Final = " and ".join(f for f in FEATURES if f in NULLABLE_FEATURES)
 
 
@@ -251,8 +260,8 @@ def _message(err: Mapping[str, Any], field: str | None) -> str:
     kind = err.get("type")
     if kind == "missing" and field in NULLABLE_FEATURES:
         return "required: may be null when unknown, but must be sent"
-    if kind in _NUMBER_TYPES and err.get("input", 0) in (None, ""):
-        return f"missing: only {_MAY_BE_EMPTY} may be empty or null"
+    if kind in _NUMBER_TYPES and (err.get("input", 0) is None or is_missing_cell(err["input"])):
+        return f"required: may not be empty or null (only {_MAY_BE_EMPTY} may)"
     if kind == "extra_forbidden" and field is not None:
         close = get_close_matches(field.lower(), _BY_LOWER, n=1, cutoff=0.6)
         if close:
@@ -342,7 +351,7 @@ def parse_json_applicants(
 
 def _csv_cell(cell: str) -> Any:
     text = cell.strip()
-    if text.lower() in _CSV_NULLS:
+    if text.lower() in MISSING_CELLS:  # is_missing_cell's rule, without stripping twice
         return None
     if "." not in text and "e" not in text and "E" not in text:  # int() refuses those: skip
         try:  # its exception for every decimal (about 1 us a cell)

@@ -312,7 +312,7 @@ def test_validation_messages_over_http(
     [detail] = answer.json()["error"]["details"]
     assert (detail["field"], detail["message"]) == (
         "age",
-        "missing: only MonthlyIncome and NumberOfDependents may be empty or null",
+        "required: may not be empty or null (only MonthlyIncome and NumberOfDependents may)",
     )
     omitted = {k: v for k, v in applicants[0].items() if k != "NumberOfDependents"}
     answer = http.post("/score", json=[omitted])
