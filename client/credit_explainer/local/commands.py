@@ -91,7 +91,7 @@ def _parse_env(pairs: list[str]) -> dict[str, str]:
 
 
 def run_up(args: argparse.Namespace) -> int:
-    from .stack import LocalStack
+    from .stack import ListenError, LocalStack
 
     # The model side (the model extra), as the stack itself imports it.
     server: Any = importlib.import_module("credit_model.server")
@@ -122,7 +122,7 @@ def run_up(args: argparse.Namespace) -> int:
     )
     try:
         stack.__enter__()
-    except server.STARTUP_ERRORS as exc:  # the user's to fix: no traceback
+    except (*server.STARTUP_ERRORS, ListenError) as exc:  # the user's to fix: no traceback
         print(f"error: {exc}", file=sys.stderr)
         return 2
     with contextlib.ExitStack() as entered:

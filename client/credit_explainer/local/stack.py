@@ -56,6 +56,10 @@ def handler_environment(
     }
 
 
+class ListenError(OSError):
+    """A port that cannot be listened on (taken, or not ours to take): the user's to fix."""
+
+
 class ServerThread:
     """A uvicorn server on a loopback socket bound up front (port 0: a free port), in a thread."""
 
@@ -68,7 +72,7 @@ class ServerThread:
             self._socket.bind((host, port))
         except OSError as exc:
             self._socket.close()
-            raise OSError(f"cannot listen on {host}:{port} for the {name}: {exc}") from exc
+            raise ListenError(f"cannot listen on {host}:{port} for the {name}: {exc}") from exc
         self.host = host
         self.port: int = self._socket.getsockname()[1]
         config = uvicorn.Config(
