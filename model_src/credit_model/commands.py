@@ -70,7 +70,7 @@ def _report(args: argparse.Namespace) -> int:
     from .report import REPORT_FILE, build, write
     from .report.html import ReportDependencyError
 
-    if not args.output and not args.json:
+    if not args.output:  # --json adds the figures; it does not replace the page
         args.output = str(Path(args.model_dir) / REPORT_FILE)
     started = time.perf_counter()
     try:

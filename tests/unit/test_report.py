@@ -288,6 +288,20 @@ def test_make_demo_writes_the_report_beside_the_model_it_trained(tmp_path: Path)
     assert artifacts.verify(tmp_path)  # the report beside the artifacts leaves them loadable
 
 
+def test_json_comes_with_the_html_its_help_promises(tmp_path: Path) -> None:
+    train(
+        generate(2_000, seed=5),
+        tmp_path,
+        hyperparameters=Hyperparameters(n_jobs=1, n_estimators=5),
+        data_source="synthetic(rows=2000, seed=5)",
+        log=lambda *_: None,
+    )
+    figures = tmp_path / "figures.json"
+    assert main(["report", "--model-dir", str(tmp_path), "--json", str(figures)]) == 0
+    assert json.loads(figures.read_text())["discrimination"]["auc"] > 0.5
+    assert "<html" in (tmp_path / "report.html").read_text()
+
+
 def test_the_model_server_never_imports_matplotlib() -> None:
     code = (
         "import sys, credit_model.server, credit_model.handlers, credit_model.commands, "
