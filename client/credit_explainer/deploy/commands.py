@@ -100,7 +100,9 @@ def _hosting(parser: argparse.ArgumentParser) -> None:
         "--model-data", help="s3://.../model.tar.gz (default: the latest training job)"
     )
     group.add_argument(
-        "--instance-type", default="ml.m5.large", help="endpoint instance type (default: ml.m5.large)"
+        "--instance-type",
+        default="ml.m5.large",
+        help="endpoint instance type (default: ml.m5.large)",
     )
     group.add_argument(
         "--instance-count", type=int, default=1, help="instances to start with (default: 1)"
@@ -220,7 +222,9 @@ def register(sub: Any) -> None:
     batch.add_argument("--model-name", help="SageMaker model (default: the endpoint's)")
     batch.add_argument("--content-type", help="csv or jsonl (default: from the input's suffix)")
     batch.add_argument(
-        "--instance-type", default="ml.m5.large", help="transform instance type (default: ml.m5.large)"
+        "--instance-type",
+        default="ml.m5.large",
+        help="transform instance type (default: ml.m5.large)",
     )
     batch.add_argument(
         "--instance-count", type=int, default=1, help="transform instances (default: 1)"
@@ -325,11 +329,7 @@ def run_deploy(args: argparse.Namespace) -> int:
 
         aws, cfg = aws_from(args), config_from(args)
         if args.dry_run:
-            reads = "made" if aws.sees_account else "answered as by a fresh account"
-            aws.say(
-                f"[dry-run] plan for deployment {cfg.name!r} in {aws.region}: every AWS "
-                f"request is validated and printed; reads are {reads}, writes are not sent"
-            )
+            aws.announce(f"deployment {cfg.name!r}")
         step = args.step
         if step is None:
             pipeline.deploy_all(
@@ -358,6 +358,8 @@ def run_batch(args: argparse.Namespace) -> int:
         from .batch import run_batch as start
 
         aws, cfg = aws_from(args), config_from(args)
+        if aws.dry_run:
+            aws.announce(f"a batch transform of {args.s3_input}")
         job = start(
             aws,
             cfg,

@@ -426,7 +426,7 @@ def train(
     )
     job = wait_for_training(aws, job_name)
     model_data = str(job["ModelArtifacts"]["S3ModelArtifacts"])
-    aws.say(f"    model: {model_data}")
+    aws.outcome(f"model: {model_data}")
     return model_data
 
 
