@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from typing import Final
 
 from . import __version__
+from ._config import install_hint
 
 # Modules that add subcommands, in the order they appear in --help, each with the extras
 # its commands need beyond the base install (what to tell a client-only install to add).
@@ -64,7 +65,7 @@ def _missing_extra(exc: ModuleNotFoundError, argv: Sequence[str]) -> str | None:
     where = f"credit-explainer {command}" if command else "this command"
     return (
         f"error: {where} needs {top}, which this installation lacks: "
-        f"pip install 'credit-explainer[{extras or 'model,api'}]'"
+        f"{install_hint(extras or 'model,api')}"
     )
 
 

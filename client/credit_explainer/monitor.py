@@ -19,6 +19,7 @@ from typing import Any
 from credit_model.drift import Thresholds
 from credit_schema import DEFAULT_ENDPOINT_NAME, FEATURES, PayloadError
 
+from ._config import install_hint
 from .decisions import (
     CAPTURE_HELP,
     Decision,
@@ -203,7 +204,7 @@ def _publish(report: dict[str, Any], endpoint_name: str) -> str | None:
         import boto3
         from botocore.exceptions import BotoCoreError, ClientError
     except ImportError:
-        return "--publish needs boto3: pip install 'credit-explainer[deploy]'"
+        return f"--publish needs boto3: {install_hint('deploy')}"
     try:
         sent = publish(report, endpoint_name, cloudwatch=boto3.client("cloudwatch"))
     except (BotoCoreError, ClientError) as exc:

@@ -70,7 +70,12 @@ def _report(args: argparse.Namespace) -> int:
     from .report import REPORT_FILE, build, write
     from .report.html import ReportDependencyError
 
-    if not args.output:  # --json adds the figures; it does not replace the page
+    if args.no_html:
+        if not args.json:
+            print("error: --no-html leaves nothing to write: add --json FILE", file=sys.stderr)
+            return 2
+        args.output = None
+    elif not args.output:  # --json adds the figures; it does not replace the page
         args.output = str(Path(args.model_dir) / REPORT_FILE)
     started = time.perf_counter()
     try:
@@ -158,9 +163,17 @@ def _lazy_hyperparameters(parser: argparse.ArgumentParser) -> None:
 
     def parse_known_args(args: Any = None, namespace: Any = None) -> Any:
         if not any(a.dest == "n_estimators" for a in parser._actions):
-            from .train import add_hyperparameter_arguments
-
-            add_hyperparameter_arguments(parser)
+            try:
+                from .train import add_hyperparameter_arguments
+            except ModuleNotFoundError:
+                if not {"-h", "--help"} & set(args or ()):
+                    raise  # training itself: the CLI names the extra to install
+                parser.epilog = (
+                    "The hyperparameter options are listed once the model extra is installed "
+                    "(`credit-explainer train` says how)."
+                )
+            else:
+                add_hyperparameter_arguments(parser)
         return parse(args, namespace)
 
     parser.parse_known_args = parse_known_args  # type: ignore[method-assign]
@@ -221,6 +234,11 @@ def register(sub: Any) -> None:
     )
     p.add_argument("-o", "--output", help="HTML file (default: MODEL_DIR/report.html)")
     p.add_argument("--json", help="also write the figures as JSON to this file (default: none)")
+    p.add_argument(
+        "--no-html",
+        action="store_true",
+        help="write only --json's figures: no HTML, no matplotlib needed (default: the HTML too)",
+    )
     p.add_argument(
         "--thresholds",
         help="decision bands as label:upper bound, e.g. approve:0.08,review:0.2,decline "

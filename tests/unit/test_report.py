@@ -300,6 +300,10 @@ def test_json_comes_with_the_html_its_help_promises(tmp_path: Path) -> None:
     assert main(["report", "--model-dir", str(tmp_path), "--json", str(figures)]) == 0
     assert json.loads(figures.read_text())["discrimination"]["auc"] > 0.5
     assert "<html" in (tmp_path / "report.html").read_text()
+    (tmp_path / "report.html").unlink()
+    argv = ["report", "--model-dir", str(tmp_path), "--json", str(figures), "--no-html"]
+    assert main(argv) == 0
+    assert figures.is_file() and not (tmp_path / "report.html").exists()
 
 
 def test_the_model_server_never_imports_matplotlib() -> None:
@@ -365,5 +369,5 @@ def test_without_matplotlib_the_cli_says_what_to_install(
     monkeypatch.setitem(sys.modules, "matplotlib.figure", None)  # import fails as if absent
     args = ["report", "--model-dir", str(synthetic_model_dir), "--data", str(data_file)]
     assert main([*args, "-o", str(tmp_path / "r.html"), "--json", str(tmp_path / "r.json")]) == 2
-    assert "pip install 'credit-explainer[plot]'" in capsys.readouterr().err
+    assert "pip install '.[plot]' in the credit-explainer checkout" in capsys.readouterr().err
     assert json.loads((tmp_path / "r.json").read_text())["discrimination"]["auc"] > 0.5

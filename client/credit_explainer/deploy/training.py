@@ -18,6 +18,7 @@ from typing import Any, Final
 
 from credit_schema import CONTENT_TYPE_CSV
 
+from .._config import install_hint
 from .aws import Aws, Response, has_tag, tags
 from .config import ENTRY_POINT, SOURCE_DIR, DeployConfig
 from .errors import AwsCallError, DeployError, TrainingJobFailedError
@@ -297,7 +298,7 @@ def _synthetic_csv() -> bytes:
     except ImportError as exc:
         raise DeployError(
             "no --data and credit_model is not installed to synthesise some: "
-            "pip install 'credit-explainer[model]' or pass --data"
+            f"{install_hint('model')}, or pass --data"
         ) from exc
     return str(synth.generate().to_csv(index=False)).encode()
 
@@ -309,8 +310,7 @@ def metric_definitions() -> list[dict[str, str]]:
         definitions = importlib.import_module("credit_model.train").METRIC_DEFINITIONS
     except ImportError as exc:  # the model extra is not installed
         raise DeployError(
-            "credit_model is needed for the training metric definitions: "
-            "pip install 'credit-explainer[model]'"
+            f"credit_model is needed for the training metric definitions: {install_hint('model')}"
         ) from exc
     return [{"Name": str(m["Name"]), "Regex": str(m["Regex"])} for m in definitions]
 
