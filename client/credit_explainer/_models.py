@@ -21,7 +21,7 @@ from credit_schema import (
     ScoredApplicant,
 )
 
-from ._exceptions import InconsistentExplanationError
+from ._exceptions import InconsistentExplanationError, MissingDependencyError
 from ._reasons import DEFAULT_MAX_REASONS, Reason, ReasonCodes
 
 if TYPE_CHECKING:
@@ -237,8 +237,8 @@ class ScoreResults(Sequence[Score | Failure]):
         """A pandas DataFrame, one row per input, indexed like the input (needs pandas)."""
         try:
             import pandas as pd
-        except ImportError as exc:  # pragma: no cover - pandas is in the model/dev extras
-            raise ImportError("to_dataframe needs pandas: pip install pandas") from exc
+        except ImportError as exc:
+            raise MissingDependencyError("to_dataframe needs pandas: pip install pandas") from exc
         columns = [
             "probability",
             "decision",

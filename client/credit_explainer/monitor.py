@@ -227,6 +227,11 @@ def register(sub: Any) -> None:
         "monitor",
         help="captured applicants against the training baseline: PSI, missing and out-of-range "
         "shares, score PSI, attribution drift, reasons (exit 1 when a threshold is crossed)",
+        description="Read the applicants and answers data capture kept, compare them with the "
+        "model's training baseline (feature and score PSI, missing and out-of-range shares, "
+        "attribution drift, principal reasons) and print a summary; write HTML and JSON on "
+        "request. Exit status: 0 all within thresholds, 1 a threshold crossed (named), "
+        "2 the run failed.",
     )
     p.add_argument("--capture", required=True, help=CAPTURE_HELP)
     add_model_dir(p)

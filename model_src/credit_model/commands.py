@@ -130,7 +130,11 @@ def _serve(args: argparse.Namespace) -> int:
 def _warm_up(args: argparse.Namespace) -> int:
     from .kernel import compile_kernel
 
-    compile_kernel()
+    started = time.perf_counter()
+    kernel = compile_kernel()
+    where = getattr(getattr(kernel, "_cache", None), "cache_path", None)  # numba's, if on disk
+    cached = f"cached in {where}" if where else "not cached: no writable cache directory"
+    print(f"TreeSHAP kernel ready in {time.perf_counter() - started:.1f} s, {cached}")
     return 0
 
 
@@ -297,12 +301,15 @@ def register(sub: Any) -> None:
         "warm-up",
         help="compile the TreeSHAP kernel into numba's cache now (the model image's build runs "
         "it, so a new container does not compile)",
+        description="Compile the TreeSHAP kernel into numba's on-disk cache, so that the next "
+        "model server starts without compiling (several seconds). Prints where the cache is.",
     )
     p.set_defaults(func=_warm_up)
 
     p = sub.add_parser(
         "bench",
-        help="benchmark the scoring path against the original blog's (same as make bench)",
+        help="benchmark the scoring path against the original blog's (make bench runs it, "
+        "then the HTTP serving benchmarks)",
         description="Train on ../shared's real data when present (synthetic otherwise), then time "
         "the original blog's path and ours in one process, alternating; check that both give the "
         "same probabilities and SHAP values to 1e-9; print ratios; write out/bench.json.",

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import math
+import sys
 
 import pytest
 from credit_explainer import (
     DEFAULT_REASONS,
+    CreditExplainerError,
     InconsistentExplanationError,
     InvalidApplicantError,
+    MissingDependencyError,
     ReasonCodes,
     Score,
     ScoreResults,
@@ -196,3 +199,18 @@ def test_results_to_dataframe_keeps_the_input_index() -> None:
     assert frame.loc["y", "shap_NumberOfTimes90DaysLate"] == 0.12
     assert frame.loc["x", "reason_codes"] == "delinquency_90;revolving_utilization"
     assert pd.isna(frame.loc["x", "error"])
+
+
+@pytest.mark.parametrize("library", ["pandas", "matplotlib.figure"])
+def test_a_missing_extra_is_a_credit_explainer_error(
+    library: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(sys.modules, library, None)  # import fails as if absent
+    score = make_score()
+    with pytest.raises(CreditExplainerError, match="needs") as info:
+        if library == "pandas":
+            ScoreResults([score]).to_dataframe()
+        else:
+            score.plot()
+    assert isinstance(info.value, ImportError)  # older `except ImportError` still catch it
+    assert isinstance(info.value, MissingDependencyError)

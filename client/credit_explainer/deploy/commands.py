@@ -215,7 +215,13 @@ def register(sub: Any) -> None:
             add(parser)
         parser.set_defaults(func=run_deploy, step=step)
 
-    batch = sub.add_parser("batch", help="score a large S3 file with SageMaker Batch Transform")
+    batch = sub.add_parser(
+        "batch",
+        help="score a large S3 file with SageMaker Batch Transform",
+        description="Score a CSV or JSON-lines file (or every file under a prefix) in S3 with "
+        "the deployed model, as a SageMaker Batch Transform job; one explanation per line "
+        "under s3://out. Waits for the job unless --no-wait.",
+    )
     batch.add_argument("s3_input", metavar="s3://in", help="CSV or JSON lines file or prefix")
     batch.add_argument("s3_output", metavar="s3://out", help="where the explanations go")
     _common(batch)
@@ -236,7 +242,13 @@ def register(sub: Any) -> None:
     )
     batch.set_defaults(func=run_batch)
 
-    destroy = sub.add_parser("destroy", help="remove what deploy created (and nothing else)")
+    destroy = sub.add_parser(
+        "destroy",
+        help="remove what deploy created (and nothing else)",
+        description="Delete the deployment's stack, endpoint, configurations, models, data, "
+        "image repository and role: only resources tagged with its name. Needs --yes "
+        "(or --dry-run to see the plan).",
+    )
     _common(destroy)
     _api(destroy)
     destroy.add_argument(
@@ -246,7 +258,7 @@ def register(sub: Any) -> None:
         "--keep-image", action="store_true", help="keep the ECR repository (default: delete)"
     )
     destroy.add_argument(
-        "--yes", action="store_true", help="do it, required unless --dry-run (default: ask)"
+        "--yes", action="store_true", help="do it, required unless --dry-run (default: refuse)"
     )
     destroy.set_defaults(func=run_destroy)
 
