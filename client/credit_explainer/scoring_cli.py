@@ -45,7 +45,7 @@ from credit_schema import (
 )
 
 from ._config import API_KEY_ENV, DEFAULT_BATCH_SIZE, DEFAULT_MAX_RETRIES, DEFAULT_TIMEOUT, URL_ENV
-from ._reasons import DEFAULT_MAX_REASONS
+from ._reasons import DEFAULT_MAX_REASONS, reason_columns
 
 __all__ = ["register", "run"]
 
@@ -369,8 +369,7 @@ class Sink:
             "probability",
             "decision",
             "base_value",
-            "reason_codes",
-            *(f"reason_{i + 1}" for i in range(self._max_reasons)),
+            *reason_columns([], self._max_reasons),
             *(f"shap_{f}" for f in FEATURES),
             "model_version",
             "request_id",
@@ -379,7 +378,6 @@ class Sink:
     def write(self, row: int, ident: str | None, score: Any, reasons: Sequence[Any]) -> None:
         shap = score.shap_values
         if self._fmt == "csv":
-            texts = [r.text for r in reasons] + [""] * (self._max_reasons - len(reasons))
             self._writer.writerow(
                 [
                     row,
@@ -387,8 +385,7 @@ class Sink:
                     repr(score.probability),
                     score.decision or "",
                     repr(score.base_value),
-                    ";".join(r.code for r in reasons),
-                    *texts,
+                    *reason_columns(reasons, self._max_reasons).values(),
                     *(repr(shap[f]) for f in FEATURES),
                     score.model_version,
                     score.request_id,
