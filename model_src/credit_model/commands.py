@@ -244,10 +244,14 @@ def register(sub: Any) -> None:
         help="write only --json's figures: no HTML, no matplotlib needed (default: the HTML too)",
     )
     p.add_argument(
-        "--thresholds",
-        help="decision bands as label:upper bound, e.g. approve:0.08,review:0.2,decline "
-        "(default: none)",
+        "--decision-thresholds",
+        dest="thresholds",
+        metavar="BANDS",
+        help="decision bands as label:upper bound, e.g. approve:0.08,review:0.2,decline, "
+        "as `up` takes them (default: none)",
     )
+    # The name this option had before it was spelt as up's: scripts that use it still work.
+    p.add_argument("--thresholds", dest="thresholds", help=argparse.SUPPRESS)
     p.set_defaults(func=_report)
 
     p = sub.add_parser(

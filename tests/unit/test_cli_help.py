@@ -85,3 +85,12 @@ def test_warm_up_says_what_it_did(capsys: pytest.CaptureFixture[str]) -> None:
     assert out.startswith("TreeSHAP kernel ready in ") and (
         "cached in " in out or "not cached" in out
     )
+
+
+def test_decision_bands_have_one_name_wherever_they_are_taken() -> None:
+    _, choices = commands()
+    for name in ("up", "report"):
+        assert "--decision-thresholds BANDS" in choices[name].format_help(), name
+    report = choices["report"]
+    assert report.parse_args(["--thresholds", "a:0.1,b"]).thresholds == "a:0.1,b"  # the old name
+    assert "--thresholds" not in report.format_help().replace("--decision-thresholds", "")

@@ -54,7 +54,7 @@ def run(
             str(html),
             "--json",
             str(js),
-            "--thresholds",
+            "--decision-thresholds",
             THRESHOLDS,
         ]
     )
@@ -259,7 +259,7 @@ def test_cli_errors_are_one_line_and_exit_2(
 ) -> None:
     base = ["report", "--model-dir", str(synthetic_model_dir), "-o", str(tmp_path / "r.html")]
     assert main([*base, "--data", str(data_file), "--thresholds", "approve:0.3,review:0.2,d"]) == 2
-    assert "error: --thresholds 'approve:0.3,review:0.2,d': bounds must be increasing" in (
+    assert "error: --decision-thresholds 'approve:0.3,review:0.2,d': bounds must be increasing" in (
         capsys.readouterr().err
     )
     unlabelled = tmp_path / "x.csv"

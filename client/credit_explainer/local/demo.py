@@ -93,7 +93,7 @@ def demo(model_dir: Path) -> int:
     else:
         print(
             f"validation report: credit-explainer report --model-dir {model_dir} "
-            f"--thresholds {EXAMPLE_DECISION_THRESHOLDS} [--data LABELLED.csv]"
+            f"--decision-thresholds {EXAMPLE_DECISION_THRESHOLDS} [--data LABELLED.csv]"
         )
     with LocalStack(
         model_dir,

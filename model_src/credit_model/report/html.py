@@ -462,7 +462,7 @@ def render(report: Report) -> str:
         )
     )
     if not labels:
-        add("<p>Give <code>--thresholds</code> for the share in each decision band.</p>")
+        add("<p>Give <code>--decision-thresholds</code> for the share in each decision band.</p>")
 
     rs = f["reasons"]
     add("<h2>Adverse-action reasons</h2>")
