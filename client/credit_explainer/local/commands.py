@@ -77,6 +77,10 @@ def register(subparsers: Any) -> None:
         default=DEFAULT_MODEL_DIR,
         help=f"model directory, trained if absent (default: {DEFAULT_MODEL_DIR})",
     )
+    demo.add_argument("--port", type=int, default=0, help="scoring API port (default: a free port)")
+    demo.add_argument(
+        "--model-port", type=int, default=0, help="model server port (default: a free port)"
+    )
     demo.set_defaults(func=run_demo)
 
 
@@ -155,5 +159,10 @@ def run_up(args: argparse.Namespace) -> int:
 
 def run_demo(args: argparse.Namespace) -> int:
     from .demo import demo
+    from .stack import ListenError
 
-    return demo(Path(args.model_dir))
+    try:
+        return demo(Path(args.model_dir), api_port=args.port, model_port=args.model_port)
+    except ListenError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2

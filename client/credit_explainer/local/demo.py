@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any, Final
 
 import httpx
+from credit_model.commands import DEFAULT_MODEL_DIR
 from credit_schema import CONTENT_TYPE_JSON
 
 from . import EXAMPLE_DECISION_THRESHOLDS
@@ -83,7 +84,7 @@ def report_path(model_dir: Path) -> Path:
     return model_dir / str(importlib.import_module("credit_model.report").REPORT_FILE)
 
 
-def demo(model_dir: Path) -> int:
+def demo(model_dir: Path, *, api_port: int = 0, model_port: int = 0) -> int:
     from .. import CreditExplainerClient
 
     if ensure_model(model_dir):
@@ -97,6 +98,8 @@ def demo(model_dir: Path) -> int:
         )
     with LocalStack(
         model_dir,
+        api_port=api_port,
+        model_port=model_port,
         environment={"DECISION_THRESHOLDS": EXAMPLE_DECISION_THRESHOLDS},
         log_level="ERROR",
     ) as stack:
@@ -136,4 +139,20 @@ def demo(model_dir: Path) -> int:
             for detail in bad.json()["error"]["details"]:
                 print(f"  applicant {detail['applicant']}, {detail['field']}: {detail['message']}")
     print("\nstopped the local stack")
+    print(next_steps(model_dir))
     return 0
+
+
+def next_steps(model_dir: Path) -> str:
+    """What to do after the demo: the commands a newcomer runs next, ready to paste."""
+    model = "" if model_dir == Path(DEFAULT_MODEL_DIR) else f" --model-dir {model_dir}"
+    return (
+        "\nnext:\n"
+        f"  credit-explainer up{model} --decision-thresholds {EXAMPLE_DECISION_THRESHOLDS}\n"
+        "      the same stack until Ctrl-C, at http://127.0.0.1:3000 (Swagger UI: /swagger)\n"
+        "  credit-explainer synth --rows 100 -o applicants.csv\n"
+        "  credit-explainer score applicants.csv --url http://127.0.0.1:3000\n"
+        "      score a file through it (in another terminal); the client: docs/client.md\n"
+        "  credit-explainer deploy --region REGION --dry-run\n"
+        "      what deploying to AWS would do, without doing it (docs/deployment.md)"
+    )
