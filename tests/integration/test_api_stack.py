@@ -205,8 +205,6 @@ def test_credit_explainer_up_serves_and_stops_on_ctrl_c(synthetic_model_dir: Pat
             "0",
             "--api-key",
             KEY,
-            "--log-level",
-            "ERROR",
         ],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -228,6 +226,9 @@ def test_credit_explainer_up_serves_and_stops_on_ctrl_c(synthetic_model_dir: Pat
     finally:
         proc.send_signal(signal.SIGINT)
         assert proc.wait(timeout=30) == 0
+    # By default a request that went well prints nothing: no JSON line per request.
+    assert proc.stderr is not None
+    assert proc.stderr.read() == "stopping\n"
 
 
 def test_demo_scores_through_the_api(

@@ -53,7 +53,12 @@ def register(subparsers: Any) -> None:
         help="another function environment variable, e.g. MAX_APPLICANTS=500; repeatable "
         "(default: none)",
     )
-    up.add_argument("--log-level", default="INFO", help="the handler's log level (default: INFO)")
+    up.add_argument(
+        "--log-level",
+        default="WARNING",
+        help="the function's log level; INFO prints its JSON line per request, as CloudWatch "
+        "gets it (default: WARNING: failures only)",
+    )
     up.add_argument(
         "--capture-dir",
         metavar="DIR",
