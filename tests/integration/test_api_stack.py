@@ -227,8 +227,8 @@ def test_credit_explainer_up_serves_and_stops_on_ctrl_c(synthetic_model_dir: Pat
         proc.send_signal(signal.SIGINT)
         assert proc.wait(timeout=30) == 0
     # By default a request that went well prints nothing: no JSON line per request.
-    assert proc.stderr is not None
-    assert proc.stderr.read() == "stopping\n"
+    assert proc.stderr is not None and proc.stdout is not None
+    assert proc.stdout.read() == "" and proc.stderr.read() == "stopping\n"
 
 
 def test_demo_scores_through_the_api(
