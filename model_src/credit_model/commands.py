@@ -57,6 +57,7 @@ def _train(args: argparse.Namespace) -> int:
             hyperparameters=hyperparameters_from(args),
             test_data=test,
             data_source=source,
+            for_people=True,
         )
     except ValueError as exc:  # DataError, one-class data, hyperparameters sklearn refuses
         print(f"error: {exc}", file=sys.stderr)
