@@ -371,3 +371,14 @@ def test_without_matplotlib_the_cli_says_what_to_install(
     assert main([*args, "-o", str(tmp_path / "r.html"), "--json", str(tmp_path / "r.json")]) == 2
     assert "pip install '.[plot]' in the credit-explainer checkout" in capsys.readouterr().err
     assert json.loads((tmp_path / "r.json").read_text())["discrimination"]["auc"] > 0.5
+
+
+def test_plot_titles_read_as_words_and_a_long_tail_is_drawn_on_a_log_axis() -> None:
+    from credit_model.report.html import _wrapped, axis_scale
+
+    title = _wrapped("NumberOfTime30-59DaysPastDueNotWorse").replace("\n", " ")
+    assert "Number Of" not in title and "30-59 days late" in title
+    frame = generate(3_000, seed=7)
+    assert axis_scale(frame["DebtRatio"].dropna().to_numpy()) == "symlog"
+    for name in ("age", "MonthlyIncome", "RevolvingUtilizationOfUnsecuredLines"):
+        assert axis_scale(frame[name].dropna().to_numpy()) == "linear", name

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from typing import Any, Final
 
 import numpy as np
-from credit_schema import ELDERLY_AGE, FEATURES
+from credit_schema import ELDERLY_AGE, FEATURE_LABELS, FEATURES
 
 from .. import stability
 from ..drift import PSI_BANDS
@@ -69,8 +69,22 @@ def _pct(v: float | None) -> str:
 
 
 def _wrapped(feature: str) -> str:
-    """A long CamelCase feature name on at most a few short lines (plot titles)."""
-    return "\n".join(textwrap.wrap(re.sub(r"(?<=[a-z])(?=[A-Z0-9])", " ", feature), 26))
+    """A feature's plain-language label (else its name, spaced) on short lines (plot titles)."""
+    label = FEATURE_LABELS.get(feature) or re.sub(r"(?<=[a-z])(?=[A-Z0-9])", " ", feature)
+    return "\n".join(textwrap.wrap(label, 26))
+
+
+#: A panel whose values reach past this many times their median (and past 1) is drawn on a
+#: symmetric-log axis: DebtRatio's 99th percentile is in the thousands, its median under 1.
+LONG_TAIL: Final = 100.0
+
+
+def axis_scale(values: np.ndarray[Any, Any]) -> str:
+    """``"symlog"`` for values with a long right tail (at their 99th percentile), else ``"linear"``."""
+    if values.size == 0:
+        return "linear"
+    top = float(np.quantile(values, 0.99))
+    return "symlog" if top > LONG_TAIL * max(float(np.median(np.abs(values))), 1.0) else "linear"
 
 
 def _table(headers: list[str] | None, rows: list[list[str]], left: tuple[int, ...] = (0,)) -> str:
@@ -278,6 +292,9 @@ class _Plots:
                         (FEATURES[j] == "age") & (x[keep] >= ELDERLY_AGE), "#b3261e", "#1f5fbf"
                     )
                     a.scatter(x[keep], s[present][keep], s=3, c=colors, alpha=0.5)
+                    if axis_scale(x[keep]) == "symlog":
+                        a.set_xscale("symlog", linthresh=1.0)
+                        a.set_xlabel("log scale above 1", fontsize=7)
                 a.axhline(0, color="#555", lw=0.8)
                 a.set_title(_wrapped(FEATURES[j]), fontsize=8)
                 a.tick_params(labelsize=7)
