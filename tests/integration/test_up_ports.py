@@ -35,3 +35,13 @@ def test_a_busy_port_is_one_error_line(
     assert code == 2
     assert err.startswith(f"error: cannot listen on 127.0.0.1:{busy_port} for the {what}: ")
     assert "Traceback" not in err and len(err.strip().splitlines()) == 1
+
+
+def test_no_model_names_the_directory_it_looked_in(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert main(["up"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: no model in {tmp_path / 'models' / 'default'} ")
+    assert "--model-dir" in err

@@ -107,9 +107,10 @@ def run_up(args: argparse.Namespace) -> int:
 
     model_dir = Path(args.model_dir)
     if not (model_dir / "metadata.json").exists():
+        where = "" if model_dir.is_absolute() else " (relative paths start where you are)"
         print(
-            f"no model in {model_dir}: train one first (credit-explainer train --model-dir "
-            f"{model_dir}) or run credit-explainer demo",
+            f"error: no model in {model_dir.resolve()}{where}: pass --model-dir, or train one "
+            f"(credit-explainer train --model-dir {model_dir}, or credit-explainer demo)",
             file=sys.stderr,
         )
         return 2
