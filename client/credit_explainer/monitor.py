@@ -84,9 +84,9 @@ def _run(args: argparse.Namespace) -> int:
     if root is None:
         return 2
     # The model side (the model extra): numpy and the baseline's rules.
-    monitoring: Any = importlib.import_module("credit_model.monitor")
-    artifacts: Any = importlib.import_module("credit_model.artifacts")
-    server: Any = importlib.import_module("credit_model.server")
+    from credit_model import artifacts, server
+    from credit_model import monitor as monitoring
+
     try:
         metadata = artifacts.verify(args.model_dir)
         monitoring.check_baseline(metadata)
@@ -115,7 +115,7 @@ def _run(args: argparse.Namespace) -> int:
         since = f" since {args.since.isoformat()}" if args.since else ""
         print(f"error: no decisions of model {version} under {root}{since}", file=sys.stderr)
         return 2
-    thresholds = monitoring.Thresholds(
+    thresholds = Thresholds(
         **{k: v for k, v in vars(args).items() if k in _THRESHOLDS and v is not None}
     )
     report = monitoring.monitor(metadata, *_arrays(kept), thresholds)
@@ -137,7 +137,9 @@ def _run(args: argparse.Namespace) -> int:
             return 2
     if args.html:
         try:
-            page = importlib.import_module("credit_model.report.monitor_html").render(report)
+            from credit_model.report import monitor_html
+
+            page = monitor_html.render(report)
             Path(args.html).write_text(page, encoding="utf-8")
         except OSError as exc:
             print(f"error: cannot write {args.html}: {exc.strerror}", file=sys.stderr)

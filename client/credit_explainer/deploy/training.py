@@ -9,7 +9,6 @@ Script mode by hand (boto3, no SageMaker SDK): ``model_src/`` is packed as
 from __future__ import annotations
 
 import gzip
-import importlib
 import io
 import json
 import tarfile
@@ -258,7 +257,7 @@ def check_training_inputs(cfg: DeployConfig) -> None:
     """The data and the metric definitions training needs, before anything is created."""
     metric_definitions()
     if not cfg.data:
-        importlib.import_module("credit_model.synth")  # credit_model is there: it imports
+        from credit_model import synth  # noqa: F401 - credit_model is there: it imports
     elif not cfg.data.startswith("s3://"):
         _local_data(cfg)
 
@@ -294,7 +293,7 @@ def upload_data(aws: Aws, cfg: DeployConfig, bucket: str) -> str:
 def _synthetic_csv() -> bytes:
     """The project's seeded synthetic data set (``credit-explainer synth``) as CSV bytes."""
     try:
-        synth = importlib.import_module("credit_model.synth")
+        from credit_model import synth
     except ImportError as exc:
         raise DeployError(
             "no --data and credit_model is not installed to synthesise some: "
@@ -307,7 +306,7 @@ def _synthetic_csv() -> bytes:
 def metric_definitions() -> list[dict[str, str]]:
     """The regexes SageMaker applies to the training log (owned by credit_model)."""
     try:
-        definitions = importlib.import_module("credit_model.train").METRIC_DEFINITIONS
+        from credit_model.train import METRIC_DEFINITIONS as definitions
     except ImportError as exc:  # the model extra is not installed
         raise DeployError(
             f"credit_model is needed for the training metric definitions: {install_hint('model')}"

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import importlib
 import signal
 import sys
 import threading
@@ -100,10 +99,9 @@ def _parse_env(pairs: list[str]) -> dict[str, str]:
 
 
 def run_up(args: argparse.Namespace) -> int:
-    from .stack import ListenError, LocalStack
+    from credit_model import server  # the model side (the model extra), as the stack's
 
-    # The model side (the model extra), as the stack itself imports it.
-    server: Any = importlib.import_module("credit_model.server")
+    from .stack import ListenError, LocalStack
 
     model_dir = Path(args.model_dir)
     if not (model_dir / "metadata.json").exists():

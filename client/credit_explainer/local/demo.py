@@ -5,7 +5,6 @@ Explanations are printed by the SDK's own renderer (``print(score)``), as a user
 
 from __future__ import annotations
 
-import importlib
 import json
 import time
 from pathlib import Path
@@ -65,7 +64,8 @@ def ensure_model(model_dir: Path) -> bool:
         print(f"model: {model_dir}")
         return False
     print(f"no model in {model_dir}: training one on synthetic data ...", flush=True)
-    commands: Any = importlib.import_module("credit_model.commands")
+    from credit_model import commands
+
     started = time.perf_counter()
     commands.train_default(model_dir)
     print(f"trained in {time.perf_counter() - started:.1f} s")
@@ -74,14 +74,21 @@ def ensure_model(model_dir: Path) -> bool:
 
 def build_report(model_dir: Path) -> None:
     """Write the model validation report beside the model just trained (its held-out split)."""
-    report: Any = importlib.import_module("credit_model.report")
+    from credit_model import report
+
     started = time.perf_counter()
-    report.write(report.build(model_dir, thresholds=EXAMPLE_DECISION_THRESHOLDS), report_path(model_dir), None)
+    report.write(
+        report.build(model_dir, thresholds=EXAMPLE_DECISION_THRESHOLDS),
+        report_path(model_dir),
+        None,
+    )
     print(f"validation report built in {time.perf_counter() - started:.1f} s")
 
 
 def report_path(model_dir: Path) -> Path:
-    return model_dir / str(importlib.import_module("credit_model.report").REPORT_FILE)
+    from credit_model.report import REPORT_FILE
+
+    return model_dir / REPORT_FILE
 
 
 def demo(model_dir: Path, *, api_port: int = 0, model_port: int = 0) -> int:

@@ -14,7 +14,6 @@ server's ``POST /endpoints/{name}/invocations``.
 
 from __future__ import annotations
 
-import importlib
 import socket
 import threading
 import time
@@ -220,7 +219,8 @@ class ModelServer:
         capture_dir: str | Path | None = None,
     ) -> None:
         # The model side (the model extra) is imported only when a model is served here.
-        server: Any = importlib.import_module("credit_model.server")
+        from credit_model import server
+
         self.app = server.create_app(
             model,
             endpoint_name=endpoint_name,
