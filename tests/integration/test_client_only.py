@@ -83,7 +83,7 @@ def test_help_lists_every_command_and_score_help_works(client_venv: Path) -> Non
     [
         (["train"], "numpy", "model"),
         (["synth", "--rows", "3"], "numpy", "model"),
-        (["up"], "uvicorn", "model,api"),
+        (["up"], "starlette", "model,api"),  # the model server's, imported first
         (["deploy", "--dry-run"], "boto3", "deploy"),
     ],
 )

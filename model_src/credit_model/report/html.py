@@ -10,11 +10,11 @@ import html
 import io
 import re
 import textwrap
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any, Final
 
 import numpy as np
-from credit_schema import ELDERLY_AGE, FEATURE_LABELS, FEATURES
+from credit_schema import ELDERLY_AGE, FEATURE_LABELS
 
 from .. import stability
 from ..drift import PSI_BANDS
@@ -68,9 +68,9 @@ def _pct(v: float | None) -> str:
     return "&ndash;" if v is None else f"{100 * v:.1f}%"
 
 
-def _wrapped(feature: str) -> str:
+def _wrapped(feature: str, labels: Mapping[str, str] = FEATURE_LABELS) -> str:
     """A feature's plain-language label (else its name, spaced) on short lines (plot titles)."""
-    label = FEATURE_LABELS.get(feature) or re.sub(r"(?<=[a-z])(?=[A-Z0-9])", " ", feature)
+    label = labels.get(feature) or re.sub(r"(?<=[a-z])(?=[A-Z0-9])", " ", feature)
     return "\n".join(textwrap.wrap(label, 26))
 
 
@@ -143,6 +143,7 @@ class _Plots:
         self.Figure, self.NullFormatter = _matplotlib()
         self.r = report
         self.f = report.figures
+        self.features: list[str] = report.figures["model"]["features"]
 
     def _img(self, draw: Callable[[Any], None], size: tuple[float, float], alt: str) -> str:
         return _img(self.Figure, draw, size, alt)
@@ -236,7 +237,7 @@ class _Plots:
 
     def _order(self) -> list[int]:
         names = [r["feature"] for r in self.f["explanations"]["importance"]]
-        return [FEATURES.index(n) for n in names]
+        return [self.features.index(n) for n in names]
 
     def summary(self) -> str:
         X, S = self.r.plots.X, self.r.plots.shap
@@ -264,7 +265,7 @@ class _Plots:
                     vmax=1,
                 )
             a.axvline(0, color="#555", lw=0.8)
-            a.set_yticks(range(len(order)), [FEATURES[j] for j in order])
+            a.set_yticks(range(len(order)), [self.features[j] for j in order])
             a.set(
                 xlabel="SHAP value (change in probability of default)",
                 title=f"SHAP summary ({len(X)} applicants; grey = missing)",
@@ -278,10 +279,15 @@ class _Plots:
     def dependence(self) -> str:
         X, S = self.r.plots.X, self.r.plots.shap
         order = self._order()
+        features, age = self.features, self.f["model"].get("age_feature")
+        labels = self.f["model"].get("labels") or FEATURE_LABELS  # a report from before: built-in
+        rows = -(-len(features) // 5)
 
         def draw(fig: Any) -> None:
-            axes = fig.subplots(2, 5).ravel()
-            for a, j in zip(axes, order, strict=True):
+            axes = fig.subplots(rows, 5, squeeze=False).ravel()
+            for spare in axes[len(features) :]:
+                spare.set_visible(False)
+            for a, j in zip(axes, order, strict=False):
                 col, s = X[:, j], S[:, j]
                 present = ~np.isnan(col)
                 x = col[present]
@@ -289,24 +295,24 @@ class _Plots:
                     lo, hi = np.quantile(x, [0.01, 0.99])
                     keep = (x >= lo) & (x <= hi)
                     colors = np.where(
-                        (FEATURES[j] == "age") & (x[keep] >= ELDERLY_AGE), "#b3261e", "#1f5fbf"
+                        (features[j] == age) & (x[keep] >= ELDERLY_AGE), "#b3261e", "#1f5fbf"
                     )
                     a.scatter(x[keep], s[present][keep], s=3, c=colors, alpha=0.5)
                     if axis_scale(x[keep]) == "symlog":
                         a.set_xscale("symlog", linthresh=1.0)
                         a.set_xlabel("log scale above 1", fontsize=7)
                 a.axhline(0, color="#555", lw=0.8)
-                a.set_title(_wrapped(FEATURES[j]), fontsize=8)
+                a.set_title(_wrapped(features[j], labels), fontsize=8)
                 a.tick_params(labelsize=7)
-            axes[0].set_ylabel("SHAP value")
-            axes[5].set_ylabel("SHAP value")
+            for first in axes[::5]:
+                first.set_ylabel("SHAP value")
 
-        return self._img(draw, (13, 5.5), "dependence plots")
+        return self._img(draw, (13, 2.75 * rows), "dependence plots")
 
     def psi(self) -> str:
         st = self.f["stability"]
-        names = [*FEATURES, "score"]
-        values = [st["features"][n]["psi"] for n in FEATURES] + [st["score"]["psi"]]
+        names = [*self.features, "score"]
+        values = [st["features"][n]["psi"] for n in self.features] + [st["score"]["psi"]]
 
         def draw(fig: Any) -> None:
             a = fig.subplots()
@@ -562,12 +568,12 @@ def render(report: Report) -> str:
             ["feature", "missing", "min", "1st pct", "median", "mean", "99th pct", "max"],
             [
                 [
-                    _esc(f),
-                    _pct(summary[f].get("missing_rate")),
-                    *[_num(summary[f].get(k)) for k in stats],
+                    _esc(name),
+                    _pct(summary[name].get("missing_rate")),
+                    *[_num(summary[name].get(k)) for k in stats],
                 ]
-                for f in FEATURES
-                if f in summary
+                for name in f["model"]["features"]
+                if name in summary
             ],
         )
     )
