@@ -213,7 +213,7 @@ def test_a_prohibited_attribute_must_be_one_the_schema_names(
 ) -> None:
     model_dir, labelled = grouped
     argv = ["report", "--model-dir", str(model_dir), "--data", str(labelled), "--json",
-            os.devnull, "--prohibited"]  # fmt: skip
+            os.devnull, "--no-html", "--prohibited"]  # fmt: skip
     assert main([*argv, "age"]) == 2
     assert capsys.readouterr().err.startswith("error: --prohibited age: a model input")
     assert main([*argv, "no_such_column"]) == 2

@@ -129,7 +129,7 @@ def build(
     try:
         bands = DecisionBands.parse(thresholds) if thresholds else None
     except ValueError as exc:
-        raise ValueError(f"--thresholds {thresholds!r}: {exc}") from None
+        raise ValueError(f"--decision-thresholds {thresholds!r}: {exc}") from None
     model = artifacts.load(model_dir)
     e = load_evaluation(model, data, holdout=holdout, prohibited=prohibited)
     return compute(
