@@ -72,45 +72,50 @@ def is_missing(value: Any) -> bool:
     return value is None or (isinstance(value, float) and math.isnan(value))
 
 
-def bin_shares(values: np.ndarray, edges: list[float]) -> tuple[list[float], float]:
-    """Share of ``values`` in each right-closed bin of ``edges``, and the share missing."""
-    values = np.asarray(values, dtype=np.float64)
-    if values.size == 0:
-        return [0.0] * (len(edges) + 1), 0.0
-    present = values[~np.isnan(values)]
-    counts = np.bincount(
-        np.searchsorted(np.asarray(edges, dtype=np.float64), present, side="left"),
-        minlength=len(edges) + 1,
-    )
-    return (counts / values.size).tolist(), float(1.0 - present.size / values.size)
-
-
-def category_shares(values: Any, categories: Sequence[Any]) -> tuple[list[float], float]:
-    """Share of ``values`` in each category and in :data:`OTHER` (last), and the share missing."""
-    n = len(values)
-    if n == 0:
-        return [0.0] * (len(categories) + 1), 0.0
+def category_counts(values: Any, categories: Sequence[Any]) -> tuple[np.ndarray, int]:
+    """How many ``values`` hold each category and :data:`OTHER` (last), and how many are missing
+    (counts add up over chunks of the values)."""
     if isinstance(values, np.ndarray) and values.dtype.kind == "f":  # codes, as the model reads
-        counts = [int(np.sum(values == c)) for c in categories]
-        missing_count = int(np.isnan(values).sum())
-        other = n - missing_count - sum(counts)
-        return [c / n for c in [*counts, other]], missing_count / n
+        found = [int(np.count_nonzero(values == c)) for c in categories]
+        missing = int(np.isnan(values).sum())
+        return np.array([*found, len(values) - missing - sum(found)], np.int64), missing
     index = {c: i for i, c in enumerate(categories)}
-    counts = [0] * (len(categories) + 1)
+    counts = np.zeros(len(categories) + 1, np.int64)
     missing = 0
     for v in values:
         if is_missing(v):
             missing += 1
         else:
             counts[index.get(v, len(categories))] += 1
-    return [c / n for c in counts], missing / n
+    return counts, missing
+
+
+def count_bins(base: dict[str, Any], values: Any) -> tuple[np.ndarray, int]:
+    """How many ``values`` fall in each of ``base``'s bins (whatever their kind), and how many
+    are missing."""
+    if "categories" in base:
+        return category_counts(values, base["categories"])
+    values = np.asarray(values, dtype=np.float64)
+    present = values[~np.isnan(values)]
+    found = np.bincount(
+        np.searchsorted(np.asarray(base["edges"], dtype=np.float64), present, side="left"),
+        minlength=len(base["edges"]) + 1,
+    )
+    return found, int(values.size - present.size)
 
 
 def shares(base: dict[str, Any], values: Any) -> tuple[list[float], float]:
     """Shares of ``values`` over ``base``'s bins (whatever their kind), and the share missing."""
-    if "categories" in base:
-        return category_shares(values, base["categories"])
-    return bin_shares(values, base["edges"])
+    found, missing = count_bins(base, values)
+    n = len(values)
+    if n == 0:
+        return [0.0] * len(found), 0.0
+    return (found / n).tolist(), missing / n
+
+
+def bin_shares(values: np.ndarray, edges: list[float]) -> tuple[list[float], float]:
+    """Share of ``values`` in each right-closed bin of ``edges``, and the share missing."""
+    return shares({"edges": edges}, values)
 
 
 def _point(value: float) -> list[float]:
@@ -149,7 +154,7 @@ def baseline(values: Any, binning: Binning = Binning()) -> dict[str, Any]:
     """The baseline of one variable (what training stores in metadata.json)."""
     if binning.kind == "category":
         cats = list(binning.categories)
-        found, missing = category_shares(values, cats)
+        found, missing = shares({"categories": cats}, values)
         return {
             "binning": "category",
             "categories": cats,
