@@ -240,8 +240,8 @@ def register(sub: Any) -> None:
         help="model validation report (HTML and JSON): discrimination, calibration, "
         "explanations, stability, segments, reasons, fair-lending checks",
         description="Score a labelled data set with the model and its exact TreeSHAP "
-        "explanations; write one self-contained HTML file (plots embedded) and/or the figures "
-        "as JSON.",
+        "explanations; write one self-contained HTML file (plots embedded) and, with --json, "
+        "the figures as JSON too (--no-html: the JSON alone).",
     )
     p.add_argument(
         "--model-dir",
