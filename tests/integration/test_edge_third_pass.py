@@ -99,7 +99,11 @@ def test_a_request_that_cannot_start_within_the_gateways_timeout_is_never_run() 
     with FaultServer() as model:
         model.inject(Fault("stall", delay=30.0))
         function = LambdaEnvironment(
-            {**handler_environment(model.url), "SAGEMAKER_READ_TIMEOUT": "5"}
+            {
+                **handler_environment(model.url),
+                "SAGEMAKER_READ_TIMEOUT": "5",
+                "SAGEMAKER_MAX_ATTEMPTS": "1",
+            }
         )
         gateway = ServerThread(make_app(function, timeout=3.0), name="gateway")
         gateway.start()

@@ -22,9 +22,9 @@ The handler runs in-process in a :class:`LambdaEnvironment`: its own copy of
 the ``scoring_api.app`` module, initialised (cold start) with the function's
 environment variables, one invocation at a time, as in one Lambda execution
 environment. The wait for it is bounded: a request that has not started within API
-Gateway's timeout gets the 504 and is never run, and the function is invoked with only
-the time its request has left (its deadlines, per attempt and per request, keep within it),
-so one slow upstream holds the API for one deadline at most, never a queue of them.
+Gateway's timeout gets the 504 and is never run; one that has keeps to the function's own
+deadlines, per attempt and per request (:mod:`scoring_api.endpoint`). So a slow upstream
+holds the API for one invocation's deadline at a time, never a queue of abandoned ones.
 """
 
 from __future__ import annotations
@@ -134,14 +134,12 @@ class LambdaEnvironment:
 
     def invoke(self, event: dict[str, Any], deadline: float | None = None) -> dict[str, Any]:
         """Run the handler on ``event``; with a ``deadline`` (monotonic), wait for the
-        environment only until then (else :class:`TimeoutError`, the event never run) and give
-        the handler only the time left as its remaining time."""
+        environment only until then (else :class:`TimeoutError`: the event is never run)."""
         wait = -1.0 if deadline is None else max(0.0, deadline - time.monotonic())
         if not _INVOKE_LOCK.acquire(timeout=wait):
             raise TimeoutError("the execution environment stayed busy until the deadline")
         try:
-            left = API_GATEWAY_TIMEOUT_SECONDS if deadline is None else deadline - time.monotonic()
-            context = LambdaContext(aws_request_id=str(uuid.uuid4()), timeout_s=left)
+            context = LambdaContext(aws_request_id=str(uuid.uuid4()))
             # Powertools reads some variables at run time (metrics on/off): the function's apply.
             with _ENV_LOCK, patched_environ(self.environment):
                 return self._handler(event, context)
