@@ -21,7 +21,9 @@ The model version is the first 16 hex digits of :func:`version_of` the manifest'
 it covers every file listed, whatever files a model family writes, so it names exactly
 what is served and what ``report`` validated. A file in the directory that the manifest
 does not list is refused at load (only :data:`UNSIGNED_OUTPUTS`, which nothing loads, may
-sit beside it).
+sit beside it). With :data:`SIGNING_KEY_ENV` set, training writes ``manifest.sig`` (an
+HMAC-SHA256 of manifest.json) and loading requires it: someone who can write the directory
+but not read the key cannot re-sign it.
 
 Nothing is pickled: skops refuses untrusted types and the tables load with
 ``allow_pickle=False``.
@@ -30,6 +32,7 @@ Nothing is pickled: skops refuses untrusted types and the tables load with
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
 import os
 import platform
@@ -54,6 +57,10 @@ METRICS_FILE: Final = "metrics.json"
 MANIFEST_FILE: Final = "manifest.json"
 #: The validation report ``report`` writes beside the model by default: nothing loads it.
 REPORT_FILE: Final = "report.html"
+#: The HMAC-SHA256 of manifest.json, with a key kept apart from the model directory.
+SIGNATURE_FILE: Final = "manifest.sig"
+#: A file holding the signing key: set, training signs and loading requires the signature.
+SIGNING_KEY_ENV: Final = "CREDIT_EXPLAINER_SIGNING_KEY_FILE"
 #: Files that may sit in a model directory without being in its manifest (never loaded).
 UNSIGNED_OUTPUTS: Final = frozenset({REPORT_FILE})
 FORMAT_VERSION: Final = 1
@@ -204,7 +211,44 @@ def write_manifest(directory: Path, names: Iterable[str]) -> str:
     digest = version_of(files)
     manifest = {"algorithm": "sha256", "files": files, "model_version": digest[:VERSION_DIGITS]}
     _write_json(directory / MANIFEST_FILE, manifest)
+    key = _signing_key()
+    if key is not None:
+        signature = hmac.new(key, (directory / MANIFEST_FILE).read_bytes(), hashlib.sha256)
+        (directory / SIGNATURE_FILE).write_text(signature.hexdigest() + "\n")
     return digest
+
+
+def _signing_key() -> bytes | None:
+    """The key in ``$CREDIT_EXPLAINER_SIGNING_KEY_FILE`` (None when unset)."""
+    path = os.environ.get(SIGNING_KEY_ENV, "").strip()
+    if not path:
+        return None
+    try:
+        key = Path(path).read_bytes().strip()
+    except OSError as exc:
+        raise ModelArtifactError(f"{SIGNING_KEY_ENV}={path}: {exc.strerror}") from None
+    if len(key) < 32:
+        raise ModelArtifactError(f"{SIGNING_KEY_ENV}={path}: a key of at least 32 bytes is needed")
+    return key
+
+
+def _check_signature(directory: Path) -> None:
+    """With a signing key set, manifest.json must carry its HMAC (else ModelArtifactError)."""
+    key = _signing_key()
+    if key is None:
+        return
+    try:
+        given = (directory / SIGNATURE_FILE).read_text().strip()
+    except OSError:
+        raise ModelArtifactError(
+            f"{directory}: no {SIGNATURE_FILE} and {SIGNING_KEY_ENV} is set; refusing to load"
+        ) from None
+    expected = hmac.new(key, (directory / MANIFEST_FILE).read_bytes(), hashlib.sha256)
+    if not hmac.compare_digest(given, expected.hexdigest()):
+        raise ModelArtifactError(
+            f"{directory}: {MANIFEST_FILE} is not signed with the key in {SIGNING_KEY_ENV}; "
+            "refusing to load"
+        )
 
 
 def _remove_previous(directory: Path) -> None:
@@ -213,7 +257,7 @@ def _remove_previous(directory: Path) -> None:
         previous = json.loads((directory / MANIFEST_FILE).read_text()).get("files", {})
     except (OSError, ValueError, AttributeError):
         previous = {}
-    for name in (*previous, MANIFEST_FILE, *UNSIGNED_OUTPUTS):
+    for name in (*previous, MANIFEST_FILE, SIGNATURE_FILE, *UNSIGNED_OUTPUTS):
         if isinstance(name, str) and Path(name).name == name:
             (directory / name).unlink(missing_ok=True)
 
@@ -291,6 +335,7 @@ def verify(model_dir: str | Path) -> dict[str, Any]:
     if not directory.is_dir():
         raise ModelArtifactError(f"model directory {directory} does not exist")
     files, stated_version = _read_manifest(directory)
+    _check_signature(directory)
     for name in (MODEL_FILE, METADATA_FILE):
         if name not in files:
             raise ModelArtifactError(f"{directory}: {MANIFEST_FILE} does not cover {name}")
@@ -307,7 +352,7 @@ def verify(model_dir: str | Path) -> dict[str, Any]:
         entry.name
         for entry in directory.iterdir()
         if entry.name not in files
-        and entry.name != MANIFEST_FILE
+        and entry.name not in (MANIFEST_FILE, SIGNATURE_FILE)
         and entry.name not in UNSIGNED_OUTPUTS
     )
     if unsigned:

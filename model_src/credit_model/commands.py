@@ -43,6 +43,7 @@ def _synth(args: argparse.Namespace) -> int:
 
 
 def _train(args: argparse.Namespace) -> int:
+    from .artifacts import ModelArtifactError
     from .data import load_csv
     from .train import hyperparameters_from, load_training_data, train
 
@@ -58,7 +59,7 @@ def _train(args: argparse.Namespace) -> int:
             test_data=test,
             data_source=source,
         )
-    except ValueError as exc:  # DataError, one-class data, hyperparameters sklearn refuses
+    except (ValueError, ModelArtifactError) as exc:  # DataError, one-class data, a signing key
         print(f"error: {exc}", file=sys.stderr)
         return 2
     print(f"done in {time.perf_counter() - started:.2f} s")

@@ -9,6 +9,7 @@ malformed table file is one ``error:`` line (exit 2) from every command that loa
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -231,3 +232,63 @@ def test_retraining_over_a_directory_leaves_nothing_of_the_old_model(
         != artifacts.verify(synthetic_model_dir)["model_version"]
     )
     assert METADATA_FILE in manifest(d)["files"]  # type: ignore[operator]
+
+
+# -- signing the manifest with a local key ------------------------------------------------------
+
+
+@pytest.fixture
+def key_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    key = tmp_path / "signing.key"
+    key.write_bytes(os.urandom(32).hex().encode())
+    monkeypatch.setenv(artifacts.SIGNING_KEY_ENV, str(key))
+    return key
+
+
+def test_a_signed_directory_loads_only_while_its_signature_holds(
+    tmp_path: Path, key_file: Path, other_model_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    d = tmp_path / "signed"
+    assert cli_main(["train", "--rows", "800", "--n-estimators", "3", "--model-dir", str(d)]) == 0
+    assert (d / artifacts.SIGNATURE_FILE).is_file()
+    version = artifacts.verify(d)["model_version"]
+    # Someone who can write the directory swaps the tables and rewrites the manifest, but
+    # has not the key: refused, whatever the manifest says.
+    shutil.copy(other_model_dir / TABLES_FILE, d / TABLES_FILE)
+    sign_tables(d)
+    with pytest.raises(ModelArtifactError, match="is not signed with the key"):
+        artifacts.verify(d)
+    # A server with the key refuses a directory that was never signed.
+    with pytest.raises(ModelArtifactError, match=f"no {artifacts.SIGNATURE_FILE}"):
+        artifacts.verify(other_model_dir)
+    # Without a key the signature is not checked (and not an unlisted file).
+    monkeypatch.delenv(artifacts.SIGNING_KEY_ENV)
+    assert artifacts.verify(d)["model_version"] != version
+
+
+def test_serve_model_refuses_a_directory_signed_with_another_key(
+    tmp_path: Path, key_file: Path
+) -> None:
+    d = tmp_path / "signed"
+    assert cli_main(["train", "--rows", "800", "--n-estimators", "3", "--model-dir", str(d)]) == 0
+    other_key = tmp_path / "other.key"
+    other_key.write_bytes(os.urandom(32).hex().encode())
+    proc = subprocess.run(
+        [sys.executable, "-m", "credit_explainer", "serve-model", "--model-dir", str(d),
+         "--port", "0", "--host", "127.0.0.1"],
+        capture_output=True, text=True, timeout=300, check=False,
+        env={**os.environ, artifacts.SIGNING_KEY_ENV: str(other_key)},
+    )  # fmt: skip
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert "error:" in proc.stderr and "is not signed with the key" in proc.stderr
+
+
+def test_a_short_signing_key_is_an_error_line_at_training(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    short = tmp_path / "short.key"
+    short.write_text("secret")
+    monkeypatch.setenv(artifacts.SIGNING_KEY_ENV, str(short))
+    d = tmp_path / "m"
+    assert cli_main(["train", "--rows", "800", "--n-estimators", "3", "--model-dir", str(d)]) == 2
+    assert "at least 32 bytes" in capsys.readouterr().err
