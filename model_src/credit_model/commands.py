@@ -23,7 +23,7 @@ def train_default(
     from .train import load_training_data, train
 
     frame, source = load_training_data(data)
-    return train(frame, model_dir, data_source=source)
+    return train(frame, model_dir, data_source=source, for_people=True)  # the demo's terminal
 
 
 def _synth(args: argparse.Namespace) -> int:
