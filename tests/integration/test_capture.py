@@ -154,7 +154,7 @@ def test_text_bodies_and_ids_round_trip_exactly(tmp_path: Path) -> None:
     assert data["endpointInput"]["data"].encode() == body
     assert data["endpointOutput"]["data"].encode() == answer
     assert record["eventMetadata"]["inferenceId"] == 'id "1" \\ é'
-    assert uuid.UUID(record["eventMetadata"]["eventId"]).version == 4
+    assert uuid.UUID(record["eventMetadata"]["eventId"]).version == 7
 
 
 def test_a_batch_across_an_hour_goes_to_each_hours_file(tmp_path: Path) -> None:
