@@ -17,39 +17,31 @@ from pathlib import Path
 from typing import Any
 
 from credit_model.drift import Thresholds
-from credit_schema import DEFAULT_ENDPOINT_NAME, FEATURES, PayloadError
+from credit_schema import DEFAULT_ENDPOINT_NAME, FEATURES
+from credit_schema.records import DecisionRecord
 
 from .decisions import (
-    CAPTURE_HELP,
-    Decision,
+    CaptureReadError,
     add_model_dir,
-    capture_location,
-    read_decisions,
+    add_source,
+    moment_arg,
+    records_within,
+    source_of,
 )
 
 
-def _since(text: str) -> datetime:
-    try:
-        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"not an ISO 8601 date or time: {text!r} (for example 2026-12-01 or "
-            "2026-12-01T08:00:00Z)"
-        ) from None
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
-
-
-def _arrays(decisions: list[Decision]) -> tuple[Any, Any, Any, list[list[str]]]:
+def _arrays(decisions: list[DecisionRecord]) -> tuple[Any, Any, Any, list[list[str]]]:
     """Inputs (NaN: missing), probabilities, SHAP values (FEATURES order), reasons' features."""
     np: Any = importlib.import_module("numpy")
     rows, probability, shap, reasons = [], [], [], []
     for decision in decisions:
-        for applicant, explanation in zip(decision.applicants, decision.explanations, strict=True):
-            rows.append([math.nan if applicant.get(f) is None else applicant[f] for f in FEATURES])
-            probability.append(explanation["probability"])
-            by_feature = {c["feature"]: c["shap_value"] for c in explanation["contributions"]}
+        for applicant, result in zip(decision.applicants, decision.results, strict=True):
+            values = [applicant.get(f) for f in FEATURES]
+            rows.append([math.nan if v is None else v for v in values])
+            probability.append(result.probability)
+            by_feature = {c.feature: c.shap_value for c in result.contributions}
             shap.append([by_feature[f] for f in FEATURES])
-            reasons.append([r["feature"] for r in explanation.get("reasons", [])])
+            reasons.append([r.feature for r in result.principal_reasons or []])
     as_array = np.asarray
     return as_array(rows, float), as_array(probability, float), as_array(shap, float), reasons
 
@@ -79,8 +71,8 @@ def _summary(report: dict[str, Any]) -> str:
 
 
 def _run(args: argparse.Namespace) -> int:
-    root = capture_location(args)
-    if root is None:
+    source = source_of(args)
+    if source is None:
         return 2
     # The model side (the model extra): numpy and the baseline's rules.
     monitoring: Any = importlib.import_module("credit_model.monitor")
@@ -97,31 +89,29 @@ def _run(args: argparse.Namespace) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     version = metadata["model_version"]
-    kept: list[Decision] = []
+    kept: list[DecisionRecord] = []
     other = 0
     try:
-        for decision in read_decisions(root):
-            if args.since and _since(decision.time) < args.since:
-                continue
+        for decision in records_within(source, args.since, None):
             if decision.model_version != version:
                 other += 1
             else:
                 kept.append(decision)
-    except (ValueError, KeyError, PayloadError) as exc:
-        print(f"error: unreadable capture under {root}: {exc}", file=sys.stderr)
+    except CaptureReadError as exc:
+        print(f"error: cannot read {source}: {exc}", file=sys.stderr)
         return 2
     if not kept:
         since = f" since {args.since.isoformat()}" if args.since else ""
-        print(f"error: no decisions of model {version} under {root}{since}", file=sys.stderr)
-        return 2
+        print(f"error: no decisions of model {version} under {source}{since}", file=sys.stderr)
+        return source.status(2)
     thresholds = monitoring.Thresholds(
         **{k: v for k, v in vars(args).items() if k in _THRESHOLDS and v is not None}
     )
     report = monitoring.monitor(metadata, *_arrays(kept), thresholds)
-    times = sorted(d.time for d in kept)
+    times = sorted(d.time.isoformat().replace("+00:00", "Z") for d in kept)
     report = {
         "model_version": version,
-        "capture": str(args.capture),
+        "capture": str(source),
         "since": args.since.isoformat() if args.since else None,
         "window": {"first": times[0], "last": times[-1]},
         "decisions": len(kept),
@@ -150,7 +140,7 @@ def _run(args: argparse.Namespace) -> int:
             print(f"error: {failed}", file=sys.stderr)
             return 2
     print(_summary(report))
-    return 1 if report["alerts"] else 0
+    return source.status(1 if report["alerts"] else 0)
 
 
 #: CloudWatch namespace of ``monitor --publish`` (the template's alarms read the same names).
@@ -227,11 +217,11 @@ def register(sub: Any) -> None:
         help="captured applicants against the training baseline: PSI, missing and out-of-range "
         "shares, score PSI, attribution drift, reasons (exit 1 when a threshold is crossed)",
     )
-    p.add_argument("--capture", required=True, help=CAPTURE_HELP)
+    add_source(p)
     add_model_dir(p)
     p.add_argument(
         "--since",
-        type=_since,
+        type=moment_arg,
         help="only decisions at or after this ISO 8601 date/time, UTC unless given (default: all)",
     )
     p.add_argument("--json", metavar="FILE", help="also write the report as JSON (default: none)")

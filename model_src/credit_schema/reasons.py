@@ -21,6 +21,7 @@ from collections.abc import Iterable, Mapping
 from typing import Final, NamedTuple
 
 from .applicant import FEATURES
+from .text import text_problem
 
 #: Changes whenever a code, a text or the rule changes (printed in reports beside the reasons).
 REGISTRY_VERSION: Final = "2026-12-03.1"
@@ -177,6 +178,10 @@ def _texts(path: str, section: str, given: object) -> dict[str, ReasonText]:
             raise ReasonCodesError(
                 f'{path}: {section}.{feature}: want a text or {{"code": ..., "text": ...}}'
             )
+        for name, given_text in (("code", code), ("text", text)):
+            problem = text_problem(given_text)
+            if problem:
+                raise ReasonCodesError(f"{path}: {section}.{feature}: the {name} {problem}")
         out[feature] = ReasonText(code, text)
     return out
 

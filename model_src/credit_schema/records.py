@@ -19,7 +19,7 @@ it holds whatever schema the model was trained with.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final, Literal, NamedTuple
 
@@ -191,13 +191,17 @@ class Skipped(NamedTuple):
 
 
 def read_lines(
-    source: str, lines: Iterable[bytes], skipped: list[Skipped]
+    source: str,
+    lines: Iterable[bytes],
+    on_skip: Callable[[Skipped], None],
+    parse: Callable[[bytes], DecisionRecord] = parse_record,
 ) -> Iterator[DecisionRecord]:
-    """The records in ``lines`` (one file's), each bad line appended to ``skipped`` instead."""
+    """The records in ``lines`` (one file's, named ``source``); each line ``parse`` refuses is
+    handed to ``on_skip`` instead, and the rest read."""
     for number, line in enumerate(lines, 1):
         if not line.strip():
             continue
         try:
-            yield parse_record(line)
+            yield parse(line)
         except RecordError as exc:
-            skipped.append(Skipped(source, number, str(exc)))
+            on_skip(Skipped(source, number, str(exc)))

@@ -432,5 +432,7 @@ def test_decisions_replay_finds_no_difference_then_a_tampered_answer(
     answer["model_version"] = "another"
     record["captureData"]["endpointOutput"]["data"] = json.dumps(answer)
     path.write_text(json.dumps(record) + "\n")
-    assert main(argv) == 0
-    assert "made by model another" in capsys.readouterr().out
+    assert main(argv) == 2  # compared nothing: not a pass
+    captured = capsys.readouterr()
+    assert "made by model another" in captured.out
+    assert "error: nothing replayed" in captured.err

@@ -86,3 +86,27 @@ def test_deploy_refuses_serverless_with_capture() -> None:
         done.stderr.startswith("error: --serverless with --capture")
         and "Traceback" not in done.stderr
     )
+
+
+HOSTILE = ['=HYPERLINK("http://evil","x")', "+1", "-1+2", "@SUM(A1)", "\tx", "a\nb"]
+
+
+@pytest.mark.parametrize("text", HOSTILE)
+def test_hostile_reason_texts_and_codes_are_refused_when_loaded(text: str, tmp_path: Any) -> None:
+    from credit_schema.reasons import ReasonCodesError, load_registry
+
+    for entry in ({"code": "D1", "text": text}, {"code": text, "text": "Debt is high"}):
+        path = tmp_path / "reasons.json"
+        path.write_text(json.dumps({"version": "v", "reasons": {"DebtRatio": entry}}))
+        with pytest.raises(ReasonCodesError, match="DebtRatio"):
+            load_registry(str(path))
+
+
+@pytest.mark.parametrize("label", HOSTILE[:4])
+def test_hostile_band_labels_are_refused_when_loaded(label: str) -> None:
+    from credit_schema.decisions import DecisionBands
+
+    with pytest.raises(ValueError, match="formula"):
+        DecisionBands.parse(f"{label}:0.1,decline")
+    with pytest.raises(ValueError, match="formula"):
+        DecisionBands.parse(f"approve:0.1,{label}")

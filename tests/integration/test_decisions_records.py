@@ -1,0 +1,220 @@
+"""``decisions`` and ``monitor`` over the API's decision records (``up --records``), on real
+files written by the real stack: the one reader names and skips every damaged, foreign or
+wrong-shaped line and exits non-zero; ``show`` picks one applicant and flags an answer that
+does not add up; ``export`` has contribution columns and neutralises formula cells."""
+
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pytest
+from credit_explainer import CreditExplainerClient
+from credit_explainer.cli import main
+from credit_explainer.decisions import EXIT_SKIPPED
+from credit_explainer.local import LocalStack
+from test_capture import applicants
+
+
+@pytest.fixture(scope="module")
+def recorded(synthetic_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Any:
+    """Three requests (2, 3 and 5 applicants) recorded by the real stack; their answers."""
+    root = tmp_path_factory.mktemp("records")
+    with (
+        LocalStack(
+            synthetic_model_dir,
+            records_dir=root,
+            log_level="ERROR",
+            environment={"DECISION_THRESHOLDS": "approve:0.1,decline"},
+        ) as stack,
+        CreditExplainerClient(stack.api_url) as client,
+    ):
+        answers = [client.score_many(applicants(n, seed=n)) for n in (2, 3, 5)]
+    return root, answers
+
+
+def copy(recorded: Any, tmp_path: Path) -> tuple[Path, Path, list[Any]]:
+    root, answers = recorded
+    records = tmp_path / "records"
+    shutil.copytree(root, records)
+    (path,) = records.glob("*/*/*/*/*.jsonl")
+    return records, path, answers
+
+
+def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    capsys.readouterr()
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_the_commands_read_the_records_and_show_picks_one_applicant(
+    recorded: Any,
+    tmp_path: Path,
+    synthetic_model_dir: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    records, _, answers = copy(recorded, tmp_path)
+    big = answers[2]
+    show = ["decisions", "show", big.scores[0].request_id, "--records", str(records)]
+    code, out, err = run(capsys, *show)
+    assert code == 0, err
+    assert "5 applicant(s)" in out and out.count("\napplicant ") == 5
+    code, out, _ = run(capsys, *show, "--applicant", "3")
+    assert code == 0 and out.count("\napplicant ") == 1
+    assert f"applicant 3: probability {big.scores[3].probability:.6f}" in out
+    code, _, err = run(capsys, *show, "--applicant", "5")
+    assert code == 2 and "applicants 0 to 4, not 5" in err
+
+    out_csv = tmp_path / "d.csv"
+    code, _, err = run(capsys, "decisions", "export", "--records", str(records), "-o", str(out_csv))
+    assert code == 0, err
+    rows = list(csv.DictReader(out_csv.open()))
+    assert len(rows) == 10
+    by_key = {(r["request_id"], int(r["index"])): r for r in rows}
+    for answer in answers:
+        for i, score in enumerate(answer.scores):
+            row = by_key[(answer.scores[0].request_id, i)]
+            assert float(row["probability"]) == score.probability  # exactly as sent
+            for c in score.contributions:
+                assert float(row[f"contribution_{c.feature}"]) == c.shap_value
+            assert row["decision"] == score.decision
+
+    code, out, err = run(
+        capsys, "decisions", "replay", "--records", str(records), "--model-dir",
+        str(synthetic_model_dir),
+    )  # fmt: skip
+    assert code == 0, err
+    assert "replayed 10 applicant(s)" in out
+    code, out, err = run(
+        capsys, "monitor", "--records", str(records), "--model-dir", str(synthetic_model_dir)
+    )
+    assert code in (0, 1), err
+    assert "10 applicant(s) in 3 decision(s)" in out
+
+
+def _bad_lines(valid: dict[str, Any]) -> list[bytes]:
+    """A cut-short line, non-UTF-8, non-JSON, and JSON of the wrong shape."""
+    line = json.dumps(valid).encode()
+    wrong_number = json.loads(line)
+    wrong_number["results"][0]["probability"] = "0.5"
+    three = json.loads(line)
+    three["results"][0]["contributions"] = three["results"][0]["contributions"][:3]
+    return [
+        line[: len(line) // 2],
+        b"\xff\xfe\xfa{}",
+        b"not json at all",
+        json.dumps(wrong_number).encode(),
+        json.dumps(three).encode(),
+        b'{"eventMetadata": [], "captureData": {}}',
+    ]
+
+
+def test_damaged_lines_are_named_skipped_and_the_exit_status_says_so(
+    recorded: Any,
+    tmp_path: Path,
+    synthetic_model_dir: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    records, path, answers = copy(recorded, tmp_path)
+    lines = path.read_bytes().splitlines()
+    valid = json.loads(lines[0])
+    bad = _bad_lines(valid)
+    path.write_bytes(b"\n".join([lines[0], *bad, *lines[1:]]) + b"\n")
+    named = [f"{path}:{n}: skipped" for n in range(2, 2 + len(bad))]
+
+    code, out, err = run(
+        capsys, "decisions", "show", answers[1].scores[0].request_id, "--records", str(records)
+    )
+    assert code == EXIT_SKIPPED and "applicant 2:" in out
+    assert all(n in err for n in named), err
+    assert "Traceback" not in err
+
+    out_csv = tmp_path / "d.csv"
+    code, _, err = run(capsys, "decisions", "export", "--records", str(records), "-o", str(out_csv))
+    assert code == EXIT_SKIPPED and all(n in err for n in named)
+    assert len(list(csv.DictReader(out_csv.open()))) == 10  # the rest, all of it
+
+    code, _, err = run(
+        capsys, "decisions", "replay", "--records", str(records), "--model-dir",
+        str(synthetic_model_dir),
+    )  # fmt: skip
+    assert code == EXIT_SKIPPED and all(n in err for n in named)
+    code, out, err = run(
+        capsys, "monitor", "--records", str(records), "--model-dir", str(synthetic_model_dir)
+    )
+    assert code != 0 and all(n in err for n in named) and "10 applicant(s)" in out
+
+
+def test_show_flags_a_recorded_answer_that_does_not_add_up(
+    recorded: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    records, path, _ = copy(recorded, tmp_path)
+    record = json.loads(path.read_bytes().splitlines()[0])
+    record["results"][0]["probability"] = 0.999
+    path.write_text(json.dumps(record) + "\n")
+    code, out, _ = run(capsys, "decisions", "show", record["request_id"], "--records", str(records))
+    assert code == 0
+    assert "WARNING: this recorded answer does not add up" in out
+    assert out.count("WARNING") == 1  # applicant 1 adds up
+
+
+def test_export_neutralises_formula_cells(
+    recorded: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    records, path, _ = copy(recorded, tmp_path)
+    record = json.loads(path.read_bytes().splitlines()[0])
+    hostile = ['=HYPERLINK("http://evil","click")', "+1+2", "-3+4", "@SUM(A1:A9)", "\tx", "\rx"]
+    record["model_version"] = hostile[3]
+    result = record["results"][0]
+    result["decision"] = hostile[0]
+    feature = result["contributions"][0]["feature"]
+    result["reasons"] = [
+        {"code": text, "text": text, "feature": feature, "shap_value": 0.1} for text in hostile[1:5]
+    ]
+    path.write_text(json.dumps(record) + "\n")
+    out_csv = tmp_path / "d.csv"
+    assert main(["decisions", "export", "--records", str(records), "-o", str(out_csv)]) == 0
+    rows = list(csv.reader(out_csv.open()))
+    cells = [cell for row in rows for cell in row]
+    assert not [c for c in cells if c[:1] in ("=", "+", "@", "\t", "\r")]
+    assert not [c for c in cells if c.startswith("-") and not _number(c)]
+    row = rows[1]
+    assert "'" + hostile[0] in row and "'" + hostile[3] in row and "'-3+4" in row
+
+
+def _number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def test_capture_lines_of_the_wrong_shape_are_named_too(
+    recorded: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    capture = tmp_path / "capture" / "endpoint" / "AllTraffic" / "2026" / "12" / "06" / "21"
+    capture.mkdir(parents=True)
+    good = {
+        "captureData": {
+            "endpointInput": {"observedContentType": "application/json", "mode": "INPUT",
+                              "data": json.dumps(applicants(1, seed=1)), "encoding": "JSON"},
+            "endpointOutput": {"observedContentType": "application/json", "mode": "OUTPUT",
+                               "data": "{}", "encoding": "JSON"},
+        },
+        "eventMetadata": {"eventId": "e", "inferenceId": "i", "inferenceTime": "yesterday"},
+        "eventVersion": "0",
+    }  # fmt: skip
+    listed = dict(good, eventMetadata=[])
+    (capture / "x.jsonl").write_text(json.dumps(good) + "\n" + json.dumps(listed) + "\n")
+    code, _, err = run(
+        capsys, "decisions", "export", "--capture", str(tmp_path / "capture"), "-o",
+        str(tmp_path / "d.csv"),
+    )  # fmt: skip
+    assert code == EXIT_SKIPPED
+    assert "x.jsonl:1: skipped" in err and "x.jsonl:2: skipped" in err
+    assert "Traceback" not in err
