@@ -36,12 +36,16 @@ from credit_schema.records import (
 )
 from credit_schema.text import neutral_cell
 
+from .notice import register as register_notice
+
 MAX_REASONS_COLUMNS = 4
 RECORDS_HELP = (
     "the scoring API's decision records: the directory of up --records, or s3://bucket/records "
-    "(the stack's RecordsUri)"
+    "(the stack's RecordsUri) (default: none; this or --capture)"
 )
-CAPTURE_HELP = "or SageMaker Data Capture: a capture directory or s3://bucket/prefix"
+CAPTURE_HELP = (
+    "or SageMaker Data Capture: a capture directory or s3://bucket/prefix (default: none)"
+)
 #: Largest difference in a probability or SHAP value that replay accepts as the same answer.
 REPLAY_TOLERANCE = 1e-9
 #: The exit status of a command that did its work but skipped unreadable lines (named on stderr).
@@ -428,3 +432,4 @@ def register(sub: Any) -> None:
     add_source(replay)
     add_model_dir(replay)
     replay.set_defaults(func=_run_replay)
+    register_notice(steps, add_source)

@@ -6,8 +6,12 @@ does not add up; ``export`` has contribution columns and neutralises formula cel
 from __future__ import annotations
 
 import csv
+import html
 import json
+import os
+import re
 import shutil
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +32,7 @@ def recorded(synthetic_model_dir: Path, tmp_path_factory: pytest.TempPathFactory
             synthetic_model_dir,
             records_dir=root,
             log_level="ERROR",
-            environment={"DECISION_THRESHOLDS": "approve:0.1,decline"},
+            environment={"DECISION_THRESHOLDS": "approve:0.05,decline"},
         ) as stack,
         CreditExplainerClient(stack.api_url) as client,
     ):
@@ -218,3 +222,72 @@ def test_capture_lines_of_the_wrong_shape_are_named_too(
     assert code == EXIT_SKIPPED
     assert "x.jsonl:1: skipped" in err and "x.jsonl:2: skipped" in err
     assert "Traceback" not in err
+
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+LENDER = {
+    "creditor": {"name": "Example Bank <&>", "address": ["1 Main St", "Springfield, IL 62701"],
+                 "phone": "555-0100"},
+    "ecoa_agency": {"name": "Consumer Financial Protection Bureau",
+                    "address": ["1700 G Street NW", "Washington, DC 20552"]},
+}  # fmt: skip
+
+
+def _chromium(tmp_path: Path, *argv: str) -> subprocess.CompletedProcess[bytes]:
+    assert CHROMIUM is not None
+    return subprocess.run(
+        [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+         "--disable-background-networking", "--disable-component-update", "--disable-sync",
+         f"--user-data-dir={tmp_path / 'profile'}", *argv],
+        check=True, capture_output=True, timeout=120,
+    )  # fmt: skip
+
+
+def test_notice_for_a_declined_applicant_renders_and_prints_in_a_real_browser(
+    recorded: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    if CHROMIUM is None:
+        if os.environ.get("CI"):
+            pytest.fail("chromium is needed in CI (.ci/run installs it)")
+        pytest.skip("no chromium here: apt-get install chromium")
+    records, _, answers = copy(recorded, tmp_path)
+    lender = tmp_path / "lender.json"
+    lender.write_text(json.dumps(LENDER))
+    declined = [
+        (answer, i, s)
+        for answer in answers
+        for i, s in enumerate(answer.scores)
+        if s.decision == "decline" and s.principal_reasons
+    ]
+    approved = [(a, i) for a in answers for i, s in enumerate(a.scores) if s.decision == "approve"]
+    assert declined and approved
+    answer, index, score = declined[0]
+    request_id = answer.scores[0].request_id
+    page = tmp_path / "notice.html"
+    argv = ["decisions", "notice", request_id, "--records", str(records), "--lender", str(lender)]
+    code, _, err = run(capsys, *argv, "--applicant", str(index), "-o", str(page))
+    assert code == 0, err
+
+    dom = _chromium(tmp_path, "--dump-dom", page.as_uri()).stdout.decode()
+    found = re.findall(r'<li data-code="([^"]*)">([^<]*)</li>', dom)
+    reasons = [(html.unescape(code), html.unescape(text)) for code, text in found]
+    expected = [(r.code, r.text) for r in score.principal_reasons]
+    assert reasons == expected[:4] and 1 <= len(reasons) <= 4  # exactly as recorded
+    assert "Example Bank &lt;&amp;&gt;" in dom and "Equal Credit Opportunity Act" in dom
+    assert "Consumer Financial Protection Bureau" in dom and "1700 G Street NW" in dom
+    pdf = tmp_path / "notice.pdf"
+    _chromium(tmp_path, f"--print-to-pdf={pdf}", "--no-pdf-header-footer", page.as_uri())
+    assert (
+        pdf.read_bytes().startswith(b"%PDF")
+        and len(re.findall(rb"/Type\s*/Page\b", pdf.read_bytes())) == 1
+    )
+
+    other, other_index = approved[0]
+    code, _, err = run(
+        capsys, "decisions", "notice", other.scores[0].request_id, "--records", str(records),
+        "--lender", str(lender), "--applicant", str(other_index), "-o", str(tmp_path / "x.html"),
+    )  # fmt: skip
+    assert code == 2 and "was not declined (decision approve" in err
+    lender.write_text(json.dumps({**LENDER, "action": "=HYPERLINK(1)"}))
+    code, _, err = run(capsys, *argv, "--applicant", str(index))
+    assert code == 2 and "action starts with '='" in err
