@@ -71,18 +71,24 @@ class Source:
         return parse_capture if self.capture else parse_record
 
     def read(
-        self, hours: Callable[[str], bool] | None = None, only: list[str] | None = None
+        self,
+        hours: Callable[[str], bool] | None = None,
+        only: list[str] | None = None,
+        naming: str | None = None,
     ) -> Iterator[DecisionRecord]:
         """Every record whose ``yyyy/mm/dd/hh`` folder passes ``hours`` (or is one of ``only``:
-        records only, read without listing the rest), oldest file first; each bad line is named
-        on stderr, kept in :attr:`skipped`, and passed over."""
+        records only, read without listing the rest), oldest file first; with ``naming``, only
+        the lines holding that text are parsed. Each bad line is named on stderr, kept in
+        :attr:`skipped`, and passed over."""
         if isinstance(self.location, str):
             files = _s3_files(self.location, hours, self.capture, only)
         else:
             files = _local_files(self.location, hours, self.capture, only)
         parse = self._parse()
         for name, lines in files:
-            yield from read_lines(name, lines, self._skip, parse)
+            yield from read_lines(
+                name, lines, self._skip, parse, None if naming is None else naming.encode()
+            )
 
     def _skip(self, skipped: Skipped) -> None:
         self.skipped.append(skipped)
@@ -91,7 +97,7 @@ class Source:
     def find(self, request_id: str) -> list[DecisionRecord]:
         """Every part of one request's record, by id (a time-ordered id: its two hours only)."""
         only = None if self.capture else hours_of_id(request_id)
-        found = [r for r in self.read(only=only) if r.request_id == request_id]
+        found = [r for r in self.read(only=only, naming=request_id) if r.request_id == request_id]
         return sorted(found, key=lambda r: r.part)
 
     def status(self, code: int = 0) -> int:

@@ -195,13 +195,31 @@ def read_lines(
     lines: Iterable[bytes],
     on_skip: Callable[[Skipped], None],
     parse: Callable[[bytes], DecisionRecord] = parse_record,
+    naming: bytes | None = None,
 ) -> Iterator[DecisionRecord]:
     """The records in ``lines`` (one file's, named ``source``); each line ``parse`` refuses is
-    handed to ``on_skip`` instead, and the rest read."""
+    handed to ``on_skip`` instead, and the rest read. With ``naming`` (a look-up by id), the
+    lines that do not hold those bytes cannot be its record: they are only checked to look whole
+    (UTF-8, one JSON object from ``{`` to ``}``), which is what a crash or a full disk damages,
+    at a tenth of the cost of parsing them."""
     for number, line in enumerate(lines, 1):
         if not line.strip():
             continue
         try:
-            yield parse(line)
+            if naming is None or naming in line:
+                yield parse(line)
+            else:
+                _whole(line)
         except RecordError as exc:
             on_skip(Skipped(source, number, str(exc)))
+
+
+def _whole(line: bytes) -> None:
+    """:class:`RecordError` unless ``line`` looks whole: UTF-8, from ``{`` to ``}``."""
+    try:
+        line.decode("utf-8")
+    except UnicodeDecodeError:
+        raise RecordError("not UTF-8 text") from None
+    text = line.strip()
+    if not (text.startswith(b"{") and text.endswith(b"}")):
+        raise RecordError("not JSON: a damaged or cut-short line")
