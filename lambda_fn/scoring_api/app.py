@@ -39,7 +39,7 @@ from credit_schema import (
     CONTENT_TYPE_JSON,
     CONTENT_TYPE_LEGACY_JSON,
     FEATURES,
-    Applicant,
+    ApplicantBase,
     ApplicantValidationError,
     ErrorBody,
     ErrorDetail,
@@ -263,7 +263,7 @@ def _wants_legacy(fmt: str) -> bool:
 
 
 @tracer.capture_method(capture_response=False)
-def _explain(applicants: list[Applicant], inference_id: str | None = None) -> Scored:
+def _explain(applicants: list[ApplicantBase], inference_id: str | None = None) -> Scored:
     remaining = app.lambda_context.get_remaining_time_in_millis() / 1000.0
     deadline = time.monotonic() + settings.time_budget(remaining)
     return endpoint.explain(applicants, deadline, inference_id)
@@ -354,7 +354,7 @@ def score(
 
 
 def _record(
-    request_id: str, scored: Scored, applicants: list[Applicant], results: list[dict[str, Any]]
+    request_id: str, scored: Scored, applicants: list[ApplicantBase], results: list[dict[str, Any]]
 ) -> None:
     """Keep the decision record (:mod:`credit_schema.records`), or raise the 503 that refuses
     the answer (:class:`scoring_api.records.RecordUnavailableError`)."""

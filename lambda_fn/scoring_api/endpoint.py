@@ -39,7 +39,7 @@ from credit_schema import (
     ADDITIVITY_TOLERANCE,
     CONTENT_TYPE_JSON,
     FEATURES,
-    Applicant,
+    ApplicantBase,
     direction_of,
     edge,
     ranked,
@@ -137,7 +137,7 @@ class ModelEndpoint:
 
     def explain(
         self,
-        applicants: Sequence[Applicant],
+        applicants: Sequence[ApplicantBase],
         deadline: float | None = None,
         inference_id: str | None = None,
     ) -> Scored:

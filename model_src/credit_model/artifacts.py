@@ -12,6 +12,8 @@ Files (all at the top of the directory, which is also the layout of SageMaker's
 * ``metrics.json``: held-out metrics;
 * ``treeshap.npz``: the forest compiled to exact TreeSHAP tables and the imputer's fill
   values (plain arrays), which is all serving loads: no scikit-learn at start-up;
+* ``schema.json``: the data set's schema (features, kinds, categories, ids, reasons), which
+  every server validates with and the model version covers;
 * ``manifest.json``: SHA-256 of every other file, verified before anything is
   deserialised.
 
@@ -31,7 +33,14 @@ from pathlib import Path
 from typing import Any, Final
 
 import numpy as np
-from credit_schema import FEATURES, TARGET
+from credit_schema import (
+    BUILTIN,
+    SCHEMA_FILE,
+    ApplicantSchema,
+    SchemaError,
+    dump_schema,
+    read_schema,
+)
 
 MODEL_FILE: Final = "model.skops"
 METADATA_FILE: Final = "metadata.json"
@@ -72,7 +81,7 @@ _TREE_ARRAYS: Final = (
 )
 
 
-def model_fingerprint(pipeline: Any) -> str:
+def model_fingerprint(pipeline: Any, schema: ApplicantSchema = BUILTIN) -> str:
     """SHA-256 of the model itself: features, each step's class and parameters, fitted values.
 
     The same data and hyperparameters give the same fingerprint, on any machine and from
@@ -93,7 +102,9 @@ def model_fingerprint(pipeline: Any) -> str:
             digest.update(json.dumps(value, sort_keys=True, default=repr).encode())
         digest.update(b"\0")
 
-    add("features", list(FEATURES))
+    add("features", list(schema.features))
+    if schema is not BUILTIN:  # the built-in schema's models keep the version they had
+        add("schema", schema.document())
     for step_name, step in pipeline.steps:
         params = step.get_params(deep=False)
         add(
@@ -135,6 +146,7 @@ def save(
     *,
     metadata: Mapping[str, Any],
     metrics: Mapping[str, Any],
+    schema: ApplicantSchema = BUILTIN,
 ) -> dict[str, Any]:
     """Write the model directory; returns the metadata written (with ``model_version``)."""
     import skops.io as sio
@@ -144,15 +156,17 @@ def save(
     model_path = directory / MODEL_FILE
     sio.dump(pipeline, model_path)
     model_sha = sha256_file(model_path)
-    fingerprint = model_fingerprint(pipeline)
+    fingerprint = model_fingerprint(pipeline, schema)
     tables = _save_tables(pipeline, directory)
+    dump_schema(schema.schema, directory / SCHEMA_FILE)
     meta = {
         "format_version": FORMAT_VERSION,
         "model_version": fingerprint[:16],
         "model_fingerprint": fingerprint,
         "model_sha256": model_sha,
-        "features": list(FEATURES),
-        "target": TARGET,
+        "schema": schema.name,
+        "features": list(schema.features),
+        "target": schema.target,
         "positive_class": 1,
         "library_versions": library_versions(),
         **metadata,
@@ -163,7 +177,7 @@ def save(
         "algorithm": "sha256",
         "files": {
             name: sha256_file(directory / name)
-            for name in (MODEL_FILE, METADATA_FILE, METRICS_FILE, *tables)
+            for name in (MODEL_FILE, METADATA_FILE, METRICS_FILE, SCHEMA_FILE, *tables)
         },
     }
     _write_json(directory / MANIFEST_FILE, manifest)
@@ -247,8 +261,8 @@ def verify(model_dir: str | Path) -> dict[str, Any]:
     meta = read_metadata(directory)
     if meta.get("format_version") != FORMAT_VERSION:
         raise ModelArtifactError(f"{directory}: unsupported format {meta.get('format_version')}")
-    if tuple(meta.get("features", ())) != FEATURES:
-        raise ModelArtifactError(f"{directory}: the model's features differ from this code's")
+    if tuple(meta.get("features", ())) != model_schema(directory, files).features:
+        raise ModelArtifactError(f"{directory}: the model's features differ from its schema's")
     if meta.get("model_sha256") != files[MODEL_FILE]:
         raise ModelArtifactError(f"{directory}: metadata and manifest disagree on {MODEL_FILE}")
     expected_version = os.environ.get(EXPECTED_VERSION_ENV, "").strip()
@@ -261,6 +275,19 @@ def verify(model_dir: str | Path) -> dict[str, Any]:
             f"{expected_version} ({EXPECTED_VERSION_ENV})"
         )
     return meta
+
+
+def model_schema(directory: Path, files: Mapping[str, str] | None = None) -> ApplicantSchema:
+    """The schema a model directory serves: its ``schema.json`` (covered by the manifest), or
+    the built-in schema for a directory written before schemas travelled with the model."""
+    if files is None:
+        files = json.loads((directory / MANIFEST_FILE).read_text())["files"]
+    if SCHEMA_FILE not in files:
+        return BUILTIN
+    try:
+        return read_schema(directory / SCHEMA_FILE)
+    except SchemaError as exc:
+        raise ModelArtifactError(f"{directory}: {exc}; refusing to load") from None
 
 
 def _check_sklearn_version(directory: Path, meta: dict[str, Any]) -> None:
@@ -280,6 +307,7 @@ class Artifacts:
     pipeline: Any
     metadata: dict[str, Any]
     model_dir: Path
+    schema: ApplicantSchema = BUILTIN
 
     @property
     def version(self) -> str:
@@ -306,4 +334,6 @@ def load(model_dir: str | Path) -> Artifacts:
         raise
     except Exception as exc:
         raise ModelArtifactError(f"{model_path}: not a loadable skops model: {exc}") from exc
-    return Artifacts(pipeline=pipeline, metadata=meta, model_dir=directory)
+    return Artifacts(
+        pipeline=pipeline, metadata=meta, model_dir=directory, schema=model_schema(directory)
+    )

@@ -30,11 +30,12 @@ import numpy as np
 import numpy.typing as npt
 from credit_schema import (
     ADDITIVITY_TOLERANCE,
+    BUILTIN,
     CONTENT_TYPE_CSV,
     CONTENT_TYPE_JSON,
     CONTENT_TYPE_JSONLINES,
     CONTENT_TYPE_LEGACY_JSON,
-    FEATURES,
+    ApplicantSchema,
     PayloadError,
     ServiceError,
     body_records,
@@ -46,7 +47,7 @@ from credit_schema import (
     validate_records,
 )
 from credit_schema.decisions import DecisionBands
-from credit_schema.reasons import DEFAULT_REGISTRY, Registry, registry_from_env
+from credit_schema.reasons import DEFAULT_REGISTRY, Registry, registry_from_env, schema_registry
 from pydantic_core import to_json
 
 from . import artifacts
@@ -90,10 +91,20 @@ class LoadedModel:
     model_dir: Path
     max_applicants: int = DEFAULT_MODEL_MAX_APPLICANTS
     registry: Registry = DEFAULT_REGISTRY
+    #: The schema the model was trained with (its ``schema.json``): what every request must fit.
+    schema: ApplicantSchema = BUILTIN
 
     @property
     def version(self) -> str:
         return str(self.metadata["model_version"])
+
+
+@dataclass
+class Batch:
+    """What ``input_fn`` returns: the rows for the model and each applicant's ids, if any."""
+
+    rows: FloatArray
+    ids: list[dict[str, str]] | None = None
 
 
 @dataclass
@@ -108,6 +119,13 @@ class Prediction:
     registry: Registry = DEFAULT_REGISTRY
     #: The caller's decision bands (InvokeEndpoint's CustomAttributes): a decision per answer.
     bands: DecisionBands | None = None
+    schema: ApplicantSchema = BUILTIN
+    ids: list[dict[str, str]] | None = None
+
+
+#: SageMaker calls ``input_fn`` without the model: it reads the schema of the model this
+#: process loaded last (one model per worker process).
+_loaded_schema: ApplicantSchema = BUILTIN
 
 
 def model_fn(model_dir: str | Path) -> LoadedModel:
@@ -122,12 +140,17 @@ def model_fn(model_dir: str | Path) -> LoadedModel:
         explainer = FastTreeExplainer(compiled, fill_values=fill_values)
     else:
         explainer = build_explainer(artifacts.load(directory).pipeline)
+    schema = artifacts.model_schema(directory)
+    global _loaded_schema
+    _loaded_schema = schema
     return LoadedModel(
         explainer=explainer,
         metadata=metadata,
         model_dir=directory,
         max_applicants=env_int(MAX_APPLICANTS_ENV, DEFAULT_MODEL_MAX_APPLICANTS),
-        registry=registry_from_env(),  # a bad override file fails the start, not a request
+        # a bad override file fails the start, not a request
+        registry=registry_from_env(base=schema_registry(schema)),
+        schema=schema,
     )
 
 
@@ -136,45 +159,61 @@ def input_fn(
     content_type: str | None,
     *,
     max_applicants: int = DEFAULT_MODEL_MAX_APPLICANTS,
-) -> FloatArray:
-    """Decode and validate a request body -> raw rows ``[n, 10]`` (NaN where missing)."""
+    schema: ApplicantSchema | None = None,
+) -> Batch:
+    """Decode and validate a request body -> rows ``[n, features]`` (NaN where missing, a
+    category as its code) and the applicants' ids."""
+    schema = schema or _loaded_schema
     kind = check_content_type(content_type, INPUT_CONTENT_TYPES)
-    records = body_records(input_data, kind)
+    records = body_records(input_data, kind, schema)
     check_count(len(records), max_applicants)
     if len(records) >= BULK_MIN_RECORDS:
-        bulk = plain_rows(records)
+        bulk = plain_rows(records, schema)
         if bulk is not None:
-            return bulk
-    rows = [applicant.to_row() for applicant in validate_records(records)]
-    return np.array(rows, dtype=np.float64).reshape(-1, len(FEATURES))  # None -> NaN
+            return Batch(bulk)
+    applicants = validate_records(records, schema)
+    rows = [applicant.to_row() for applicant in applicants]
+    ids = [applicant.ids() for applicant in applicants] if schema.id_columns else None
+    X = np.array(rows, dtype=np.float64).reshape(-1, len(schema.features))  # None -> NaN
+    return Batch(X, ids if ids and any(ids) else None)
 
 
-def predict_fn(input_data: FloatArray, model: LoadedModel) -> Prediction:
-    """Probability of SeriousDlqin2yrs and exact SHAP values for every row."""
-    X = np.asarray(input_data, dtype=np.float64)
+def predict_fn(input_data: Batch | FloatArray, model: LoadedModel) -> Prediction:
+    """Probability of the schema's risk label and exact SHAP values for every row."""
+    batch = input_data if isinstance(input_data, Batch) else Batch(input_data)
+    X = np.asarray(batch.rows, dtype=np.float64)
     proba, shap_values, gap = model.explainer.explain_checked(X)
     if not gap <= ADDITIVITY_TOLERANCE:
         raise ExplanationError(f"the model produced an inconsistent explanation (gap {gap:.3g})")
     base = float(model.explainer.base_value)
-    return Prediction(X, proba, base, shap_values, model.version, model.registry)
+    return Prediction(
+        X, proba, base, shap_values, model.version, model.registry, schema=model.schema,
+        ids=batch.ids,
+    )
 
 
 def explanations(prediction: Prediction) -> list[dict[str, Any]]:
     """One :class:`credit_schema.Explanation` dict per applicant, request order, with reasons."""
     base = prediction.base_value
+    schema = prediction.schema
     out = []
-    for probability, row, shap in zip(
-        prediction.probability.tolist(),
-        prediction.inputs.tolist(),
-        prediction.shap_values.tolist(),
-        strict=True,
+    for i, (probability, row, shap) in enumerate(
+        zip(
+            prediction.probability.tolist(),
+            prediction.inputs.tolist(),
+            prediction.shap_values.tolist(),
+            strict=True,
+        )
     ):
         values = [None if v != v else v for v in row]  # NaN: null
-        explanation = explanation_dict(probability, base, values, shap)
-        triples = zip(FEATURES, values, shap, strict=True)
+        wire = schema.wire_values(values) if schema.categorical else values
+        explanation = explanation_dict(probability, base, wire, shap, schema.features)
+        triples = zip(schema.features, values, shap, strict=True)
         explanation["reasons"] = prediction.registry.principal_reasons(triples)
         if prediction.bands is not None:
             explanation["decision"] = prediction.bands.decide(probability)
+        if prediction.ids is not None:
+            explanation["ids"] = prediction.ids[i]
         out.append(explanation)
     return out
 
@@ -183,7 +222,9 @@ def _explanations_json(prediction: Prediction, members: dict[str, str], separato
     """Each applicant's explanation as JSON, opening with ``members``, joined by ``separator``:
     large batches are written column-wise (:mod:`credit_model.encode`), others dict by dict."""
     text = None
-    if len(prediction.probability) >= BULK_MIN_RECORDS:
+    # The column-wise writer covers plain numbers; categories' texts and ids go dict by dict.
+    plain = not prediction.schema.categorical and prediction.ids is None
+    if plain and len(prediction.probability) >= BULK_MIN_RECORDS:
         text = explanation_text(
             prediction.probability,
             prediction.base_value,
@@ -193,6 +234,7 @@ def _explanations_json(prediction: Prediction, members: dict[str, str], separato
             prediction.bands,
             prefix=to_json(members).decode()[1:-1] + "," if members else "",
             separator=separator,
+            features=prediction.schema.features,
         )
     if text is None:
         text = separator.join(to_json({**members, **e}).decode() for e in explanations(prediction))
@@ -212,7 +254,8 @@ def _csv(prediction: Prediction, header: bool) -> bytes:
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     if header:
-        writer.writerow(["probability", "base_value", *(f"shap_{name}" for name in FEATURES)])
+        names = prediction.schema.features
+        writer.writerow(["probability", "base_value", *(f"shap_{name}" for name in names)])
     for probability, shap in zip(
         prediction.probability.tolist(), prediction.shap_values.tolist(), strict=True
     ):
@@ -239,6 +282,7 @@ def output_fn(prediction: Prediction, accept: str | None) -> tuple[bytes, str]:
             prediction.probability.tolist(),
             prediction.base_value,
             prediction.shap_values.tolist(),
+            prediction.schema.features,
         )
         return to_json(legacy), kind
     return _csv(prediction, header=not _csv_header_absent(accept)), kind
@@ -258,7 +302,7 @@ def transform(
     Lines explanation carries its ``decision``, so what is captured is what the API sent.
     """
     negotiate(accept, OUTPUT_CONTENT_TYPES)
-    rows = input_fn(body, content_type, max_applicants=model.max_applicants)
+    rows = input_fn(body, content_type, max_applicants=model.max_applicants, schema=model.schema)
     prediction = predict_fn(rows, model)
     if bands is not None:
         prediction.bands = bands
@@ -268,6 +312,7 @@ def transform(
 __all__ = [
     "INPUT_CONTENT_TYPES",
     "OUTPUT_CONTENT_TYPES",
+    "Batch",
     "ExplanationError",
     "LoadedModel",
     "PayloadError",

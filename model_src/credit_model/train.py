@@ -26,10 +26,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
 import numpy as np
-from credit_schema import FEATURES, TARGET
+from credit_schema import BUILTIN, ApplicantSchema
 
 from . import artifacts, constraints, monitor, stability
-from .data import load_csv, split_xy
+from .data import DataError, load_csv, split_xy
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -114,9 +114,9 @@ _HELP: Final[dict[str, str]] = {
     "random_state": "seed: the same data and seed give the same forest and model version",
     "test_size": "share of --data held out for the metrics when there is no --test-data",
     "n_jobs": "training threads (-1: every CPU; the forest is the same)",
-    "constraints": "shape constraints, comma-separated: past_due (more late payments never "
-    "lower the risk), elderly_age (age never raises the risk of an applicant aged 62+, "
-    "Regulation B), all or none",
+    "constraints": "shape constraints, comma-separated: risk (each feature moves the risk only "
+    "in the direction its schema declares), elderly_age (age never raises the risk of an "
+    "applicant aged 62+, Regulation B), all or none",
 }
 
 
@@ -137,14 +137,16 @@ def add_hyperparameter_arguments(parser: argparse.ArgumentParser) -> None:
             group.add_argument("--" + field.name, help=argparse.SUPPRESS, **options)
 
 
-def summary_statistics(X: np.ndarray) -> dict[str, dict[str, float | None]]:
+def summary_statistics(
+    X: np.ndarray, schema: ApplicantSchema = BUILTIN
+) -> dict[str, dict[str, float | None]]:
     """Per-feature statistics of the training data (for drift checks and documentation)."""
 
     def num(v: float) -> float | None:
         return None if not math.isfinite(v) else float(v)
 
     stats: dict[str, dict[str, float | None]] = {}
-    for j, name in enumerate(FEATURES):
+    for j, name in enumerate(schema.features):
         col = X[:, j]
         present = col[~np.isnan(col)]
         if present.size == 0:
@@ -164,7 +166,7 @@ def summary_statistics(X: np.ndarray) -> dict[str, dict[str, float | None]]:
     return stats
 
 
-def build_pipeline(hp: Hyperparameters) -> Any:
+def build_pipeline(hp: Hyperparameters, schema: ApplicantSchema = BUILTIN) -> Any:
     from sklearn.ensemble import RandomForestClassifier
     from sklearn.impute import SimpleImputer
     from sklearn.pipeline import Pipeline
@@ -185,7 +187,7 @@ def build_pipeline(hp: Hyperparameters) -> Any:
                     bootstrap=hp.bootstrap,
                     random_state=hp.random_state,
                     n_jobs=hp.n_jobs,
-                    monotonic_cst=constraints.monotonic_cst(hp.constraints),
+                    monotonic_cst=constraints.monotonic_cst(hp.constraints, schema),
                 ),
             ),
         ]
@@ -199,7 +201,9 @@ def holdout_split(X: np.ndarray, y: np.ndarray, test_size: float, random_state: 
     return train_test_split(X, y, test_size=test_size, stratify=y, random_state=random_state)
 
 
-def training_baseline(pipeline: Any, X: np.ndarray) -> dict[str, Any]:
+def training_baseline(
+    pipeline: Any, X: np.ndarray, schema: ApplicantSchema = BUILTIN
+) -> dict[str, Any]:
     """Bins of every feature and of the score on the training rows, for PSI later, and what
     monitoring compares with (ranges, attributions, reasons of a seeded sample of rows)."""
     from .explainer import fast_explainer_for
@@ -210,9 +214,11 @@ def training_baseline(pipeline: Any, X: np.ndarray) -> dict[str, Any]:
         sample = X[np.sort(rows)]
     probability, shap_values = fast_explainer_for(pipeline).explain(sample)
     return {
-        "features": {name: stability.baseline(X[:, j]) for j, name in enumerate(FEATURES)},
+        "features": {
+            name: stability.baseline(X[:, j]) for j, name in enumerate(schema.features)
+        },
         "score": stability.baseline(pipeline.predict_proba(X)[:, 1]),
-        "monitoring": monitor.attribution_baseline(X, sample, probability, shap_values),
+        "monitoring": monitor.attribution_baseline(X, sample, probability, shap_values, schema),
     }
 
 
@@ -240,21 +246,24 @@ def train(
     test_data: pd.DataFrame | None = None,
     data_source: str = "dataframe",
     log: Any = print,
+    schema: ApplicantSchema = BUILTIN,
 ) -> dict[str, Any]:
-    """Fit on ``data`` (held-out split unless ``test_data``), write ``model_dir``; returns metrics."""
+    """Fit on ``data`` (held-out split unless ``test_data``), write ``model_dir``; returns metrics.
+
+    ``data`` holds ``schema``'s columns as :func:`credit_model.data.load_csv` reads them."""
     hp = hyperparameters or Hyperparameters()
     hp = replace(hp, constraints=constraints.parse(hp.constraints))  # canonical in metadata
-    X, y = split_xy(data)
+    X, y = split_xy(data, schema)
     if test_data is not None:
         X_train, y_train = X, y
-        X_test, y_test = split_xy(test_data)
+        X_test, y_test = split_xy(test_data, schema)
     else:
         X_train, X_test, y_train, y_test = holdout_split(X, y, hp.test_size, hp.random_state)
     if len(np.unique(y_train)) < 2:
-        raise ValueError(f"the training data needs both classes of {TARGET}")
+        raise ValueError(f"the training data needs both classes of {schema.target}")
     started = time.perf_counter()
-    pipeline = build_pipeline(hp).fit(
-        constraints.prepare_training(X_train, hp.constraints), y_train
+    pipeline = build_pipeline(hp, schema).fit(
+        constraints.prepare_training(X_train, hp.constraints, schema), y_train
     )
     fit_seconds = time.perf_counter() - started
     pipeline.named_steps["forest"].n_jobs = None  # serving scores small batches: no thread pool
@@ -276,24 +285,31 @@ def train(
                 "source": data_source,
                 "rows": len(y_train),
                 "positive_rate": float(np.mean(y_train)),
-                "features": summary_statistics(X_train),
+                "features": summary_statistics(X_train, schema),
             },
-            "constraints": constraints.describe(hp.constraints),
-            "baseline": training_baseline(pipeline, X_train),
+            "constraints": constraints.describe(hp.constraints, schema),
+            "baseline": training_baseline(pipeline, X_train, schema),
             "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         },
         metrics=metrics,
+        schema=schema,
     )
     log(f"model {meta['model_version']} written to {model_dir} (fit {fit_seconds:.2f} s)")
     return {**metrics, "model_version": meta["model_version"]}
 
 
 def load_training_data(
-    path: str | Path | None, *, rows: int | None = None, seed: int | None = None
+    path: str | Path | None,
+    *,
+    rows: int | None = None,
+    seed: int | None = None,
+    schema: ApplicantSchema = BUILTIN,
 ) -> tuple[pd.DataFrame, str]:
-    """The CSV file/directory at ``path``, or the seeded synthetic default."""
+    """The CSV file/directory at ``path``, or the seeded synthetic default (built-in schema)."""
     if path:
-        return load_csv(path), str(path)
+        return load_csv(path, schema), str(path)
+    if schema is not BUILTIN:
+        raise DataError(f"the schema {schema.name!r} needs its data: give --data FILE")
     from . import synth
 
     n = rows or synth.DEFAULT_ROWS
@@ -311,10 +327,26 @@ def _sagemaker_parser() -> argparse.ArgumentParser:
     parser.add_argument("--train", default=os.environ.get("SM_CHANNEL_TRAIN"))
     parser.add_argument("--test", default=os.environ.get("SM_CHANNEL_TEST"))
     parser.add_argument(
+        "--schema",
+        help="the data set's schema file (default: schema.json in the train channel when there, "
+        "else the built-in schema)",
+    )
+    parser.add_argument(
         "--output-data-dir", "--output_data_dir", default=os.environ.get("SM_OUTPUT_DATA_DIR")
     )
     add_hyperparameter_arguments(parser)
     return parser
+
+
+def _channel_schema(path: str | None, train_channel: str | None) -> ApplicantSchema:
+    """The schema named, or the ``schema.json`` a training job's train channel carries."""
+    from credit_schema import SCHEMA_FILE, read_schema
+
+    if path:
+        return read_schema(path)
+    if train_channel and (Path(train_channel) / SCHEMA_FILE).is_file():
+        return read_schema(Path(train_channel) / SCHEMA_FILE)
+    return BUILTIN
 
 
 def hyperparameters_from(args: argparse.Namespace) -> Hyperparameters:
@@ -324,14 +356,16 @@ def hyperparameters_from(args: argparse.Namespace) -> Hyperparameters:
 def main(argv: Sequence[str] | None = None) -> int:
     """SageMaker training entry point (also ``python model_src/entry_point.py``)."""
     args = _sagemaker_parser().parse_args(argv)
-    data, source = load_training_data(args.train)
-    test = load_csv(args.test) if args.test else None
+    schema = _channel_schema(args.schema, args.train)
+    data, source = load_training_data(args.train, schema=schema)
+    test = load_csv(args.test, schema) if args.test else None
     metrics = train(
         data,
         args.model_dir,
         hyperparameters=hyperparameters_from(args),
         test_data=test,
         data_source=source,
+        schema=schema,
     )
     if args.output_data_dir:
         out = Path(args.output_data_dir)

@@ -39,6 +39,12 @@ class RecordError(ValueError):
     """A line that is not a decision record (the message says why, in one line)."""
 
 
+class RecordedResult(ScoredApplicant):
+    """One result as it was sent: fields the API adds later (the applicant's ids) are kept."""
+
+    model_config = ConfigDict(extra="allow")
+
+
 class DecisionRecord(BaseModel):
     """One request's decision record (or one part of it), as read back."""
 
@@ -53,8 +59,8 @@ class DecisionRecord(BaseModel):
     api_key_id: str | None
     part: int = Field(default=0, ge=0)
     parts: int = Field(default=1, ge=1)
-    applicants: list[dict[str, float | None]]
-    results: list[ScoredApplicant]
+    applicants: list[dict[str, float | str | None]]  # categories as their texts
+    results: list[RecordedResult]
 
     @model_validator(mode="after")
     def _consistent(self) -> DecisionRecord:

@@ -13,7 +13,7 @@ from typing import Any, Final
 
 FORMULA_STARTS: Final = ("=", "+", "-", "@", "\t", "\r")
 #: The longest configured text: a reason is one sentence.
-MAX_TEXT_CHARS: Final = 300
+MAX_TEXT_CHARS: Final = 500
 
 
 def text_problem(text: str) -> str | None:
@@ -25,7 +25,7 @@ def text_problem(text: str) -> str | None:
     if not text.isprintable():
         return "holds a control character (line break, tab, ...)"
     if len(text) > MAX_TEXT_CHARS:
-        return f"is longer than {MAX_TEXT_CHARS} characters"
+        return f"runs over {MAX_TEXT_CHARS} characters"
     return None
 
 

@@ -110,3 +110,14 @@ def test_hostile_band_labels_are_refused_when_loaded(label: str) -> None:
         DecisionBands.parse(f"{label}:0.1,decline")
     with pytest.raises(ValueError, match="formula"):
         DecisionBands.parse(f"approve:0.1,{label}")
+
+
+@pytest.mark.parametrize("text", ['=HYPERLINK("http://evil","x")', "@SUM(A1)", "a\nb"])
+def test_hostile_reason_texts_in_a_data_schema_are_refused_when_loaded(text: str) -> None:
+    from credit_schema.schema import BUILTIN_SCHEMA_FILE, SchemaError, parse_schema
+
+    data = json.loads(BUILTIN_SCHEMA_FILE.read_text())
+    feature = data["features"][0]
+    feature["reason"] = {**feature["reason"], "text": text}
+    with pytest.raises(SchemaError, match=feature["name"] + "|reason"):
+        parse_schema(data, source="lender.json")
