@@ -29,18 +29,23 @@ from .decisions import (
     source_of,
 )
 
+#: Applicants turned into arrays and counted at a time: memory stays flat whatever the store.
+CHUNK_APPLICANTS = 20_000
 
-def _arrays(decisions: list[DecisionRecord]) -> tuple[Any, Any, Any, list[list[str]]]:
-    """Inputs (NaN: missing), probabilities, SHAP values (FEATURES order), reasons' features."""
+
+def _arrays(
+    decisions: list[DecisionRecord], names: list[str]
+) -> tuple[Any, Any, Any, list[list[str]]]:
+    """Inputs (NaN: missing), probabilities, SHAP values (``names`` order), reasons' features."""
     np: Any = importlib.import_module("numpy")
     rows, probability, shap, reasons = [], [], [], []
     for decision in decisions:
         for applicant, result in zip(decision.applicants, decision.results, strict=True):
-            values = [applicant.get(f) for f in FEATURES]
+            values = [applicant.get(f) for f in names]
             rows.append([math.nan if v is None else v for v in values])
             probability.append(result.probability)
             by_feature = {c.feature: c.shap_value for c in result.contributions}
-            shap.append([by_feature[f] for f in FEATURES])
+            shap.append([by_feature[f] for f in names])
             reasons.append([r.feature for r in result.principal_reasons or []])
     as_array = np.asarray
     return as_array(rows, float), as_array(probability, float), as_array(shap, float), reasons
@@ -89,32 +94,46 @@ def _run(args: argparse.Namespace) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     version = metadata["model_version"]
-    kept: list[DecisionRecord] = []
-    other = 0
+    totals = monitoring.Aggregates(metadata)
+    chunk: list[DecisionRecord] = []
+    other = decisions = waiting = 0
+    first = last = None
     try:
         for decision in records_within(source, args.since, None):
             if decision.model_version != version:
                 other += 1
-            else:
-                kept.append(decision)
+                continue
+            decisions += 1
+            first = decision.time if first is None else min(first, decision.time)
+            last = decision.time if last is None else max(last, decision.time)
+            chunk.append(decision)
+            waiting += len(decision.results)
+            if waiting >= CHUNK_APPLICANTS:
+                totals.add(*_arrays(chunk, totals.names))
+                chunk, waiting = [], 0
     except CaptureReadError as exc:
         print(f"error: cannot read {source}: {exc}", file=sys.stderr)
         return 2
-    if not kept:
+    if chunk:
+        totals.add(*_arrays(chunk, totals.names))
+    if first is None or last is None:
         since = f" since {args.since.isoformat()}" if args.since else ""
         print(f"error: no decisions of model {version} under {source}{since}", file=sys.stderr)
         return source.status(2)
     thresholds = monitoring.Thresholds(
         **{k: v for k, v in vars(args).items() if k in _THRESHOLDS and v is not None}
     )
-    report = monitoring.monitor(metadata, *_arrays(kept), thresholds)
-    times = sorted(d.time.isoformat().replace("+00:00", "Z") for d in kept)
+    report = monitoring.report(totals, thresholds)
+
+    def text(moment: datetime) -> str:
+        return moment.isoformat().replace("+00:00", "Z")
+
     report = {
         "model_version": version,
         "capture": str(source),
         "since": args.since.isoformat() if args.since else None,
-        "window": {"first": times[0], "last": times[-1]},
-        "decisions": len(kept),
+        "window": {"first": text(first), "last": text(last)},
+        "decisions": decisions,
         "other_model_decisions": other,
         **report,
     }

@@ -14,6 +14,7 @@ reads only its id's hour (and the next), so its time does not grow with the stor
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import random
 import resource
@@ -60,7 +61,9 @@ def _request(rng: random.Random, n: int) -> tuple[list[dict[str, float]], list[d
     return applicants, results
 
 
-def build(root: Path, applicants: int, hours: int, seed: int = 7) -> tuple[Path, list[str]]:
+def build(
+    root: Path, applicants: int, hours: int, seed: int = 7, model_version: str = "bench"
+) -> tuple[Path, list[str]]:
     """The store; returns the generated hour's file and its request ids."""
     rng = random.Random(seed)
     now = datetime.now(UTC)
@@ -77,7 +80,7 @@ def build(root: Path, applicants: int, hours: int, seed: int = 7) -> tuple[Path,
             request_id = new_id()
             ids.append(request_id)
             for line in record_lines(
-                request_id=request_id, moment=now, model_version="bench",
+                request_id=request_id, moment=now, model_version=model_version,
                 reason_codes_version="bench", api_key_id=None, applicants=people,
                 results=results,
             ):  # fmt: skip
@@ -101,11 +104,20 @@ def main() -> None:
     parser.add_argument("--hours", type=int, default=720)
     parser.add_argument("--lookups", type=int, default=7)
     parser.add_argument("--dir", help="where to build the store (default: a temporary one)")
+    parser.add_argument(
+        "--monitor",
+        metavar="MODEL_DIR",
+        help="also run monitor --records over the whole store with this model (records made "
+        "in its version) and print its time and peak memory",
+    )
     args = parser.parse_args()
+    version = "bench"
+    if args.monitor:
+        version = json.loads((Path(args.monitor) / "metadata.json").read_text())["model_version"]
     with tempfile.TemporaryDirectory(dir=args.dir) as tmp:
         root = Path(tmp) / "records"
         started = time.perf_counter()
-        path, ids = build(root, args.applicants, args.hours)
+        path, ids = build(root, args.applicants, args.hours, model_version=version)
         print(f"store: {args.applicants:,} applicants in {len(ids) * args.hours:,} records over "
               f"{args.hours} hour folders ({path.stat().st_size / 1e6:.1f} MB an hour, "
               f"{path.stat().st_size * args.hours / 1e9:.1f} GB in all), built in "
@@ -136,6 +148,19 @@ def main() -> None:
         print(f"reading one hour folder with the reader: {hour_s:.3f} s ({count:,} applicants); "
               f"the whole store at that rate: {hour_s * args.hours:.0f} s")  # fmt: skip
         print(f"ratio, full read / look-up: {hour_s * args.hours / show:.0f}x")
+        if args.monitor:
+            t, c = time.perf_counter(), _children_cpu()
+            done = subprocess.run(
+                [sys.executable, "-m", "credit_explainer", "monitor", "--records", str(root),
+                 "--model-dir", args.monitor],
+                capture_output=True,
+            )  # fmt: skip
+            wall, cpu_s = time.perf_counter() - t, _children_cpu() - c
+            peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024  # KiB -> MiB
+            assert done.returncode in (0, 1), done.stderr.decode()[-2000:]
+            print(done.stdout.decode().splitlines()[0])
+            print(f"monitor --records DIR over the store: {wall:.0f} s wall, {cpu_s:.0f} s CPU, "
+                  f"peak memory (largest child process) {peak:.0f} MiB")  # fmt: skip
 
 
 if __name__ == "__main__":
