@@ -277,3 +277,19 @@ def test_decision_records_stream_bucket_and_the_function_s_one_permission_on_the
         stream["Prefix"]
         == "records/!{timestamp:yyyy}/!{timestamp:MM}/!{timestamp:dd}/!{timestamp:HH}/"
     )
+
+
+def test_the_records_glue_table_is_the_record_format_with_hours_projected():
+    from cfnlint.decode.cfn_yaml import loads
+    from credit_schema.records import HOUR_FORMAT, DecisionRecord
+
+    table = loads((ROOT / "template.yaml").read_text())["Resources"]["DecisionRecordsTable"]
+    given = table["Properties"]["TableInput"]
+    columns = [c["Name"] for c in given["StorageDescriptor"]["Columns"]]
+    assert columns == list(DecisionRecord.model_fields)  # the one format, column for field
+    params = given["Parameters"]
+    assert params["projection.enabled"] == "true" and params["projection.hour.type"] == "date"
+    # Java's yyyy/MM/dd/HH is the records' own %Y/%m/%d/%H
+    java = HOUR_FORMAT.replace("%Y", "yyyy").replace("%m", "MM").replace("%d", "dd")
+    assert params["projection.hour.format"] == java.replace("%H", "HH")
+    assert params["storage.location.template"]["Fn::Sub"].endswith("/records/${!hour}/")
