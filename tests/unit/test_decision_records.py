@@ -121,3 +121,20 @@ def test_hostile_reason_texts_in_a_data_schema_are_refused_when_loaded(text: str
     feature["reason"] = {**feature["reason"], "text": text}
     with pytest.raises(SchemaError, match=feature["name"] + "|reason"):
         parse_schema(data, source="lender.json")
+
+
+@pytest.mark.parametrize("command", [["up"], ["serve-model"]])
+def test_capture_is_the_option_that_writes_capture_and_capture_dir_still_works(
+    command: list[str],
+) -> None:
+    from credit_explainer.cli import build_parser
+
+    parser = build_parser()
+    for option in ("--capture", "--capture-dir"):
+        assert parser.parse_args([*command, option, "cap"]).capture_dir == "cap"
+
+
+def test_up_records_names_the_records_directory() -> None:
+    from credit_explainer.cli import build_parser
+
+    assert build_parser().parse_args(["up", "--records", "recs"]).records == "recs"
