@@ -292,3 +292,21 @@ def test_notice_for_a_declined_applicant_renders_and_prints_in_a_real_browser(
     lender.write_text(json.dumps({**LENDER, "action": "=HYPERLINK(1)"}))
     code, _, err = run(capsys, *argv, "--applicant", str(index))
     assert code == 2 and "action starts with '='" in err
+
+
+def test_since_and_until_read_only_the_hours_they_need(
+    recorded: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    records, _, _ = copy(recorded, tmp_path)
+    old = records / "2020" / "01" / "01" / "00"
+    old.mkdir(parents=True)
+    (old / "old.jsonl").write_bytes(b"damaged\n")  # read: named and exit 3; not read: silent
+    out_csv = str(tmp_path / "d.csv")
+    export = ["decisions", "export", "--records", str(records), "-o", out_csv]
+    code, _, err = run(capsys, *export)
+    assert code == EXIT_SKIPPED and "old.jsonl:1" in err
+    code, _, err = run(capsys, *export, "--since", "2021-01-01")
+    assert code == 0 and "old.jsonl" not in err
+    assert len(list(csv.DictReader(open(out_csv)))) == 10
+    code, _, err = run(capsys, *export, "--until", "2019-12-31T22:00:00Z")
+    assert code == 0 and "old.jsonl" not in err and "wrote 0 decision(s)" in err
