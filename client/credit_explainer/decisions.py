@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import importlib
 import json
 import sys
 from collections.abc import Callable, Iterable, Iterator
@@ -352,8 +351,8 @@ def _run_replay(args: argparse.Namespace) -> int:
     if source is None:
         return 2
     # The model side (the model extra), imported only for replay.
-    handlers: Any = importlib.import_module("credit_model.handlers")
-    server: Any = importlib.import_module("credit_model.server")
+    from credit_model import handlers, server
+
     try:
         model = handlers.model_fn(args.model_dir)
     except server.STARTUP_ERRORS as exc:

@@ -20,6 +20,7 @@ from credit_model.drift import Thresholds
 from credit_schema import DEFAULT_ENDPOINT_NAME, FEATURES
 from credit_schema.records import DecisionRecord
 
+from ._config import install_hint
 from .decisions import (
     CaptureReadError,
     add_model_dir,
@@ -80,9 +81,9 @@ def _run(args: argparse.Namespace) -> int:
     if source is None:
         return 2
     # The model side (the model extra): numpy and the baseline's rules.
-    monitoring: Any = importlib.import_module("credit_model.monitor")
-    artifacts: Any = importlib.import_module("credit_model.artifacts")
-    server: Any = importlib.import_module("credit_model.server")
+    from credit_model import artifacts, server
+    from credit_model import monitor as monitoring
+
     try:
         metadata = artifacts.verify(args.model_dir)
         monitoring.check_baseline(metadata)
@@ -120,7 +121,7 @@ def _run(args: argparse.Namespace) -> int:
         since = f" since {args.since.isoformat()}" if args.since else ""
         print(f"error: no decisions of model {version} under {source}{since}", file=sys.stderr)
         return source.status(2)
-    thresholds = monitoring.Thresholds(
+    thresholds = Thresholds(
         **{k: v for k, v in vars(args).items() if k in _THRESHOLDS and v is not None}
     )
     report = monitoring.report(totals, thresholds)
@@ -145,7 +146,9 @@ def _run(args: argparse.Namespace) -> int:
             return 2
     if args.html:
         try:
-            page = importlib.import_module("credit_model.report.monitor_html").render(report)
+            from credit_model.report import monitor_html
+
+            page = monitor_html.render(report)
             Path(args.html).write_text(page, encoding="utf-8")
         except OSError as exc:
             print(f"error: cannot write {args.html}: {exc.strerror}", file=sys.stderr)
@@ -212,7 +215,7 @@ def _publish(report: dict[str, Any], endpoint_name: str) -> str | None:
         import boto3
         from botocore.exceptions import BotoCoreError, ClientError
     except ImportError:
-        return "--publish needs boto3: pip install 'credit-explainer[deploy]'"
+        return f"--publish needs boto3: {install_hint('deploy')}"
     try:
         sent = publish(report, endpoint_name, cloudwatch=boto3.client("cloudwatch"))
     except (BotoCoreError, ClientError) as exc:
@@ -235,6 +238,11 @@ def register(sub: Any) -> None:
         "monitor",
         help="captured applicants against the training baseline: PSI, missing and out-of-range "
         "shares, score PSI, attribution drift, reasons (exit 1 when a threshold is crossed)",
+        description="Read the applicants and answers data capture kept, compare them with the "
+        "model's training baseline (feature and score PSI, missing and out-of-range shares, "
+        "attribution drift, principal reasons) and print a summary; write HTML and JSON on "
+        "request. Exit status: 0 all within thresholds, 1 a threshold crossed (named), "
+        "2 the run failed.",
     )
     add_source(p)
     add_model_dir(p)
