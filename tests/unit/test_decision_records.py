@@ -77,7 +77,8 @@ def test_an_answer_that_does_not_add_up_is_read_and_flagged() -> None:
 
 def test_deploy_refuses_serverless_with_capture() -> None:
     done = subprocess.run(
-        [sys.executable, "-m", "credit_explainer", "deploy", "--dry-run", "--serverless",
+        [sys.executable, "-m", "credit_explainer", "deploy", "--dry-run", "--region", "eu-west-1",
+         "--serverless",
          "--capture", "s3://bucket/prefix"],
         capture_output=True, text=True, timeout=60,
     )  # fmt: skip
