@@ -12,6 +12,7 @@ why ``/health`` should not pass. The record's format is :mod:`credit_schema.reco
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import logging
 import os
@@ -117,7 +118,7 @@ class FileSink:
                     os.fdatasync(fd)
                 except OSError:
                     self._close()  # the next record starts a new file, after what was cut
-                    with _suppress():
+                    with contextlib.suppress(OSError):
                         os.truncate(self._path(), size)
                     raise
             except OSError as exc:
@@ -191,7 +192,7 @@ class FileSink:
 
     def _close(self) -> None:
         if self._fd is not None:
-            with _suppress():
+            with contextlib.suppress(OSError):
                 os.close(self._fd)
         self._fd = None
 
@@ -199,14 +200,6 @@ class FileSink:
 def _free_bytes(path: str) -> int:
     st = os.statvfs(path)
     return st.f_bavail * st.f_frsize
-
-
-class _suppress:
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, *exc: object) -> bool:
-        return exc[0] is not None and issubclass(exc[0], OSError)  # type: ignore[arg-type]
 
 
 class FirehoseSink:
