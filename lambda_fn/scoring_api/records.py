@@ -117,9 +117,9 @@ class FileSink:
                         written += os.write(fd, data[written:])
                     os.fdatasync(fd)
                 except OSError:
+                    with contextlib.suppress(OSError):  # through the fd: never another file
+                        os.ftruncate(fd, size)
                     self._close()  # the next record starts a new file, after what was cut
-                    with contextlib.suppress(OSError):
-                        os.truncate(self._path(), size)
                     raise
             except OSError as exc:
                 self._needed = len(data)
