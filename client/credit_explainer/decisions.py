@@ -94,9 +94,15 @@ class Source:
         print(f"warning: {skipped}", file=sys.stderr)
 
     def find(self, request_id: str) -> list[DecisionRecord]:
-        """Every part of one request's record, by id (a time-ordered id: its two hours only)."""
-        only = None if self.capture else hours_of_id(request_id)
-        found = [r for r in self.read(only=only, naming=request_id) if r.request_id == request_id]
+        """Every part of one request's record, by id (a time-ordered id: its two hours only; in
+        a capture, under every endpoint and variant)."""
+        hours = hours_of_id(request_id)
+        if self.capture:  # the capture's inferenceId is the API's request id
+            wanted = None if hours is None else set(hours).__contains__
+            read = self.read(hours=wanted, naming=request_id)
+        else:
+            read = self.read(only=hours, naming=request_id)
+        found = [r for r in read if r.request_id == request_id]
         return sorted(found, key=lambda r: r.part)
 
     def status(self, code: int = 0) -> int:
