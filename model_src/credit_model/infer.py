@@ -95,6 +95,7 @@ def draft(
     name: str = "lender",
 ) -> tuple[DataSchema, list[str]]:
     """A draft schema for ``frame``, and notes on what the person must look at."""
+    from .data import DataError
     from .data import DataError  # numpy: not needed by the commands' --help (client install)
 
     columns = [str(c) for c in frame.columns]
@@ -178,6 +179,8 @@ def _texts(obj: Any, path: str = "") -> list[tuple[str, str]]:
 
 def _infer(args: argparse.Namespace) -> int:
     import pandas as pd
+
+    from .data import DataError
 
     from .data import DataError
 
