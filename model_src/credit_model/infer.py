@@ -96,7 +96,6 @@ def draft(
 ) -> tuple[DataSchema, list[str]]:
     """A draft schema for ``frame``, and notes on what the person must look at."""
     from .data import DataError
-    from .data import DataError  # numpy: not needed by the commands' --help (client install)
 
     columns = [str(c) for c in frame.columns]
     for role, given in (
@@ -182,7 +181,6 @@ def _infer(args: argparse.Namespace) -> int:
 
     from .data import DataError
 
-    from .data import DataError
 
     try:
         frame = pd.read_csv(args.data, dtype=str, keep_default_na=True)
