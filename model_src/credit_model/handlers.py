@@ -56,7 +56,7 @@ from .encode import explanation_text
 from .explain import Explainer, build_explainer, explainer_kind
 from .explainer import FastTreeExplainer
 from .forest import TABLES_FILE, load_tables
-from .settings import env_int
+from .settings import SettingError, env_int
 
 FloatArray = npt.NDArray[np.float64]
 
@@ -140,6 +140,8 @@ def served_explainer(directory: Path, metadata: dict[str, Any]) -> Explainer | N
         if not (0.0 <= float(proba[0]) <= 1.0 and np.all(np.isfinite(shap))):
             raise ValueError("they do not answer a probability and finite SHAP values")
         return explainer
+    except SettingError:
+        raise  # a bad setting (CREDIT_EXPLAINER_THREADS), not a bad file: named as such
     except Exception as exc:  # noqa: BLE001 - any failure of a damaged file: one clear error
         raise artifacts.ModelArtifactError(
             f"{directory / TABLES_FILE}: not loadable TreeSHAP tables "
