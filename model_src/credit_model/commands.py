@@ -43,14 +43,30 @@ def _synth(args: argparse.Namespace) -> int:
 
 
 def _train(args: argparse.Namespace) -> int:
+    from credit_schema import BUILTIN, compile_schema, load_schema
+
     from .artifacts import ModelArtifactError
     from .data import load_csv
+    from .infer import review_marks
     from .train import hyperparameters_from, load_training_data, train
 
     started = time.perf_counter()
     try:
-        frame, source = load_training_data(args.data, rows=args.rows, seed=args.seed)
-        test = load_csv(args.test_data) if args.test_data else None
+        schema = BUILTIN
+        if args.schema:
+            document = load_schema(args.schema)
+            schema = compile_schema(document)
+            marks = review_marks(document)
+            if marks:
+                print(
+                    f"warning: {args.schema}: {len(marks)} text(s) still marked for review "
+                    f"(credit-explainer schema check {args.schema})",
+                    file=sys.stderr,
+                )
+        frame, source = load_training_data(
+            args.data, rows=args.rows, seed=args.seed, schema=schema
+        )
+        test = load_csv(args.test_data, schema) if args.test_data else None
         print(f"training on {source}: {len(frame)} rows", flush=True)
         train(
             frame,
@@ -58,8 +74,10 @@ def _train(args: argparse.Namespace) -> int:
             hyperparameters=hyperparameters_from(args),
             test_data=test,
             data_source=source,
+            schema=schema,
+            for_people=True,
         )
-    except (ValueError, ModelArtifactError) as exc:  # DataError, one-class data, a signing key
+    except (ValueError, ModelArtifactError) as exc:  # SchemaError, DataError, a signing key...
         print(f"error: {exc}", file=sys.stderr)
         return 2
     print(f"done in {time.perf_counter() - started:.2f} s")
@@ -71,7 +89,12 @@ def _report(args: argparse.Namespace) -> int:
     from .report import REPORT_FILE, build, write
     from .report.html import ReportDependencyError
 
-    if not args.output and not args.json:
+    if args.no_html:
+        if not args.json:
+            print("error: --no-html leaves nothing to write: add --json FILE", file=sys.stderr)
+            return 2
+        args.output = None
+    elif not args.output:  # --json adds the figures; it does not replace the page
         args.output = str(Path(args.model_dir) / REPORT_FILE)
     started = time.perf_counter()
     try:
@@ -85,7 +108,7 @@ def _report(args: argparse.Namespace) -> int:
     print(
         f"AUC {d['auc']:.4f}, Gini {d['gini']:.4f}, KS {d['ks']:.4f}; Regulation B "
         f"{'pass' if reg['passed'] else 'FAIL'} ({reg['age_raises_risk']} of "
-        f"{reg['elderly_applicants']} aged 62+); past-due monotonicity "
+        f"{reg['elderly_applicants']} aged 62+); monotonicity "
         f"{'pass' if mono['passed'] else 'FAIL'}"
     )
     for path in (args.output, args.json):
@@ -126,7 +149,11 @@ def _serve(args: argparse.Namespace) -> int:
 def _warm_up(args: argparse.Namespace) -> int:
     from .kernel import compile_kernel
 
-    compile_kernel()
+    started = time.perf_counter()
+    kernel = compile_kernel()
+    where = getattr(getattr(kernel, "_cache", None), "cache_path", None)  # numba's, if on disk
+    cached = f"cached in {where}" if where else "not cached: no writable cache directory"
+    print(f"TreeSHAP kernel ready in {time.perf_counter() - started:.1f} s, {cached}")
     return 0
 
 
@@ -159,9 +186,17 @@ def _lazy_hyperparameters(parser: argparse.ArgumentParser) -> None:
 
     def parse_known_args(args: Any = None, namespace: Any = None) -> Any:
         if not any(a.dest == "n_estimators" for a in parser._actions):
-            from .train import add_hyperparameter_arguments
-
-            add_hyperparameter_arguments(parser)
+            try:
+                from .train import add_hyperparameter_arguments
+            except ModuleNotFoundError:
+                if not {"-h", "--help"} & set(args or ()):
+                    raise  # training itself: the CLI names the extra to install
+                parser.epilog = (
+                    "The hyperparameter options are listed once the model extra is installed "
+                    "(`credit-explainer train` says how)."
+                )
+            else:
+                add_hyperparameter_arguments(parser)
         return parse(args, namespace)
 
     parser.parse_known_args = parse_known_args  # type: ignore[method-assign]
@@ -185,6 +220,11 @@ def register(sub: Any) -> None:
         description="Train median imputation + random forest; print held-out ROC AUC, PR AUC, Brier.",
     )
     p.add_argument("--data", help="CSV file or directory of CSVs (default: the synthetic data)")
+    p.add_argument(
+        "--schema",
+        help="the data set's schema file, .json or .yaml (default: the built-in Give Me Some "
+        "Credit schema; credit-explainer schema infer drafts one)",
+    )
     p.add_argument("--test-data", help="held-out CSV (default: a stratified split of --data)")
     p.add_argument(
         "--model-dir",
@@ -223,10 +263,19 @@ def register(sub: Any) -> None:
     p.add_argument("-o", "--output", help="HTML file (default: MODEL_DIR/report.html)")
     p.add_argument("--json", help="also write the figures as JSON to this file (default: none)")
     p.add_argument(
-        "--thresholds",
-        help="decision bands as label:upper bound, e.g. approve:0.08,review:0.2,decline "
-        "(default: none)",
+        "--no-html",
+        action="store_true",
+        help="write only --json's figures: no HTML, no matplotlib needed (default: the HTML too)",
     )
+    p.add_argument(
+        "--decision-thresholds",
+        dest="thresholds",
+        metavar="BANDS",
+        help="decision bands as label:upper bound, e.g. approve:0.08,review:0.2,decline, "
+        "as `up` takes them (default: none)",
+    )
+    # The name this option had before it was spelt as up's: scripts that use it still work.
+    p.add_argument("--thresholds", dest="thresholds", help=argparse.SUPPRESS)
     p.set_defaults(func=_report)
 
     p = sub.add_parser(
@@ -280,12 +329,15 @@ def register(sub: Any) -> None:
         "warm-up",
         help="compile the TreeSHAP kernel into numba's cache now (the model image's build runs "
         "it, so a new container does not compile)",
+        description="Compile the TreeSHAP kernel into numba's on-disk cache, so that the next "
+        "model server starts without compiling (several seconds). Prints where the cache is.",
     )
     p.set_defaults(func=_warm_up)
 
     p = sub.add_parser(
         "bench",
-        help="benchmark the scoring path against the original blog's (same as make bench)",
+        help="benchmark the scoring path against the original blog's (make bench runs it, "
+        "then the HTTP serving benchmarks)",
         description="Train on ../shared's real data when present (synthetic otherwise), then time "
         "the original blog's path and ours in one process, alternating; check that both give the "
         "same probabilities and SHAP values to 1e-9; print ratios; write out/bench.json.",

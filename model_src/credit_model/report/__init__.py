@@ -69,7 +69,7 @@ def build(
     try:
         bands = DecisionBands.parse(thresholds) if thresholds else None
     except ValueError as exc:
-        raise ValueError(f"--thresholds {thresholds!r}: {exc}") from None
+        raise ValueError(f"--decision-thresholds {thresholds!r}: {exc}") from None
     model = artifacts.load(model_dir)
     X, y, description = load_data(model, data, holdout=holdout)
     _check_served(model, X)
