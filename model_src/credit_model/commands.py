@@ -77,7 +77,8 @@ def _train(args: argparse.Namespace) -> int:
             schema=schema,
             for_people=True,
         )
-    except (ValueError, ModelArtifactError) as exc:  # SchemaError, DataError, a signing key...
+    # SchemaError, DataError, one-class data, bad hyperparameters, a signing key
+    except (ValueError, ModelArtifactError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     print(f"done in {time.perf_counter() - started:.2f} s")
@@ -312,7 +313,9 @@ def register(sub: Any) -> None:
         help="also answer on /endpoints/NAME/invocations (default: /invocations only)",
     )
     p.add_argument(
-        "--capture-dir",
+        "--capture",
+        "--capture-dir",  # its earlier name, kept working
+        dest="capture_dir",
         metavar="DIR",
         help="write every successful invocation to DIR/<endpoint>/AllTraffic/yyyy/mm/dd/hh/*.jsonl "
         "in SageMaker Data Capture's format (default: no capture)",

@@ -141,7 +141,7 @@ def served_explainer(directory: Path, metadata: dict[str, Any]) -> Explainer | N
             raise ValueError("they do not answer a probability and finite SHAP values")
         return explainer
     except SettingError:
-        raise  # a bad setting (CREDIT_EXPLAINER_THREADS), not a bad file: named as such
+        raise  # the operator's setting, not the file: its own error line
     except Exception as exc:  # noqa: BLE001 - any failure of a damaged file: one clear error
         raise artifacts.ModelArtifactError(
             f"{directory / TABLES_FILE}: not loadable TreeSHAP tables "
