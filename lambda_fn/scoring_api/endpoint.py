@@ -206,8 +206,7 @@ class ModelEndpoint:
         while True:
             left = due - time.monotonic()
             if left <= 0:
-                raw.shutdown()  # nothing more is read from this connection: it is not reused
-                raw.release_conn()
+                body.close()  # the connection is closed, not returned to the pool half-read
                 raise ModelTimeoutError(
                     "the model endpoint did not send its whole answer within the attempt's "
                     "deadline"
