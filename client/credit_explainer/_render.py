@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Final
 
-from credit_schema import TARGET_LABEL
-
 if TYPE_CHECKING:
     from ._models import Score
 
@@ -39,16 +37,16 @@ def render_text(score: Score, *, max_features: int | None = None, ascii: bool = 
 
     ::
 
-        probability of serious delinquency within 2 years: 31.21%  (base value 6.67%, ...)
-          feature                                 value      SHAP
-          NumberOfTimes90DaysLate                     2   +0.1830  ▲ ███████████████
+        probability of default: 31.21%  (base value 6.67%, ...)
+          feature                value      SHAP
+          late_payments_12m          2   +0.1830  ▲ ███████████████
           ...
     """
     shown = score.contributions if max_features is None else score.contributions[:max_features]
     width = max([len("feature"), *(len(c.feature) for c in shown)])
     biggest = max([abs(c.shap_value) for c in score.contributions] + [1e-300])
     up, down = ("^", "v") if ascii else ("▲", "▼")
-    head = f"probability of {TARGET_LABEL}: {score.probability:.2%}  (base value {score.base_value:.2%}"
+    head = f"probability of {score.data_schema.target_label}: {score.probability:.2%}  (base value {score.base_value:.2%}"
     if score.decision:
         head += f", decision {score.decision}"
     head += f", model {score.model_version[:12]}, request {score.request_id})"

@@ -77,6 +77,10 @@ class Explanation(BaseModel):
     decision: str | None = Field(
         default=None, description="Decision band, when the API has thresholds configured."
     )
+    ids: dict[str, str] | None = Field(
+        default=None,
+        description="The applicant's id columns as sent (the schema's id_columns; null: none).",
+    )
 
 
 class ModelResponse(BaseModel):

@@ -35,7 +35,7 @@ from credit_explainer import (
     ValidationError,
 )
 from credit_explainer._exceptions import parse_retry_after
-from credit_schema import FEATURES, explanation_dict
+from credit_schema import BUILTIN, FEATURES, explanation_dict
 
 APPLICANT = {
     "RevolvingUtilizationOfUnsecuredLines": 0.8,
@@ -67,14 +67,27 @@ def ok(request: httpx.Request) -> httpx.Response:
     return httpx.Response(200, json=scored_body(json.loads(request.content)["instances"]))
 
 
+def schema_answer(request: httpx.Request) -> httpx.Response | None:
+    """The API's ``GET /schema`` (the built-in schema), asked once by each client."""
+    if request.method == "GET" and request.url.path.endswith("/schema"):
+        return httpx.Response(200, json=BUILTIN.document())
+    return None
+
+
 class Script:
-    """A transport handler answering from a list of responders, recording each request."""
+    """A transport handler answering from a list of responders, recording each ``/score``
+    request (``GET /schema`` is answered aside, in :attr:`schema_requests`)."""
 
     def __init__(self, *steps: Callable[[httpx.Request], httpx.Response]) -> None:
         self.steps = list(steps)
         self.requests: list[httpx.Request] = []
+        self.schema_requests = 0
 
     def __call__(self, request: httpx.Request) -> httpx.Response:
+        answer = schema_answer(request)
+        if answer is not None:
+            self.schema_requests += 1
+            return answer
         self.requests.append(request)
         step = self.steps.pop(0) if len(self.steps) > 1 else self.steps[0]
         return step(request)
@@ -401,6 +414,8 @@ def test_async_concurrent_batches_keep_input_order() -> None:
 
     async def handler(request: httpx.Request) -> httpx.Response:
         nonlocal in_flight, peak
+        if (answer := schema_answer(request)) is not None:
+            return answer
         in_flight += 1
         peak = max(peak, in_flight)
         await asyncio.sleep(0)  # let the other tasks start their requests

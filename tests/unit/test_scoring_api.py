@@ -433,7 +433,7 @@ def test_openapi_document_is_generated_from_the_schema(fn: LambdaEnvironment) ->
     result = fn.invoke(event)
     assert result["statusCode"] == 200
     doc = body_of(result)
-    assert set(doc["paths"]) == {"/score", "/health"}
+    assert set(doc["paths"]) == {"/score", "/schema", "/health"}
     schemas = doc["components"]["schemas"]
     assert {"ScoreRequest", "Applicant", "ScoreResponse", "ErrorBody", "LegacyResponse"} <= set(
         schemas
