@@ -43,13 +43,29 @@ def _synth(args: argparse.Namespace) -> int:
 
 
 def _train(args: argparse.Namespace) -> int:
+    from credit_schema import BUILTIN, compile_schema, load_schema
+
     from .data import load_csv
+    from .infer import review_marks
     from .train import hyperparameters_from, load_training_data, train
 
     started = time.perf_counter()
     try:
-        frame, source = load_training_data(args.data, rows=args.rows, seed=args.seed)
-        test = load_csv(args.test_data) if args.test_data else None
+        schema = BUILTIN
+        if args.schema:
+            document = load_schema(args.schema)
+            schema = compile_schema(document)
+            marks = review_marks(document)
+            if marks:
+                print(
+                    f"warning: {args.schema}: {len(marks)} text(s) still marked for review "
+                    f"(credit-explainer schema check {args.schema})",
+                    file=sys.stderr,
+                )
+        frame, source = load_training_data(
+            args.data, rows=args.rows, seed=args.seed, schema=schema
+        )
+        test = load_csv(args.test_data, schema) if args.test_data else None
         print(f"training on {source}: {len(frame)} rows", flush=True)
         train(
             frame,
@@ -57,8 +73,9 @@ def _train(args: argparse.Namespace) -> int:
             hyperparameters=hyperparameters_from(args),
             test_data=test,
             data_source=source,
+            schema=schema,
         )
-    except ValueError as exc:  # DataError, one-class data, hyperparameters sklearn refuses
+    except ValueError as exc:  # SchemaError, DataError, one-class data, bad hyperparameters
         print(f"error: {exc}", file=sys.stderr)
         return 2
     print(f"done in {time.perf_counter() - started:.2f} s")
@@ -84,7 +101,7 @@ def _report(args: argparse.Namespace) -> int:
     print(
         f"AUC {d['auc']:.4f}, Gini {d['gini']:.4f}, KS {d['ks']:.4f}; Regulation B "
         f"{'pass' if reg['passed'] else 'FAIL'} ({reg['age_raises_risk']} of "
-        f"{reg['elderly_applicants']} aged 62+); past-due monotonicity "
+        f"{reg['elderly_applicants']} aged 62+); monotonicity "
         f"{'pass' if mono['passed'] else 'FAIL'}"
     )
     for path in (args.output, args.json):
@@ -184,6 +201,11 @@ def register(sub: Any) -> None:
         description="Train median imputation + random forest; print held-out ROC AUC, PR AUC, Brier.",
     )
     p.add_argument("--data", help="CSV file or directory of CSVs (default: the synthetic data)")
+    p.add_argument(
+        "--schema",
+        help="the data set's schema file, .json or .yaml (default: the built-in Give Me Some "
+        "Credit schema; credit-explainer schema infer drafts one)",
+    )
     p.add_argument("--test-data", help="held-out CSV (default: a stratified split of --data)")
     p.add_argument(
         "--model-dir",
