@@ -4,10 +4,11 @@
 
     credit-explainer score --url http://127.0.0.1:3000 applicants.csv -o scored.csv
 
-Reads CSV (header optional, the Give Me Some Credit columns; an index/id column
-is carried through) or JSON lines (one applicant object per line), streams it
-through :meth:`CreditExplainerClient.score_many` in batches with a progress bar,
-and writes one row per applicant: probability, decision band, the principal
+Reads CSV (header optional, the columns of the schema the API serves, fetched
+with ``GET /schema``; its id columns, and an index column, are carried through)
+or JSON lines (one applicant object per line), streams it through
+:meth:`CreditExplainerClient.score_many` in batches with a progress bar, and
+writes one row per applicant: its ids, probability, decision band, the principal
 reasons and every SHAP value. Rows that cannot be scored are never dropped:
 each is reported and written, with its error, to a rejects file next to the
 output. Exit status: 0 every row scored, 1 some rows rejected, 2 the run failed
@@ -28,7 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, Final, Literal
 
-from credit_schema import FEATURES, FIELD_BY_ALIAS, INDEX_COLUMNS, csv_records
+from credit_schema import INDEX_COLUMNS, ApplicantSchema, csv_records
 
 from ._config import API_KEY_ENV, DEFAULT_BATCH_SIZE, DEFAULT_MAX_RETRIES, DEFAULT_TIMEOUT, URL_ENV
 from ._reasons import DEFAULT_MAX_REASONS
@@ -37,7 +38,6 @@ __all__ = ["register", "run"]
 
 Format = Literal["csv", "jsonl"]
 _JSONL_SUFFIXES: Final = frozenset({".jsonl", ".ndjson", ".jsonlines"})
-_KNOWN: Final = frozenset(FEATURES) | frozenset(FIELD_BY_ALIAS)
 #: Rows read and handed to score_many at a time (it batches them further).
 CHUNK_ROWS: Final = 2_000
 #: Rejected rows listed in the summary (all of them are in the rejects file).
@@ -137,13 +137,14 @@ class Chunk:
 class CsvSource:
     """CSV in chunks, parsed by credit_schema's own CSV code (same acceptance as the API)."""
 
-    def __init__(self, stream: IO[str]) -> None:
+    def __init__(self, stream: IO[str], schema: ApplicantSchema) -> None:
         self._reader = csv.reader(stream)
+        self.schema = schema
         self.header: list[str] | None = None
         self._first: list[str] | None = None
         for row in self._rows():
             cells = [c.strip() for c in row]
-            if any(c in _KNOWN for c in cells):
+            if any(c in schema.known_keys for c in cells):
                 self.header = cells
             else:
                 self._first = row
@@ -155,7 +156,7 @@ class CsvSource:
         self.id_column: int | None = None
         if self.header is not None:
             for i, name in enumerate(self.header):
-                if name in INDEX_COLUMNS:
+                if name in INDEX_COLUMNS and name not in self.schema.id_columns:
                     self.id_column = i
                     break
 
@@ -189,7 +190,7 @@ class CsvSource:
             yield self._parse(chunk)
 
     def _parse(self, chunk: Chunk) -> Chunk:
-        width = len(FEATURES) if self.header is None else len(self.header)
+        width = len(self.schema.features) if self.header is None else len(self.header)
         named = "the header" if self.header is not None else "the features in model order"
         for pos, row in enumerate(chunk.raw):
             if len(row) != width:
@@ -199,7 +200,7 @@ class CsvSource:
         if self.header is not None:
             writer.writerow(self.header)
         writer.writerows(chunk.raw)
-        records = csv_records(buf.getvalue())
+        records = csv_records(buf.getvalue(), self.schema)
         assert len(records) == len(chunk.raw)
         chunk.records = [None if i in chunk.unreadable else r for i, r in enumerate(records)]
         return chunk
@@ -249,18 +250,20 @@ class JsonLinesSource:
 
 
 class Sink:
-    """Scored rows and rejects, as CSV or JSON lines."""
+    """Scored rows, as CSV or JSON lines: the schema's id columns and one SHAP value per feature."""
 
     def __init__(
         self,
         out: IO[str],
         fmt: Format,
         *,
+        schema: ApplicantSchema,
         with_id: bool,
         max_reasons: int,
     ) -> None:
         self._out = out
         self._fmt = fmt
+        self._schema = schema
         self._with_id = with_id
         self._max_reasons = max_reasons
         self._writer: Any = None
@@ -272,30 +275,33 @@ class Sink:
         return [
             "row",
             *(["id"] if self._with_id else []),
+            *self._schema.id_columns,
             "probability",
             "decision",
             "base_value",
             "reason_codes",
             *(f"reason_{i + 1}" for i in range(self._max_reasons)),
-            *(f"shap_{f}" for f in FEATURES),
+            *(f"shap_{f}" for f in self._schema.features),
             "model_version",
             "request_id",
         ]
 
     def write(self, row: int, ident: str | None, score: Any, reasons: Sequence[Any]) -> None:
         shap = score.shap_values
+        ids = score.ids or {}  # as the API echoed them
         if self._fmt == "csv":
             texts = [r.text for r in reasons] + [""] * (self._max_reasons - len(reasons))
             self._writer.writerow(
                 [
                     row,
                     *([ident] if self._with_id else []),
+                    *(ids.get(c, "") for c in self._schema.id_columns),
                     repr(score.probability),
                     score.decision or "",
                     repr(score.base_value),
                     ";".join(r.code for r in reasons),
                     *texts,
-                    *(repr(shap[f]) for f in FEATURES),
+                    *(repr(shap[f]) for f in self._schema.features),
                     score.model_version,
                     score.request_id,
                 ]
@@ -304,6 +310,7 @@ class Sink:
             obj: dict[str, Any] = {"row": row}
             if ident is not None:
                 obj["id"] = ident
+            obj.update(ids)
             obj.update(
                 probability=score.probability,
                 decision=score.decision,
@@ -327,10 +334,13 @@ class Sink:
 class RejectSink:
     """Rejected rows as read, with the row number and the error, written only when needed."""
 
-    def __init__(self, path: Path, fmt: Format, header: list[str] | None) -> None:
+    def __init__(
+        self, path: Path, fmt: Format, header: list[str] | None, features: Sequence[str]
+    ) -> None:
         self.path = path
         self._fmt = fmt
         self._header = header
+        self._features = features
         self._out: IO[str] | None = None
         self._writer: Any = None
         self.count = 0
@@ -343,7 +353,7 @@ class RejectSink:
                 self._writer = csv.writer(self._out)
                 # A file without a header has the features in model order: name them, so the
                 # corrected rejects file reads back as the same columns.
-                self._writer.writerow([*REJECT_COLUMNS, *(self._header or FEATURES)])
+                self._writer.writerow([*REJECT_COLUMNS, *(self._header or self._features)])
         self.count += 1
         if self._fmt == "csv":
             self._writer.writerow([row, error, *raw])
@@ -427,6 +437,12 @@ def run(args: argparse.Namespace) -> int:
     except CreditExplainerError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    try:
+        schema = client.schema()  # what the API validates with: columns, ids, features
+    except CreditExplainerError as exc:
+        client.close()
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
 
     total = max(0, _count_rows(src_path))
     started = time.perf_counter()
@@ -438,13 +454,17 @@ def run(args: argparse.Namespace) -> int:
         out_path.open("w", newline="", encoding="utf-8") as out,
     ):
         source: CsvSource | JsonLinesSource = (
-            CsvSource(src) if in_fmt == "csv" else JsonLinesSource(src)
+            CsvSource(src, schema) if in_fmt == "csv" else JsonLinesSource(src)
         )
         if source.header is not None:
             total -= 1
-        rejects = RejectSink(rejects_path, in_fmt, source.header)
+        rejects = RejectSink(rejects_path, in_fmt, source.header, schema.features)
         sink = Sink(
-            out, out_fmt, with_id=source.id_column is not None, max_reasons=args.max_reasons
+            out,
+            out_fmt,
+            schema=schema,
+            with_id=source.id_column is not None,
+            max_reasons=args.max_reasons,
         )
         bar = tqdm(
             total=total,
