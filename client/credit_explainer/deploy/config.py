@@ -70,6 +70,8 @@ class DeployConfig:
     # API
     stack_name: str | None = None
     sam_parameters: tuple[str, ...] = ()
+    #: The schema file shipped with the API (None: the served model's, from its model data).
+    schema: str | None = None
 
     # ------------------------------------------------------------------ names ----
     @property
