@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import LENDER_SCHEMA
 from credit_schema import BUILTIN
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -166,3 +167,31 @@ def test_built_handler_imports_from_the_bundle_and_answers_without_a_model(
     served = json.loads(report["results"]["get-schema.json"]["body"])
     assert served == BUILTIN.document()
     assert statuses and set(statuses.values()) == {503}, statuses
+
+
+def test_the_built_handler_validates_with_the_schema_it_is_given(
+    closed_port_url: str, tmp_path: Path
+) -> None:
+    """Another lender's schema file: served on GET /schema, and the built-in's applicants are
+    refused by it (422 naming applicant and field) before any call to the model."""
+    (tmp_path / "schema.json").write_text(json.dumps(LENDER_SCHEMA))
+    report = run_built_handler(
+        _require(BUILD_X86),
+        {
+            "ENDPOINT_NAME": "credit-explainer-local",
+            "AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME": closed_port_url,
+            "SAGEMAKER_MAX_ATTEMPTS": "1",
+            "CREDIT_EXPLAINER_SCHEMA": str(tmp_path / "schema.json"),
+        },
+        [EVENTS / "get-schema.json", EVENTS / "score-single.json"],
+    )
+    served = report["results"]["get-schema.json"]
+    assert served["status"] == 200
+    assert json.loads(served["body"])["features"][0]["categories"] == ["rent", "own"]
+    refused = report["results"]["score-single.json"]
+    assert refused["status"] == 422
+    details = json.loads(refused["body"])["error"]["details"]
+    assert {(d["applicant"], d["field"], d["type"]) for d in details} >= {
+        (0, "housing", "missing"),
+        (0, "age", "extra_forbidden"),
+    }

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from aws_plan import NOW, Plan
 from botocore.response import StreamingBody
+from conftest import LENDER_SCHEMA
 from credit_explainer.deploy import DeployConfig
 from credit_explainer.deploy.api import (
     ApiInfo,
@@ -77,28 +78,6 @@ def test_stack_outputs_and_a_snippet_that_is_valid_python_and_shell():
 
 # -- the schema the API ships: the served model's -------------------------------------------------
 
-LENDER_SCHEMA = {
-    "format": "credit-explainer/schema/1",
-    "name": "a-lender",
-    "target": {"name": "outcome", "positive": "bad", "label": "default"},
-    "id_columns": ["application_ref"],
-    "features": [
-        {
-            "name": "housing",
-            "kind": "category",
-            "categories": ["rent", "own"],
-            "description": "Housing",
-            "reason": {"code": "H1", "text": "Housing situation"},
-        },
-        {
-            "name": "late_payments",
-            "kind": "integer",
-            "minimum": 0,
-            "description": "Late payments",
-            "reason": {"code": "L1", "text": "Late payments"},
-        },
-    ],
-}
 MODEL_DATA = "s3://bucket/credit-explainer/job/output/model.tar.gz"
 
 
@@ -187,5 +166,5 @@ def test_a_schema_given_is_shipped_without_reading_the_model(tmp_path: Path) -> 
     plan.verify()  # no request
     assert (path, schema.name) == (given, "a-lender")
     given.write_text(json.dumps({**LENDER_SCHEMA, "features": []}))
-    with pytest.raises(DeployError, match="--schema: .*features"):
+    with pytest.raises(DeployError, match=r"--schema: .*features"):
         served_schema(plan.aws, DeployConfig(schema=str(given)), "x", tmp_path)
