@@ -327,10 +327,26 @@ def _sagemaker_parser() -> argparse.ArgumentParser:
     parser.add_argument("--train", default=os.environ.get("SM_CHANNEL_TRAIN"))
     parser.add_argument("--test", default=os.environ.get("SM_CHANNEL_TEST"))
     parser.add_argument(
+        "--schema",
+        help="the data set's schema file (default: schema.json in the train channel when there, "
+        "else the built-in schema)",
+    )
+    parser.add_argument(
         "--output-data-dir", "--output_data_dir", default=os.environ.get("SM_OUTPUT_DATA_DIR")
     )
     add_hyperparameter_arguments(parser)
     return parser
+
+
+def _channel_schema(path: str | None, train_channel: str | None) -> ApplicantSchema:
+    """The schema named, or the ``schema.json`` a training job's train channel carries."""
+    from credit_schema import SCHEMA_FILE, read_schema
+
+    if path:
+        return read_schema(path)
+    if train_channel and (Path(train_channel) / SCHEMA_FILE).is_file():
+        return read_schema(Path(train_channel) / SCHEMA_FILE)
+    return BUILTIN
 
 
 def hyperparameters_from(args: argparse.Namespace) -> Hyperparameters:
@@ -340,14 +356,16 @@ def hyperparameters_from(args: argparse.Namespace) -> Hyperparameters:
 def main(argv: Sequence[str] | None = None) -> int:
     """SageMaker training entry point (also ``python model_src/entry_point.py``)."""
     args = _sagemaker_parser().parse_args(argv)
-    data, source = load_training_data(args.train)
-    test = load_csv(args.test) if args.test else None
+    schema = _channel_schema(args.schema, args.train)
+    data, source = load_training_data(args.train, schema=schema)
+    test = load_csv(args.test, schema) if args.test else None
     metrics = train(
         data,
         args.model_dir,
         hyperparameters=hyperparameters_from(args),
         test_data=test,
         data_source=source,
+        schema=schema,
     )
     if args.output_data_dir:
         out = Path(args.output_data_dir)

@@ -13,7 +13,7 @@ the client, so that all of them accept exactly the same shapes:
 * any of these as a JSON string holding that JSON (the double-encoded case:
   ``json.dumps(df.to_json(orient="records"))``)
 * ``text/csv``: header row optional (a leading unnamed index column and a
-  ``SeriousDlqin2yrs`` column are dropped), columns in model order
+  the target column are dropped), columns in model order
 
 Pure Python: no numpy or pandas, so it runs in the Lambda bundle.
 """

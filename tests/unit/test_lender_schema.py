@@ -194,3 +194,16 @@ def test_parse_schema_refuses_an_id_that_is_also_prohibited() -> None:
     document["id_columns"] = [document["prohibited"][0]["name"]]
     with pytest.raises(SchemaError, match="two roles"):
         parse_schema(document)
+
+
+def test_a_training_job_reads_the_schema_its_train_channel_carries(tmp_path: Path) -> None:
+    from credit_model.train import main
+    from credit_schema import SCHEMA_FILE
+
+    channel = tmp_path / "train"
+    channel.mkdir()
+    schema = _other_schema()
+    dump_schema(schema, channel / SCHEMA_FILE)
+    generate_other(800, seed=6).to_csv(channel / "loans.csv", index=False)
+    assert main(["--train", str(channel), "--model-dir", str(tmp_path / "model"), "--n_jobs", "1"]) == 0
+    assert load_schema(tmp_path / "model" / SCHEMA_FILE) == schema
