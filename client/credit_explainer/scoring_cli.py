@@ -77,6 +77,15 @@ def register(sub: Any) -> None:
         "--api-key",
         help=f"API key, sent as x-api-key (default: ${API_KEY_ENV}; prefer it: arguments show in ps)",
     )
+    p.add_argument(
+        "--id-column",
+        action="append",
+        default=[],
+        metavar="COLUMN",
+        help="a column of the file carried into the output as read and never sent, for an id "
+        "the API's schema does not declare (its own id columns are carried without it); "
+        "repeatable (default: none)",
+    )
     p.add_argument("--input-format", choices=("csv", "jsonl"), help="(default: from the suffix)")
     p.add_argument("--output-format", choices=("csv", "jsonl"), help="(default: from the suffix)")
     p.add_argument(
@@ -129,6 +138,7 @@ class Chunk:
 
     rows: list[int] = field(default_factory=list)  # 0-based data row numbers
     ids: list[str | None] = field(default_factory=list)  # the input's id column, if any
+    carried: list[list[str]] = field(default_factory=list)  # --id-column values, as read
     records: list[Any] = field(default_factory=list)  # what score_many validates
     raw: list[Any] = field(default_factory=list)  # the row as read (for the rejects file)
     unreadable: dict[int, str] = field(default_factory=dict)  # position -> why
@@ -137,7 +147,9 @@ class Chunk:
 class CsvSource:
     """CSV in chunks, parsed by credit_schema's own CSV code (same acceptance as the API)."""
 
-    def __init__(self, stream: IO[str], schema: ApplicantSchema) -> None:
+    def __init__(
+        self, stream: IO[str], schema: ApplicantSchema, carry: Sequence[str] = ()
+    ) -> None:
         self._reader = csv.reader(stream)
         self.schema = schema
         self.header: list[str] | None = None
@@ -159,7 +171,13 @@ class CsvSource:
                 if name in INDEX_COLUMNS and name not in self.schema.id_columns:
                     self.id_column = i
                     break
-
+        # --id-column: read, carried into the output, never sent (the schema does not know them).
+        if carry and self.header is None:
+            raise ValueError("--id-column needs a file with a header row")
+        absent = [c for c in carry if c not in (self.header or ())]
+        if absent:
+            raise ValueError(f"--id-column {absent[0]}: not a column of the file")
+        self._carried = [self.header.index(c) for c in carry] if self.header else []
     def _rows(self) -> Iterator[list[str]]:
         for row in self._reader:
             if row and any(c.strip() for c in row):
@@ -182,6 +200,7 @@ class CsvSource:
                 if self.id_column is not None and self.id_column < len(row)
                 else None
             )
+            chunk.carried.append([row[i] if i < len(row) else "" for i in self._carried])
             n += 1
             if len(chunk.raw) == size:
                 yield self._parse(chunk)
@@ -197,9 +216,10 @@ class CsvSource:
                 chunk.unreadable[pos] = f"{len(row)} cells; {named} has {width}"
         buf = io.StringIO()
         writer = csv.writer(buf)
+        sent = [i for i in range(width) if i not in self._carried]
         if self.header is not None:
-            writer.writerow(self.header)
-        writer.writerows(chunk.raw)
+            writer.writerow([self.header[i] for i in sent])
+        writer.writerows([row[i] for i in sent] if len(row) == width else row for row in chunk.raw)
         records = csv_records(buf.getvalue(), self.schema)
         assert len(records) == len(chunk.raw)
         chunk.records = [None if i in chunk.unreadable else r for i, r in enumerate(records)]
@@ -212,8 +232,9 @@ class JsonLinesSource:
     header: list[str] | None = None
     id_column: int | None = None
 
-    def __init__(self, stream: IO[str]) -> None:
+    def __init__(self, stream: IO[str], carry: Sequence[str] = ()) -> None:
         self._stream = stream
+        self._carry = carry
 
     def chunks(self, size: int) -> Iterator[Chunk]:
         chunk = Chunk()
@@ -235,8 +256,11 @@ class JsonLinesSource:
                         del record[name]
                 ident = record.pop("id", None)
                 chunk.ids.append(None if ident is None else str(ident))
+                values = [record.pop(c, None) for c in self._carry]
+                chunk.carried.append(["" if v is None else str(v) for v in values])
             else:
                 chunk.ids.append(None)
+                chunk.carried.append([""] * len(self._carry))
             chunk.records.append(record)
             n += 1
             if len(chunk.records) == size:
@@ -260,11 +284,13 @@ class Sink:
         schema: ApplicantSchema,
         with_id: bool,
         max_reasons: int,
+        carry: Sequence[str] = (),
     ) -> None:
         self._out = out
         self._fmt = fmt
         self._schema = schema
         self._with_id = with_id
+        self._carry = list(carry)
         self._max_reasons = max_reasons
         self._writer: Any = None
         if fmt == "csv":
@@ -275,6 +301,7 @@ class Sink:
         return [
             "row",
             *(["id"] if self._with_id else []),
+            *self._carry,
             *self._schema.id_columns,
             "probability",
             "decision",
@@ -286,7 +313,14 @@ class Sink:
             "request_id",
         ]
 
-    def write(self, row: int, ident: str | None, score: Any, reasons: Sequence[Any]) -> None:
+    def write(
+        self,
+        row: int,
+        ident: str | None,
+        carried: Sequence[str],
+        score: Any,
+        reasons: Sequence[Any],
+    ) -> None:
         shap = score.shap_values
         ids = score.ids or {}  # as the API echoed them
         if self._fmt == "csv":
@@ -295,6 +329,7 @@ class Sink:
                 [
                     row,
                     *([ident] if self._with_id else []),
+                    *carried,
                     *(ids.get(c, "") for c in self._schema.id_columns),
                     repr(score.probability),
                     score.decision or "",
@@ -310,6 +345,7 @@ class Sink:
             obj: dict[str, Any] = {"row": row}
             if ident is not None:
                 obj["id"] = ident
+            obj.update(zip(self._carry, carried, strict=True))
             obj.update(ids)
             obj.update(
                 probability=score.probability,
@@ -453,9 +489,15 @@ def run(args: argparse.Namespace) -> int:
         src_path.open(newline="", encoding="utf-8-sig") as src,
         out_path.open("w", newline="", encoding="utf-8") as out,
     ):
-        source: CsvSource | JsonLinesSource = (
-            CsvSource(src, schema) if in_fmt == "csv" else JsonLinesSource(src)
-        )
+        try:
+            source: CsvSource | JsonLinesSource = (
+                CsvSource(src, schema, args.id_column)
+                if in_fmt == "csv"
+                else JsonLinesSource(src, args.id_column)
+            )
+        except ValueError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
         if source.header is not None:
             total -= 1
         rejects = RejectSink(rejects_path, in_fmt, source.header, schema.features)
@@ -465,6 +507,7 @@ def run(args: argparse.Namespace) -> int:
             schema=schema,
             with_id=source.id_column is not None,
             max_reasons=args.max_reasons,
+            carry=args.id_column,
         )
         bar = tqdm(
             total=total,
@@ -499,7 +542,7 @@ def run(args: argparse.Namespace) -> int:
                     elif isinstance(item, Score):
                         # The server's reasons: what the applicant is told (its registry's texts).
                         reasons = item.reasons(cutoff=args.cutoff, max_reasons=args.max_reasons)
-                        sink.write(row, chunk.ids[pos], item, reasons)
+                        sink.write(row, chunk.ids[pos], chunk.carried[pos], item, reasons)
                         scored += 1
                     else:
                         assert isinstance(item, Failure)
