@@ -93,6 +93,7 @@ from .responses import (
     ranked,
 )
 from .schema import (
+    MISSING_CELLS,
     SCHEMA_FILE,
     ApplicantBase,
     ApplicantSchema,
@@ -136,6 +137,7 @@ __all__ = [
     "MAX_REASONS",
     "MAX_STRING_CHARS",
     "MIN_CONTRIBUTION",
+    "MISSING_CELLS",
     "NULLABLE_FEATURES",
     "REASONS",
     "REASONS_WHEN_MISSING",
