@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import IO, Any, Final, Literal
 
 from credit_schema import (
+    BUILTIN,
     INDEX_COLUMNS,
     MISSING_CELLS,
     ApplicantSchema,
@@ -382,7 +383,7 @@ class Sink:
         out: IO[str],
         fmt: Format,
         *,
-        schema: ApplicantSchema,
+        schema: ApplicantSchema = BUILTIN,
         with_id: bool,
         max_reasons: int,
         carry: Sequence[str] = (),
