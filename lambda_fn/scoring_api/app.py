@@ -282,8 +282,8 @@ def _explain(applicants: list[ApplicantBase], inference_id: str | None = None) -
         'pandas column/index/split JSON, `{"instances": [...]}`, or any of these as a JSON '
         f"string holding that JSON (double-encoded). Answers the probability of "
         f"{schema.target_label}, the base value, one contribution per feature ranked by "
-        "absolute SHAP value and the applicant's id columns, if sent. `?format=legacy` or `Accept: " + CONTENT_TYPE_LEGACY_JSON + "` answers the "
-        "original blog's shape."
+        "absolute SHAP value and the applicant's id columns, if sent. `?format=legacy` or "
+        f"`Accept: {CONTENT_TYPE_LEGACY_JSON}` answers the original blog's shape."
     ),
     responses={
         200: {
