@@ -161,18 +161,14 @@ def served_schema(
             return Path(cfg.schema), read_schema(cfg.schema)
         except SchemaError as exc:
             raise DeployError(f"--schema: {exc}") from None
-    try:
-        source = model_data or endpoint_model_data(aws, endpoint)
-        if source is None or not source.startswith("s3://"):
-            aws.say("    schema: the built-in (no model data to read one from; --schema names one)")
-            return None, BUILTIN
-        path = schema_from_model_data(aws, source, into)
-    except DeployError as exc:
-        if not aws.dry_run:
-            raise
-        # A planned model is not there yet: the real run reads its schema.json.
-        aws.say(f"    schema: the model's {SCHEMA_FILE}, read at deploy time ({exc})")
+    if aws.dry_run:  # the model may be planned, not there yet: the real run reads its schema
+        aws.say(f"    schema: the served model's {SCHEMA_FILE}, read from its model data")
         return None, BUILTIN
+    source = model_data or endpoint_model_data(aws, endpoint)
+    if source is None or not source.startswith("s3://"):
+        aws.say("    schema: the built-in (no model data to read one from; --schema names one)")
+        return None, BUILTIN
+    path = schema_from_model_data(aws, source, into)
     if path is None:
         aws.say(f"    schema: the built-in ({source} holds no {SCHEMA_FILE})")
         return None, BUILTIN
