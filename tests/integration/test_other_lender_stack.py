@@ -12,6 +12,7 @@ from __future__ import annotations
 import csv
 import json
 import math
+import pickle
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -197,6 +198,8 @@ def test_the_sdk_carries_ids_into_the_dataframe(
         f"shap_{f}" for f in schema.features
     ]
     assert [s.ids for s in results.scores] == [{ID: r[ID]} for r in records]
+    # Results pickle (multiprocessing, caches) with their schema, as they did before schemas.
+    assert pickle.loads(pickle.dumps(results)).to_dataframe().equals(out)
     failed = collected.to_dataframe()
     assert failed.loc[3, ID] == records[3][ID] and "housing" in failed.loc[3, "error"]
     assert failed[ID].tolist() == frame[ID].tolist()
