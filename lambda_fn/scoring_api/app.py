@@ -20,9 +20,11 @@ latencies and error kinds, never applicant values.
 
 from __future__ import annotations
 
+import base64
 import binascii
 import json
 import time
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
@@ -65,9 +67,12 @@ from credit_schema import (
     to_records,
     validate_records,
 )
+from credit_schema.edge import decision_id, security_headers
+from credit_schema.records import record_lines
 
 from .config import Settings
 from .endpoint import ModelEndpoint, Scored
+from .records import RecordUnavailableError, make_sink
 
 SERVICE = "scoring-api"
 #: What ``POST /score`` answers, the default first.
@@ -82,6 +87,8 @@ logger = Logger(service=SERVICE)
 tracer = Tracer(service=SERVICE, patch_modules=("botocore",))
 metrics = Metrics(service=SERVICE, namespace="CreditExplainer")
 endpoint = ModelEndpoint(settings, schema=schema)
+#: Where decision records go (None: nowhere; template.yaml always names a stream).
+records = make_sink(settings)
 #: The schema document ``GET /schema`` answers, serialised once.
 SCHEMA_DOCUMENT = json.dumps(schema.document())
 
@@ -124,8 +131,7 @@ if settings.enable_swagger:
 
 
 def _request_id() -> str:
-    context = app.current_event.request_context
-    return str(context.request_id or app.lambda_context.aws_request_id)
+    return str(app.context["request_id"])  # set once per request by _handle
 
 
 def _error_response(exc: ServiceError) -> Response[str]:
@@ -233,7 +239,10 @@ _ERRORS = {
     422: "Applicants failing the schema; every problem listed with applicant index and field.",
     429: "SageMaker throttled the request; see Retry-After.",
     502: "The model failed or answered an inconsistent explanation.",
-    503: "The model endpoint is not ready or unreachable; see Retry-After.",
+    503: (
+        "The model endpoint is not ready or unreachable, or the decision record could not be "
+        "kept (record_unavailable: nothing is answered unrecorded); see Retry-After."
+    ),
     504: "The model did not answer in time.",
 }
 
@@ -309,6 +318,12 @@ def score(
     applicants = request.instances
     scored = _explain(applicants, request_id)  # joins the endpoint's data capture to this id
     bands = settings.decision_bands
+    results = [
+        {"index": i, **e, "decision": bands.decide(e["probability"]) if bands else None}
+        for i, e in enumerate(scored.explanations)
+    ]
+    if records is not None:  # durable before anything is answered
+        _record(request_id, scored, applicants, results)
     if legacy:
         rows = []
         for e in scored.explanations:
@@ -326,14 +341,7 @@ def score(
             "request_id": request_id,
             "model_version": scored.model_version,
             "reason_codes_version": scored.reason_codes_version,
-            "results": [
-                {
-                    "index": i,
-                    **e,
-                    "decision": bands.decide(e["probability"]) if bands else None,
-                }
-                for i, e in enumerate(scored.explanations)
-            ],
+            "results": results,
         }
         content_type = CONTENT_TYPE_JSON
     elapsed = (time.perf_counter() - started) * 1000.0
@@ -358,6 +366,26 @@ def score(
         body=json.dumps(body),
         headers={"X-Model-Version": scored.model_version},
     )
+
+
+def _record(
+    request_id: str, scored: Scored, applicants: list[ApplicantBase], results: list[dict[str, Any]]
+) -> None:
+    """Keep the decision record (:mod:`credit_schema.records`), or raise the 503 that refuses
+    the answer (:class:`scoring_api.records.RecordUnavailableError`)."""
+    assert records is not None
+    moment = datetime.now(UTC)
+    lines = record_lines(
+        request_id=request_id,
+        moment=moment,
+        model_version=scored.model_version,
+        reason_codes_version=scored.reason_codes_version,
+        api_key_id=app.current_event.request_context.identity.api_key_id,
+        applicants=[a.to_features() for a in applicants],
+        results=results,
+        max_bytes=records.max_bytes,
+    )
+    records.put(lines, moment)
 
 
 @app.get(
@@ -398,6 +426,10 @@ def get_schema() -> Response[str]:
     tags=["operations"],
 )
 def health() -> Response[str]:
+    problem = None if records is None else records.problem()
+    if problem is not None:
+        _count_error(RecordUnavailableError.code, 503)
+        return _error_response(UnhealthyError(RecordUnavailableError.code, problem))
     result = endpoint.health()
     if not result.serving:
         _count_error("unhealthy", 503)
@@ -451,7 +483,7 @@ def _checked_content_types(event: dict[str, Any]) -> dict[str, Any]:
 
 def _refused(event: dict[str, Any], context: LambdaContext, exc: ServiceError) -> dict[str, Any]:
     """The 413/415 proxy response, built without Powertools decoding the body."""
-    request_id = (event.get("requestContext") or {}).get("requestId") or context.aws_request_id
+    request_id = app.context["request_id"]
     _count_error(exc.code, exc.status_code)
     app.clear_context()
     return {
@@ -464,7 +496,11 @@ def _refused(event: dict[str, Any], context: LambdaContext, exc: ServiceError) -
 
 def _handle(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     metrics.add_metric(name="Requests", unit=MetricUnit.Count, value=1)
-    app.append_context(started=time.perf_counter())  # failures log their latency too
+    given = (event.get("requestContext") or {}).get("requestId") or context.aws_request_id
+    # failures log their latency too; the id is time-ordered, so it names its record's hour
+    request_id = decision_id(given)
+    app.append_context(started=time.perf_counter(), request_id=request_id)
+    logger.append_keys(request_id=request_id)  # the id callers quote, beside API Gateway's
     try:  # before anything decodes the body: a 60 MB body costs no memory
         if event.get("httpMethod") == "POST":  # Powertools would parse forms, echoing them
             event = _checked_content_types(event)
@@ -486,9 +522,26 @@ def _without_metrics(event: dict[str, Any], context: LambdaContext) -> dict[str,
 _measured = _without_metrics if is_metrics_disabled() else metrics.log_metrics(_handle)
 
 
+def _secured(result: dict[str, Any]) -> dict[str, Any]:
+    """The proxy result with the security headers (an HTML page: a policy it satisfies)."""
+    multi = result.get("multiValueHeaders")
+    single = result.get("headers") or {}
+    given = {**{k: v[-1] for k, v in (multi or {}).items() if v}, **single}
+    content_type = next((str(v) for k, v in given.items() if k.lower() == "content-type"), None)
+    body = str(result.get("body") or "")
+    if result.get("isBase64Encoded"):
+        body = base64.b64decode(body).decode("utf-8", "replace")
+    extra = security_headers(content_type, body)
+    if multi is not None:
+        multi.update({name: [value] for name, value in extra.items()})
+    else:
+        result["headers"] = {**single, **extra}
+    return result
+
+
 @logger.inject_lambda_context(
     correlation_id_path=correlation_paths.API_GATEWAY_REST, log_event=False
 )
 @tracer.capture_lambda_handler(capture_response=False)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    return _measured(event, context)
+    return _secured(_measured(event, context))
