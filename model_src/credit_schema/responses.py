@@ -79,7 +79,9 @@ class Explanation(BaseModel):
     )
     ids: dict[str, str] | None = Field(
         default=None,
-        description="The applicant's id columns as sent (the schema's id_columns; null: none).",
+        # Absent from the wire without ids (no key), as before schemas had id columns.
+        exclude_if=lambda ids: ids is None,
+        description="The applicant's id columns as sent (the schema's id_columns; absent: none).",
     )
 
 
