@@ -12,66 +12,65 @@ import importlib
 import json
 import math
 import sys
+from array import array
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from credit_model.drift import Thresholds
-from credit_schema import DEFAULT_ENDPOINT_NAME, FEATURES, PayloadError
+from credit_schema import DEFAULT_ENDPOINT_NAME
+from credit_schema.records import DecisionRecord
 
 from ._config import install_hint
 from .decisions import (
-    CAPTURE_HELP,
-    Decision,
+    CaptureReadError,
     add_model_dir,
-    capture_location,
-    read_decisions,
+    add_source,
+    moment_arg,
+    records_within,
+    source_of,
 )
-from .outcomes import join, read_outcomes
+from .outcomes import Joined, read_outcomes
 
-
-def _since(text: str) -> datetime:
-    try:
-        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"not an ISO 8601 date or time: {text!r} (for example 2026-12-01 or "
-            "2026-12-01T08:00:00Z)"
-        ) from None
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+#: Applicants turned into arrays and counted at a time: memory stays flat whatever the store.
+CHUNK_APPLICANTS = 20_000
 
 
 #: ``--window``: the period of a decision's ISO 8601 time (UTC, as recorded).
 WINDOWS = ("day", "week", "month")
 
 
-def period_of(time: str, window: str) -> str:
-    """``2026-12-06`` (day), ``2026-W49`` (ISO week) or ``2026-12`` (month) of ``time``."""
+def period_of(moment: datetime, window: str) -> str:
+    """``2026-12-06`` (day), ``2026-W49`` (ISO week) or ``2026-12`` (month) of ``moment``, UTC."""
+    moment = moment.astimezone(UTC) if moment.tzinfo else moment
     if window == "day":
-        return time[:10]
+        return moment.strftime("%Y-%m-%d")
     if window == "month":
-        return time[:7]
-    year, week, _ = datetime.fromisoformat(time.replace("Z", "+00:00")).isocalendar()
+        return moment.strftime("%Y-%m")
+    year, week, _ = moment.isocalendar()
     return f"{year}-W{week:02d}"
 
 
-def _arrays(decisions: list[Decision]) -> tuple[Any, Any, Any, list[list[str]]]:
-    """Inputs (NaN: missing), probabilities, SHAP values (FEATURES order), reasons' features."""
+def _arrays(
+    decisions: list[DecisionRecord], names: list[str]
+) -> tuple[Any, Any, Any, list[list[str]]]:
+    """Inputs (NaN: missing), probabilities, SHAP values (``names`` order), reasons' features."""
     np: Any = importlib.import_module("numpy")
     rows, probability, shap, reasons = [], [], [], []
     for decision in decisions:
-        for applicant, explanation in zip(decision.applicants, decision.explanations, strict=True):
-            rows.append([math.nan if applicant.get(f) is None else applicant[f] for f in FEATURES])
-            probability.append(explanation["probability"])
-            by_feature = {c["feature"]: c["shap_value"] for c in explanation["contributions"]}
-            shap.append([by_feature[f] for f in FEATURES])
-            reasons.append([r["feature"] for r in explanation.get("reasons", [])])
+        for applicant, result in zip(decision.applicants, decision.results, strict=True):
+            values = [applicant.get(f) for f in names]
+            rows.append([math.nan if v is None else v for v in values])
+            probability.append(result.probability)
+            by_feature = {c.feature: c.shap_value for c in result.contributions}
+            shap.append([by_feature[f] for f in names])
+            reasons.append([r.feature for r in result.principal_reasons or []])
     as_array = np.asarray
     return as_array(rows, float), as_array(probability, float), as_array(shap, float), reasons
 
 
 def _summary(report: dict[str, Any]) -> str:
-    width = max(len(f) for f in FEATURES)
+    width = max([len("feature"), *(len(f["feature"]) for f in report["features"])])
     out = [
         f"model {report['model_version']}: {report['applicants']} applicant(s) in "
         f"{report['decisions']} decision(s), {report['window']['first']} to "
@@ -115,10 +114,11 @@ def _summary(report: dict[str, Any]) -> str:
 
 
 def _run(args: argparse.Namespace) -> int:
-    root = capture_location(args)
-    if root is None:
+    source = source_of(args)
+    if source is None:
         return 2
     # The model side (the model extra): numpy and the baseline's rules.
+    import numpy as np
     from credit_model import artifacts, server
     from credit_model import monitor as monitoring
 
@@ -132,60 +132,83 @@ def _run(args: argparse.Namespace) -> int:
     except server.STARTUP_ERRORS as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    outcomes = None
+    joined = None
     if args.outcomes:
         try:
-            outcomes = read_outcomes(args.outcomes, metadata["target"])
+            joined = Joined(read_outcomes(args.outcomes, metadata["target"]))
         except OSError as exc:
             print(f"error: cannot read {args.outcomes}: {exc.strerror}", file=sys.stderr)
             return 2
         except ValueError as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 2
+    window = args.window or "month"  # outcomes and estimates: by month unless --window
     version = metadata["model_version"]
-    kept: list[Decision] = []
-    other = 0
+    totals = monitoring.Aggregates(metadata)
+    by_period: dict[str, Any] = {}  # --window: each period's own aggregates
+    # Estimated performance: each applicant's probability and period (8 + 4 bytes).
+    scores, codes = array("d"), array("i")
+    labels: dict[str, int] = {}
+    chunk: list[DecisionRecord] = []
+    other = decisions = waiting = 0
+    first = last = None
+
+    def count(chunk: list[DecisionRecord]) -> None:
+        totals.add(*_arrays(chunk, totals.names))
+        if args.window:
+            groups: dict[str, list[DecisionRecord]] = {}
+            for d in chunk:
+                groups.setdefault(period_of(d.time, window), []).append(d)
+            for period, group in groups.items():
+                if period not in by_period:
+                    by_period[period] = monitoring.Aggregates(metadata)
+                by_period[period].add(*_arrays(group, totals.names))
+
     try:
-        for decision in read_decisions(root):
-            if args.since and _since(decision.time) < args.since:
-                continue
+        for decision in records_within(source, args.since, None):
             if decision.model_version != version:
                 other += 1
-            else:
-                kept.append(decision)
-    except (ValueError, KeyError, PayloadError) as exc:
-        print(f"error: unreadable capture under {root}: {exc}", file=sys.stderr)
+                continue
+            decisions += 1
+            first = decision.time if first is None else min(first, decision.time)
+            last = decision.time if last is None else max(last, decision.time)
+            period = period_of(decision.time, window)
+            probabilities = [r.probability for r in decision.results]
+            scores.extend(probabilities)
+            codes.extend([labels.setdefault(period, len(labels))] * len(probabilities))
+            if joined is not None:
+                joined.add(decision.request_id, probabilities, period)
+            chunk.append(decision)
+            waiting += len(decision.results)
+            if waiting >= CHUNK_APPLICANTS:
+                count(chunk)
+                chunk, waiting = [], 0
+    except CaptureReadError as exc:
+        print(f"error: cannot read {source}: {exc}", file=sys.stderr)
         return 2
-    if not kept:
+    except ValueError as exc:  # an outcome without its index
+        print(f"error: {args.outcomes}: {exc}", file=sys.stderr)
+        return 2
+    if chunk:
+        count(chunk)
+    if first is None or last is None:
         since = f" since {args.since.isoformat()}" if args.since else ""
-        print(f"error: no decisions of model {version} under {root}{since}", file=sys.stderr)
-        return 2
+        print(f"error: no decisions of model {version} under {source}{since}", file=sys.stderr)
+        return source.status(2)
     thresholds = Thresholds(
         **{k: v for k, v in vars(args).items() if k in _THRESHOLDS and v is not None}
     )
-    arrays = _arrays(kept)
-    report = monitoring.monitor(metadata, *arrays, thresholds)
-    window = args.window or "month"  # outcomes and estimates: by month unless --window
-
-    def period(time: str) -> str:
-        return period_of(time, window)
-
-    periods = [period(d.time) for d in kept for _ in d.applicants]
+    report = monitoring.report(totals, thresholds)
     if args.window:
-        report["trend"] = {
-            "window": window,
-            "periods": monitoring.trend(metadata, arrays[0], arrays[1], periods),
-        }
+        report["trend"] = {"window": window, "periods": monitoring.trend(by_period, thresholds)}
     calibration = metadata["baseline"]["monitoring"].get("calibration")
+    names = sorted(labels, key=labels.__getitem__)
     if calibration:  # models trained before estimated performance have none
-        report["estimated"] = monitoring.estimated_figures(arrays[1], periods, calibration)
-    if outcomes is not None:
-        try:
-            joined = join(kept, outcomes, period)
-        except ValueError as exc:
-            print(f"error: {args.outcomes}: {exc}", file=sys.stderr)
-            return 2
-        if not joined.rows:
+        report["estimated"] = monitoring.estimated_figures(
+            np.frombuffer(scores), np.frombuffer(codes, dtype=np.int32), calibration, names
+        )
+    if joined is not None:
+        if not joined.observed:
             print(f"error: no outcome in {args.outcomes} matches a decision of model {version}",
                   file=sys.stderr)  # fmt: skip
             return 2
@@ -193,10 +216,9 @@ def _run(args: argparse.Namespace) -> int:
             print(f"{joined.unmatched} outcome(s) in {args.outcomes} match no decision of model "
                   f"{version} (skipped)", file=sys.stderr)  # fmt: skip
         metrics = json.loads((Path(args.model_dir) / artifacts.METRICS_FILE).read_text())
-        np: Any = importlib.import_module("numpy")
         figures, alerts = monitoring.outcome_figures(
-            arrays[1][joined.rows],
-            np.asarray(joined.outcomes, dtype=np.int64),
+            np.asarray(joined.probability, dtype=np.float64),
+            np.asarray(joined.observed, dtype=np.int64),
             joined.periods,
             reference_auc=metrics.get("roc_auc"),
             thresholds=thresholds,
@@ -204,13 +226,16 @@ def _run(args: argparse.Namespace) -> int:
         report["outcomes"] = figures
         report["alerts"] += alerts
         report["status"] = monitoring.status(report["alerts"])
-    times = sorted(d.time for d in kept)
+
+    def text(moment: datetime) -> str:
+        return moment.isoformat().replace("+00:00", "Z")
+
     report = {
         "model_version": version,
-        "capture": str(args.capture),
+        "capture": str(source),
         "since": args.since.isoformat() if args.since else None,
-        "window": {"first": times[0], "last": times[-1]},
-        "decisions": len(kept),
+        "window": {"first": text(first), "last": text(last)},
+        "decisions": decisions,
         "other_model_decisions": other,
         **report,
     }
@@ -238,7 +263,7 @@ def _run(args: argparse.Namespace) -> int:
             print(f"error: {failed}", file=sys.stderr)
             return 2
     print(_summary(report))
-    return 1 if report["alerts"] else 0
+    return source.status(1 if report["alerts"] else 0)
 
 
 #: CloudWatch namespace of ``monitor --publish`` (the template's alarms read the same names).
@@ -331,11 +356,11 @@ def register(sub: Any) -> None:
         "request. Exit status: 0 all within thresholds, 1 a threshold crossed (named), "
         "2 the run failed.",
     )
-    p.add_argument("--capture", required=True, help=CAPTURE_HELP)
+    add_source(p)
     add_model_dir(p)
     p.add_argument(
         "--since",
-        type=_since,
+        type=moment_arg,
         help="only decisions at or after this ISO 8601 date/time, UTC unless given (default: all)",
     )
     p.add_argument(

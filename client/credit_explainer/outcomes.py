@@ -7,34 +7,11 @@ left out or empty for requests of one applicant) and the model's target column h
 from __future__ import annotations
 
 import csv
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Protocol
 
 REQUEST_ID = "request_id"
 INDEX = "index"
-
-
-class _Recorded(Protocol):
-    """What the join reads of a recorded decision."""
-
-    @property
-    def inference_id(self) -> str: ...
-    @property
-    def time(self) -> str: ...
-    @property
-    def applicants(self) -> Sequence[object]: ...
-
-
-@dataclass
-class Joined:
-    """Positions (in the decisions' applicant order) with an outcome, the outcomes, the periods."""
-
-    rows: list[int]
-    outcomes: list[int]
-    periods: list[str]
-    unmatched: int
 
 
 def read_outcomes(path: str | Path, target: str) -> dict[tuple[str, int | None], int]:
@@ -66,30 +43,31 @@ def read_outcomes(path: str | Path, target: str) -> dict[tuple[str, int | None],
     return found
 
 
-def join(
-    decisions: Iterable[_Recorded],
-    outcomes: dict[tuple[str, int | None], int],
-    period: Callable[[str], str],
-) -> Joined:
-    """Each recorded applicant's outcome where the file has one, and the period of its decision
-    (``period`` of the decision's time). A request of several applicants needs ``index``."""
-    rows: list[int] = []
-    observed: list[int] = []
-    periods: list[str] = []
-    used = 0
-    position = 0
-    for d in decisions:
-        n = len(d.applicants)
-        if n > 1 and (d.inference_id, None) in outcomes:
+class Joined:
+    """Outcomes joined, decision by decision (:meth:`add`): each joined applicant's probability,
+    outcome and period; memory grows with the outcomes, not with the decisions."""
+
+    def __init__(self, outcomes: dict[tuple[str, int | None], int]) -> None:
+        self.outcomes = outcomes
+        self.probability: list[float] = []
+        self.observed: list[int] = []
+        self.periods: list[str] = []
+
+    def add(self, request_id: str, probabilities: Sequence[float], period: str) -> None:
+        """The applicants of one recorded request; a request of several needs ``index``."""
+        n = len(probabilities)
+        if n > 1 and (request_id, None) in self.outcomes:
             raise ValueError(
-                f"request {d.inference_id} has {n} applicants: give each outcome's {INDEX}"
+                f"request {request_id} has {n} applicants: give each outcome's {INDEX}"
             )
-        for i in range(n):
-            key = (d.inference_id, i if (d.inference_id, i) in outcomes or n > 1 else None)
-            if key in outcomes:
-                rows.append(position)
-                observed.append(outcomes[key])
-                periods.append(period(d.time))
-                used += 1
-            position += 1
-    return Joined(rows, observed, periods, len(outcomes) - used)
+        for i, p in enumerate(probabilities):
+            key = (request_id, i if (request_id, i) in self.outcomes or n > 1 else None)
+            if key in self.outcomes:
+                self.probability.append(p)
+                self.observed.append(self.outcomes[key])
+                self.periods.append(period)
+
+    @property
+    def unmatched(self) -> int:
+        """Outcomes that matched no applicant added."""
+        return len(self.outcomes) - len(self.observed)

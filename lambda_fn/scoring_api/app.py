@@ -2,24 +2,30 @@
 
 Routes
     ``POST /score``   score one applicant or many, with exact SHAP explanations
+    ``GET /schema``   the data schema of the model behind the API (features, ids, texts)
     ``GET /health``   is the model endpoint there and serving (no scoring)
     ``GET /swagger``  OpenAPI document (``?format=json``) and Swagger UI
 
-The request body is normalised by :mod:`credit_schema` *before* Powertools
-validates it (its ``json_body`` decodes once, so the original blog's
-double-encoded body would reach the route as a string): every shape the model
-accepts becomes the canonical :class:`credit_schema.ScoreRequest`, validated
-with every problem listed (applicant index, field, message). Errors share one
+The API validates with the schema of the model it fronts: the file named by
+``CREDIT_EXPLAINER_SCHEMA`` (shipped with the function), read at cold start; the
+request model and the OpenAPI document are built from it. The request body is
+normalised by :mod:`credit_schema` *before* Powertools validates it (its
+``json_body`` decodes once, so the original blog's double-encoded body would
+reach the route as a string): every shape the model accepts becomes the
+canonical ``{"instances": [...]}`` of that schema's applicants, validated with
+every problem listed (applicant index, field, message). Errors share one
 JSON shape, :class:`credit_schema.ErrorBody`; logs carry the request id, counts,
 latencies and error kinds, never applicant values.
 """
 
 from __future__ import annotations
 
+import base64
 import binascii
 import json
 import time
-from typing import Annotated, Any, Literal
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
@@ -37,7 +43,6 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from credit_schema import (
     CONTENT_TYPE_JSON,
     CONTENT_TYPE_LEGACY_JSON,
-    FEATURES,
     ApplicantBase,
     ApplicantValidationError,
     ErrorBody,
@@ -58,12 +63,16 @@ from credit_schema import (
     decode_json,
     legacy_dict,
     negotiate,
+    score_request_model,
     to_records,
     validate_records,
 )
+from credit_schema.edge import decision_id, security_headers
+from credit_schema.records import record_lines
 
 from .config import Settings
 from .endpoint import ModelEndpoint, Scored
+from .records import RecordUnavailableError, make_sink
 
 SERVICE = "scoring-api"
 #: What ``POST /score`` answers, the default first.
@@ -72,10 +81,21 @@ ANSWER_TYPES = (CONTENT_TYPE_JSON, CONTENT_TYPE_LEGACY_JSON)
 REQUEST_TYPES = (CONTENT_TYPE_JSON,)
 
 settings = Settings.from_env()
+#: The schema of the model behind the API: every check, the request model and the OpenAPI.
+schema = settings.schema()
 logger = Logger(service=SERVICE)
 tracer = Tracer(service=SERVICE, patch_modules=("botocore",))
 metrics = Metrics(service=SERVICE, namespace="CreditExplainer")
-endpoint = ModelEndpoint(settings)
+endpoint = ModelEndpoint(settings, schema=schema)
+#: Where decision records go (None: nowhere; template.yaml always names a stream).
+records = make_sink(settings)
+#: The schema document ``GET /schema`` answers, serialised once.
+SCHEMA_DOCUMENT = json.dumps(schema.document())
+
+if TYPE_CHECKING:
+    ScoreBody = ScoreRequest
+else:  # the route's body model (and its OpenAPI schema) are the served schema's applicants
+    ScoreBody = score_request_model(schema)
 
 
 def normalise_body(text: str) -> dict[str, Any]:
@@ -85,11 +105,11 @@ def normalise_body(text: str) -> dict[str, Any]:
     Raises :class:`credit_schema.PayloadError` (400/413/422) with every problem listed.
     """
     check_body_size(len(text.encode("utf-8")), settings.max_body_bytes)
-    records = to_records(decode_json(text))
+    records = to_records(decode_json(text), schema)
     check_count(len(records), settings.max_applicants)
     # Validated here by the shared schema, so the API reports exactly what the model server
     # and the client report; Powertools then accepts the Applicant objects as they are.
-    return {"instances": validate_records(records)}
+    return {"instances": validate_records(records, schema)}
 
 
 app = APIGatewayRestResolver(
@@ -111,8 +131,7 @@ if settings.enable_swagger:
 
 
 def _request_id() -> str:
-    context = app.current_event.request_context
-    return str(context.request_id or app.lambda_context.aws_request_id)
+    return str(app.context["request_id"])  # set once per request by _handle
 
 
 def _error_response(exc: ServiceError) -> Response[str]:
@@ -220,7 +239,10 @@ _ERRORS = {
     422: "Applicants failing the schema; every problem listed with applicant index and field.",
     429: "SageMaker throttled the request; see Retry-After.",
     502: "The model failed or answered an inconsistent explanation.",
-    503: "The model endpoint is not ready or unreachable; see Retry-After.",
+    503: (
+        "The model endpoint is not ready or unreachable, or the decision record could not be "
+        "kept (record_unavailable: nothing is answered unrecorded); see Retry-After."
+    ),
     504: "The model did not answer in time.",
 }
 
@@ -267,10 +289,10 @@ def _explain(applicants: list[ApplicantBase], inference_id: str | None = None) -
     description=(
         "Accepts one applicant object, a list of records or of value lists in model order, "
         'pandas column/index/split JSON, `{"instances": [...]}`, or any of these as a JSON '
-        "string holding that JSON (double-encoded). Answers the probability of serious "
-        "delinquency, the base value and one contribution per feature ranked by absolute SHAP "
-        "value. `?format=legacy` or `Accept: " + CONTENT_TYPE_LEGACY_JSON + "` answers the "
-        "original blog's shape."
+        f"string holding that JSON (double-encoded). Answers the probability of "
+        f"{schema.target_label}, the base value, one contribution per feature ranked by "
+        "absolute SHAP value and the applicant's id columns, if sent. `?format=legacy` or "
+        f"`Accept: {CONTENT_TYPE_LEGACY_JSON}` answers the original blog's shape."
     ),
     responses={
         200: {
@@ -285,7 +307,7 @@ def _explain(applicants: list[ApplicantBase], inference_id: str | None = None) -
     tags=["scoring"],
 )
 def score(
-    request: Annotated[ScoreRequest, Body()],
+    request: Annotated[ScoreBody, Body()],
     format: Annotated[  # the query parameter's public name
         Literal["json", "legacy"], Query(description="Response shape.")
     ] = "json",
@@ -296,15 +318,22 @@ def score(
     applicants = request.instances
     scored = _explain(applicants, request_id)  # joins the endpoint's data capture to this id
     bands = settings.decision_bands
+    results = [
+        {"index": i, **e, "decision": bands.decide(e["probability"]) if bands else None}
+        for i, e in enumerate(scored.explanations)
+    ]
+    if records is not None:  # durable before anything is answered
+        _record(request_id, scored, applicants, results)
     if legacy:
         rows = []
         for e in scored.explanations:
             by_feature = {c["feature"]: c["shap_value"] for c in e["contributions"]}
-            rows.append([by_feature[name] for name in FEATURES])
+            rows.append([by_feature[name] for name in schema.features])
         body: dict[str, Any] = legacy_dict(
             [e["probability"] for e in scored.explanations],
             scored.explanations[0]["base_value"],
             rows,
+            schema.features,
         )
         content_type = CONTENT_TYPE_LEGACY_JSON
     else:
@@ -312,14 +341,7 @@ def score(
             "request_id": request_id,
             "model_version": scored.model_version,
             "reason_codes_version": scored.reason_codes_version,
-            "results": [
-                {
-                    "index": i,
-                    **e,
-                    "decision": bands.decide(e["probability"]) if bands else None,
-                }
-                for i, e in enumerate(scored.explanations)
-            ],
+            "results": results,
         }
         content_type = CONTENT_TYPE_JSON
     elapsed = (time.perf_counter() - started) * 1000.0
@@ -346,6 +368,51 @@ def score(
     )
 
 
+def _record(
+    request_id: str, scored: Scored, applicants: list[ApplicantBase], results: list[dict[str, Any]]
+) -> None:
+    """Keep the decision record (:mod:`credit_schema.records`), or raise the 503 that refuses
+    the answer (:class:`scoring_api.records.RecordUnavailableError`)."""
+    assert records is not None
+    moment = datetime.now(UTC)
+    lines = record_lines(
+        request_id=request_id,
+        moment=moment,
+        model_version=scored.model_version,
+        reason_codes_version=scored.reason_codes_version,
+        api_key_id=app.current_event.request_context.identity.api_key_id,
+        applicants=[a.to_features() for a in applicants],
+        results=results,
+        max_bytes=records.max_bytes,
+    )
+    records.put(lines, moment)
+
+
+@app.get(
+    "/schema",
+    summary="The data schema of the model behind the API",
+    description=(
+        "The schema the API validates with (the model's `schema.json`): the features in model "
+        "order with their kinds, categories, bounds and texts, the id columns carried into "
+        "every answer, the target and its risk label. Clients validate against it."
+    ),
+    responses={
+        200: {
+            "description": "The schema document (format credit-explainer/schema/1).",
+            "content": {CONTENT_TYPE_JSON: {"schema": {"type": "object"}}},
+        },
+    },
+    tags=["scoring"],
+)
+def get_schema() -> Response[str]:
+    return Response(
+        status_code=200,
+        content_type=CONTENT_TYPE_JSON,
+        body=SCHEMA_DOCUMENT,
+        headers={"Cache-Control": "max-age=300"},
+    )
+
+
 @app.get(
     "/health",
     summary="Is the model endpoint there and serving (without scoring)",
@@ -359,6 +426,10 @@ def score(
     tags=["operations"],
 )
 def health() -> Response[str]:
+    problem = None if records is None else records.problem()
+    if problem is not None:
+        _count_error(RecordUnavailableError.code, 503)
+        return _error_response(UnhealthyError(RecordUnavailableError.code, problem))
     result = endpoint.health()
     if not result.serving:
         _count_error("unhealthy", 503)
@@ -412,7 +483,7 @@ def _checked_content_types(event: dict[str, Any]) -> dict[str, Any]:
 
 def _refused(event: dict[str, Any], context: LambdaContext, exc: ServiceError) -> dict[str, Any]:
     """The 413/415 proxy response, built without Powertools decoding the body."""
-    request_id = (event.get("requestContext") or {}).get("requestId") or context.aws_request_id
+    request_id = app.context["request_id"]
     _count_error(exc.code, exc.status_code)
     app.clear_context()
     return {
@@ -425,7 +496,11 @@ def _refused(event: dict[str, Any], context: LambdaContext, exc: ServiceError) -
 
 def _handle(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     metrics.add_metric(name="Requests", unit=MetricUnit.Count, value=1)
-    app.append_context(started=time.perf_counter())  # failures log their latency too
+    given = (event.get("requestContext") or {}).get("requestId") or context.aws_request_id
+    # failures log their latency too; the id is time-ordered, so it names its record's hour
+    request_id = decision_id(given)
+    app.append_context(started=time.perf_counter(), request_id=request_id)
+    logger.append_keys(request_id=request_id)  # the id callers quote, beside API Gateway's
     try:  # before anything decodes the body: a 60 MB body costs no memory
         if event.get("httpMethod") == "POST":  # Powertools would parse forms, echoing them
             event = _checked_content_types(event)
@@ -447,9 +522,26 @@ def _without_metrics(event: dict[str, Any], context: LambdaContext) -> dict[str,
 _measured = _without_metrics if is_metrics_disabled() else metrics.log_metrics(_handle)
 
 
+def _secured(result: dict[str, Any]) -> dict[str, Any]:
+    """The proxy result with the security headers (an HTML page: a policy it satisfies)."""
+    multi = result.get("multiValueHeaders")
+    single = result.get("headers") or {}
+    given = {**{k: v[-1] for k, v in (multi or {}).items() if v}, **single}
+    content_type = next((str(v) for k, v in given.items() if k.lower() == "content-type"), None)
+    body = str(result.get("body") or "")
+    if result.get("isBase64Encoded"):
+        body = base64.b64decode(body).decode("utf-8", "replace")
+    extra = security_headers(content_type, body)
+    if multi is not None:
+        multi.update({name: [value] for name, value in extra.items()})
+    else:
+        result["headers"] = {**single, **extra}
+    return result
+
+
 @logger.inject_lambda_context(
     correlation_id_path=correlation_paths.API_GATEWAY_REST, log_event=False
 )
 @tracer.capture_lambda_handler(capture_response=False)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    return _measured(event, context)
+    return _secured(_measured(event, context))

@@ -22,6 +22,14 @@ variable                            meaning (default)
 ``HEALTH_CACHE_SECONDS``            how long a health result is reused (10)
 ``ENABLE_SWAGGER``                  serve ``GET /swagger`` (UI, ``?format=json`` for the
                                     document) (true)
+``RECORDS_STREAM``                  Amazon Data Firehose stream that keeps the decision records
+                                    (:mod:`scoring_api.records`); template.yaml sets it
+``RECORDS_DIR``                     or a directory for them (the local stack's ``--records``);
+                                    neither: no records kept
+``CREDIT_EXPLAINER_SCHEMA``         the schema file of the model the API fronts (its
+                                    ``schema.json``, shipped with the function; a relative
+                                    path is read from the working directory); unset: the
+                                    built-in Give Me Some Credit schema
 ==================================  =========================================================
 
 A bad value fails the cold start with a message naming the variable: a
@@ -35,11 +43,21 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from credit_schema import DEFAULT_ENDPOINT_NAME, DEFAULT_MAX_APPLICANTS, DEFAULT_MAX_BODY_BYTES
+from credit_schema import (
+    DEFAULT_ENDPOINT_NAME,
+    DEFAULT_MAX_APPLICANTS,
+    DEFAULT_MAX_BODY_BYTES,
+    ApplicantSchema,
+    SchemaError,
+    builtin_schema,
+    read_schema,
+)
 from credit_schema.decisions import DecisionBands
 from credit_schema.edge import API_GATEWAY_TIMEOUT_SECONDS
 
 HEALTH_CHECKS = ("describe-endpoint", "ping")
+#: Names the schema file of the model the API fronts.
+SCHEMA_ENV = "CREDIT_EXPLAINER_SCHEMA"
 #: Seconds kept back from the time budget to build and return the answer.
 ANSWER_RESERVE_SECONDS = 2.0
 
@@ -94,6 +112,18 @@ class Settings:
     health_check: str = "describe-endpoint"
     health_cache_seconds: float = 10.0
     enable_swagger: bool = True
+    records_stream: str | None = None
+    records_dir: str | None = None
+    schema_file: str | None = None
+
+    def schema(self) -> ApplicantSchema:
+        """The schema requests are validated with: the model's file, else the built-in one."""
+        if not self.schema_file:
+            return builtin_schema()
+        try:
+            return read_schema(self.schema_file)
+        except SchemaError as exc:
+            raise ConfigurationError(f"{SCHEMA_ENV}: {exc}") from None
 
     def time_budget(self, remaining_seconds: float) -> float:
         """Seconds a request may spend on the endpoint: within the Lambda's remaining time and
@@ -101,6 +131,10 @@ class Settings:
         return min(remaining_seconds, API_GATEWAY_TIMEOUT_SECONDS) - ANSWER_RESERVE_SECONDS
 
     def __post_init__(self) -> None:
+        if self.records_stream and self.records_dir:
+            raise ConfigurationError("set RECORDS_STREAM or RECORDS_DIR, not both")
+        if self.records_dir and not os.path.isdir(self.records_dir):
+            raise ConfigurationError(f"RECORDS_DIR: no directory {self.records_dir}")
         if self.connect_timeout + self.read_timeout > self.time_budget(math.inf):
             raise ConfigurationError(
                 "SAGEMAKER_CONNECT_TIMEOUT + SAGEMAKER_READ_TIMEOUT must leave "
@@ -133,4 +167,7 @@ class Settings:
             health_check=health,
             health_cache_seconds=_positive(env, "HEALTH_CACHE_SECONDS", 10.0, float),
             enable_swagger=_flag(env, "ENABLE_SWAGGER", True),
+            records_stream=env.get("RECORDS_STREAM", "").strip() or None,
+            records_dir=env.get("RECORDS_DIR", "").strip() or None,
+            schema_file=env.get(SCHEMA_ENV, "").strip() or None,
         )

@@ -1,13 +1,18 @@
 """The SageMaker endpoint: one boundary where botocore errors become :mod:`scoring_api.errors`.
 
 The runtime client is created once per execution environment (cold start) with
-explicit timeouts and a bounded retry policy. Its URL is botocore's to resolve:
+explicit timeouts and a bounded retry policy. botocore's read timeout is per socket read: a
+model that sends its headers and then a byte every few seconds would hold the function for
+as long as it likes. The answer's body is therefore read by a deadline per attempt (connect +
+read timeout from the attempt's start) and per request (the budget the handler gives), each
+socket read given only the time left (:meth:`ModelEndpoint._read_by`). Its URL is botocore's to resolve:
 ``AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME`` (or ``AWS_ENDPOINT_URL``) points it at the
 local model server, which speaks the SageMaker Runtime API.
 
-Every answer is checked before it is passed on: one explanation per applicant,
-one contribution per feature echoing the applicant's input value, and
-``base_value + sum(shap_value) == probability`` (to :data:`ADDITIVITY_TOLERANCE`).
+Every answer is checked before it is passed on, against the schema of the model
+the API fronts: one explanation per applicant, one contribution per schema
+feature echoing the applicant's input value (a category's text), the
+applicant's ids echoed, and ``base_value + sum(shap_value) == probability`` (to :data:`ADDITIVITY_TOLERANCE`).
 An explanation that does not add up is refused (502): a credit decision must not
 be explained with numbers that do not explain it.
 """
@@ -25,6 +30,7 @@ from dataclasses import dataclass
 from typing import Any, Final, TypeGuard
 
 import boto3
+import urllib3
 from botocore.config import Config
 from botocore.exceptions import (
     BotoCoreError,
@@ -37,9 +43,10 @@ from botocore.exceptions import (
 )
 from credit_schema import (
     ADDITIVITY_TOLERANCE,
+    BUILTIN,
     CONTENT_TYPE_JSON,
-    FEATURES,
     ApplicantBase,
+    ApplicantSchema,
     direction_of,
     edge,
     ranked,
@@ -68,6 +75,8 @@ BACKOFF_BASE: Final = 2
 MAX_BACKOFF: Final = 20.0
 RETRY_AFTER_EXTRA: Final = 5.0
 _RETRY_AFTER_HEADER: Final = "x-amz-retry-after"
+#: Bytes asked of one socket read of the answer's body.
+_READ_CHUNK: Final = 256 * 1024
 _INVOKE: Final = "InvokeEndpoint"
 
 #: DescribeEndpoint statuses in which the endpoint answers invocations.
@@ -121,8 +130,11 @@ class Health:
 class ModelEndpoint:
     """Invokes one SageMaker endpoint and checks what it answers."""
 
-    def __init__(self, settings: Settings, runtime: Any | None = None) -> None:
+    def __init__(
+        self, settings: Settings, runtime: Any | None = None, *, schema: ApplicantSchema = BUILTIN
+    ) -> None:
         self.settings = settings
+        self.schema = schema
         self.runtime = runtime or boto3.client("sagemaker-runtime", config=client_config(settings))
         self._control: Any | None = None  # sagemaker control plane, created on first /health
         self._health: tuple[float, Health] | None = None
@@ -131,6 +143,9 @@ class ModelEndpoint:
         # Ahead of botocore's own retry handler: no retry that could end past the deadline.
         self.runtime.meta.events.register_first(
             f"needs-retry.sagemaker-runtime.{_INVOKE}", self._no_retry_past_deadline
+        )
+        self.runtime.meta.events.register(
+            f"before-send.sagemaker-runtime.{_INVOKE}", self._attempt_started
         )
 
     # -- scoring -----------------------------------------------------------------------------
@@ -145,7 +160,9 @@ class ModelEndpoint:
 
         ``inference_id`` (the API request id) names the call in the endpoint's data capture.
         """
-        inputs = [a.to_features() for a in applicants]
+        if deadline is not None and deadline <= time.monotonic():  # queued past its time
+            raise ModelTimeoutError("no time was left to call the model endpoint")
+        inputs = [a.to_features() | a.ids() for a in applicants]  # the model echoes the ids
         payload = json.dumps({"instances": inputs})
         started = time.perf_counter()
         self._deadline.value = deadline
@@ -155,7 +172,9 @@ class ModelEndpoint:
             self._deadline.value = None
         latency = (time.perf_counter() - started) * 1000.0
         bands = self.settings.decision_bands
-        model_version, explanations, reasons_version = check_response(body, inputs, bands)
+        model_version, explanations, reasons_version = check_response(
+            body, inputs, bands, self.schema
+        )
         return Scored(model_version, explanations, latency, reasons_version)
 
     def _invoke(self, payload: bytes, inference_id: str | None = None) -> bytes:
@@ -171,10 +190,40 @@ class ModelEndpoint:
                 Accept=CONTENT_TYPE_JSON,
                 **extra,
             )
-            body: bytes = response["Body"].read()
+            return self._read_by(response["Body"], self._attempt_due())
         except Exception as exc:
             raise upstream_error(exc) from exc
-        return body
+
+    def _attempt_started(self, **_: Any) -> None:
+        self._deadline.attempt_started = time.monotonic()
+
+    def _attempt_due(self) -> float:
+        """When the attempt under way must have answered: its connect + read timeouts from its
+        start, and never past the request's deadline."""
+        started = getattr(self._deadline, "attempt_started", None) or time.monotonic()
+        due = started + self.settings.connect_timeout + self.settings.read_timeout
+        deadline: float | None = getattr(self._deadline, "value", None)
+        return due if deadline is None else min(due, deadline)
+
+    def _read_by(self, body: Any, due: float) -> bytes:
+        """The whole body by ``due`` (monotonic): each socket read gets only the time left."""
+        raw = body._raw_stream  # urllib3's response: read1 is one socket read
+        sock = getattr(getattr(raw, "connection", None), "sock", None)
+        chunks: list[bytes] = []
+        while True:
+            left = due - time.monotonic()
+            if left <= 0:
+                body.close()  # the connection is closed, not returned to the pool half-read
+                raise ModelTimeoutError(
+                    "the model endpoint did not send its whole answer within the attempt's "
+                    "deadline"
+                )
+            if sock is not None:
+                sock.settimeout(min(left, self.settings.read_timeout))
+            chunk = raw.read1(_READ_CHUNK)
+            if not chunk:
+                return b"".join(chunks)
+            chunks.append(chunk)
 
     def _no_retry_past_deadline(
         self,
@@ -252,8 +301,10 @@ def upstream_error(exc: BaseException) -> UpstreamError:
     """Convert a botocore (or any) exception from the endpoint call into an :class:`UpstreamError`."""
     if isinstance(exc, UpstreamError):
         return exc
-    if isinstance(exc, ReadTimeoutError):
+    if isinstance(exc, ReadTimeoutError | urllib3.exceptions.ReadTimeoutError | TimeoutError):
         return ModelTimeoutError("the model endpoint did not answer within the read timeout")
+    if isinstance(exc, urllib3.exceptions.HTTPError):  # the body cut short, a reset connection
+        return ModelUnavailableError("the model endpoint's answer was cut short")
     if isinstance(exc, ConnectTimeoutError | EndpointConnectionError | ConnectionClosedError):
         return ModelUnavailableError("the model endpoint cannot be reached")
     if isinstance(exc, ClientError):
@@ -277,9 +328,6 @@ def upstream_error(exc: BaseException) -> UpstreamError:
     return EndpointError(f"the model endpoint call failed ({type(exc).__name__})")
 
 
-_FEATURE_ORDER: Final = {name: i for i, name in enumerate(FEATURES)}
-
-
 def _is_number(x: object) -> TypeGuard[float]:
     return isinstance(x, float | int) and type(x) is not bool and math.isfinite(x)
 
@@ -290,7 +338,7 @@ def _bad(message: str) -> BadModelResponseError:
     )
 
 
-def _check_reasons(i: int, reasons: object) -> list[dict[str, Any]]:
+def _check_reasons(i: int, reasons: object, order: Mapping[str, int]) -> list[dict[str, Any]]:
     """The model's principal reasons for explanation ``i``, checked and passed on unchanged."""
     if not isinstance(reasons, list) or len(reasons) > MAX_REASONS:
         raise _bad(f"explanation {i} has no list of at most {MAX_REASONS} reasons")
@@ -299,22 +347,34 @@ def _check_reasons(i: int, reasons: object) -> list[dict[str, Any]]:
             isinstance(r, dict)
             and isinstance(r.get("code"), str)
             and isinstance(r.get("text"), str)
-            and r.get("feature") in _FEATURE_ORDER
+            and r.get("feature") in order
             and _is_number(r.get("shap_value"))
         ):
             raise _bad(f"explanation {i} has a malformed reason")
     return reasons
 
 
+def _echoes(given: float | str | None, value: object) -> bool:
+    # The model answers a category's text as sent, a number as a float, null where missing.
+    if given is None or value is None:
+        return given is None and value is None
+    if isinstance(given, str):
+        return value == given
+    return _is_number(value) and float(given) == value
+
+
 def check_response(
     body: bytes,
-    inputs: Sequence[Mapping[str, float | int | None]],
+    inputs: Sequence[Mapping[str, float | int | str | None]],
     bands: DecisionBands | None = None,
+    schema: ApplicantSchema = BUILTIN,
 ) -> tuple[str, list[dict[str, Any]], str | None]:
     """Check the model's :class:`credit_schema.ModelResponse` for these inputs; explanations ranked.
 
-    Returns the model version, the explanations (with the model's ``reasons`` when it sent
-    them) and the reason-code registry's version (None from a model that sends no reasons).
+    ``inputs`` are what was sent: each applicant's features and ids (wire names). Returns
+    the model version, the explanations (with the model's ``reasons`` and the applicant's
+    ``ids`` when there are any) and the reason-code registry's version (None from a model
+    that sends no reasons).
 
     A plain-Python structural check rather than ``ModelResponse.model_validate_json``: the
     response of a 2,000-applicant batch holds 20,000 contributions, and building a model object
@@ -334,6 +394,8 @@ def check_response(
     reasons_version = parsed.get("reason_codes_version")
     if reasons_version is not None and not isinstance(reasons_version, str):
         raise _bad("'reason_codes_version' is not a string")
+    features = schema.features
+    order = {name: j for j, name in enumerate(features)}
     predictions = parsed["predictions"]
     if len(predictions) != len(inputs):
         raise BadModelResponseError(
@@ -347,19 +409,16 @@ def check_response(
         contributions = explanation.get("contributions")
         if not (_is_number(probability) and 0.0 <= probability <= 1.0 and _is_number(base)):
             raise _bad(f"explanation {i} has no probability in [0, 1] or no base value")
-        if not isinstance(contributions, list) or len(contributions) != len(FEATURES):
+        if not isinstance(contributions, list) or len(contributions) != len(features):
             raise _bad(f"explanation {i} does not hold one contribution per feature")
         checked: list[dict[str, Any]] = []
         total = float(base)
         for c in contributions:
             feature = c.get("feature") if isinstance(c, dict) else None
             value, shap = (c.get("value"), c.get("shap_value")) if isinstance(c, dict) else (0, 0)
-            if not isinstance(feature, str) or feature not in _FEATURE_ORDER or not _is_number(shap):
+            if not isinstance(feature, str) or feature not in order or not _is_number(shap):
                 raise _bad(f"explanation {i} has a malformed contribution")
-            given = sent[feature]
-            if (given is None) != (value is None) or (
-                given is not None and (not _is_number(value) or float(given) != value)
-            ):
+            if not _echoes(sent[feature], value):
                 raise InconsistentExplanationError(
                     f"explanation {i} does not echo the input value of {feature}"
                 )
@@ -367,19 +426,19 @@ def check_response(
             checked.append(
                 {
                     "feature": feature,
-                    "value": None if value is None else float(value),
+                    "value": value if value is None or isinstance(value, str) else float(value),
                     "shap_value": float(shap),
                     "direction": direction_of(shap),
                 }
             )
-        if len({c["feature"] for c in checked}) != len(FEATURES):
+        if len({c["feature"] for c in checked}) != len(features):
             raise _bad(f"explanation {i} repeats a feature")
         if not abs(total - probability) <= ADDITIVITY_TOLERANCE:
             raise InconsistentExplanationError(
                 f"explanation {i}: base value + SHAP values = {total:.9f} but the probability "
                 f"is {probability:.9f}; refusing an explanation that does not add up"
             )
-        checked.sort(key=lambda c: _FEATURE_ORDER[c["feature"]])
+        checked.sort(key=lambda c: order[c["feature"]])
         checked = [checked[j] for j in ranked([c["shap_value"] for c in checked])]
         checked_explanation = {
             "probability": float(probability),
@@ -387,7 +446,12 @@ def check_response(
             "contributions": checked,
         }
         if "reasons" in explanation:
-            checked_explanation["reasons"] = _check_reasons(i, explanation["reasons"])
+            checked_explanation["reasons"] = _check_reasons(i, explanation["reasons"], order)
+        ids = {c: sent[c] for c in schema.id_columns if sent.get(c) is not None}
+        if ids:
+            if explanation.get("ids") != ids:
+                raise InconsistentExplanationError(f"explanation {i} does not echo the applicant's ids")
+            checked_explanation["ids"] = ids
         decision = explanation.get("decision")
         if bands is not None and decision is not None and decision != bands.decide(probability):
             raise InconsistentExplanationError(

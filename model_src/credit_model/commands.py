@@ -23,7 +23,7 @@ def train_default(
     from .train import load_training_data, train
 
     frame, source = load_training_data(data)
-    return train(frame, model_dir, data_source=source)
+    return train(frame, model_dir, data_source=source, for_people=True)  # the demo's terminal
 
 
 def _synth(args: argparse.Namespace) -> int:
@@ -45,6 +45,7 @@ def _synth(args: argparse.Namespace) -> int:
 def _train(args: argparse.Namespace) -> int:
     from credit_schema import BUILTIN, compile_schema, load_schema
 
+    from .artifacts import ModelArtifactError
     from .data import load_csv
     from .infer import review_marks
     from .train import hyperparameters_from, load_training_data, train
@@ -76,7 +77,8 @@ def _train(args: argparse.Namespace) -> int:
             schema=schema,
             for_people=True,
         )
-    except ValueError as exc:  # SchemaError, DataError, one-class data, bad hyperparameters
+    # SchemaError, DataError, one-class data, bad hyperparameters, a signing key
+    except (ValueError, ModelArtifactError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     print(f"done in {time.perf_counter() - started:.2f} s")
@@ -249,8 +251,8 @@ def register(sub: Any) -> None:
         help="model validation report (HTML and JSON): discrimination, calibration, "
         "explanations, stability, segments, reasons, fair-lending checks",
         description="Score a labelled data set with the model and its exact TreeSHAP "
-        "explanations; write one self-contained HTML file (plots embedded) and/or the figures "
-        "as JSON.",
+        "explanations; write one self-contained HTML file (plots embedded) and, with --json, "
+        "the figures as JSON too (--no-html: the JSON alone).",
     )
     p.add_argument(
         "--model-dir",
@@ -334,7 +336,9 @@ def register(sub: Any) -> None:
         help="also answer on /endpoints/NAME/invocations (default: /invocations only)",
     )
     p.add_argument(
-        "--capture-dir",
+        "--capture",
+        "--capture-dir",  # its earlier name, kept working
+        dest="capture_dir",
         metavar="DIR",
         help="write every successful invocation to DIR/<endpoint>/AllTraffic/yyyy/mm/dd/hh/*.jsonl "
         "in SageMaker Data Capture's format (default: no capture)",

@@ -56,7 +56,7 @@ from .encode import explanation_text
 from .explain import Explainer, build_explainer, explainer_kind
 from .explainer import FastTreeExplainer
 from .forest import TABLES_FILE, load_tables
-from .settings import env_int
+from .settings import SettingError, env_int
 
 FloatArray = npt.NDArray[np.float64]
 
@@ -128,17 +128,34 @@ class Prediction:
 _loaded_schema: ApplicantSchema = BUILTIN
 
 
+def served_explainer(directory: Path, metadata: dict[str, Any]) -> Explainer | None:
+    """The explainer of the signed TreeSHAP tables (numpy alone), None when the model is served
+    from its skops file. Tables that do not load or answer are a :class:`ModelArtifactError`."""
+    if TABLES_FILE not in metadata["signed_files"] or explainer_kind() == "shap":
+        return None
+    try:
+        compiled, fill_values = load_tables(directory / TABLES_FILE)
+        explainer = FastTreeExplainer(compiled, fill_values=fill_values)
+        proba, shap = explainer.explain(explainer.fill_values[None, :])
+        if not (0.0 <= float(proba[0]) <= 1.0 and np.all(np.isfinite(shap))):
+            raise ValueError("they do not answer a probability and finite SHAP values")
+        return explainer
+    except SettingError:
+        raise  # the operator's setting, not the file: its own error line
+    except Exception as exc:  # noqa: BLE001 - any failure of a damaged file: one clear error
+        raise artifacts.ModelArtifactError(
+            f"{directory / TABLES_FILE}: not loadable TreeSHAP tables "
+            f"({type(exc).__name__}: {str(exc)[:200]}); refusing to load"
+        ) from None
+
+
 def model_fn(model_dir: str | Path) -> LoadedModel:
-    """Verify and load the model directory: its compiled TreeSHAP tables when it has them
+    """Verify and load the model directory: its signed TreeSHAP tables when it has them
     (numpy alone), else the skops model and an explainer built from it (never unpickled)."""
     directory = Path(model_dir)
     metadata = artifacts.verify(directory)
-    tables = directory / TABLES_FILE
-    explainer: Explainer
-    if tables.is_file() and explainer_kind() != "shap":
-        compiled, fill_values = load_tables(tables)
-        explainer = FastTreeExplainer(compiled, fill_values=fill_values)
-    else:
+    explainer = served_explainer(directory, metadata)
+    if explainer is None:
         explainer = build_explainer(artifacts.load(directory).pipeline)
     schema = artifacts.model_schema(directory)
     global _loaded_schema

@@ -20,6 +20,7 @@ Pure computation over arrays (numpy only): the CLI reads the capture and turns i
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import asdict
 from typing import Any, Final
 
@@ -123,25 +124,20 @@ def _names(metadata: dict[str, Any], base: dict[str, Any]) -> list[str]:
 
 
 def trend(
-    metadata: dict[str, Any], X: FloatArray, probability: FloatArray, periods: list[str]
+    by_period: dict[str, Aggregates], thresholds: Thresholds | None = None
 ) -> list[dict[str, Any]]:
     """Per period (in order): applicants, each feature's PSI and the largest, the score's PSI and
-    mean, against the training baseline."""
-    base = check_baseline(metadata)
-    keys = np.asarray(periods)
+    mean, from the applicants counted in that period's :class:`Aggregates`."""
     rows = []
-    for period in sorted(set(periods)):
-        m = keys == period
-        psi = {
-            name: stability.psi(base["features"][name], X[m, j])
-            for j, name in enumerate(_names(metadata, base))
-        }
+    for period in sorted(by_period):
+        r = report(by_period[period], thresholds)
+        psi = {f["feature"]: f["psi"] for f in r["features"]}
         rows.append(
             {
                 "period": period,
-                "applicants": int(m.sum()),
-                "score_psi": stability.psi(base["score"], probability[m]),
-                "mean_score": float(probability[m].mean()),
+                "applicants": r["applicants"],
+                "score_psi": r["score"]["psi"],
+                "mean_score": r["score"]["mean"],
                 "max_feature_psi": max(psi.values()),
                 "feature_psi": psi,
             }
@@ -164,6 +160,61 @@ def _level(psi: float, t: Thresholds) -> str:
     return "act" if psi >= t.psi_act else "watch" if psi >= t.psi_watch else "ok"
 
 
+class Aggregates:
+    """What :func:`report` needs of the applicants, summed chunk by chunk (:meth:`add`): bin
+    counts, missing and out-of-range counts, sums of |SHAP| and of the score, reasons among the
+    high-risk. Memory does not grow with the number of applicants."""
+
+    def __init__(self, metadata: dict[str, Any]) -> None:
+        base = check_baseline(metadata)
+        self.base, self.extra = base, base["monitoring"]
+        self.names = [str(f) for f in metadata.get("features", base["features"])]
+        k = len(self.names)
+        self.n = 0
+        self.bins = [np.zeros(len(base["features"][f]["shares"]), np.int64) for f in self.names]
+        self.missing = np.zeros(k, np.int64)
+        self.outside = np.zeros(k, np.int64)
+        self.score_bins = np.zeros(len(base["score"]["edges"]) + 1, np.int64)
+        self.score_missing = 0
+        self.score_sum = 0.0
+        self.abs_shap_sum = np.zeros(k)
+        self.high_risk = 0
+        self.reasons = np.zeros(k, np.int64)
+        self._threshold = float(self.extra["high_risk_threshold"])
+        self._column = {f: j for j, f in enumerate(self.names)}
+
+    def add(
+        self,
+        X: FloatArray,
+        probability: FloatArray,
+        shap_values: FloatArray,
+        reason_features: list[list[str]],
+    ) -> None:
+        """Count these applicants in (``X``: inputs in the model's feature order, NaN missing)."""
+        self.n += len(X)
+        for j, name in enumerate(self.names):
+            column, b = X[:, j], self.base["features"][name]
+            counts, missing = stability.count_bins(b, column)
+            self.bins[j] += counts
+            self.missing[j] += missing
+            if "categories" in b:  # outside the range: a category training never saw
+                self.outside[j] += int(counts[-1])
+            else:
+                low, high = self.extra["range"][name] or [math.nan, math.nan]
+                self.outside[j] += int(np.count_nonzero(outside_range(column, low, high)))
+        counts, missing = stability.count_bins(self.base["score"], probability)
+        self.score_bins += counts
+        self.score_missing += missing
+        self.score_sum += float(probability.sum())
+        self.abs_shap_sum += np.abs(shap_values).sum(axis=0)
+        for p, reasons in zip(probability.tolist(), reason_features, strict=True):
+            if p >= self._threshold:
+                self.high_risk += 1
+                for f in set(reasons):
+                    if f in self._column:
+                        self.reasons[self._column[f]] += 1
+
+
 def monitor(
     metadata: dict[str, Any],
     X: FloatArray,
@@ -177,29 +228,30 @@ def monitor(
     ``X`` holds the applicants' inputs (NaN: missing; a category as its code) in the model's
     feature order, ``reason_features`` the features of the principal reasons each was given.
     """
+    totals = Aggregates(metadata)
+    totals.add(X, probability, shap_values, reason_features)
+    return report(totals, thresholds)
+
+
+def report(totals: Aggregates, thresholds: Thresholds | None = None) -> dict[str, Any]:
+    """The monitoring report (JSON-able) of the applicants counted in ``totals``."""
     t = thresholds or Thresholds()
-    base = check_baseline(metadata)
-    extra = base["monitoring"]
-    names = _names(metadata, base)
+    base, extra, names, n = totals.base, totals.extra, totals.names, totals.n
     alerts: list[dict[str, Any]] = []
     features = []
     for j, name in enumerate(names):
         b = base["features"][name]
-        column = X[:, j]
-        psi = stability.psi(b, column)
-        current, missing = stability.shares(b, column)
-        if "categories" in b:
-            lo, hi, outside = math.nan, math.nan, current[-1]  # categories never seen
-        else:
-            lo, hi = extra["range"][name] or [math.nan, math.nan]
-            outside = float(np.mean(outside_range(column, lo, hi)))
+        shares, missing = stability.shares_of(totals.bins[j], int(totals.missing[j]), n)
+        psi = stability.psi_of_shares(b, shares, missing)
+        lo, hi = extra["range"][name] or [math.nan, math.nan]  # None for a category
+        outside = float(totals.outside[j] / n) if n else math.nan
         level = _level(psi, t)
         features.append(
             {
                 "feature": name,
                 "psi": psi,
                 "level": level,
-                "missing_rate": missing,
+                "missing_rate": float(totals.missing[j] / n) if n else math.nan,
                 "baseline_missing_rate": b["missing_share"],
                 "out_of_range_share": outside,
                 "baseline_range": [lo, hi],
@@ -207,7 +259,7 @@ def monitor(
                 "edges": b.get("edges"),
                 "bins": stability.bin_labels(b),
                 "baseline_shares": b["shares"],
-                "current_shares": current,
+                "current_shares": shares,
             }
         )
         if level != "ok":
@@ -215,12 +267,14 @@ def monitor(
         if outside >= t.out_of_range_watch:
             alerts.append(_alert("out_of_range", name, outside, t, "watch"))
 
-    score_psi = stability.psi(base["score"], probability)
+    score_shares, score_missing = stability.shares_of(totals.score_bins, totals.score_missing, n)
+    score_psi = stability.psi_of_shares(base["score"], score_shares, score_missing)
     score_level = _level(score_psi, t)
     if score_level != "ok":
         alerts.append(_alert("score_psi", None, score_psi, t, score_level))
 
-    now = dict(zip(names, np.abs(shap_values).mean(axis=0).tolist(), strict=True))
+    mean_abs = (totals.abs_shap_sum / n).tolist() if n else [math.nan] * len(names)
+    now = dict(zip(names, mean_abs, strict=True))
     then = {f: float(extra["attribution"][f]) for f in names}
     drift = ndcg(then, now)
     drift_level = "watch" if drift < t.ndcg_watch else "ok"
@@ -228,21 +282,20 @@ def monitor(
         alerts.append(_alert("attribution_ndcg", None, drift, t, "watch"))
     then_rank, now_rank = _ranks(then), _ranks(now)
 
-    threshold = float(extra["high_risk_threshold"])
-    high = [r for p, r in zip(probability.tolist(), reason_features, strict=True) if p >= threshold]
+    high = totals.high_risk
     return {
         "baseline_version": extra["version"],
-        "applicants": len(X),
+        "applicants": n,
         "thresholds": asdict(t),
         "features": features,
         "score": {
             "psi": score_psi,
             "level": score_level,
-            "mean": float(np.mean(probability)),
+            "mean": totals.score_sum / n if n else math.nan,
             "edges": base["score"]["edges"],
             "bins": stability.bin_labels(base["score"]),
             "baseline_shares": base["score"]["shares"],
-            "current_shares": stability.shares(base["score"], probability)[0],
+            "current_shares": score_shares,
         },
         "attribution": {
             "ndcg": drift,
@@ -259,15 +312,15 @@ def monitor(
             ],
         },
         "reasons": {
-            "high_risk_threshold": threshold,
-            "high_risk_applicants": len(high),
+            "high_risk_threshold": float(extra["high_risk_threshold"]),
+            "high_risk_applicants": high,
             "features": [
                 {
                     "feature": f,
                     "baseline_share": float(extra["reasons"][f]),
-                    "share": sum(f in r for r in high) / len(high) if high else 0.0,
+                    "share": float(totals.reasons[j] / high) if high else 0.0,
                 }
-                for f in names
+                for j, f in enumerate(names)
             ],
         },
         "alerts": alerts,
@@ -300,22 +353,34 @@ def binomial_p(defaults: int, n: int, rate: float) -> float:
     return float(binomtest(defaults, n, min(max(rate, 0.0), 1.0)).pvalue)
 
 
+def _by_period(
+    periods: Any, labels: Sequence[str] | None
+) -> list[tuple[str, npt.NDArray[np.bool_]]]:
+    """Each period's label and rows, in order: ``periods`` holds each row's period, as text or
+    as an index into ``labels`` (compact over many rows)."""
+    keys = np.asarray(periods)
+    return [
+        (labels[int(key)] if labels is not None else str(key), keys == key)
+        for key in np.unique(keys)
+    ]
+
+
 def outcome_figures(
     probability: FloatArray,
     outcome: npt.NDArray[np.int64],
-    periods: list[str],
+    periods: Any,
     *,
     reference_auc: float | None,
     thresholds: Thresholds | None = None,
+    labels: Sequence[str] | None = None,
 ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    """Realised performance by period of decision, and its alerts: AUC, KS, default rate against
-    the mean predicted, the exact binomial p of that gap, Brier score."""
+    """Realised performance by period of decision (see :func:`_by_period`), and its alerts: AUC,
+    KS, default rate against the mean predicted, the exact binomial p of that gap, Brier score."""
     from .report.metrics import ks_statistic
 
     t = thresholds or Thresholds()
     rows, alerts = [], []
-    for period in sorted(set(periods)):
-        m = np.array([x == period for x in periods])
+    for period, m in _by_period(periods, labels):
         y, p = outcome[m], probability[m]
         realised = auc(y, p)
         defaults = int(y.sum())
@@ -374,14 +439,16 @@ def estimated_auc(score: FloatArray, expected: FloatArray) -> float:
 
 
 def estimated_figures(
-    probability: FloatArray, periods: list[str], calibration: dict[str, list[float]]
+    probability: FloatArray,
+    periods: Any,
+    calibration: dict[str, list[float]],
+    labels: Sequence[str] | None = None,
 ) -> dict[str, Any]:
-    """Performance before outcomes, by period: the default rate and AUC expected from the
-    calibrated scores (CBPE), each with a 95% interval of its sampling error."""
+    """Performance before outcomes, by period (see :func:`_by_period`): the default rate and AUC
+    expected from the calibrated scores (CBPE), each with a 95% interval of its sampling error."""
     expected = np.interp(probability, calibration["score"], calibration["probability"])
     rows = []
-    for period in sorted(set(periods)):
-        m = np.array([x == period for x in periods])
+    for period, m in _by_period(periods, labels):
         e, n = expected[m], int(m.sum())
         rate = float(e.mean())
         half = _Z95 * math.sqrt(rate * (1 - rate) / n)

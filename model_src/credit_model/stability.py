@@ -106,11 +106,19 @@ def count_bins(base: dict[str, Any], values: Any) -> tuple[np.ndarray, int]:
 
 def shares(base: dict[str, Any], values: Any) -> tuple[list[float], float]:
     """Shares of ``values`` over ``base``'s bins (whatever their kind), and the share missing."""
-    found, missing = count_bins(base, values)
-    n = len(values)
-    if n == 0:
-        return [0.0] * len(found), 0.0
-    return (found / n).tolist(), missing / n
+    return shares_of(*count_bins(base, values), len(values))
+
+
+def shares_of(counts: np.ndarray, missing: int, total: int) -> tuple[list[float], float]:
+    """Bin counts (and the number missing) of ``total`` values as shares."""
+    if total == 0:
+        return [0.0] * len(counts), 0.0
+    return (counts / total).tolist(), missing / total
+
+
+def bin_counts(values: np.ndarray, edges: list[float]) -> tuple[np.ndarray, int]:
+    """:func:`count_bins` over right-closed bins of ``edges``."""
+    return count_bins({"edges": edges}, values)
 
 
 def bin_shares(values: np.ndarray, edges: list[float]) -> tuple[list[float], float]:
@@ -197,7 +205,11 @@ def bin_labels(base: dict[str, Any]) -> list[str]:
 
 def psi(base: dict[str, Any], values: Any) -> float:
     """PSI of ``values`` against a :func:`baseline`."""
-    actual, actual_missing = shares(base, values)
+    return psi_of_shares(base, *shares(base, values))
+
+
+def psi_of_shares(base: dict[str, Any], actual: list[float], actual_missing: float) -> float:
+    """PSI of the bin shares ``actual`` (and the share missing) against a :func:`baseline`."""
     expected = [*base["shares"], base["missing_share"]]
     total = 0.0
     for a, e in zip([*actual, actual_missing], expected, strict=True):

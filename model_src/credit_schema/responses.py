@@ -77,6 +77,12 @@ class Explanation(BaseModel):
     decision: str | None = Field(
         default=None, description="Decision band, when the API has thresholds configured."
     )
+    ids: dict[str, str] | None = Field(
+        default=None,
+        # Absent from the wire without ids (no key), as before schemas had id columns.
+        exclude_if=lambda ids: ids is None,
+        description="The applicant's id columns as sent (the schema's id_columns; absent: none).",
+    )
 
 
 class ModelResponse(BaseModel):

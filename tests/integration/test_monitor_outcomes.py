@@ -176,14 +176,17 @@ def test_estimated_performance_on_unshifted_data_covers_the_realised(
 
 
 def test_the_iso_week_and_day_and_month_of_a_decision() -> None:
+    from datetime import UTC, datetime
+
     from credit_explainer.monitor import period_of
 
-    assert [period_of("2027-01-01T00:00:00Z", w) for w in ("day", "week", "month")] == [
+    new_year = datetime(2027, 1, 1, tzinfo=UTC)
+    assert [period_of(new_year, w) for w in ("day", "week", "month")] == [
         "2027-01-01",
         "2026-W53",  # Friday 1 January 2027 belongs to the last ISO week of 2026
         "2027-01",
     ]
-    assert period_of("2026-12-06T23:59:59Z", "week") == "2026-W49"
+    assert period_of(datetime(2026, 12, 6, 23, 59, 59, tzinfo=UTC), "week") == "2026-W49"
 
 
 def test_monitor_by_window_gives_a_row_per_period_and_plots_them(

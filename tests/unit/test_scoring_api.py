@@ -17,6 +17,7 @@ import io
 import json
 import socket
 import threading
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -25,9 +26,11 @@ import boto3
 import pytest
 from botocore.response import StreamingBody
 from botocore.stub import ANY, Stubber
+from conftest import LENDER_SCHEMA as LENDER
 from credit_explainer.local.gateway import LambdaEnvironment
 from credit_explainer.local.stack import handler_environment
 from credit_schema import FEATURES, ErrorBody, explanation_dict
+from credit_schema.edge import new_id
 from scoring_api.config import ConfigurationError, DecisionBands, Settings
 
 EVENTS = Path(__file__).resolve().parents[2] / "events"
@@ -142,7 +145,8 @@ def test_invalid_event_lists_every_problem_with_applicant_and_field(fn: LambdaEn
     assert result["statusCode"] == 422
     error = error_of(result)
     assert error["code"] == "validation_error"
-    assert error["request_id"] == event["requestContext"]["requestId"]
+    # API Gateway's random id is replaced by a time-ordered one (it names its record's hour)
+    assert uuid.UUID(error["request_id"]).version == 7
     problems = {(d["applicant"], d["field"], d["type"]) for d in error["details"]}
     assert problems == {
         (0, "age", "greater_than_equal"),
@@ -359,7 +363,7 @@ def test_response_ranks_contributions_and_applies_decision_bands(
     assert result["statusCode"] == 200, result["body"]
     assert header(result, "X-Model-Version") == "test-version"
     body = body_of(result)
-    assert body["request_id"] == event["requestContext"]["requestId"]
+    assert uuid.UUID(body["request_id"]).version == 7
     assert body["model_version"] == "test-version"
     assert [r["index"] for r in body["results"]] == [0, 1, 2]
     bands = DecisionBands.parse("approve:0.1,review:0.3,decline")
@@ -446,7 +450,7 @@ def test_openapi_document_is_generated_from_the_schema(fn: LambdaEnvironment) ->
     result = fn.invoke(event)
     assert result["statusCode"] == 200
     doc = body_of(result)
-    assert set(doc["paths"]) == {"/score", "/health"}
+    assert set(doc["paths"]) == {"/score", "/schema", "/health"}
     schemas = doc["components"]["schemas"]
     assert {"ScoreRequest", "Applicant", "ScoreResponse", "ErrorBody", "LegacyResponse"} <= set(
         schemas
@@ -564,6 +568,7 @@ def test_the_model_s_reasons_pass_through_unchanged_with_the_request_id_as_infer
     fn: LambdaEnvironment, runtime: Stubber
 ) -> None:
     event = load_event("score-batch.json")
+    event["requestContext"]["requestId"] = new_id()  # time-ordered, as the local gateway's: kept
     reasons = [{"code": "X1", "text": "Lender's text", "feature": "DebtRatio", "shap_value": 0.5}]
     stub_invoke(
         runtime,
@@ -638,3 +643,50 @@ def test_bands_that_cannot_travel_in_custom_attributes_refuse_the_cold_start(
         make_env(closed_port, DECISION_THRESHOLDS="approuvé:0.1,refusé").invoke(
             load_event("score-batch.json")
         )
+
+
+# -- another lender's schema ------------------------------------------------------------------------
+
+
+
+def test_a_schema_file_the_api_cannot_use_fails_the_cold_start(tmp_path: Path) -> None:
+    bad = tmp_path / "schema.json"
+    bad.write_text(json.dumps({**LENDER, "features": []}))
+    with pytest.raises(ConfigurationError, match=r"CREDIT_EXPLAINER_SCHEMA: .*features"):
+        Settings.from_env({"CREDIT_EXPLAINER_SCHEMA": str(bad)}).schema()
+    with pytest.raises(ConfigurationError, match=r"CREDIT_EXPLAINER_SCHEMA: .*cannot read"):
+        Settings.from_env({"CREDIT_EXPLAINER_SCHEMA": str(tmp_path / "none.json")}).schema()
+    assert Settings.from_env({}).schema().features == tuple(FEATURES)  # unset: the built-in
+
+
+@pytest.mark.parametrize(
+    ("answered", "code"),
+    [
+        ({}, None),
+        ({"ids": {"application_ref": "B-2"}}, "inconsistent_explanation"),
+        ({"ids": None}, "inconsistent_explanation"),
+        ({"housing": "rent"}, "inconsistent_explanation"),
+        ({"housing": 1.0}, "inconsistent_explanation"),
+    ],
+    ids=["echoed", "other ids", "no ids", "other category", "a code for a category"],
+)
+def test_explanations_are_checked_against_the_served_schema(
+    answered: dict[str, Any], code: str | None
+) -> None:
+    from credit_schema import compile_schema, parse_schema
+    from scoring_api.endpoint import BadModelResponseError, check_response
+
+    schema = compile_schema(parse_schema(LENDER))
+    sent = {"housing": "own", "late_payments": 2, "application_ref": "A-1"}
+    housing = answered.get("housing", "own")
+    e = explanation_dict(0.3, 0.1, [housing, 2.0], [0.15, 0.05], schema.features)
+    e["ids"] = answered.get("ids", {"application_ref": "A-1"})
+    body = json.dumps({"model_version": "m", "predictions": [e]}).encode()
+    if code is None:
+        _, explanations, _ = check_response(body, [sent], None, schema)
+        assert explanations[0]["ids"] == {"application_ref": "A-1"}
+        assert [c["value"] for c in explanations[0]["contributions"]] == ["own", 2.0]
+        return
+    with pytest.raises(BadModelResponseError) as caught:
+        check_response(body, [sent], None, schema)
+    assert caught.value.code == code

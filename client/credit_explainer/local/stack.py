@@ -24,7 +24,8 @@ from types import TracebackType
 from typing import Any, Final, Self
 
 import uvicorn
-from credit_model.http_limits import UVICORN_OPTIONS
+from credit_model.http_limits import SERVER_OPTIONS, UVICORN_OPTIONS
+from credit_schema import SCHEMA_FILE
 
 from .gateway import LambdaEnvironment, make_app
 
@@ -33,11 +34,19 @@ ENDPOINT_NAME: Final = "credit-explainer-local"
 
 
 def handler_environment(
-    model_url: str, *, endpoint_name: str = ENDPOINT_NAME, log_level: str = "INFO"
+    model_url: str,
+    *,
+    endpoint_name: str = ENDPOINT_NAME,
+    log_level: str = "INFO",
+    schema_file: str | Path | None = None,
 ) -> dict[str, str | None]:
-    """The function's environment variables for the local stack (template.yaml's, made local)."""
+    """The function's environment variables for the local stack (template.yaml's, made local).
+
+    ``schema_file``: the served model's ``schema.json`` (None: the built-in schema).
+    """
     return {
         "ENDPOINT_NAME": endpoint_name,
+        "CREDIT_EXPLAINER_SCHEMA": None if schema_file is None else str(schema_file),
         # botocore's own per-service endpoint override: the model server speaks the runtime API.
         "AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME": model_url,
         "AWS_ACCESS_KEY_ID": "local",
@@ -62,7 +71,15 @@ class ListenError(OSError):
 class ServerThread:
     """A uvicorn server on a loopback socket bound up front (port 0: a free port), in a thread."""
 
-    def __init__(self, app: Any, *, port: int = 0, host: str = LOOPBACK, name: str = "server"):
+    def __init__(
+        self,
+        app: Any,
+        *,
+        port: int = 0,
+        host: str = LOOPBACK,
+        name: str = "server",
+        options: Mapping[str, Any] = UVICORN_OPTIONS,
+    ):
         # IPPROTO_TCP explicitly: asyncio sets TCP_NODELAY only on sockets that say so, and
         # without it Nagle's algorithm and delayed ACKs add ~40 ms to every response.
         self._socket = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
@@ -80,7 +97,7 @@ class ServerThread:
             access_log=False,
             lifespan="off",
             timeout_graceful_shutdown=2,
-            **UVICORN_OPTIONS,  # read timeouts and a header size limit
+            **options,  # read timeouts and a header size limit (http_limits)
         )
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(
@@ -112,7 +129,8 @@ class LocalStack(AbstractContextManager["LocalStack"]):
     """Model server and scoring API on loopback; ``api_url`` and ``model_url`` once entered.
 
     ``environment`` adds or overrides the function's variables (``MAX_APPLICANTS``,
-    ``DECISION_THRESHOLDS``, ``SAGEMAKER_READ_TIMEOUT``, ...). ``model_url`` uses a
+    ``DECISION_THRESHOLDS``, ``SAGEMAKER_READ_TIMEOUT``, ...). ``records_dir`` keeps the
+    decision records there (``RECORDS_DIR``: :mod:`scoring_api.records`). ``model_url`` uses a
     model server that is already running instead of starting one from ``model_dir``
     (it must answer ``POST /endpoints/{endpoint_name}/invocations``).
     """
@@ -129,6 +147,7 @@ class LocalStack(AbstractContextManager["LocalStack"]):
         log_level: str = "INFO",
         endpoint_name: str = ENDPOINT_NAME,
         capture_dir: str | Path | None = None,
+        records_dir: str | Path | None = None,
     ) -> None:
         if (model_dir is None) == (model_url is None):
             raise ValueError(
@@ -142,10 +161,14 @@ class LocalStack(AbstractContextManager["LocalStack"]):
         self.capture_dir = capture_dir
         self._model_url = model_url
         self._environment = dict(environment or {})
+        if records_dir is not None:  # the decision records, written by the handler itself
+            self._environment["RECORDS_DIR"] = str(records_dir)
         self._log_level = log_level
         self._stack = ExitStack()
         self._api: ServerThread | None = None
         self.lambda_environment: LambdaEnvironment | None = None
+        #: The model server's data capture (with ``capture_dir``): its summary once stopped.
+        self.capture: Any = None
 
     @property
     def api_url(self) -> str:
@@ -171,9 +194,13 @@ class LocalStack(AbstractContextManager["LocalStack"]):
                     )
                 )
                 self._model_url = str(server.url).rstrip("/")
+                self.capture = server.app.state.capture
             env: dict[str, str | None] = {
                 **handler_environment(
-                    self.model_url, endpoint_name=self.endpoint_name, log_level=self._log_level
+                    self.model_url,
+                    endpoint_name=self.endpoint_name,
+                    log_level=self._log_level,
+                    schema_file=self._schema_file(),
                 ),
                 **self._environment,
             }
@@ -190,6 +217,14 @@ class LocalStack(AbstractContextManager["LocalStack"]):
             self._stack.close()
             raise
         return self
+
+    def _schema_file(self) -> Path | None:
+        # The served model's schema, as `sam build` ships it with the function; a model
+        # directory written before schemas travelled with the model serves the built-in one.
+        if self.model_dir is None:
+            return None
+        path = self.model_dir / SCHEMA_FILE
+        return path if path.is_file() else None
 
     def __exit__(
         self,
@@ -229,7 +264,9 @@ class ModelServer:
             capture_dir=capture_dir,
         )
         self.endpoint_name: str = self.app.state.endpoint_name
-        self._thread = ServerThread(self.app, host=host, port=port, name="model server")
+        self._thread = ServerThread(
+            self.app, host=host, port=port, name="model server", options=SERVER_OPTIONS
+        )
 
     @property
     def url(self) -> str:

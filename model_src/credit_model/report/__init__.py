@@ -13,12 +13,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..artifacts import REPORT_FILE
 from .metrics import Report, compute
 
 __all__ = ["REPORT_FILE", "Evaluation", "Report", "build", "load_evaluation", "write"]
-
-#: The report's file name beside a model's artifacts (``report`` and ``make demo`` write it).
-REPORT_FILE = "report.html"
 
 _SYNTHETIC = re.compile(r"synthetic\(rows=(\d+), seed=(\d+)\)")
 
@@ -132,6 +130,7 @@ def build(
         raise ValueError(f"--decision-thresholds {thresholds!r}: {exc}") from None
     model = artifacts.load(model_dir)
     e = load_evaluation(model, data, holdout=holdout, prohibited=prohibited)
+    _check_served(model, e.X)
     return compute(
         model,
         e.X,
@@ -141,6 +140,26 @@ def build(
         train=e.train,
         attributes=e.attributes,
     )
+
+
+def _check_served(model: Any, X: Any) -> None:
+    """The report validates ``model.pipeline``: refuse one whose served form (the tables the
+    model server loads) answers these rows otherwise, so its version names what is served."""
+    import numpy as np
+    from credit_schema import ADDITIVITY_TOLERANCE
+
+    from ..artifacts import ModelArtifactError
+    from ..handlers import served_explainer
+
+    served = served_explainer(model.model_dir, model.metadata)
+    if served is None:
+        return  # served from model.skops itself
+    gap = float(np.max(np.abs(served.explain(X)[0] - model.pipeline.predict_proba(X)[:, 1])))
+    if not gap <= ADDITIVITY_TOLERANCE:
+        raise ModelArtifactError(
+            f"{model.model_dir}: the served tables and the model answer the report's rows "
+            f"differently (by up to {gap:.3g}): they are not one model; refusing to report"
+        )
 
 
 def write(report: Report, html_path: str | Path | None, json_path: str | Path | None) -> None:
