@@ -51,16 +51,29 @@ def period_of(moment: datetime, window: str) -> str:
     return f"{year}-W{week:02d}"
 
 
+def _number(value: Any, codes: dict[str, int] | None) -> float:
+    """A recorded input as the model saw it: NaN when missing, a category as its code (one past
+    the last for a text the schema does not list)."""
+    if value is None:
+        return math.nan
+    if codes is not None:
+        return float(codes.get(str(value), len(codes)))
+    return float(value)
+
+
 def _arrays(
-    decisions: list[DecisionRecord], names: list[str]
+    decisions: list[DecisionRecord],
+    names: list[str],
+    codes: dict[str, dict[str, int]] | None = None,
 ) -> tuple[Any, Any, Any, list[list[str]]]:
-    """Inputs (NaN: missing), probabilities, SHAP values (``names`` order), reasons' features."""
+    """Inputs (NaN: missing; a category as its code), probabilities, SHAP values (``names``
+    order), reasons' features."""
     np: Any = importlib.import_module("numpy")
+    codes = codes or {}
     rows, probability, shap, reasons = [], [], [], []
     for decision in decisions:
         for applicant, result in zip(decision.applicants, decision.results, strict=True):
-            values = [applicant.get(f) for f in names]
-            rows.append([math.nan if v is None else v for v in values])
+            rows.append([_number(applicant.get(f), codes.get(f)) for f in names])
             probability.append(result.probability)
             by_feature = {c.feature: c.shap_value for c in result.contributions}
             shap.append([by_feature[f] for f in names])
@@ -124,6 +137,7 @@ def _run(args: argparse.Namespace) -> int:
 
     try:
         metadata = artifacts.verify(args.model_dir)
+        codes = artifacts.model_schema(Path(args.model_dir)).codes
         monitoring.check_baseline(metadata)
     except monitoring.BaselineError as exc:
         print(f"error: {args.model_dir}/metadata.json: {exc}; retrain with this version",
@@ -154,7 +168,7 @@ def _run(args: argparse.Namespace) -> int:
     first = last = None
 
     def count(chunk: list[DecisionRecord]) -> None:
-        totals.add(*_arrays(chunk, totals.names))
+        totals.add(*_arrays(chunk, totals.names, codes))
         if args.window:
             groups: dict[str, list[DecisionRecord]] = {}
             for d in chunk:
@@ -162,7 +176,7 @@ def _run(args: argparse.Namespace) -> int:
             for period, group in groups.items():
                 if period not in by_period:
                     by_period[period] = monitoring.Aggregates(metadata)
-                by_period[period].add(*_arrays(group, totals.names))
+                by_period[period].add(*_arrays(group, totals.names, codes))
 
     try:
         for decision in records_within(source, args.since, None):

@@ -186,3 +186,13 @@ def test_through_the_local_stack_ids_come_back_in_every_output(lender: Any, tmp_
     assert done.returncode == 0, done.stderr
     exported = pd.read_csv(export, dtype=str)
     assert set(rows[id_column]) <= set(exported[id_column])
+    # monitor over the records: categories binned by category, the lender's names
+    watched = subprocess.run(
+        [*CLI, "monitor", "--records", str(records), "--model-dir", str(model_dir), "--json",
+         str(tmp_path / "monitor.json")],
+        capture_output=True, text=True, timeout=300,
+    )
+    assert watched.returncode in (0, 1), watched.stderr  # 1: 25 applicants do drift
+    report = json.loads((tmp_path / "monitor.json").read_text())
+    assert [f["feature"] for f in report["features"]] == list(schema.features)
+    assert report["applicants"] == 2 * len(rows)  # the CLI's and the SDK's
