@@ -137,7 +137,7 @@ def _run(args: argparse.Namespace) -> int:
 
     try:
         metadata = artifacts.verify(args.model_dir)
-        codes = artifacts.model_schema(Path(args.model_dir)).codes
+        category_codes = artifacts.model_schema(Path(args.model_dir)).codes
         monitoring.check_baseline(metadata)
     except monitoring.BaselineError as exc:
         print(f"error: {args.model_dir}/metadata.json: {exc}; retrain with this version",
@@ -168,7 +168,7 @@ def _run(args: argparse.Namespace) -> int:
     first = last = None
 
     def count(chunk: list[DecisionRecord]) -> None:
-        totals.add(*_arrays(chunk, totals.names, codes))
+        totals.add(*_arrays(chunk, totals.names, category_codes))
         if args.window:
             groups: dict[str, list[DecisionRecord]] = {}
             for d in chunk:
@@ -176,7 +176,7 @@ def _run(args: argparse.Namespace) -> int:
             for period, group in groups.items():
                 if period not in by_period:
                     by_period[period] = monitoring.Aggregates(metadata)
-                by_period[period].add(*_arrays(group, totals.names, codes))
+                by_period[period].add(*_arrays(group, totals.names, category_codes))
 
     try:
         for decision in records_within(source, args.since, None):
