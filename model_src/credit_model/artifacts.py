@@ -117,10 +117,10 @@ def library_versions() -> dict[str, str]:
     from importlib.metadata import PackageNotFoundError, version
 
     out = {"python": platform.python_version()}
-    for name in ("scikit-learn", "numpy", "shap", "skops", "pandas"):
+    for name in ("scikit-learn", "numpy", "shap", "skops", "pandas", "xgboost", "lightgbm"):
         try:
             out[name] = version(name)
-        except PackageNotFoundError:  # pragma: no cover - every one is a dependency
+        except PackageNotFoundError:  # xgboost and lightgbm are the gbm extra's
             out[name] = "absent"
     return out
 
@@ -137,15 +137,24 @@ def save(
     metrics: Mapping[str, Any],
 ) -> dict[str, Any]:
     """Write the model directory; returns the metadata written (with ``model_version``)."""
-    import skops.io as sio
+    from . import families
 
     directory = Path(model_dir)
     directory.mkdir(parents=True, exist_ok=True)
-    model_path = directory / MODEL_FILE
-    sio.dump(pipeline, model_path)
+    family_name = families.of(pipeline)
+    family = families.module(family_name)
+    model_file = MODEL_FILE if family_name == "rf" else family.MODEL_FILE
+    model_path = directory / model_file
+    if family_name == "rf":
+        import skops.io as sio
+
+        sio.dump(pipeline, model_path)
+        fingerprint = model_fingerprint(pipeline)
+        tables = _save_tables(pipeline, directory)
+    else:
+        family.save(pipeline, model_path)
+        fingerprint, tables = _save_ensemble_tables(family.to_ensemble(pipeline), directory)
     model_sha = sha256_file(model_path)
-    fingerprint = model_fingerprint(pipeline)
-    tables = _save_tables(pipeline, directory)
     meta = {
         "format_version": FORMAT_VERSION,
         "model_version": fingerprint[:16],
@@ -155,6 +164,12 @@ def save(
         "target": TARGET,
         "positive_class": 1,
         "library_versions": library_versions(),
+        "estimator": {
+            "family": family_name,
+            "library": getattr(family, "LIBRARY", "scikit-learn"),
+            "version": library_versions().get(getattr(family, "LIBRARY", "scikit-learn"), ""),
+            "file": model_file,
+        },
         **metadata,
     }
     _write_json(directory / METADATA_FILE, meta)
@@ -163,7 +178,7 @@ def save(
         "algorithm": "sha256",
         "files": {
             name: sha256_file(directory / name)
-            for name in (MODEL_FILE, METADATA_FILE, METRICS_FILE, *tables)
+            for name in (model_file, METADATA_FILE, METRICS_FILE, *tables)
         },
     }
     _write_json(directory / MANIFEST_FILE, manifest)
@@ -183,6 +198,18 @@ def _save_tables(pipeline: Any, directory: Path) -> tuple[str, ...]:
     fill_values = fill if fill is not None else np.full(compiled.n_features, np.nan)
     save_tables(directory / TABLES_FILE, compiled, fill_values)
     return (TABLES_FILE,)
+
+
+def _save_ensemble_tables(ensemble: Any, directory: Path) -> tuple[str, tuple[str, ...]]:
+    """A boosted model's tables (no imputer: each split routes NaN its own way) and its
+    fingerprint: a hash of the compiled trees, so two fits differ in version."""
+    from .ensemble import fingerprint
+    from .forest import TABLES_FILE, compile_ensemble, save_tables
+
+    compiled = compile_ensemble(ensemble)
+    save_tables(directory / TABLES_FILE, compiled, np.full(compiled.n_features, np.nan))
+    digest = hashlib.sha256(f"{list(FEATURES)}|{fingerprint(ensemble)}".encode()).hexdigest()
+    return digest, (TABLES_FILE,)
 
 
 #: metadata.json's fields that serving reads, and their JSON types.
@@ -232,9 +259,8 @@ def verify(model_dir: str | Path) -> dict[str, Any]:
         raise ModelArtifactError(f"{directory}: no {MANIFEST_FILE}; refusing to load") from None
     except (ValueError, KeyError, TypeError) as exc:
         raise ModelArtifactError(f"{directory}: unreadable {MANIFEST_FILE}: {exc}") from None
-    for name in (MODEL_FILE, METADATA_FILE):
-        if name not in files:
-            raise ModelArtifactError(f"{directory}: {MANIFEST_FILE} does not cover {name}")
+    if METADATA_FILE not in files:
+        raise ModelArtifactError(f"{directory}: {MANIFEST_FILE} does not cover {METADATA_FILE}")
     for name, expected in files.items():
         path = directory / name
         if Path(name).name != name or not path.is_file():
@@ -245,12 +271,15 @@ def verify(model_dir: str | Path) -> dict[str, Any]:
                 "the artifact was modified after training: refusing to load"
             )
     meta = read_metadata(directory)
+    model_file = model_file_of(meta)
+    if model_file not in files:
+        raise ModelArtifactError(f"{directory}: {MANIFEST_FILE} does not cover {model_file}")
     if meta.get("format_version") != FORMAT_VERSION:
         raise ModelArtifactError(f"{directory}: unsupported format {meta.get('format_version')}")
     if tuple(meta.get("features", ())) != FEATURES:
         raise ModelArtifactError(f"{directory}: the model's features differ from this code's")
-    if meta.get("model_sha256") != files[MODEL_FILE]:
-        raise ModelArtifactError(f"{directory}: metadata and manifest disagree on {MODEL_FILE}")
+    if meta.get("model_sha256") != files[model_file]:
+        raise ModelArtifactError(f"{directory}: metadata and manifest disagree on {model_file}")
     expected_version = os.environ.get(EXPECTED_VERSION_ENV, "").strip()
     if expected_version and expected_version not in (
         meta["model_version"],
@@ -286,24 +315,62 @@ class Artifacts:
         return str(self.metadata["model_version"])
 
 
-def load(model_dir: str | Path) -> Artifacts:
-    """Verify, then load the model directory safely (skops, explicitly trusted types only)."""
+def model_file_of(meta: dict[str, Any]) -> str:
+    """The library's own model file named in metadata.json (the forest's: :data:`MODEL_FILE`)."""
+    estimator = meta.get("estimator")
+    name = estimator.get("file") if isinstance(estimator, dict) else MODEL_FILE
+    if not isinstance(name, str) or Path(name).name != name or not name:
+        raise ModelArtifactError(f"{METADATA_FILE}: estimator.file is not a file name")
+    return name
+
+
+def family_of(meta: dict[str, Any]) -> str:
+    estimator = meta.get("estimator")
+    family = estimator.get("family", "rf") if isinstance(estimator, dict) else "rf"
+    return str(family)
+
+
+def load_skops(model_path: Path, also_trusted: tuple[str, ...] = ()) -> Any:
+    """A skops file, with only scikit-learn's types, :data:`TRUSTED_TYPES` and
+    ``also_trusted`` (a family's own) trusted."""
     import skops.io as sio
 
-    directory = Path(model_dir)
-    meta = verify(directory)
-    _check_sklearn_version(directory, meta)
-    model_path = directory / MODEL_FILE
     try:
         untrusted = set(sio.get_untrusted_types(file=model_path))
-        unexpected = untrusted - set(TRUSTED_TYPES)
+        unexpected = untrusted - set(TRUSTED_TYPES) - set(also_trusted)
         if unexpected:
             raise ModelArtifactError(
                 f"{model_path}: holds types that are not trusted: {', '.join(sorted(unexpected))}"
             )
-        pipeline = sio.load(model_path, trusted=sorted(untrusted))
+        return sio.load(model_path, trusted=sorted(untrusted))
     except ModelArtifactError:
         raise
     except Exception as exc:
         raise ModelArtifactError(f"{model_path}: not a loadable skops model: {exc}") from exc
-    return Artifacts(pipeline=pipeline, metadata=meta, model_dir=directory)
+
+
+def load(model_dir: str | Path) -> Artifacts:
+    """Verify, then load the model directory safely (skops with explicitly trusted types
+    only, or the boosting library's own format)."""
+    from . import families
+
+    directory = Path(model_dir)
+    meta = verify(directory)
+    family = family_of(meta)
+    model_path = directory / model_file_of(meta)
+    if family == "rf":
+        _check_sklearn_version(directory, meta)
+        return Artifacts(pipeline=load_skops(model_path), metadata=meta, model_dir=directory)
+    try:
+        module = families.module(family)
+    except ValueError as exc:
+        raise ModelArtifactError(f"{directory}: {exc}") from None
+    if module.LIBRARY == "scikit-learn":
+        _check_sklearn_version(directory, meta)
+    try:
+        estimator = module.load(model_path)
+    except ModelArtifactError:
+        raise
+    except Exception as exc:
+        raise ModelArtifactError(f"{model_path}: not a loadable {family} model: {exc}") from exc
+    return Artifacts(pipeline=estimator, metadata=meta, model_dir=directory)

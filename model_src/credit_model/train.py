@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any, Final
 import numpy as np
 from credit_schema import FEATURES, TARGET
 
-from . import artifacts, constraints, monitor, stability
+from . import artifacts, constraints, families, monitor, stability
 from .data import load_csv, split_xy
 
 if TYPE_CHECKING:
@@ -46,6 +46,7 @@ METRIC_DEFINITIONS: Final = [
 class Hyperparameters:
     """Every knob of the model; the defaults are the original blog's forest."""
 
+    model: str = "rf"
     n_estimators: int = 50
     max_depth: int | None = 6
     max_leaf_nodes: int | None = 30
@@ -58,6 +59,7 @@ class Hyperparameters:
     test_size: float = 0.2
     n_jobs: int = -1
     constraints: str = constraints.NONE
+    learning_rate: float = 0.1
 
 
 def _none_or(kind: type) -> Any:
@@ -88,7 +90,14 @@ def _constraints(text: str) -> str:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
+def _family(text: str) -> str:
+    if text not in families.FAMILIES:
+        raise argparse.ArgumentTypeError(f"choose from {', '.join(families.FAMILIES)}")
+    return text
+
+
 _PARSERS: Final[dict[str, Any]] = {
+    "model": _family,
     "n_estimators": int,
     "max_depth": _none_or(int),
     "max_leaf_nodes": _none_or(int),
@@ -101,19 +110,24 @@ _PARSERS: Final[dict[str, Any]] = {
     "test_size": float,
     "n_jobs": int,
     "constraints": _constraints,
+    "learning_rate": float,
 }
 _HELP: Final[dict[str, str]] = {
-    "n_estimators": "trees in the forest",
+    "model": "estimator family: rf (random forest), hgb (scikit-learn's HistGradientBoosting), "
+    "xgboost or lightgbm (the gbm extra)",
+    "n_estimators": "trees in the forest, or boosting rounds",
     "max_depth": "deepest a tree grows (none: no limit)",
     "max_leaf_nodes": "most leaves per tree (none: no limit)",
-    "min_samples_leaf": "fewest training rows in a leaf",
-    "min_samples_split": "fewest training rows in a node that is split",
-    "max_features": "features tried at each split: sqrt, log2, a fraction, a count or none (all)",
-    "class_weight": "balanced, balanced_subsample or none",
-    "bootstrap": "each tree on a bootstrap sample: true or false",
+    "min_samples_leaf": "fewest training rows in a leaf (rf)",
+    "min_samples_split": "fewest training rows in a node that is split (rf)",
+    "max_features": "features tried at each split: sqrt, log2, a fraction, a count or none "
+    "(all) (rf)",
+    "class_weight": "balanced, balanced_subsample or none (rf)",
+    "bootstrap": "each tree on a bootstrap sample: true or false (rf)",
     "random_state": "seed: the same data and seed give the same forest and model version",
     "test_size": "share of --data held out for the metrics when there is no --test-data",
     "n_jobs": "training threads (-1: every CPU; the forest is the same)",
+    "learning_rate": "boosting's shrinkage (hgb, xgboost, lightgbm)",
     "constraints": "shape constraints, comma-separated: past_due (more late payments never "
     "lower the risk), elderly_age (age never raises the risk of an applicant aged 62+, "
     "Regulation B), all or none",
@@ -165,6 +179,11 @@ def summary_statistics(X: np.ndarray) -> dict[str, dict[str, float | None]]:
 
 
 def build_pipeline(hp: Hyperparameters) -> Any:
+    """The estimator ``hp.model`` names: the imputer and forest, or a boosted model (which
+    routes missing values itself)."""
+    if hp.model != "rf":
+        cst = constraints.monotonic_cst(hp.constraints)
+        return families.module(hp.model).build(hp, cst)
     from sklearn.ensemble import RandomForestClassifier
     from sklearn.impute import SimpleImputer
     from sklearn.pipeline import Pipeline
@@ -257,7 +276,8 @@ def train(
         constraints.prepare_training(X_train, hp.constraints), y_train
     )
     fit_seconds = time.perf_counter() - started
-    pipeline.named_steps["forest"].n_jobs = None  # serving scores small batches: no thread pool
+    if hp.model == "rf":
+        pipeline.named_steps["forest"].n_jobs = None  # serving scores small batches: no pool
     metrics = evaluate(pipeline, X_test, y_test)
     for line in metric_lines(metrics):
         log(line)
