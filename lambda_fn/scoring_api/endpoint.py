@@ -39,7 +39,9 @@ from credit_schema import (
     ADDITIVITY_TOLERANCE,
     CONTENT_TYPE_JSON,
     FEATURES,
+    SPACES,
     Applicant,
+    additivity_target,
     direction_of,
     edge,
     ranked,
@@ -347,6 +349,9 @@ def check_response(
         contributions = explanation.get("contributions")
         if not (_is_number(probability) and 0.0 <= probability <= 1.0 and _is_number(base)):
             raise _bad(f"explanation {i} has no probability in [0, 1] or no base value")
+        space = explanation.get("space", "probability")
+        if space not in SPACES:
+            raise _bad(f"explanation {i} has a space that is not one of {', '.join(SPACES)}")
         if not isinstance(contributions, list) or len(contributions) != len(FEATURES):
             raise _bad(f"explanation {i} does not hold one contribution per feature")
         checked: list[dict[str, Any]] = []
@@ -374,16 +379,19 @@ def check_response(
             )
         if len({c["feature"] for c in checked}) != len(FEATURES):
             raise _bad(f"explanation {i} repeats a feature")
-        if not abs(total - probability) <= ADDITIVITY_TOLERANCE:
+        target = additivity_target(float(probability), space)
+        if not abs(total - target) <= ADDITIVITY_TOLERANCE:
             raise InconsistentExplanationError(
                 f"explanation {i}: base value + SHAP values = {total:.9f} but the probability "
-                f"is {probability:.9f}; refusing an explanation that does not add up"
+                f"is {probability:.9f} ({space} {target:.9f}); refusing an explanation that "
+                "does not add up"
             )
         checked.sort(key=lambda c: _FEATURE_ORDER[c["feature"]])
         checked = [checked[j] for j in ranked([c["shap_value"] for c in checked])]
         checked_explanation = {
             "probability": float(probability),
             "base_value": float(base),
+            "space": space,
             "contributions": checked,
         }
         if "reasons" in explanation:

@@ -78,6 +78,7 @@ def explanation_text(
     registry: Registry,
     bands: DecisionBands | None = None,
     *,
+    space: str = "probability",
     prefix: str = "",
     separator: str = ",",
 ) -> str | None:
@@ -100,7 +101,9 @@ def explanation_text(
 
     pieces = np.empty((n, _WIDTH), dtype=object)  # every cell is set below
     pieces[:, 0] = "{" + prefix + '"probability":'
-    pieces[:, 1] = _texts(probability) + f',"base_value":{base_value!r},"contributions":['
+    pieces[:, 1] = _texts(probability) + (
+        f',"base_value":{base_value!r},"space":{json.dumps(space)},"contributions":['
+    )
     contribution = pieces[:, 2 : 2 + 5 * _N].reshape(n, _N, 5)
     contribution[:, :, 0] = _CONTRIBUTION[order]
     contribution[:, :, 1] = np.take_along_axis(value_text, order, 1)

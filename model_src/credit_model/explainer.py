@@ -10,10 +10,11 @@ from __future__ import annotations
 import math
 import os
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Final, Literal
+from typing import Any, Final
 
 import numpy as np
 import numpy.typing as npt
+from credit_schema.responses import Space
 
 from .ensemble import expit
 from .forest import (
@@ -27,8 +28,6 @@ from .forest import (
 from .kernel import compile_kernel
 from .settings import env_int
 
-#: The space an explanation adds up in (the ``space`` field of every explanation).
-Space = Literal["probability", "log_odds"]
 #: Requests of at least this many applicants are split across threads.
 PARALLEL_MIN_APPLICANTS: Final = 256
 #: Threads for large requests (default: the CPUs this process may use).
@@ -181,7 +180,6 @@ __all__ = [
     "PARALLEL_MIN_APPLICANTS",
     "THREADS_ENV",
     "FastTreeExplainer",
-    "Space",
     "UnsupportedModelError",
     "default_threads",
     "fast_explainer_for",

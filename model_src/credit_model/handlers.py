@@ -108,6 +108,8 @@ class Prediction:
     registry: Registry = DEFAULT_REGISTRY
     #: The caller's decision bands (InvokeEndpoint's CustomAttributes): a decision per answer.
     bands: DecisionBands | None = None
+    #: Where base value + SHAP values add up (credit_schema.additivity_target).
+    space: str = "probability"
 
 
 def model_fn(model_dir: str | Path) -> LoadedModel:
@@ -156,7 +158,9 @@ def predict_fn(input_data: FloatArray, model: LoadedModel) -> Prediction:
     if not gap <= ADDITIVITY_TOLERANCE:
         raise ExplanationError(f"the model produced an inconsistent explanation (gap {gap:.3g})")
     base = float(model.explainer.base_value)
-    return Prediction(X, proba, base, shap_values, model.version, model.registry)
+    return Prediction(
+        X, proba, base, shap_values, model.version, model.registry, space=model.explainer.space
+    )
 
 
 def explanations(prediction: Prediction) -> list[dict[str, Any]]:
@@ -170,7 +174,7 @@ def explanations(prediction: Prediction) -> list[dict[str, Any]]:
         strict=True,
     ):
         values = [None if v != v else v for v in row]  # NaN: null
-        explanation = explanation_dict(probability, base, values, shap)
+        explanation = explanation_dict(probability, base, values, shap, prediction.space)
         triples = zip(FEATURES, values, shap, strict=True)
         explanation["reasons"] = prediction.registry.principal_reasons(triples)
         if prediction.bands is not None:
@@ -191,6 +195,7 @@ def _explanations_json(prediction: Prediction, members: dict[str, str], separato
             prediction.shap_values,
             prediction.registry,
             prediction.bands,
+            space=prediction.space,
             prefix=to_json(members).decode()[1:-1] + "," if members else "",
             separator=separator,
         )

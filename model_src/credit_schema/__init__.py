@@ -78,6 +78,7 @@ from .reasons import REGISTRY_VERSION as REASON_REGISTRY_VERSION
 from .requests import ScoreRequest
 from .responses import (
     ADDITIVITY_TOLERANCE,
+    SPACES,
     Contribution,
     Explanation,
     GatewayErrorBody,
@@ -86,6 +87,7 @@ from .responses import (
     ModelResponse,
     ScoredApplicant,
     ScoreResponse,
+    additivity_target,
     direction_of,
     explanation_dict,
     legacy_dict,
@@ -122,6 +124,7 @@ __all__ = [
     "REASONS",
     "REASONS_WHEN_MISSING",
     "REASON_REGISTRY_VERSION",
+    "SPACES",
     "TARGET",
     "TARGET_LABEL",
     "Applicant",
@@ -148,6 +151,7 @@ __all__ = [
     "ScoredApplicant",
     "ServiceError",
     "UnsupportedMediaTypeError",
+    "additivity_target",
     "body_records",
     "check_body_size",
     "check_content_type",

@@ -10,13 +10,16 @@
   for ``CONTENT_TYPE_LEGACY_JSON`` so clients written for it keep working.
 
 Contributions are ranked by absolute SHAP value, largest first (ties keep model
-feature order); ``base_value + sum(shap_value)`` equals ``probability``.
+feature order); ``base_value + sum(shap_value)`` equals ``probability`` when ``space`` is
+``probability``, its log-odds ``log(p / (1 - p))`` when ``space`` is ``log_odds``
+(:func:`additivity_target`).
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
-from typing import Any, Final, Literal
+from typing import Any, Final, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -27,6 +30,20 @@ from .applicant import FEATURES
 ADDITIVITY_TOLERANCE: Final = 1e-9
 
 Direction = Literal["up", "down", "none"]
+#: Where an explanation's SHAP values add up: the probability, or its log-odds (the margin
+#: of a gradient-boosted model, where path-dependent TreeSHAP is exact).
+Space = Literal["probability", "log_odds"]
+SPACES: Final[tuple[str, ...]] = get_args(Space)
+
+
+def additivity_target(probability: float, space: str) -> float:
+    """What ``base_value + sum(shap_value)`` equals in ``space``: the probability or its
+    log-odds (infinite at 0 and 1, so such an explanation never passes the check)."""
+    if space == "probability":
+        return probability
+    if not 0.0 < probability < 1.0:
+        return math.copysign(math.inf, probability - 0.5)
+    return math.log(probability) - math.log1p(-probability)
 
 
 class Contribution(BaseModel):
@@ -64,6 +81,11 @@ class Explanation(BaseModel):
 
     probability: float = Field(ge=0.0, le=1.0, description="P(SeriousDlqin2yrs = 1).")
     base_value: float = Field(description="Expected model output over the training data.")
+    space: Space = Field(
+        default="probability",
+        description="Where base_value + the SHAP values add up: the probability or its "
+        "log-odds.",
+    )
     contributions: list[Contribution] = Field(
         description="One per feature, ranked by absolute SHAP value, largest first."
     )
@@ -145,6 +167,7 @@ def explanation_dict(
     base_value: float,
     values: Sequence[float | None],
     shap_values: Sequence[float],
+    space: str = "probability",
 ) -> dict[str, Any]:
     """One :class:`Explanation` as a plain dict, contributions :func:`ranked`.
 
@@ -153,6 +176,7 @@ def explanation_dict(
     return {
         "probability": probability,
         "base_value": base_value,
+        "space": space,
         "contributions": [
             {
                 "feature": FEATURES[i],

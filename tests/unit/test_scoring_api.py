@@ -15,6 +15,7 @@ import base64
 import copy
 import io
 import json
+import math
 import socket
 import threading
 from collections.abc import Iterator
@@ -99,16 +100,22 @@ def runtime(fn: LambdaEnvironment) -> Iterator[Stubber]:
 APPLICANTS = json.loads(load_event("score-batch.json")["body"])
 
 
-def model_answer(applicants: list[dict[str, Any]], *, break_additivity: bool = False) -> bytes:
-    """A ModelResponse as the container writes it (numbers chosen here, additivity exact)."""
+def model_answer(
+    applicants: list[dict[str, Any]], *, break_additivity: bool = False, log_odds: bool = False
+) -> bytes:
+    """A ModelResponse as the container writes it (numbers chosen here, additivity exact;
+    in log-odds, the probability is the logistic of base + SHAP values)."""
     predictions = []
     for i, a in enumerate(applicants):
         shap = [0.02 * (j - 4) * (i + 1) for j in range(len(FEATURES))]
-        base = 0.066
+        base = -2.5 if log_odds else 0.066
         p = base + sum(shap)
+        if log_odds:
+            p = 1.0 / (1.0 + math.exp(-p))
         if break_additivity:
             p += 0.05
-        predictions.append(explanation_dict(p, base, [a[n] for n in FEATURES], shap))
+        space = "log_odds" if log_odds else "probability"
+        predictions.append(explanation_dict(p, base, [a[n] for n in FEATURES], shap, space))
     return json.dumps({"model_version": "test-version", "predictions": predictions}).encode()
 
 
@@ -266,10 +273,22 @@ def test_sagemaker_errors_map_to_documented_statuses(
     assert header(result, "Retry-After") == retry_after
 
 
-def test_an_explanation_that_does_not_add_up_is_refused(
-    fn: LambdaEnvironment, runtime: Stubber
+@pytest.mark.parametrize("log_odds", [False, True])
+def test_an_explanation_in_log_odds_is_checked_there(
+    fn: LambdaEnvironment, runtime: Stubber, log_odds: bool
 ) -> None:
-    stub_invoke(runtime, model_answer(APPLICANTS, break_additivity=True))
+    stub_invoke(runtime, model_answer(APPLICANTS, log_odds=log_odds))
+    result = fn.invoke(load_event("score-batch.json"))
+    assert result["statusCode"] == 200
+    spaces = {r["space"] for r in json.loads(result["body"])["results"]}
+    assert spaces == {"log_odds" if log_odds else "probability"}
+
+
+@pytest.mark.parametrize("log_odds", [False, True])
+def test_an_explanation_that_does_not_add_up_is_refused(
+    fn: LambdaEnvironment, runtime: Stubber, log_odds: bool
+) -> None:
+    stub_invoke(runtime, model_answer(APPLICANTS, break_additivity=True, log_odds=log_odds))
     result = fn.invoke(load_event("score-batch.json"))
     assert result["statusCode"] == 502
     error = error_of(result)
@@ -610,7 +629,9 @@ def test_the_model_s_recorded_decision_must_be_the_api_s(
     assert result["statusCode"] == 200, result["body"]
     sent = [r["decision"] for r in body_of(result)["results"]]
     probabilities = [r["probability"] for r in body_of(result)["results"]]
-    assert sent == ["approve" if p < 0.1 else "review" if p < 0.3 else "decline" for p in probabilities]
+    assert sent == [
+        "approve" if p < 0.1 else "review" if p < 0.3 else "decline" for p in probabilities
+    ]
 
     stub_invoke(runtime, with_decisions(model_answer(APPLICANTS), lambda p: "approve"))
     result = fn.invoke(load_event("score-batch.json"))
