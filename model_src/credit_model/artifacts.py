@@ -135,8 +135,12 @@ def save(
     *,
     metadata: Mapping[str, Any],
     metrics: Mapping[str, Any],
+    background: np.ndarray | None = None,
 ) -> dict[str, Any]:
-    """Write the model directory; returns the metadata written (with ``model_version``)."""
+    """Write the model directory; returns the metadata written (with ``model_version``).
+
+    ``background``: rows a boosted model's probability-space explanations are taken
+    against (kept in the directory, covered by the manifest and the model version)."""
     from . import families
 
     directory = Path(model_dir)
@@ -153,7 +157,9 @@ def save(
         tables = _save_tables(pipeline, directory)
     else:
         family.save(pipeline, model_path)
-        fingerprint, tables = _save_ensemble_tables(family.to_ensemble(pipeline), directory)
+        fingerprint, tables = _save_ensemble_tables(
+            family.to_ensemble(pipeline), directory, background
+        )
     model_sha = sha256_file(model_path)
     meta = {
         "format_version": FORMAT_VERSION,
@@ -200,16 +206,25 @@ def _save_tables(pipeline: Any, directory: Path) -> tuple[str, ...]:
     return (TABLES_FILE,)
 
 
-def _save_ensemble_tables(ensemble: Any, directory: Path) -> tuple[str, tuple[str, ...]]:
-    """A boosted model's tables (no imputer: each split routes NaN its own way) and its
-    fingerprint: a hash of the compiled trees, so two fits differ in version."""
+def _save_ensemble_tables(
+    ensemble: Any, directory: Path, background: np.ndarray | None
+) -> tuple[str, tuple[str, ...]]:
+    """A boosted model's tables (no imputer: each split routes NaN its own way), its leaves'
+    paths and background (probability space), and its fingerprint: a hash of the compiled
+    trees and the background, so two fits differ in version."""
     from .ensemble import fingerprint
     from .forest import TABLES_FILE, compile_ensemble, save_tables
+    from .interventional import INTERVENTIONAL_FILE, leaf_paths, save_paths
 
     compiled = compile_ensemble(ensemble)
     save_tables(directory / TABLES_FILE, compiled, np.full(compiled.n_features, np.nan))
-    digest = hashlib.sha256(f"{list(FEATURES)}|{fingerprint(ensemble)}".encode()).hexdigest()
-    return digest, (TABLES_FILE,)
+    digest = hashlib.sha256(f"{list(FEATURES)}|{fingerprint(ensemble)}".encode())
+    if background is None:
+        return digest.hexdigest(), (TABLES_FILE,)
+    rows = np.ascontiguousarray(background, dtype=np.float64)
+    save_paths(directory / INTERVENTIONAL_FILE, leaf_paths(ensemble, rows))
+    digest.update(rows.tobytes())
+    return digest.hexdigest(), (TABLES_FILE, INTERVENTIONAL_FILE)
 
 
 #: metadata.json's fields that serving reads, and their JSON types.

@@ -175,6 +175,20 @@ def fast_explainer_for(pipeline: Any, *, threads: int | None = None) -> FastTree
     return FastTreeExplainer(compile_forest(forest), fill_values=fill, threads=threads)
 
 
+def explainer_in_space(pipeline: Any, space: str, background: Any = None) -> Any:
+    """The fast explainer of a fitted model in ``space``: a boosted model's probability
+    space is interventional against ``background``; its log-odds and the forest's
+    probability are path-dependent (:func:`fast_explainer_for`)."""
+    from . import families
+    from .interventional import InterventionalExplainer, leaf_paths
+
+    name = families.of(pipeline)
+    if name == "rf" or space == "log_odds":
+        return fast_explainer_for(pipeline)
+    ensemble = families.module(name).to_ensemble(pipeline)
+    return InterventionalExplainer(leaf_paths(ensemble, np.asarray(background, np.float64)))
+
+
 __all__ = [
     "CHUNK",
     "PARALLEL_MIN_APPLICANTS",

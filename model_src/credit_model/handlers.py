@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import csv
 import io
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
 
@@ -45,7 +45,7 @@ from credit_schema import (
     negotiate,
     validate_records,
 )
-from credit_schema.decisions import DecisionBands
+from credit_schema.decisions import SPACE_ATTRIBUTE, DecisionBands
 from credit_schema.reasons import DEFAULT_REGISTRY, Registry, registry_from_env
 from pydantic_core import to_json
 
@@ -55,6 +55,7 @@ from .encode import explanation_text
 from .explain import Explainer, build_explainer, explainer_kind
 from .explainer import FastTreeExplainer
 from .forest import TABLES_FILE, load_tables
+from .interventional import INTERVENTIONAL_FILE, InterventionalExplainer, load_paths
 from .settings import env_int
 
 FloatArray = npt.NDArray[np.float64]
@@ -90,6 +91,19 @@ class LoadedModel:
     model_dir: Path
     max_applicants: int = DEFAULT_MODEL_MAX_APPLICANTS
     registry: Registry = DEFAULT_REGISTRY
+    #: Every space this model can explain in (the default one is ``explainer``'s).
+    explainers: dict[str, Explainer] = field(default_factory=dict)
+
+    def explainer_in(self, space: str | None) -> Explainer:
+        """The explainer for a request's ``space`` (None: the model's default), else 400."""
+        if space is None or space == self.explainer.space:
+            return self.explainer
+        if space not in self.explainers:
+            raise PayloadError(
+                f"custom attribute {SPACE_ATTRIBUTE}: this model explains in "
+                f"{', '.join(sorted(self.explainers) or [self.explainer.space])}, not {space!r}"
+            )
+        return self.explainers[space]
 
     @property
     def version(self) -> str:
@@ -119,12 +133,19 @@ def model_fn(model_dir: str | Path) -> LoadedModel:
     metadata = artifacts.verify(directory)
     tables = directory / TABLES_FILE
     explainer: Explainer
+    explainers: dict[str, Explainer] = {}
     if tables.is_file() and explainer_kind() != "shap":
         compiled, fill_values = load_tables(tables)
         explainer = FastTreeExplainer(compiled, fill_values=fill_values)
+        explainers[explainer.space] = explainer
+        if (directory / INTERVENTIONAL_FILE).is_file():
+            paths = load_paths(directory / INTERVENTIONAL_FILE)
+            explainers["probability"] = InterventionalExplainer(paths)
+        explainer = explainers.get(str(metadata.get("space", "probability")), explainer)
     else:
         explainer = build_explainer(artifacts.load(directory).pipeline)
     return LoadedModel(
+        explainers=explainers,
         explainer=explainer,
         metadata=metadata,
         model_dir=directory,
@@ -151,15 +172,19 @@ def input_fn(
     return np.array(rows, dtype=np.float64).reshape(-1, len(FEATURES))  # None -> NaN
 
 
-def predict_fn(input_data: FloatArray, model: LoadedModel) -> Prediction:
-    """Probability of SeriousDlqin2yrs and exact SHAP values for every row."""
+def predict_fn(
+    input_data: FloatArray, model: LoadedModel, space: str | None = None
+) -> Prediction:
+    """Probability of SeriousDlqin2yrs and exact SHAP values for every row, in ``space``
+    (None: the model's default)."""
     X = np.asarray(input_data, dtype=np.float64)
-    proba, shap_values, gap = model.explainer.explain_checked(X)
+    explainer = model.explainer_in(space)
+    proba, shap_values, gap = explainer.explain_checked(X)
     if not gap <= ADDITIVITY_TOLERANCE:
         raise ExplanationError(f"the model produced an inconsistent explanation (gap {gap:.3g})")
-    base = float(model.explainer.base_value)
+    base = float(explainer.base_value)
     return Prediction(
-        X, proba, base, shap_values, model.version, model.registry, space=model.explainer.space
+        X, proba, base, shap_values, model.version, model.registry, space=explainer.space
     )
 
 
@@ -256,6 +281,7 @@ def transform(
     accept: str | None,
     *,
     bands: DecisionBands | None = None,
+    space: str | None = None,
 ) -> tuple[bytes, str]:
     """All three stages for one request; negotiates Accept before doing any work.
 
@@ -264,7 +290,7 @@ def transform(
     """
     negotiate(accept, OUTPUT_CONTENT_TYPES)
     rows = input_fn(body, content_type, max_applicants=model.max_applicants)
-    prediction = predict_fn(rows, model)
+    prediction = predict_fn(rows, model, space)
     if bands is not None:
         prediction.bands = bands
     return output_fn(prediction, accept)

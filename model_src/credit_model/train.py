@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
 import numpy as np
-from credit_schema import FEATURES, TARGET
+from credit_schema import FEATURES, SPACES, TARGET
 
 from . import artifacts, constraints, families, monitor, stability
 from .data import load_csv, split_xy
@@ -60,6 +60,7 @@ class Hyperparameters:
     n_jobs: int = -1
     constraints: str = constraints.NONE
     learning_rate: float = 0.1
+    space: str = "probability"
 
 
 def _none_or(kind: type) -> Any:
@@ -96,6 +97,12 @@ def _family(text: str) -> str:
     return text
 
 
+def _space(text: str) -> str:
+    if text not in SPACES:
+        raise argparse.ArgumentTypeError(f"choose from {', '.join(SPACES)}")
+    return text
+
+
 _PARSERS: Final[dict[str, Any]] = {
     "model": _family,
     "n_estimators": int,
@@ -111,6 +118,7 @@ _PARSERS: Final[dict[str, Any]] = {
     "n_jobs": int,
     "constraints": _constraints,
     "learning_rate": float,
+    "space": _space,
 }
 _HELP: Final[dict[str, str]] = {
     "model": "estimator family: rf (random forest), hgb (scikit-learn's HistGradientBoosting), "
@@ -128,6 +136,9 @@ _HELP: Final[dict[str, str]] = {
     "test_size": "share of --data held out for the metrics when there is no --test-data",
     "n_jobs": "training threads (-1: every CPU; the forest is the same)",
     "learning_rate": "boosting's shrinkage (hgb, xgboost, lightgbm)",
+    "space": "where explanations add up by default: probability (boosting: exact "
+    "interventional TreeSHAP against a background of training rows) or log_odds (boosting "
+    "only: path-dependent TreeSHAP); each request may ask for the other",
     "constraints": "shape constraints, comma-separated: past_due (more late payments never "
     "lower the risk), elderly_age (age never raises the risk of an applicant aged 62+, "
     "Regulation B), all or none",
@@ -218,21 +229,34 @@ def holdout_split(X: np.ndarray, y: np.ndarray, test_size: float, random_state: 
     return train_test_split(X, y, test_size=test_size, stratify=y, random_state=random_state)
 
 
-def training_baseline(pipeline: Any, X: np.ndarray) -> dict[str, Any]:
+def training_baseline(
+    pipeline: Any, X: np.ndarray, *, space: str = "probability", background: Any = None
+) -> dict[str, Any]:
     """Bins of every feature and of the score on the training rows, for PSI later, and what
-    monitoring compares with (ranges, attributions, reasons of a seeded sample of rows)."""
-    from .explainer import fast_explainer_for
+    monitoring compares with (ranges, attributions, reasons of a seeded sample of rows),
+    explained in the space the model serves by default."""
+    from .explainer import explainer_in_space
 
     sample = X
     if len(X) > monitor.ATTRIBUTION_SAMPLE:
         rows = np.random.default_rng(0).choice(len(X), monitor.ATTRIBUTION_SAMPLE, replace=False)
         sample = X[np.sort(rows)]
-    probability, shap_values = fast_explainer_for(pipeline).explain(sample)
+    probability, shap_values = explainer_in_space(pipeline, space, background).explain(sample)
     return {
         "features": {name: stability.baseline(X[:, j]) for j, name in enumerate(FEATURES)},
         "score": stability.baseline(pipeline.predict_proba(X)[:, 1]),
         "monitoring": monitor.attribution_baseline(X, sample, probability, shap_values),
     }
+
+
+def background_rows(X: np.ndarray, seed: int) -> np.ndarray:
+    """The training rows probability-space explanations are taken against (seeded sample)."""
+    from .interventional import BACKGROUND_ROWS
+
+    if len(X) <= BACKGROUND_ROWS:
+        return X
+    rows = np.random.default_rng(seed).choice(len(X), BACKGROUND_ROWS, replace=False)
+    return X[np.sort(rows)]
 
 
 def evaluate(pipeline: Any, X: np.ndarray, y: np.ndarray) -> dict[str, float]:
@@ -263,6 +287,12 @@ def train(
     """Fit on ``data`` (held-out split unless ``test_data``), write ``model_dir``; returns metrics."""
     hp = hyperparameters or Hyperparameters()
     hp = replace(hp, constraints=constraints.parse(hp.constraints))  # canonical in metadata
+    if hp.model == "rf" and hp.space != "probability":
+        raise ValueError(
+            "the random forest averages probabilities: its explanations add up in probability "
+            "only (--space probability), log-odds need a boosted model (--model hgb, xgboost "
+            "or lightgbm)"
+        )
     X, y = split_xy(data)
     if test_data is not None:
         X_train, y_train = X, y
@@ -271,6 +301,7 @@ def train(
         X_train, X_test, y_train, y_test = holdout_split(X, y, hp.test_size, hp.random_state)
     if len(np.unique(y_train)) < 2:
         raise ValueError(f"the training data needs both classes of {TARGET}")
+    background = None if hp.model == "rf" else background_rows(X_train, hp.random_state)
     started = time.perf_counter()
     pipeline = build_pipeline(hp).fit(
         constraints.prepare_training(X_train, hp.constraints), y_train
@@ -299,10 +330,14 @@ def train(
                 "features": summary_statistics(X_train),
             },
             "constraints": constraints.describe(hp.constraints),
-            "baseline": training_baseline(pipeline, X_train),
+            "space": hp.space,
+            "baseline": training_baseline(
+                pipeline, X_train, space=hp.space, background=background
+            ),
             "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         },
         metrics=metrics,
+        background=background,
     )
     log(f"model {meta['model_version']} written to {model_dir} (fit {fit_seconds:.2f} s)")
     return {**metrics, "model_version": meta["model_version"]}

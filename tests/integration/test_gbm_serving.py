@@ -2,7 +2,8 @@
 
 The server process imports none of scikit-learn, XGBoost, LightGBM or shap (it loads the
 compiled tables), answers each library's own probabilities with explanations that add up
-in their space, and refuses a model directory any of whose files was changed.
+in their space (probability by default, log-odds on request), and refuses a model
+directory any of whose files was changed.
 """
 
 from __future__ import annotations
@@ -25,18 +26,23 @@ from tests.conftest import SAMPLE_APPLICANTS
 #: The libraries that fit models: serving needs none of them.
 TRAINING_ONLY = ("sklearn", "xgboost", "lightgbm", "shap")
 
-SERVE = f"""
+SERVE = """
 import json, sys, urllib.request
 from credit_explainer.local.stack import ModelServer
 from credit_model.handlers import model_fn
+bodies = {}
 with ModelServer(model_fn(sys.argv[1])) as server:
-    request = urllib.request.Request(
-        server.url + "/invocations", data=sys.argv[2].encode(),
-        headers={"Content-Type": "application/json", "Accept": "application/json"},
-    )
-    body = json.loads(urllib.request.urlopen(request, timeout=60).read())
-print(json.dumps({{"body": body, "modules": [m for m in {TRAINING_ONLY!r} if m in sys.modules]}}))
-"""
+    for space in ("", "log_odds", "probability"):
+        headers = {"Content-Type": "application/json", "Accept": "application/json"}
+        if space:
+            headers["X-Amzn-SageMaker-Custom-Attributes"] = "space=" + space
+        request = urllib.request.Request(
+            server.url + "/invocations", data=sys.argv[2].encode(), headers=headers
+        )
+        bodies[space] = json.loads(urllib.request.urlopen(request, timeout=60).read())
+modules = [m for m in TRAINING_ONLY if m in sys.modules]
+print(json.dumps({"bodies": bodies, "modules": modules}))
+""".replace("TRAINING_ONLY", repr(TRAINING_ONLY))
 
 
 @pytest.fixture(scope="module", params=BOOSTED)
@@ -67,12 +73,16 @@ def test_served_without_training_libraries_equal_to_the_library(gbm_dir: Path) -
     expected = loaded.pipeline.predict_proba(X)[:, 1]
     family = loaded.metadata["estimator"]["family"]
     tol = 2e-7 if family == "xgboost" else 1e-9  # XGBoost's own answer is float32
-    for answer, p in zip(report["body"]["predictions"], expected, strict=True):
-        assert answer["space"] == "log_odds"
-        assert abs(answer["probability"] - p) <= tol
-        total = answer["base_value"] + sum(c["shap_value"] for c in answer["contributions"])
-        q = answer["probability"]
-        assert abs(total - (np.log(q) - np.log1p(-q))) <= 1e-9
+    bodies = report["bodies"]
+    assert bodies[""] == bodies["probability"]  # probability by default (train --space)
+    for space in ("log_odds", "probability"):
+        for answer, p in zip(bodies[space]["predictions"], expected, strict=True):
+            assert answer["space"] == space
+            assert abs(answer["probability"] - p) <= tol
+            total = answer["base_value"] + sum(c["shap_value"] for c in answer["contributions"])
+            q = answer["probability"]
+            target = q if space == "probability" else np.log(q) - np.log1p(-q)
+            assert abs(total - target) <= 1e-9
 
 
 def test_tampering_with_any_served_file_is_refused(gbm_dir: Path, tmp_path: Path) -> None:
@@ -82,7 +92,7 @@ def test_tampering_with_any_served_file_is_refused(gbm_dir: Path, tmp_path: Path
 
     files = json.loads((gbm_dir / artifacts.MANIFEST_FILE).read_text())["files"]
     meta = json.loads((gbm_dir / artifacts.METADATA_FILE).read_text())
-    assert meta["estimator"]["file"] in files and "treeshap.npz" in files
+    assert {meta["estimator"]["file"], "treeshap.npz", "interventional.npz"} <= set(files)
     for name in files:
         copy = tmp_path / name
         shutil.copytree(gbm_dir, copy)
@@ -93,3 +103,24 @@ def test_tampering_with_any_served_file_is_refused(gbm_dir: Path, tmp_path: Path
             model_fn(copy)
         with pytest.raises(artifacts.ModelArtifactError, match=name):
             artifacts.load(copy)
+
+
+def test_the_forest_explains_in_probability_only(synthetic_model: Any, tmp_path: Path) -> None:
+    from credit_model.handlers import transform
+    from credit_model.synth import generate
+    from credit_schema import PayloadError
+
+    body = json.dumps(SAMPLE_APPLICANTS[:1])
+    with pytest.raises(PayloadError, match="explains in probability, not 'log_odds'"):
+        transform(synthetic_model, body, "application/json", "application/json", space="log_odds")
+    out, _ = transform(
+        synthetic_model, body, "application/json", "application/json", space="probability"
+    )
+    assert json.loads(out)["predictions"][0]["space"] == "probability"
+    with pytest.raises(ValueError, match="probability only"):
+        train(
+            generate(500, seed=1),
+            tmp_path,
+            hyperparameters=Hyperparameters(space="log_odds", n_estimators=2),
+            log=lambda *_: None,
+        )
