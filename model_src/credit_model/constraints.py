@@ -14,6 +14,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from typing import Any, Final
 
 import numpy as np
@@ -54,12 +55,28 @@ def names(spec: str) -> list[str]:
     return [] if parse(spec) == NONE else parse(spec).split(",")
 
 
-def monotonic_cst(spec: str) -> list[int] | None:
-    """scikit-learn's ``monotonic_cst`` (one entry per feature in model order), or None."""
+def directions_of(spec: str) -> dict[str, int]:
+    """Feature -> direction of risk (+1 may only raise it, -1 only lower it) that ``spec``
+    constrains (to be read from the schema's declared directions)."""
     directions: dict[str, int] = {}
     for name in names(spec):
         directions.update(CONSTRAINTS[name])
-    return [directions.get(f, 0) for f in FEATURES] if directions else None
+    return directions
+
+
+def monotonic_cst(
+    spec: str,
+    directions: Mapping[str, int] | None = None,
+    features: Sequence[str] = FEATURES,
+) -> list[int] | None:
+    """Each family's monotonic constraints (scikit-learn's ``monotonic_cst``, XGBoost's and
+    LightGBM's ``monotone_constraints``): one entry per column of ``features``, from
+    ``directions`` (default: :func:`directions_of` ``spec``), or None when nothing is
+    constrained."""
+    if parse(spec) == NONE:
+        return None
+    chosen = directions_of(spec) if directions is None else dict(directions)
+    return [chosen.get(f, 0) for f in features] if any(chosen.values()) else None
 
 
 def age_cap(spec: str) -> int | None:

@@ -58,7 +58,7 @@ class Hyperparameters:
     random_state: int = 42
     test_size: float = 0.2
     n_jobs: int = -1
-    constraints: str = constraints.NONE
+    constraints: str = constraints.ALL  # the declared directions of risk, unless "none"
     learning_rate: float = 0.1
     space: str = "probability"
 
@@ -141,7 +141,8 @@ _HELP: Final[dict[str, str]] = {
     "only: path-dependent TreeSHAP); each request may ask for the other",
     "constraints": "shape constraints, comma-separated: past_due (more late payments never "
     "lower the risk), elderly_age (age never raises the risk of an applicant aged 62+, "
-    "Regulation B), all or none",
+    "Regulation B), all (the default: every declared direction of risk becomes each "
+    "family's monotonic constraint) or none",
 }
 
 

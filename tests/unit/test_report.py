@@ -138,7 +138,7 @@ def test_regulation_b_count_matches_shaps_reference(run: dict[str, Any]) -> None
     assert reg["elderly_applicants"] == int(elderly.sum()) > 0
     assert reg["age_raises_risk"] == int(np.sum(shap[elderly, AGE] > 1e-12))
     assert reg["passed"] is (reg["age_raises_risk"] == 0)
-    assert reg["constrained_by_construction"] is False
+    assert reg["constrained_by_construction"] is True  # constraints by default
 
 
 def test_segments_reasons_importance(run: dict[str, Any]) -> None:
@@ -188,11 +188,15 @@ def test_html_is_self_contained_with_every_plot(run: dict[str, Any]) -> None:
     assert run["model"].metadata["model_sha256"] in page
 
 
-def test_constrained_model_passes_both_checks(tmp_path: Path, data_file: Path) -> None:
+@pytest.mark.parametrize("model", ["rf", "hgb", "xgboost", "lightgbm"])
+def test_the_default_constrained_model_passes_both_checks(
+    tmp_path: Path, data_file: Path, model: str
+) -> None:
+    # Constraints by default: no --constraints given.
     train(
         generate(5_000, seed=3),
         tmp_path / "m",
-        hyperparameters=Hyperparameters(n_jobs=1, n_estimators=20, constraints="all"),
+        hyperparameters=Hyperparameters(model=model, n_jobs=1, n_estimators=20),
         log=lambda *_: None,
     )
     f = build(tmp_path / "m", data_file).figures
