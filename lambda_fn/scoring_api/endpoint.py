@@ -47,6 +47,7 @@ from credit_schema import (
     ranked,
 )
 from credit_schema.decisions import DecisionBands
+from credit_schema.points import check_points
 from credit_schema.reasons import MAX_REASONS
 
 from .config import Settings
@@ -396,6 +397,11 @@ def check_response(
         }
         if "reasons" in explanation:
             checked_explanation["reasons"] = _check_reasons(i, explanation["reasons"])
+        if explanation.get("points") is not None:
+            wrong = check_points(explanation["points"], FEATURES)
+            if wrong is not None:
+                raise InconsistentExplanationError(f"explanation {i}: {wrong}")
+            checked_explanation["points"] = explanation["points"]
         decision = explanation.get("decision")
         if bands is not None and decision is not None and decision != bands.decide(probability):
             raise InconsistentExplanationError(

@@ -46,6 +46,7 @@ from credit_schema import (
     validate_records,
 )
 from credit_schema.decisions import SPACE_ATTRIBUTE, DecisionBands
+from credit_schema.points import Scorecard
 from credit_schema.reasons import DEFAULT_REGISTRY, Registry, registry_from_env
 from pydantic_core import to_json
 
@@ -93,6 +94,8 @@ class LoadedModel:
     registry: Registry = DEFAULT_REGISTRY
     #: Every space this model can explain in (the default one is ``explainer``'s).
     explainers: dict[str, Explainer] = field(default_factory=dict)
+    #: ``train --points``: every answer carries its scorecard points.
+    scorecard: Scorecard | None = None
 
     def explainer_in(self, space: str | None) -> Explainer:
         """The explainer for a request's ``space`` (None: the model's default), else 400."""
@@ -124,6 +127,8 @@ class Prediction:
     bands: DecisionBands | None = None
     #: Where base value + SHAP values add up (credit_schema.additivity_target).
     space: str = "probability"
+    #: Each applicant's scorecard points (models trained with --points).
+    points: list[dict[str, Any]] | None = None
 
 
 def model_fn(model_dir: str | Path) -> LoadedModel:
@@ -151,6 +156,7 @@ def model_fn(model_dir: str | Path) -> LoadedModel:
         model_dir=directory,
         max_applicants=env_int(MAX_APPLICANTS_ENV, DEFAULT_MODEL_MAX_APPLICANTS),
         registry=registry_from_env(),  # a bad override file fails the start, not a request
+        scorecard=Scorecard.parse(metadata["points"]) if metadata.get("points") else None,
     )
 
 
@@ -183,15 +189,30 @@ def predict_fn(
     if not gap <= ADDITIVITY_TOLERANCE:
         raise ExplanationError(f"the model produced an inconsistent explanation (gap {gap:.3g})")
     base = float(explainer.base_value)
+    points = None
+    if model.scorecard is not None:
+        in_log_odds = model.explainer_in("log_odds")
+        log_odds = shap_values if explainer is in_log_odds else in_log_odds.explain(X)[1]
+        points = [
+            model.scorecard.points(in_log_odds.base_value, row, FEATURES)
+            for row in log_odds.tolist()
+        ]
     return Prediction(
-        X, proba, base, shap_values, model.version, model.registry, space=explainer.space
+        X,
+        proba,
+        base,
+        shap_values,
+        model.version,
+        model.registry,
+        space=explainer.space,
+        points=points,
     )
 
 
 def explanations(prediction: Prediction) -> list[dict[str, Any]]:
     """One :class:`credit_schema.Explanation` dict per applicant, request order, with reasons."""
     base = prediction.base_value
-    out = []
+    out: list[dict[str, Any]] = []
     for probability, row, shap in zip(
         prediction.probability.tolist(),
         prediction.inputs.tolist(),
@@ -204,6 +225,8 @@ def explanations(prediction: Prediction) -> list[dict[str, Any]]:
         explanation["reasons"] = prediction.registry.principal_reasons(triples)
         if prediction.bands is not None:
             explanation["decision"] = prediction.bands.decide(probability)
+        if prediction.points is not None:
+            explanation["points"] = prediction.points[len(out)]
         out.append(explanation)
     return out
 
@@ -212,7 +235,7 @@ def _explanations_json(prediction: Prediction, members: dict[str, str], separato
     """Each applicant's explanation as JSON, opening with ``members``, joined by ``separator``:
     large batches are written column-wise (:mod:`credit_model.encode`), others dict by dict."""
     text = None
-    if len(prediction.probability) >= BULK_MIN_RECORDS:
+    if len(prediction.probability) >= BULK_MIN_RECORDS and prediction.points is None:
         text = explanation_text(
             prediction.probability,
             prediction.base_value,

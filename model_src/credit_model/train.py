@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 import numpy as np
 from credit_schema import FEATURES, SPACES, TARGET
+from credit_schema.points import Scorecard
 
 from . import artifacts, constraints, families, monitor, stability
 from .data import load_csv, split_xy
@@ -61,6 +62,7 @@ class Hyperparameters:
     constraints: str = constraints.ALL  # the declared directions of risk, unless "none"
     learning_rate: float = 0.1
     space: str = "probability"
+    points: str = ""
 
 
 def _none_or(kind: type) -> Any:
@@ -103,6 +105,15 @@ def _space(text: str) -> str:
     return text
 
 
+def _points(text: str) -> str:
+    if text.lower() in ("", "none"):
+        return ""
+    try:
+        return Scorecard.parse(text).text()
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 _PARSERS: Final[dict[str, Any]] = {
     "model": _family,
     "n_estimators": int,
@@ -119,6 +130,7 @@ _PARSERS: Final[dict[str, Any]] = {
     "constraints": _constraints,
     "learning_rate": float,
     "space": _space,
+    "points": _points,
 }
 _HELP: Final[dict[str, str]] = {
     "model": "estimator family: rf (random forest), hgb (scikit-learn's HistGradientBoosting), "
@@ -136,6 +148,9 @@ _HELP: Final[dict[str, str]] = {
     "test_size": "share of --data held out for the metrics when there is no --test-data",
     "n_jobs": "training threads (-1: every CPU; the forest is the same)",
     "learning_rate": "boosting's shrinkage (hgb, xgboost, lightgbm)",
+    "points": "scorecard points SCORE:ODDS:PDO, e.g. 600:50:20 (600 points at odds 50:1, 20 "
+    "points to double the odds); boosted models only: every answer carries its score and each "
+    "feature's points",
     "space": "where explanations add up by default: probability (boosting: exact "
     "interventional TreeSHAP against a background of training rows) or log_odds (boosting "
     "only: path-dependent TreeSHAP); each request may ask for the other",
@@ -294,6 +309,11 @@ def train(
             "only (--space probability), log-odds need a boosted model (--model hgb, xgboost "
             "or lightgbm)"
         )
+    if hp.model == "rf" and hp.points:
+        raise ValueError(
+            "scorecard points need a model additive in log-odds: the random forest averages "
+            "probabilities; train a boosted model (--model hgb, xgboost or lightgbm)"
+        )
     X, y = split_xy(data)
     if test_data is not None:
         X_train, y_train = X, y
@@ -332,6 +352,7 @@ def train(
             },
             "constraints": constraints.describe(hp.constraints),
             "space": hp.space,
+            "points": hp.points or None,
             "baseline": training_baseline(
                 pipeline, X_train, space=hp.space, background=background
             ),

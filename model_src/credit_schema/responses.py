@@ -70,6 +70,16 @@ class Reason(BaseModel):
     shap_value: float = Field(description="The contribution behind it (raises the risk).")
 
 
+class Points(BaseModel):
+    """An answer's scorecard points (:mod:`credit_schema.points`)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    score: int = Field(description="The applicant's score (higher: lower risk).")
+    base: int = Field(description="The points of the average applicant's log-odds.")
+    features: dict[str, int] = Field(description="Each feature's points (wire names).")
+
+
 class Explanation(BaseModel):
     """One applicant's probability of serious delinquency with its exact SHAP explanation."""
 
@@ -96,6 +106,11 @@ class Explanation(BaseModel):
     )
     decision: str | None = Field(
         default=None, description="Decision band, when the API has thresholds configured."
+    )
+    points: Points | None = Field(
+        default=None,
+        description="Scorecard points (models trained with --points): the score, the base's "
+        "points and each feature's, integers that sum exactly to the score.",
     )
 
 

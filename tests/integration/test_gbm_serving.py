@@ -9,6 +9,7 @@ directory any of whose files was changed.
 from __future__ import annotations
 
 import json
+import math
 import subprocess
 import sys
 from pathlib import Path
@@ -122,5 +123,35 @@ def test_the_forest_explains_in_probability_only(synthetic_model: Any, tmp_path:
             generate(500, seed=1),
             tmp_path,
             hyperparameters=Hyperparameters(space="log_odds", n_estimators=2),
+            log=lambda *_: None,
+        )
+
+
+def test_scorecard_points_sum_exactly_to_the_score(tmp_path: Path) -> None:
+    from credit_model.handlers import model_fn, transform
+    from credit_model.synth import generate
+    from credit_schema.points import Scorecard
+
+    hp = Hyperparameters(
+        model="lightgbm", n_estimators=8, max_depth=3, n_jobs=1, points="600:50:20"
+    )
+    train(generate(2_000, seed=2), tmp_path / "m", hyperparameters=hp, log=lambda *_: None)
+    model = model_fn(tmp_path / "m")
+    card = Scorecard.parse("600:50:20")
+    for space in ("probability", "log_odds"):
+        out, _ = transform(
+            model, json.dumps(SAMPLE_APPLICANTS), "application/json", "application/json",
+            space=space,
+        )  # fmt: skip
+        for answer in json.loads(out)["predictions"]:
+            points = answer["points"]
+            assert points["base"] + sum(points["features"].values()) == points["score"]
+            p = answer["probability"]
+            assert points["score"] == round(card.offset - card.factor * math.log(p / (1 - p)))
+    with pytest.raises(ValueError, match="additive in log-odds"):
+        train(
+            generate(500, seed=1),
+            tmp_path / "rf",
+            hyperparameters=Hyperparameters(points="600:50:20", n_estimators=2),
             log=lambda *_: None,
         )

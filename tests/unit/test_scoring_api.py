@@ -101,7 +101,11 @@ APPLICANTS = json.loads(load_event("score-batch.json")["body"])
 
 
 def model_answer(
-    applicants: list[dict[str, Any]], *, break_additivity: bool = False, log_odds: bool = False
+    applicants: list[dict[str, Any]],
+    *,
+    break_additivity: bool = False,
+    log_odds: bool = False,
+    points: dict[str, Any] | None = None,
 ) -> bytes:
     """A ModelResponse as the container writes it (numbers chosen here, additivity exact;
     in log-odds, the probability is the logistic of base + SHAP values)."""
@@ -115,7 +119,10 @@ def model_answer(
         if break_additivity:
             p += 0.05
         space = "log_odds" if log_odds else "probability"
-        predictions.append(explanation_dict(p, base, [a[n] for n in FEATURES], shap, space))
+        explanation = explanation_dict(p, base, [a[n] for n in FEATURES], shap, space)
+        if points is not None:
+            explanation["points"] = points
+        predictions.append(explanation)
     return json.dumps({"model_version": "test-version", "predictions": predictions}).encode()
 
 
@@ -282,6 +289,22 @@ def test_an_explanation_in_log_odds_is_checked_there(
     assert result["statusCode"] == 200
     spaces = {r["space"] for r in json.loads(result["body"])["results"]}
     assert spaces == {"log_odds" if log_odds else "probability"}
+
+
+@pytest.mark.parametrize("score", [612, 613])
+def test_points_pass_through_only_when_they_sum_to_the_score(
+    fn: LambdaEnvironment, runtime: Stubber, score: int
+) -> None:
+    features = dict.fromkeys(FEATURES, 1)
+    points = {"score": score, "base": 602, "features": features}  # 602 + 10 = 612
+    stub_invoke(runtime, model_answer(APPLICANTS, log_odds=True, points=points))
+    result = fn.invoke(load_event("score-batch.json"))
+    if score == 612:
+        assert result["statusCode"] == 200
+        assert all(r["points"] == points for r in json.loads(result["body"])["results"])
+    else:
+        assert result["statusCode"] == 502
+        assert "points do not sum to the score" in error_of(result)["message"]
 
 
 @pytest.mark.parametrize("log_odds", [False, True])
