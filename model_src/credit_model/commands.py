@@ -1,4 +1,4 @@
-"""``credit-explainer synth | train | serve-model | bench``."""
+"""``credit-explainer synth | train | import | serve-model | bench``."""
 
 from __future__ import annotations
 
@@ -8,6 +8,8 @@ import sys
 import time
 from pathlib import Path
 from typing import Any, Final
+
+from credit_schema import SPACES
 
 #: Where ``train`` and the demo put a model when no directory is given.
 DEFAULT_MODEL_DIR: Final = Path("models") / "default"
@@ -62,6 +64,34 @@ def _train(args: argparse.Namespace) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     print(f"done in {time.perf_counter() - started:.2f} s")
+    return 0
+
+
+def _model_dir_argument(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--model-dir",
+        default=str(DEFAULT_MODEL_DIR),
+        help=f"where to write the model (default: {DEFAULT_MODEL_DIR})",
+    )
+
+
+def _import(args: argparse.Namespace) -> int:
+    """``import``: a model fitted elsewhere, into a model directory."""
+    from .data import load_csv
+    from .train import import_model
+
+    try:
+        import_model(
+            args.estimator,
+            load_csv(args.data),
+            args.model_dir,
+            space=args.space,
+            points=args.points or "",
+            data_source=str(args.data),
+        )
+    except ValueError as exc:  # DataError, a file that is no model, a model not covered
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     return 0
 
 
@@ -185,15 +215,34 @@ def register(sub: Any) -> None:
     )
     p.add_argument("--data", help="CSV file or directory of CSVs (default: the synthetic data)")
     p.add_argument("--test-data", help="held-out CSV (default: a stratified split of --data)")
-    p.add_argument(
-        "--model-dir",
-        default=str(DEFAULT_MODEL_DIR),
-        help=f"where to write the model (default: {DEFAULT_MODEL_DIR})",
-    )
+    _model_dir_argument(p)
     p.add_argument("--rows", type=int, help="synthetic rows when no --data (default: 20000)")
     p.add_argument("--seed", type=int, help="synthetic seed when no --data (default: 20101)")
     _lazy_hyperparameters(p)
     p.set_defaults(func=_train)
+
+    p = sub.add_parser(
+        "import",
+        help="write a model directory for a model fitted elsewhere (XGBoost, LightGBM, skops)",
+        description="Compile a model the lender already fitted (XGBoost JSON/UBJSON, LightGBM "
+        "text, scikit-learn .skops) into a model directory served like one trained here: "
+        "metrics, baselines and the probability-space background from --data.",
+    )
+    p.add_argument(
+        "--estimator",
+        required=True,
+        help="the fitted model's file: .json/.ubj, .txt or .skops (default: none)",
+    )
+    p.add_argument("--data", required=True, help="labelled CSV file or directory (default: none)")
+    _model_dir_argument(p)
+    p.add_argument(
+        "--space",
+        choices=SPACES,
+        default="probability",
+        help="where explanations add up unless a request asks otherwise (default: probability)",
+    )
+    p.add_argument("--points", help="scorecard points SCORE:ODDS:PDO (default: none)")
+    p.set_defaults(func=_import)
 
     p = sub.add_parser(
         "report",

@@ -303,17 +303,7 @@ def train(
     """Fit on ``data`` (held-out split unless ``test_data``), write ``model_dir``; returns metrics."""
     hp = hyperparameters or Hyperparameters()
     hp = replace(hp, constraints=constraints.parse(hp.constraints))  # canonical in metadata
-    if hp.model == "rf" and hp.space != "probability":
-        raise ValueError(
-            "the random forest averages probabilities: its explanations add up in probability "
-            "only (--space probability), log-odds need a boosted model (--model hgb, xgboost "
-            "or lightgbm)"
-        )
-    if hp.model == "rf" and hp.points:
-        raise ValueError(
-            "scorecard points need a model additive in log-odds: the random forest averages "
-            "probabilities; train a boosted model (--model hgb, xgboost or lightgbm)"
-        )
+    check_family_choices(hp.model, hp.space, hp.points)
     X, y = split_xy(data)
     if test_data is not None:
         X_train, y_train = X, y
@@ -322,7 +312,6 @@ def train(
         X_train, X_test, y_train, y_test = holdout_split(X, y, hp.test_size, hp.random_state)
     if len(np.unique(y_train)) < 2:
         raise ValueError(f"the training data needs both classes of {TARGET}")
-    background = None if hp.model == "rf" else background_rows(X_train, hp.random_state)
     started = time.perf_counter()
     pipeline = build_pipeline(hp).fit(
         constraints.prepare_training(X_train, hp.constraints), y_train
@@ -330,11 +319,55 @@ def train(
     fit_seconds = time.perf_counter() - started
     if hp.model == "rf":
         pipeline.named_steps["forest"].n_jobs = None  # serving scores small batches: no pool
-    metrics = evaluate(pipeline, X_test, y_test)
+    return write_model_dir(
+        pipeline,
+        model_dir,
+        hp,
+        (X_train, y_train),
+        (X_test, y_test),
+        data_source=data_source,
+        extra={"fit_seconds": round(fit_seconds, 3)},
+        log=log,
+    )
+
+
+def check_family_choices(model: str, space: str, points: str) -> None:
+    """Refuse what the family cannot explain: the forest is additive in probability only."""
+    if model == "rf" and space != "probability":
+        raise ValueError(
+            "the random forest averages probabilities: its explanations add up in probability "
+            "only (--space probability), log-odds need a boosted model (--model hgb, xgboost "
+            "or lightgbm)"
+        )
+    if model == "rf" and points:
+        raise ValueError(
+            "scorecard points need a model additive in log-odds: the random forest averages "
+            "probabilities; train a boosted model (--model hgb, xgboost or lightgbm)"
+        )
+
+
+def write_model_dir(
+    pipeline: Any,
+    model_dir: str | Path,
+    hp: Hyperparameters,
+    train_rows: tuple[np.ndarray, np.ndarray],
+    test_rows: tuple[np.ndarray, np.ndarray],
+    *,
+    data_source: str,
+    extra: dict[str, Any],
+    log: Any = print,
+    imported: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Metrics on ``test_rows``, baselines and background from ``train_rows``, the model
+    directory written (trained here or imported); returns the metrics and model version."""
+    X_train, y_train = train_rows
+    X_test, y_test = test_rows
+    background = None if hp.model == "rf" else background_rows(X_train, hp.random_state)
+    metrics: dict[str, Any] = dict(evaluate(pipeline, X_test, y_test))
     for line in metric_lines(metrics):
         log(line)
     metrics.update(
-        fit_seconds=round(fit_seconds, 3),
+        **extra,
         train_rows=len(y_train),
         test_rows=len(y_test),
         test_positive_rate=float(np.mean(y_test)),
@@ -353,6 +386,7 @@ def train(
             "constraints": constraints.describe(hp.constraints),
             "space": hp.space,
             "points": hp.points or None,
+            "imported": imported,
             "baseline": training_baseline(
                 pipeline, X_train, space=hp.space, background=background
             ),
@@ -361,8 +395,69 @@ def train(
         metrics=metrics,
         background=background,
     )
-    log(f"model {meta['model_version']} written to {model_dir} (fit {fit_seconds:.2f} s)")
+    log(f"model {meta['model_version']} written to {model_dir}")
     return {**metrics, "model_version": meta["model_version"]}
+
+
+def load_estimator(path: str | Path) -> Any:
+    """A model fitted elsewhere, from its library's safe format: XGBoost JSON/UBJSON,
+    LightGBM text, scikit-learn through skops (trusted types only)."""
+    file = Path(path)
+    kinds = {".json": "xgboost", ".ubj": "xgboost", ".txt": "lightgbm", ".skops": "hgb"}
+    if file.suffix.lower() not in kinds:
+        raise ValueError(
+            f"{file.name}: an estimator file is XGBoost .json/.ubj, LightGBM .txt or "
+            "scikit-learn .skops"
+        )
+    if not file.is_file():
+        raise ValueError(f"{file}: no such file")
+    try:
+        return families.module(kinds[file.suffix.lower()]).load(file)
+    except Exception as exc:  # noqa: BLE001 - each library raises its own error type
+        raise ValueError(f"{file.name}: not a loadable model ({exc})") from None
+
+
+def import_model(
+    estimator_file: str | Path,
+    data: pd.DataFrame,
+    model_dir: str | Path,
+    *,
+    space: str = "probability",
+    points: str = "",
+    data_source: str = "dataframe",
+    log: Any = print,
+) -> dict[str, Any]:
+    """Write a model directory for a model the lender already fitted: metrics, baselines and
+    the background from ``data``, the same files and checks as a model trained here."""
+    from .artifacts import sha256_file
+    from .explainer import fast_explainer_for
+
+    estimator = load_estimator(estimator_file)
+    X, y = split_xy(data)
+    try:
+        family = families.of(estimator)
+        n_features = fast_explainer_for(estimator).compiled.n_features
+    except TypeError as exc:  # UnsupportedModelError: not a model the kernel covers
+        raise ValueError(f"{Path(estimator_file).name}: {exc}") from None
+    if n_features != X.shape[1]:
+        raise ValueError(
+            f"{Path(estimator_file).name} takes {n_features} features, the data has {X.shape[1]}"
+        )
+    check_family_choices(family, space, points)
+    hp = Hyperparameters(model=family, constraints=constraints.NONE, space=space, points=points)
+
+    imported = {"file": Path(estimator_file).name, "sha256": sha256_file(Path(estimator_file))}
+    return write_model_dir(
+        estimator,
+        model_dir,
+        hp,
+        (X, y),
+        (X, y),
+        data_source=data_source,
+        extra={},
+        log=log,
+        imported=imported,
+    )
 
 
 def load_training_data(
