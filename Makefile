@@ -97,3 +97,5 @@ sam-build: venv
 build-CreditSchemaLayer:
 	mkdir -p "$(ARTIFACTS_DIR)/python/credit_schema"
 	cp "$(SCHEMA_SRC)"/*.py "$(SCHEMA_SRC)/py.typed" "$(ARTIFACTS_DIR)/python/credit_schema/"
+	mkdir -p "$(ARTIFACTS_DIR)/python/credit_schema/schemas"
+	cp "$(SCHEMA_SRC)"/schemas/*.json "$(ARTIFACTS_DIR)/python/credit_schema/schemas/"

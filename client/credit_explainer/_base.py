@@ -20,7 +20,7 @@ from typing import Any, Final, Literal
 import httpx
 from credit_schema import (
     CONTENT_TYPE_JSON,
-    Applicant,
+    ApplicantBase,
     ErrorDetail,
     ScoreResponse,
 )
@@ -115,7 +115,7 @@ class ClientCore:
     # -- requests ----------------------------------------------------------------------------
 
     @staticmethod
-    def score_body(applicants: Sequence[Applicant]) -> bytes:
+    def score_body(applicants: Sequence[ApplicantBase]) -> bytes:
         """The canonical request: ``{"instances": [{wire name: value, ...}, ...]}``."""
         instances = [a.model_dump(by_alias=True) for a in applicants]
         return json.dumps({"instances": instances}, allow_nan=False).encode()
@@ -237,7 +237,7 @@ class Batch:
     """Applicants to send in one request, with their positions in the caller's input."""
 
     indices: list[int]
-    applicants: list[Applicant]
+    applicants: list[ApplicantBase]
 
 
 Outcome = list[Score] | CreditExplainerError

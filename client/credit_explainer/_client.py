@@ -22,7 +22,7 @@ from types import TracebackType
 from typing import Any, Generic, Self, TypeVar
 
 import httpx
-from credit_schema import Applicant
+from credit_schema import ApplicantBase
 
 from ._base import (
     HEALTH_PATH,
@@ -280,7 +280,7 @@ class AsyncCreditExplainerClient(_ClientBase[httpx.AsyncClient]):
 
     async def score(self, applicant: ApplicantLike) -> Score:
         """Score one applicant (an ``Applicant``, a dict, or a pandas row)."""
-        one: Applicant = validate_one(applicant)
+        one: ApplicantBase = validate_one(applicant)
         return (await self._score_batch(Batch([0], [one])))[0]
 
     async def score_many(

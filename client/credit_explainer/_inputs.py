@@ -14,7 +14,7 @@ from typing import Any, TypeAlias
 
 from credit_schema import (
     FEATURES,
-    Applicant,
+    ApplicantBase,
     ApplicantValidationError,
     ErrorDetail,
     validate_records,
@@ -26,7 +26,7 @@ __all__ = ["ApplicantLike", "ApplicantsLike", "as_record", "validate_applicants"
 
 #: One applicant: a credit_schema ``Applicant``, a mapping of wire (or field) names to
 #: values, or a pandas ``Series`` (a DataFrame row).
-ApplicantLike: TypeAlias = Applicant | Mapping[str, Any] | Any
+ApplicantLike: TypeAlias = ApplicantBase | Mapping[str, Any] | Any
 #: Many applicants: an iterable of the above, or a pandas ``DataFrame``.
 ApplicantsLike: TypeAlias = Iterable[ApplicantLike] | Any
 
@@ -53,13 +53,13 @@ def _is_frame(obj: Any) -> bool:
 def _is_values(obj: Any) -> bool:
     # A list of the feature values in model order (the API takes those too).
     return isinstance(obj, list | tuple) and not any(
-        isinstance(v, Mapping | Applicant | list | tuple) for v in obj
+        isinstance(v, Mapping | ApplicantBase | list | tuple) for v in obj
     )
 
 
 def as_record(obj: ApplicantLike) -> Any:
     """One applicant as an ``Applicant`` or a plain dict ready for validation."""
-    if isinstance(obj, Applicant):
+    if isinstance(obj, ApplicantBase):
         return obj
     if isinstance(obj, Mapping):
         return {str(k): _clean(v) for k, v in obj.items()}
@@ -72,7 +72,7 @@ def as_record(obj: ApplicantLike) -> Any:
 
 def records_and_labels(applicants: ApplicantsLike) -> tuple[list[Any], list[Any]]:
     """Records to validate and the input's labels (a DataFrame's index, else positions)."""
-    if isinstance(applicants, Applicant | Mapping) or _is_series(applicants):
+    if isinstance(applicants, ApplicantBase | Mapping) or _is_series(applicants):
         raise UsageError("score_many takes a list or DataFrame of applicants; use score() for one")
     if _is_frame(applicants):
         frame: Any = applicants
@@ -92,13 +92,13 @@ def records_and_labels(applicants: ApplicantsLike) -> tuple[list[Any], list[Any]
 
 def validate_applicants(
     records: list[Any],
-) -> tuple[list[Applicant | None], dict[int, list[ErrorDetail]]]:
+) -> tuple[list[ApplicantBase | None], dict[int, list[ErrorDetail]]]:
     """Validate every record: applicants (None where invalid) and the problems by index.
 
     The schema stops at its first kind of problem (cells that cannot be read before
     values out of range), so what is left is validated again until it passes.
     """
-    out: list[Applicant | None] = [None] * len(records)
+    out: list[ApplicantBase | None] = [None] * len(records)
     problems: dict[int, list[ErrorDetail]] = {}
     todo = list(range(len(records)))
     while todo:
@@ -122,11 +122,11 @@ def validate_applicants(
     return out, problems
 
 
-def validate_one(obj: ApplicantLike) -> Applicant:
+def validate_one(obj: ApplicantLike) -> ApplicantBase:
     if isinstance(obj, list | tuple) and not _is_values(obj):
         raise UsageError(f"score() takes one applicant; use score_many() for {len(obj)}")
     record = as_record(obj)
-    if isinstance(record, Applicant):
+    if isinstance(record, ApplicantBase):
         return record
     applicants, problems = validate_applicants([record])
     if problems:

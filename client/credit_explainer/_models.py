@@ -65,7 +65,7 @@ class Score(ScoredApplicant):
         return {f: by_feature[f] for f in FEATURES if f in by_feature}
 
     @property
-    def inputs(self) -> dict[str, float | None]:
+    def inputs(self) -> dict[str, float | str | None]:
         """Feature -> the applicant's input value as the API saw it, in model feature order."""
         by_feature = {c.feature: c.value for c in self.contributions}
         return {f: by_feature[f] for f in FEATURES if f in by_feature}

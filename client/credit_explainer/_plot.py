@@ -59,7 +59,7 @@ def plot_score(
         else max(1, min(max_features, len(contributions)))
     )
     shown, hidden = contributions[:n], contributions[n:]
-    labels = [f"{FEATURE_LABELS[c.feature]} = {_value(c.value)}" for c in shown]
+    labels = [f"{FEATURE_LABELS.get(c.feature, c.feature)} = {_value(c.value)}" for c in shown]
     values = [c.shap_value for c in shown]
     if hidden:
         labels.append(f"{len(hidden)} other features")

@@ -63,7 +63,7 @@ class Reason:
     code: str
     text: str
     feature: str
-    value: float | None
+    value: float | str | None
     shap_value: float
 
     def __str__(self) -> str:

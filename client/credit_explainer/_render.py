@@ -24,9 +24,11 @@ def _bar(fraction: float, *, ascii: bool) -> str:
     return "█" * full + (_EIGHTHS[rest] if rest else "")
 
 
-def _value(value: float | None) -> str:
+def _value(value: float | str | None) -> str:
     if value is None:
         return "missing"
+    if isinstance(value, str):  # a category
+        return value
     if float(value).is_integer() and abs(value) < 1e15:
         return str(int(value))
     return f"{value:.4g}"

@@ -20,6 +20,7 @@ from . import __version__
 # its commands need beyond the base install (what to tell a client-only install to add).
 _COMMAND_MODULES: tuple[tuple[str, str], ...] = (
     ("credit_model.commands", "model"),  # synth, train, serve-model, bench
+    ("credit_model.infer", "model"),  # schema infer, schema check
     ("credit_explainer.local.commands", "model,api"),  # up, demo
     ("credit_explainer.scoring_cli", ""),  # score
     ("credit_explainer.decisions", ""),  # decisions show, decisions export

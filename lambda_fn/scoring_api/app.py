@@ -38,7 +38,7 @@ from credit_schema import (
     CONTENT_TYPE_JSON,
     CONTENT_TYPE_LEGACY_JSON,
     FEATURES,
-    Applicant,
+    ApplicantBase,
     ApplicantValidationError,
     ErrorBody,
     ErrorDetail,
@@ -255,7 +255,7 @@ def _wants_legacy(fmt: str) -> bool:
 
 
 @tracer.capture_method(capture_response=False)
-def _explain(applicants: list[Applicant], inference_id: str | None = None) -> Scored:
+def _explain(applicants: list[ApplicantBase], inference_id: str | None = None) -> Scored:
     remaining = app.lambda_context.get_remaining_time_in_millis() / 1000.0
     deadline = time.monotonic() + settings.time_budget(remaining)
     return endpoint.explain(applicants, deadline, inference_id)

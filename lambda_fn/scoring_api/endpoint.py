@@ -40,7 +40,7 @@ from credit_schema import (
     CONTENT_TYPE_JSON,
     FEATURES,
     SPACES,
-    Applicant,
+    ApplicantBase,
     additivity_target,
     direction_of,
     edge,
@@ -140,7 +140,7 @@ class ModelEndpoint:
 
     def explain(
         self,
-        applicants: Sequence[Applicant],
+        applicants: Sequence[ApplicantBase],
         deadline: float | None = None,
         inference_id: str | None = None,
     ) -> Scored:

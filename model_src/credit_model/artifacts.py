@@ -12,6 +12,8 @@ Files (all at the top of the directory, which is also the layout of SageMaker's
 * ``metrics.json``: held-out metrics;
 * ``treeshap.npz``: the forest compiled to exact TreeSHAP tables and the imputer's fill
   values (plain arrays), which is all serving loads: no scikit-learn at start-up;
+* ``schema.json``: the data set's schema (features, kinds, categories, ids, reasons), which
+  every server validates with and the model version covers;
 * ``manifest.json``: SHA-256 of every other file, verified before anything is
   deserialised.
 
@@ -31,7 +33,14 @@ from pathlib import Path
 from typing import Any, Final
 
 import numpy as np
-from credit_schema import FEATURES, TARGET
+from credit_schema import (
+    BUILTIN,
+    SCHEMA_FILE,
+    ApplicantSchema,
+    SchemaError,
+    dump_schema,
+    read_schema,
+)
 
 MODEL_FILE: Final = "model.skops"
 METADATA_FILE: Final = "metadata.json"
@@ -72,7 +81,7 @@ _TREE_ARRAYS: Final = (
 )
 
 
-def model_fingerprint(pipeline: Any) -> str:
+def model_fingerprint(pipeline: Any, schema: ApplicantSchema = BUILTIN) -> str:
     """SHA-256 of the model itself: features, each step's class and parameters, fitted values.
 
     The same data and hyperparameters give the same fingerprint, on any machine and from
@@ -93,7 +102,9 @@ def model_fingerprint(pipeline: Any) -> str:
             digest.update(json.dumps(value, sort_keys=True, default=repr).encode())
         digest.update(b"\0")
 
-    add("features", list(FEATURES))
+    add("features", list(schema.features))
+    if schema is not BUILTIN:  # the built-in schema's models keep the version they had
+        add("schema", schema.document())
     for step_name, step in pipeline.steps:
         params = step.get_params(deep=False)
         add(
@@ -136,6 +147,7 @@ def save(
     metadata: Mapping[str, Any],
     metrics: Mapping[str, Any],
     background: np.ndarray | None = None,
+    schema: ApplicantSchema = BUILTIN,
 ) -> dict[str, Any]:
     """Write the model directory; returns the metadata written (with ``model_version``).
 
@@ -153,21 +165,23 @@ def save(
         import skops.io as sio
 
         sio.dump(pipeline, model_path)
-        fingerprint = model_fingerprint(pipeline)
+        fingerprint = model_fingerprint(pipeline, schema)
         tables = _save_tables(pipeline, directory)
     else:
         family.save(pipeline, model_path)
         fingerprint, tables = _save_ensemble_tables(
-            family.to_ensemble(pipeline), directory, background
+            family.to_ensemble(pipeline), directory, background, schema
         )
     model_sha = sha256_file(model_path)
+    dump_schema(schema.schema, directory / SCHEMA_FILE)
     meta = {
         "format_version": FORMAT_VERSION,
         "model_version": fingerprint[:16],
         "model_fingerprint": fingerprint,
         "model_sha256": model_sha,
-        "features": list(FEATURES),
-        "target": TARGET,
+        "schema": schema.name,
+        "features": list(schema.features),
+        "target": schema.target,
         "positive_class": 1,
         "library_versions": library_versions(),
         "estimator": {
@@ -184,7 +198,7 @@ def save(
         "algorithm": "sha256",
         "files": {
             name: sha256_file(directory / name)
-            for name in (model_file, METADATA_FILE, METRICS_FILE, *tables)
+            for name in (model_file, METADATA_FILE, METRICS_FILE, SCHEMA_FILE, *tables)
         },
     }
     _write_json(directory / MANIFEST_FILE, manifest)
@@ -207,7 +221,7 @@ def _save_tables(pipeline: Any, directory: Path) -> tuple[str, ...]:
 
 
 def _save_ensemble_tables(
-    ensemble: Any, directory: Path, background: np.ndarray | None
+    ensemble: Any, directory: Path, background: np.ndarray | None, schema: ApplicantSchema
 ) -> tuple[str, tuple[str, ...]]:
     """A boosted model's tables (no imputer: each split routes NaN its own way), its leaves'
     paths and background (probability space), and its fingerprint: a hash of the compiled
@@ -218,7 +232,8 @@ def _save_ensemble_tables(
 
     compiled = compile_ensemble(ensemble)
     save_tables(directory / TABLES_FILE, compiled, np.full(compiled.n_features, np.nan))
-    digest = hashlib.sha256(f"{list(FEATURES)}|{fingerprint(ensemble)}".encode())
+    document = json.dumps(schema.document(), sort_keys=True)
+    digest = hashlib.sha256(f"{document}|{fingerprint(ensemble)}".encode())
     if background is None:
         return digest.hexdigest(), (TABLES_FILE,)
     rows = np.ascontiguousarray(background, dtype=np.float64)
@@ -291,8 +306,8 @@ def verify(model_dir: str | Path) -> dict[str, Any]:
         raise ModelArtifactError(f"{directory}: {MANIFEST_FILE} does not cover {model_file}")
     if meta.get("format_version") != FORMAT_VERSION:
         raise ModelArtifactError(f"{directory}: unsupported format {meta.get('format_version')}")
-    if tuple(meta.get("features", ())) != FEATURES:
-        raise ModelArtifactError(f"{directory}: the model's features differ from this code's")
+    if tuple(meta.get("features", ())) != model_schema(directory, files).features:
+        raise ModelArtifactError(f"{directory}: the model's features differ from its schema's")
     if meta.get("model_sha256") != files[model_file]:
         raise ModelArtifactError(f"{directory}: metadata and manifest disagree on {model_file}")
     expected_version = os.environ.get(EXPECTED_VERSION_ENV, "").strip()
@@ -305,6 +320,19 @@ def verify(model_dir: str | Path) -> dict[str, Any]:
             f"{expected_version} ({EXPECTED_VERSION_ENV})"
         )
     return meta
+
+
+def model_schema(directory: Path, files: Mapping[str, str] | None = None) -> ApplicantSchema:
+    """The schema a model directory serves: its ``schema.json`` (covered by the manifest), or
+    the built-in schema for a directory written before schemas travelled with the model."""
+    if files is None:
+        files = json.loads((directory / MANIFEST_FILE).read_text())["files"]
+    if SCHEMA_FILE not in files:
+        return BUILTIN
+    try:
+        return read_schema(directory / SCHEMA_FILE)
+    except SchemaError as exc:
+        raise ModelArtifactError(f"{directory}: {exc}; refusing to load") from None
 
 
 def _check_sklearn_version(directory: Path, meta: dict[str, Any]) -> None:
@@ -324,6 +352,7 @@ class Artifacts:
     pipeline: Any
     metadata: dict[str, Any]
     model_dir: Path
+    schema: ApplicantSchema = BUILTIN
 
     @property
     def version(self) -> str:
@@ -373,9 +402,11 @@ def load(model_dir: str | Path) -> Artifacts:
     meta = verify(directory)
     family = family_of(meta)
     model_path = directory / model_file_of(meta)
+    schema = model_schema(directory)
     if family == "rf":
         _check_sklearn_version(directory, meta)
-        return Artifacts(pipeline=load_skops(model_path), metadata=meta, model_dir=directory)
+        pipeline = load_skops(model_path)
+        return Artifacts(pipeline=pipeline, metadata=meta, model_dir=directory, schema=schema)
     try:
         module = families.module(family)
     except ValueError as exc:
@@ -388,4 +419,4 @@ def load(model_dir: str | Path) -> Artifacts:
         raise
     except Exception as exc:
         raise ModelArtifactError(f"{model_path}: not a loadable {family} model: {exc}") from exc
-    return Artifacts(pipeline=estimator, metadata=meta, model_dir=directory)
+    return Artifacts(pipeline=estimator, metadata=meta, model_dir=directory, schema=schema)

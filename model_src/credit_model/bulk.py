@@ -1,4 +1,4 @@
-"""Large batches checked in bulk, by the schema's own rules (:data:`credit_schema.FIELD_RULES`).
+"""Large batches checked in bulk, by the schema's own rules (:attr:`ApplicantSchema.rules`).
 
 Records that pass as they are (exactly the wire names; ints, floats and nulls only; in
 range; whole numbers for counts; null only where allowed) become rows in a few numpy
@@ -10,26 +10,48 @@ answer is the same either way (a property test compares the two).
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import cache
 from itertools import chain
 from operator import itemgetter
-from typing import Any, Final
+from typing import Any, Final, NamedTuple
 
 import numpy as np
-from credit_schema import FEATURES, FIELD_RULES
+from credit_schema import BUILTIN, ApplicantSchema
 
 from .forest import FloatArray
 
-_N: Final = len(FEATURES)
-_VALUES: Final = itemgetter(*FEATURES)
 _PLAIN: Final = frozenset({int, float, type(None)})  # exact types: bool and str go to pydantic
-_LOWER: Final = np.array([r.lower for r in FIELD_RULES])
-_UPPER: Final = np.array([r.upper for r in FIELD_RULES])
-_COUNTS: Final = np.array([r.integer for r in FIELD_RULES])
-_NULLABLE: Final = tuple(i for i, r in enumerate(FIELD_RULES) if r.nullable)
 
 
-def plain_rows(records: Sequence[Any]) -> FloatArray | None:
-    """Rows ``[n, 10]`` (NaN where null) if every record passes as it is, else None."""
+class _Rules(NamedTuple):
+    n: int
+    values: Any
+    lower: FloatArray
+    upper: FloatArray
+    counts: Any
+    nullable: tuple[int, ...]
+
+
+@cache
+def _rules(schema: ApplicantSchema) -> _Rules:
+    rules = schema.rules
+    return _Rules(
+        len(rules),
+        itemgetter(*schema.features) if len(rules) > 1 else lambda r: (r[schema.features[0]],),
+        np.array([r.lower for r in rules]),
+        np.array([r.upper for r in rules]),
+        np.array([r.integer for r in rules]),
+        tuple(i for i, r in enumerate(rules) if r.nullable),
+    )
+
+
+def plain_rows(records: Sequence[Any], schema: ApplicantSchema = BUILTIN) -> FloatArray | None:
+    """Rows ``[n, features]`` (NaN where null) if every record passes as it is, else None.
+
+    A schema with categories never passes here: their texts go through pydantic."""
+    if schema.categorical:
+        return None
+    _N, _VALUES, _LOWER, _UPPER, _COUNTS, _NULLABLE = _rules(schema)
     if set(map(type, records)) != {dict} or set(map(len, records)) != {_N}:
         return None
     try:

@@ -44,14 +44,36 @@ def _synth(args: argparse.Namespace) -> int:
     return 0
 
 
+def _schema(path: str | None) -> Any:
+    """The compiled ``--schema`` (the built-in one without it); warns of texts under review."""
+    from credit_schema import BUILTIN, compile_schema, load_schema
+
+    from .infer import review_marks
+
+    if not path:
+        return BUILTIN
+    document = load_schema(path)
+    marks = review_marks(document)
+    if marks:
+        print(
+            f"warning: {path}: {len(marks)} text(s) still marked for review "
+            f"(credit-explainer schema check {path})",
+            file=sys.stderr,
+        )
+    return compile_schema(document)
+
+
 def _train(args: argparse.Namespace) -> int:
     from .data import load_csv
     from .train import hyperparameters_from, load_training_data, train
 
     started = time.perf_counter()
     try:
-        frame, source = load_training_data(args.data, rows=args.rows, seed=args.seed)
-        test = load_csv(args.test_data) if args.test_data else None
+        schema = _schema(args.schema)
+        frame, source = load_training_data(
+            args.data, rows=args.rows, seed=args.seed, schema=schema
+        )
+        test = load_csv(args.test_data, schema) if args.test_data else None
         print(f"training on {source}: {len(frame)} rows", flush=True)
         train(
             frame,
@@ -59,12 +81,21 @@ def _train(args: argparse.Namespace) -> int:
             hyperparameters=hyperparameters_from(args),
             test_data=test,
             data_source=source,
+            schema=schema,
         )
-    except ValueError as exc:  # DataError, one-class data, hyperparameters sklearn refuses
+    except ValueError as exc:  # SchemaError, DataError, one-class data, bad hyperparameters
         print(f"error: {exc}", file=sys.stderr)
         return 2
     print(f"done in {time.perf_counter() - started:.2f} s")
     return 0
+
+
+def _schema_argument(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--schema",
+        help="the data set's schema file, .json or .yaml (default: the built-in Give Me Some "
+        "Credit schema; credit-explainer schema infer drafts one)",
+    )
 
 
 def _model_dir_argument(p: argparse.ArgumentParser) -> None:
@@ -81,15 +112,17 @@ def _import(args: argparse.Namespace) -> int:
     from .train import import_model
 
     try:
+        schema = _schema(args.schema)
         import_model(
             args.estimator,
-            load_csv(args.data),
+            load_csv(args.data, schema),
             args.model_dir,
             space=args.space,
             points=args.points or "",
             data_source=str(args.data),
+            schema=schema,
         )
-    except ValueError as exc:  # DataError, a file that is no model, a model not covered
+    except ValueError as exc:  # SchemaError, DataError, a file that is no model or not covered
         print(f"error: {exc}", file=sys.stderr)
         return 2
     return 0
@@ -114,7 +147,7 @@ def _report(args: argparse.Namespace) -> int:
     print(
         f"AUC {d['auc']:.4f}, Gini {d['gini']:.4f}, KS {d['ks']:.4f}; Regulation B "
         f"{'pass' if reg['passed'] else 'FAIL'} ({reg['age_raises_risk']} of "
-        f"{reg['elderly_applicants']} aged 62+); past-due monotonicity "
+        f"{reg['elderly_applicants']} aged 62+); monotonicity "
         f"{'pass' if mono['passed'] else 'FAIL'}"
     )
     for path in (args.output, args.json):
@@ -214,6 +247,7 @@ def register(sub: Any) -> None:
         description="Train median imputation + random forest; print held-out ROC AUC, PR AUC, Brier.",
     )
     p.add_argument("--data", help="CSV file or directory of CSVs (default: the synthetic data)")
+    _schema_argument(p)
     p.add_argument("--test-data", help="held-out CSV (default: a stratified split of --data)")
     _model_dir_argument(p)
     p.add_argument("--rows", type=int, help="synthetic rows when no --data (default: 20000)")
@@ -234,6 +268,7 @@ def register(sub: Any) -> None:
         help="the fitted model's file: .json/.ubj, .txt or .skops (default: none)",
     )
     p.add_argument("--data", required=True, help="labelled CSV file or directory (default: none)")
+    _schema_argument(p)
     _model_dir_argument(p)
     p.add_argument(
         "--space",

@@ -1,11 +1,13 @@
-"""Shape constraints ``train`` can put on the forest, so that checks pass by construction.
+"""Shape constraints ``train`` can put on the forest, from the directions of risk in the schema.
 
-* ``past_due``: the three past-due counts may only raise the risk (scikit-learn's
-  ``monotonic_cst`` = +1), so more late payments never lower the predicted risk.
+* ``risk``: every feature the schema gives an expected direction of risk (``increasing`` or
+  ``decreasing``, the age feature apart) is constrained to it (scikit-learn's ``monotonic_cst``
+  = +1 or -1): in the built-in schema, more late payments never lower the predicted risk.
+  ``past_due``, its name before schemas, still works.
 * ``elderly_age``: Regulation B forbids assigning a negative factor to the age of an
-  applicant aged 62 or over. Age is constrained to lower the risk (``monotonic_cst``
-  = -1) *and* capped at 62 in the training data. With the constraint every leaf under
-  an age split's older side is at most every leaf under its younger side; with the
+  applicant aged 62 or over. The schema's age feature is constrained to lower the risk
+  (``monotonic_cst`` = -1) *and* capped at 62 in the training data. With the constraint every
+  leaf under an age split's older side is at most every leaf under its younger side; with the
   cap every age threshold lies below 62, so every applicant aged 62+ takes the older
   side at every age split (the same path as 62, at serving too, without any input
   preparation). Then each of path-dependent TreeSHAP's marginal terms for age is
@@ -14,30 +16,25 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
 from typing import Any, Final
 
 import numpy as np
-from credit_schema import ELDERLY_AGE, FEATURES
+from credit_schema import BUILTIN, ELDERLY_AGE, ApplicantSchema, Risk
 
-PAST_DUE_FEATURES: Final = (
-    "NumberOfTime30-59DaysPastDueNotWorse",
-    "NumberOfTimes90DaysLate",
-    "NumberOfTime60-89DaysPastDueNotWorse",
-)
-#: Constraint name -> feature -> direction (+1: may only raise the risk, -1: only lower it).
-CONSTRAINTS: Final[dict[str, dict[str, int]]] = {
-    "past_due": dict.fromkeys(PAST_DUE_FEATURES, 1),
-    "elderly_age": {"age": -1},
-}
+RISK: Final = "risk"
+ELDERLY: Final = "elderly_age"
+#: Every constraint, in canonical order.
+CONSTRAINTS: Final = (RISK, ELDERLY)
+_ALIASES: Final = {"past_due": RISK}
 NONE: Final = "none"
 ALL: Final = "all"
-_AGE = FEATURES.index("age")
+_SIGN: Final = {Risk.INCREASING: 1, Risk.DECREASING: -1}
 
 
 def parse(text: str | None) -> str:
     """``none``, ``all`` or a comma-separated list of :data:`CONSTRAINTS` -> canonical text."""
     names = {n.strip().replace("-", "_") for n in (text or NONE).split(",") if n.strip()}
+    names = {_ALIASES.get(n, n) for n in names}
     if names <= {NONE}:
         return NONE
     if ALL in names:
@@ -55,49 +52,44 @@ def names(spec: str) -> list[str]:
     return [] if parse(spec) == NONE else parse(spec).split(",")
 
 
-def directions_of(spec: str) -> dict[str, int]:
-    """Feature -> direction of risk (+1 may only raise it, -1 only lower it) that ``spec``
-    constrains (to be read from the schema's declared directions)."""
+def risk_features(schema: ApplicantSchema = BUILTIN) -> dict[str, int]:
+    """Feature -> declared direction of risk (+1, -1), the age feature apart."""
+    return {
+        f.name: _SIGN[f.risk] for f in schema.schema.features if f.risk in _SIGN and not f.age
+    }
+
+
+def monotonic_cst(spec: str, schema: ApplicantSchema = BUILTIN) -> list[int] | None:
+    """scikit-learn's ``monotonic_cst`` (one entry per feature in model order), or None."""
     directions: dict[str, int] = {}
-    for name in names(spec):
-        directions.update(CONSTRAINTS[name])
-    return directions
+    chosen = names(spec)
+    if RISK in chosen:
+        directions.update(risk_features(schema))
+    if ELDERLY in chosen and schema.age_feature is not None:
+        directions[schema.age_feature] = -1
+    return [directions.get(f, 0) for f in schema.features] if directions else None
 
 
-def monotonic_cst(
-    spec: str,
-    directions: Mapping[str, int] | None = None,
-    features: Sequence[str] = FEATURES,
-) -> list[int] | None:
-    """Each family's monotonic constraints (scikit-learn's ``monotonic_cst``, XGBoost's and
-    LightGBM's ``monotone_constraints``): one entry per column of ``features``, from
-    ``directions`` (default: :func:`directions_of` ``spec``), or None when nothing is
-    constrained."""
-    if parse(spec) == NONE:
-        return None
-    chosen = directions_of(spec) if directions is None else dict(directions)
-    return [chosen.get(f, 0) for f in features] if any(chosen.values()) else None
+def age_cap(spec: str, schema: ApplicantSchema = BUILTIN) -> int | None:
+    return ELDERLY_AGE if ELDERLY in names(spec) and schema.age_feature is not None else None
 
 
-def age_cap(spec: str) -> int | None:
-    return ELDERLY_AGE if "elderly_age" in names(spec) else None
-
-
-def prepare_training(X: np.ndarray, spec: str) -> np.ndarray:
+def prepare_training(X: np.ndarray, spec: str, schema: ApplicantSchema = BUILTIN) -> np.ndarray:
     """The training matrix the forest is fitted on: age capped when ``elderly_age`` is on."""
-    cap = age_cap(spec)
-    if cap is None:
+    cap = age_cap(spec, schema)
+    if cap is None or schema.age_feature is None:
         return X
     X = X.copy()
-    X[:, _AGE] = np.fmin(X[:, _AGE], cap)  # fmin keeps NaN for the imputer
+    j = schema.features.index(schema.age_feature)
+    X[:, j] = np.fmin(X[:, j], cap)  # fmin keeps NaN for the imputer
     return X
 
 
-def describe(spec: str) -> dict[str, Any]:
+def describe(spec: str, schema: ApplicantSchema = BUILTIN) -> dict[str, Any]:
     """What goes into metadata.json: the constraints, the directions and the age cap."""
-    cst = monotonic_cst(spec)
+    cst = monotonic_cst(spec, schema)
     return {
         "names": names(spec),
-        "monotonic": {f: d for f, d in zip(FEATURES, cst or [], strict=False) if d},
-        "age_cap": age_cap(spec),
+        "monotonic": {f: d for f, d in zip(schema.features, cst or [], strict=False) if d},
+        "age_cap": age_cap(spec, schema),
     }

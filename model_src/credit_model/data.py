@@ -1,4 +1,4 @@
-"""Training data: Give Me Some Credit CSV files, or the synthetic default."""
+"""Training data: a lender's CSV files read by its schema, or the synthetic default."""
 
 from __future__ import annotations
 
@@ -6,7 +6,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
-from credit_schema import FEATURES, TARGET
+from credit_schema import BUILTIN, ApplicantSchema
+from credit_schema.schema import INDEX_COLUMNS
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -27,34 +28,95 @@ def _csv_files(path: Path) -> list[Path]:
     return [path]
 
 
-def load_csv(path: str | Path) -> pd.DataFrame:
-    """Read a CSV file or a directory of CSV files with the Give Me Some Credit schema.
+def _labels(frame: pd.DataFrame, schema: ApplicantSchema, source: object) -> pd.Series:
+    """The target as 0/1: 1 where the column holds the schema's risk label."""
+    positive = schema.schema.target.positive
+    column = frame[schema.target]
+    if column.isna().any():
+        raise DataError(f"{source}: {schema.target} is empty on some rows")
+    if isinstance(positive, int) and not isinstance(positive, bool):
+        numbers = column.astype(str).str.strip()
+        if not numbers.isin(["0", "1", "0.0", "1.0"]).all():
+            raise DataError(f"{source}: {schema.target} must be 0 or 1 on every row")
+        return (numbers.astype(float) == positive).astype(np.int64)
+    return (column.astype(str).str.strip() == positive).astype(np.int64)
 
-    The Kaggle ``cs-training.csv`` (with its unnamed index column) and the same
-    columns without it are both accepted. Returns ``[TARGET, *FEATURES]`` as floats.
+
+def encode_frame(frame: pd.DataFrame, schema: ApplicantSchema, source: object) -> pd.DataFrame:
+    """Columns checked against the schema; features as floats (a category as its code, NaN
+    where missing), the target as 0/1, ids and prohibited attributes kept as text."""
+    import pandas as pd
+
+    frame = frame.drop(columns=[c for c in frame.columns if str(c).startswith("Unnamed:")])
+    missing = [c for c in (schema.target, *schema.features) if c not in frame.columns]
+    if missing:
+        raise DataError(f"{source}: missing column(s) {', '.join(missing)}")
+    known = {schema.target, *schema.features, *schema.id_columns, *schema.ignored}
+    extra = [str(c) for c in frame.columns if c not in known and c not in INDEX_COLUMNS]
+    if extra:
+        raise DataError(
+            f"{source}: column(s) the schema {schema.name!r} does not know: {', '.join(extra)} "
+            "(add them to the schema as features, id_columns, ignored_columns or prohibited)"
+        )
+    out = pd.DataFrame({schema.target: _labels(frame, schema, source)})
+    for name in schema.features:
+        column = frame[name]
+        codes = schema.codes.get(name)
+        if codes is not None:
+            text = column.map(lambda v: None if pd.isna(v) else str(v).strip())
+            unknown = sorted({v for v in text if v is not None and v not in codes})
+            if unknown:
+                row = int(text.isin(unknown).to_numpy().argmax())
+                raise DataError(
+                    f"{source}: row {row + 1}, column {name}: category {unknown[0]!r} is not in "
+                    "the schema"
+                )
+            values = text.map(lambda v, codes=codes: np.nan if v is None else float(codes[v]))
+        else:
+            values = column if column.dtype.kind in "fiu" else pd.to_numeric(column, errors="coerce")
+            bad = column.notna() & values.isna()
+            if bad.any():
+                row = int(bad.to_numpy().argmax())
+                raise DataError(f"{source}: row {row + 1}, column {name}: not a number")
+        if name not in schema.nullable and values.isna().any():
+            row = int(values.isna().to_numpy().argmax())
+            raise DataError(
+                f"{source}: row {row + 1}, column {name}: empty, and the schema says it may "
+                "not be missing"
+            )
+        out[name] = values.astype(np.float64)
+    for name in (*schema.prohibited, *schema.id_columns):
+        if name in frame.columns:
+            out[name] = frame[name].astype(str)
+    return out
+
+
+def load_csv(path: str | Path, schema: ApplicantSchema = BUILTIN) -> pd.DataFrame:
+    """Read a CSV file or a directory of CSV files with ``schema``'s columns.
+
+    An unnamed index column is dropped. Returns the target (0/1), the features (floats, a
+    category as its code) and the ids and prohibited attributes present (text).
     """
     import pandas as pd
 
     frames = []
     for file in _csv_files(Path(path)):
-        frame = pd.read_csv(file)
-        frame = frame.drop(columns=[c for c in frame.columns if str(c).startswith("Unnamed:")])
-        missing = [c for c in (TARGET, *FEATURES) if c not in frame.columns]
-        if missing:
-            raise DataError(f"{file}: missing column(s) {', '.join(missing)}")
-        extra = [c for c in frame.columns if c not in (TARGET, *FEATURES)]
-        if extra:
-            raise DataError(f"{file}: unknown column(s) {', '.join(map(str, extra))}")
-        frames.append(frame[[TARGET, *FEATURES]])
+        try:
+            # Numbers parsed by read_csv's own parser (as before schemas); texts kept as text.
+            texts = [*schema.categorical, *schema.id_columns, *schema.prohibited, schema.target]
+            frame = pd.read_csv(file, dtype=dict.fromkeys(texts, str))
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise DataError(f"{file}: not a CSV file ({exc})") from None
+        frames.append(encode_frame(frame, schema, file))
     data = pd.concat(frames, ignore_index=True)
     if data.empty:
         raise DataError(f"{path}: no rows")
-    labels = data[TARGET]
-    if labels.isna().any() or not labels.isin([0, 1]).all():
-        raise DataError(f"{path}: {TARGET} must be 0 or 1 on every row")
-    return data.astype(np.float64).astype({TARGET: np.int64})
+    return data
 
 
-def split_xy(data: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+def split_xy(
+    data: pd.DataFrame, schema: ApplicantSchema = BUILTIN
+) -> tuple[np.ndarray, np.ndarray]:
     """Features as a float matrix in model order (NaN for missing) and the labels."""
-    return data[list(FEATURES)].to_numpy(dtype=np.float64), data[TARGET].to_numpy(dtype=np.int64)
+    X = data[list(schema.features)].to_numpy(dtype=np.float64)
+    return X, data[schema.target].to_numpy(dtype=np.int64)

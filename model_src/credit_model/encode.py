@@ -12,14 +12,15 @@ more than the explanation itself (``docs/performance.md``).
 from __future__ import annotations
 
 import json
-from typing import Final
+from collections.abc import Sequence
+from functools import cache
+from typing import Final, NamedTuple
 
 import numpy as np
 import numpy.typing as npt
 from credit_schema import FEATURES
 from credit_schema.decisions import DecisionBands
 from credit_schema.reasons import (
-    AGE_FEATURE,
     ELDERLY_AGE,
     MAX_REASONS,
     MIN_CONTRIBUTION,
@@ -31,17 +32,31 @@ from pydantic_core import to_json
 FloatArray = npt.NDArray[np.float64]
 ObjectArray = npt.NDArray[np.object_]
 
-_N: Final = len(FEATURES)
-_AGE: Final = FEATURES.index(AGE_FEATURE)
 #: By sign + 1, then the same followed by a comma (every contribution but the last).
 _DIRECTIONS: Final = np.array(
     [f',"direction":"{d}"}}{comma}' for comma in ("", ",") for d in ("down", "none", "up")],
     dtype=object,
 )
-_LAST: Final = np.arange(len(FEATURES)) == len(FEATURES) - 1
-_CONTRIBUTION: Final = np.array([f'{{"feature":{json.dumps(f)},"value":' for f in FEATURES], dtype=object)
-#: Pieces of one applicant's object: head, 5 per contribution, the reasons' opening, 3 per reason, end.
-_WIDTH: Final = 2 + 5 * _N + 1 + 3 * MAX_REASONS + 1
+
+
+class _Layout(NamedTuple):
+    n: int
+    last: npt.NDArray[np.bool_]
+    contribution: ObjectArray
+    #: Pieces of one applicant's object: head, 5 per contribution, the reasons' opening,
+    #: 3 per reason, end.
+    width: int
+
+
+@cache
+def _layout(features: tuple[str, ...]) -> _Layout:
+    n = len(features)
+    return _Layout(
+        n,
+        np.arange(n) == n - 1,
+        np.array([f'{{"feature":{json.dumps(f)},"value":' for f in features], dtype=object),
+        2 + 5 * n + 1 + 3 * MAX_REASONS + 1,
+    )
 
 
 def _texts(values: FloatArray) -> ObjectArray:
@@ -52,7 +67,7 @@ def _texts(values: FloatArray) -> ObjectArray:
     return out
 
 
-def _reason_heads(registry: Registry) -> ObjectArray | None:
+def _reason_heads(registry: Registry, features: Sequence[str]) -> ObjectArray | None:
     """Per feature (then per feature when missing) the reason object up to its shap_value;
     None when two features share a code (the rule then drops duplicates, which this does not)."""
 
@@ -60,8 +75,8 @@ def _reason_heads(registry: Registry) -> ObjectArray | None:
         code, text, name = (json.dumps(s) for s in (reason.code, reason.text, feature))
         return f'{{"code":{code},"text":{text},"feature":{name},"shap_value":'
 
-    present = [(f, registry.reasons[f]) for f in FEATURES]
-    missing = [(f, registry.reasons_when_missing.get(f) or registry.reasons[f]) for f in FEATURES]
+    present = [(f, registry.reasons[f]) for f in features]
+    missing = [(f, registry.reasons_when_missing.get(f) or registry.reasons[f]) for f in features]
     owners: dict[str, str] = {}
     for feature, reason in present + missing:
         if owners.setdefault(reason.code, feature) != feature:
@@ -81,20 +96,24 @@ def explanation_text(
     space: str = "probability",
     prefix: str = "",
     separator: str = ",",
+    features: Sequence[str] = FEATURES,
 ) -> str | None:
     """One JSON object per applicant (an :class:`credit_schema.Explanation` with reasons), each
     opening with ``prefix`` (other members), joined by ``separator``; None when ``registry``
     needs the per-row rule."""
-    heads = _reason_heads(registry)
+    heads = _reason_heads(registry, features)
     if heads is None:
         return None
+    _N, _LAST, _CONTRIBUTION, _WIDTH = _layout(tuple(features))
     n = len(shap_values)
     missing = np.isnan(inputs)
     shap_text, value_text = _texts(shap_values), _texts(inputs)
     order = np.argsort(-np.abs(shap_values), axis=1, kind="stable")  # credit_schema.ranked
 
     candidate = (shap_values >= MIN_CONTRIBUTION) & (shap_values > 0)
-    candidate[:, _AGE] &= ~(inputs[:, _AGE] >= ELDERLY_AGE)  # never an elderly applicant's age
+    if registry.age_feature is not None and registry.age_feature in features:
+        age = list(features).index(registry.age_feature)  # never an elderly applicant's age
+        candidate[:, age] &= ~(inputs[:, age] >= ELDERLY_AGE)
     reason_order = np.argsort(np.where(candidate, -shap_values, np.inf), axis=1, kind="stable")
     reason_order = reason_order[:, :MAX_REASONS]
     given = np.take_along_axis(candidate, reason_order, 1)

@@ -1,7 +1,7 @@
 """Exact explanations: probability of class 1 and path-dependent TreeSHAP values.
 
 An :class:`Explainer` turns raw inputs (float64 rows in model feature order,
-NaN where a value is missing) into probabilities of ``SeriousDlqin2yrs = 1`` and
+NaN where a value is missing) into probabilities of the risk label (class 1) and
 one SHAP value per feature, with ``base_value + shap.sum(axis=1) == probability``.
 SHAP values are those of the forest on the imputed inputs (imputation is part of
 the input, as in the original), reported against the raw feature values.
@@ -18,7 +18,7 @@ from credit_schema.responses import Space
 
 log = logging.getLogger(__name__)
 
-#: The class explained: SeriousDlqin2yrs = 1.
+#: The class explained: the schema's risk label, encoded 1.
 POSITIVE_CLASS = 1
 
 

@@ -30,11 +30,12 @@ import numpy as np
 import numpy.typing as npt
 from credit_schema import (
     ADDITIVITY_TOLERANCE,
+    BUILTIN,
     CONTENT_TYPE_CSV,
     CONTENT_TYPE_JSON,
     CONTENT_TYPE_JSONLINES,
     CONTENT_TYPE_LEGACY_JSON,
-    FEATURES,
+    ApplicantSchema,
     PayloadError,
     ServiceError,
     body_records,
@@ -47,7 +48,7 @@ from credit_schema import (
 )
 from credit_schema.decisions import SPACE_ATTRIBUTE, DecisionBands
 from credit_schema.points import Scorecard
-from credit_schema.reasons import DEFAULT_REGISTRY, Registry, registry_from_env
+from credit_schema.reasons import DEFAULT_REGISTRY, Registry, registry_from_env, schema_registry
 from pydantic_core import to_json
 
 from . import artifacts
@@ -92,6 +93,8 @@ class LoadedModel:
     model_dir: Path
     max_applicants: int = DEFAULT_MODEL_MAX_APPLICANTS
     registry: Registry = DEFAULT_REGISTRY
+    #: The schema the model was trained with (its ``schema.json``): what every request must fit.
+    schema: ApplicantSchema = BUILTIN
     #: Every space this model can explain in (the default one is ``explainer``'s).
     explainers: dict[str, Explainer] = field(default_factory=dict)
     #: ``train --points``: every answer carries its scorecard points.
@@ -114,6 +117,14 @@ class LoadedModel:
 
 
 @dataclass
+class Batch:
+    """What ``input_fn`` returns: the rows for the model and each applicant's ids, if any."""
+
+    rows: FloatArray
+    ids: list[dict[str, str]] | None = None
+
+
+@dataclass
 class Prediction:
     """What ``predict_fn`` returns: inputs, probabilities and SHAP values, row-aligned."""
 
@@ -125,10 +136,17 @@ class Prediction:
     registry: Registry = DEFAULT_REGISTRY
     #: The caller's decision bands (InvokeEndpoint's CustomAttributes): a decision per answer.
     bands: DecisionBands | None = None
+    schema: ApplicantSchema = BUILTIN
+    ids: list[dict[str, str]] | None = None
     #: Where base value + SHAP values add up (credit_schema.additivity_target).
     space: str = "probability"
     #: Each applicant's scorecard points (models trained with --points).
     points: list[dict[str, Any]] | None = None
+
+
+#: SageMaker calls ``input_fn`` without the model: it reads the schema of the model this
+#: process loaded last (one model per worker process).
+_loaded_schema: ApplicantSchema = BUILTIN
 
 
 def model_fn(model_dir: str | Path) -> LoadedModel:
@@ -149,13 +167,18 @@ def model_fn(model_dir: str | Path) -> LoadedModel:
         explainer = explainers.get(str(metadata.get("space", "probability")), explainer)
     else:
         explainer = build_explainer(artifacts.load(directory).pipeline)
+    schema = artifacts.model_schema(directory)
+    global _loaded_schema
+    _loaded_schema = schema
     return LoadedModel(
         explainers=explainers,
         explainer=explainer,
         metadata=metadata,
         model_dir=directory,
         max_applicants=env_int(MAX_APPLICANTS_ENV, DEFAULT_MODEL_MAX_APPLICANTS),
-        registry=registry_from_env(),  # a bad override file fails the start, not a request
+        # a bad override file fails the start, not a request
+        registry=registry_from_env(base=schema_registry(schema)),
+        schema=schema,
         scorecard=Scorecard.parse(metadata["points"]) if metadata.get("points") else None,
     )
 
@@ -165,25 +188,32 @@ def input_fn(
     content_type: str | None,
     *,
     max_applicants: int = DEFAULT_MODEL_MAX_APPLICANTS,
-) -> FloatArray:
-    """Decode and validate a request body -> raw rows ``[n, 10]`` (NaN where missing)."""
+    schema: ApplicantSchema | None = None,
+) -> Batch:
+    """Decode and validate a request body -> rows ``[n, features]`` (NaN where missing, a
+    category as its code) and the applicants' ids."""
+    schema = schema or _loaded_schema
     kind = check_content_type(content_type, INPUT_CONTENT_TYPES)
-    records = body_records(input_data, kind)
+    records = body_records(input_data, kind, schema)
     check_count(len(records), max_applicants)
     if len(records) >= BULK_MIN_RECORDS:
-        bulk = plain_rows(records)
+        bulk = plain_rows(records, schema)
         if bulk is not None:
-            return bulk
-    rows = [applicant.to_row() for applicant in validate_records(records)]
-    return np.array(rows, dtype=np.float64).reshape(-1, len(FEATURES))  # None -> NaN
+            return Batch(bulk)
+    applicants = validate_records(records, schema)
+    rows = [applicant.to_row() for applicant in applicants]
+    ids = [applicant.ids() for applicant in applicants] if schema.id_columns else None
+    X = np.array(rows, dtype=np.float64).reshape(-1, len(schema.features))  # None -> NaN
+    return Batch(X, ids if ids and any(ids) else None)
 
 
 def predict_fn(
-    input_data: FloatArray, model: LoadedModel, space: str | None = None
+    input_data: Batch | FloatArray, model: LoadedModel, space: str | None = None
 ) -> Prediction:
-    """Probability of SeriousDlqin2yrs and exact SHAP values for every row, in ``space``
-    (None: the model's default)."""
-    X = np.asarray(input_data, dtype=np.float64)
+    """Probability of the schema's risk label and exact SHAP values for every row, in
+    ``space`` (None: the model's default)."""
+    batch = input_data if isinstance(input_data, Batch) else Batch(input_data)
+    X = np.asarray(batch.rows, dtype=np.float64)
     explainer = model.explainer_in(space)
     proba, shap_values, gap = explainer.explain_checked(X)
     if not gap <= ADDITIVITY_TOLERANCE:
@@ -194,7 +224,7 @@ def predict_fn(
         in_log_odds = model.explainer_in("log_odds")
         log_odds = shap_values if explainer is in_log_odds else in_log_odds.explain(X)[1]
         points = [
-            model.scorecard.points(in_log_odds.base_value, row, FEATURES)
+            model.scorecard.points(in_log_odds.base_value, row, model.schema.features)
             for row in log_odds.tolist()
         ]
     return Prediction(
@@ -204,6 +234,8 @@ def predict_fn(
         shap_values,
         model.version,
         model.registry,
+        schema=model.schema,
+        ids=batch.ids,
         space=explainer.space,
         points=points,
     )
@@ -212,21 +244,29 @@ def predict_fn(
 def explanations(prediction: Prediction) -> list[dict[str, Any]]:
     """One :class:`credit_schema.Explanation` dict per applicant, request order, with reasons."""
     base = prediction.base_value
-    out: list[dict[str, Any]] = []
-    for probability, row, shap in zip(
-        prediction.probability.tolist(),
-        prediction.inputs.tolist(),
-        prediction.shap_values.tolist(),
-        strict=True,
+    schema = prediction.schema
+    out = []
+    for i, (probability, row, shap) in enumerate(
+        zip(
+            prediction.probability.tolist(),
+            prediction.inputs.tolist(),
+            prediction.shap_values.tolist(),
+            strict=True,
+        )
     ):
         values = [None if v != v else v for v in row]  # NaN: null
-        explanation = explanation_dict(probability, base, values, shap, prediction.space)
-        triples = zip(FEATURES, values, shap, strict=True)
+        wire = schema.wire_values(values) if schema.categorical else values
+        explanation = explanation_dict(
+            probability, base, wire, shap, schema.features, space=prediction.space
+        )
+        triples = zip(schema.features, values, shap, strict=True)
         explanation["reasons"] = prediction.registry.principal_reasons(triples)
         if prediction.bands is not None:
             explanation["decision"] = prediction.bands.decide(probability)
+        if prediction.ids is not None:
+            explanation["ids"] = prediction.ids[i]
         if prediction.points is not None:
-            explanation["points"] = prediction.points[len(out)]
+            explanation["points"] = prediction.points[i]
         out.append(explanation)
     return out
 
@@ -235,7 +275,10 @@ def _explanations_json(prediction: Prediction, members: dict[str, str], separato
     """Each applicant's explanation as JSON, opening with ``members``, joined by ``separator``:
     large batches are written column-wise (:mod:`credit_model.encode`), others dict by dict."""
     text = None
-    if len(prediction.probability) >= BULK_MIN_RECORDS and prediction.points is None:
+    # The column-wise writer covers plain numbers; categories' texts, ids and points go dict
+    # by dict.
+    plain = not prediction.schema.categorical and prediction.ids is None
+    if plain and prediction.points is None and len(prediction.probability) >= BULK_MIN_RECORDS:
         text = explanation_text(
             prediction.probability,
             prediction.base_value,
@@ -246,6 +289,7 @@ def _explanations_json(prediction: Prediction, members: dict[str, str], separato
             space=prediction.space,
             prefix=to_json(members).decode()[1:-1] + "," if members else "",
             separator=separator,
+            features=prediction.schema.features,
         )
     if text is None:
         text = separator.join(to_json({**members, **e}).decode() for e in explanations(prediction))
@@ -265,7 +309,8 @@ def _csv(prediction: Prediction, header: bool) -> bytes:
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     if header:
-        writer.writerow(["probability", "base_value", *(f"shap_{name}" for name in FEATURES)])
+        names = prediction.schema.features
+        writer.writerow(["probability", "base_value", *(f"shap_{name}" for name in names)])
     for probability, shap in zip(
         prediction.probability.tolist(), prediction.shap_values.tolist(), strict=True
     ):
@@ -292,6 +337,7 @@ def output_fn(prediction: Prediction, accept: str | None) -> tuple[bytes, str]:
             prediction.probability.tolist(),
             prediction.base_value,
             prediction.shap_values.tolist(),
+            prediction.schema.features,
         )
         return to_json(legacy), kind
     return _csv(prediction, header=not _csv_header_absent(accept)), kind
@@ -312,7 +358,7 @@ def transform(
     Lines explanation carries its ``decision``, so what is captured is what the API sent.
     """
     negotiate(accept, OUTPUT_CONTENT_TYPES)
-    rows = input_fn(body, content_type, max_applicants=model.max_applicants)
+    rows = input_fn(body, content_type, max_applicants=model.max_applicants, schema=model.schema)
     prediction = predict_fn(rows, model, space)
     if bands is not None:
         prediction.bands = bands
@@ -322,6 +368,7 @@ def transform(
 __all__ = [
     "INPUT_CONTENT_TYPES",
     "OUTPUT_CONTENT_TYPES",
+    "Batch",
     "ExplanationError",
     "LoadedModel",
     "PayloadError",

@@ -24,8 +24,8 @@ from typing import Any, Final
 
 import numpy as np
 import numpy.typing as npt
-from credit_schema import FEATURES
-from credit_schema.reasons import DEFAULT_REGISTRY
+from credit_schema import BUILTIN, ApplicantSchema
+from credit_schema.reasons import schema_registry
 
 from . import stability
 from .drift import Thresholds
@@ -46,7 +46,11 @@ class BaselineError(ValueError):
 
 
 def attribution_baseline(
-    X: FloatArray, sample: FloatArray, probability: FloatArray, shap_values: FloatArray
+    X: FloatArray,
+    sample: FloatArray,
+    probability: FloatArray,
+    shap_values: FloatArray,
+    schema: ApplicantSchema = BUILTIN,
 ) -> dict[str, Any]:
     """What monitoring adds to the training baseline: ranges of the training rows ``X``, and
     attributions and reasons of the explained rows ``sample``."""
@@ -54,10 +58,12 @@ def attribution_baseline(
     high = probability >= threshold
     return {
         "version": BASELINE_VERSION,
-        "range": {f: _range(X[:, j]) for j, f in enumerate(FEATURES)},
-        "attribution": dict(zip(FEATURES, np.abs(shap_values).mean(axis=0).tolist(), strict=True)),
+        "range": {f: _range(X[:, j]) for j, f in enumerate(schema.features)},
+        "attribution": dict(
+            zip(schema.features, np.abs(shap_values).mean(axis=0).tolist(), strict=True)
+        ),
         "high_risk_threshold": threshold,
-        "reasons": _reason_shares(sample[high], shap_values[high]),
+        "reasons": _reason_shares(sample[high], shap_values[high], schema),
     }
 
 
@@ -66,12 +72,15 @@ def _range(values: FloatArray) -> list[float] | None:
     return [float(present.min()), float(present.max())] if present.size else None
 
 
-def _reason_shares(X: FloatArray, shap_values: FloatArray) -> dict[str, float]:
+def _reason_shares(
+    X: FloatArray, shap_values: FloatArray, schema: ApplicantSchema
+) -> dict[str, float]:
     """Per feature, the share of these applicants for whom it is a principal reason."""
-    counts = dict.fromkeys(FEATURES, 0)
+    counts = dict.fromkeys(schema.features, 0)
+    registry = schema_registry(schema)
     for x, phi in zip(X.tolist(), shap_values.tolist(), strict=True):
         values = [None if math.isnan(v) else v for v in x]
-        for r in DEFAULT_REGISTRY.principal_reasons(zip(FEATURES, values, phi, strict=True)):
+        for r in registry.principal_reasons(zip(schema.features, values, phi, strict=True)):
             counts[str(r["feature"])] += 1
     return {f: c / len(X) if len(X) else 0.0 for f, c in counts.items()}
 
@@ -117,15 +126,16 @@ def monitor(
 ) -> dict[str, Any]:
     """The monitoring report (JSON-able) of these applicants against ``metadata``'s baseline.
 
-    ``X`` holds the applicants' inputs (NaN: missing) in :data:`FEATURES` order, ``reason_features``
-    the features of the principal reasons each was given.
+    ``X`` holds the applicants' inputs (NaN: missing; a category as its code) in the model's
+    feature order, ``reason_features`` the features of the principal reasons each was given.
     """
     t = thresholds or Thresholds()
     base = check_baseline(metadata)
     extra = base["monitoring"]
+    names = [str(f) for f in metadata.get("features", base["features"])]
     alerts: list[dict[str, Any]] = []
     features = []
-    for j, name in enumerate(FEATURES):
+    for j, name in enumerate(names):
         column = X[:, j]
         b = base["features"][name]
         psi = stability.psi(b, column)
@@ -156,8 +166,8 @@ def monitor(
     if score_level != "ok":
         alerts.append(_alert("score_psi", None, score_psi, t, score_level))
 
-    now = dict(zip(FEATURES, np.abs(shap_values).mean(axis=0).tolist(), strict=True))
-    then = {f: float(extra["attribution"][f]) for f in FEATURES}
+    now = dict(zip(names, np.abs(shap_values).mean(axis=0).tolist(), strict=True))
+    then = {f: float(extra["attribution"][f]) for f in names}
     drift = ndcg(then, now)
     drift_level = "watch" if drift < t.ndcg_watch else "ok"
     if drift_level != "ok":
@@ -191,7 +201,7 @@ def monitor(
                     "baseline_rank": then_rank[f],
                     "rank": now_rank[f],
                 }
-                for f in FEATURES
+                for f in names
             ],
         },
         "reasons": {
@@ -203,7 +213,7 @@ def monitor(
                     "baseline_share": float(extra["reasons"][f]),
                     "share": sum(f in r for r in high) / len(high) if high else 0.0,
                 }
-                for f in FEATURES
+                for f in names
             ],
         },
         "alerts": alerts,

@@ -107,3 +107,49 @@ def generate(
     }
     frame = pd.DataFrame(columns)
     return frame[[TARGET, *FEATURES]]
+
+
+#: The second synthetic data set's columns: another lender's names, kinds and an id, so the
+#: paths any lender's data takes (categories, ids, a prohibited basis) are tested without files.
+OTHER_TARGET: Final = "loan_status"
+OTHER_ID: Final = "application_ref"
+OTHER_PROHIBITED: Final = "gender"
+
+
+def generate_other(rows: int = 4_000, *, seed: int = DEFAULT_SEED) -> pd.DataFrame:
+    """Another lender's file: an id, three categorical and four numeric attributes (one of them
+    the applicant's age, one nullable), a prohibited basis and a text target (``default``)."""
+    import pandas as pd
+
+    if rows < 1:
+        raise ValueError("rows must be at least 1")
+    rng = np.random.default_rng(seed)
+    risk = rng.standard_normal(rows)
+    checking = np.array(["none", "overdrawn", "low", "healthy"])[
+        np.clip((1.5 - risk + rng.normal(0, 0.8, rows)).astype(int), 0, 3)
+    ]
+    tenure = np.array(["unemployed", "under_1y", "1_to_4y", "4y_plus"])[
+        np.clip((1.8 - 0.7 * risk + rng.normal(0, 1.0, rows)).astype(int), 0, 3)
+    ]
+    housing = rng.choice(np.array(["rent", "own", "with_family"]), rows, p=[0.45, 0.4, 0.15])
+    age = np.clip(np.round(rng.normal(42, 13, rows) - 3 * risk), 18, 90).astype(int)
+    late = rng.poisson(np.exp(0.8 * risk - 0.8))
+    amount = np.round(np.exp(rng.normal(8.5, 0.7, rows) + 0.2 * risk), 2)
+    amount[rng.random(rows) < 0.08] = np.nan
+    duration = rng.choice(np.array([6, 12, 18, 24, 36, 48, 60]), rows)
+    score = 1.3 * risk + 0.02 * (duration - 24) + 0.4 * (housing == "rent") - 2.0
+    status = np.where(rng.random(rows) < _sigmoid(score), "default", "repaid")
+    return pd.DataFrame(
+        {
+            OTHER_ID: [f"R{seed % 1000:03d}-{i:06d}" for i in range(rows)],
+            "checking_account": checking,
+            "employment_tenure": tenure,
+            "housing": housing,
+            "loan_amount": amount,
+            "duration_months": duration,
+            "applicant_age": age,
+            "late_payments_12m": late,
+            OTHER_PROHIBITED: rng.choice(np.array(["female", "male"]), rows),
+            OTHER_TARGET: status,
+        }
+    )

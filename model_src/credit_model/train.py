@@ -26,11 +26,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
 import numpy as np
-from credit_schema import FEATURES, SPACES, TARGET
+from credit_schema import BUILTIN, SPACES, ApplicantSchema
 from credit_schema.points import Scorecard
 
 from . import artifacts, constraints, families, monitor, stability
-from .data import load_csv, split_xy
+from .data import DataError, load_csv, split_xy
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -154,10 +154,10 @@ _HELP: Final[dict[str, str]] = {
     "space": "where explanations add up by default: probability (boosting: exact "
     "interventional TreeSHAP against a background of training rows) or log_odds (boosting "
     "only: path-dependent TreeSHAP); each request may ask for the other",
-    "constraints": "shape constraints, comma-separated: past_due (more late payments never "
-    "lower the risk), elderly_age (age never raises the risk of an applicant aged 62+, "
-    "Regulation B), all (the default: every declared direction of risk becomes each "
-    "family's monotonic constraint) or none",
+    "constraints": "shape constraints, comma-separated: risk (each feature moves the risk only "
+    "in the direction its schema declares), elderly_age (age never raises the risk of an "
+    "applicant aged 62+, Regulation B), all (the default: each family's monotonic "
+    "constraints) or none",
 }
 
 
@@ -178,14 +178,16 @@ def add_hyperparameter_arguments(parser: argparse.ArgumentParser) -> None:
             group.add_argument("--" + field.name, help=argparse.SUPPRESS, **options)
 
 
-def summary_statistics(X: np.ndarray) -> dict[str, dict[str, float | None]]:
+def summary_statistics(
+    X: np.ndarray, schema: ApplicantSchema = BUILTIN
+) -> dict[str, dict[str, float | None]]:
     """Per-feature statistics of the training data (for drift checks and documentation)."""
 
     def num(v: float) -> float | None:
         return None if not math.isfinite(v) else float(v)
 
     stats: dict[str, dict[str, float | None]] = {}
-    for j, name in enumerate(FEATURES):
+    for j, name in enumerate(schema.features):
         col = X[:, j]
         present = col[~np.isnan(col)]
         if present.size == 0:
@@ -205,11 +207,11 @@ def summary_statistics(X: np.ndarray) -> dict[str, dict[str, float | None]]:
     return stats
 
 
-def build_pipeline(hp: Hyperparameters) -> Any:
+def build_pipeline(hp: Hyperparameters, schema: ApplicantSchema = BUILTIN) -> Any:
     """The estimator ``hp.model`` names: the imputer and forest, or a boosted model (which
-    routes missing values itself)."""
+    routes missing values itself), constrained in the schema's directions of risk."""
     if hp.model != "rf":
-        cst = constraints.monotonic_cst(hp.constraints)
+        cst = constraints.monotonic_cst(hp.constraints, schema)
         return families.module(hp.model).build(hp, cst)
     from sklearn.ensemble import RandomForestClassifier
     from sklearn.impute import SimpleImputer
@@ -231,7 +233,7 @@ def build_pipeline(hp: Hyperparameters) -> Any:
                     bootstrap=hp.bootstrap,
                     random_state=hp.random_state,
                     n_jobs=hp.n_jobs,
-                    monotonic_cst=constraints.monotonic_cst(hp.constraints),
+                    monotonic_cst=constraints.monotonic_cst(hp.constraints, schema),
                 ),
             ),
         ]
@@ -246,7 +248,12 @@ def holdout_split(X: np.ndarray, y: np.ndarray, test_size: float, random_state: 
 
 
 def training_baseline(
-    pipeline: Any, X: np.ndarray, *, space: str = "probability", background: Any = None
+    pipeline: Any,
+    X: np.ndarray,
+    schema: ApplicantSchema = BUILTIN,
+    *,
+    space: str = "probability",
+    background: Any = None,
 ) -> dict[str, Any]:
     """Bins of every feature and of the score on the training rows, for PSI later, and what
     monitoring compares with (ranges, attributions, reasons of a seeded sample of rows),
@@ -259,9 +266,11 @@ def training_baseline(
         sample = X[np.sort(rows)]
     probability, shap_values = explainer_in_space(pipeline, space, background).explain(sample)
     return {
-        "features": {name: stability.baseline(X[:, j]) for j, name in enumerate(FEATURES)},
+        "features": {
+            name: stability.baseline(X[:, j]) for j, name in enumerate(schema.features)
+        },
         "score": stability.baseline(pipeline.predict_proba(X)[:, 1]),
-        "monitoring": monitor.attribution_baseline(X, sample, probability, shap_values),
+        "monitoring": monitor.attribution_baseline(X, sample, probability, shap_values, schema),
     }
 
 
@@ -299,22 +308,25 @@ def train(
     test_data: pd.DataFrame | None = None,
     data_source: str = "dataframe",
     log: Any = print,
+    schema: ApplicantSchema = BUILTIN,
 ) -> dict[str, Any]:
-    """Fit on ``data`` (held-out split unless ``test_data``), write ``model_dir``; returns metrics."""
+    """Fit on ``data`` (held-out split unless ``test_data``), write ``model_dir``; returns metrics.
+
+    ``data`` holds ``schema``'s columns as :func:`credit_model.data.load_csv` reads them."""
     hp = hyperparameters or Hyperparameters()
     hp = replace(hp, constraints=constraints.parse(hp.constraints))  # canonical in metadata
     check_family_choices(hp.model, hp.space, hp.points)
-    X, y = split_xy(data)
+    X, y = split_xy(data, schema)
     if test_data is not None:
         X_train, y_train = X, y
-        X_test, y_test = split_xy(test_data)
+        X_test, y_test = split_xy(test_data, schema)
     else:
         X_train, X_test, y_train, y_test = holdout_split(X, y, hp.test_size, hp.random_state)
     if len(np.unique(y_train)) < 2:
-        raise ValueError(f"the training data needs both classes of {TARGET}")
+        raise ValueError(f"the training data needs both classes of {schema.target}")
     started = time.perf_counter()
-    pipeline = build_pipeline(hp).fit(
-        constraints.prepare_training(X_train, hp.constraints), y_train
+    pipeline = build_pipeline(hp, schema).fit(
+        constraints.prepare_training(X_train, hp.constraints, schema), y_train
     )
     fit_seconds = time.perf_counter() - started
     if hp.model == "rf":
@@ -328,6 +340,7 @@ def train(
         data_source=data_source,
         extra={"fit_seconds": round(fit_seconds, 3)},
         log=log,
+        schema=schema,
     )
 
 
@@ -357,6 +370,7 @@ def write_model_dir(
     extra: dict[str, Any],
     log: Any = print,
     imported: dict[str, Any] | None = None,
+    schema: ApplicantSchema = BUILTIN,
 ) -> dict[str, Any]:
     """Metrics on ``test_rows``, baselines and background from ``train_rows``, the model
     directory written (trained here or imported); returns the metrics and model version."""
@@ -381,19 +395,20 @@ def write_model_dir(
                 "source": data_source,
                 "rows": len(y_train),
                 "positive_rate": float(np.mean(y_train)),
-                "features": summary_statistics(X_train),
+                "features": summary_statistics(X_train, schema),
             },
-            "constraints": constraints.describe(hp.constraints),
+            "constraints": constraints.describe(hp.constraints, schema),
             "space": hp.space,
             "points": hp.points or None,
             "imported": imported,
             "baseline": training_baseline(
-                pipeline, X_train, space=hp.space, background=background
+                pipeline, X_train, schema, space=hp.space, background=background
             ),
             "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         },
         metrics=metrics,
         background=background,
+        schema=schema,
     )
     log(f"model {meta['model_version']} written to {model_dir}")
     return {**metrics, "model_version": meta["model_version"]}
@@ -426,6 +441,7 @@ def import_model(
     points: str = "",
     data_source: str = "dataframe",
     log: Any = print,
+    schema: ApplicantSchema = BUILTIN,
 ) -> dict[str, Any]:
     """Write a model directory for a model the lender already fitted: metrics, baselines and
     the background from ``data``, the same files and checks as a model trained here."""
@@ -433,7 +449,7 @@ def import_model(
     from .explainer import fast_explainer_for
 
     estimator = load_estimator(estimator_file)
-    X, y = split_xy(data)
+    X, y = split_xy(data, schema)
     try:
         family = families.of(estimator)
         n_features = fast_explainer_for(estimator).compiled.n_features
@@ -457,15 +473,22 @@ def import_model(
         extra={},
         log=log,
         imported=imported,
+        schema=schema,
     )
 
 
 def load_training_data(
-    path: str | Path | None, *, rows: int | None = None, seed: int | None = None
+    path: str | Path | None,
+    *,
+    rows: int | None = None,
+    seed: int | None = None,
+    schema: ApplicantSchema = BUILTIN,
 ) -> tuple[pd.DataFrame, str]:
-    """The CSV file/directory at ``path``, or the seeded synthetic default."""
+    """The CSV file/directory at ``path``, or the seeded synthetic default (built-in schema)."""
     if path:
-        return load_csv(path), str(path)
+        return load_csv(path, schema), str(path)
+    if schema is not BUILTIN:
+        raise DataError(f"the schema {schema.name!r} needs its data: give --data FILE")
     from . import synth
 
     n = rows or synth.DEFAULT_ROWS
@@ -483,10 +506,26 @@ def _sagemaker_parser() -> argparse.ArgumentParser:
     parser.add_argument("--train", default=os.environ.get("SM_CHANNEL_TRAIN"))
     parser.add_argument("--test", default=os.environ.get("SM_CHANNEL_TEST"))
     parser.add_argument(
+        "--schema",
+        help="the data set's schema file (default: schema.json in the train channel when there, "
+        "else the built-in schema)",
+    )
+    parser.add_argument(
         "--output-data-dir", "--output_data_dir", default=os.environ.get("SM_OUTPUT_DATA_DIR")
     )
     add_hyperparameter_arguments(parser)
     return parser
+
+
+def _channel_schema(path: str | None, train_channel: str | None) -> ApplicantSchema:
+    """The schema named, or the ``schema.json`` a training job's train channel carries."""
+    from credit_schema import SCHEMA_FILE, read_schema
+
+    if path:
+        return read_schema(path)
+    if train_channel and (Path(train_channel) / SCHEMA_FILE).is_file():
+        return read_schema(Path(train_channel) / SCHEMA_FILE)
+    return BUILTIN
 
 
 def hyperparameters_from(args: argparse.Namespace) -> Hyperparameters:
@@ -496,14 +535,16 @@ def hyperparameters_from(args: argparse.Namespace) -> Hyperparameters:
 def main(argv: Sequence[str] | None = None) -> int:
     """SageMaker training entry point (also ``python model_src/entry_point.py``)."""
     args = _sagemaker_parser().parse_args(argv)
-    data, source = load_training_data(args.train)
-    test = load_csv(args.test) if args.test else None
+    schema = _channel_schema(args.schema, args.train)
+    data, source = load_training_data(args.train, schema=schema)
+    test = load_csv(args.test, schema) if args.test else None
     metrics = train(
         data,
         args.model_dir,
         hyperparameters=hyperparameters_from(args),
         test_data=test,
         data_source=source,
+        schema=schema,
     )
     if args.output_data_dir:
         out = Path(args.output_data_dir)

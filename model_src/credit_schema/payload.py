@@ -13,7 +13,7 @@ the client, so that all of them accept exactly the same shapes:
 * any of these as a JSON string holding that JSON (the double-encoded case:
   ``json.dumps(df.to_json(orient="records"))``)
 * ``text/csv``: header row optional (a leading unnamed index column and a
-  ``SeriousDlqin2yrs`` column are dropped), columns in model order
+  the target column are dropped), columns in model order
 
 Pure Python: no numpy or pandas, so it runs in the Lambda bundle.
 """
@@ -27,10 +27,10 @@ from collections.abc import Iterable, Mapping, Sequence
 from difflib import get_close_matches
 from typing import Any, Final
 
-from pydantic import TypeAdapter, ValidationError
+from pydantic import ValidationError
 from pydantic_core import from_json
 
-from .applicant import FEATURES, FIELD_BY_ALIAS, IGNORED_FIELDS, NULLABLE_FEATURES, Applicant
+from .applicant import BUILTIN
 from .content_types import CONTENT_TYPE_CSV, CONTENT_TYPE_JSONLINES
 from .errors import (
     ApplicantValidationError,
@@ -38,6 +38,7 @@ from .errors import (
     MalformedPayloadError,
     PayloadTooLargeError,
 )
+from .schema import ApplicantBase, ApplicantSchema
 
 #: How many times a JSON string holding JSON is unwrapped.
 MAX_JSON_STRING_LEVELS: Final = 3
@@ -53,12 +54,9 @@ MAX_JSON_DEPTH: Final = 8
 #: such as ``"45"`` is read as one). Longer strings are refused (422) before parsing.
 MAX_STRING_CHARS: Final = 64
 
-_KNOWN_KEYS: Final = frozenset(FEATURES) | frozenset(FIELD_BY_ALIAS.values())
-_BY_LOWER: Final = {name.lower(): name for name in FEATURES}
 _CSV_NULLS: Final = frozenset({"", "na", "nan", "null", "none"})
 
 _MAX_FIELD_NAME: Final = 100  # an unknown key is echoed back in errors, cut to this length
-_APPLICANTS: Final = TypeAdapter(list[Applicant])
 
 
 def _huge_int(text: str) -> float:
@@ -136,22 +134,22 @@ def check_depth(obj: Any, max_depth: int = MAX_JSON_DEPTH) -> None:
             )
 
 
-def _is_feature_key(key: object) -> bool:
-    return isinstance(key, str) and key in _KNOWN_KEYS
+def _is_feature_key(key: object, schema: ApplicantSchema) -> bool:
+    return isinstance(key, str) and key in schema.known_keys
 
 
-def _positional(values: Sequence[Any]) -> dict[str, Any] | Sequence[Any]:
+def _positional(values: Sequence[Any], schema: ApplicantSchema) -> dict[str, Any] | Sequence[Any]:
     # A list of values in model order; a wrong length is reported per applicant.
-    if len(values) != len(FEATURES):
+    if len(values) != len(schema.features):
         return values
-    return dict(zip(FEATURES, values, strict=True))
+    return dict(zip(schema.features, values, strict=True))
 
 
-def _rows_to_records(rows: Iterable[Any]) -> list[Any]:
+def _rows_to_records(rows: Iterable[Any], schema: ApplicantSchema) -> list[Any]:
     records: list[Any] = []
     for row in rows:
         if isinstance(row, list):
-            records.append(_positional(row))
+            records.append(_positional(row, schema))
         else:
             records.append(row)
     return records
@@ -184,7 +182,7 @@ def _split_to_records(obj: Mapping[str, Any]) -> list[Any]:
     return records
 
 
-def to_records(obj: Any) -> list[Any]:
+def to_records(obj: Any, schema: ApplicantSchema = BUILTIN) -> list[Any]:
     """Normalise any accepted JSON shape to a list of records (one per applicant).
 
     Records are returned as they are (dicts, or whatever the caller sent in a
@@ -192,19 +190,20 @@ def to_records(obj: Any) -> list[Any]:
     JSON nested deeper than :data:`MAX_JSON_DEPTH` is refused first (400).
     """
     check_depth(obj)
+    known = schema.known_keys
     if isinstance(obj, list):
-        records = _rows_to_records(obj)
+        records = _rows_to_records(obj, schema)
     elif isinstance(obj, dict):
         if "instances" in obj:
             if set(obj) != {"instances"} or not isinstance(obj["instances"], list):
                 raise MalformedPayloadError(
                     "'instances' must be a list and the only key of the object"
                 )
-            records = _rows_to_records(obj["instances"])
-        elif "columns" in obj and "data" in obj and not any(map(_is_feature_key, obj)):
+            records = _rows_to_records(obj["instances"], schema)
+        elif "columns" in obj and "data" in obj and known.isdisjoint(obj):
             records = _split_to_records(obj)
         elif obj and all(isinstance(v, dict) for v in obj.values()):
-            if any(map(_is_feature_key, obj)):
+            if not known.isdisjoint(obj):
                 records = _columns_to_records(obj)  # pandas orient="columns"
             else:
                 records = list(obj.values())  # pandas orient="index"
@@ -243,32 +242,36 @@ def _long_strings(index: int, record: Any) -> list[ErrorDetail]:
 
 
 _NUMBER_TYPES: Final = frozenset({"int_type", "float_type", "int_parsing", "float_parsing"})
-_MAY_BE_EMPTY: Final = " and ".join(f for f in FEATURES if f in NULLABLE_FEATURES)
+def _may_be_empty(schema: ApplicantSchema) -> str:
+    names = [f for f in schema.features if f in schema.nullable]
+    return " and ".join(names) if names else "no feature"
 
 
-def _message(err: Mapping[str, Any], field: str | None) -> str:
+def _message(err: Mapping[str, Any], field: str | None, schema: ApplicantSchema) -> str:
     # pydantic's words, where they mislead for this schema (the input is looked at, never echoed).
     kind = err.get("type")
-    if kind == "missing" and field in NULLABLE_FEATURES:
+    if kind == "missing" and field in schema.nullable:
         return "required: may be null when unknown, but must be sent"
     if kind in _NUMBER_TYPES and err.get("input", 0) in (None, ""):
-        return f"missing: only {_MAY_BE_EMPTY} may be empty or null"
+        return f"missing: only {_may_be_empty(schema)} may be empty or null"
     if kind == "extra_forbidden" and field is not None:
-        close = get_close_matches(field.lower(), _BY_LOWER, n=1, cutoff=0.6)
+        close = get_close_matches(field.lower(), schema.by_lower, n=1, cutoff=0.6)
         if close:
-            return f"unknown field; did you mean {_BY_LOWER[close[0]]!r}?"
-        return "unknown field (the features are named as in the data set: see FEATURES)"
+            return f"unknown field; did you mean {schema.by_lower[close[0]]!r}?"
+        return f"unknown field (the features are named as in the schema {schema.name!r})"
     return str(err.get("msg", "invalid"))
 
 
-def _detail_from_pydantic(err: Mapping[str, Any], offset: int = 0) -> ErrorDetail:
+def _detail_from_pydantic(
+    err: Mapping[str, Any], schema: ApplicantSchema, offset: int = 0
+) -> ErrorDetail:
     loc = tuple(err.get("loc", ()))
     applicant = loc[0] + offset if loc and isinstance(loc[0], int) else None
     field = next((str(p)[:_MAX_FIELD_NAME] for p in loc[1:] if isinstance(p, str)), None)
     return ErrorDetail(
         applicant=applicant,
         field=field,
-        message=_message(err, field),
+        message=_message(err, field, schema),
         type=err.get("type"),
     )
 
@@ -283,7 +286,9 @@ def _one_per_misspelling(details: list[ErrorDetail]) -> list[ErrorDetail]:
     return [d for d in details if not (d.type == "missing" and (d.applicant, d.field) in meant)]
 
 
-def validate_records(records: Sequence[Any]) -> list[Applicant]:
+def validate_records(
+    records: Sequence[Any], schema: ApplicantSchema = BUILTIN
+) -> list[ApplicantBase]:
     """Validate normalised records; every problem is reported with applicant index and field."""
     details: list[ErrorDetail] = []
     for i, rec in enumerate(records):
@@ -292,17 +297,17 @@ def validate_records(records: Sequence[Any]) -> list[Applicant]:
             details.append(
                 ErrorDetail(
                     applicant=i,
-                    message=f"expected {len(FEATURES)} values in model order, got {len(rec)}",
+                    message=f"expected {len(schema.features)} values in model order, got {len(rec)}",
                     type="wrong_length",
                 )
             )
     if details:
         raise ApplicantValidationError(_summary(details, len(records)), details)
     try:
-        return _APPLICANTS.validate_python(records)
+        return schema.adapter.validate_python(records)
     except ValidationError as exc:
         details = _one_per_misspelling(
-            [_detail_from_pydantic(e) for e in exc.errors(include_url=False)]
+            [_detail_from_pydantic(e, schema) for e in exc.errors(include_url=False)]
         )
         raise ApplicantValidationError(_summary(details, len(records)), details) from None
 
@@ -332,12 +337,13 @@ def parse_json_applicants(
     body: str | bytes | Any,
     *,
     max_applicants: int = DEFAULT_MAX_APPLICANTS,
-) -> list[Applicant]:
+    schema: ApplicantSchema = BUILTIN,
+) -> list[ApplicantBase]:
     """JSON body (bytes/str, possibly double-encoded, or already-parsed object) -> applicants."""
     obj = decode_json(body) if isinstance(body, str | bytes | bytearray) else body
-    records = to_records(obj)
+    records = to_records(obj, schema)
     check_count(len(records), max_applicants)
-    return validate_records(records)
+    return validate_records(records, schema)
 
 
 def _csv_cell(cell: str) -> Any:
@@ -355,7 +361,7 @@ def _csv_cell(cell: str) -> Any:
         return text
 
 
-def csv_records(text: str) -> list[Any]:
+def csv_records(text: str, schema: ApplicantSchema = BUILTIN) -> list[Any]:
     """Parse ``text/csv``: header optional, columns in model order."""
     try:
         rows = [row for row in csv.reader(io.StringIO(text)) if row and any(c.strip() for c in row)]
@@ -364,8 +370,8 @@ def csv_records(text: str) -> list[Any]:
     if not rows:
         raise MalformedPayloadError("the request holds no applicants")
     header = [c.strip() for c in rows[0]]
-    if any(_is_feature_key(c) for c in header):
-        keep = [i for i, c in enumerate(header) if c not in IGNORED_FIELDS]
+    if any(_is_feature_key(c, schema) for c in header):
+        keep = [i for i, c in enumerate(header) if c not in schema.ignored]
         names = [header[i] for i in keep]
         records: list[Any] = []
         for row in rows[1:]:
@@ -376,7 +382,7 @@ def csv_records(text: str) -> list[Any]:
         if not records:
             raise MalformedPayloadError("the CSV has a header but no applicants")
         return records
-    return [_positional([_csv_cell(c) for c in row]) for row in rows]
+    return [_positional([_csv_cell(c) for c in row], schema) for row in rows]
 
 
 def csv_text(body: str | bytes) -> str:
@@ -387,30 +393,35 @@ def csv_text(body: str | bytes) -> str:
         raise MalformedPayloadError("request body is not valid UTF-8") from exc
 
 
-def jsonlines_records(body: str | bytes) -> list[Any]:
+def jsonlines_records(body: str | bytes, schema: ApplicantSchema = BUILTIN) -> list[Any]:
     """Parse ``application/jsonlines``: each line one applicant or any accepted JSON shape."""
     text = csv_text(body)
     records: list[Any] = []
     for line in text.splitlines():
         if line.strip():
-            records.extend(to_records(decode_json(line)))
+            records.extend(to_records(decode_json(line), schema))
     if not records:
         raise MalformedPayloadError("the request holds no applicants")
     return records
 
 
-def body_records(body: str | bytes, media_type: str) -> list[Any]:
+def body_records(
+    body: str | bytes, media_type: str, schema: ApplicantSchema = BUILTIN
+) -> list[Any]:
     """Any accepted body (JSON, CSV or JSON Lines, by its checked media type) -> records."""
     if media_type == CONTENT_TYPE_CSV:
-        return csv_records(csv_text(body))
+        return csv_records(csv_text(body), schema)
     if media_type == CONTENT_TYPE_JSONLINES:
-        return jsonlines_records(body)
-    return to_records(decode_json(body))
+        return jsonlines_records(body, schema)
+    return to_records(decode_json(body), schema)
 
 
 def parse_csv_applicants(
-    body: str | bytes, *, max_applicants: int = DEFAULT_MAX_APPLICANTS
-) -> list[Applicant]:
-    records = csv_records(csv_text(body))
+    body: str | bytes,
+    *,
+    max_applicants: int = DEFAULT_MAX_APPLICANTS,
+    schema: ApplicantSchema = BUILTIN,
+) -> list[ApplicantBase]:
+    records = csv_records(csv_text(body), schema)
     check_count(len(records), max_applicants)
-    return validate_records(records)
+    return validate_records(records, schema)

@@ -17,13 +17,14 @@ applicant's age.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Final, NamedTuple
 
-from .applicant import FEATURES
+from .applicant import BUILTIN
+from .schema import ApplicantSchema
 
 #: Changes whenever a code, a text or the rule changes (printed in reports beside the reasons).
-REGISTRY_VERSION: Final = "2026-12-03.1"
+REGISTRY_VERSION: Final = BUILTIN.schema.reason_codes_version
 
 #: Regulation B's commentary: no more than four principal reasons.
 MAX_REASONS: Final = 4
@@ -34,7 +35,8 @@ MIN_CONTRIBUTION: Final = 0.005
 
 #: Regulation B's "elderly applicant": aged 62 or over.
 ELDERLY_AGE: Final = 62
-AGE_FEATURE: Final = "age"
+#: The built-in schema's age feature (a schema marks its own with ``age: true``).
+AGE_FEATURE: Final = BUILTIN.age_feature
 
 
 class ReasonText(NamedTuple):
@@ -44,39 +46,21 @@ class ReasonText(NamedTuple):
     text: str
 
 
-#: Feature -> reason when the feature raised the risk.
-REASONS: Final[Mapping[str, ReasonText]] = {
-    "RevolvingUtilizationOfUnsecuredLines": ReasonText(
-        "revolving_utilization", "Proportion of balances to credit limits is too high"
-    ),
-    "age": ReasonText("age", "Applicant's age, as weighed by the scoring model"),
-    "NumberOfTime30-59DaysPastDueNotWorse": ReasonText(
-        "delinquency_30_59", "Payments 30-59 days past due in the last two years"
-    ),
-    "DebtRatio": ReasonText("debt_ratio", "Debt obligations are too high relative to income"),
-    "MonthlyIncome": ReasonText("income", "Income insufficient for the credit requested"),
-    "NumberOfOpenCreditLinesAndLoans": ReasonText(
-        "open_accounts", "Number of open credit lines and loans"
-    ),
-    "NumberOfTimes90DaysLate": ReasonText(
-        "delinquency_90", "Serious delinquency: payments 90 days or more past due"
-    ),
-    "NumberRealEstateLoansOrLines": ReasonText(
-        "real_estate_loans", "Number of real estate loans or lines of credit"
-    ),
-    "NumberOfTime60-89DaysPastDueNotWorse": ReasonText(
-        "delinquency_60_89", "Payments 60-89 days past due in the last two years"
-    ),
-    "NumberOfDependents": ReasonText("dependents", "Number of dependents"),
-}
+def registry_texts(schema: ApplicantSchema) -> tuple[dict[str, ReasonText], dict[str, ReasonText]]:
+    """A schema's reasons: feature -> reason, and feature -> reason when the value was missing."""
+    features = schema.schema.features
+    reasons = {f.name: ReasonText(f.reason.code, f.reason.text) for f in features}
+    missing = {
+        f.name: ReasonText(f.reason_when_missing.code, f.reason_when_missing.text)
+        for f in features
+        if f.reason_when_missing is not None
+    }
+    return reasons, missing
 
-#: Feature -> reason when the feature was missing (null) and the imputed value raised the risk.
-REASONS_WHEN_MISSING: Final[Mapping[str, ReasonText]] = {
-    "MonthlyIncome": ReasonText("income_unknown", "Income not provided or not verified"),
-    "NumberOfDependents": ReasonText("dependents_unknown", "Number of dependents not provided"),
-}
 
-assert set(REASONS) == set(FEATURES), "a reason for every feature"
+#: The built-in schema's reasons (feature -> reason when the feature raised the risk, and when
+#: it was missing), from its schema file.
+REASONS, REASONS_WHEN_MISSING = registry_texts(BUILTIN)
 
 
 class PrincipalReason(NamedTuple):
@@ -85,26 +69,27 @@ class PrincipalReason(NamedTuple):
     code: str
     text: str
     feature: str
-    value: float | None
+    value: float | str | None
     shap_value: float
 
 
-def is_missing(value: float | None) -> bool:
+def is_missing(value: float | str | None) -> bool:
     return value is None or (isinstance(value, float) and math.isnan(value))
 
 
-def is_elderly(age: float | None) -> bool:
+def is_elderly(age: float | str | None) -> bool:
     """Whether Regulation B's protection of elderly applicants applies to this age."""
     return not is_missing(age) and float(age) >= ELDERLY_AGE  # type: ignore[arg-type]
 
 
 def principal_reasons(
-    contributions: Iterable[tuple[str, float | None, float]],
+    contributions: Iterable[tuple[str, float | str | None, float]],
     *,
     reasons: Mapping[str, ReasonText] = REASONS,
     reasons_when_missing: Mapping[str, ReasonText] = REASONS_WHEN_MISSING,
     max_reasons: int = MAX_REASONS,
     min_contribution: float = MIN_CONTRIBUTION,
+    age_feature: str | None = AGE_FEATURE,
 ) -> list[PrincipalReason]:
     """Up to ``max_reasons`` principal reasons from ``(feature, value, shap_value)`` triples."""
     # Filter first (most contributions are not reasons); age's own value decides its exclusion.
@@ -112,7 +97,7 @@ def principal_reasons(
         (
             (f, v, s)
             for f, v, s in contributions
-            if s >= min_contribution and s > 0 and not (f == AGE_FEATURE and is_elderly(v))
+            if s >= min_contribution and s > 0 and not (f == age_feature and is_elderly(v))
         ),
         key=lambda c: -c[2],
     )
@@ -146,28 +131,39 @@ class Registry(NamedTuple):
     version: str
     reasons: Mapping[str, ReasonText]
     reasons_when_missing: Mapping[str, ReasonText]
+    #: The schema's age feature: never a reason for an elderly applicant.
+    age_feature: str | None = AGE_FEATURE
 
     def principal_reasons(
-        self, contributions: Iterable[tuple[str, float | None, float]]
+        self, contributions: Iterable[tuple[str, float | str | None, float]]
     ) -> list[dict[str, object]]:
         """:func:`principal_reasons` as the wire's ``{"code", "text", "feature", "shap_value"}``."""
         return [
             {"code": r.code, "text": r.text, "feature": r.feature, "shap_value": r.shap_value}
             for r in principal_reasons(
-                contributions, reasons=self.reasons, reasons_when_missing=self.reasons_when_missing
+                contributions,
+                reasons=self.reasons,
+                reasons_when_missing=self.reasons_when_missing,
+                age_feature=self.age_feature,
             )
         ]
 
 
-DEFAULT_REGISTRY: Final = Registry(REGISTRY_VERSION, REASONS, REASONS_WHEN_MISSING)
+def schema_registry(schema: ApplicantSchema) -> Registry:
+    """The registry a schema states: its reason codes, its version, its age feature."""
+    reasons, missing = registry_texts(schema)
+    return Registry(schema.schema.reason_codes_version, reasons, missing, schema.age_feature)
 
 
-def _texts(path: str, section: str, given: object) -> dict[str, ReasonText]:
+DEFAULT_REGISTRY: Final = schema_registry(BUILTIN)
+
+
+def _texts(path: str, section: str, given: object, features: Sequence[str]) -> dict[str, ReasonText]:
     if not isinstance(given, dict):
         raise ReasonCodesError(f"{path}: {section!r} must be an object of feature -> reason")
     out: dict[str, ReasonText] = {}
     for feature, entry in given.items():
-        if feature not in FEATURES:
+        if feature not in features:
             raise ReasonCodesError(f"{path}: {section}.{feature}: not a model feature")
         if isinstance(entry, str):
             entry = {"code": feature, "text": entry}
@@ -181,9 +177,9 @@ def _texts(path: str, section: str, given: object) -> dict[str, ReasonText]:
     return out
 
 
-def load_registry(path: str) -> Registry:
+def load_registry(path: str, base: Registry = DEFAULT_REGISTRY) -> Registry:
     """A lender's override: ``{"version": ..., "reasons": {feature: {"code", "text"} | text},
-    "reasons_when_missing": {...}}``; features left out keep the defaults."""
+    "reasons_when_missing": {...}}``; features left out keep ``base``'s (the schema's) texts."""
     import json
 
     try:
@@ -201,17 +197,20 @@ def load_registry(path: str) -> Registry:
     version = data.get("version")
     if not isinstance(version, str) or not version.strip():
         raise ReasonCodesError(f"{path}: 'version' must be a non-empty string")
-    reasons = {**REASONS, **_texts(path, "reasons", data.get("reasons", {}))}
+    features = list(base.reasons)
+    reasons = {**base.reasons, **_texts(path, "reasons", data.get("reasons", {}), features)}
     missing = {
-        **REASONS_WHEN_MISSING,
-        **_texts(path, "reasons_when_missing", data.get("reasons_when_missing", {})),
+        **base.reasons_when_missing,
+        **_texts(path, "reasons_when_missing", data.get("reasons_when_missing", {}), features),
     }
-    return Registry(version.strip(), reasons, missing)
+    return Registry(version.strip(), reasons, missing, base.age_feature)
 
 
-def registry_from_env(environ: Mapping[str, str] | None = None) -> Registry:
-    """The registry named by :data:`REASON_CODES_ENV`, or :data:`DEFAULT_REGISTRY` when unset."""
+def registry_from_env(
+    environ: Mapping[str, str] | None = None, base: Registry = DEFAULT_REGISTRY
+) -> Registry:
+    """The registry named by :data:`REASON_CODES_ENV` over ``base``, or ``base`` when unset."""
     import os
 
     path = (environ if environ is not None else os.environ).get(REASON_CODES_ENV, "").strip()
-    return load_registry(path) if path else DEFAULT_REGISTRY
+    return load_registry(path, base) if path else base

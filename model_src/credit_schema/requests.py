@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, create_model
 
 from .applicant import Applicant
+from .schema import ApplicantSchema
 
 
 class ScoreRequest(BaseModel):
@@ -17,6 +20,19 @@ class ScoreRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid", title="ScoreRequest")
 
-    instances: list[Applicant] = Field(
+    instances: list[Applicant] = Field(  # type: ignore[valid-type]
         min_length=1, description="The applicants to score, in request order."
+    )
+
+
+def score_request_model(schema: ApplicantSchema) -> type[BaseModel]:
+    """:class:`ScoreRequest` for another schema's applicants (its OpenAPI request body)."""
+    fields: dict[str, Any] = {
+        "instances": (
+            list[schema.model],  # type: ignore[name-defined]
+            Field(min_length=1, description="The applicants to score, in request order."),
+        )
+    }
+    return create_model(
+        "ScoreRequest", __config__=ScoreRequest.model_config, __doc__=ScoreRequest.__doc__, **fields
     )

@@ -23,7 +23,7 @@ from typing import Any, Final, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from .applicant import FEATURES
+from .applicant import FEATURES as _BUILTIN_FEATURES
 
 #: The most ``|base_value + sum(shap_value) - probability|`` may be in any answer: a larger
 #: gap means a broken explanation, which is never sent.
@@ -52,7 +52,9 @@ class Contribution(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     feature: str = Field(description="Wire name of the feature.")
-    value: float | None = Field(description="The applicant's input value (null when missing).")
+    value: float | str | None = Field(
+        description="The applicant's input value (a category's text; null when missing)."
+    )
     shap_value: float = Field(description="SHAP contribution to the probability.")
     direction: Direction = Field(
         description="'up' when the feature raises the risk, 'down' when it lowers it."
@@ -89,7 +91,7 @@ class Explanation(BaseModel):
         validate_by_name=True, validate_by_alias=True, serialize_by_alias=True
     )
 
-    probability: float = Field(ge=0.0, le=1.0, description="P(SeriousDlqin2yrs = 1).")
+    probability: float = Field(ge=0.0, le=1.0, description="Probability of the risk label (the schema's target).")
     base_value: float = Field(description="Expected model output over the training data.")
     space: Space = Field(
         default="probability",
@@ -180,13 +182,15 @@ def ranked(shap_values: Sequence[float]) -> list[int]:
 def explanation_dict(
     probability: float,
     base_value: float,
-    values: Sequence[float | None],
+    values: Sequence[float | str | None],
     shap_values: Sequence[float],
+    features: Sequence[str] = _BUILTIN_FEATURES,
+    *,
     space: str = "probability",
 ) -> dict[str, Any]:
     """One :class:`Explanation` as a plain dict, contributions :func:`ranked`.
 
-    ``values`` and ``shap_values`` are floats in model feature order (None: missing).
+    ``values`` and ``shap_values`` are in model feature order (None: missing).
     """
     return {
         "probability": probability,
@@ -194,7 +198,7 @@ def explanation_dict(
         "space": space,
         "contributions": [
             {
-                "feature": FEATURES[i],
+                "feature": features[i],
                 "value": values[i],
                 "shap_value": shap_values[i],
                 "direction": direction_of(shap_values[i]),
@@ -205,13 +209,16 @@ def explanation_dict(
 
 
 def legacy_dict(
-    probabilities: Sequence[float], base_value: float, shap_rows: Sequence[Sequence[float]]
+    probabilities: Sequence[float],
+    base_value: float,
+    shap_rows: Sequence[Sequence[float]],
+    features: Sequence[str] = _BUILTIN_FEATURES,
 ) -> dict[str, Any]:
     """The original blog's shape from per-applicant rows in model feature order."""
     return {
         "prediction": [float(p) for p in probabilities],
         "shap_base": float(base_value),
         "shap_values": {
-            name: [float(row[j]) for row in shap_rows] for j, name in enumerate(FEATURES)
+            name: [float(row[j]) for row in shap_rows] for j, name in enumerate(features)
         },
     }

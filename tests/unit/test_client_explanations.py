@@ -87,7 +87,7 @@ def test_additivity_check_in_log_odds() -> None:
     s = [SHAP[f] for f in FEATURES]
     margin = -2.0 + math.fsum(s)
     p = 1.0 / (1.0 + math.exp(-margin))
-    e = explanation_dict(p, -2.0, values, s, "log_odds")  # type: ignore[arg-type]
+    e = explanation_dict(p, -2.0, values, s, space="log_odds")  # type: ignore[arg-type]
     score = Score.model_validate({**e, "index": 0, "model_version": "m", "request_id": "r"})
     assert score.space == "log_odds" and score.is_additive()
     as_probability = Score.model_validate(

@@ -17,7 +17,7 @@ from credit_schema import ELDERLY_AGE, FEATURES
 from tests.conftest import require_real_data
 
 AGE = FEATURES.index("age")
-PAST_DUE = [FEATURES.index(f) for f in constraints.PAST_DUE_FEATURES]
+PAST_DUE = [FEATURES.index(f) for f in constraints.risk_features()]
 
 
 def _train(data: Any, directory: Path, spec: str, **hp: Any) -> artifacts.Artifacts:
@@ -48,8 +48,13 @@ def elderly_age_shap_above_zero(model: artifacts.Artifacts, X: np.ndarray) -> tu
 
 def test_parse_names_and_errors() -> None:
     assert constraints.parse(None) == constraints.parse(" none ") == "none"
-    assert constraints.parse("elderly-age, past_due") == "past_due,elderly_age"
-    assert constraints.parse("all") == "past_due,elderly_age"
+    # past_due, the name before schemas, is the built-in schema's risk constraint
+    assert constraints.parse("elderly-age, past_due") == "risk,elderly_age"
+    assert constraints.parse("all") == "risk,elderly_age"
+    assert sorted(constraints.risk_features()) == sorted(
+        ["NumberOfTime30-59DaysPastDueNotWorse", "NumberOfTimes90DaysLate",
+         "NumberOfTime60-89DaysPastDueNotWorse"]
+    )
     assert constraints.monotonic_cst("none") is None
     cst = constraints.monotonic_cst("past_due")
     assert cst is not None and [FEATURES[j] for j, d in enumerate(cst) if d == 1] == [
@@ -61,9 +66,9 @@ def test_parse_names_and_errors() -> None:
 
 def test_sagemaker_hyperparameter_and_metadata(constrained: artifacts.Artifacts) -> None:
     args = _sagemaker_parser().parse_args(["--constraints", "elderly_age,past_due"])
-    assert hyperparameters_from(args).constraints == "past_due,elderly_age"
+    assert hyperparameters_from(args).constraints == "risk,elderly_age"
     meta = constrained.metadata
-    assert meta["hyperparameters"]["constraints"] == "past_due,elderly_age"
+    assert meta["hyperparameters"]["constraints"] == "risk,elderly_age"
     assert meta["constraints"]["age_cap"] == ELDERLY_AGE
     assert meta["constraints"]["monotonic"] == {
         "NumberOfTime30-59DaysPastDueNotWorse": 1,

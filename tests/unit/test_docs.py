@@ -66,6 +66,6 @@ def test_readme_lists_every_cli_command() -> None:
 
 
 def test_readme_lists_the_applicant_fields_in_model_order() -> None:
-    rows = _table_rows("The applicant")
+    rows = _table_rows("The applicant (built-in example)")
     assert tuple(row[0].strip("`") for row in rows) == FEATURES
     assert {row[0].strip("`") for row in rows if row[2].startswith("yes")} == NULLABLE_FEATURES

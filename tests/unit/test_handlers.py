@@ -109,7 +109,7 @@ def test_missing_values_are_imputed_not_refused(
     synthetic_model: Any, sample_applicants: list[dict[str, Any]]
 ) -> None:
     rows = input_fn(json.dumps(sample_applicants[2]), "application/json")
-    assert np.isnan(rows[0, FEATURES.index("MonthlyIncome")])
+    assert np.isnan(rows.rows[0, FEATURES.index("MonthlyIncome")])
     prediction = predict_fn(rows, synthetic_model)
     assert 0.0 <= prediction.probability[0] <= 1.0
 

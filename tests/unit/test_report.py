@@ -20,7 +20,7 @@ from credit_model.explain import ShapTreeExplainer
 from credit_model.report import build, load_data
 from credit_model.synth import generate
 from credit_model.train import Hyperparameters, holdout_split, train
-from credit_schema import ELDERLY_AGE, FEATURES
+from credit_schema import BUILTIN, ELDERLY_AGE, FEATURES
 from scipy.stats import ks_2samp
 from sklearn.metrics import roc_auc_score
 
@@ -148,7 +148,7 @@ def test_segments_reasons_importance(run: dict[str, Any]) -> None:
     assert seg["age 62 and over"]["count"] == int(old.sum())
     assert abs(seg["age 62 and over"]["auc"] - roc_auc_score(y[old], p[old])) < 1e-9
     assert sum(seg[k]["count"] for k in seg if k.startswith("age ")) == len(y)
-    assert seg["income missing"]["count"] == int(
+    assert seg["Monthly income missing"]["count"] == int(
         np.isnan(X[:, FEATURES.index("MonthlyIncome")]).sum()
     )
     assert seg["all applicants"]["decisions"]["decline"] == pytest.approx(np.mean(p >= 0.2))
@@ -250,6 +250,7 @@ def test_synthetic_model_without_data_uses_its_regenerated_held_out_split() -> N
             "training_data": {"source": "synthetic(rows=2000, seed=5)"},
             "hyperparameters": {"test_size": 0.2, "random_state": 42},
         }
+        schema = BUILTIN
 
     X, _, desc = load_data(Fake(), None, holdout=False)
     assert X.shape == (400, 10) and desc["split"] == "held-out split of training"

@@ -119,7 +119,7 @@ def model_answer(
         if break_additivity:
             p += 0.05
         space = "log_odds" if log_odds else "probability"
-        explanation = explanation_dict(p, base, [a[n] for n in FEATURES], shap, space)
+        explanation = explanation_dict(p, base, [a[n] for n in FEATURES], shap, space=space)
         if points is not None:
             explanation["points"] = points
         predictions.append(explanation)

@@ -45,8 +45,8 @@ def load_data(
         frame = generate(int(match[1]), seed=int(match[2]))
         source, holdout = f"{source} (regenerated)", True
     else:
-        frame, source = load_csv(data), str(data)
-    X, y = split_xy(frame)
+        frame, source = load_csv(data, artifacts.schema), str(data)
+    X, y = split_xy(frame, artifacts.schema)
     note = None
     if not holdout and source == str(meta.get("training_data", {}).get("source")):
         note = "these rows include the training rows: --holdout gives out-of-sample figures"

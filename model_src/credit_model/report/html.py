@@ -14,7 +14,7 @@ from collections.abc import Callable
 from typing import Any, Final
 
 import numpy as np
-from credit_schema import ELDERLY_AGE, FEATURES
+from credit_schema import ELDERLY_AGE
 
 from .. import stability
 from ..drift import PSI_BANDS
@@ -129,6 +129,7 @@ class _Plots:
         self.Figure, self.NullFormatter = _matplotlib()
         self.r = report
         self.f = report.figures
+        self.features: list[str] = report.figures["model"]["features"]
 
     def _img(self, draw: Callable[[Any], None], size: tuple[float, float], alt: str) -> str:
         return _img(self.Figure, draw, size, alt)
@@ -222,7 +223,7 @@ class _Plots:
 
     def _order(self) -> list[int]:
         names = [r["feature"] for r in self.f["explanations"]["importance"]]
-        return [FEATURES.index(n) for n in names]
+        return [self.features.index(n) for n in names]
 
     def summary(self) -> str:
         X, S = self.r.plots.X, self.r.plots.shap
@@ -250,7 +251,7 @@ class _Plots:
                     vmax=1,
                 )
             a.axvline(0, color="#555", lw=0.8)
-            a.set_yticks(range(len(order)), [FEATURES[j] for j in order])
+            a.set_yticks(range(len(order)), [self.features[j] for j in order])
             a.set(
                 xlabel="SHAP value (change in probability of default)",
                 title=f"SHAP summary ({len(X)} applicants; grey = missing)",
@@ -264,10 +265,14 @@ class _Plots:
     def dependence(self) -> str:
         X, S = self.r.plots.X, self.r.plots.shap
         order = self._order()
+        features, age = self.features, self.f["model"].get("age_feature")
+        rows = -(-len(features) // 5)
 
         def draw(fig: Any) -> None:
-            axes = fig.subplots(2, 5).ravel()
-            for a, j in zip(axes, order, strict=True):
+            axes = fig.subplots(rows, 5, squeeze=False).ravel()
+            for spare in axes[len(features) :]:
+                spare.set_visible(False)
+            for a, j in zip(axes, order, strict=False):
                 col, s = X[:, j], S[:, j]
                 present = ~np.isnan(col)
                 x = col[present]
@@ -275,21 +280,21 @@ class _Plots:
                     lo, hi = np.quantile(x, [0.01, 0.99])
                     keep = (x >= lo) & (x <= hi)
                     colors = np.where(
-                        (FEATURES[j] == "age") & (x[keep] >= ELDERLY_AGE), "#b3261e", "#1f5fbf"
+                        (features[j] == age) & (x[keep] >= ELDERLY_AGE), "#b3261e", "#1f5fbf"
                     )
                     a.scatter(x[keep], s[present][keep], s=3, c=colors, alpha=0.5)
                 a.axhline(0, color="#555", lw=0.8)
-                a.set_title(_wrapped(FEATURES[j]), fontsize=8)
+                a.set_title(_wrapped(features[j]), fontsize=8)
                 a.tick_params(labelsize=7)
-            axes[0].set_ylabel("SHAP value")
-            axes[5].set_ylabel("SHAP value")
+            for first in axes[::5]:
+                first.set_ylabel("SHAP value")
 
-        return self._img(draw, (13, 5.5), "dependence plots")
+        return self._img(draw, (13, 2.75 * rows), "dependence plots")
 
     def psi(self) -> str:
         st = self.f["stability"]
-        names = [*FEATURES, "score"]
-        values = [st["features"][n]["psi"] for n in FEATURES] + [st["score"]["psi"]]
+        names = [*self.features, "score"]
+        values = [st["features"][n]["psi"] for n in self.features] + [st["score"]["psi"]]
 
         def draw(fig: Any) -> None:
             a = fig.subplots()
@@ -545,12 +550,12 @@ def render(report: Report) -> str:
             ["feature", "missing", "min", "1st pct", "median", "mean", "99th pct", "max"],
             [
                 [
-                    _esc(f),
-                    _pct(summary[f].get("missing_rate")),
-                    *[_num(summary[f].get(k)) for k in stats],
+                    _esc(name),
+                    _pct(summary[name].get("missing_rate")),
+                    *[_num(summary[name].get(k)) for k in stats],
                 ]
-                for f in FEATURES
-                if f in summary
+                for name in f["model"]["features"]
+                if name in summary
             ],
         )
     )

@@ -12,12 +12,12 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 import numpy as np
-from credit_schema import ELDERLY_AGE, FEATURES, principal_reasons
+from credit_schema import BUILTIN, ELDERLY_AGE, ApplicantSchema, principal_reasons
 from credit_schema.decisions import DecisionBands
-from credit_schema.reasons import registry_from_env
+from credit_schema.reasons import registry_from_env, schema_registry
 
 from .. import stability
-from ..constraints import PAST_DUE_FEATURES
+from ..constraints import risk_features
 
 #: Deciles: the groups of gains, lift and calibration (by rank of the score).
 GROUPS: Final = 10
@@ -29,8 +29,6 @@ MONOTONIC_TOLERANCE: Final = 1e-12
 #: Rows drawn (seeded) for the SHAP summary and dependence plots.
 PLOT_SAMPLE: Final = 2_000
 _CURVE_POINTS: Final = 400
-AGE = FEATURES.index("age")
-INCOME = FEATURES.index("MonthlyIncome")
 AGE_BANDS: Final = (
     (0.0, 30.0, "under 30"),
     (30.0, 45.0, "30-44"),
@@ -38,14 +36,32 @@ AGE_BANDS: Final = (
     (float(ELDERLY_AGE), math.inf, f"{ELDERLY_AGE} and over"),
 )
 
-INTENDED_USE: Final = (
-    "Estimate the probability that a consumer-credit applicant experiences 90 days past due "
-    "or worse within two years (SeriousDlqin2yrs), with an exact per-feature explanation, to "
-    "support (not replace) a credit decision and to draft adverse-action reasons."
-)
-LIMITATIONS: Final = (
-    "Trained on the Give Me Some Credit schema only (10 features); probabilities are calibrated "
-    "to the training population's default rate and drift with it (see Stability).",
+def intended_use(schema: ApplicantSchema) -> str:
+    return (
+        f"Estimate the probability of {schema.target_label} ({schema.target}) for a "
+        "consumer-credit applicant, with an exact per-feature explanation, to support (not "
+        "replace) a credit decision and to draft adverse-action reasons."
+    )
+
+
+def limitations(schema: ApplicantSchema) -> list[str]:
+    fairness = (
+        "Fair-lending review beyond age (disparate impact on protected classes) needs data this "
+        "model does not have."
+        if not schema.prohibited
+        else "Prohibited-basis attributes (" + ", ".join(schema.prohibited) + ") are never "
+        "model inputs; a feature may still act as their proxy: review disparate impact."
+    )
+    return [
+        f"Trained on the {schema.name} schema only ({len(schema.features)} features); "
+        "probabilities are calibrated to the training population's default rate and drift "
+        "with it (see Stability).",
+        *_LIMITATIONS,
+        fairness,
+    ]
+
+
+_LIMITATIONS: Final = (
     "Random-forest probabilities are averages of leaf frequencies: the extremes are compressed "
     "(see Calibration).",
     "SHAP values explain the model, not the world: a feature's contribution is not a causal "
@@ -53,8 +69,6 @@ LIMITATIONS: Final = (
     "Age is a model input: Regulation B permits it in an empirically derived, statistically "
     "sound system only if an elderly applicant's age is never a negative factor (see the "
     "Regulation B check); review with counsel before use.",
-    "Fair-lending review beyond age (disparate impact on protected classes) needs data this "
-    "model does not have.",
 )
 
 
@@ -187,29 +201,42 @@ def segments(
     p: np.ndarray,
     bands: DecisionBands | None,
     decided: np.ndarray | None,
+    schema: ApplicantSchema,
 ) -> list[dict[str, Any]]:
-    """Per age band and missing-income group (``decided``: each row's decision label)."""
-    age, income = X[:, AGE], X[:, INCOME]
+    """Per age band and per missing group of each nullable feature (``decided``: each row's
+    decision label)."""
     groups = [("all applicants", np.ones(len(y), dtype=bool))]
-    groups += [(f"age {label}", (age >= lo) & (age < hi)) for lo, hi, label in AGE_BANDS]
-    groups += [("income reported", ~np.isnan(income)), ("income missing", np.isnan(income))]
+    if schema.age_feature is not None:
+        age = X[:, schema.features.index(schema.age_feature)]
+        groups += [(f"age {label}", (age >= lo) & (age < hi)) for lo, hi, label in AGE_BANDS]
+    for j, name in enumerate(schema.features):
+        if name in schema.nullable:
+            label = schema.labels[name]
+            missing = np.isnan(X[:, j])
+            groups += [(f"{label} reported", ~missing), (f"{label} missing", missing)]
     return [_segment(name, m, y, p, bands, decided) for name, m in groups]
 
 
 def reason_frequencies(
-    X: np.ndarray, shap: np.ndarray, rows: np.ndarray, basis: str, cutoff: float
+    X: np.ndarray,
+    shap: np.ndarray,
+    rows: np.ndarray,
+    basis: str,
+    cutoff: float,
+    schema: ApplicantSchema,
 ) -> dict[str, Any]:
     """How often each principal reason would appear on the notices of applicants ``rows``
     (the registry the model server uses: a lender's own, when configured)."""
-    registry = registry_from_env()
+    registry = registry_from_env(base=schema_registry(schema))
     counts: dict[str, dict[str, Any]] = {}
     none = 0
     for i in rows:
         values = [None if math.isnan(v) else float(v) for v in X[i]]
         found = principal_reasons(
-            zip(FEATURES, values, shap[i].tolist(), strict=True),
+            zip(schema.features, values, shap[i].tolist(), strict=True),
             reasons=registry.reasons,
             reasons_when_missing=registry.reasons_when_missing,
+            age_feature=registry.age_feature,
         )
         if not found:
             none += 1
@@ -233,10 +260,25 @@ def reason_frequencies(
     }
 
 
-def regulation_b(X: np.ndarray, shap: np.ndarray, metadata: dict[str, Any]) -> dict[str, Any]:
+def regulation_b(
+    X: np.ndarray, shap: np.ndarray, metadata: dict[str, Any], schema: ApplicantSchema = BUILTIN
+) -> dict[str, Any]:
     """Every applicant aged 62+: does age's SHAP contribution raise their risk?"""
-    elderly = X[:, AGE] >= ELDERLY_AGE
-    age_shap = shap[elderly, AGE]
+    if schema.age_feature is None:
+        return {
+            "rule": "the schema names no age feature: nothing to check",
+            "elderly_applicants": 0,
+            "age_raises_risk": 0,
+            "share": 0.0,
+            "max_age_contribution": None,
+            "tolerance": REG_B_TOLERANCE,
+            "passed": True,
+            "constrained_by_construction": False,
+            "method": "not applicable",
+        }
+    age = schema.features.index(schema.age_feature)
+    elderly = X[:, age] >= ELDERLY_AGE
+    age_shap = shap[elderly, age]
     raised = int(np.sum(age_shap > REG_B_TOLERANCE))
     n = int(elderly.sum())
     constraint = metadata.get("constraints")
@@ -261,17 +303,20 @@ def regulation_b(X: np.ndarray, shap: np.ndarray, metadata: dict[str, Any]) -> d
     }
 
 
-def monotonicity(pipeline: Any, X: np.ndarray, metadata: dict[str, Any]) -> dict[str, Any]:
-    """One more late payment per applicant and count: the risk must not fall."""
+def monotonicity(
+    pipeline: Any, X: np.ndarray, metadata: dict[str, Any], schema: ApplicantSchema = BUILTIN
+) -> dict[str, Any]:
+    """One unit more of each feature with a declared direction of risk: the risk must not move
+    against it (one more late payment never lowers the risk)."""
     recorded = (metadata.get("constraints") or {}).get("monotonic", {})
     # Both sides from the same predict_proba: a drop is the model's, never rounding's.
     p = pipeline.predict_proba(X)[:, 1]
     out = []
-    for name in PAST_DUE_FEATURES:
-        j = FEATURES.index(name)
+    for name, sign in risk_features(schema).items():
+        j = schema.features.index(name)
         more = X.copy()
         more[:, j] += 1
-        drop = p - pipeline.predict_proba(more)[:, 1]
+        drop = sign * (p - pipeline.predict_proba(more)[:, 1])
         violations = int(np.sum(drop > MONOTONIC_TOLERANCE))
         out.append(
             {
@@ -279,18 +324,22 @@ def monotonicity(pipeline: Any, X: np.ndarray, metadata: dict[str, Any]) -> dict
                 "violations": violations,
                 "share": violations / len(p),
                 "largest_drop": max(float(drop.max()), 0.0),
-                "constrained": recorded.get(name) == 1,
+                "direction": "increasing" if sign > 0 else "decreasing",
+                "constrained": recorded.get(name) == sign,
             }
         )
     return {
-        "check": "each applicant with one more late payment in each past-due count",
+        "check": "each applicant with one unit more of each feature with a declared direction "
+        "of risk",
         "tolerance": MONOTONIC_TOLERANCE,
         "features": out,
         "passed": all(f["violations"] == 0 for f in out),
     }
 
 
-def stability_figures(X: np.ndarray, p: np.ndarray, metadata: dict[str, Any]) -> dict[str, Any]:
+def stability_figures(
+    X: np.ndarray, p: np.ndarray, metadata: dict[str, Any], schema: ApplicantSchema
+) -> dict[str, Any]:
     base = metadata.get("baseline")
     if not base:
         return {
@@ -307,7 +356,9 @@ def stability_figures(X: np.ndarray, p: np.ndarray, metadata: dict[str, Any]) ->
         "available": True,
         "bins": "training deciles, missing as its own bin",
         "score": one(base["score"], p),
-        "features": {name: one(base["features"][name], X[:, j]) for j, name in enumerate(FEATURES)},
+        "features": {
+            name: one(base["features"][name], X[:, j]) for j, name in enumerate(schema.features)
+        },
     }
 
 
@@ -327,6 +378,7 @@ def compute(
     if len(y) == 0 or not 0 < int(y.sum()) < len(y):
         raise ValueError("the report needs labelled rows of both classes (defaults and not)")
     meta = artifacts.metadata
+    schema: ApplicantSchema = artifacts.schema
     explainer = build_explainer(artifacts.pipeline)
     p, shap = explainer.explain(X)
     auc = float(roc_auc_score(y, p))
@@ -349,13 +401,20 @@ def compute(
             "model_version": meta["model_version"],
             "model_sha256": meta["model_sha256"],
             "created_at": meta.get("created_at"),
+            "schema": schema.name,
+            "features": list(schema.features),
+            "age_feature": schema.age_feature,
         },
         "data": {
             **data_description,
             "rows": len(y),
             "defaults": int(y.sum()),
             "default_rate": float(y.mean()),
-            "missing_income_share": float(np.isnan(X[:, INCOME]).mean()),
+            "missing_shares": {
+                name: float(np.isnan(X[:, j]).mean())
+                for j, name in enumerate(schema.features)
+                if name in schema.nullable
+            },
         },
         "thresholds": None
         if bands is None
@@ -379,7 +438,7 @@ def compute(
             "explainer": type(explainer).__name__,
             "importance": [
                 {
-                    "feature": FEATURES[j],
+                    "feature": schema.features[j],
                     "mean_abs_shap": float(importance[j]),
                     "mean_shap": float(shap[:, j].mean()),
                 }
@@ -389,11 +448,11 @@ def compute(
                 np.max(np.abs(explainer.base_value + shap.sum(axis=1) - p))
             ),
         },
-        "stability": stability_figures(X, p, meta),
-        "segments": segments(X, y, p, bands, decided),
-        "reasons": reason_frequencies(X, shap, declined, basis, cutoff),
-        "regulation_b": regulation_b(X, shap, meta),
-        "monotonicity": monotonicity(artifacts.pipeline, X, meta),
+        "stability": stability_figures(X, p, meta, schema),
+        "segments": segments(X, y, p, bands, decided, schema),
+        "reasons": reason_frequencies(X, shap, declined, basis, cutoff, schema),
+        "regulation_b": regulation_b(X, shap, meta, schema),
+        "monotonicity": monotonicity(artifacts.pipeline, X, meta, schema),
         "model_card": model_card(artifacts),
     }
     rng = np.random.default_rng(0)
@@ -422,8 +481,8 @@ def model_card(artifacts: Any) -> dict[str, Any]:
     feature_summary = training.pop("features", {})
     return {
         "feature_summary": feature_summary,
-        "intended_use": INTENDED_USE,
-        "limitations": list(LIMITATIONS),
+        "intended_use": intended_use(artifacts.schema),
+        "limitations": limitations(artifacts.schema),
         "model_version": meta["model_version"],
         "training_data": training,
         "training_metrics": json.loads(metrics_path.read_text())
