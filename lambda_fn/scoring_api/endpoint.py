@@ -46,7 +46,7 @@ from credit_schema import (
     edge,
     ranked,
 )
-from credit_schema.decisions import DecisionBands
+from credit_schema.decisions import REFERENCE_ATTRIBUTE, DecisionBands
 from credit_schema.points import check_points
 from credit_schema.reasons import MAX_REASONS
 
@@ -165,7 +165,10 @@ class ModelEndpoint:
         accepted = edge.inference_id(inference_id)  # API Gateway's ids are UUIDs: always kept
         extra = {"InferenceId": accepted} if accepted else {}
         if self.settings.decision_bands is not None:  # the model records the decision as sent
-            extra["CustomAttributes"] = self.settings.decision_bands.custom_attributes()
+            attributes = self.settings.decision_bands.custom_attributes()
+            if self.settings.reasons_reference == "cutoff":
+                attributes += f";{REFERENCE_ATTRIBUTE}=cutoff"
+            extra["CustomAttributes"] = attributes
         try:
             response = self.runtime.invoke_endpoint(
                 EndpointName=self.settings.endpoint_name,
@@ -402,6 +405,10 @@ def check_response(
             if wrong is not None:
                 raise InconsistentExplanationError(f"explanation {i}: {wrong}")
             checked_explanation["points"] = explanation["points"]
+        if explanation.get("reference", "training") != "training":
+            if explanation["reference"] != "cutoff":
+                raise _bad(f"explanation {i} has an unknown reference")
+            checked_explanation["reference"] = "cutoff"
         decision = explanation.get("decision")
         if bands is not None and decision is not None and decision != bands.decide(probability):
             raise InconsistentExplanationError(

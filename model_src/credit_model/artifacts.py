@@ -148,11 +148,13 @@ def save(
     metrics: Mapping[str, Any],
     background: np.ndarray | None = None,
     schema: ApplicantSchema = BUILTIN,
+    cutoff_pool: np.ndarray | None = None,
 ) -> dict[str, Any]:
     """Write the model directory; returns the metadata written (with ``model_version``).
 
     ``background``: rows a boosted model's probability-space explanations are taken
-    against (kept in the directory, covered by the manifest and the model version)."""
+    against (kept in the directory, covered by the manifest and the model version);
+    ``cutoff_pool``: the training rows a background near an approval cutoff is picked from."""
     from . import families
 
     directory = Path(model_dir)
@@ -170,7 +172,7 @@ def save(
     else:
         family.save(pipeline, model_path)
         fingerprint, tables = _save_ensemble_tables(
-            family.to_ensemble(pipeline), directory, background, schema
+            family.to_ensemble(pipeline), directory, (background, cutoff_pool), schema
         )
     model_sha = sha256_file(model_path)
     dump_schema(schema.schema, directory / SCHEMA_FILE)
@@ -221,7 +223,10 @@ def _save_tables(pipeline: Any, directory: Path) -> tuple[str, ...]:
 
 
 def _save_ensemble_tables(
-    ensemble: Any, directory: Path, background: np.ndarray | None, schema: ApplicantSchema
+    ensemble: Any,
+    directory: Path,
+    rows: tuple[np.ndarray | None, np.ndarray | None],
+    schema: ApplicantSchema,
 ) -> tuple[str, tuple[str, ...]]:
     """A boosted model's tables (no imputer: each split routes NaN its own way), its leaves'
     paths and background (probability space), and its fingerprint: a hash of the compiled
@@ -234,11 +239,13 @@ def _save_ensemble_tables(
     save_tables(directory / TABLES_FILE, compiled, np.full(compiled.n_features, np.nan))
     document = json.dumps(schema.document(), sort_keys=True)
     digest = hashlib.sha256(f"{document}|{fingerprint(ensemble)}".encode())
+    background, pool = rows
     if background is None:
         return digest.hexdigest(), (TABLES_FILE,)
-    rows = np.ascontiguousarray(background, dtype=np.float64)
-    save_paths(directory / INTERVENTIONAL_FILE, leaf_paths(ensemble, rows))
-    digest.update(rows.tobytes())
+    paths = leaf_paths(ensemble, background, pool)
+    save_paths(directory / INTERVENTIONAL_FILE, paths)
+    digest.update(paths.background.tobytes())
+    digest.update(paths.pool.tobytes())
     return digest.hexdigest(), (TABLES_FILE, INTERVENTIONAL_FILE)
 
 

@@ -46,7 +46,7 @@ from credit_schema import (
     negotiate,
     validate_records,
 )
-from credit_schema.decisions import SPACE_ATTRIBUTE, DecisionBands
+from credit_schema.decisions import REFERENCE_ATTRIBUTE, SPACE_ATTRIBUTE, DecisionBands
 from credit_schema.points import Scorecard
 from credit_schema.reasons import DEFAULT_REGISTRY, Registry, registry_from_env, schema_registry
 from pydantic_core import to_json
@@ -99,6 +99,7 @@ class LoadedModel:
     explainers: dict[str, Explainer] = field(default_factory=dict)
     #: ``train --points``: every answer carries its scorecard points.
     scorecard: Scorecard | None = None
+    _cutoff: dict[float, Explainer] = field(default_factory=dict, repr=False)
 
     def explainer_in(self, space: str | None) -> Explainer:
         """The explainer for a request's ``space`` (None: the model's default), else 400."""
@@ -110,6 +111,22 @@ class LoadedModel:
                 f"{', '.join(sorted(self.explainers) or [self.explainer.space])}, not {space!r}"
             )
         return self.explainers[space]
+
+    def against_cutoff(self, cutoff: float) -> Explainer:
+        """The probability-space explainer against the training applicants scored just inside
+        ``cutoff`` (built once per cutoff), else 400."""
+        if cutoff not in self._cutoff:
+            explainer = self.explainers.get("probability")
+            if not isinstance(explainer, InterventionalExplainer):
+                raise PayloadError(
+                    f"custom attribute {REFERENCE_ATTRIBUTE}: explaining against the cutoff "
+                    "needs a boosted model with its cutoff pool"
+                )
+            try:
+                self._cutoff[cutoff] = explainer.against_cutoff(cutoff)
+            except ValueError as exc:
+                raise PayloadError(f"custom attribute {REFERENCE_ATTRIBUTE}: {exc}") from None
+        return self._cutoff[cutoff]
 
     @property
     def version(self) -> str:
@@ -142,6 +159,8 @@ class Prediction:
     space: str = "probability"
     #: Each applicant's scorecard points (models trained with --points).
     points: list[dict[str, Any]] | None = None
+    #: ``cutoff``: explained against the applicants just inside the approval cutoff.
+    reference: str = "training"
 
 
 #: SageMaker calls ``input_fn`` without the model: it reads the schema of the model this
@@ -208,13 +227,21 @@ def input_fn(
 
 
 def predict_fn(
-    input_data: Batch | FloatArray, model: LoadedModel, space: str | None = None
+    input_data: Batch | FloatArray,
+    model: LoadedModel,
+    space: str | None = None,
+    cutoff: float | None = None,
 ) -> Prediction:
     """Probability of the schema's risk label and exact SHAP values for every row, in
-    ``space`` (None: the model's default)."""
+    ``space`` (None: the model's default), against the applicants just inside ``cutoff``
+    when given (probability space)."""
     batch = input_data if isinstance(input_data, Batch) else Batch(input_data)
     X = np.asarray(batch.rows, dtype=np.float64)
-    explainer = model.explainer_in(space)
+    if cutoff is not None and space not in (None, "probability"):
+        raise PayloadError(
+            f"custom attribute {REFERENCE_ATTRIBUTE}: the cutoff reference is in probability"
+        )
+    explainer = model.explainer_in(space) if cutoff is None else model.against_cutoff(cutoff)
     proba, shap_values, gap = explainer.explain_checked(X)
     if not gap <= ADDITIVITY_TOLERANCE:
         raise ExplanationError(f"the model produced an inconsistent explanation (gap {gap:.3g})")
@@ -238,6 +265,7 @@ def predict_fn(
         ids=batch.ids,
         space=explainer.space,
         points=points,
+        reference="training" if cutoff is None else "cutoff",
     )
 
 
@@ -267,6 +295,8 @@ def explanations(prediction: Prediction) -> list[dict[str, Any]]:
             explanation["ids"] = prediction.ids[i]
         if prediction.points is not None:
             explanation["points"] = prediction.points[i]
+        if prediction.reference != "training":
+            explanation["reference"] = prediction.reference
         out.append(explanation)
     return out
 
@@ -278,7 +308,8 @@ def _explanations_json(prediction: Prediction, members: dict[str, str], separato
     # The column-wise writer covers plain numbers; categories' texts, ids and points go dict
     # by dict.
     plain = not prediction.schema.categorical and prediction.ids is None
-    if plain and prediction.points is None and len(prediction.probability) >= BULK_MIN_RECORDS:
+    plain = plain and prediction.points is None and prediction.reference == "training"
+    if plain and len(prediction.probability) >= BULK_MIN_RECORDS:
         text = explanation_text(
             prediction.probability,
             prediction.base_value,
@@ -351,6 +382,7 @@ def transform(
     *,
     bands: DecisionBands | None = None,
     space: str | None = None,
+    reference: str | None = None,
 ) -> tuple[bytes, str]:
     """All three stages for one request; negotiates Accept before doing any work.
 
@@ -359,7 +391,15 @@ def transform(
     """
     negotiate(accept, OUTPUT_CONTENT_TYPES)
     rows = input_fn(body, content_type, max_applicants=model.max_applicants, schema=model.schema)
-    prediction = predict_fn(rows, model, space)
+    cutoff = None
+    if reference not in (None, "training"):
+        if reference != "cutoff" or bands is None:
+            raise PayloadError(
+                f"custom attribute {REFERENCE_ATTRIBUTE}: 'cutoff' with decision_thresholds "
+                "(the first band's bound is the approval cutoff), or 'training'"
+            )
+        cutoff = bands.bounds[0]
+    prediction = predict_fn(rows, model, space, cutoff)
     if bands is not None:
         prediction.bands = bands
     return output_fn(prediction, accept)

@@ -35,6 +35,8 @@ from .ensemble import LEAF, Ensemble, FloatArray, IndexArray, UnsupportedModelEr
 INTERVENTIONAL_FILE: Final = "interventional.npz"
 #: Rows of the training data kept as the background (seeded sample).
 BACKGROUND_ROWS: Final = 100
+#: Training rows kept to pick a background near an approval cutoff from (seeded sample).
+CUTOFF_POOL_ROWS: Final = 2_000
 _MAX_SLOTS: Final = 16  # patterns are ints; a leaf's scratch is 2**slots
 
 
@@ -57,10 +59,14 @@ class LeafPaths:
     path_right: IndexArray  #: [P] 1 where the path goes right
     path_bit: IndexArray  #: [P] 1 << slot of the split's feature
     background: FloatArray  #: [R, n_features] background rows (raw, NaN where missing)
+    #: [P, n_features] training rows a background near an approval cutoff is picked from
+    pool: FloatArray
 
 
-def leaf_paths(ensemble: Ensemble, background: FloatArray) -> LeafPaths:
-    """The leaves' paths of ``ensemble`` and its background rows."""
+def leaf_paths(
+    ensemble: Ensemble, background: FloatArray, pool: FloatArray | None = None
+) -> LeafPaths:
+    """The leaves' paths of ``ensemble``, its background rows and its cutoff pool."""
     values: list[float] = []
     slots: list[tuple[int, ...]] = []
     starts = [0]
@@ -105,6 +111,9 @@ def leaf_paths(ensemble: Ensemble, background: FloatArray) -> LeafPaths:
         path_right=table[:, 3].astype(np.int64),
         path_bit=table[:, 4].astype(np.int64),
         background=np.ascontiguousarray(background, dtype=np.float64),
+        pool=np.ascontiguousarray(
+            np.zeros((0, ensemble.n_features)) if pool is None else pool, dtype=np.float64
+        ),
     )
 
 
@@ -224,12 +233,22 @@ class InterventionalExplainer:
 
     space: Space = "probability"
 
-    def __init__(self, paths: LeafPaths, *, fill_values: FloatArray | None = None) -> None:
+    def __init__(
+        self,
+        paths: LeafPaths,
+        *,
+        fill_values: FloatArray | None = None,
+        background: FloatArray | None = None,
+    ) -> None:
         self.paths = paths
         n = paths.n_features
         self.fill_values = np.full(n, np.nan) if fill_values is None else fill_values
         self._positive, self._negative = _coefficients(paths.depth)
-        background = self._prepare(paths.background)
+        self.background = paths.background if background is None else background
+        self._pool_scores: FloatArray | None = None
+        if not len(self.background):
+            raise ValueError("an interventional explanation needs at least one background row")
+        background = self._prepare(self.background)
         q = self._patterns(background)
         self._q = np.ascontiguousarray(q.T)  # [L, R]: one leaf's background side by side
         self._fr = self._raw(q)
@@ -281,6 +300,32 @@ class InterventionalExplainer:
     def explain(self, X: Any) -> tuple[FloatArray, FloatArray]:
         proba, phi, _ = self.explain_raw(X)
         return proba, phi
+
+    def against_cutoff(self, cutoff: float, rows: int = BACKGROUND_ROWS) -> InterventionalExplainer:
+        """The same model explained against the ``rows`` pool applicants scored just inside an
+        approval ``cutoff`` (the riskiest approved: probability below it, highest first), so
+        that reasons say why an applicant is not among them (Regulation B, 9(b)(2)-5)."""
+        pool = self.paths.pool
+        if not len(pool):
+            raise ValueError("this model directory keeps no training rows to pick a cutoff from")
+        scores = self._scores()
+        approved = np.flatnonzero(scores < cutoff)
+        if not len(approved):
+            raise ValueError(
+                f"no training applicant is scored below the approval cutoff {cutoff:g}"
+            )
+        nearest = approved[np.argsort(-scores[approved], kind="stable")[:rows]]
+        return InterventionalExplainer(
+            self.paths, fill_values=self.fill_values, background=pool[np.sort(nearest)]
+        )
+
+    def _scores(self) -> FloatArray:
+        """The pool's probabilities (computed once)."""
+        if self._pool_scores is None:
+            raw = self._raw(self._patterns(self._prepare(self.paths.pool)))
+            self._pool_scores = 1.0 / (1.0 + np.exp(-raw)) if self.paths.logistic else raw
+        scores: FloatArray = self._pool_scores
+        return scores
 
 
 _SCALARS: Final = ("n_features", "depth", "float32_inputs", "logistic", "offset")

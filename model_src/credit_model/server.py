@@ -44,6 +44,7 @@ from credit_schema import (
 )
 from credit_schema.decisions import (
     CUSTOM_ATTRIBUTES_HEADER,
+    REFERENCE_ATTRIBUTE,
     SPACE_ATTRIBUTE,
     THRESHOLDS_ATTRIBUTE,
     DecisionBands,
@@ -163,18 +164,25 @@ class _Invoker:
             attributes = request.headers.get(CUSTOM_ATTRIBUTES_HEADER)
             bands = _bands(attributes)
             space = custom_attribute(attributes, SPACE_ATTRIBUTE)
+            reference = custom_attribute(attributes, REFERENCE_ATTRIBUTE)
             body = await _read_body(request, self.max_body_bytes)
             if len(body) <= INLINE_MAX_BYTES:
                 # A few applicants take less time than a hop to a worker thread.
                 out, response_type = transform(
-                    self.model, body, content_type, accept, bands=bands, space=space
+                    self.model,
+                    body,
+                    content_type,
+                    accept,
+                    bands=bands,
+                    space=space,
+                    reference=reference,
                 )
             else:
                 # The scoring thread cannot be interrupted: past the timeout the caller gets
                 # its 504 at once and the thread's result is dropped when it finishes.
                 work = asyncio.get_running_loop().run_in_executor(
                     None,
-                    partial(transform, bands=bands, space=space),
+                    partial(transform, bands=bands, space=space, reference=reference),
                     self.model,
                     body,
                     content_type,

@@ -31,6 +31,7 @@ from credit_schema.points import Scorecard
 
 from . import artifacts, constraints, families, monitor, stability
 from .data import DataError, load_csv, split_xy
+from .interventional import CUTOFF_POOL_ROWS
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -274,14 +275,16 @@ def training_baseline(
     }
 
 
-def background_rows(X: np.ndarray, seed: int) -> np.ndarray:
-    """The training rows probability-space explanations are taken against (seeded sample)."""
+def background_rows(X: np.ndarray, seed: int, rows: int | None = None) -> np.ndarray:
+    """``rows`` training rows (default: the background probability-space explanations are
+    taken against), a seeded sample."""
     from .interventional import BACKGROUND_ROWS
 
-    if len(X) <= BACKGROUND_ROWS:
+    n = BACKGROUND_ROWS if rows is None else rows
+    if len(X) <= n:
         return X
-    rows = np.random.default_rng(seed).choice(len(X), BACKGROUND_ROWS, replace=False)
-    return X[np.sort(rows)]
+    chosen = np.random.default_rng(seed).choice(len(X), n, replace=False)
+    return X[np.sort(chosen)]
 
 
 def evaluate(pipeline: Any, X: np.ndarray, y: np.ndarray) -> dict[str, float]:
@@ -409,6 +412,9 @@ def write_model_dir(
         metrics=metrics,
         background=background,
         schema=schema,
+        cutoff_pool=None
+        if hp.model == "rf"
+        else background_rows(X_train, hp.random_state + 1, CUTOFF_POOL_ROWS),
     )
     log(f"model {meta['model_version']} written to {model_dir}")
     return {**metrics, "model_version": meta["model_version"]}

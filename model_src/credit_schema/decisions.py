@@ -18,6 +18,9 @@ THRESHOLDS_ATTRIBUTE: Final = "decision_thresholds"
 #: The custom attribute that asks for explanations in another space than the model's
 #: default: ``space=log_odds`` or ``space=probability``.
 SPACE_ATTRIBUTE: Final = "space"
+#: The custom attribute that explains against the training applicants scored just inside the
+#: approval cutoff (the first band's bound) instead of the average one: ``reference=cutoff``.
+REFERENCE_ATTRIBUTE: Final = "reference"
 
 
 def custom_attribute(header: str | None, key: str) -> str | None:

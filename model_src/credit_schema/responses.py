@@ -109,6 +109,12 @@ class Explanation(BaseModel):
     decision: str | None = Field(
         default=None, description="Decision band, when the API has thresholds configured."
     )
+    reference: Literal["training", "cutoff"] = Field(
+        default="training",
+        description="What base_value is the expected output of: the training background, or "
+        "the training applicants scored just inside the approval cutoff (reasons then say why "
+        "the applicant is not among them).",
+    )
     points: Points | None = Field(
         default=None,
         description="Scorecard points (models trained with --points): the score, the base's "

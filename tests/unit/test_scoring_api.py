@@ -669,3 +669,14 @@ def test_bands_that_cannot_travel_in_custom_attributes_refuse_the_cold_start(
         make_env(closed_port, DECISION_THRESHOLDS="approuvé:0.1,refusé").invoke(
             load_event("score-batch.json")
         )
+
+
+def test_reasons_against_the_cutoff_need_decision_bands() -> None:
+    from scoring_api.config import ConfigurationError, Settings
+
+    with pytest.raises(ConfigurationError, match="REASONS_REFERENCE"):
+        Settings.from_env({"REASONS_REFERENCE": "cutoff"})
+    with pytest.raises(ConfigurationError, match="REASONS_REFERENCE"):
+        Settings.from_env({"REASONS_REFERENCE": "median", "DECISION_THRESHOLDS": "a:0.1,b"})
+    settings = Settings.from_env({"REASONS_REFERENCE": "cutoff", "DECISION_THRESHOLDS": "a:0.1,b"})
+    assert settings.reasons_reference == "cutoff"
