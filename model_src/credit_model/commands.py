@@ -186,9 +186,11 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _warm_up(args: argparse.Namespace) -> int:
+    from . import interventional
     from .kernel import compile_kernel
 
     compile_kernel()
+    interventional.warm_up()
     return 0
 
 

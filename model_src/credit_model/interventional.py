@@ -384,3 +384,20 @@ def load_paths(path: str | Path) -> LeafPaths:
         for name in (f.name for f in fields(LeafPaths))
     }
     return LeafPaths(**values)
+
+
+def warm_up() -> None:
+    """Compile the kernels into numba's cache (the image build runs it): a one-split model."""
+    from .ensemble import Tree
+
+    stump = Tree(
+        left=np.array([1, LEAF, LEAF]),
+        right=np.array([2, LEAF, LEAF]),
+        feature=np.array([0, 0, 0]),
+        threshold=np.array([0.5, 0.0, 0.0]),
+        missing_right=np.array([0, 0, 0]),
+        value=np.array([0.0, -1.0, 1.0]),
+        cover=np.array([2.0, 1.0, 1.0]),
+    )
+    ensemble = Ensemble((stump,), 1, 1.0, 0.0, "logistic", False)
+    InterventionalExplainer(leaf_paths(ensemble, np.array([[0.0], [1.0]]))).explain([[1.0]])
