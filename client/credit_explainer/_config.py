@@ -21,7 +21,14 @@ __all__ = [
     "DEFAULT_TIMEOUT",
     "URL_ENV",
     "RetryPolicy",
+    "install_hint",
 ]
+
+
+def install_hint(extras: str) -> str:
+    """How to add ``extras`` to an install made as the README says (``pip install .``)."""
+    return f"pip install '.[{extras}]' in the credit-explainer checkout"
+
 
 #: Environment variables read when ``url`` / ``api_key`` are not given.
 URL_ENV: Final = "CREDIT_EXPLAINER_URL"

@@ -55,6 +55,7 @@ __all__ = [
     "GatewayTimeoutError",
     "InconsistentExplanationError",
     "InvalidApplicantError",
+    "MissingDependencyError",
     "ModelError",
     "NotFoundError",
     "PayloadTooLargeError",
@@ -79,6 +80,10 @@ class CreditExplainerError(Exception):
 
 class UsageError(CreditExplainerError, ValueError, TypeError):
     """The call itself is wrong (arguments, configuration); nothing was sent."""
+
+
+class MissingDependencyError(CreditExplainerError, ImportError):
+    """An optional library the call needs is not installed; the message says how to add it."""
 
 
 class InvalidApplicantError(CreditExplainerError, ValueError):

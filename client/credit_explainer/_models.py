@@ -22,8 +22,8 @@ from credit_schema import (
     additivity_target,
 )
 
-from ._exceptions import InconsistentExplanationError
-from ._reasons import DEFAULT_MAX_REASONS, Reason, ReasonCodes
+from ._exceptions import InconsistentExplanationError, MissingDependencyError
+from ._reasons import DEFAULT_MAX_REASONS, Reason, ReasonCodes, reason_columns
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -31,6 +31,9 @@ if TYPE_CHECKING:
 
 __all__ = ["ADDITIVITY_TOLERANCE", "Failure", "Score", "ScoreResults"]
 
+
+def _reason_limit(reason_codes: ReasonCodes | None) -> int:
+    return DEFAULT_MAX_REASONS if reason_codes is None else reason_codes.max_reasons
 
 
 class Score(ScoredApplicant):
@@ -144,7 +147,12 @@ class Score(ScoredApplicant):
         return plot_score(self, path, kind=kind, max_features=max_features, title=title)
 
     def to_record(self, *, reason_codes: ReasonCodes | None = None) -> dict[str, Any]:
-        """One flat row: probability, decision, base value, versions, reasons, a SHAP column per feature."""
+        """One flat row: probability, decision, base value, versions, reasons, a SHAP column per feature.
+
+        The reasons are :meth:`reasons`' (the server's, unless ``reason_codes`` is given), as
+        ``reason_codes`` and ``reason_1`` ... ``reason_N``: the columns ``credit-explainer score``
+        writes.
+        """
         row: dict[str, Any] = {
             "index": self.index,
             "probability": self.probability,
@@ -153,10 +161,8 @@ class Score(ScoredApplicant):
             "model_version": self.model_version,
             "request_id": self.request_id,
         }
-        if reason_codes is not None:
-            reasons = reason_codes.for_score(self)
-            row["reason_codes"] = ";".join(r.code for r in reasons)
-            row["reasons"] = "; ".join(r.text for r in reasons)
+        reasons = self.reasons(reason_codes=reason_codes)
+        row.update(reason_columns(reasons, _reason_limit(reason_codes)))
         for name, value in self.shap_values.items():
             row[f"shap_{name}"] = value
         return row
@@ -239,15 +245,15 @@ class ScoreResults(Sequence[Score | Failure]):
         """A pandas DataFrame, one row per input, indexed like the input (needs pandas)."""
         try:
             import pandas as pd
-        except ImportError as exc:  # pragma: no cover - pandas is in the model/dev extras
-            raise ImportError("to_dataframe needs pandas: pip install pandas") from exc
+        except ImportError as exc:
+            raise MissingDependencyError("to_dataframe needs pandas: pip install pandas") from exc
         columns = [
             "probability",
             "decision",
             "base_value",
             "model_version",
             "request_id",
-            *(["reason_codes", "reasons"] if reason_codes is not None else []),
+            *reason_columns([], _reason_limit(reason_codes)),
             *(f"shap_{f}" for f in FEATURES),
             "error",
         ]

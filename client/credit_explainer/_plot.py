@@ -11,6 +11,8 @@ from typing import TYPE_CHECKING, Final, Literal
 
 from credit_schema import FEATURE_LABELS, TARGET_LABEL
 
+from ._config import install_hint
+from ._exceptions import MissingDependencyError
 from ._render import _value
 
 if TYPE_CHECKING:
@@ -28,9 +30,7 @@ def _figure_class() -> type[Figure]:
     try:
         from matplotlib.figure import Figure
     except ImportError as exc:
-        raise ImportError(
-            "plotting needs matplotlib: pip install 'credit-explainer[plot]'"
-        ) from exc
+        raise MissingDependencyError(f"plotting needs matplotlib: {install_hint('plot')}") from exc
     return Figure
 
 

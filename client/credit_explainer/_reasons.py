@@ -21,7 +21,7 @@ an applicant aged 62 or over; review the ``age`` text and your use of it with co
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final
 
@@ -43,6 +43,7 @@ __all__ = [
     "Reason",
     "ReasonCodes",
     "ReasonText",
+    "reason_columns",
 ]
 
 #: Regulation B's commentary: no more than four principal reasons.
@@ -139,3 +140,13 @@ class ReasonCodes:
     def for_score(self, score: Score) -> list[Reason]:
         """The principal reasons for one score (empty below the cut-off)."""
         return self.for_contributions(score.probability, score.contributions)
+
+
+def reason_columns(reasons: Sequence[Reason], max_reasons: int) -> dict[str, str]:
+    """Reasons as the columns of every table of scores: their codes, then one text per reason."""
+    texts = [r.text for r in reasons[:max_reasons]]
+    texts += [""] * (max_reasons - len(texts))
+    return {
+        "reason_codes": ";".join(r.code for r in reasons[:max_reasons]),
+        **{f"reason_{i + 1}": text for i, text in enumerate(texts)},
+    }

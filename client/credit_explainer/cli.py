@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 from collections.abc import Sequence
 from typing import Final
 
 from . import __version__
+from ._config import install_hint
 
 # Modules that add subcommands, in the order they appear in --help, each with the extras
 # its commands need beyond the base install (what to tell a client-only install to add).
@@ -64,7 +66,7 @@ def _missing_extra(exc: ModuleNotFoundError, argv: Sequence[str]) -> str | None:
     where = f"credit-explainer {command}" if command else "this command"
     return (
         f"error: {where} needs {top}, which this installation lacks: "
-        f"pip install 'credit-explainer[{extras or 'model,api'}]'"
+        f"{install_hint(extras or 'model,api')}"
     )
 
 
@@ -78,6 +80,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # The reader went away (`| head`): stop quietly, as a command killed by SIGPIPE does;
+        # stdout goes to /dev/null so that the interpreter's last flush cannot fail again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 128 + 13
     except ModuleNotFoundError as exc:
         message = _missing_extra(exc, argv)
         if message is None:

@@ -19,6 +19,7 @@ from typing import Any
 from credit_model.drift import Thresholds
 from credit_schema import DEFAULT_ENDPOINT_NAME, FEATURES, PayloadError
 
+from ._config import install_hint
 from .decisions import (
     CAPTURE_HELP,
     Decision,
@@ -83,9 +84,9 @@ def _run(args: argparse.Namespace) -> int:
     if root is None:
         return 2
     # The model side (the model extra): numpy and the baseline's rules.
-    monitoring: Any = importlib.import_module("credit_model.monitor")
-    artifacts: Any = importlib.import_module("credit_model.artifacts")
-    server: Any = importlib.import_module("credit_model.server")
+    from credit_model import artifacts, server
+    from credit_model import monitor as monitoring
+
     try:
         metadata = artifacts.verify(args.model_dir)
         monitoring.check_baseline(metadata)
@@ -114,7 +115,7 @@ def _run(args: argparse.Namespace) -> int:
         since = f" since {args.since.isoformat()}" if args.since else ""
         print(f"error: no decisions of model {version} under {root}{since}", file=sys.stderr)
         return 2
-    thresholds = monitoring.Thresholds(
+    thresholds = Thresholds(
         **{k: v for k, v in vars(args).items() if k in _THRESHOLDS and v is not None}
     )
     report = monitoring.monitor(metadata, *_arrays(kept), thresholds)
@@ -136,7 +137,9 @@ def _run(args: argparse.Namespace) -> int:
             return 2
     if args.html:
         try:
-            page = importlib.import_module("credit_model.report.monitor_html").render(report)
+            from credit_model.report import monitor_html
+
+            page = monitor_html.render(report)
             Path(args.html).write_text(page, encoding="utf-8")
         except OSError as exc:
             print(f"error: cannot write {args.html}: {exc.strerror}", file=sys.stderr)
@@ -203,7 +206,7 @@ def _publish(report: dict[str, Any], endpoint_name: str) -> str | None:
         import boto3
         from botocore.exceptions import BotoCoreError, ClientError
     except ImportError:
-        return "--publish needs boto3: pip install 'credit-explainer[deploy]'"
+        return f"--publish needs boto3: {install_hint('deploy')}"
     try:
         sent = publish(report, endpoint_name, cloudwatch=boto3.client("cloudwatch"))
     except (BotoCoreError, ClientError) as exc:
@@ -226,6 +229,11 @@ def register(sub: Any) -> None:
         "monitor",
         help="captured applicants against the training baseline: PSI, missing and out-of-range "
         "shares, score PSI, attribution drift, reasons (exit 1 when a threshold is crossed)",
+        description="Read the applicants and answers data capture kept, compare them with the "
+        "model's training baseline (feature and score PSI, missing and out-of-range shares, "
+        "attribution drift, principal reasons) and print a summary; write HTML and JSON on "
+        "request. Exit status: 0 all within thresholds, 1 a threshold crossed (named), "
+        "2 the run failed.",
     )
     p.add_argument("--capture", required=True, help=CAPTURE_HELP)
     add_model_dir(p)

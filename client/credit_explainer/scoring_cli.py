@@ -17,8 +17,10 @@ output. Exit status: 0 every row scored, 1 some rows rejected, 2 the run failed
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import io
+import itertools
 import json
 import os
 import sys
@@ -28,15 +30,31 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, Final, Literal
 
-from credit_schema import FEATURES, FIELD_BY_ALIAS, INDEX_COLUMNS, csv_records
+from credit_schema import (
+    FEATURES,
+    FIELD_BY_ALIAS,
+    IGNORED_FIELDS,
+    INDEX_COLUMNS,
+    MISSING_CELLS,
+    ApplicantValidationError,
+    PayloadError,
+    csv_records,
+    decode_json,
+    to_records,
+    validate_records,
+)
 
 from ._config import API_KEY_ENV, DEFAULT_BATCH_SIZE, DEFAULT_MAX_RETRIES, DEFAULT_TIMEOUT, URL_ENV
-from ._reasons import DEFAULT_MAX_REASONS
+from ._reasons import DEFAULT_MAX_REASONS, reason_columns
 
 __all__ = ["register", "run"]
 
-Format = Literal["csv", "jsonl"]
+Format = Literal["csv", "jsonl", "json"]
 _JSONL_SUFFIXES: Final = frozenset({".jsonl", ".ndjson", ".jsonlines"})
+#: Separators a CSV file may use besides the comma (spreadsheets in many locales write ";").
+_OTHER_DELIMITERS: Final = (";", "\t")
+#: Lines ending in "\n" alone: a CRLF would end up in the last cell (an id) read by `cut`, awk...
+_LINE_END: Final = "\n"
 _KNOWN: Final = frozenset(FEATURES) | frozenset(FIELD_BY_ALIAS)
 #: Rows read and handed to score_many at a time (it batches them further).
 CHUNK_ROWS: Final = 2_000
@@ -57,7 +75,12 @@ def register(sub: Any) -> None:
             "Exit status: 0 all scored, 1 some rows rejected, 2 failed."
         ),
     )
-    p.add_argument("input", type=Path, help="applicants: .csv, or .jsonl/.ndjson (JSON lines)")
+    p.add_argument(
+        "input",
+        type=Path,
+        help="applicants: .csv (comma, semicolon or tab separated), .jsonl/.ndjson (JSON lines) "
+        "or .json (one document in any shape the API takes)",
+    )
     p.add_argument(
         "-o",
         "--output",
@@ -77,7 +100,9 @@ def register(sub: Any) -> None:
         "--api-key",
         help=f"API key, sent as x-api-key (default: ${API_KEY_ENV}; prefer it: arguments show in ps)",
     )
-    p.add_argument("--input-format", choices=("csv", "jsonl"), help="(default: from the suffix)")
+    p.add_argument(
+        "--input-format", choices=("csv", "jsonl", "json"), help="(default: from the suffix)"
+    )
     p.add_argument("--output-format", choices=("csv", "jsonl"), help="(default: from the suffix)")
     p.add_argument(
         "--batch-size",
@@ -134,16 +159,59 @@ class Chunk:
     unreadable: dict[int, str] = field(default_factory=dict)  # position -> why
 
 
+class SourceError(ValueError):
+    """The input as a whole cannot be scored (its header, its format): one error, exit 2."""
+
+
+def _delimiter(first_line: str) -> str:
+    """The comma, or the separator that splits the first line into feature names or values."""
+    for other in _OTHER_DELIMITERS:
+        cells = [c.strip() for c in first_line.split(other)]
+        if other in first_line and (
+            any(c in _KNOWN for c in cells) or len(cells) >= len(FEATURES) > first_line.count(",")
+        ):
+            return other
+    return ","
+
+
+def _looks_like_a_header(cells: list[str]) -> bool:
+    """Names, not values: every cell is text that is neither a number nor a missing cell."""
+
+    def is_name(cell: str) -> bool:
+        try:
+            float(cell)
+        except ValueError:
+            return cell.lower() not in MISSING_CELLS
+        return False
+
+    return any(c in _KNOWN for c in cells) or all(map(is_name, cells))
+
+
+def check_header(header: Sequence[str]) -> None:
+    """Refuse, once, a header naming a column the schema does not know or lacking a feature."""
+    names = [n for n in header if n not in IGNORED_FIELDS]
+    try:
+        validate_records([dict.fromkeys(names, 0)])
+    except ApplicantValidationError as exc:
+        # Values are placeholders here: only the column names' problems count.
+        wrong = [d for d in exc.details if d.type in ("extra_forbidden", "missing")]
+        if wrong:
+            problems = "; ".join(f"{d.field}: {d.message}" for d in wrong)
+            raise SourceError(f"the header does not name the features: {problems}") from None
+
+
 class CsvSource:
     """CSV in chunks, parsed by credit_schema's own CSV code (same acceptance as the API)."""
 
     def __init__(self, stream: IO[str]) -> None:
-        self._reader = csv.reader(stream)
+        first_line = next((line for line in stream if line.strip()), "")
+        self.delimiter = _delimiter(first_line)
+        self._reader = csv.reader(itertools.chain([first_line], stream), delimiter=self.delimiter)
         self.header: list[str] | None = None
         self._first: list[str] | None = None
         for row in self._rows():
             cells = [c.strip() for c in row]
-            if any(c in _KNOWN for c in cells):
+            if _looks_like_a_header(cells):
                 self.header = cells
             else:
                 self._first = row
@@ -152,6 +220,7 @@ class CsvSource:
         self._skip = len(REJECT_COLUMNS) if self.header and self.header[:2] == REJECT_COLUMNS else 0
         if self.header is not None:
             self.header = self.header[self._skip :]
+            check_header(self.header)
         self.id_column: int | None = None
         if self.header is not None:
             for i, name in enumerate(self.header):
@@ -210,24 +279,28 @@ class JsonLinesSource:
 
     header: list[str] | None = None
     id_column: int | None = None
+    delimiter = None
 
     def __init__(self, stream: IO[str]) -> None:
         self._stream = stream
 
+    def _items(self) -> Iterator[tuple[str, Any, str | None]]:
+        """Each applicant: its text as read, the record, and why it is unreadable (or None)."""
+        for line in self._stream:
+            if line.strip():
+                try:
+                    yield line.rstrip("\r\n"), json.loads(line), None
+                except ValueError as exc:
+                    yield line.rstrip("\r\n"), None, f"not valid JSON: {exc}"
+
     def chunks(self, size: int) -> Iterator[Chunk]:
         chunk = Chunk()
         n = 0
-        for line in self._stream:
-            if not line.strip():
-                continue
+        for raw, record, why in self._items():
             chunk.rows.append(n)
-            chunk.raw.append(line.rstrip("\n"))
-            record: Any
-            try:
-                record = json.loads(line)
-            except ValueError as exc:
-                chunk.unreadable[len(chunk.records)] = f"not valid JSON: {exc}"
-                record = None
+            chunk.raw.append(raw)
+            if why is not None:
+                chunk.unreadable[len(chunk.records)] = why
             if isinstance(record, dict):
                 if all(name in record for name in REJECT_COLUMNS):  # a corrected rejects file
                     for name in REJECT_COLUMNS:
@@ -243,6 +316,27 @@ class JsonLinesSource:
                 chunk = Chunk()
         if chunk.records:
             yield chunk
+
+
+class JsonSource(JsonLinesSource):
+    """A ``.json`` file: one JSON document in any shape the API takes (a list, pandas' orients)."""
+
+    def __init__(self, stream: IO[str]) -> None:
+        super().__init__(stream)
+        try:
+            self._records = to_records(decode_json(stream.read()))
+        except PayloadError as exc:
+            raise SourceError(f"{exc} (a file of one JSON object per line is .jsonl)") from None
+
+    def _items(self) -> Iterator[tuple[str, Any, str | None]]:
+        for record in self._records:
+            yield json.dumps(record), record, None
+
+
+def _source(stream: IO[str], fmt: Format) -> CsvSource | JsonLinesSource:
+    if fmt == "json":
+        return JsonSource(stream)
+    return CsvSource(stream) if fmt == "csv" else JsonLinesSource(stream)
 
 
 # -- writing ---------------------------------------------------------------------------------
@@ -265,7 +359,7 @@ class Sink:
         self._max_reasons = max_reasons
         self._writer: Any = None
         if fmt == "csv":
-            self._writer = csv.writer(out)
+            self._writer = csv.writer(out, lineterminator=_LINE_END)
             self._writer.writerow(self.columns())
 
     def columns(self) -> list[str]:
@@ -275,8 +369,7 @@ class Sink:
             "probability",
             "decision",
             "base_value",
-            "reason_codes",
-            *(f"reason_{i + 1}" for i in range(self._max_reasons)),
+            *reason_columns([], self._max_reasons),
             *(f"shap_{f}" for f in FEATURES),
             "model_version",
             "request_id",
@@ -285,7 +378,6 @@ class Sink:
     def write(self, row: int, ident: str | None, score: Any, reasons: Sequence[Any]) -> None:
         shap = score.shap_values
         if self._fmt == "csv":
-            texts = [r.text for r in reasons] + [""] * (self._max_reasons - len(reasons))
             self._writer.writerow(
                 [
                     row,
@@ -293,8 +385,7 @@ class Sink:
                     repr(score.probability),
                     score.decision or "",
                     repr(score.base_value),
-                    ";".join(r.code for r in reasons),
-                    *texts,
+                    *reason_columns(reasons, self._max_reasons).values(),
                     *(repr(shap[f]) for f in FEATURES),
                     score.model_version,
                     score.request_id,
@@ -340,7 +431,7 @@ class RejectSink:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._out = self.path.open("w", newline="", encoding="utf-8")
             if self._fmt == "csv":
-                self._writer = csv.writer(self._out)
+                self._writer = csv.writer(self._out, lineterminator=_LINE_END)
                 # A file without a header has the features in model order: name them, so the
                 # corrected rejects file reads back as the same columns.
                 self._writer.writerow([*REJECT_COLUMNS, *(self._header or FEATURES)])
@@ -375,9 +466,10 @@ class RejectSink:
 
 
 def _format(path: Path, given: str | None) -> Format:
-    if given is not None:
-        return "jsonl" if given == "jsonl" else "csv"
-    return "jsonl" if path.suffix.lower() in _JSONL_SUFFIXES else "csv"
+    kind = given or path.suffix.lower()
+    if kind == "json" or kind == ".json":
+        return "json"
+    return "jsonl" if kind == "jsonl" or kind in _JSONL_SUFFIXES else "csv"
 
 
 def _count_rows(path: Path) -> int:
@@ -398,13 +490,13 @@ def run(args: argparse.Namespace) -> int:
         print(f"error: no such file: {src_path}", file=sys.stderr)
         return 2
     in_fmt = _format(src_path, args.input_format)
-    out_path: Path = args.output or src_path.with_name(
-        f"{src_path.stem}.scored{'.jsonl' if in_fmt == 'jsonl' else '.csv'}"
-    )
+    suffix = ".csv" if in_fmt == "csv" else ".jsonl"  # a .json input's answers: one per line
+    out_path: Path = args.output or src_path.with_name(f"{src_path.stem}.scored{suffix}")
     out_fmt = _format(out_path, args.output_format)
-    rejects_path: Path = args.rejects or out_path.with_name(
-        f"{out_path.stem}.rejects{'.jsonl' if in_fmt == 'jsonl' else '.csv'}"
-    )
+    if out_fmt == "json":
+        print("error: the output is .csv or .jsonl (one answer per line)", file=sys.stderr)
+        return 2
+    rejects_path: Path = args.rejects or out_path.with_name(f"{out_path.stem}.rejects{suffix}")
     if out_path.resolve() in (src_path.resolve(), rejects_path.resolve()):
         print("error: the output must not overwrite the input or the rejects file", file=sys.stderr)
         return 2
@@ -428,20 +520,24 @@ def run(args: argparse.Namespace) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
 
-    total = max(0, _count_rows(src_path))
+    # A JSON document's applicants are counted once it is read; lines say nothing of them.
+    total: int | None = None if in_fmt == "json" else max(0, _count_rows(src_path))
     started = time.perf_counter()
     scored = 0
     shown: list[str] = []
-    with (
-        client,
-        src_path.open(newline="", encoding="utf-8-sig") as src,
-        out_path.open("w", newline="", encoding="utf-8") as out,
-    ):
-        source: CsvSource | JsonLinesSource = (
-            CsvSource(src) if in_fmt == "csv" else JsonLinesSource(src)
-        )
-        if source.header is not None:
+    with contextlib.ExitStack() as stack:
+        stack.enter_context(client)
+        src = stack.enter_context(src_path.open(newline="", encoding="utf-8-sig"))
+        try:
+            source = _source(src, in_fmt)
+        except SourceError as exc:
+            print(f"error: {src_path}: {exc}", file=sys.stderr)
+            return 2
+        if source.delimiter not in (None, ","):
+            print(f"reading {src_path} as {source.delimiter!r}-separated", file=sys.stderr)
+        if source.header is not None and total is not None:
             total -= 1
+        out = stack.enter_context(out_path.open("w", newline="", encoding="utf-8"))
         rejects = RejectSink(rejects_path, in_fmt, source.header)
         sink = Sink(
             out, out_fmt, with_id=source.id_column is not None, max_reasons=args.max_reasons
@@ -489,7 +585,8 @@ def run(args: argparse.Namespace) -> int:
             rejects.close()
             print(f"error: {exc}", file=sys.stderr)
             print(
-                f"stopped after {scored} scored and {rejects.count} rejected row(s) of {total}; "
+                f"stopped after {scored} scored and {rejects.count} rejected row(s) of "
+                f"{'?' if total is None else total}; "
                 f"{out_path} holds the rows scored so far",
                 file=sys.stderr,
             )
@@ -498,6 +595,7 @@ def run(args: argparse.Namespace) -> int:
             bar.close()
             rejects.close()
 
+    total = scored + rejects.count if total is None else total
     elapsed = time.perf_counter() - started
     rate = scored / elapsed if elapsed > 0 else 0.0
     print(

@@ -389,20 +389,25 @@ def body_size(event: dict[str, Any], limit: int) -> int:
     return len(body.encode("utf-8"))
 
 
-def _content_types(event: dict[str, Any]) -> list[str]:
-    """Every ``Content-Type`` value the client sent (API Gateway keeps its header names' case)."""
-    values = [
-        str(v)
-        for name, vs in (event.get("multiValueHeaders") or {}).items()
-        if name.lower() == "content-type"
-        for v in vs or ()
-    ]
-    values += [
-        str(v)
-        for name, v in (event.get("headers") or {}).items()
+def _checked_content_types(event: dict[str, Any]) -> dict[str, Any]:
+    """The event with every ``Content-Type`` checked (415) and written as its bare media type.
+
+    API Gateway keeps the header's name and value as sent; Powertools compares the value with
+    ``application/json`` case-sensitively, and media types are case-insensitive.
+    """
+    headers = {
+        name: check_content_type(v, REQUEST_TYPES)
         if name.lower() == "content-type" and v is not None
-    ]
-    return values
+        else v
+        for name, v in (event.get("headers") or {}).items()
+    }
+    multi = {
+        name: [check_content_type(v, REQUEST_TYPES) for v in vs or ()]
+        if name.lower() == "content-type"
+        else vs
+        for name, vs in (event.get("multiValueHeaders") or {}).items()
+    }
+    return {**event, "headers": headers, "multiValueHeaders": multi}
 
 
 def _refused(event: dict[str, Any], context: LambdaContext, exc: ServiceError) -> dict[str, Any]:
@@ -423,8 +428,7 @@ def _handle(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     app.append_context(started=time.perf_counter())  # failures log their latency too
     try:  # before anything decodes the body: a 60 MB body costs no memory
         if event.get("httpMethod") == "POST":  # Powertools would parse forms, echoing them
-            for content_type in _content_types(event):
-                check_content_type(content_type, REQUEST_TYPES)
+            event = _checked_content_types(event)
         check_body_size(body_size(event, settings.max_body_bytes), settings.max_body_bytes)
     except (PayloadTooLargeError, UnsupportedMediaTypeError) as exc:
         return _refused(event, context, exc)

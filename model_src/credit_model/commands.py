@@ -82,6 +82,7 @@ def _train(args: argparse.Namespace) -> int:
             test_data=test,
             data_source=source,
             schema=schema,
+            for_people=True,
         )
     except ValueError as exc:  # SchemaError, DataError, one-class data, bad hyperparameters
         print(f"error: {exc}", file=sys.stderr)
@@ -133,7 +134,12 @@ def _report(args: argparse.Namespace) -> int:
     from .report import REPORT_FILE, build, write
     from .report.html import ReportDependencyError
 
-    if not args.output and not args.json:
+    if args.no_html:
+        if not args.json:
+            print("error: --no-html leaves nothing to write: add --json FILE", file=sys.stderr)
+            return 2
+        args.output = None
+    elif not args.output:  # --json adds the figures; it does not replace the page
         args.output = str(Path(args.model_dir) / REPORT_FILE)
     started = time.perf_counter()
     try:
@@ -189,7 +195,11 @@ def _warm_up(args: argparse.Namespace) -> int:
     from . import interventional
     from .kernel import compile_kernel
 
-    compile_kernel()
+    started = time.perf_counter()
+    kernel = compile_kernel()
+    where = getattr(getattr(kernel, "_cache", None), "cache_path", None)  # numba's, if on disk
+    cached = f"cached in {where}" if where else "not cached: no writable cache directory"
+    print(f"TreeSHAP kernel ready in {time.perf_counter() - started:.1f} s, {cached}")
     interventional.warm_up()
     return 0
 
@@ -223,9 +233,17 @@ def _lazy_hyperparameters(parser: argparse.ArgumentParser) -> None:
 
     def parse_known_args(args: Any = None, namespace: Any = None) -> Any:
         if not any(a.dest == "n_estimators" for a in parser._actions):
-            from .train import add_hyperparameter_arguments
-
-            add_hyperparameter_arguments(parser)
+            try:
+                from .train import add_hyperparameter_arguments
+            except ModuleNotFoundError:
+                if not {"-h", "--help"} & set(args or ()):
+                    raise  # training itself: the CLI names the extra to install
+                parser.epilog = (
+                    "The hyperparameter options are listed once the model extra is installed "
+                    "(`credit-explainer train` says how)."
+                )
+            else:
+                add_hyperparameter_arguments(parser)
         return parse(args, namespace)
 
     parser.parse_known_args = parse_known_args  # type: ignore[method-assign]
@@ -308,10 +326,19 @@ def register(sub: Any) -> None:
     p.add_argument("-o", "--output", help="HTML file (default: MODEL_DIR/report.html)")
     p.add_argument("--json", help="also write the figures as JSON to this file (default: none)")
     p.add_argument(
-        "--thresholds",
-        help="decision bands as label:upper bound, e.g. approve:0.08,review:0.2,decline "
-        "(default: none)",
+        "--no-html",
+        action="store_true",
+        help="write only --json's figures: no HTML, no matplotlib needed (default: the HTML too)",
     )
+    p.add_argument(
+        "--decision-thresholds",
+        dest="thresholds",
+        metavar="BANDS",
+        help="decision bands as label:upper bound, e.g. approve:0.08,review:0.2,decline, "
+        "as `up` takes them (default: none)",
+    )
+    # The name this option had before it was spelt as up's: scripts that use it still work.
+    p.add_argument("--thresholds", dest="thresholds", help=argparse.SUPPRESS)
     p.set_defaults(func=_report)
 
     p = sub.add_parser(
@@ -365,12 +392,15 @@ def register(sub: Any) -> None:
         "warm-up",
         help="compile the TreeSHAP kernel into numba's cache now (the model image's build runs "
         "it, so a new container does not compile)",
+        description="Compile the TreeSHAP kernel into numba's on-disk cache, so that the next "
+        "model server starts without compiling (several seconds). Prints where the cache is.",
     )
     p.set_defaults(func=_warm_up)
 
     p = sub.add_parser(
         "bench",
-        help="benchmark the scoring path against the original blog's (same as make bench)",
+        help="benchmark the scoring path against the original blog's (make bench runs it, "
+        "then the HTTP serving benchmarks)",
         description="Train on ../shared's real data when present (synthetic otherwise), then time "
         "the original blog's path and ours in one process, alternating; check that both give the "
         "same probabilities and SHAP values to 1e-9; print ratios; write out/bench.json.",

@@ -19,8 +19,6 @@ from typing import TYPE_CHECKING, Any, Final
 from credit_schema import DataSchema, SchemaError, dump_schema, load_schema, parse_schema
 from credit_schema.schema import INDEX_COLUMNS, REVIEW_MARK
 
-from .data import DataError
-
 if TYPE_CHECKING:
     import pandas as pd
 
@@ -97,8 +95,14 @@ def draft(
     name: str = "lender",
 ) -> tuple[DataSchema, list[str]]:
     """A draft schema for ``frame``, and notes on what the person must look at."""
+    from .data import DataError  # numpy: not needed by the commands' --help (client install)
+
     columns = [str(c) for c in frame.columns]
-    for role, given in (("--target", [target]), ("--id-column", id_columns), ("--prohibited", prohibited)):
+    for role, given in (
+        ("--target", [target]),
+        ("--id-column", id_columns),
+        ("--prohibited", prohibited),
+    ):
         for col in given:
             if col not in columns:
                 raise DataError(f"{role} {col}: no such column (columns: {', '.join(columns)})")
@@ -175,6 +179,8 @@ def _texts(obj: Any, path: str = "") -> list[tuple[str, str]]:
 def _infer(args: argparse.Namespace) -> int:
     import pandas as pd
 
+    from .data import DataError
+
     try:
         frame = pd.read_csv(args.data, dtype=str, keep_default_na=True)
     except (OSError, ValueError, UnicodeDecodeError) as exc:
@@ -247,14 +253,16 @@ def register(sub: Any) -> None:
     q.add_argument("--data", required=True, help="the lender's CSV file (with the target)")
     q.add_argument("--target", required=True, help="the outcome column")
     q.add_argument(
-        "--positive", help="the target value that marks the risk (needed unless it is 0/1)"
+        "--positive",
+        help="the target value that marks the risk, needed unless the target is 0/1 (default: 1)",
     )
     q.add_argument(
         "--id-column",
         action="append",
         default=[],
         metavar="COL",
-        help="a column that identifies the application: carried, never a feature (repeatable)",
+        help="a column that identifies the application: carried, never a feature; repeatable "
+        "(default: none)",
     )
     q.add_argument(
         "--prohibited",
@@ -262,7 +270,7 @@ def register(sub: Any) -> None:
         default=[],
         metavar="COL",
         help="a prohibited basis (sex, marital status, race, ...): never a feature, kept for "
-        "the fairness checks (repeatable)",
+        "the fairness checks; repeatable (default: none)",
     )
     q.add_argument("--name", help="the schema's name (default: the file's name)")
     q.add_argument(
@@ -272,6 +280,9 @@ def register(sub: Any) -> None:
     q = actions.add_parser(
         "check",
         help="read a schema file; list what is still marked for review (exit 1 if anything)",
+        description="Read a schema file as train --schema does (one error naming the field if "
+        f"it is wrong) and list every text still marked {REVIEW_MARK}. Exit status: 0 ready, "
+        "1 something awaits review, 2 the file is wrong.",
     )
     q.add_argument("schema", help="schema file, .json or .yaml")
     q.set_defaults(func=_check)

@@ -9,7 +9,8 @@ Runs three ways, with the same code:
 * :func:`train` from Python.
 
 Metrics are printed as ``validation:roc_auc=0.861234;`` lines that
-:data:`METRIC_DEFINITIONS` (SageMaker training-job metric definitions) match.
+:data:`METRIC_DEFINITIONS` (SageMaker training-job metric definitions) match; the command
+prints them as one line for people instead (``for_people=True``).
 """
 
 from __future__ import annotations
@@ -303,6 +304,20 @@ def metric_lines(metrics: dict[str, float]) -> list[str]:
     return [f"validation:{name}={metrics[name]:.6f};" for name in METRIC_NAMES]
 
 
+_METRIC_LABELS: Final = {
+    "roc_auc": "ROC AUC",
+    "pr_auc": "PR AUC",
+    "brier": "Brier",
+    "log_loss": "log loss",
+}
+
+
+def metric_summary(metrics: dict[str, float], rows: int) -> list[str]:
+    """The same metrics as one line for a terminal (SageMaker reads :func:`metric_lines`)."""
+    figures = ", ".join(f"{_METRIC_LABELS[n]} {metrics[n]:.4f}" for n in METRIC_NAMES)
+    return [f"held-out {rows:,} rows: {figures}"]
+
+
 def train(
     data: pd.DataFrame,
     model_dir: str | Path,
@@ -312,6 +327,7 @@ def train(
     data_source: str = "dataframe",
     log: Any = print,
     schema: ApplicantSchema = BUILTIN,
+    for_people: bool = False,
 ) -> dict[str, Any]:
     """Fit on ``data`` (held-out split unless ``test_data``), write ``model_dir``; returns metrics.
 
@@ -344,6 +360,7 @@ def train(
         extra={"fit_seconds": round(fit_seconds, 3)},
         log=log,
         schema=schema,
+        for_people=for_people,
     )
 
 
@@ -374,6 +391,7 @@ def write_model_dir(
     log: Any = print,
     imported: dict[str, Any] | None = None,
     schema: ApplicantSchema = BUILTIN,
+    for_people: bool = False,
 ) -> dict[str, Any]:
     """Metrics on ``test_rows``, baselines and background from ``train_rows``, the model
     directory written (trained here or imported); returns the metrics and model version."""
@@ -381,7 +399,7 @@ def write_model_dir(
     X_test, y_test = test_rows
     background = None if hp.model == "rf" else background_rows(X_train, hp.random_state)
     metrics: dict[str, Any] = dict(evaluate(pipeline, X_test, y_test))
-    for line in metric_lines(metrics):
+    for line in metric_summary(metrics, len(y_test)) if for_people else metric_lines(metrics):
         log(line)
     metrics.update(
         **extra,

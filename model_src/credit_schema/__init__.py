@@ -95,6 +95,7 @@ from .responses import (
     ranked,
 )
 from .schema import (
+    MISSING_CELLS,
     SCHEMA_FILE,
     ApplicantBase,
     ApplicantSchema,
@@ -138,6 +139,7 @@ __all__ = [
     "MAX_REASONS",
     "MAX_STRING_CHARS",
     "MIN_CONTRIBUTION",
+    "MISSING_CELLS",
     "NULLABLE_FEATURES",
     "REASONS",
     "REASONS_WHEN_MISSING",

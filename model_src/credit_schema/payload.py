@@ -38,7 +38,7 @@ from .errors import (
     MalformedPayloadError,
     PayloadTooLargeError,
 )
-from .schema import ApplicantBase, ApplicantSchema
+from .schema import MISSING_CELLS, ApplicantBase, ApplicantSchema, is_missing_cell
 
 #: How many times a JSON string holding JSON is unwrapped.
 MAX_JSON_STRING_LEVELS: Final = 3
@@ -54,7 +54,6 @@ MAX_JSON_DEPTH: Final = 8
 #: such as ``"45"`` is read as one). Longer strings are refused (422) before parsing.
 MAX_STRING_CHARS: Final = 64
 
-_CSV_NULLS: Final = frozenset({"", "na", "nan", "null", "none"})
 
 _MAX_FIELD_NAME: Final = 100  # an unknown key is echoed back in errors, cut to this length
 
@@ -241,10 +240,14 @@ def _long_strings(index: int, record: Any) -> list[ErrorDetail]:
     ]
 
 
-_NUMBER_TYPES: Final = frozenset({"int_type", "float_type", "int_parsing", "float_parsing"})
+_NUMBER_TYPES: Final = frozenset(
+    {"int_type", "float_type", "int_parsing", "float_parsing", "finite_number", "literal_error"}
+)
+
+
 def _may_be_empty(schema: ApplicantSchema) -> str:
     names = [f for f in schema.features if f in schema.nullable]
-    return " and ".join(names) if names else "no feature"
+    return f" (only {' and '.join(names)} may)" if names else ""
 
 
 def _message(err: Mapping[str, Any], field: str | None, schema: ApplicantSchema) -> str:
@@ -252,8 +255,8 @@ def _message(err: Mapping[str, Any], field: str | None, schema: ApplicantSchema)
     kind = err.get("type")
     if kind == "missing" and field in schema.nullable:
         return "required: may be null when unknown, but must be sent"
-    if kind in _NUMBER_TYPES and err.get("input", 0) in (None, ""):
-        return f"missing: only {_may_be_empty(schema)} may be empty or null"
+    if kind in _NUMBER_TYPES and (err.get("input", 0) is None or is_missing_cell(err["input"])):
+        return f"required: may not be empty or null{_may_be_empty(schema)}"
     if kind == "extra_forbidden" and field is not None:
         close = get_close_matches(field.lower(), schema.by_lower, n=1, cutoff=0.6)
         if close:
@@ -348,7 +351,7 @@ def parse_json_applicants(
 
 def _csv_cell(cell: str) -> Any:
     text = cell.strip()
-    if text.lower() in _CSV_NULLS:
+    if text.lower() in MISSING_CELLS:  # is_missing_cell's rule, without stripping twice
         return None
     if "." not in text and "e" not in text and "E" not in text:  # int() refuses those: skip
         try:  # its exception for every decimal (about 1 us a cell)

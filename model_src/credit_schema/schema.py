@@ -281,6 +281,22 @@ def dump_schema(schema: DataSchema, path: str | Path) -> None:
 # -- the compiled view: what every component works from ---------------------------------------
 
 
+#: Cell texts that mean "unknown" (case and surrounding blanks ignored), wherever values arrive as
+#: text (CSV cells, ``csv.DictReader`` rows, JSON strings): null for a nullable feature,
+#: "missing" for any other. The one statement of the missing-cell rule.
+MISSING_CELLS: Final[frozenset[str]] = frozenset({"", "na", "nan", "null", "none"})
+
+
+def is_missing_cell(value: Any) -> bool:
+    """True for a text that means "unknown" (:data:`MISSING_CELLS`)."""
+    return isinstance(value, str) and value.strip().lower() in MISSING_CELLS
+
+
+def _missing_as_null(value: Any) -> Any:
+    # Nullable features only: there an empty, NA or NaN cell is the null the model imputes.
+    return None if is_missing_cell(value) else value
+
+
 def _reject_bool(value: Any) -> Any:
     # pydantic's lax mode would read true as 1; a boolean is never a valid number or category.
     if isinstance(value, bool):
@@ -379,7 +395,9 @@ def _annotation(feature: Feature) -> Any:
         # Constraints before the BeforeValidator: pydantic then writes minimum/maximum into the
         # JSON schema (the other order leaks non-standard "ge"/"le" keys into the OpenAPI).
         kind = Annotated[base, Field(allow_inf_nan=False, **bounds), BeforeValidator(_reject_bool)]
-    return kind | None if feature.nullable else kind
+    if feature.nullable:  # every nullable feature reads a missing cell as null
+        return Annotated[kind | None, BeforeValidator(_missing_as_null)]
+    return kind
 
 
 class ApplicantSchema:

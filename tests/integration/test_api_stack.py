@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import json
 import signal
+import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -204,8 +205,6 @@ def test_credit_explainer_up_serves_and_stops_on_ctrl_c(synthetic_model_dir: Pat
             "0",
             "--api-key",
             KEY,
-            "--log-level",
-            "ERROR",
         ],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -227,6 +226,9 @@ def test_credit_explainer_up_serves_and_stops_on_ctrl_c(synthetic_model_dir: Pat
     finally:
         proc.send_signal(signal.SIGINT)
         assert proc.wait(timeout=30) == 0
+    # By default a request that went well prints nothing: no JSON line per request.
+    assert proc.stderr is not None and proc.stdout is not None
+    assert proc.stdout.read() == "" and proc.stderr.read() == "stopping\n"
 
 
 def test_demo_scores_through_the_api(
@@ -245,3 +247,22 @@ def test_demo_scores_through_the_api(
     assert f"example thresholds {EXAMPLE_DECISION_THRESHOLDS}" in out
     assert "same probabilities: True" in out
     assert "invalid applicant -> 422" in out
+    # It ends by saying what to do next, ready to paste.
+    steps = out.split("\nnext:\n", 1)[1]
+    assert f"credit-explainer up --model-dir {synthetic_model_dir} --decision-thresholds" in steps
+    assert "credit-explainer score applicants.csv --url http://127.0.0.1:3000" in steps
+
+
+def test_demo_on_the_ports_asked_for(
+    synthetic_model_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from credit_explainer.cli import main
+
+    with socket.socket() as a, socket.socket() as b:
+        a.bind(("127.0.0.1", 0))
+        b.bind(("127.0.0.1", 0))
+        api, model = a.getsockname()[1], b.getsockname()[1]
+    argv = ["demo", "--model-dir", str(synthetic_model_dir), "--port", str(api)]
+    assert main([*argv, "--model-port", str(model)]) == 0
+    out = capsys.readouterr().out
+    assert f"scoring API http://127.0.0.1:{api}, model server http://127.0.0.1:{model}" in out

@@ -8,6 +8,7 @@ itself with httpx.
 from __future__ import annotations
 
 import csv
+import io
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -108,7 +109,7 @@ def test_cli_scores_every_good_row_of_a_mixed_file_and_the_corrected_rejects(
             assert r[1] == f"{len(raw)} cells; the header has {2 + len(FEATURES)}"
         else:
             assert r[1].startswith(f"{why}: ")
-    assert "missing" in rejects[1 + sorted(broken).index(6)][1]  # the empty age cell
+    assert "may not be empty" in rejects[1 + sorted(broken).index(6)][1]  # the empty age cell
     err = capsys.readouterr().err
     assert f"scored {len(good)} of {len(rows)} rows" in err and "Traceback" not in err
 
@@ -158,6 +159,71 @@ def test_cli_headerless_and_json_lines_rejects_read_back(
     assert cli_main([*args, str(fixed)]) == 0
     [out] = [json.loads(x) for x in (tmp_path / "in-fixed.scored.jsonl").read_text().splitlines()]
     assert out["id"] == "B"
+
+
+def test_cli_refuses_a_misspelt_header_once(
+    stack: LocalStack,
+    applicants: list[dict[str, Any]],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    args = ["score", "--url", stack.api_url, "--api-key", KEY, "--no-progress"]
+    src = tmp_path / "typo.csv"
+    header = ["Agee" if f == "age" else f for f in FEATURES]
+    src.write_text(
+        "\n".join(",".join(r) for r in [header, *(map(cell, a.values()) for a in applicants)])
+    )
+    assert cli_main([*args, str(src)]) == 2
+    err = capsys.readouterr().err
+    assert err == (
+        f"error: {src}: the header does not name the features: "
+        "Agee: unknown field; did you mean 'age'?\n"
+    )
+    assert not (tmp_path / "typo.scored.csv").exists()
+    # Every name lower-cased: no name is known, yet it is a header, not a row of values.
+    src.write_text(",".join(f.lower() for f in FEATURES) + "\n")
+    assert cli_main([*args, str(src)]) == 2
+    assert "revolvingutilizationofunsecuredlines: unknown field; did you mean" in (
+        capsys.readouterr().err
+    )
+
+
+def test_cli_reads_semicolons_and_json_and_writes_plain_line_ends(
+    stack: LocalStack,
+    client: CreditExplainerClient,
+    applicants: list[dict[str, Any]],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    args = ["score", "--url", stack.api_url, "--api-key", KEY, "--no-progress"]
+    expected = [s.probability for s in client.score_many(applicants).scores]
+    semi = tmp_path / "semi.csv"
+    semi.write_text(
+        "\n".join(
+            ";".join(r)
+            for r in [
+                ["id", *FEATURES],
+                *([str(i), *map(cell, a.values())] for i, a in enumerate(applicants)),
+            ]
+        )
+    )
+    assert cli_main([*args, str(semi)]) == 0
+    assert f"reading {semi} as ';'-separated" in capsys.readouterr().err
+    text = (tmp_path / "semi.scored.csv").read_bytes()
+    assert b"\r" not in text  # `cut -d, -f2` gives the id, not the id and a CR
+    rows = list(csv.DictReader(io.StringIO(text.decode())))
+    assert [float(r["probability"]) for r in rows] == expected
+    assert [r["id"] for r in rows] == [str(i) for i in range(len(applicants))]
+
+    doc = tmp_path / "applicants.json"
+    doc.write_text(json.dumps(applicants, indent=2))
+    assert cli_main([*args, str(doc)]) == 0
+    out = [json.loads(x) for x in (tmp_path / "applicants.scored.jsonl").read_text().splitlines()]
+    assert [o["probability"] for o in out] == expected
+    capsys.readouterr()
+    doc.write_text("{not json")
+    assert cli_main([*args, str(doc)]) == 2
+    assert capsys.readouterr().err.startswith(f"error: {doc}: request body is not valid JSON")
 
 
 def test_cli_without_url_names_the_option(
@@ -312,7 +378,7 @@ def test_validation_messages_over_http(
     [detail] = answer.json()["error"]["details"]
     assert (detail["field"], detail["message"]) == (
         "age",
-        "missing: only MonthlyIncome and NumberOfDependents may be empty or null",
+        "required: may not be empty or null (only MonthlyIncome and NumberOfDependents may)",
     )
     omitted = {k: v for k, v in applicants[0].items() if k != "NumberOfDependents"}
     answer = http.post("/score", json=[omitted])

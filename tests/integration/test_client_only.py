@@ -81,9 +81,9 @@ def test_help_lists_every_command_and_score_help_works(client_venv: Path) -> Non
 @pytest.mark.parametrize(
     ("args", "missing", "extra"),
     [
-        (["train", "--help"], "numpy", "model"),
+        (["train"], "numpy", "model"),
         (["synth", "--rows", "3"], "numpy", "model"),
-        (["up"], "uvicorn", "model,api"),
+        (["up"], "starlette", "model,api"),  # the model server's, imported first
         (["deploy", "--dry-run"], "boto3", "deploy"),
     ],
 )
@@ -97,8 +97,35 @@ def test_commands_needing_an_extra_say_which(
     assert done.returncode == 2
     assert done.stderr.strip() == (
         f"error: credit-explainer {args[0]} needs {missing}, which this installation lacks: "
-        f"pip install 'credit-explainer[{extra}]'"
+        f"pip install '.[{extra}]' in the credit-explainer checkout"
     )
+    # The README's own command, with the extra: `pip install .` installs the client alone.
+    assert "`pip install .` installs the client alone" in (ROOT / "README.md").read_text()
+
+
+def _every_command() -> list[list[str]]:
+    import argparse
+
+    from credit_explainer.cli import build_parser
+
+    def walk(parser: argparse.ArgumentParser, path: list[str]) -> list[list[str]]:
+        found = [path]
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for name, sub in action.choices.items():
+                    found += walk(sub, [*path, name])
+        return found
+
+    return walk(build_parser(), [])
+
+
+def test_every_help_works_without_the_extras(client_venv: Path) -> None:
+    for command in _every_command():
+        done = cli(client_venv, *command, "--help")
+        assert done.returncode == 0, (command, done.stderr)
+        assert done.stdout.startswith("usage: credit-explainer")
+    train = cli(client_venv, "train", "--help")
+    assert "--model-dir" in train.stdout and "model extra is installed" in train.stdout
 
 
 def test_score_a_csv_from_the_base_install(client_venv: Path, stack: str, tmp_path: Path) -> None:

@@ -47,9 +47,28 @@ def test_every_option_has_a_help_text_stating_its_default_one_way(name: str) -> 
             continue
         assert action.help, f"{name} {action.option_strings or action.dest}: no help"
         assert len(set(action.option_strings)) == len(action.option_strings)
-        if action.option_strings:
+        if action.option_strings and not action.required:  # a required one has no default
             assert "(default: " in action.help, f"{name} {action.option_strings}: {action.help}"
         assert "(default " not in action.help and "default " not in action.help.split("(")[0]
+
+
+# decisions.py belongs to issue 29's change: its commands' descriptions and its required
+# --capture's "(default: none)" (CAPTURE_HELP, monitor's too) are left to it.
+_ELSEWHERE = "decisions"
+
+
+@pytest.mark.parametrize("name", [n for n in OURS if not n.startswith(_ELSEWHERE)])
+def test_every_command_has_a_description(name: str) -> None:
+    assert _parsers()[name].description, f"{name}: --help has no description"
+
+
+@pytest.mark.parametrize("name", [n for n in OURS if not n.startswith(_ELSEWHERE)])
+def test_a_required_option_claims_no_default(name: str) -> None:
+    from credit_explainer.decisions import CAPTURE_HELP  # issue 29's to reword
+
+    for action in _parsers()[name]._actions:
+        if action.required and action.option_strings and action.help is not CAPTURE_HELP:
+            assert "(default:" not in (action.help or ""), f"{name} {action.option_strings}"
 
 
 def test_train_lists_each_hyperparameter_once() -> None:
@@ -58,3 +77,20 @@ def test_train_lists_each_hyperparameter_once() -> None:
     assert "--bootstrap BOOTSTRAP\n" in text and "--bootstrap BOOTSTRAP, --bootstrap" not in text
     assert "--n_estimators" not in text  # SageMaker's spelling: accepted, not shown
     assert choices["train"].parse_args(["--n_estimators", "7"]).n_estimators == 7
+
+
+def test_warm_up_says_what_it_did(capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main(["warm-up"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("TreeSHAP kernel ready in ") and (
+        "cached in " in out or "not cached" in out
+    )
+
+
+def test_decision_bands_have_one_name_wherever_they_are_taken() -> None:
+    _, choices = commands()
+    for name in ("up", "report"):
+        assert "--decision-thresholds BANDS" in choices[name].format_help(), name
+    report = choices["report"]
+    assert report.parse_args(["--thresholds", "a:0.1,b"]).thresholds == "a:0.1,b"  # the old name
+    assert "--thresholds" not in report.format_help().replace("--decision-thresholds", "")

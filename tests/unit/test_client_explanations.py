@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import io
 import math
+import sys
 
 import pytest
 from credit_explainer import (
+    DEFAULT_MAX_REASONS,
     DEFAULT_REASONS,
+    CreditExplainerError,
     InconsistentExplanationError,
     InvalidApplicantError,
+    MissingDependencyError,
     ReasonCodes,
     Score,
     ScoreResults,
@@ -211,3 +216,35 @@ def test_results_to_dataframe_keeps_the_input_index() -> None:
     assert frame.loc["y", "shap_NumberOfTimes90DaysLate"] == 0.12
     assert frame.loc["x", "reason_codes"] == "delinquency_90;revolving_utilization"
     assert pd.isna(frame.loc["x", "error"])
+
+
+@pytest.mark.parametrize("library", ["pandas", "matplotlib.figure"])
+def test_a_missing_extra_is_a_credit_explainer_error(
+    library: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(sys.modules, library, None)  # import fails as if absent
+    score = make_score()
+    with pytest.raises(CreditExplainerError, match="needs") as info:
+        if library == "pandas":
+            ScoreResults([score]).to_dataframe()
+        else:
+            score.plot()
+    assert isinstance(info.value, ImportError)  # older `except ImportError` still catch it
+    assert isinstance(info.value, MissingDependencyError)
+
+
+def test_to_dataframe_has_the_reason_columns_the_cli_writes() -> None:
+    pytest.importorskip("pandas")
+    from credit_explainer.scoring_cli import Sink
+
+    score = make_score()
+    frame = ScoreResults([score]).to_dataframe()
+    reasons = score.reasons()
+    assert reasons  # the 90-days-late count raises the risk
+    wanted = [r.text for r in reasons] + [""] * (DEFAULT_MAX_REASONS - len(reasons))
+    assert [frame.loc[0, f"reason_{i + 1}"] for i in range(DEFAULT_MAX_REASONS)] == wanted
+    assert frame.loc[0, "reason_codes"] == ";".join(r.code for r in reasons)
+    cli = Sink(io.StringIO(), "csv", with_id=False, max_reasons=DEFAULT_MAX_REASONS).columns()
+    assert [c for c in frame.columns if c.startswith("reason")] == [
+        c for c in cli if c.startswith("reason")
+    ]

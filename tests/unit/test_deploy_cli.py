@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 from aws_plan import no_aws_credentials
@@ -168,3 +169,21 @@ def test_credentials_that_fail_to_load_are_an_error_line(capsys, monkeypatch, tm
 def test_a_malformed_key_value_option_is_an_error_line(capsys):
     assert main(["deploy", "train", "--dry-run", "--region", "eu-west-1", "-H", "trees"]) == 1
     assert capsys.readouterr().err == "error: --hyperparameter expects KEY=VALUE, got 'trees'\n"
+
+
+def test_a_dry_run_says_first_what_it_assumes_and_prints_no_progress(capsys, monkeypatch):
+    monkeypatch.delenv("AWS_REGION", raising=False)
+    monkeypatch.delenv("AWS_DEFAULT_REGION", raising=False)
+    assert main(["deploy", "--dry-run"]) == 1  # as the real run: no region is no plan
+    assert capsys.readouterr().err == "error: no AWS region: pass --region or set AWS_REGION\n"
+
+    assert main(["deploy", "--dry-run", "--region", "eu-west-1"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("[dry-run] plan for deployment 'credit-explainer' in eu-west-1: ")
+    assert lines[1].startswith("[dry-run] no AWS credentials: ") and "123456789012" in lines[1]
+    # No status seen by nobody: no polled "hh:mm:ss Completed", no endpoint said InService.
+    assert not [line for line in lines if re.match(r"\s+\d\d:\d\d:\d\d ", line)]
+    claims = [line for line in lines if "InService" in line and " aws " not in f" {line}"]
+    assert claims and all(
+        "a real run waits here" in line or "[dry-run, not done]" in line for line in claims
+    )

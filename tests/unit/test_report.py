@@ -54,7 +54,7 @@ def run(
             str(html),
             "--json",
             str(js),
-            "--thresholds",
+            "--decision-thresholds",
             THRESHOLDS,
         ]
     )
@@ -264,7 +264,7 @@ def test_cli_errors_are_one_line_and_exit_2(
 ) -> None:
     base = ["report", "--model-dir", str(synthetic_model_dir), "-o", str(tmp_path / "r.html")]
     assert main([*base, "--data", str(data_file), "--thresholds", "approve:0.3,review:0.2,d"]) == 2
-    assert "error: --thresholds 'approve:0.3,review:0.2,d': bounds must be increasing" in (
+    assert "error: --decision-thresholds 'approve:0.3,review:0.2,d': bounds must be increasing" in (
         capsys.readouterr().err
     )
     unlabelled = tmp_path / "x.csv"
@@ -291,6 +291,24 @@ def test_make_demo_writes_the_report_beside_the_model_it_trained(tmp_path: Path)
     assert report_path(tmp_path) == tmp_path / "report.html"
     assert "held-out split of training, 600 rows" in page and "Note:" not in page
     assert artifacts.verify(tmp_path)  # the report beside the artifacts leaves them loadable
+
+
+def test_json_comes_with_the_html_its_help_promises(tmp_path: Path) -> None:
+    train(
+        generate(2_000, seed=5),
+        tmp_path,
+        hyperparameters=Hyperparameters(n_jobs=1, n_estimators=5),
+        data_source="synthetic(rows=2000, seed=5)",
+        log=lambda *_: None,
+    )
+    figures = tmp_path / "figures.json"
+    assert main(["report", "--model-dir", str(tmp_path), "--json", str(figures)]) == 0
+    assert json.loads(figures.read_text())["discrimination"]["auc"] > 0.5
+    assert "<html" in (tmp_path / "report.html").read_text()
+    (tmp_path / "report.html").unlink()
+    argv = ["report", "--model-dir", str(tmp_path), "--json", str(figures), "--no-html"]
+    assert main(argv) == 0
+    assert figures.is_file() and not (tmp_path / "report.html").exists()
 
 
 def test_the_model_server_never_imports_matplotlib() -> None:
@@ -356,5 +374,16 @@ def test_without_matplotlib_the_cli_says_what_to_install(
     monkeypatch.setitem(sys.modules, "matplotlib.figure", None)  # import fails as if absent
     args = ["report", "--model-dir", str(synthetic_model_dir), "--data", str(data_file)]
     assert main([*args, "-o", str(tmp_path / "r.html"), "--json", str(tmp_path / "r.json")]) == 2
-    assert "pip install 'credit-explainer[plot]'" in capsys.readouterr().err
+    assert "pip install '.[plot]' in the credit-explainer checkout" in capsys.readouterr().err
     assert json.loads((tmp_path / "r.json").read_text())["discrimination"]["auc"] > 0.5
+
+
+def test_plot_titles_read_as_words_and_a_long_tail_is_drawn_on_a_log_axis() -> None:
+    from credit_model.report.html import _wrapped, axis_scale
+
+    title = _wrapped("NumberOfTime30-59DaysPastDueNotWorse").replace("\n", " ")
+    assert "Number Of" not in title and "30-59 days late" in title
+    frame = generate(3_000, seed=7)
+    assert axis_scale(frame["DebtRatio"].dropna().to_numpy()) == "symlog"
+    for name in ("age", "MonthlyIncome", "RevolvingUtilizationOfUnsecuredLines"):
+        assert axis_scale(frame[name].dropna().to_numpy()) == "linear", name

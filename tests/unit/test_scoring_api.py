@@ -219,6 +219,19 @@ def test_csv_is_415(fn: LambdaEnvironment) -> None:
     assert error_of(result)["code"] == "unsupported_media_type"
 
 
+@pytest.mark.parametrize("kind", ["APPLICATION/JSON", "Application/Json; charset=UTF-8"])
+def test_media_types_are_case_insensitive(
+    fn: LambdaEnvironment, runtime: Stubber, kind: str
+) -> None:
+    stub_invoke(runtime, model_answer(APPLICANTS))
+    event = with_body(
+        load_event("score-batch.json"), json.dumps(APPLICANTS), Content_Type=kind, Accept=kind
+    )
+    result = fn.invoke(event)
+    assert result["statusCode"] == 200, result["body"]
+    assert len(body_of(result)["results"]) == len(APPLICANTS)
+
+
 def test_unknown_format_and_unacceptable_accept(fn: LambdaEnvironment) -> None:
     event = load_event("score-batch.json")
     event["queryStringParameters"] = {"format": "xml"}

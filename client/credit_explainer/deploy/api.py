@@ -138,7 +138,7 @@ def deploy_api(aws: Aws, cfg: DeployConfig, endpoint: str) -> ApiInfo:
         )
     else:
         info = stack_outputs(aws, cfg)
-    aws.step("Ready")
+    aws.step("Ready" if not aws.dry_run else "What a real run ends with (<...>: its values)")
     aws.say(f"    API URL: {info.url}")
     aws.say("    Try it:\n")
     aws.say(client_snippet(info, aws.region))

@@ -117,7 +117,7 @@ class Aws:
             session = boto3.Session(
                 aws_access_key_id="dry-run",
                 aws_secret_access_key="dry-run",  # noqa: S106 - placeholder, never sent
-                region_name=region or session.region_name or "us-east-1",
+                region_name=region or session.region_name,  # none: refused below, as a real run
             )
         self.session = session
         self.region: str = session.region_name or ""
@@ -179,18 +179,31 @@ class Aws:
         prefix = "[dry-run] " if self.dry_run else ""
         self.say(f"\n==> {prefix}{title}")
 
+    def announce(self, subject: str) -> None:
+        """A dry run's first lines: what it plans, and everything it assumes to do so."""
+        self.say(
+            f"[dry-run] plan for {subject} in {self.region}: every AWS request is validated and "
+            "printed; writes are not sent"
+        )
+        if not self.sees_account:
+            self.say(
+                "[dry-run] no AWS credentials: this plan cannot see the account; it assumes "
+                f"account {DRY_RUN_ACCOUNT}, where nothing exists yet, and that every job and "
+                "endpoint it creates succeeds"
+            )
+
+    def outcome(self, message: str) -> None:
+        """A result line; a dry run marks it as what a real run would end with."""
+        self.say(f"    {'[dry-run, not done] ' if self.dry_run else ''}{message}")
+
     def plan(self, change: str) -> None:
         """Record a change a dry run does not make (AWS writes are recorded by :meth:`call`)."""
         self.planned.append(change)
 
     def print_plan(self) -> None:
         """The end of a dry run: every change it would have made, and that none was."""
-        if not self.sees_account:
-            self.say(
-                "\n[dry-run] no AWS credentials: this plan cannot see the account and "
-                "assumes a fresh one (nothing exists yet)"
-            )
-        self.step(f"Plan: {len(self.planned)} change(s), none made")
+        seen = "" if self.sees_account else f", assuming a fresh account {DRY_RUN_ACCOUNT}"
+        self.step(f"Plan: {len(self.planned)} change(s), none made{seen}")
         for change in self.planned:
             self.say(f"    {change}")
 
@@ -258,6 +271,13 @@ class Aws:
         A throttled poll is not fatal: the next one is tried after the interval.
         """
         last = ""
+        if self.dry_run:  # a plan shows the request, never a status nobody saw
+            response = self.call(service, method, **params)
+            self.say(
+                f"    [dry-run] a real run waits here until {status_key} is one of "
+                f"{', '.join(sorted(done))}"
+            )
+            return response
         while True:
             try:
                 response = self.call(service, method, quiet=bool(last), **params)

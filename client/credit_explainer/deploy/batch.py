@@ -96,7 +96,7 @@ def run_batch(
         Tags=tags(cfg.name),
     )
     if not wait:
-        aws.say(f"    transform job {job} started (not waiting for it)")
+        aws.outcome(f"transform job {job} started (not waiting for it)")
         return job
     final = aws.poll(
         "sagemaker",
@@ -110,5 +110,5 @@ def run_batch(
         raise TransformJobFailedError(
             job, status, str(final.get("FailureReason", "no reason given"))
         )
-    aws.say(f"    explanations written under {s3_output}")
+    aws.outcome(f"explanations written under {s3_output}")
     return job

@@ -100,7 +100,9 @@ def _hosting(parser: argparse.ArgumentParser) -> None:
         "--model-data", help="s3://.../model.tar.gz (default: the latest training job)"
     )
     group.add_argument(
-        "--instance-type", default="ml.m5.large", help="endpoint instance type (default: ml.m5.large)"
+        "--instance-type",
+        default="ml.m5.large",
+        help="endpoint instance type (default: ml.m5.large)",
     )
     group.add_argument(
         "--instance-count", type=int, default=1, help="instances to start with (default: 1)"
@@ -213,14 +215,22 @@ def register(sub: Any) -> None:
             add(parser)
         parser.set_defaults(func=run_deploy, step=step)
 
-    batch = sub.add_parser("batch", help="score a large S3 file with SageMaker Batch Transform")
+    batch = sub.add_parser(
+        "batch",
+        help="score a large S3 file with SageMaker Batch Transform",
+        description="Score a CSV or JSON-lines file (or every file under a prefix) in S3 with "
+        "the deployed model, as a SageMaker Batch Transform job; one explanation per line "
+        "under s3://out. Waits for the job unless --no-wait.",
+    )
     batch.add_argument("s3_input", metavar="s3://in", help="CSV or JSON lines file or prefix")
     batch.add_argument("s3_output", metavar="s3://out", help="where the explanations go")
     _common(batch)
     batch.add_argument("--model-name", help="SageMaker model (default: the endpoint's)")
     batch.add_argument("--content-type", help="csv or jsonl (default: from the input's suffix)")
     batch.add_argument(
-        "--instance-type", default="ml.m5.large", help="transform instance type (default: ml.m5.large)"
+        "--instance-type",
+        default="ml.m5.large",
+        help="transform instance type (default: ml.m5.large)",
     )
     batch.add_argument(
         "--instance-count", type=int, default=1, help="transform instances (default: 1)"
@@ -232,7 +242,13 @@ def register(sub: Any) -> None:
     )
     batch.set_defaults(func=run_batch)
 
-    destroy = sub.add_parser("destroy", help="remove what deploy created (and nothing else)")
+    destroy = sub.add_parser(
+        "destroy",
+        help="remove what deploy created (and nothing else)",
+        description="Delete the deployment's stack, endpoint, configurations, models, data, "
+        "image repository and role: only resources tagged with its name. Needs --yes "
+        "(or --dry-run to see the plan).",
+    )
     _common(destroy)
     _api(destroy)
     destroy.add_argument(
@@ -242,7 +258,7 @@ def register(sub: Any) -> None:
         "--keep-image", action="store_true", help="keep the ECR repository (default: delete)"
     )
     destroy.add_argument(
-        "--yes", action="store_true", help="do it, required unless --dry-run (default: ask)"
+        "--yes", action="store_true", help="do it, required unless --dry-run (default: refuse)"
     )
     destroy.set_defaults(func=run_destroy)
 
@@ -325,11 +341,7 @@ def run_deploy(args: argparse.Namespace) -> int:
 
         aws, cfg = aws_from(args), config_from(args)
         if args.dry_run:
-            reads = "made" if aws.sees_account else "answered as by a fresh account"
-            aws.say(
-                f"[dry-run] plan for deployment {cfg.name!r} in {aws.region}: every AWS "
-                f"request is validated and printed; reads are {reads}, writes are not sent"
-            )
+            aws.announce(f"deployment {cfg.name!r}")
         step = args.step
         if step is None:
             pipeline.deploy_all(
@@ -358,6 +370,8 @@ def run_batch(args: argparse.Namespace) -> int:
         from .batch import run_batch as start
 
         aws, cfg = aws_from(args), config_from(args)
+        if aws.dry_run:
+            aws.announce(f"a batch transform of {args.s3_input}")
         job = start(
             aws,
             cfg,

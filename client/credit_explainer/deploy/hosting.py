@@ -252,7 +252,7 @@ def deploy_endpoint(
     if not cfg.serverless:
         aws.step(f"Autoscaling {endpoint}: target tracking on invocations per instance")
         register_scaling(aws, cfg, endpoint)
-    aws.say(f"    endpoint {endpoint} InService on {name}")
+    aws.outcome(f"endpoint {endpoint} InService on {name}")
     return endpoint
 
 

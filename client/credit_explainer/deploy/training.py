@@ -9,7 +9,6 @@ Script mode by hand (boto3, no SageMaker SDK): ``model_src/`` is packed as
 from __future__ import annotations
 
 import gzip
-import importlib
 import io
 import json
 import tarfile
@@ -18,6 +17,7 @@ from typing import Any, Final
 
 from credit_schema import CONTENT_TYPE_CSV
 
+from .._config import install_hint
 from .aws import Aws, Response, has_tag, tags
 from .config import ENTRY_POINT, SOURCE_DIR, DeployConfig
 from .errors import AwsCallError, DeployError, TrainingJobFailedError
@@ -257,7 +257,7 @@ def check_training_inputs(cfg: DeployConfig) -> None:
     """The data and the metric definitions training needs, before anything is created."""
     metric_definitions()
     if not cfg.data:
-        importlib.import_module("credit_model.synth")  # credit_model is there: it imports
+        from credit_model import synth  # noqa: F401 - credit_model is there: it imports
     elif not cfg.data.startswith("s3://"):
         _local_data(cfg)
 
@@ -293,11 +293,11 @@ def upload_data(aws: Aws, cfg: DeployConfig, bucket: str) -> str:
 def _synthetic_csv() -> bytes:
     """The project's seeded synthetic data set (``credit-explainer synth``) as CSV bytes."""
     try:
-        synth = importlib.import_module("credit_model.synth")
+        from credit_model import synth
     except ImportError as exc:
         raise DeployError(
             "no --data and credit_model is not installed to synthesise some: "
-            "pip install 'credit-explainer[model]' or pass --data"
+            f"{install_hint('model')}, or pass --data"
         ) from exc
     return str(synth.generate().to_csv(index=False)).encode()
 
@@ -306,11 +306,10 @@ def _synthetic_csv() -> bytes:
 def metric_definitions() -> list[dict[str, str]]:
     """The regexes SageMaker applies to the training log (owned by credit_model)."""
     try:
-        definitions = importlib.import_module("credit_model.train").METRIC_DEFINITIONS
+        from credit_model.train import METRIC_DEFINITIONS as definitions
     except ImportError as exc:  # the model extra is not installed
         raise DeployError(
-            "credit_model is needed for the training metric definitions: "
-            "pip install 'credit-explainer[model]'"
+            f"credit_model is needed for the training metric definitions: {install_hint('model')}"
         ) from exc
     return [{"Name": str(m["Name"]), "Regex": str(m["Regex"])} for m in definitions]
 
@@ -426,7 +425,7 @@ def train(
     )
     job = wait_for_training(aws, job_name)
     model_data = str(job["ModelArtifacts"]["S3ModelArtifacts"])
-    aws.say(f"    model: {model_data}")
+    aws.outcome(f"model: {model_data}")
     return model_data
 
 

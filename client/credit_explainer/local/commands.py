@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import importlib
 import signal
 import sys
 import threading
@@ -53,7 +52,12 @@ def register(subparsers: Any) -> None:
         help="another function environment variable, e.g. MAX_APPLICANTS=500; repeatable "
         "(default: none)",
     )
-    up.add_argument("--log-level", default="INFO", help="the handler's log level (default: INFO)")
+    up.add_argument(
+        "--log-level",
+        default="WARNING",
+        help="the function's log level; INFO prints its JSON line per request, as CloudWatch "
+        "gets it (default: WARNING: failures only)",
+    )
     up.add_argument(
         "--capture-dir",
         metavar="DIR",
@@ -77,6 +81,10 @@ def register(subparsers: Any) -> None:
         default=DEFAULT_MODEL_DIR,
         help=f"model directory, trained if absent (default: {DEFAULT_MODEL_DIR})",
     )
+    demo.add_argument("--port", type=int, default=0, help="scoring API port (default: a free port)")
+    demo.add_argument(
+        "--model-port", type=int, default=0, help="model server port (default: a free port)"
+    )
     demo.set_defaults(func=run_demo)
 
 
@@ -91,16 +99,16 @@ def _parse_env(pairs: list[str]) -> dict[str, str]:
 
 
 def run_up(args: argparse.Namespace) -> int:
-    from .stack import LocalStack
+    from credit_model import server  # the model side (the model extra), as the stack's
 
-    # The model side (the model extra), as the stack itself imports it.
-    server: Any = importlib.import_module("credit_model.server")
+    from .stack import ListenError, LocalStack
 
     model_dir = Path(args.model_dir)
     if not (model_dir / "metadata.json").exists():
+        where = "" if model_dir.is_absolute() else " (relative paths start where you are)"
         print(
-            f"no model in {model_dir}: train one first (credit-explainer train --model-dir "
-            f"{model_dir}) or run credit-explainer demo",
+            f"error: no model in {model_dir.resolve()}{where}: pass --model-dir, or train one "
+            f"(credit-explainer train --model-dir {model_dir}, or credit-explainer demo)",
             file=sys.stderr,
         )
         return 2
@@ -122,7 +130,7 @@ def run_up(args: argparse.Namespace) -> int:
     )
     try:
         stack.__enter__()
-    except server.STARTUP_ERRORS as exc:  # the user's to fix: no traceback
+    except (*server.STARTUP_ERRORS, ListenError) as exc:  # the user's to fix: no traceback
         print(f"error: {exc}", file=sys.stderr)
         return 2
     with contextlib.ExitStack() as entered:
@@ -155,5 +163,10 @@ def run_up(args: argparse.Namespace) -> int:
 
 def run_demo(args: argparse.Namespace) -> int:
     from .demo import demo
+    from .stack import ListenError
 
-    return demo(Path(args.model_dir))
+    try:
+        return demo(Path(args.model_dir), api_port=args.port, model_port=args.model_port)
+    except ListenError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2

@@ -5,13 +5,13 @@ Explanations are printed by the SDK's own renderer (``print(score)``), as a user
 
 from __future__ import annotations
 
-import importlib
 import json
 import time
 from pathlib import Path
 from typing import Any, Final
 
 import httpx
+from credit_model.commands import DEFAULT_MODEL_DIR
 from credit_schema import CONTENT_TYPE_JSON
 
 from . import EXAMPLE_DECISION_THRESHOLDS
@@ -64,7 +64,8 @@ def ensure_model(model_dir: Path) -> bool:
         print(f"model: {model_dir}")
         return False
     print(f"no model in {model_dir}: training one on synthetic data ...", flush=True)
-    commands: Any = importlib.import_module("credit_model.commands")
+    from credit_model import commands
+
     started = time.perf_counter()
     commands.train_default(model_dir)
     print(f"trained in {time.perf_counter() - started:.1f} s")
@@ -73,17 +74,24 @@ def ensure_model(model_dir: Path) -> bool:
 
 def build_report(model_dir: Path) -> None:
     """Write the model validation report beside the model just trained (its held-out split)."""
-    report: Any = importlib.import_module("credit_model.report")
+    from credit_model import report
+
     started = time.perf_counter()
-    report.write(report.build(model_dir, thresholds=EXAMPLE_DECISION_THRESHOLDS), report_path(model_dir), None)
+    report.write(
+        report.build(model_dir, thresholds=EXAMPLE_DECISION_THRESHOLDS),
+        report_path(model_dir),
+        None,
+    )
     print(f"validation report built in {time.perf_counter() - started:.1f} s")
 
 
 def report_path(model_dir: Path) -> Path:
-    return model_dir / str(importlib.import_module("credit_model.report").REPORT_FILE)
+    from credit_model.report import REPORT_FILE
+
+    return model_dir / REPORT_FILE
 
 
-def demo(model_dir: Path) -> int:
+def demo(model_dir: Path, *, api_port: int = 0, model_port: int = 0) -> int:
     from .. import CreditExplainerClient
 
     if ensure_model(model_dir):
@@ -93,10 +101,12 @@ def demo(model_dir: Path) -> int:
     else:
         print(
             f"validation report: credit-explainer report --model-dir {model_dir} "
-            f"--thresholds {EXAMPLE_DECISION_THRESHOLDS} [--data LABELLED.csv]"
+            f"--decision-thresholds {EXAMPLE_DECISION_THRESHOLDS} [--data LABELLED.csv]"
         )
     with LocalStack(
         model_dir,
+        api_port=api_port,
+        model_port=model_port,
         environment={"DECISION_THRESHOLDS": EXAMPLE_DECISION_THRESHOLDS},
         log_level="ERROR",
     ) as stack:
@@ -136,4 +146,20 @@ def demo(model_dir: Path) -> int:
             for detail in bad.json()["error"]["details"]:
                 print(f"  applicant {detail['applicant']}, {detail['field']}: {detail['message']}")
     print("\nstopped the local stack")
+    print(next_steps(model_dir))
     return 0
+
+
+def next_steps(model_dir: Path) -> str:
+    """What to do after the demo: the commands a newcomer runs next, ready to paste."""
+    model = "" if model_dir == Path(DEFAULT_MODEL_DIR) else f" --model-dir {model_dir}"
+    return (
+        "\nnext:\n"
+        f"  credit-explainer up{model} --decision-thresholds {EXAMPLE_DECISION_THRESHOLDS}\n"
+        "      the same stack until Ctrl-C, at http://127.0.0.1:3000 (Swagger UI: /swagger)\n"
+        "  credit-explainer synth --rows 100 -o applicants.csv\n"
+        "  credit-explainer score applicants.csv --url http://127.0.0.1:3000\n"
+        "      score a file through it (in another terminal); the client: docs/client.md\n"
+        "  credit-explainer deploy --region REGION --dry-run\n"
+        "      what deploying to AWS would do, without doing it (docs/deployment.md)"
+    )

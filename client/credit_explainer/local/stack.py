@@ -14,7 +14,6 @@ server's ``POST /endpoints/{name}/invocations``.
 
 from __future__ import annotations
 
-import importlib
 import socket
 import threading
 import time
@@ -56,6 +55,10 @@ def handler_environment(
     }
 
 
+class ListenError(OSError):
+    """A port that cannot be listened on (taken, or not ours to take): the user's to fix."""
+
+
 class ServerThread:
     """A uvicorn server on a loopback socket bound up front (port 0: a free port), in a thread."""
 
@@ -68,7 +71,7 @@ class ServerThread:
             self._socket.bind((host, port))
         except OSError as exc:
             self._socket.close()
-            raise OSError(f"cannot listen on {host}:{port} for the {name}: {exc}") from exc
+            raise ListenError(f"cannot listen on {host}:{port} for the {name}: {exc}") from exc
         self.host = host
         self.port: int = self._socket.getsockname()[1]
         config = uvicorn.Config(
@@ -216,7 +219,8 @@ class ModelServer:
         capture_dir: str | Path | None = None,
     ) -> None:
         # The model side (the model extra) is imported only when a model is served here.
-        server: Any = importlib.import_module("credit_model.server")
+        from credit_model import server
+
         self.app = server.create_app(
             model,
             endpoint_name=endpoint_name,

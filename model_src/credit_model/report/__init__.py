@@ -71,7 +71,7 @@ def build(
     try:
         bands = DecisionBands.parse(thresholds) if thresholds else None
     except ValueError as exc:
-        raise ValueError(f"--thresholds {thresholds!r}: {exc}") from None
+        raise ValueError(f"--decision-thresholds {thresholds!r}: {exc}") from None
     model = artifacts.load(model_dir)
     X, y, description = load_data(model, data, holdout=holdout)
     return compute(model, X, y, data_description=description, bands=bands)

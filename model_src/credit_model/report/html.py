@@ -10,11 +10,11 @@ import html
 import io
 import re
 import textwrap
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any, Final
 
 import numpy as np
-from credit_schema import ELDERLY_AGE
+from credit_schema import ELDERLY_AGE, FEATURE_LABELS
 
 from .. import stability
 from ..drift import PSI_BANDS
@@ -68,9 +68,23 @@ def _pct(v: float | None) -> str:
     return "&ndash;" if v is None else f"{100 * v:.1f}%"
 
 
-def _wrapped(feature: str) -> str:
-    """A long CamelCase feature name on at most a few short lines (plot titles)."""
-    return "\n".join(textwrap.wrap(re.sub(r"(?<=[a-z])(?=[A-Z0-9])", " ", feature), 26))
+def _wrapped(feature: str, labels: Mapping[str, str] = FEATURE_LABELS) -> str:
+    """A feature's plain-language label (else its name, spaced) on short lines (plot titles)."""
+    label = labels.get(feature) or re.sub(r"(?<=[a-z])(?=[A-Z0-9])", " ", feature)
+    return "\n".join(textwrap.wrap(label, 26))
+
+
+#: A panel whose values reach past this many times their median (and past 1) is drawn on a
+#: symmetric-log axis: DebtRatio's 99th percentile is in the thousands, its median under 1.
+LONG_TAIL: Final = 100.0
+
+
+def axis_scale(values: np.ndarray[Any, Any]) -> str:
+    """``"symlog"`` for values with a long right tail (at their 99th percentile), else ``"linear"``."""
+    if values.size == 0:
+        return "linear"
+    top = float(np.quantile(values, 0.99))
+    return "symlog" if top > LONG_TAIL * max(float(np.median(np.abs(values))), 1.0) else "linear"
 
 
 def _table(headers: list[str] | None, rows: list[list[str]], left: tuple[int, ...] = (0,)) -> str:
@@ -105,8 +119,8 @@ def _matplotlib() -> tuple[Any, Any]:
         from matplotlib.ticker import NullFormatter
     except ImportError as exc:
         raise ReportDependencyError(
-            "the HTML report needs matplotlib: pip install 'credit-explainer[plot]' "
-            "(or write --json only)"
+            "the HTML report needs matplotlib: pip install '.[plot]' in the credit-explainer "
+            "checkout (or --json FILE --no-html)"
         ) from exc
     return Figure, NullFormatter
 
@@ -266,6 +280,7 @@ class _Plots:
         X, S = self.r.plots.X, self.r.plots.shap
         order = self._order()
         features, age = self.features, self.f["model"].get("age_feature")
+        labels = self.f["model"].get("labels") or FEATURE_LABELS  # a report from before: built-in
         rows = -(-len(features) // 5)
 
         def draw(fig: Any) -> None:
@@ -283,8 +298,11 @@ class _Plots:
                         (features[j] == age) & (x[keep] >= ELDERLY_AGE), "#b3261e", "#1f5fbf"
                     )
                     a.scatter(x[keep], s[present][keep], s=3, c=colors, alpha=0.5)
+                    if axis_scale(x[keep]) == "symlog":
+                        a.set_xscale("symlog", linthresh=1.0)
+                        a.set_xlabel("log scale above 1", fontsize=7)
                 a.axhline(0, color="#555", lw=0.8)
-                a.set_title(_wrapped(features[j]), fontsize=8)
+                a.set_title(_wrapped(features[j], labels), fontsize=8)
                 a.tick_params(labelsize=7)
             for first in axes[::5]:
                 first.set_ylabel("SHAP value")
@@ -467,7 +485,7 @@ def render(report: Report) -> str:
         )
     )
     if not labels:
-        add("<p>Give <code>--thresholds</code> for the share in each decision band.</p>")
+        add("<p>Give <code>--decision-thresholds</code> for the share in each decision band.</p>")
 
     rs = f["reasons"]
     add("<h2>Adverse-action reasons</h2>")

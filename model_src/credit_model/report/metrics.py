@@ -403,6 +403,7 @@ def compute(
             "created_at": meta.get("created_at"),
             "schema": schema.name,
             "features": list(schema.features),
+            "labels": dict(schema.labels),
             "age_feature": schema.age_feature,
         },
         "data": {
