@@ -285,9 +285,9 @@ def register(sub: Any) -> None:
     p.add_argument(
         "--estimator",
         required=True,
-        help="the fitted model's file: .json/.ubj, .txt or .skops (default: none)",
+        help="the fitted model's file: XGBoost .json/.ubj, LightGBM .txt or scikit-learn .skops",
     )
-    p.add_argument("--data", required=True, help="labelled CSV file or directory (default: none)")
+    p.add_argument("--data", required=True, help="labelled CSV file or directory")
     _schema_argument(p)
     _model_dir_argument(p)
     p.add_argument(
