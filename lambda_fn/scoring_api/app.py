@@ -61,6 +61,7 @@ from credit_schema import (
     to_records,
     validate_records,
 )
+from credit_schema.responses import Space
 
 from .config import Settings
 from .endpoint import ModelEndpoint, Scored
@@ -255,10 +256,12 @@ def _wants_legacy(fmt: str) -> bool:
 
 
 @tracer.capture_method(capture_response=False)
-def _explain(applicants: list[ApplicantBase], inference_id: str | None = None) -> Scored:
+def _explain(
+    applicants: list[ApplicantBase], inference_id: str | None = None, space: str | None = None
+) -> Scored:
     remaining = app.lambda_context.get_remaining_time_in_millis() / 1000.0
     deadline = time.monotonic() + settings.time_budget(remaining)
-    return endpoint.explain(applicants, deadline, inference_id)
+    return endpoint.explain(applicants, deadline, inference_id, space)
 
 
 @app.post(
@@ -270,7 +273,9 @@ def _explain(applicants: list[ApplicantBase], inference_id: str | None = None) -
         "string holding that JSON (double-encoded). Answers the probability of serious "
         "delinquency, the base value and one contribution per feature ranked by absolute SHAP "
         "value. `?format=legacy` or `Accept: " + CONTENT_TYPE_LEGACY_JSON + "` answers the "
-        "original blog's shape."
+        "original blog's shape. `?space=log_odds` or `?space=probability` asks for "
+        "explanations in that space instead of the model's default (a boosted model explains "
+        "in both; the random forest in probability only)."
     ),
     responses={
         200: {
@@ -289,12 +294,16 @@ def score(
     format: Annotated[  # the query parameter's public name
         Literal["json", "legacy"], Query(description="Response shape.")
     ] = "json",
+    space: Annotated[
+        Space | None,
+        Query(description="Where explanations add up (default: the model's)."),
+    ] = None,
 ) -> Response[str]:
     started = time.perf_counter()
     request_id = _request_id()
     legacy = _wants_legacy(format)
     applicants = request.instances
-    scored = _explain(applicants, request_id)  # joins the endpoint's data capture to this id
+    scored = _explain(applicants, request_id, space)  # joins the endpoint's capture to this id
     bands = settings.decision_bands
     if legacy:
         rows = []

@@ -46,7 +46,7 @@ from credit_schema import (
     edge,
     ranked,
 )
-from credit_schema.decisions import REFERENCE_ATTRIBUTE, DecisionBands
+from credit_schema.decisions import REFERENCE_ATTRIBUTE, SPACE_ATTRIBUTE, DecisionBands
 from credit_schema.points import check_points
 from credit_schema.reasons import MAX_REASONS
 
@@ -143,17 +143,19 @@ class ModelEndpoint:
         applicants: Sequence[ApplicantBase],
         deadline: float | None = None,
         inference_id: str | None = None,
+        space: str | None = None,
     ) -> Scored:
         """Score and check; no attempt is made that could end past ``deadline`` (monotonic).
 
-        ``inference_id`` (the API request id) names the call in the endpoint's data capture.
+        ``inference_id`` (the API request id) names the call in the endpoint's data capture;
+        ``space`` asks for explanations in that space (None: the model's default).
         """
         inputs = [a.to_features() for a in applicants]
         payload = json.dumps({"instances": inputs})
         started = time.perf_counter()
         self._deadline.value = deadline
         try:
-            body = self._invoke(payload.encode(), inference_id)
+            body = self._invoke(payload.encode(), inference_id, space)
         finally:
             self._deadline.value = None
         latency = (time.perf_counter() - started) * 1000.0
@@ -161,14 +163,18 @@ class ModelEndpoint:
         model_version, explanations, reasons_version = check_response(body, inputs, bands)
         return Scored(model_version, explanations, latency, reasons_version)
 
-    def _invoke(self, payload: bytes, inference_id: str | None = None) -> bytes:
+    def _invoke(
+        self, payload: bytes, inference_id: str | None = None, space: str | None = None
+    ) -> bytes:
         accepted = edge.inference_id(inference_id)  # API Gateway's ids are UUIDs: always kept
         extra = {"InferenceId": accepted} if accepted else {}
+        attributes = [f"{SPACE_ATTRIBUTE}={space}"] if space else []
         if self.settings.decision_bands is not None:  # the model records the decision as sent
-            attributes = self.settings.decision_bands.custom_attributes()
+            attributes.insert(0, self.settings.decision_bands.custom_attributes())
             if self.settings.reasons_reference == "cutoff":
-                attributes += f";{REFERENCE_ATTRIBUTE}=cutoff"
-            extra["CustomAttributes"] = attributes
+                attributes.append(f"{REFERENCE_ATTRIBUTE}=cutoff")
+        if attributes:
+            extra["CustomAttributes"] = ";".join(attributes)
         try:
             response = self.runtime.invoke_endpoint(
                 EndpointName=self.settings.endpoint_name,

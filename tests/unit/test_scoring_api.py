@@ -131,6 +131,7 @@ def stub_invoke(
     body: bytes,
     applicants: list[dict[str, Any]] | None = None,
     inference_id: Any = ANY,
+    extra_attributes: str = "",
 ) -> None:
     stubber.add_response(
         "invoke_endpoint",
@@ -142,7 +143,8 @@ def stub_invoke(
             "Accept": "application/json",
             "InferenceId": inference_id,
             # fn's DECISION_THRESHOLDS, handed to the model so that its capture holds the decision
-            "CustomAttributes": "decision_thresholds=approve:0.1,review:0.3,decline",
+            "CustomAttributes": "decision_thresholds=approve:0.1,review:0.3,decline"
+            + extra_attributes,
         },
     )
 
@@ -291,6 +293,21 @@ def test_sagemaker_errors_map_to_documented_statuses(
     assert result["statusCode"] == status
     assert error_of(result)["code"] == kind
     assert header(result, "Retry-After") == retry_after
+
+
+def test_the_space_a_request_asks_for_is_sent_to_the_model(
+    fn: LambdaEnvironment, runtime: Stubber
+) -> None:
+    stub_invoke(
+        runtime, model_answer(APPLICANTS, log_odds=True), extra_attributes=";space=log_odds"
+    )
+    event = load_event("score-batch.json")
+    event["queryStringParameters"] = {"space": "log_odds"}
+    result = fn.invoke(event)
+    assert result["statusCode"] == 200
+    assert {r["space"] for r in json.loads(result["body"])["results"]} == {"log_odds"}
+    event["queryStringParameters"] = {"space": "odds"}
+    assert fn.invoke(event)["statusCode"] == 422
 
 
 @pytest.mark.parametrize("log_odds", [False, True])
