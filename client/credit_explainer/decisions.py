@@ -254,7 +254,11 @@ def _run_replay(args: argparse.Namespace) -> int:
                 )
                 continue
             body = json.dumps({"instances": decision.applicants})
-            answer = json.loads(handlers.transform(model, body, "application/json", None)[0])
+            # In the space the decision was explained in (a boosted model answers in two).
+            space = (decision.explanations[:1] or [{}])[0].get("space")
+            answer = json.loads(
+                handlers.transform(model, body, "application/json", None, space=space)[0]
+            )
             for i, (old, new) in enumerate(
                 zip(decision.explanations, answer["predictions"], strict=True)
             ):

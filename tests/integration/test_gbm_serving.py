@@ -155,3 +155,30 @@ def test_scorecard_points_sum_exactly_to_the_score(tmp_path: Path) -> None:
             hyperparameters=Hyperparameters(points="600:50:20", n_estimators=2),
             log=lambda *_: None,
         )
+
+
+def test_decisions_replay_asks_for_the_space_each_decision_was_explained_in(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import httpx
+    from credit_explainer.cli import main
+    from credit_explainer.local.stack import ModelServer
+    from credit_model.handlers import model_fn
+    from credit_model.synth import generate
+
+    hp = Hyperparameters(model="hgb", n_estimators=8, max_depth=3, n_jobs=1)
+    train(generate(2_000, seed=8), tmp_path / "m", hyperparameters=hp, log=lambda *_: None)
+    capture = tmp_path / "capture"
+    with ModelServer(model_fn(tmp_path / "m"), capture_dir=capture) as server:
+        for space in ("log_odds", "probability"):
+            answer = httpx.post(
+                f"{server.url}/invocations",
+                json=SAMPLE_APPLICANTS,
+                headers={"X-Amzn-SageMaker-Custom-Attributes": f"space={space}"},
+                timeout=60,
+            )
+            assert answer.status_code == 200
+    capsys.readouterr()
+    argv = ["decisions", "replay", "--capture", str(capture), "--model-dir", str(tmp_path / "m")]
+    assert main(argv) == 0
+    assert f"replayed {2 * len(SAMPLE_APPLICANTS)} applicant(s)" in capsys.readouterr().out
