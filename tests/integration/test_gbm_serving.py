@@ -73,7 +73,7 @@ def test_served_without_training_libraries_equal_to_the_library(gbm_dir: Path) -
     )
     expected = loaded.pipeline.predict_proba(X)[:, 1]
     family = loaded.metadata["estimator"]["family"]
-    tol = 2e-7 if family == "xgboost" else 1e-9  # XGBoost's own answer is float32
+    tol = 1e-6 if family == "xgboost" else 1e-9  # XGBoost sums float32 leaves in float32
     bodies = report["bodies"]
     assert bodies[""] == bodies["probability"]  # probability by default (train --space)
     for space in ("log_odds", "probability"):
