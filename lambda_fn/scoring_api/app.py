@@ -16,6 +16,7 @@ latencies and error kinds, never applicant values.
 
 from __future__ import annotations
 
+import base64
 import binascii
 import json
 import time
@@ -61,6 +62,7 @@ from credit_schema import (
     to_records,
     validate_records,
 )
+from credit_schema.edge import security_headers
 from credit_schema.responses import Space
 
 from .config import Settings
@@ -456,9 +458,26 @@ def _without_metrics(event: dict[str, Any], context: LambdaContext) -> dict[str,
 _measured = _without_metrics if is_metrics_disabled() else metrics.log_metrics(_handle)
 
 
+def _secured(result: dict[str, Any]) -> dict[str, Any]:
+    """The proxy result with the security headers (an HTML page: a policy it satisfies)."""
+    multi = result.get("multiValueHeaders")
+    single = result.get("headers") or {}
+    given = {**{k: v[-1] for k, v in (multi or {}).items() if v}, **single}
+    content_type = next((str(v) for k, v in given.items() if k.lower() == "content-type"), None)
+    body = str(result.get("body") or "")
+    if result.get("isBase64Encoded"):
+        body = base64.b64decode(body).decode("utf-8", "replace")
+    extra = security_headers(content_type, body)
+    if multi is not None:
+        multi.update({name: [value] for name, value in extra.items()})
+    else:
+        result["headers"] = {**single, **extra}
+    return result
+
+
 @logger.inject_lambda_context(
     correlation_id_path=correlation_paths.API_GATEWAY_REST, log_event=False
 )
 @tracer.capture_lambda_handler(capture_response=False)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    return _measured(event, context)
+    return _secured(_measured(event, context))

@@ -1,7 +1,11 @@
 """The SageMaker endpoint: one boundary where botocore errors become :mod:`scoring_api.errors`.
 
 The runtime client is created once per execution environment (cold start) with
-explicit timeouts and a bounded retry policy. Its URL is botocore's to resolve:
+explicit timeouts and a bounded retry policy. botocore's read timeout is per socket read: a
+model that sends its headers and then a byte every few seconds would hold the function for
+as long as it likes. The answer's body is therefore read by a deadline per attempt (connect +
+read timeout from the attempt's start) and per request (the budget the handler gives), each
+socket read given only the time left (:meth:`ModelEndpoint._read_by`). Its URL is botocore's to resolve:
 ``AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME`` (or ``AWS_ENDPOINT_URL``) points it at the
 local model server, which speaks the SageMaker Runtime API.
 
@@ -25,6 +29,7 @@ from dataclasses import dataclass
 from typing import Any, Final, TypeGuard
 
 import boto3
+import urllib3
 from botocore.config import Config
 from botocore.exceptions import (
     BotoCoreError,
@@ -71,6 +76,8 @@ BACKOFF_BASE: Final = 2
 MAX_BACKOFF: Final = 20.0
 RETRY_AFTER_EXTRA: Final = 5.0
 _RETRY_AFTER_HEADER: Final = "x-amz-retry-after"
+#: Bytes asked of one socket read of the answer's body.
+_READ_CHUNK: Final = 256 * 1024
 _INVOKE: Final = "InvokeEndpoint"
 
 #: DescribeEndpoint statuses in which the endpoint answers invocations.
@@ -135,6 +142,9 @@ class ModelEndpoint:
         self.runtime.meta.events.register_first(
             f"needs-retry.sagemaker-runtime.{_INVOKE}", self._no_retry_past_deadline
         )
+        self.runtime.meta.events.register(
+            f"before-send.sagemaker-runtime.{_INVOKE}", self._attempt_started
+        )
 
     # -- scoring -----------------------------------------------------------------------------
 
@@ -150,6 +160,8 @@ class ModelEndpoint:
         ``inference_id`` (the API request id) names the call in the endpoint's data capture;
         ``space`` asks for explanations in that space (None: the model's default).
         """
+        if deadline is not None and deadline <= time.monotonic():  # queued past its time
+            raise ModelTimeoutError("no time was left to call the model endpoint")
         inputs = [a.to_features() for a in applicants]
         payload = json.dumps({"instances": inputs})
         started = time.perf_counter()
@@ -183,10 +195,41 @@ class ModelEndpoint:
                 Accept=CONTENT_TYPE_JSON,
                 **extra,
             )
-            body: bytes = response["Body"].read()
+            return self._read_by(response["Body"], self._attempt_due())
         except Exception as exc:
             raise upstream_error(exc) from exc
-        return body
+
+    def _attempt_started(self, **_: Any) -> None:
+        self._deadline.attempt_started = time.monotonic()
+
+    def _attempt_due(self) -> float:
+        """When the attempt under way must have answered: its connect + read timeouts from its
+        start, and never past the request's deadline."""
+        started = getattr(self._deadline, "attempt_started", None) or time.monotonic()
+        due = started + self.settings.connect_timeout + self.settings.read_timeout
+        deadline: float | None = getattr(self._deadline, "value", None)
+        return due if deadline is None else min(due, deadline)
+
+    def _read_by(self, body: Any, due: float) -> bytes:
+        """The whole body by ``due`` (monotonic): each socket read gets only the time left."""
+        raw = body._raw_stream  # urllib3's response: read1 is one socket read
+        sock = getattr(getattr(raw, "connection", None), "sock", None)
+        chunks: list[bytes] = []
+        while True:
+            left = due - time.monotonic()
+            if left <= 0:
+                raw.shutdown()  # nothing more is read from this connection: it is not reused
+                raw.release_conn()
+                raise ModelTimeoutError(
+                    "the model endpoint did not send its whole answer within the attempt's "
+                    "deadline"
+                )
+            if sock is not None:
+                sock.settimeout(min(left, self.settings.read_timeout))
+            chunk = raw.read1(_READ_CHUNK)
+            if not chunk:
+                return b"".join(chunks)
+            chunks.append(chunk)
 
     def _no_retry_past_deadline(
         self,
@@ -264,8 +307,10 @@ def upstream_error(exc: BaseException) -> UpstreamError:
     """Convert a botocore (or any) exception from the endpoint call into an :class:`UpstreamError`."""
     if isinstance(exc, UpstreamError):
         return exc
-    if isinstance(exc, ReadTimeoutError):
+    if isinstance(exc, ReadTimeoutError | urllib3.exceptions.ReadTimeoutError | TimeoutError):
         return ModelTimeoutError("the model endpoint did not answer within the read timeout")
+    if isinstance(exc, urllib3.exceptions.HTTPError):  # the body cut short, a reset connection
+        return ModelUnavailableError("the model endpoint's answer was cut short")
     if isinstance(exc, ConnectTimeoutError | EndpointConnectionError | ConnectionClosedError):
         return ModelUnavailableError("the model endpoint cannot be reached")
     if isinstance(exc, ClientError):

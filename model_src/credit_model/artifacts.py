@@ -7,15 +7,23 @@ Files (all at the top of the directory, which is also the layout of SageMaker's
   forest) in the skops format, which loads without executing code from the file
   and refuses types that are not explicitly trusted;
 * ``metadata.json``: feature names and order, training-data summary statistics,
-  hyperparameters, library versions and ``model_version`` (the first 16 hex digits of
-  :func:`model_fingerprint`, a hash of the fitted model, not of the file);
+  hyperparameters, library versions and ``model_fingerprint`` (a hash of the fitted
+  model: the same for the same data and hyperparameters; descriptive only);
 * ``metrics.json``: held-out metrics;
 * ``treeshap.npz``: the forest compiled to exact TreeSHAP tables and the imputer's fill
   values (plain arrays), which is all serving loads: no scikit-learn at start-up;
 * ``schema.json``: the data set's schema (features, kinds, categories, ids, reasons), which
   every server validates with and the model version covers;
 * ``manifest.json``: SHA-256 of every other file, verified before anything is
-  deserialised.
+  deserialised, and ``model_version``.
+
+The model version is the first 16 hex digits of :func:`version_of` the manifest's files:
+it covers every file listed, whatever files a model family writes, so it names exactly
+what is served and what ``report`` validated. A file in the directory that the manifest
+does not list is refused at load (only :data:`UNSIGNED_OUTPUTS`, which nothing loads, may
+sit beside it). With :data:`SIGNING_KEY_ENV` set, training writes ``manifest.sig`` (an
+HMAC-SHA256 of manifest.json) and loading requires it: someone who can write the directory
+but not read the key cannot re-sign it.
 
 Nothing is pickled: skops refuses untrusted types and the tables load with
 ``allow_pickle=False``.
@@ -24,10 +32,11 @@ Nothing is pickled: skops refuses untrusted types and the tables load with
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
 import os
 import platform
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
@@ -46,13 +55,23 @@ MODEL_FILE: Final = "model.skops"
 METADATA_FILE: Final = "metadata.json"
 METRICS_FILE: Final = "metrics.json"
 MANIFEST_FILE: Final = "manifest.json"
+#: The validation report ``report`` writes beside the model by default: nothing loads it.
+REPORT_FILE: Final = "report.html"
+#: The HMAC-SHA256 of manifest.json, with a key kept apart from the model directory.
+SIGNATURE_FILE: Final = "manifest.sig"
+#: A file holding the signing key: set, training signs and loading requires the signature.
+SIGNING_KEY_ENV: Final = "CREDIT_EXPLAINER_SIGNING_KEY_FILE"
+#: Files that may sit in a model directory without being in its manifest (never loaded).
+UNSIGNED_OUTPUTS: Final = frozenset({REPORT_FILE})
 FORMAT_VERSION: Final = 1
+#: Hex digits of the manifest's digest that make the model version.
+VERSION_DIGITS: Final = 16
 
 #: Types skops must be told to trust to load our Pipeline (everything else it trusts
 #: by default is scikit-learn's own estimators and plain data). Nothing beyond these.
 TRUSTED_TYPES: Final = ("numpy.dtype", "sklearn.tree._tree.Tree")
 
-#: Set to a model version (or its full fingerprint) to refuse any other model.
+#: Set to a model version (or its full digest) to refuse any other model.
 EXPECTED_VERSION_ENV: Final = "CREDIT_EXPLAINER_EXPECTED_MODEL_VERSION"
 
 
@@ -82,11 +101,9 @@ _TREE_ARRAYS: Final = (
 
 
 def model_fingerprint(pipeline: Any, schema: ApplicantSchema = BUILTIN) -> str:
-    """SHA-256 of the model itself: features, each step's class and parameters, fitted values.
-
-    The same data and hyperparameters give the same fingerprint, on any machine and from
-    one training to the next; the serialised file's bytes need not be the same (its
-    container records times), so they are the manifest's business, not the version's.
+    """SHA-256 of the fitted model itself: features, each step's class and parameters, fitted
+    values. The same data and hyperparameters give the same fingerprint (skops' bytes differ
+    from one dump to the next); descriptive, in metadata.json: the version is over the files.
     """
     import numpy as np
 
@@ -159,6 +176,7 @@ def save(
 
     directory = Path(model_dir)
     directory.mkdir(parents=True, exist_ok=True)
+    _remove_previous(directory)
     family_name = families.of(pipeline)
     family = families.module(family_name)
     model_file = MODEL_FILE if family_name == "rf" else family.MODEL_FILE
@@ -176,9 +194,8 @@ def save(
         )
     model_sha = sha256_file(model_path)
     dump_schema(schema.schema, directory / SCHEMA_FILE)
-    meta = {
+    meta: dict[str, Any] = {
         "format_version": FORMAT_VERSION,
-        "model_version": fingerprint[:16],
         "model_fingerprint": fingerprint,
         "model_sha256": model_sha,
         "schema": schema.name,
@@ -196,15 +213,76 @@ def save(
     }
     _write_json(directory / METADATA_FILE, meta)
     _write_json(directory / METRICS_FILE, dict(metrics))
-    manifest = {
-        "algorithm": "sha256",
-        "files": {
-            name: sha256_file(directory / name)
-            for name in (model_file, METADATA_FILE, METRICS_FILE, SCHEMA_FILE, *tables)
-        },
-    }
+    digest = write_manifest(
+        directory, (model_file, METADATA_FILE, METRICS_FILE, SCHEMA_FILE, *tables)
+    )
+    return {**meta, "model_version": digest[:VERSION_DIGITS], "model_digest": digest}
+
+
+def version_of(files: Mapping[str, str]) -> str:
+    """The model's digest: SHA-256 over every listed file's name and SHA-256 (sorted).
+
+    Its first :data:`VERSION_DIGITS` hex digits are the model version.
+    """
+    canonical = json.dumps(dict(files), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def write_manifest(directory: Path, names: Iterable[str]) -> str:
+    """Sign ``names`` (every file serving or any command reads) in manifest.json; the digest."""
+    files = {name: sha256_file(directory / name) for name in sorted(names)}
+    digest = version_of(files)
+    manifest = {"algorithm": "sha256", "files": files, "model_version": digest[:VERSION_DIGITS]}
     _write_json(directory / MANIFEST_FILE, manifest)
-    return meta
+    key = _signing_key()
+    if key is not None:
+        signature = hmac.new(key, (directory / MANIFEST_FILE).read_bytes(), hashlib.sha256)
+        (directory / SIGNATURE_FILE).write_text(signature.hexdigest() + "\n")
+    return digest
+
+
+def _signing_key() -> bytes | None:
+    """The key in ``$CREDIT_EXPLAINER_SIGNING_KEY_FILE`` (None when unset)."""
+    path = os.environ.get(SIGNING_KEY_ENV, "").strip()
+    if not path:
+        return None
+    try:
+        key = Path(path).read_bytes().strip()
+    except OSError as exc:
+        raise ModelArtifactError(f"{SIGNING_KEY_ENV}={path}: {exc.strerror}") from None
+    if len(key) < 32:
+        raise ModelArtifactError(f"{SIGNING_KEY_ENV}={path}: a key of at least 32 bytes is needed")
+    return key
+
+
+def _check_signature(directory: Path) -> None:
+    """With a signing key set, manifest.json must carry its HMAC (else ModelArtifactError)."""
+    key = _signing_key()
+    if key is None:
+        return
+    try:
+        given = (directory / SIGNATURE_FILE).read_text().strip()
+    except OSError:
+        raise ModelArtifactError(
+            f"{directory}: no {SIGNATURE_FILE} and {SIGNING_KEY_ENV} is set; refusing to load"
+        ) from None
+    expected = hmac.new(key, (directory / MANIFEST_FILE).read_bytes(), hashlib.sha256)
+    if not hmac.compare_digest(given, expected.hexdigest()):
+        raise ModelArtifactError(
+            f"{directory}: {MANIFEST_FILE} is not signed with the key in {SIGNING_KEY_ENV}; "
+            "refusing to load"
+        )
+
+
+def _remove_previous(directory: Path) -> None:
+    """A model written over another leaves none of its files (signed or not) behind."""
+    try:
+        previous = json.loads((directory / MANIFEST_FILE).read_text()).get("files", {})
+    except (OSError, ValueError, AttributeError):
+        previous = {}
+    for name in (*previous, MANIFEST_FILE, SIGNATURE_FILE, *UNSIGNED_OUTPUTS):
+        if isinstance(name, str) and Path(name).name == name:
+            (directory / name).unlink(missing_ok=True)
 
 
 def _save_tables(pipeline: Any, directory: Path) -> tuple[str, ...]:
@@ -252,7 +330,6 @@ def _save_ensemble_tables(
 #: metadata.json's fields that serving reads, and their JSON types.
 _METADATA_TYPES: Final[dict[str, type]] = {
     "format_version": int,
-    "model_version": str,
     "model_sha256": str,
     "features": list,
     "library_versions": dict,
@@ -282,20 +359,33 @@ def read_metadata(directory: Path) -> dict[str, Any]:
     return meta
 
 
-def verify(model_dir: str | Path) -> dict[str, Any]:
-    """Check the manifest and the metadata; returns the metadata. Deserialises nothing."""
-    directory = Path(model_dir)
-    if not directory.is_dir():
-        raise ModelArtifactError(f"model directory {directory} does not exist")
+def _read_manifest(directory: Path) -> tuple[dict[str, str], object]:
+    """manifest.json's files (name -> SHA-256), checked for shape, and the model version it
+    states (None if it states none: a directory from before issue 32); else ModelArtifactError."""
     try:
-        manifest = json.loads((directory / MANIFEST_FILE).read_text())
+        manifest = json.loads((directory / MANIFEST_FILE).read_bytes().decode("utf-8"))
         files = manifest["files"]
         if manifest.get("algorithm") != "sha256" or not isinstance(files, dict):
             raise ValueError("unsupported manifest")
+        if not all(isinstance(k, str) and isinstance(v, str) for k, v in files.items()):
+            raise ValueError("its files are not names and SHA-256 digests")
     except FileNotFoundError:
         raise ModelArtifactError(f"{directory}: no {MANIFEST_FILE}; refusing to load") from None
-    except (ValueError, KeyError, TypeError) as exc:
-        raise ModelArtifactError(f"{directory}: unreadable {MANIFEST_FILE}: {exc}") from None
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise ModelArtifactError(
+            f"{directory}: unreadable {MANIFEST_FILE}: {exc}; refusing to load"
+        ) from None
+    return files, manifest.get("model_version")
+
+
+def verify(model_dir: str | Path) -> dict[str, Any]:
+    """Check the manifest and the metadata; returns the metadata with ``model_version`` (of
+    every signed file), ``model_digest`` and ``signed_files``. Deserialises nothing."""
+    directory = Path(model_dir)
+    if not directory.is_dir():
+        raise ModelArtifactError(f"model directory {directory} does not exist")
+    files, stated_version = _read_manifest(directory)
+    _check_signature(directory)
     if METADATA_FILE not in files:
         raise ModelArtifactError(f"{directory}: {MANIFEST_FILE} does not cover {METADATA_FILE}")
     for name, expected in files.items():
@@ -307,6 +397,18 @@ def verify(model_dir: str | Path) -> dict[str, Any]:
                 f"{directory}: {name} does not match its SHA-256 in {MANIFEST_FILE}; "
                 "the artifact was modified after training: refusing to load"
             )
+    unsigned = sorted(
+        entry.name
+        for entry in directory.iterdir()
+        if entry.name not in files
+        and entry.name not in (MANIFEST_FILE, SIGNATURE_FILE)
+        and entry.name not in UNSIGNED_OUTPUTS
+    )
+    if unsigned:
+        raise ModelArtifactError(
+            f"{directory}: {', '.join(unsigned)[:200]} not listed in {MANIFEST_FILE}: "
+            "nothing unsigned is served; refusing to load"
+        )
     meta = read_metadata(directory)
     model_file = model_file_of(meta)
     if model_file not in files:
@@ -317,16 +419,20 @@ def verify(model_dir: str | Path) -> dict[str, Any]:
         raise ModelArtifactError(f"{directory}: the model's features differ from its schema's")
     if meta.get("model_sha256") != files[model_file]:
         raise ModelArtifactError(f"{directory}: metadata and manifest disagree on {model_file}")
-    expected_version = os.environ.get(EXPECTED_VERSION_ENV, "").strip()
-    if expected_version and expected_version not in (
-        meta["model_version"],
-        meta.get("model_fingerprint"),
-    ):
+    digest = version_of(files)
+    version = digest[:VERSION_DIGITS]
+    if stated_version is not None and stated_version != version:
         raise ModelArtifactError(
-            f"{directory}: model version {meta['model_version']} is not the expected "
-            f"{expected_version} ({EXPECTED_VERSION_ENV})"
+            f"{directory}: {MANIFEST_FILE}'s model_version {str(stated_version)[:40]!r} is not "
+            f"its files' version {version}; refusing to load"
         )
-    return meta
+    expected_version = os.environ.get(EXPECTED_VERSION_ENV, "").strip()
+    if expected_version and expected_version not in (version, digest):
+        raise ModelArtifactError(
+            f"{directory}: model version {version} is not the expected "
+            f"{expected_version[:64]} ({EXPECTED_VERSION_ENV})"
+        )
+    return {**meta, "model_version": version, "model_digest": digest, "signed_files": sorted(files)}
 
 
 def model_schema(directory: Path, files: Mapping[str, str] | None = None) -> ApplicantSchema:

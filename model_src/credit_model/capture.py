@@ -176,11 +176,14 @@ class CaptureWriter:
         self._closed = True
         self._stop.set()  # the writer drains every record already queued, then stops
         self._thread.join()
-        logger.info(
-            "data capture closed: %d record(s) written to %s, %d dropped",
-            self.written,
-            self.directory,
-            self.dropped,
+        logger.info("%s", self.summary)
+
+    @property
+    def summary(self) -> str:
+        """The shutdown line: what was written where, and what was dropped."""
+        return (
+            f"data capture closed: {self.written} record(s) written to {self.directory}, "
+            f"{self.dropped} dropped"
         )
 
     def __enter__(self) -> CaptureWriter:

@@ -64,6 +64,7 @@ def _schema(path: str | None) -> Any:
 
 
 def _train(args: argparse.Namespace) -> int:
+    from .artifacts import ModelArtifactError
     from .data import load_csv
     from .train import hyperparameters_from, load_training_data, train
 
@@ -84,7 +85,8 @@ def _train(args: argparse.Namespace) -> int:
             schema=schema,
             for_people=True,
         )
-    except ValueError as exc:  # SchemaError, DataError, one-class data, bad hyperparameters
+    # SchemaError, DataError, one-class data, bad hyperparameters, a signing key
+    except (ValueError, ModelArtifactError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     print(f"done in {time.perf_counter() - started:.2f} s")
@@ -109,6 +111,7 @@ def _model_dir_argument(p: argparse.ArgumentParser) -> None:
 
 def _import(args: argparse.Namespace) -> int:
     """``import``: a model fitted elsewhere, into a model directory."""
+    from .artifacts import ModelArtifactError
     from .data import load_csv
     from .train import import_model
 
@@ -123,7 +126,8 @@ def _import(args: argparse.Namespace) -> int:
             data_source=str(args.data),
             schema=schema,
         )
-    except ValueError as exc:  # SchemaError, DataError, a file that is no model or not covered
+    # SchemaError, DataError, a file that is no model or not covered, a signing key
+    except (ValueError, ModelArtifactError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     return 0

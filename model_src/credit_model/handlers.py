@@ -58,7 +58,7 @@ from .explain import Explainer, build_explainer, explainer_kind
 from .explainer import FastTreeExplainer
 from .forest import TABLES_FILE, load_tables
 from .interventional import INTERVENTIONAL_FILE, InterventionalExplainer, load_paths
-from .settings import env_int
+from .settings import SettingError, env_int
 
 FloatArray = npt.NDArray[np.float64]
 
@@ -168,23 +168,56 @@ class Prediction:
 _loaded_schema: ApplicantSchema = BUILTIN
 
 
+def served_explainers(directory: Path, metadata: dict[str, Any]) -> dict[str, Explainer]:
+    """The explainers of the signed tables (numpy alone), by space: the TreeSHAP tables' and,
+    for a boosted model, the interventional one in probability; empty when the model is served
+    from its skops file. Tables that do not load or answer are a :class:`ModelArtifactError`."""
+    if TABLES_FILE not in metadata["signed_files"] or explainer_kind() == "shap":
+        return {}
+    name = TABLES_FILE
+    try:
+        compiled, fill_values = load_tables(directory / TABLES_FILE)
+        explainer = FastTreeExplainer(compiled, fill_values=fill_values)
+        explainers: dict[str, Explainer] = {explainer.space: explainer}
+        if INTERVENTIONAL_FILE in metadata["signed_files"]:
+            name = INTERVENTIONAL_FILE
+            explainers["probability"] = InterventionalExplainer(
+                load_paths(directory / INTERVENTIONAL_FILE)
+            )
+        for each in explainers.values():
+            proba, shap = each.explain(explainer.fill_values[None, :])
+            if not (0.0 <= float(proba[0]) <= 1.0 and np.all(np.isfinite(shap))):
+                raise ValueError("they do not answer a probability and finite SHAP values")
+        return explainers
+    except SettingError:
+        raise  # the operator's setting, not the file: its own error line
+    except Exception as exc:  # noqa: BLE001 - any failure of a damaged file: one clear error
+        raise artifacts.ModelArtifactError(
+            f"{directory / name}: not loadable TreeSHAP tables "
+            f"({type(exc).__name__}: {str(exc)[:200]}); refusing to load"
+        ) from None
+
+
+def _in_own_space(explainers: dict[str, Explainer], metadata: dict[str, Any]) -> Explainer | None:
+    """The one of ``explainers`` in the space the model was trained to answer in."""
+    own = explainers.get(str(metadata.get("space", "probability")))
+    return own if own is not None else next(iter(explainers.values()), None)
+
+
+def served_explainer(directory: Path, metadata: dict[str, Any]) -> Explainer | None:
+    """The explainer of the signed tables in the model's own space (None: served from the
+    skops file)."""
+    return _in_own_space(served_explainers(directory, metadata), metadata)
+
+
 def model_fn(model_dir: str | Path) -> LoadedModel:
-    """Verify and load the model directory: its compiled TreeSHAP tables when it has them
+    """Verify and load the model directory: its signed TreeSHAP tables when it has them
     (numpy alone), else the skops model and an explainer built from it (never unpickled)."""
     directory = Path(model_dir)
     metadata = artifacts.verify(directory)
-    tables = directory / TABLES_FILE
-    explainer: Explainer
-    explainers: dict[str, Explainer] = {}
-    if tables.is_file() and explainer_kind() != "shap":
-        compiled, fill_values = load_tables(tables)
-        explainer = FastTreeExplainer(compiled, fill_values=fill_values)
-        explainers[explainer.space] = explainer
-        if (directory / INTERVENTIONAL_FILE).is_file():
-            paths = load_paths(directory / INTERVENTIONAL_FILE)
-            explainers["probability"] = InterventionalExplainer(paths)
-        explainer = explainers.get(str(metadata.get("space", "probability")), explainer)
-    else:
+    explainers = served_explainers(directory, metadata)
+    explainer = _in_own_space(explainers, metadata)
+    if explainer is None:
         explainer = build_explainer(artifacts.load(directory).pipeline)
     schema = artifacts.model_schema(directory)
     global _loaded_schema

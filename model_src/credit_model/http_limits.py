@@ -5,8 +5,10 @@ headers (slowloris) or promises a body it never sends holds a connection and a
 task for as long as it likes, and with httptools any header size is read. The
 protocol classes here give every request a deadline for its head (request line
 and headers), another for its body, and a size limit for its head (431); other
-connections are served meanwhile. Used by the model server (``serve-model``, the
-container) and the local stack's servers. Needs uvicorn only (not numpy).
+connections are served meanwhile. An answer the client does not read (its send buffer
+full) is given :data:`SEND_TIMEOUT`, then the connection is dropped; an idle kept-alive
+one is closed after :data:`KEEP_ALIVE_TIMEOUT`. Used by the model server (``serve-model``,
+the container) and the local stack's servers. Needs uvicorn only (not numpy).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import asyncio
 import logging
 from typing import Any, Final
 
+from credit_schema.edge import SECURITY_HEADERS
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
 logger = logging.getLogger(__name__)
@@ -27,8 +30,12 @@ HEAD_TIMEOUT: Final = 10.0
 BODY_TIMEOUT: Final = 20.0
 #: Seconds an idle kept-alive connection stays open (uvicorn's own default).
 KEEP_ALIVE_TIMEOUT: Final = 5
+#: Seconds an answer may wait on a client that does not read it (the connection's send
+#: buffer full) before the connection is dropped.
+SEND_TIMEOUT: Final = 20.0
 
-_CLOSE: Final = b"\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
+_SECURITY: Final = "".join(f"\r\n{k}: {v}" for k, v in SECURITY_HEADERS.items()).encode()
+_CLOSE: Final = _SECURITY + b"\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
 _REQUEST_TIMEOUT: Final = b"HTTP/1.1 408 Request Timeout" + _CLOSE
 _HEAD_TOO_LARGE: Final = b"HTTP/1.1 431 Request Header Fields Too Large" + _CLOSE
 _END_OF_HEAD: Final = b"\r\n\r\n"
@@ -41,6 +48,7 @@ class _Limits:
     transport: asyncio.Transport
     cycle: Any  # uvicorn's RequestResponseCycle of the current request (None before the first)
     _timer: asyncio.TimerHandle | None = None
+    _unread: asyncio.TimerHandle | None = None  # armed while the client does not read
     _owed: str = ""  # what the client still owes: "head", "body" or "" (nothing)
     _due = 0.0  # when it is due (loop time)
     _head_bytes = 0
@@ -101,8 +109,27 @@ class _Limits:
                 self._expect("body", BODY_TIMEOUT)
         self._arm()  # something is still owed after this read
 
+    def pause_writing(self) -> None:
+        super().pause_writing()  # type: ignore[misc]
+        if self._unread is None:
+            self._unread = asyncio.get_running_loop().call_later(SEND_TIMEOUT, self._not_read)
+
+    def resume_writing(self) -> None:
+        if self._unread is not None:
+            self._unread.cancel()
+            self._unread = None
+        super().resume_writing()  # type: ignore[misc]
+
+    def _not_read(self) -> None:
+        self._unread = None
+        logger.warning("answer not read within %g s: connection dropped", SEND_TIMEOUT)
+        self.transport.abort()  # close() would wait for the client to read it all
+
     def connection_lost(self, exc: Exception | None) -> None:
         self._expect("", 0)
+        if self._unread is not None:
+            self._unread.cancel()
+            self._unread = None
         super().connection_lost(exc)  # type: ignore[misc]
 
 
@@ -127,4 +154,10 @@ UVICORN_OPTIONS: Final[dict[str, Any]] = {
     "http": GuardedProtocol,
     "h11_max_incomplete_event_size": MAX_HEAD_BYTES,
     "timeout_keep_alive": KEEP_ALIVE_TIMEOUT,
+}
+#: And the security headers on every answer, for a server whose application sets none
+#: (the model server; the local gateway passes on the function's own).
+SERVER_OPTIONS: Final[dict[str, Any]] = {
+    **UVICORN_OPTIONS,
+    "headers": list(SECURITY_HEADERS.items()),
 }

@@ -100,6 +100,8 @@ INLINE_MAX_BYTES: Final = 8 * 1024
 #: Seconds one invocation may take before the caller gets 504 (SageMaker's own limit is 60 s).
 TIMEOUT_ENV: Final = "SAGEMAKER_MODEL_SERVER_TIMEOUT"
 DEFAULT_TIMEOUT: Final = 60.0
+#: The log level ``run`` hands its worker processes (spawned: they start with no logging set up).
+LOG_LEVEL_ENV: Final = "CREDIT_EXPLAINER_LOG_LEVEL"
 _CORAL: Final = "http://internal.amazon.com/coral/com.amazon.sagemaker/"
 
 
@@ -333,8 +335,16 @@ def create_app(
     return app
 
 
+def configure_logging(level: str) -> None:
+    """The server's log lines (invocations, disconnects, capture's summary), in every process."""
+    logging.basicConfig(
+        level=level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s"
+    )
+
+
 def app_from_env() -> Starlette:
     """Factory for ``uvicorn --factory`` and multi-worker serving (model dir from the environment)."""
+    configure_logging(os.environ.get(LOG_LEVEL_ENV, "info"))
     return create_app(
         os.environ.get(MODEL_DIR_ENV, DEFAULT_MODEL_DIR),
         capture_dir=os.environ.get(CAPTURE_DIR_ENV) or None,
@@ -365,9 +375,7 @@ def run(
     workers = workers or env_int("SAGEMAKER_MODEL_SERVER_WORKERS", 1)
     if timeout:
         os.environ[TIMEOUT_ENV] = str(timeout)
-    logging.basicConfig(
-        level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s"
-    )
+    configure_logging(log_level)
     if workers > 1:
         # Fail here, once, on a missing or tampered model, reason codes or a bad setting, not
         # in every worker.
@@ -378,6 +386,7 @@ def run(
         env_int(MAX_APPLICANTS_ENV, DEFAULT_MODEL_MAX_APPLICANTS)
         default_threads()
         os.environ[MODEL_DIR_ENV] = directory
+        os.environ[LOG_LEVEL_ENV] = log_level
         if endpoint_name:
             os.environ[ENDPOINT_NAME_ENV] = endpoint_name
         if capture_dir:  # each worker writes its own files (a uuid in every name)
@@ -392,7 +401,7 @@ def run(
             workers=workers,
             log_level=log_level,
             access_log=False,
-            **http_limits.UVICORN_OPTIONS,
+            **http_limits.SERVER_OPTIONS,
         )
         return
     app = create_app(directory, endpoint_name=endpoint_name, capture_dir=capture_dir)
@@ -402,5 +411,5 @@ def run(
         port=port,
         log_level=log_level,
         access_log=False,
-        **http_limits.UVICORN_OPTIONS,  # read timeouts and a header size limit
+        **http_limits.SERVER_OPTIONS,  # read timeouts, a header size limit, security headers
     )

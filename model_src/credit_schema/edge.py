@@ -6,8 +6,11 @@ Standard library only, like the rest of :mod:`credit_schema`.
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import random
 import re
+from collections.abc import Mapping
 from typing import Final
 
 #: What AWS issues as a request id (``x-amzn-RequestId``): a UUID, 36 characters.
@@ -36,13 +39,17 @@ def request_id(header: str | None) -> str:
     return new_id()
 
 
-#: SageMaker's ``InferenceId``: 1 to 64 printable characters.
+#: SageMaker's ``InferenceId``: at most 64 characters.
 INFERENCE_ID_MAX_CHARS: Final = 64
+#: The inference ids kept: a letter or digit, then letters, digits and ``. _ : -`` (request
+#: ids and UUIDs fit). No slash, quote, space or leading ``= + - @``: nothing that is a path,
+#: a spreadsheet formula or markup where capture and exports carry it.
+_INFERENCE_ID: Final = re.compile(rf"[A-Za-z0-9][A-Za-z0-9._:-]{{0,{INFERENCE_ID_MAX_CHARS - 1}}}")
 
 
 def inference_id(value: str | None) -> str | None:
-    """``value`` if SageMaker would take it as an ``InferenceId``, else None."""
-    if value and len(value) <= INFERENCE_ID_MAX_CHARS and value.isprintable():
+    """``value`` if it has the safe shape of an ``InferenceId`` (kept), else None (replaced)."""
+    if value and len(value) <= INFERENCE_ID_MAX_CHARS and _INFERENCE_ID.fullmatch(value):
         return value
     return None
 
@@ -50,3 +57,40 @@ def inference_id(value: str | None) -> str | None:
 #: API Gateway's integration timeout for a REST API, seconds: past it the caller gets its
 #: own ``504 {"message": "Endpoint request timed out"}``, whatever the function does.
 API_GATEWAY_TIMEOUT_SECONDS: Final = 29.0
+
+
+#: The policy of an answer that is data, not a page: it loads nothing and is never framed.
+DATA_POLICY: Final = "default-src 'none'; frame-ancestors 'none'"
+#: Sent with every answer of the scoring API, the local gateway and the model server (API
+#: Gateway's own answers get them from template.yaml's GatewayResponses).
+SECURITY_HEADERS: Final[Mapping[str, str]] = {
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Content-Security-Policy": DATA_POLICY,
+}
+_INLINE: Final = re.compile(r"<(script|style)>(.*?)</\1>", re.DOTALL)
+
+
+def page_policy(page: str) -> str:
+    """The Content-Security-Policy an HTML page we serve satisfies: its own inline scripts and
+    styles (by SHA-256, so no other script runs), images from itself or ``data:`` URIs, calls
+    back to its own origin ("Try it out"); nothing else, and never framed."""
+    allowed: dict[str, list[str]] = {"script": [], "style": []}
+    for kind, text in _INLINE.findall(page):
+        digest = base64.b64encode(hashlib.sha256(text.encode()).digest()).decode()
+        allowed[kind].append(f"'sha256-{digest}'")
+    scripts = " ".join(allowed["script"]) or "'none'"
+    styles = " ".join(allowed["style"]) or "'none'"
+    return (
+        f"default-src 'none'; script-src {scripts}; style-src {styles}; "
+        "img-src 'self' data:; connect-src 'self'; base-uri 'none'; form-action 'none'; "
+        "frame-ancestors 'none'"
+    )
+
+
+def security_headers(content_type: str | None, body: str) -> dict[str, str]:
+    """:data:`SECURITY_HEADERS` for an answer; an HTML page gets :func:`page_policy`."""
+    headers = dict(SECURITY_HEADERS)
+    if content_type and content_type.split(";")[0].strip().lower() == "text/html":
+        headers["Content-Security-Policy"] = page_policy(body)
+    return headers

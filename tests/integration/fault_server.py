@@ -27,7 +27,7 @@ from credit_explainer.local.stack import ServerThread
 from credit_schema import FEATURES, explanation_dict
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 MODEL_VERSION: Final = "fault-server-1"
@@ -43,6 +43,7 @@ class Fault:
     body: bytes | None = None  # raw body; None: the AWS error JSON or a healthy answer
     delay: float = 0.0  # seconds before answering
     extra: dict[str, Any] | None = None  # extra members of the error JSON
+    trickle: float = 0.0  # > 0: a healthy answer's headers at once, then a byte every this many s
 
 
 def aws_error(status: int, error_type: str, message: str, **extra: Any) -> Fault:
@@ -164,13 +165,14 @@ class FaultServer:
                 predictions[-1]["contributions"][0]["value"] = 12345.0
             elif name == "missing_applicant":
                 predictions.pop()
-            return JSONResponse(
-                {"model_version": MODEL_VERSION, "predictions": predictions},
-                headers={
-                    "x-amzn-RequestId": request_id,
-                    "x-Amzn-Invoked-Production-Variant": "AllTraffic",
-                },
-            )
+            headers = {
+                "x-amzn-RequestId": request_id,
+                "x-Amzn-Invoked-Production-Variant": "AllTraffic",
+            }
+            answer = {"model_version": MODEL_VERSION, "predictions": predictions}
+            if fault is not None and fault.trickle:
+                return trickled(json.dumps(answer).encode(), fault.trickle, headers)
+            return JSONResponse(answer, headers=headers)
 
         return Starlette(
             routes=[
@@ -182,3 +184,19 @@ class FaultServer:
     def _peek(self) -> Fault | None:
         with self._lock:
             return self._plan[0] if self._plan else self._always
+
+
+def trickled(body: bytes, every: float, headers: dict[str, str]) -> StreamingResponse:
+    """``body`` with its headers (and Content-Length) at once, then one byte every ``every`` s:
+    each socket read gets something well within any read timeout, the whole never comes."""
+
+    async def bytes_slowly() -> Any:
+        for i in range(len(body)):
+            yield body[i : i + 1]
+            await asyncio.sleep(every)
+
+    return StreamingResponse(
+        bytes_slowly(),
+        media_type="application/json",
+        headers={**headers, "content-length": str(len(body))},
+    )

@@ -113,7 +113,7 @@ def test_training_writes_the_model_and_metrics_sagemaker_can_read(trained):
     assert (trained["output"] / "data" / "metrics.json").is_file()
     # The validation report of the model, beside its artifacts (output.tar.gz)
     report = json.loads((trained["output"] / "data" / "report.json").read_text())
-    model_version = json.loads((trained["model_dir"] / "metadata.json").read_text())["model_version"]
+    model_version = json.loads((trained["model_dir"] / "manifest.json").read_text())["model_version"]
     assert report["model"]["model_version"] == model_version
     assert (trained["output"] / "data" / "report.html").read_text().startswith("<!DOCTYPE html>")
 
@@ -202,7 +202,7 @@ def test_model_tar_gz_serves_through_the_containers_serve_program(
                 assert total == pytest.approx(got["probability"], abs=1e-9)
             assert (
                 http_json["model_version"]
-                == json.loads((served / "metadata.json").read_text())["model_version"]
+                == json.loads((served / "manifest.json").read_text())["model_version"]
             )
     finally:
         server.terminate()

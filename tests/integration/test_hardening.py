@@ -173,7 +173,7 @@ TAMPERED_METADATA: dict[str, Any] = {
     "features-not-a-list": {"features": 5},
     "library-versions-a-list": {"library_versions": ["scikit-learn"]},
     "library-version-a-number": {"library_versions": {"scikit-learn": 1.5}},
-    "model-version-a-number": {"model_version": 12},
+    "format-version-a-string": {"format_version": "1"},
     "model-sha-a-list": {"model_sha256": ["x"]},
 }
 

@@ -44,6 +44,7 @@ def resign(directory: Path) -> None:
     (directory / METADATA_FILE).write_text(json.dumps(meta))
     manifest = json.loads((directory / MANIFEST_FILE).read_text())
     manifest["files"] = {n: sha256_file(directory / n) for n in manifest["files"]}
+    manifest["model_version"] = artifacts.version_of(manifest["files"])[:16]
     (directory / MANIFEST_FILE).write_text(json.dumps(manifest))
 
 
@@ -98,9 +99,9 @@ def test_a_model_swapped_in_from_another_directory_is_refused(
     shutil.copy(other / TABLES_FILE, d / TABLES_FILE)
     assert (
         artifacts.load(d).version
-        == json.loads((other / METADATA_FILE).read_text())["model_version"]
+        == json.loads((other / MANIFEST_FILE).read_text())["model_version"]
     )
-    pinned = json.loads((synthetic_model_dir / METADATA_FILE).read_text())["model_version"]
+    pinned = json.loads((synthetic_model_dir / MANIFEST_FILE).read_text())["model_version"]
     os.environ[artifacts.EXPECTED_VERSION_ENV] = pinned
     try:
         with pytest.raises(ModelArtifactError, match="not the expected"):

@@ -65,9 +65,10 @@ def test_training_writes_metrics_a_sagemaker_regex_can_read(tmp_path: Path) -> N
     assert meta["hyperparameters"]["n_estimators"] == 10
     assert meta["library_versions"]["scikit-learn"]
     assert meta["training_data"]["features"]["MonthlyIncome"]["missing_rate"] > 0.1
-    # The version names the model (tests/unit/test_model_version.py); the file hash stays.
+    # The version names the signed files (tests/unit/test_model_version.py), in the manifest.
     assert meta["model_sha256"] == artifacts.sha256_file(tmp_path / "model.skops")
-    assert meta["model_version"] == meta["model_fingerprint"][:16]
+    manifest = json.loads((tmp_path / "manifest.json").read_text())
+    assert manifest["model_version"] == metrics["model_version"]
 
 
 @pytest.mark.real_data
@@ -108,7 +109,7 @@ def test_artifacts_round_trip_and_refuse_tampering(
     loaded = artifacts.load(synthetic_model_dir)
     assert (
         loaded.version
-        == json.loads((synthetic_model_dir / "metadata.json").read_text())["model_version"]
+        == json.loads((synthetic_model_dir / "manifest.json").read_text())["model_version"]
     )
 
     tampered = tmp_path / "tampered"

@@ -294,21 +294,22 @@ def test_make_demo_writes_the_report_beside_the_model_it_trained(tmp_path: Path)
 
 
 def test_json_comes_with_the_html_its_help_promises(tmp_path: Path) -> None:
+    model = tmp_path / "model"
     train(
         generate(2_000, seed=5),
-        tmp_path,
+        model,
         hyperparameters=Hyperparameters(n_jobs=1, n_estimators=5),
         data_source="synthetic(rows=2000, seed=5)",
         log=lambda *_: None,
     )
-    figures = tmp_path / "figures.json"
-    assert main(["report", "--model-dir", str(tmp_path), "--json", str(figures)]) == 0
+    figures = tmp_path / "figures.json"  # beside the model: its directory holds signed files
+    assert main(["report", "--model-dir", str(model), "--json", str(figures)]) == 0
     assert json.loads(figures.read_text())["discrimination"]["auc"] > 0.5
-    assert "<html" in (tmp_path / "report.html").read_text()
-    (tmp_path / "report.html").unlink()
-    argv = ["report", "--model-dir", str(tmp_path), "--json", str(figures), "--no-html"]
+    assert "<html" in (model / "report.html").read_text()
+    (model / "report.html").unlink()
+    argv = ["report", "--model-dir", str(model), "--json", str(figures), "--no-html"]
     assert main(argv) == 0
-    assert figures.is_file() and not (tmp_path / "report.html").exists()
+    assert figures.is_file() and not (model / "report.html").exists()
 
 
 def test_the_model_server_never_imports_matplotlib() -> None:

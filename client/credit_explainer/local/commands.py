@@ -158,6 +158,8 @@ def run_up(args: argparse.Namespace) -> int:
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
         print("stopping", file=sys.stderr)
+    if stack.capture is not None:  # stopped and flushed: what was written and dropped
+        print(stack.capture.summary, file=sys.stderr)
     return 0
 
 

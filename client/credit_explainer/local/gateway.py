@@ -14,12 +14,17 @@ response. What API Gateway itself does is emulated where a client can see it:
 * a function that has not answered within API Gateway's 29 s integration timeout
   gets ``504 {"message": "Endpoint request timed out"}`` (it runs on, as on AWS);
 * text bodies pass as they are, other bodies base64-encoded with
-  ``isBase64Encoded: true``; ``x-amzn-RequestId`` carries the request id.
+  ``isBase64Encoded: true``; ``x-amzn-RequestId`` carries the request id;
+* its own answers carry the security headers template.yaml's GatewayResponses give
+  API Gateway's (the function's carry their own).
 
 The handler runs in-process in a :class:`LambdaEnvironment`: its own copy of
 the ``scoring_api.app`` module, initialised (cold start) with the function's
 environment variables, one invocation at a time, as in one Lambda execution
-environment.
+environment. The wait for it is bounded: a request that has not started within API
+Gateway's timeout gets the 504 and is never run; one that has keeps to the function's own
+deadlines, per attempt and per request (:mod:`scoring_api.endpoint`). So a slow upstream
+holds the API for one invocation's deadline at a time, never a queue of abandoned ones.
 """
 
 from __future__ import annotations
@@ -40,7 +45,7 @@ from types import ModuleType
 from typing import Any, Final
 
 from credit_schema import PayloadTooLargeError, check_body_size
-from credit_schema.edge import API_GATEWAY_TIMEOUT_SECONDS
+from credit_schema.edge import API_GATEWAY_TIMEOUT_SECONDS, SECURITY_HEADERS
 from credit_schema.edge import request_id as new_request_id
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
@@ -127,15 +132,23 @@ class LambdaEnvironment:
         self.module: ModuleType = module
         self._handler: Callable[[dict[str, Any], Any], dict[str, Any]] = module.lambda_handler
 
-    def invoke(self, event: dict[str, Any]) -> dict[str, Any]:
-        context = LambdaContext(aws_request_id=str(uuid.uuid4()))
-        # Powertools reads some variables at run time (metrics on/off): the function's apply.
-        with _INVOKE_LOCK, _ENV_LOCK, patched_environ(self.environment):
-            return self._handler(event, context)
+    def invoke(self, event: dict[str, Any], deadline: float | None = None) -> dict[str, Any]:
+        """Run the handler on ``event``; with a ``deadline`` (monotonic), wait for the
+        environment only until then (else :class:`TimeoutError`: the event is never run)."""
+        wait = -1.0 if deadline is None else max(0.0, deadline - time.monotonic())
+        if not _INVOKE_LOCK.acquire(timeout=wait):
+            raise TimeoutError("the execution environment stayed busy until the deadline")
+        try:
+            context = LambdaContext(aws_request_id=str(uuid.uuid4()))
+            # Powertools reads some variables at run time (metrics on/off): the function's apply.
+            with _ENV_LOCK, patched_environ(self.environment):
+                return self._handler(event, context)
+        finally:
+            _INVOKE_LOCK.release()
 
 
 def _gateway_error(status: int, message: str, error_type: str | None, request_id: str) -> Response:
-    headers = {"x-amzn-RequestId": request_id}
+    headers = {**SECURITY_HEADERS, "x-amzn-RequestId": request_id}
     if error_type is not None:
         headers["x-amzn-ErrorType"] = error_type
     return JSONResponse({"message": message}, status_code=status, headers=headers)
@@ -166,7 +179,9 @@ def _function_too_large(size: int, limit: int, request_id: str) -> Response:
         check_body_size(size, limit)
     except PayloadTooLargeError as exc:
         return JSONResponse(
-            exc.to_dict(request_id), exc.status_code, {"x-amzn-RequestId": request_id}
+            exc.to_dict(request_id),
+            exc.status_code,
+            {**SECURITY_HEADERS, "x-amzn-RequestId": request_id},
         )
     raise ValueError(f"{size} bytes is within the limit of {limit}")
 
@@ -287,8 +302,11 @@ def make_app(
                 )
             return _function_too_large(body, limit, request_id)
         event = build_event(request, body, resource=resource, stage=stage, request_id=request_id)
+        deadline = time.monotonic() + timeout
         try:
-            result = await asyncio.wait_for(run_in_threadpool(environment.invoke, event), timeout)
+            result = await asyncio.wait_for(
+                run_in_threadpool(environment.invoke, event, deadline), timeout
+            )
         except TimeoutError:
             return _gateway_error(504, "Endpoint request timed out", None, request_id)
         except Exception:  # noqa: BLE001 - a crashed function: API Gateway answers 502, no trace

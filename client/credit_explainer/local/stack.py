@@ -24,7 +24,7 @@ from types import TracebackType
 from typing import Any, Final, Self
 
 import uvicorn
-from credit_model.http_limits import UVICORN_OPTIONS
+from credit_model.http_limits import SERVER_OPTIONS, UVICORN_OPTIONS
 
 from .gateway import LambdaEnvironment, make_app
 
@@ -62,7 +62,15 @@ class ListenError(OSError):
 class ServerThread:
     """A uvicorn server on a loopback socket bound up front (port 0: a free port), in a thread."""
 
-    def __init__(self, app: Any, *, port: int = 0, host: str = LOOPBACK, name: str = "server"):
+    def __init__(
+        self,
+        app: Any,
+        *,
+        port: int = 0,
+        host: str = LOOPBACK,
+        name: str = "server",
+        options: Mapping[str, Any] = UVICORN_OPTIONS,
+    ):
         # IPPROTO_TCP explicitly: asyncio sets TCP_NODELAY only on sockets that say so, and
         # without it Nagle's algorithm and delayed ACKs add ~40 ms to every response.
         self._socket = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
@@ -80,7 +88,7 @@ class ServerThread:
             access_log=False,
             lifespan="off",
             timeout_graceful_shutdown=2,
-            **UVICORN_OPTIONS,  # read timeouts and a header size limit
+            **options,  # read timeouts and a header size limit (http_limits)
         )
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(
@@ -146,6 +154,8 @@ class LocalStack(AbstractContextManager["LocalStack"]):
         self._stack = ExitStack()
         self._api: ServerThread | None = None
         self.lambda_environment: LambdaEnvironment | None = None
+        #: The model server's data capture (with ``capture_dir``): its summary once stopped.
+        self.capture: Any = None
 
     @property
     def api_url(self) -> str:
@@ -171,6 +181,7 @@ class LocalStack(AbstractContextManager["LocalStack"]):
                     )
                 )
                 self._model_url = str(server.url).rstrip("/")
+                self.capture = server.app.state.capture
             env: dict[str, str | None] = {
                 **handler_environment(
                     self.model_url, endpoint_name=self.endpoint_name, log_level=self._log_level
@@ -229,7 +240,9 @@ class ModelServer:
             capture_dir=capture_dir,
         )
         self.endpoint_name: str = self.app.state.endpoint_name
-        self._thread = ServerThread(self.app, host=host, port=port, name="model server")
+        self._thread = ServerThread(
+            self.app, host=host, port=port, name="model server", options=SERVER_OPTIONS
+        )
 
     @property
     def url(self) -> str:

@@ -13,6 +13,8 @@ import numpy as np
 from ..ensemble import Ensemble, Tree, UnsupportedModelError
 
 NAME: Final = "rf"
+#: How far the library's own predict_proba may be from ours beyond 1e-9 (float64 throughout: the tolerance of additivity).
+AGREEMENT: Final = 0.0
 
 
 def check(model: Any) -> None:

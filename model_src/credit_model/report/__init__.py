@@ -11,12 +11,10 @@ import re
 from pathlib import Path
 from typing import Any
 
+from ..artifacts import REPORT_FILE
 from .metrics import Report, compute
 
 __all__ = ["REPORT_FILE", "Report", "build", "write"]
-
-#: The report's file name beside a model's artifacts (``report`` and ``make demo`` write it).
-REPORT_FILE = "report.html"
 
 _SYNTHETIC = re.compile(r"synthetic\(rows=(\d+), seed=(\d+)\)")
 
@@ -74,7 +72,30 @@ def build(
         raise ValueError(f"--decision-thresholds {thresholds!r}: {exc}") from None
     model = artifacts.load(model_dir)
     X, y, description = load_data(model, data, holdout=holdout)
+    _check_served(model, X)
     return compute(model, X, y, data_description=description, bands=bands)
+
+
+def _check_served(model: Any, X: Any) -> None:
+    """The report validates ``model.pipeline``: refuse one whose served form (the tables the
+    model server loads) answers these rows otherwise, so its version names what is served."""
+    import numpy as np
+    from credit_schema import ADDITIVITY_TOLERANCE
+
+    from .. import artifacts, families
+    from ..artifacts import ModelArtifactError
+    from ..handlers import served_explainer
+
+    served = served_explainer(model.model_dir, model.metadata)
+    if served is None:
+        return  # served from model.skops itself
+    gap = float(np.max(np.abs(served.explain(X)[0] - model.pipeline.predict_proba(X)[:, 1])))
+    family = artifacts.family_of(model.metadata)
+    if not gap <= max(ADDITIVITY_TOLERANCE, families.module(family).AGREEMENT):
+        raise ModelArtifactError(
+            f"{model.model_dir}: the served tables and the model answer the report's rows "
+            f"differently (by up to {gap:.3g}): they are not one model; refusing to report"
+        )
 
 
 def write(report: Report, html_path: str | Path | None, json_path: str | Path | None) -> None:
