@@ -33,7 +33,7 @@ from credit_explainer.local.stack import ModelServer
 from credit_model.handlers import model_fn
 bodies = {}
 with ModelServer(model_fn(sys.argv[1])) as server:
-    for space in ("", "log_odds", "probability"):
+    for space in sys.argv[3].split(","):
         headers = {"Content-Type": "application/json", "Accept": "application/json"}
         if space:
             headers["X-Amzn-SageMaker-Custom-Attributes"] = "space=" + space
@@ -58,7 +58,14 @@ def gbm_dir(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFac
 
 def test_served_without_training_libraries_equal_to_the_library(gbm_dir: Path) -> None:
     served = subprocess.run(
-        [sys.executable, "-c", SERVE, str(gbm_dir), json.dumps(SAMPLE_APPLICANTS)],
+        [
+            sys.executable,
+            "-c",
+            SERVE,
+            str(gbm_dir),
+            json.dumps(SAMPLE_APPLICANTS),
+            ",log_odds,probability",
+        ],
         capture_output=True,
         text=True,
         timeout=300,
@@ -84,6 +91,19 @@ def test_served_without_training_libraries_equal_to_the_library(gbm_dir: Path) -
             q = answer["probability"]
             target = q if space == "probability" else np.log(q) - np.log1p(-q)
             assert abs(total - target) <= 1e-9
+
+
+def test_the_forest_is_served_without_training_libraries(synthetic_model_dir: Path) -> None:
+    served = subprocess.run(
+        [sys.executable, "-c", SERVE, str(synthetic_model_dir), json.dumps(SAMPLE_APPLICANTS), ""],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=True,
+    )
+    report: dict[str, Any] = json.loads(served.stdout.strip().splitlines()[-1])
+    assert report["modules"] == []
+    assert {a["space"] for a in report["bodies"][""]["predictions"]} == {"probability"}
 
 
 def test_tampering_with_any_served_file_is_refused(gbm_dir: Path, tmp_path: Path) -> None:
