@@ -48,7 +48,13 @@ from credit_schema import (
 )
 from credit_schema.decisions import REFERENCE_ATTRIBUTE, SPACE_ATTRIBUTE, DecisionBands
 from credit_schema.points import Scorecard
-from credit_schema.reasons import DEFAULT_REGISTRY, Registry, registry_from_env, schema_registry
+from credit_schema.reasons import (
+    DEFAULT_REGISTRY,
+    Registry,
+    min_contribution_in,
+    registry_from_env,
+    schema_registry,
+)
 from pydantic_core import to_json
 
 from . import artifacts
@@ -321,7 +327,9 @@ def explanations(prediction: Prediction) -> list[dict[str, Any]]:
             probability, base, wire, shap, schema.features, space=prediction.space
         )
         triples = zip(schema.features, values, shap, strict=True)
-        explanation["reasons"] = prediction.registry.principal_reasons(triples)
+        explanation["reasons"] = prediction.registry.principal_reasons(
+            triples, min_contribution=min_contribution_in(prediction.space, probability)
+        )
         if prediction.bands is not None:
             explanation["decision"] = prediction.bands.decide(probability)
         if prediction.ids is not None:
