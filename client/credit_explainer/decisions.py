@@ -1,83 +1,126 @@
-"""``credit-explainer decisions show|export|replay``: the decisions data capture kept, read back.
+"""``credit-explainer decisions show|export|replay|notice``: the decisions kept, read back.
 
-Reads capture files in SageMaker Data Capture's format and path scheme: what
-``serve-model --capture-dir`` and ``up --capture-dir`` write, or a copy of an endpoint's
-capture prefix (``aws s3 sync s3://bucket/prefix DIR``). ``show`` and ``export`` need no
-model: every figure comes from the captured answer, exactly as it was sent. ``replay``
-re-scores every captured input with a model directory and reports any answer that differs.
+Reads the scoring API's decision records (``--records``: what ``up --records DIR`` writes, or
+the stack's ``RecordsUri``, ``s3://bucket/records``) or, for the model-side view, SageMaker Data
+Capture (``--capture``: ``serve-model --capture DIR``, ``up --capture DIR`` or an endpoint's
+capture prefix). Both become :class:`credit_schema.records.DecisionRecord`, each line parsed by
+the one reader (:func:`credit_schema.records.parse_record`, :func:`credit_schema.capture_format.
+parse_capture`): a damaged or foreign line is named on stderr (``file:line``) and skipped, the
+rest read, and the command exits :data:`EXIT_SKIPPED` when it has done its work. ``show``,
+``export`` and ``notice`` need no model: every figure is the recorded answer, exactly as sent.
+``replay`` re-scores every recorded input with a model directory and reports any difference.
 """
 
 from __future__ import annotations
 
 import argparse
-import base64
 import csv
-import importlib
 import json
 import sys
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 from credit_model.commands import DEFAULT_MODEL_DIR
-from credit_schema import (
-    CONTENT_TYPE_JSONLINES,
-    FEATURES,
-    PayloadError,
-    body_records,
-    media_type,
+from credit_schema.capture_format import parse_capture
+from credit_schema.records import (
+    DecisionRecord,
+    Skipped,
+    hour_prefix,
+    hours_of_id,
+    parse_record,
+    read_lines,
 )
+from credit_schema.text import neutral_cell
+
+from .notice import register as register_notice
 
 MAX_REASONS_COLUMNS = 4
-CAPTURE_HELP = "capture directory, or s3://bucket/prefix of an endpoint's capture (default: none)"
+RECORDS_HELP = (
+    "the scoring API's decision records: the directory of up --records, or s3://bucket/records "
+    "(the stack's RecordsUri) (default: none; this or --capture)"
+)
+CAPTURE_HELP = (
+    "or SageMaker Data Capture: a capture directory or s3://bucket/prefix (default: none)"
+)
 #: Largest difference in a probability or SHAP value that replay accepts as the same answer.
 REPLAY_TOLERANCE = 1e-9
-
-
-@dataclass(frozen=True)
-class Decision:
-    """One captured invocation: its applicants and the answer the model sent for them."""
-
-    inference_id: str
-    time: str
-    model_version: str
-    reason_codes_version: str | None
-    applicants: list[dict[str, Any]]
-    explanations: list[dict[str, Any]]
-
-
-def _body(part: dict[str, str]) -> bytes:
-    data = part["data"]
-    return base64.b64decode(data) if part.get("encoding") == "BASE64" else data.encode()
-
-
-def _decision(record: dict[str, Any]) -> Decision:
-    meta, data = record["eventMetadata"], record["captureData"]
-    sent, answered = data["endpointInput"], data["endpointOutput"]
-    applicants = body_records(_body(sent), media_type(sent["observedContentType"]))
-    if media_type(answered["observedContentType"]) == CONTENT_TYPE_JSONLINES:
-        lines = [json.loads(line) for line in _body(answered).splitlines() if line.strip()]
-        answer = {"model_version": lines[0]["model_version"], "predictions": lines}
-        answer["reason_codes_version"] = lines[0].get("reason_codes_version")
-    else:
-        answer = json.loads(_body(answered))
-    return Decision(
-        inference_id=meta["inferenceId"],
-        time=meta["inferenceTime"],
-        model_version=answer["model_version"],
-        reason_codes_version=answer.get("reason_codes_version"),
-        applicants=applicants,
-        explanations=answer["predictions"],
-    )
+#: The exit status of a command that did its work but skipped unreadable lines (named on stderr).
+EXIT_SKIPPED: Final = 3
 
 
 class CaptureReadError(ValueError):
-    """A capture that could not be read from S3 (the message says why)."""
+    """A store that could not be read from S3 (the message says why)."""
 
 
-def _s3_files(url: str) -> Iterator[Iterator[str]]:
-    """The lines of each capture file under ``s3://bucket/prefix``, in key order (time order)."""
+@dataclass
+class Source:
+    """Where the decisions are: records or capture, a directory or ``s3://bucket/prefix``."""
+
+    location: Path | str
+    capture: bool = False
+    skipped: list[Skipped] = field(default_factory=list)
+
+    def __str__(self) -> str:
+        return str(self.location)
+
+    def _parse(self) -> Callable[[bytes], DecisionRecord]:
+        return parse_capture if self.capture else parse_record
+
+    def read(
+        self,
+        hours: Callable[[str], bool] | None = None,
+        only: list[str] | None = None,
+        naming: str | None = None,
+    ) -> Iterator[DecisionRecord]:
+        """Every record whose ``yyyy/mm/dd/hh`` folder passes ``hours`` (or is one of ``only``:
+        records only, read without listing the rest), oldest file first; with ``naming``, only
+        the lines holding that text are parsed. Each bad line is named on stderr, kept in
+        :attr:`skipped`, and passed over."""
+        if isinstance(self.location, str):
+            files = _s3_files(self.location, hours, self.capture, only)
+        else:
+            files = _local_files(self.location, hours, self.capture, only)
+        parse = self._parse()
+        for name, lines in files:
+            yield from read_lines(
+                name, lines, self._skip, parse, None if naming is None else naming.encode()
+            )
+
+    def _skip(self, skipped: Skipped) -> None:
+        self.skipped.append(skipped)
+        print(f"warning: {skipped}", file=sys.stderr)
+
+    def find(self, request_id: str) -> list[DecisionRecord]:
+        """Every part of one request's record, by id (a time-ordered id: its two hours only; in
+        a capture, under every endpoint and variant)."""
+        hours = hours_of_id(request_id)
+        if self.capture:  # the capture's inferenceId is the API's request id
+            wanted = None if hours is None else set(hours).__contains__
+            read = self.read(hours=wanted, naming=request_id)
+        else:
+            read = self.read(only=hours, naming=request_id)
+        found = [r for r in read if r.request_id == request_id]
+        return sorted(found, key=lambda r: r.part)
+
+    def status(self, code: int = 0) -> int:
+        """``code``, or :data:`EXIT_SKIPPED` when it is 0 and lines were skipped (said once)."""
+        if self.skipped:
+            print(f"warning: {len(self.skipped)} unreadable line(s) skipped under {self}",
+                  file=sys.stderr)  # fmt: skip
+        return EXIT_SKIPPED if code == 0 and self.skipped else code
+
+
+def _hour_of(parts: tuple[str, ...]) -> str:
+    return "/".join(parts[-5:-1])  # .../yyyy/mm/dd/hh/<file>.jsonl
+
+
+def _s3_files(
+    url: str, hours: Callable[[str], bool] | None, capture: bool, only: list[str] | None
+) -> Iterator[tuple[str, Iterable[bytes]]]:
+    """The lines of each file under ``s3://bucket/prefix``, in key order (time order)."""
     try:
         import boto3
         from botocore.exceptions import BotoCoreError, ClientError
@@ -86,78 +129,115 @@ def _s3_files(url: str) -> Iterator[Iterator[str]]:
             "reading s3:// needs boto3: pip install 'credit-explainer[deploy]'"
         ) from None
     bucket, _, prefix = url.removeprefix("s3://").partition("/")
+    base = prefix.rstrip("/") + "/" if prefix else ""
     try:
         s3 = boto3.client("s3")
-        pages = s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
-        keys = sorted(o["Key"] for p in pages for o in p.get("Contents", []))
+        pager = s3.get_paginator("list_objects_v2")
+        listed = [base + hour + "/" for hour in only] if only is not None else [prefix]
+        keys = sorted(
+            o["Key"]
+            for start in listed
+            for page in pager.paginate(Bucket=bucket, Prefix=start)
+            for o in page.get("Contents", [])
+        )
         for key in keys:
-            if key.endswith(".jsonl"):
+            if hours is not None and not hours(_hour_of(tuple(key.split("/")))):
+                continue
+            if not capture or key.endswith(".jsonl"):  # Firehose's objects have no extension
                 body = s3.get_object(Bucket=bucket, Key=key)["Body"]
-                yield (line.decode("utf-8") for line in body.iter_lines())
+                yield f"s3://{bucket}/{key}", body.iter_lines()
     except (BotoCoreError, ClientError) as exc:
         raise CaptureReadError(str(exc)) from None
 
 
-def _local_files(root: Path) -> Iterator[Iterator[str]]:
-    for path in sorted(root.rglob("*.jsonl")):
-        with path.open(encoding="utf-8") as lines:
-            yield lines
+def _local_files(
+    root: Path, hours: Callable[[str], bool] | None, capture: bool, only: list[str] | None
+) -> Iterator[tuple[str, Iterable[bytes]]]:
+    # Records sit at root/yyyy/mm/dd/hh/; capture one level deeper per endpoint and variant.
+    if only is not None:
+        paths: Iterable[Path] = (p for hour in only for p in (root / hour).glob("*.jsonl"))
+    elif capture:
+        paths = root.rglob("*.jsonl")
+    else:
+        paths = root.glob("*/*/*/*/*.jsonl")
+    for path in sorted(paths):
+        if hours is not None and not hours(_hour_of(path.relative_to(root).parts)):
+            continue
+        with path.open("rb") as lines:
+            yield str(path), lines
 
 
-def read_decisions(root: Path | str) -> Iterator[Decision]:
-    """Every captured decision under ``root`` (a directory or ``s3://bucket/prefix``), oldest
-    file first."""
-    files = _s3_files(root) if isinstance(root, str) else _local_files(root)
-    for lines in files:
-        for line in lines:
-            if line.strip():
-                yield _decision(json.loads(line))
+def hours_between(since: datetime | None, until: datetime | None) -> Callable[[str], bool] | None:
+    """The folders that can hold records timed within [since, until] (a record reaches its folder
+    up to an hour after its time)."""
+    if since is None and until is None:
+        return None
+    low = hour_prefix(since) if since else ""
+    high = hour_prefix(until + timedelta(hours=1)) if until else "~"
+    return lambda hour: low <= hour <= high
 
 
-def _show(decision: Decision) -> str:
+def _adds_up_note(record: DecisionRecord, i: int) -> str | None:
+    if record.adds_up(i):
+        return None
+    r = record.results[i]
+    total = r.base_value + sum(c.shap_value for c in r.contributions)
+    return (
+        f"  WARNING: this recorded answer does not add up: base value + contributions = "
+        f"{total:.6f}, not the probability {r.probability:.6f} (off by "
+        f"{record.additivity_gap(i):.3g}); the record is damaged or was not made by this API"
+    )
+
+
+def _show(parts: list[DecisionRecord], applicant: int | None) -> str:
+    head = parts[0]
     out = [
-        f"decision {decision.inference_id} at {decision.time}, model {decision.model_version}"
-        + (
-            f", reason codes {decision.reason_codes_version}"
-            if decision.reason_codes_version
-            else ""
-        )
+        f"decision {head.request_id} at {head.time.isoformat().replace('+00:00', 'Z')}, "
+        f"model {head.model_version}"
+        + (f", reason codes {head.reason_codes_version}" if head.reason_codes_version else "")
+        + f", {sum(len(p.results) for p in parts)} applicant(s)"
     ]
-    for i, (applicant, explanation) in enumerate(
-        zip(decision.applicants, decision.explanations, strict=True)
-    ):
-        out.append(
-            f"applicant {i}: probability {explanation['probability']:.6f}, "
-            f"base value {explanation['base_value']:.6f}"
-            + (f", decision {explanation['decision']}" if explanation.get("decision") else "")
-        )
-        out.append("  inputs: " + ", ".join(f"{f}={applicant.get(f)}" for f in FEATURES))
-        for c in explanation["contributions"]:
-            value = "missing" if c["value"] is None else f"{c['value']:g}"
-            out.append(f"  {c['shap_value']:+.6f}  {c['feature']} = {value}")
-        for r in explanation.get("reasons", []):
-            out.append(f"  reason {r['code']}: {r['text']}")
+    for part in parts:
+        for i, (inputs, result) in enumerate(zip(part.applicants, part.results, strict=True)):
+            if applicant is not None and result.index != applicant:
+                continue
+            out.append(
+                f"applicant {result.index}: probability {result.probability:.6f}, "
+                f"base value {result.base_value:.6f}"
+                + (f", decision {result.decision}" if result.decision else "")
+            )
+            out.append("  inputs: " + ", ".join(f"{k}={v}" for k, v in inputs.items()))
+            for c in result.contributions:
+                value = "missing" if c.value is None else f"{c.value:g}"
+                out.append(f"  {c.shap_value:+.6f}  {c.feature} = {value}")
+            for r in result.principal_reasons or []:
+                out.append(f"  reason {r.code}: {r.text}")
+            note = _adds_up_note(part, i)
+            if note:
+                out.append(note)
     return "\n".join(out)
 
 
-def _rows(decision: Decision) -> Iterator[list[Any]]:
-    for i, (applicant, explanation) in enumerate(
-        zip(decision.applicants, decision.explanations, strict=True)
-    ):
-        reasons = [r["text"] for r in explanation.get("reasons", [])][:MAX_REASONS_COLUMNS]
-        yield [
-            decision.inference_id,
-            decision.time,
-            decision.model_version,
-            i,
-            *(applicant.get(f) for f in FEATURES),
-            explanation["probability"],
-            explanation["base_value"],
-            explanation.get("decision", ""),
-            ";".join(r["code"] for r in explanation.get("reasons", [])),
-            *reasons,
-            *[""] * (MAX_REASONS_COLUMNS - len(reasons)),
+def _row(record: DecisionRecord, features: list[str]) -> Iterator[list[Any]]:
+    for inputs, result in zip(record.applicants, record.results, strict=True):
+        reasons = result.principal_reasons or []
+        texts = [r.text for r in reasons][:MAX_REASONS_COLUMNS]
+        shap = {c.feature: c.shap_value for c in result.contributions}
+        row = [
+            record.request_id,
+            record.time.isoformat().replace("+00:00", "Z"),
+            record.model_version,
+            result.index,
+            *(inputs.get(f) for f in features),
+            result.probability,
+            result.base_value,
+            result.decision or "",
+            ";".join(r.code for r in reasons),
+            *texts,
+            *[""] * (MAX_REASONS_COLUMNS - len(texts)),
+            *(shap.get(f) for f in features),
         ]
+        yield [neutral_cell(cell) for cell in row]
 
 
 def add_model_dir(parser: argparse.ArgumentParser) -> None:
@@ -168,77 +248,117 @@ def add_model_dir(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def capture_location(args: argparse.Namespace) -> Path | str | None:
-    """The local capture directory or the ``s3://`` location; None after an error line."""
-    if str(args.capture).startswith("s3://"):
-        if not str(args.capture).removeprefix("s3://").partition("/")[0]:
-            print(f"error: no bucket in {args.capture} (s3://bucket/prefix)", file=sys.stderr)
+def add_source(parser: argparse.ArgumentParser) -> None:
+    where = parser.add_mutually_exclusive_group(required=True)
+    where.add_argument("--records", metavar="DIR|S3_URI", help=RECORDS_HELP)
+    where.add_argument("--capture", metavar="DIR|S3_URI", help=CAPTURE_HELP)
+
+
+def source_of(args: argparse.Namespace) -> Source | None:
+    """The records or capture the arguments name; None after an error line."""
+    given = args.records or args.capture
+    kind = "records" if args.records else "capture"
+    if str(given).startswith("s3://"):
+        if not str(given).removeprefix("s3://").partition("/")[0]:
+            print(f"error: no bucket in {given} (s3://bucket/prefix)", file=sys.stderr)
             return None
-        return str(args.capture)
-    root = Path(args.capture)
+        return Source(str(given), capture=not args.records)
+    root = Path(given)
     if not root.is_dir():
-        print(f"error: no capture directory {root}", file=sys.stderr)
+        print(f"error: no {kind} directory {root}", file=sys.stderr)
         return None
-    return root
+    return Source(root, capture=not args.records)
 
 
 def _run_show(args: argparse.Namespace) -> int:
-    root = capture_location(args)
-    if root is None:
+    source = source_of(args)
+    if source is None:
         return 2
     try:
-        found = next((d for d in read_decisions(root) if d.inference_id == args.request_id), None)
-    except (ValueError, KeyError, PayloadError) as exc:  # a file that is not capture data
-        print(f"error: unreadable capture under {root}: {exc}", file=sys.stderr)
+        parts = source.find(args.request_id)
+    except CaptureReadError as exc:
+        print(f"error: cannot read {source}: {exc}", file=sys.stderr)
         return 2
-    if found is None:
-        print(f"error: no decision {args.request_id} under {root}", file=sys.stderr)
-        return 1
-    print(_show(found))
-    return 0
+    if not parts:
+        print(f"error: no decision {args.request_id} under {source}", file=sys.stderr)
+        return source.status(1)
+    count = sum(len(p.results) for p in parts)
+    if args.applicant is not None and not 0 <= args.applicant < count:
+        print(f"error: decision {args.request_id} has applicants 0 to {count - 1}, "
+              f"not {args.applicant}", file=sys.stderr)  # fmt: skip
+        return 2
+    print(_show(parts, args.applicant))
+    return source.status()
 
 
 def _run_export(args: argparse.Namespace) -> int:
-    root = capture_location(args)
-    if root is None:
+    source = source_of(args)
+    if source is None:
         return 2
-    header = [
-        "request_id", "time", "model_version", "index", *FEATURES, "probability", "base_value",
-        "decision", "reason_codes", *(f"reason_{i + 1}" for i in range(MAX_REASONS_COLUMNS)),
-    ]  # fmt: skip
     count = 0
+    records = records_within(source, args.since, args.until)
     try:
+        first = next(records, None)
+        features = list(first.applicants[0]) if first and first.applicants else []
+        header = [
+            "request_id", "time", "model_version", "index", *features, "probability",
+            "base_value", "decision", "reason_codes",
+            *(f"reason_{i + 1}" for i in range(MAX_REASONS_COLUMNS)),
+            *(f"contribution_{f}" for f in features),
+        ]  # fmt: skip
         with Path(args.output).open("w", newline="", encoding="utf-8") as fh:
             writer = csv.writer(fh)
-            writer.writerow(header)
-            for decision in read_decisions(root):
-                for row in _rows(decision):
+            writer.writerow([neutral_cell(h) for h in header])
+            for record in _chain(first, records):
+                for row in _row(record, features):
                     writer.writerow(row)
                     count += 1
-    except (ValueError, KeyError, PayloadError) as exc:
-        print(f"error: unreadable capture under {root}: {exc}", file=sys.stderr)
+    except CaptureReadError as exc:
+        print(f"error: cannot read {source}: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        print(f"error: cannot write {args.output}: {exc.strerror}", file=sys.stderr)
         return 2
     print(f"wrote {count} decision(s) to {args.output}", file=sys.stderr)
-    return 0
+    return source.status()
+
+
+def _chain(
+    first: DecisionRecord | None, rest: Iterator[DecisionRecord]
+) -> Iterator[DecisionRecord]:
+    if first is not None:
+        yield first
+        yield from rest
+
+
+def records_within(
+    source: Source, since: datetime | None, until: datetime | None
+) -> Iterator[DecisionRecord]:
+    for record in source.read(hours_between(since, until)):
+        if (since is None or record.time >= since) and (until is None or record.time <= until):
+            yield record
 
 
 def _difference(old: dict[str, Any], new: dict[str, Any]) -> float:
-    """Largest |difference| in probability and SHAP values; inf when the reasons differ."""
+    """Largest |difference| in probability and SHAP values; inf when the reasons or the features
+    differ."""
     if old.get("reasons") != new.get("reasons"):
         return float("inf")
     shap_old = {c["feature"]: c["shap_value"] for c in old["contributions"]}
     shap_new = {c["feature"]: c["shap_value"] for c in new["contributions"]}
-    gaps = [abs(shap_old[f] - shap_new[f]) for f in FEATURES]
+    if set(shap_old) != set(shap_new):
+        return float("inf")
+    gaps = [abs(shap_old[f] - shap_new[f]) for f in shap_old]
     return float(max([abs(old["probability"] - new["probability"]), *gaps]))
 
 
 def _run_replay(args: argparse.Namespace) -> int:
-    root = capture_location(args)
-    if root is None:
+    source = source_of(args)
+    if source is None:
         return 2
     # The model side (the model extra), imported only for replay.
-    handlers: Any = importlib.import_module("credit_model.handlers")
-    server: Any = importlib.import_module("credit_model.server")
+    from credit_model import handlers, server
+
     try:
         model = handlers.model_fn(args.model_dir)
     except server.STARTUP_ERRORS as exc:
@@ -246,59 +366,85 @@ def _run_replay(args: argparse.Namespace) -> int:
         return 2
     replayed = differ = other = 0
     try:
-        for decision in read_decisions(root):
-            if decision.model_version != model.version:
+        for record in source.read():
+            if record.model_version != model.version:
                 other += 1
-                print(
-                    f"{decision.inference_id}: made by model {decision.model_version}, not this one"
-                )
+                print(f"{record.request_id}: made by model {record.model_version}, not this one")
                 continue
-            body = json.dumps({"instances": decision.applicants})
+            body = json.dumps({"instances": record.applicants})
             # In the space the decision was explained in (a boosted model answers in two).
-            space = (decision.explanations[:1] or [{}])[0].get("space")
+            space = record.results[0].space if record.results else None
             answer = json.loads(
                 handlers.transform(model, body, "application/json", None, space=space)[0]
             )
-            for i, (old, new) in enumerate(
-                zip(decision.explanations, answer["predictions"], strict=True)
-            ):
+            for old, new in zip(record.results, answer["predictions"], strict=True):
                 replayed += 1
-                gap = _difference(old, new)
+                gap = _difference(old.model_dump(by_alias=True), new)
                 if not gap <= REPLAY_TOLERANCE:
                     differ += 1
-                    print(f"{decision.inference_id} applicant {i}: differs (by {gap:.3g})")
-    except (ValueError, KeyError, PayloadError) as exc:
-        print(f"error: unreadable capture under {root}: {exc}", file=sys.stderr)
+                    print(f"{record.request_id} applicant {old.index}: differs (by {gap:.3g})")
+    except CaptureReadError as exc:
+        print(f"error: cannot read {source}: {exc}", file=sys.stderr)
         return 2
     print(
         f"replayed {replayed} applicant(s) with model {model.version}: {differ} differ; "
         f"{other} decision(s) made by another model"
     )
-    return 1 if differ else 0
+    if replayed == 0:  # nothing compared is not "nothing differs"
+        print(f"error: nothing replayed: no decision under {source} was made by model "
+              f"{model.version}", file=sys.stderr)  # fmt: skip
+        return source.status(2)
+    return source.status(1 if differ else 0)
+
+
+def moment_arg(text: str) -> datetime:
+    try:
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"not an ISO 8601 date or time: {text!r} (for example 2026-12-01 or "
+            "2026-12-01T08:00:00Z)"
+        ) from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def register(sub: Any) -> None:
     p = sub.add_parser(
         "decisions",
-        help="decisions kept by data capture: show one by request id, or export them as CSV",
+        help="decisions kept by the API's records (or data capture): show one by request id, "
+        "export them as CSV, replay them with a model, write an adverse-action notice",
     )
     steps = p.add_subparsers(dest="step", metavar="STEP", required=True)
     show = steps.add_parser(
         "show", help="one decision: inputs, probability, contributions, reasons"
     )
     show.add_argument("request_id", help="the API request id (the capture's inferenceId)")
-    show.add_argument("--capture", required=True, help=CAPTURE_HELP)
+    add_source(show)
+    show.add_argument(
+        "--applicant", type=int, metavar="N", help="only applicant N (0-based) (default: all)"
+    )
     show.set_defaults(func=_run_show)
-    export = steps.add_parser("export", help="every captured decision as CSV, one row an applicant")
-    export.add_argument("--capture", required=True, help=CAPTURE_HELP)
+    export = steps.add_parser(
+        "export", help="the decisions as CSV, one row an applicant, contributions included"
+    )
+    add_source(export)
     export.add_argument(
         "-o", "--output", default="decisions.csv", help="CSV file (default: decisions.csv)"
+    )
+    export.add_argument(
+        "--since", type=moment_arg, help="decisions at or after this ISO 8601 time, UTC unless "
+        "given (default: all)",
+    )  # fmt: skip
+    export.add_argument(
+        "--until", type=moment_arg, help="decisions at or before this time (default: all)"
     )
     export.set_defaults(func=_run_export)
     replay = steps.add_parser(
         "replay",
-        help="re-score every captured input with a model; report any answer that differs (exit 1)",
+        help="re-score every recorded input with a model; report any answer that differs "
+        "(exit 1; 2 when nothing was made by this model)",
     )
-    replay.add_argument("--capture", required=True, help=CAPTURE_HELP)
+    add_source(replay)
     add_model_dir(replay)
     replay.set_defaults(func=_run_replay)
+    register_notice(steps, add_source)

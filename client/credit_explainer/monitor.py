@@ -17,46 +17,43 @@ from pathlib import Path
 from typing import Any
 
 from credit_model.drift import Thresholds
-from credit_schema import DEFAULT_ENDPOINT_NAME, FEATURES, PayloadError
+from credit_schema import DEFAULT_ENDPOINT_NAME
+from credit_schema.records import DecisionRecord
 
 from ._config import install_hint
 from .decisions import (
-    CAPTURE_HELP,
-    Decision,
+    CaptureReadError,
     add_model_dir,
-    capture_location,
-    read_decisions,
+    add_source,
+    moment_arg,
+    records_within,
+    source_of,
 )
 
-
-def _since(text: str) -> datetime:
-    try:
-        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"not an ISO 8601 date or time: {text!r} (for example 2026-12-01 or "
-            "2026-12-01T08:00:00Z)"
-        ) from None
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+#: Applicants turned into arrays and counted at a time: memory stays flat whatever the store.
+CHUNK_APPLICANTS = 20_000
 
 
-def _arrays(decisions: list[Decision]) -> tuple[Any, Any, Any, list[list[str]]]:
-    """Inputs (NaN: missing), probabilities, SHAP values (FEATURES order), reasons' features."""
+def _arrays(
+    decisions: list[DecisionRecord], names: list[str]
+) -> tuple[Any, Any, Any, list[list[str]]]:
+    """Inputs (NaN: missing), probabilities, SHAP values (``names`` order), reasons' features."""
     np: Any = importlib.import_module("numpy")
     rows, probability, shap, reasons = [], [], [], []
     for decision in decisions:
-        for applicant, explanation in zip(decision.applicants, decision.explanations, strict=True):
-            rows.append([math.nan if applicant.get(f) is None else applicant[f] for f in FEATURES])
-            probability.append(explanation["probability"])
-            by_feature = {c["feature"]: c["shap_value"] for c in explanation["contributions"]}
-            shap.append([by_feature[f] for f in FEATURES])
-            reasons.append([r["feature"] for r in explanation.get("reasons", [])])
+        for applicant, result in zip(decision.applicants, decision.results, strict=True):
+            values = [applicant.get(f) for f in names]
+            rows.append([math.nan if v is None else v for v in values])
+            probability.append(result.probability)
+            by_feature = {c.feature: c.shap_value for c in result.contributions}
+            shap.append([by_feature[f] for f in names])
+            reasons.append([r.feature for r in result.principal_reasons or []])
     as_array = np.asarray
     return as_array(rows, float), as_array(probability, float), as_array(shap, float), reasons
 
 
 def _summary(report: dict[str, Any]) -> str:
-    width = max(len(f) for f in FEATURES)
+    width = max([len("feature"), *(len(f["feature"]) for f in report["features"])])
     out = [
         f"model {report['model_version']}: {report['applicants']} applicant(s) in "
         f"{report['decisions']} decision(s), {report['window']['first']} to "
@@ -80,8 +77,8 @@ def _summary(report: dict[str, Any]) -> str:
 
 
 def _run(args: argparse.Namespace) -> int:
-    root = capture_location(args)
-    if root is None:
+    source = source_of(args)
+    if source is None:
         return 2
     # The model side (the model extra): numpy and the baseline's rules.
     from credit_model import artifacts, server
@@ -98,34 +95,46 @@ def _run(args: argparse.Namespace) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     version = metadata["model_version"]
-    kept: list[Decision] = []
-    other = 0
+    totals = monitoring.Aggregates(metadata)
+    chunk: list[DecisionRecord] = []
+    other = decisions = waiting = 0
+    first = last = None
     try:
-        for decision in read_decisions(root):
-            if args.since and _since(decision.time) < args.since:
-                continue
+        for decision in records_within(source, args.since, None):
             if decision.model_version != version:
                 other += 1
-            else:
-                kept.append(decision)
-    except (ValueError, KeyError, PayloadError) as exc:
-        print(f"error: unreadable capture under {root}: {exc}", file=sys.stderr)
+                continue
+            decisions += 1
+            first = decision.time if first is None else min(first, decision.time)
+            last = decision.time if last is None else max(last, decision.time)
+            chunk.append(decision)
+            waiting += len(decision.results)
+            if waiting >= CHUNK_APPLICANTS:
+                totals.add(*_arrays(chunk, totals.names))
+                chunk, waiting = [], 0
+    except CaptureReadError as exc:
+        print(f"error: cannot read {source}: {exc}", file=sys.stderr)
         return 2
-    if not kept:
+    if chunk:
+        totals.add(*_arrays(chunk, totals.names))
+    if first is None or last is None:
         since = f" since {args.since.isoformat()}" if args.since else ""
-        print(f"error: no decisions of model {version} under {root}{since}", file=sys.stderr)
-        return 2
+        print(f"error: no decisions of model {version} under {source}{since}", file=sys.stderr)
+        return source.status(2)
     thresholds = Thresholds(
         **{k: v for k, v in vars(args).items() if k in _THRESHOLDS and v is not None}
     )
-    report = monitoring.monitor(metadata, *_arrays(kept), thresholds)
-    times = sorted(d.time for d in kept)
+    report = monitoring.report(totals, thresholds)
+
+    def text(moment: datetime) -> str:
+        return moment.isoformat().replace("+00:00", "Z")
+
     report = {
         "model_version": version,
-        "capture": str(args.capture),
+        "capture": str(source),
         "since": args.since.isoformat() if args.since else None,
-        "window": {"first": times[0], "last": times[-1]},
-        "decisions": len(kept),
+        "window": {"first": text(first), "last": text(last)},
+        "decisions": decisions,
         "other_model_decisions": other,
         **report,
     }
@@ -153,7 +162,7 @@ def _run(args: argparse.Namespace) -> int:
             print(f"error: {failed}", file=sys.stderr)
             return 2
     print(_summary(report))
-    return 1 if report["alerts"] else 0
+    return source.status(1 if report["alerts"] else 0)
 
 
 #: CloudWatch namespace of ``monitor --publish`` (the template's alarms read the same names).
@@ -235,11 +244,11 @@ def register(sub: Any) -> None:
         "request. Exit status: 0 all within thresholds, 1 a threshold crossed (named), "
         "2 the run failed.",
     )
-    p.add_argument("--capture", required=True, help=CAPTURE_HELP)
+    add_source(p)
     add_model_dir(p)
     p.add_argument(
         "--since",
-        type=_since,
+        type=moment_arg,
         help="only decisions at or after this ISO 8601 date/time, UTC unless given (default: all)",
     )
     p.add_argument("--json", metavar="FILE", help="also write the report as JSON (default: none)")

@@ -20,6 +20,7 @@ import base64
 import binascii
 import json
 import time
+from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
@@ -62,11 +63,13 @@ from credit_schema import (
     to_records,
     validate_records,
 )
-from credit_schema.edge import security_headers
+from credit_schema.edge import decision_id, security_headers
+from credit_schema.records import record_lines
 from credit_schema.responses import Space
 
 from .config import Settings
 from .endpoint import ModelEndpoint, Scored
+from .records import RecordUnavailableError, make_sink
 
 SERVICE = "scoring-api"
 #: What ``POST /score`` answers, the default first.
@@ -79,6 +82,8 @@ logger = Logger(service=SERVICE)
 tracer = Tracer(service=SERVICE, patch_modules=("botocore",))
 metrics = Metrics(service=SERVICE, namespace="CreditExplainer")
 endpoint = ModelEndpoint(settings)
+#: Where decision records go (None: nowhere; template.yaml always names a stream).
+records = make_sink(settings)
 
 
 def normalise_body(text: str) -> dict[str, Any]:
@@ -114,8 +119,7 @@ if settings.enable_swagger:
 
 
 def _request_id() -> str:
-    context = app.current_event.request_context
-    return str(context.request_id or app.lambda_context.aws_request_id)
+    return str(app.context["request_id"])  # set once per request by _handle
 
 
 def _error_response(exc: ServiceError) -> Response[str]:
@@ -223,7 +227,10 @@ _ERRORS = {
     422: "Applicants failing the schema; every problem listed with applicant index and field.",
     429: "SageMaker throttled the request; see Retry-After.",
     502: "The model failed or answered an inconsistent explanation.",
-    503: "The model endpoint is not ready or unreachable; see Retry-After.",
+    503: (
+        "The model endpoint is not ready or unreachable, or the decision record could not be "
+        "kept (record_unavailable: nothing is answered unrecorded); see Retry-After."
+    ),
     504: "The model did not answer in time.",
 }
 
@@ -307,6 +314,12 @@ def score(
     applicants = request.instances
     scored = _explain(applicants, request_id, space)  # joins the endpoint's capture to this id
     bands = settings.decision_bands
+    results = [
+        {"index": i, **e, "decision": bands.decide(e["probability"]) if bands else None}
+        for i, e in enumerate(scored.explanations)
+    ]
+    if records is not None:  # durable before anything is answered
+        _record(request_id, scored, applicants, results)
     if legacy:
         rows = []
         for e in scored.explanations:
@@ -323,14 +336,7 @@ def score(
             "request_id": request_id,
             "model_version": scored.model_version,
             "reason_codes_version": scored.reason_codes_version,
-            "results": [
-                {
-                    "index": i,
-                    **e,
-                    "decision": bands.decide(e["probability"]) if bands else None,
-                }
-                for i, e in enumerate(scored.explanations)
-            ],
+            "results": results,
         }
         content_type = CONTENT_TYPE_JSON
     elapsed = (time.perf_counter() - started) * 1000.0
@@ -357,6 +363,26 @@ def score(
     )
 
 
+def _record(
+    request_id: str, scored: Scored, applicants: list[ApplicantBase], results: list[dict[str, Any]]
+) -> None:
+    """Keep the decision record (:mod:`credit_schema.records`), or raise the 503 that refuses
+    the answer (:class:`scoring_api.records.RecordUnavailableError`)."""
+    assert records is not None
+    moment = datetime.now(UTC)
+    lines = record_lines(
+        request_id=request_id,
+        moment=moment,
+        model_version=scored.model_version,
+        reason_codes_version=scored.reason_codes_version,
+        api_key_id=app.current_event.request_context.identity.api_key_id,
+        applicants=[a.to_features() for a in applicants],
+        results=results,
+        max_bytes=records.max_bytes,
+    )
+    records.put(lines, moment)
+
+
 @app.get(
     "/health",
     summary="Is the model endpoint there and serving (without scoring)",
@@ -370,6 +396,10 @@ def score(
     tags=["operations"],
 )
 def health() -> Response[str]:
+    problem = None if records is None else records.problem()
+    if problem is not None:
+        _count_error(RecordUnavailableError.code, 503)
+        return _error_response(UnhealthyError(RecordUnavailableError.code, problem))
     result = endpoint.health()
     if not result.serving:
         _count_error("unhealthy", 503)
@@ -423,7 +453,7 @@ def _checked_content_types(event: dict[str, Any]) -> dict[str, Any]:
 
 def _refused(event: dict[str, Any], context: LambdaContext, exc: ServiceError) -> dict[str, Any]:
     """The 413/415 proxy response, built without Powertools decoding the body."""
-    request_id = (event.get("requestContext") or {}).get("requestId") or context.aws_request_id
+    request_id = app.context["request_id"]
     _count_error(exc.code, exc.status_code)
     app.clear_context()
     return {
@@ -436,7 +466,11 @@ def _refused(event: dict[str, Any], context: LambdaContext, exc: ServiceError) -
 
 def _handle(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     metrics.add_metric(name="Requests", unit=MetricUnit.Count, value=1)
-    app.append_context(started=time.perf_counter())  # failures log their latency too
+    given = (event.get("requestContext") or {}).get("requestId") or context.aws_request_id
+    # failures log their latency too; the id is time-ordered, so it names its record's hour
+    request_id = decision_id(given)
+    app.append_context(started=time.perf_counter(), request_id=request_id)
+    logger.append_keys(request_id=request_id)  # the id callers quote, beside API Gateway's
     try:  # before anything decodes the body: a 60 MB body costs no memory
         if event.get("httpMethod") == "POST":  # Powertools would parse forms, echoing them
             event = _checked_content_types(event)

@@ -24,6 +24,10 @@ variable                            meaning (default)
 ``HEALTH_CACHE_SECONDS``            how long a health result is reused (10)
 ``ENABLE_SWAGGER``                  serve ``GET /swagger`` (UI, ``?format=json`` for the
                                     document) (true)
+``RECORDS_STREAM``                  Amazon Data Firehose stream that keeps the decision records
+                                    (:mod:`scoring_api.records`); template.yaml sets it
+``RECORDS_DIR``                     or a directory for them (the local stack's ``--records``);
+                                    neither: no records kept
 ==================================  =========================================================
 
 A bad value fails the cold start with a message naming the variable: a
@@ -98,6 +102,8 @@ class Settings:
     health_check: str = "describe-endpoint"
     health_cache_seconds: float = 10.0
     enable_swagger: bool = True
+    records_stream: str | None = None
+    records_dir: str | None = None
 
     def time_budget(self, remaining_seconds: float) -> float:
         """Seconds a request may spend on the endpoint: within the Lambda's remaining time and
@@ -105,6 +111,10 @@ class Settings:
         return min(remaining_seconds, API_GATEWAY_TIMEOUT_SECONDS) - ANSWER_RESERVE_SECONDS
 
     def __post_init__(self) -> None:
+        if self.records_stream and self.records_dir:
+            raise ConfigurationError("set RECORDS_STREAM or RECORDS_DIR, not both")
+        if self.records_dir and not os.path.isdir(self.records_dir):
+            raise ConfigurationError(f"RECORDS_DIR: no directory {self.records_dir}")
         if self.connect_timeout + self.read_timeout > self.time_budget(math.inf):
             raise ConfigurationError(
                 "SAGEMAKER_CONNECT_TIMEOUT + SAGEMAKER_READ_TIMEOUT must leave "
@@ -144,4 +154,6 @@ class Settings:
             health_check=health,
             health_cache_seconds=_positive(env, "HEALTH_CACHE_SECONDS", 10.0, float),
             enable_swagger=_flag(env, "ENABLE_SWAGGER", True),
+            records_stream=env.get("RECORDS_STREAM", "").strip() or None,
+            records_dir=env.get("RECORDS_DIR", "").strip() or None,
         )

@@ -38,6 +38,7 @@ from types import TracebackType
 from typing import IO, Final, NamedTuple
 
 from credit_schema import DEFAULT_VARIANT
+from credit_schema.capture_format import CAPTURE_LINE, INFERENCE_TIME
 from credit_schema.content_types import CAPTURE_JSON_CONTENT_TYPES, media_type
 from credit_schema.edge import new_id
 from pydantic_core import to_json
@@ -80,15 +81,6 @@ class _Invocation(NamedTuple):
     output_body: bytes
 
 
-# Filled by %-formatting from JSON-encoded parts: nested dicts, encoded per record, cost the
-# writer thread more CPU than the rest of the line, on the server's own core.
-_LINE: Final = (
-    b'{"captureData":{'
-    b'"endpointInput":{"observedContentType":%s,"mode":"INPUT","data":%s,"encoding":"%s"},'
-    b'"endpointOutput":{"observedContentType":%s,"mode":"OUTPUT","data":%s,"encoding":"%s"}},'
-    b'"eventMetadata":{"eventId":"%s","inferenceId":%s,"inferenceTime":"%s"},"eventVersion":"0"}\n'
-)
-_INFERENCE_TIME: Final = "%Y-%m-%dT%H:%M:%SZ"
 #: Linux's page-cache hint (absent on macOS and Windows): see :meth:`CaptureWriter._append`.
 _FADVISE: Final = getattr(os, "posix_fadvise", None)
 
@@ -113,7 +105,7 @@ def _payload(content_type: str, body: bytes) -> tuple[bytes, bytes, bytes]:
 def capture_line(invocation: _Invocation, inference_time: bytes) -> bytes:
     """One invocation as SageMaker Data Capture's JSON line (UTF-8, ending in a newline);
     ``inference_time`` is its second, formatted by the caller."""
-    return _LINE % (
+    return CAPTURE_LINE % (
         *_payload(invocation.input_type, invocation.input_body),
         *_payload(invocation.output_type, invocation.output_body),
         new_id().encode(),
@@ -223,7 +215,7 @@ class CaptureWriter:
         for item in batch:
             second = int(item.time)
             if second != self._second:  # one strftime a second, not one a record
-                stamp = time.strftime(_INFERENCE_TIME, time.gmtime(second)).encode()
+                stamp = time.strftime(INFERENCE_TIME, time.gmtime(second)).encode()
                 self._second, self._stamp = second, stamp
             if second // 3600 != self._hour or self._file is None:
                 self._append(lines)

@@ -379,7 +379,9 @@ def register(sub: Any) -> None:
         help="also answer on /endpoints/NAME/invocations (default: /invocations only)",
     )
     p.add_argument(
-        "--capture-dir",
+        "--capture",
+        "--capture-dir",  # its earlier name, kept working
+        dest="capture_dir",
         metavar="DIR",
         help="write every successful invocation to DIR/<endpoint>/AllTraffic/yyyy/mm/dd/hh/*.jsonl "
         "in SageMaker Data Capture's format (default: no capture)",

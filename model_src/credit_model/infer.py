@@ -95,7 +95,7 @@ def draft(
     name: str = "lender",
 ) -> tuple[DataSchema, list[str]]:
     """A draft schema for ``frame``, and notes on what the person must look at."""
-    from .data import DataError  # numpy: not needed by the commands' --help (client install)
+    from .data import DataError
 
     columns = [str(c) for c in frame.columns]
     for role, given in (
@@ -180,6 +180,7 @@ def _infer(args: argparse.Namespace) -> int:
     import pandas as pd
 
     from .data import DataError
+
 
     try:
         frame = pd.read_csv(args.data, dtype=str, keep_default_na=True)

@@ -116,6 +116,58 @@ def _level(psi: float, t: Thresholds) -> str:
     return "act" if psi >= t.psi_act else "watch" if psi >= t.psi_watch else "ok"
 
 
+class Aggregates:
+    """What :func:`report` needs of the applicants, summed chunk by chunk (:meth:`add`): bin
+    counts, missing and out-of-range counts, sums of |SHAP| and of the score, reasons among the
+    high-risk. Memory does not grow with the number of applicants."""
+
+    def __init__(self, metadata: dict[str, Any]) -> None:
+        base = check_baseline(metadata)
+        self.base, self.extra = base, base["monitoring"]
+        self.names = [str(f) for f in metadata.get("features", base["features"])]
+        k = len(self.names)
+        self.n = 0
+        self.bins = [np.zeros(len(base["features"][f]["edges"]) + 1, np.int64) for f in self.names]
+        self.missing = np.zeros(k, np.int64)
+        self.outside = np.zeros(k, np.int64)
+        self.score_bins = np.zeros(len(base["score"]["edges"]) + 1, np.int64)
+        self.score_missing = 0
+        self.score_sum = 0.0
+        self.abs_shap_sum = np.zeros(k)
+        self.high_risk = 0
+        self.reasons = np.zeros(k, np.int64)
+        self._threshold = float(self.extra["high_risk_threshold"])
+        self._column = {f: j for j, f in enumerate(self.names)}
+
+    def add(
+        self,
+        X: FloatArray,
+        probability: FloatArray,
+        shap_values: FloatArray,
+        reason_features: list[list[str]],
+    ) -> None:
+        """Count these applicants in (``X``: inputs in the model's feature order, NaN missing)."""
+        self.n += len(X)
+        for j, name in enumerate(self.names):
+            column = X[:, j]
+            counts, missing = stability.bin_counts(column, self.base["features"][name]["edges"])
+            self.bins[j] += counts
+            self.missing[j] += missing
+            low, high = self.extra["range"][name] or [math.nan, math.nan]
+            self.outside[j] += int(np.count_nonzero((column < low) | (column > high)))
+        counts, missing = stability.bin_counts(probability, self.base["score"]["edges"])
+        self.score_bins += counts
+        self.score_missing += missing
+        self.score_sum += float(probability.sum())
+        self.abs_shap_sum += np.abs(shap_values).sum(axis=0)
+        for p, reasons in zip(probability.tolist(), reason_features, strict=True):
+            if p >= self._threshold:
+                self.high_risk += 1
+                for f in set(reasons):
+                    if f in self._column:
+                        self.reasons[self._column[f]] += 1
+
+
 def monitor(
     metadata: dict[str, Any],
     X: FloatArray,
@@ -129,31 +181,36 @@ def monitor(
     ``X`` holds the applicants' inputs (NaN: missing; a category as its code) in the model's
     feature order, ``reason_features`` the features of the principal reasons each was given.
     """
+    totals = Aggregates(metadata)
+    totals.add(X, probability, shap_values, reason_features)
+    return report(totals, thresholds)
+
+
+def report(totals: Aggregates, thresholds: Thresholds | None = None) -> dict[str, Any]:
+    """The monitoring report (JSON-able) of the applicants counted in ``totals``."""
     t = thresholds or Thresholds()
-    base = check_baseline(metadata)
-    extra = base["monitoring"]
-    names = [str(f) for f in metadata.get("features", base["features"])]
+    base, extra, names, n = totals.base, totals.extra, totals.names, totals.n
     alerts: list[dict[str, Any]] = []
     features = []
     for j, name in enumerate(names):
-        column = X[:, j]
         b = base["features"][name]
-        psi = stability.psi(b, column)
+        shares, missing = stability.shares_of(totals.bins[j], int(totals.missing[j]), n)
+        psi = stability.psi_of_shares(b, shares, missing)
         low, high = extra["range"][name] or [math.nan, math.nan]
-        outside = float(np.mean((column < low) | (column > high)))  # NaN compares False
+        outside = float(totals.outside[j] / n) if n else math.nan
         level = _level(psi, t)
         features.append(
             {
                 "feature": name,
                 "psi": psi,
                 "level": level,
-                "missing_rate": float(np.mean(np.isnan(column))),
+                "missing_rate": float(totals.missing[j] / n) if n else math.nan,
                 "baseline_missing_rate": b["missing_share"],
                 "out_of_range_share": outside,
                 "baseline_range": [low, high],
                 "edges": b["edges"],
                 "baseline_shares": b["shares"],
-                "current_shares": stability.bin_shares(column, b["edges"])[0],
+                "current_shares": shares,
             }
         )
         if level != "ok":
@@ -161,12 +218,14 @@ def monitor(
         if outside >= t.out_of_range_watch:
             alerts.append(_alert("out_of_range", name, outside, t, "watch"))
 
-    score_psi = stability.psi(base["score"], probability)
+    score_shares, score_missing = stability.shares_of(totals.score_bins, totals.score_missing, n)
+    score_psi = stability.psi_of_shares(base["score"], score_shares, score_missing)
     score_level = _level(score_psi, t)
     if score_level != "ok":
         alerts.append(_alert("score_psi", None, score_psi, t, score_level))
 
-    now = dict(zip(names, np.abs(shap_values).mean(axis=0).tolist(), strict=True))
+    mean_abs = (totals.abs_shap_sum / n).tolist() if n else [math.nan] * len(names)
+    now = dict(zip(names, mean_abs, strict=True))
     then = {f: float(extra["attribution"][f]) for f in names}
     drift = ndcg(then, now)
     drift_level = "watch" if drift < t.ndcg_watch else "ok"
@@ -174,21 +233,20 @@ def monitor(
         alerts.append(_alert("attribution_ndcg", None, drift, t, "watch"))
     then_rank, now_rank = _ranks(then), _ranks(now)
 
-    threshold = float(extra["high_risk_threshold"])
-    high = [r for p, r in zip(probability.tolist(), reason_features, strict=True) if p >= threshold]
+    high = totals.high_risk
     levels = [a["level"] for a in alerts]
     return {
         "baseline_version": extra["version"],
-        "applicants": len(X),
+        "applicants": n,
         "thresholds": asdict(t),
         "features": features,
         "score": {
             "psi": score_psi,
             "level": score_level,
-            "mean": float(np.mean(probability)),
+            "mean": totals.score_sum / n if n else math.nan,
             "edges": base["score"]["edges"],
             "baseline_shares": base["score"]["shares"],
-            "current_shares": stability.bin_shares(probability, base["score"]["edges"])[0],
+            "current_shares": score_shares,
         },
         "attribution": {
             "ndcg": drift,
@@ -205,15 +263,15 @@ def monitor(
             ],
         },
         "reasons": {
-            "high_risk_threshold": threshold,
-            "high_risk_applicants": len(high),
+            "high_risk_threshold": float(extra["high_risk_threshold"]),
+            "high_risk_applicants": high,
             "features": [
                 {
                     "feature": f,
                     "baseline_share": float(extra["reasons"][f]),
-                    "share": sum(f in r for r in high) / len(high) if high else 0.0,
+                    "share": float(totals.reasons[j] / high) if high else 0.0,
                 }
-                for f in names
+                for j, f in enumerate(names)
             ],
         },
         "alerts": alerts,

@@ -23,14 +23,15 @@ SHARE_FLOOR: Final = 1e-4
 def bin_shares(values: np.ndarray, edges: list[float]) -> tuple[list[float], float]:
     """Share of ``values`` in each right-closed bin of ``edges``, and the share missing."""
     values = np.asarray(values, dtype=np.float64)
-    if values.size == 0:
-        return [0.0] * (len(edges) + 1), 0.0
-    present = values[~np.isnan(values)]
-    counts = np.bincount(
-        np.searchsorted(np.asarray(edges, dtype=np.float64), present, side="left"),
-        minlength=len(edges) + 1,
-    )
-    return (counts / values.size).tolist(), float(1.0 - present.size / values.size)
+    counts, missing = bin_counts(values, edges)
+    return shares_of(counts, missing, values.size)
+
+
+def shares_of(counts: np.ndarray, missing: int, total: int) -> tuple[list[float], float]:
+    """Bin counts (and the number missing) of ``total`` values as shares."""
+    if total == 0:
+        return [0.0] * len(counts), 0.0
+    return (counts / total).tolist(), float(1.0 - (total - missing) / total)
 
 
 def baseline(values: np.ndarray) -> dict[str, Any]:
@@ -42,9 +43,25 @@ def baseline(values: np.ndarray) -> dict[str, Any]:
     return {"edges": edges, "shares": shares, "missing_share": missing}
 
 
+def bin_counts(values: np.ndarray, edges: list[float]) -> tuple[np.ndarray, int]:
+    """How many ``values`` fall in each right-closed bin of ``edges``, and how many are missing
+    (what :func:`bin_shares` divides: counts add up over chunks of the values)."""
+    values = np.asarray(values, dtype=np.float64)
+    present = values[~np.isnan(values)]
+    counts = np.bincount(
+        np.searchsorted(np.asarray(edges, dtype=np.float64), present, side="left"),
+        minlength=len(edges) + 1,
+    )
+    return counts, int(values.size - present.size)
+
+
 def psi(base: dict[str, Any], values: np.ndarray) -> float:
     """PSI of ``values`` against a :func:`baseline`."""
-    actual, actual_missing = bin_shares(values, base["edges"])
+    return psi_of_shares(base, *bin_shares(values, base["edges"]))
+
+
+def psi_of_shares(base: dict[str, Any], actual: list[float], actual_missing: float) -> float:
+    """PSI of the bin shares ``actual`` (and the share missing) against a :func:`baseline`."""
     expected = [*base["shares"], base["missing_share"]]
     total = 0.0
     for a, e in zip([*actual, actual_missing], expected, strict=True):

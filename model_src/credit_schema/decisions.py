@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Final
 
+from .text import text_problem
+
 #: The header in which SageMaker hands InvokeEndpoint's ``CustomAttributes`` to the model.
 CUSTOM_ATTRIBUTES_HEADER: Final = "X-Amzn-SageMaker-Custom-Attributes"
 #: The custom attribute that carries the API's bands, so the model's answer (and with it the
@@ -80,6 +82,9 @@ class DecisionBands:
             label = label.strip()
             if not label:
                 raise ValueError(f"band {i + 1} has no label")
+            problem = text_problem(label)
+            if problem:
+                raise ValueError(f"band label {label!r} {problem}")
             labels.append(label)
             if i == len(parts) - 1:
                 if sep:

@@ -22,6 +22,7 @@ from typing import Final, NamedTuple
 
 from .applicant import BUILTIN
 from .schema import ApplicantSchema
+from .text import text_problem
 
 #: Changes whenever a code, a text or the rule changes (printed in reports beside the reasons).
 REGISTRY_VERSION: Final = BUILTIN.schema.reason_codes_version
@@ -187,6 +188,10 @@ def _texts(path: str, section: str, given: object, features: Sequence[str]) -> d
             raise ReasonCodesError(
                 f'{path}: {section}.{feature}: want a text or {{"code": ..., "text": ...}}'
             )
+        for name, given_text in (("code", code), ("text", text)):
+            problem = text_problem(given_text)
+            if problem:
+                raise ReasonCodesError(f"{path}: {section}.{feature}: the {name} {problem}")
         out[feature] = ReasonText(code, text)
     return out
 

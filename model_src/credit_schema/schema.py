@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Annotated, Any, ClassVar, Final, Literal, NamedTuple
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -36,6 +37,8 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+
+from .text import text_problem
 
 #: The file of the built-in schema, and the name a model directory keeps its schema under.
 BUILTIN_SCHEMA_FILE: Final = Path(__file__).parent / "schemas" / "give-me-some-credit.json"
@@ -76,11 +79,22 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+def _plain(value: str) -> str:
+    problem = text_problem(value)  # reaches notices and spreadsheets: no formula, no control
+    if problem:
+        raise ValueError(problem)
+    return value
+
+
 class ReasonCode(_Strict):
     """An adverse-action reason: a stable machine code and the sentence the applicant reads."""
 
-    code: Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")]
-    text: _TEXT
+    code: Annotated[
+        str,
+        Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$"),
+        AfterValidator(_plain),
+    ]
+    text: Annotated[_TEXT, AfterValidator(_plain)]
 
 
 class Feature(_Strict):

@@ -148,7 +148,7 @@ def test_decisions_and_monitor_read_an_endpoint_s_capture_in_s3(
     assert main(["monitor", *model, "--capture", "s3://no-such-bucket/prod"]) == 2
     err = capsys.readouterr().err
     assert (
-        err.startswith("error: unreadable capture under s3://no-such-bucket/prod: ")
+        err.startswith("error: cannot read s3://no-such-bucket/prod: ")
         and "NoSuchBucket" in err
     )
     assert main(["decisions", "export", "--capture", "s3:///prod"]) == 2

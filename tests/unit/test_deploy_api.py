@@ -59,3 +59,19 @@ def test_stack_outputs_and_a_snippet_that_is_valid_python_and_shell():
     assert call.args[0].value == URL
     assert "--api-key k3y1d --include-value" in snippet  # the key is fetched, never printed
     assert f"curl -s -X POST {URL}/score" in snippet
+
+
+def test_the_dry_run_plan_lists_the_template_s_decision_record_resources():
+    from credit_explainer.deploy.api import run_sam
+    from credit_explainer.deploy.aws import Aws
+
+    aws = Aws(region="eu-west-1", profile=None, dry_run=True, verbose=False, poll_seconds=0)
+    run_sam(aws, DeployConfig(), "credit-explainer")
+    [change] = aws.planned
+    for resource in (
+        "DecisionRecordsStream (AWS::KinesisFirehose::DeliveryStream)",
+        "DecisionRecordsBucket (AWS::S3::Bucket)",
+        "DecisionRecordsDeliveryRole (AWS::IAM::Role)",
+        "ScoringFunction (AWS::Serverless::Function)",
+    ):
+        assert resource in change

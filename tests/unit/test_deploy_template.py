@@ -243,3 +243,53 @@ def test_monitoring_alarms_read_what_monitor_publishes_with_its_thresholds() -> 
     defaults = Thresholds()
     assert float(parameters["MonitorPsiAlarm"]["Default"]) == defaults.psi_act
     assert float(parameters["MonitorNdcgAlarm"]["Default"]) == defaults.ndcg_watch
+
+
+def test_decision_records_stream_bucket_and_the_function_s_one_permission_on_them():
+    from cfnlint.decode.cfn_yaml import loads
+
+    template = loads((ROOT / "template.yaml").read_text())
+    resources = template["Resources"]
+    function = resources["ScoringFunction"]["Properties"]
+    assert function["Environment"]["Variables"]["RECORDS_STREAM"] == {
+        "Ref": "DecisionRecordsStream"
+    }
+    statements = [s for p in function["Policies"] for s in p["Statement"]]
+    firehose = [s for s in statements if "firehose" in str(s["Action"])]
+    assert firehose == [
+        {"Sid": "PutDecisionRecords", "Effect": "Allow", "Action": "firehose:PutRecord",
+         "Resource": {"Fn::GetAtt": ["DecisionRecordsStream", "Arn"]}}
+    ]  # fmt: skip
+    bucket = resources["DecisionRecordsBucket"]
+    props = bucket["Properties"]
+    assert bucket["DeletionPolicy"] == "Retain"
+    assert props["VersioningConfiguration"] == {"Status": "Enabled"}
+    assert all(props["PublicAccessBlockConfiguration"].values())
+    sse = props["BucketEncryption"]["ServerSideEncryptionConfiguration"][0]
+    assert sse["ServerSideEncryptionByDefault"]["SSEAlgorithm"] == "aws:kms"
+    [rule] = props["LifecycleConfiguration"]["Rules"]
+    assert rule["ExpirationInDays"] == {"Ref": "RecordRetentionDays"}
+    assert template["Parameters"]["RecordRetentionDays"]["Default"] == 762  # 25 months
+    lock = props["ObjectLockConfiguration"]["Fn::If"][1]["Rule"]["DefaultRetention"]
+    assert lock == {"Mode": "COMPLIANCE", "Days": {"Ref": "RecordRetentionDays"}}
+    stream = resources["DecisionRecordsStream"]["Properties"]["ExtendedS3DestinationConfiguration"]
+    assert (
+        stream["Prefix"]
+        == "records/!{timestamp:yyyy}/!{timestamp:MM}/!{timestamp:dd}/!{timestamp:HH}/"
+    )
+
+
+def test_the_records_glue_table_is_the_record_format_with_hours_projected():
+    from cfnlint.decode.cfn_yaml import loads
+    from credit_schema.records import HOUR_FORMAT, DecisionRecord
+
+    table = loads((ROOT / "template.yaml").read_text())["Resources"]["DecisionRecordsTable"]
+    given = table["Properties"]["TableInput"]
+    columns = [c["Name"] for c in given["StorageDescriptor"]["Columns"]]
+    assert columns == list(DecisionRecord.model_fields)  # the one format, column for field
+    params = given["Parameters"]
+    assert params["projection.enabled"] == "true" and params["projection.hour.type"] == "date"
+    # Java's yyyy/MM/dd/HH is the records' own %Y/%m/%d/%H
+    java = HOUR_FORMAT.replace("%Y", "yyyy").replace("%m", "MM").replace("%d", "dd")
+    assert params["projection.hour.format"] == java.replace("%H", "HH")
+    assert params["storage.location.template"]["Fn::Sub"].endswith("/records/${!hour}/")

@@ -94,3 +94,32 @@ def test_a_model_trained_before_monitoring_is_named() -> None:
         monitor.check_baseline(meta)
     with pytest.raises(monitor.BaselineError, match=r"missing: features, score"):
         monitor.check_baseline({})
+
+
+def test_counting_in_chunks_gives_the_report_of_the_whole() -> None:
+    """monitor --records counts applicants chunk by chunk (flat memory): same figures."""
+    rng = np.random.default_rng(3)
+    meta, _ = metadata(rng)
+    X = rng.normal(55, 12, size=(1000, N))
+    X[rng.random(X.shape) < 0.1] = np.nan
+    p = rng.random(1000)
+    phi = rng.normal(0, 1, size=(1000, N))
+    reasons = [[FEATURES[i % N], FEATURES[(i + 3) % N]] if i % 3 else [] for i in range(1000)]
+    whole = monitor.monitor(meta, X, p, phi, reasons)
+    totals = monitor.Aggregates(meta)
+    for start in range(0, 1000, 137):
+        end = start + 137
+        totals.add(X[start:end], p[start:end], phi[start:end], reasons[start:end])
+    chunked = monitor.report(totals)
+    assert chunked["applicants"] == 1000
+    assert _same(chunked, whole)
+
+
+def _same(a: Any, b: Any) -> bool:
+    if isinstance(a, dict):
+        return a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
+    if isinstance(a, list):
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b, strict=True))
+    if isinstance(a, float):
+        return a == pytest.approx(b, rel=1e-12, abs=1e-15) or (math.isnan(a) and math.isnan(b))
+    return bool(a == b)

@@ -18,6 +18,7 @@ import json
 import math
 import socket
 import threading
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -29,6 +30,7 @@ from botocore.stub import ANY, Stubber
 from credit_explainer.local.gateway import LambdaEnvironment
 from credit_explainer.local.stack import handler_environment
 from credit_schema import FEATURES, ErrorBody, explanation_dict
+from credit_schema.edge import new_id
 from scoring_api.config import ConfigurationError, DecisionBands, Settings
 
 EVENTS = Path(__file__).resolve().parents[2] / "events"
@@ -158,7 +160,8 @@ def test_invalid_event_lists_every_problem_with_applicant_and_field(fn: LambdaEn
     assert result["statusCode"] == 422
     error = error_of(result)
     assert error["code"] == "validation_error"
-    assert error["request_id"] == event["requestContext"]["requestId"]
+    # API Gateway's random id is replaced by a time-ordered one (it names its record's hour)
+    assert uuid.UUID(error["request_id"]).version == 7
     problems = {(d["applicant"], d["field"], d["type"]) for d in error["details"]}
     assert problems == {
         (0, "age", "greater_than_equal"),
@@ -418,7 +421,7 @@ def test_response_ranks_contributions_and_applies_decision_bands(
     assert result["statusCode"] == 200, result["body"]
     assert header(result, "X-Model-Version") == "test-version"
     body = body_of(result)
-    assert body["request_id"] == event["requestContext"]["requestId"]
+    assert uuid.UUID(body["request_id"]).version == 7
     assert body["model_version"] == "test-version"
     assert [r["index"] for r in body["results"]] == [0, 1, 2]
     bands = DecisionBands.parse("approve:0.1,review:0.3,decline")
@@ -623,6 +626,7 @@ def test_the_model_s_reasons_pass_through_unchanged_with_the_request_id_as_infer
     fn: LambdaEnvironment, runtime: Stubber
 ) -> None:
     event = load_event("score-batch.json")
+    event["requestContext"]["requestId"] = new_id()  # time-ordered, as the local gateway's: kept
     reasons = [{"code": "X1", "text": "Lender's text", "feature": "DebtRatio", "shap_value": 0.5}]
     stub_invoke(
         runtime,

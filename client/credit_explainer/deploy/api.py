@@ -7,6 +7,7 @@ layers); the stack is tagged like every other resource so ``destroy`` finds it.
 from __future__ import annotations
 
 import os
+import re
 import shlex
 import shutil
 import subprocess
@@ -54,7 +55,8 @@ def run_sam(aws: Aws, cfg: DeployConfig, endpoint: str) -> None:
     for command in commands:
         aws.say(f"    $ {shlex.join(command)}")
     if aws.dry_run:
-        aws.plan(f"sam deploy stack {cfg.stack} (the scoring API)")
+        resources = ", ".join(f"{name} ({kind})" for name, kind in template_resources(cfg.root))
+        aws.plan(f"sam deploy stack {cfg.stack} (the scoring API): {resources}")
         return
     sam, runtime = sam_tools()
     env = dict(os.environ, AWS_REGION=aws.region, AWS_DEFAULT_REGION=aws.region)
@@ -63,6 +65,16 @@ def run_sam(aws: Aws, cfg: DeployConfig, endpoint: str) -> None:
         result = subprocess.run([sam, *command[1:]], cwd=cfg.root, env=env, check=False)  # noqa: S603
         if result.returncode != 0:
             raise ToolError(f"`{shlex.join(command[:2])}` exited with {result.returncode}")
+
+
+_RESOURCE = re.compile(r"^  ([A-Za-z0-9]+):\n(?:    [A-Za-z]+:.*\n)*?    Type: (\S+)", re.M)
+
+
+def template_resources(root: Path) -> list[tuple[str, str]]:
+    """(logical id, type) of every resource template.yaml declares, in its order."""
+    text = (root / "template.yaml").read_text(encoding="utf-8")
+    resources = text.partition("\nResources:\n")[2].partition("\nOutputs:\n")[0]
+    return _RESOURCE.findall("\n" + resources)
 
 
 def sam_tools() -> tuple[str, Path]:

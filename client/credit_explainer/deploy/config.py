@@ -16,6 +16,8 @@ from typing import Final
 
 from credit_schema import DEFAULT_ENDPOINT_NAME, DEFAULT_VARIANT
 
+from .errors import DeployError
+
 #: The one production variant of the endpoint.
 VARIANT: Final = DEFAULT_VARIANT
 #: Files whose content decides the image tag (same sources, same tag: no rebuild).
@@ -70,6 +72,14 @@ class DeployConfig:
     # API
     stack_name: str | None = None
     sam_parameters: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.serverless and self.capture:
+            raise DeployError(
+                "--serverless with --capture: SageMaker Serverless Inference has no data "
+                "capture; leave out --capture (the scoring API's decision records keep every "
+                "decision) or deploy real-time instances"
+            )
 
     # ------------------------------------------------------------------ names ----
     @property

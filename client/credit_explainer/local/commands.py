@@ -59,9 +59,18 @@ def register(subparsers: Any) -> None:
         "gets it (default: WARNING: failures only)",
     )
     up.add_argument(
-        "--capture-dir",
+        "--records",
         metavar="DIR",
-        help="data capture: every scored request in SageMaker Data Capture's format under "
+        help="decision records: every answer kept (fsync'd) before it is sent, one JSON line "
+        "each under DIR/yyyy/mm/dd/hh/; a request whose record cannot be written gets a 503 "
+        "(default: none; read them with decisions and monitor --records DIR)",
+    )
+    up.add_argument(
+        "--capture",
+        "--capture-dir",  # its earlier name, kept working
+        dest="capture_dir",
+        metavar="DIR",
+        help="model-side data capture: every invocation in SageMaker Data Capture's format under "
         "DIR/credit-explainer-local/AllTraffic/yyyy/mm/dd/hh/ (default: none)",
     )
     up.set_defaults(func=run_up)
@@ -127,7 +136,15 @@ def run_up(args: argparse.Namespace) -> int:
         },
         log_level=args.log_level,
         capture_dir=args.capture_dir,
+        records_dir=args.records,
     )
+    if args.records:
+        try:
+            Path(args.records).mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            print(f"error: cannot make the records directory {args.records}: {exc.strerror}",
+                  file=sys.stderr)  # fmt: skip
+            return 2
     try:
         stack.__enter__()
     except (*server.STARTUP_ERRORS, ListenError) as exc:  # the user's to fix: no traceback
@@ -143,6 +160,8 @@ def run_up(args: argparse.Namespace) -> int:
             print("              requires the header x-api-key")
         if args.decision_thresholds:
             print(f"decisions     {args.decision_thresholds}")
+        if args.records:
+            print(f"records       {args.records}/yyyy/mm/dd/hh/")
         if args.capture_dir:
             print(f"data capture  {args.capture_dir}/{stack.endpoint_name}/")
         print("Ctrl-C stops both.", flush=True)

@@ -32,6 +32,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import hashlib
 import importlib.util
 import logging
 import os
@@ -247,11 +248,17 @@ def build_event(
                 "sourceIp": client.host if client else "127.0.0.1",
                 "userAgent": request.headers.get("user-agent"),
                 "apiKey": request.headers.get("x-api-key"),
+                "apiKeyId": api_key_id(request.headers.get("x-api-key")),
             },
         },
         "body": text,
         "isBase64Encoded": encoded,
     }
+
+
+def api_key_id(key: str | None) -> str | None:
+    """A stable id for an API key, never the key (API Gateway gives its keys ids like this)."""
+    return None if not key else "local-" + hashlib.sha256(key.encode()).hexdigest()[:10]
 
 
 def to_response(result: Mapping[str, Any], request_id: str) -> Response:

@@ -120,7 +120,8 @@ class LocalStack(AbstractContextManager["LocalStack"]):
     """Model server and scoring API on loopback; ``api_url`` and ``model_url`` once entered.
 
     ``environment`` adds or overrides the function's variables (``MAX_APPLICANTS``,
-    ``DECISION_THRESHOLDS``, ``SAGEMAKER_READ_TIMEOUT``, ...). ``model_url`` uses a
+    ``DECISION_THRESHOLDS``, ``SAGEMAKER_READ_TIMEOUT``, ...). ``records_dir`` keeps the
+    decision records there (``RECORDS_DIR``: :mod:`scoring_api.records`). ``model_url`` uses a
     model server that is already running instead of starting one from ``model_dir``
     (it must answer ``POST /endpoints/{endpoint_name}/invocations``).
     """
@@ -137,6 +138,7 @@ class LocalStack(AbstractContextManager["LocalStack"]):
         log_level: str = "INFO",
         endpoint_name: str = ENDPOINT_NAME,
         capture_dir: str | Path | None = None,
+        records_dir: str | Path | None = None,
     ) -> None:
         if (model_dir is None) == (model_url is None):
             raise ValueError(
@@ -150,6 +152,8 @@ class LocalStack(AbstractContextManager["LocalStack"]):
         self.capture_dir = capture_dir
         self._model_url = model_url
         self._environment = dict(environment or {})
+        if records_dir is not None:  # the decision records, written by the handler itself
+            self._environment["RECORDS_DIR"] = str(records_dir)
         self._log_level = log_level
         self._stack = ExitStack()
         self._api: ServerThread | None = None
