@@ -93,8 +93,10 @@ class Explanation(BaseModel):
 
     probability: float = Field(ge=0.0, le=1.0, description="Probability of the risk label (the schema's target).")
     base_value: float = Field(description="Expected model output over the training data.")
+    # Defaults are left out of dumps: a record of a probability answer reads back as written.
     space: Space = Field(
         default="probability",
+        exclude_if=lambda v: v == "probability",
         description="Where base_value + the SHAP values add up: the probability or its "
         "log-odds.",
     )
@@ -111,12 +113,14 @@ class Explanation(BaseModel):
     )
     reference: Literal["training", "cutoff"] = Field(
         default="training",
+        exclude_if=lambda v: v == "training",
         description="What base_value is the expected output of: the training background, or "
         "the training applicants scored just inside the approval cutoff (reasons then say why "
         "the applicant is not among them).",
     )
     points: Points | None = Field(
         default=None,
+        exclude_if=lambda v: v is None,
         description="Scorecard points (models trained with --points): the score, the base's "
         "points and each feature's, integers that sum exactly to the score.",
     )
