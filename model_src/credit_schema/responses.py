@@ -93,10 +93,8 @@ class Explanation(BaseModel):
 
     probability: float = Field(ge=0.0, le=1.0, description="Probability of the risk label (the schema's target).")
     base_value: float = Field(description="Expected model output over the training data.")
-    # Defaults are left out of dumps: a record of a probability answer reads back as written.
     space: Space = Field(
         default="probability",
-        exclude_if=lambda v: v == "probability",
         description="Where base_value + the SHAP values add up: the probability or its "
         "log-odds.",
     )
@@ -111,6 +109,7 @@ class Explanation(BaseModel):
     decision: str | None = Field(
         default=None, description="Decision band, when the API has thresholds configured."
     )
+    # Left out of dumps at its default, as the answers leave it out: records read back as sent.
     reference: Literal["training", "cutoff"] = Field(
         default="training",
         exclude_if=lambda v: v == "training",

@@ -17,6 +17,7 @@ RESULT = {
     "index": 0,
     "probability": 0.5,
     "base_value": 0.4,
+    "space": "probability",  # every answer says its space
     "contributions": [
         {"feature": "a", "value": 1.0, "shap_value": 0.1, "direction": "up"},
         {"feature": "b", "value": None, "shap_value": 0.0, "direction": "none"},
