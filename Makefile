@@ -81,6 +81,12 @@ export SAM_CLI_TELEMETRY := 0
 PYTHON313_BIN ?= $(shell for d in "$$(pyenv prefix 3.13 2>/dev/null)/bin" $(HOME)/.pyenv/versions/3.13*/bin /root/.pyenv/versions/3.13*/bin /usr/local/bin /usr/bin; do [ -x "$$d/python3.13" ] && "$$d/python3.13" -c '' 2>/dev/null && { echo "$$d"; break; }; done)
 SCHEMA_SRC := $(abspath $(dir $(lastword $(MAKEFILE_LIST))))/model_src/credit_schema
 SAM_BUILD := $(SAM) build --cached --parallel
+# The schema of the model the API fronts (its schema.json), shipped in the layer as
+# /opt/credit-explainer/schema.json: `make sam-build API_SCHEMA=models/mine/schema.json`.
+# sam build hands it to build-CreditSchemaLayer as $CREDIT_EXPLAINER_API_SCHEMA (absolute).
+BUILTIN_SCHEMA := $(SCHEMA_SRC)/schemas/give-me-some-credit.json
+API_SCHEMA ?= $(BUILTIN_SCHEMA)
+BUILT_SCHEMA := .aws-sam/build/CreditSchemaLayer/credit-explainer/schema.json
 
 sam: sam-validate sam-build
 
@@ -91,8 +97,10 @@ sam-validate: venv
 # the tests import and run under python3.13 on this machine.
 sam-build: venv
 	@test -n "$(PYTHON313_BIN)" || { echo "sam build needs python3.13 (the Lambda runtime): install it (pyenv install 3.13) or set PYTHON313_BIN=/path/to/bin" >&2; exit 1; }
-	PATH="$(PYTHON313_BIN):$$PATH" $(SAM_BUILD)
-	PATH="$(PYTHON313_BIN):$$PATH" $(SAM_BUILD) --parameter-overrides Architecture=x86_64 --build-dir .aws-sam-x86_64/build --cache-dir .aws-sam-x86_64/cache
+	@# sam's cache keys on the layer's sources: another schema must rebuild the layer.
+	@cmp -s "$(API_SCHEMA)" "$(BUILT_SCHEMA)" || rm -rf .aws-sam/cache .aws-sam-x86_64/cache
+	CREDIT_EXPLAINER_API_SCHEMA="$(abspath $(API_SCHEMA))" PATH="$(PYTHON313_BIN):$$PATH" $(SAM_BUILD)
+	CREDIT_EXPLAINER_API_SCHEMA="$(abspath $(API_SCHEMA))" PATH="$(PYTHON313_BIN):$$PATH" $(SAM_BUILD) --parameter-overrides Architecture=x86_64 --build-dir .aws-sam-x86_64/build --cache-dir .aws-sam-x86_64/cache
 
 # Called by `sam build` (CreditSchemaLayer, BuildMethod: makefile): the layer is the package itself.
 build-CreditSchemaLayer:
@@ -100,3 +108,5 @@ build-CreditSchemaLayer:
 	cp "$(SCHEMA_SRC)"/*.py "$(SCHEMA_SRC)/py.typed" "$(ARTIFACTS_DIR)/python/credit_schema/"
 	mkdir -p "$(ARTIFACTS_DIR)/python/credit_schema/schemas"
 	cp "$(SCHEMA_SRC)"/schemas/*.json "$(ARTIFACTS_DIR)/python/credit_schema/schemas/"
+	mkdir -p "$(ARTIFACTS_DIR)/credit-explainer"
+	cp "$${CREDIT_EXPLAINER_API_SCHEMA:-$(BUILTIN_SCHEMA)}" "$(ARTIFACTS_DIR)/credit-explainer/schema.json"

@@ -157,6 +157,7 @@ def main() -> None:
             generate("POST", "/score", json.dumps(INVALID)), body=json.dumps(INVALID)
         ),
         "health.json": edit(generate("GET", "/health", ""), body=None),
+        "get-schema.json": edit(generate("GET", "/schema", ""), body=None),
     }
     for name, event in events.items():
         (HERE / name).write_text(json.dumps(event, indent=2) + "\n")

@@ -63,6 +63,21 @@ SAMPLE_APPLICANTS: list[dict[str, Any]] = [
 ]
 
 
+#: A small schema of another lender (a category, a count, an id), as GET /schema answers it.
+LENDER_SCHEMA: dict[str, Any] = {
+    "format": "credit-explainer/schema/1",
+    "name": "a-lender",
+    "target": {"name": "outcome", "positive": "bad"},
+    "id_columns": ["application_ref"],
+    "features": [
+        {"name": "housing", "kind": "category", "categories": ["rent", "own"],
+         "description": "Housing", "reason": {"code": "H1", "text": "Housing situation"}},
+        {"name": "late_payments", "kind": "integer", "minimum": 0, "risk": "increasing",
+         "description": "Late payments", "reason": {"code": "L1", "text": "Late payments"}},
+    ],
+}
+
+
 def require_real_data() -> Path:
     if not REAL_DATA.is_file():
         pytest.skip(f"real data not present at {REAL_DATA}")

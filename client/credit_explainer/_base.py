@@ -21,8 +21,12 @@ import httpx
 from credit_schema import (
     CONTENT_TYPE_JSON,
     ApplicantBase,
+    ApplicantSchema,
     ErrorDetail,
+    SchemaError,
     ScoreResponse,
+    compile_schema,
+    parse_schema,
 )
 from pydantic import ValidationError as PydanticValidationError
 
@@ -50,6 +54,7 @@ from ._inputs import (
     ApplicantsLike,
     describe,
     invalid_applicants_error,
+    record_ids,
     records_and_labels,
     validate_applicants,
 )
@@ -60,6 +65,7 @@ logger = logging.getLogger("credit_explainer")
 
 SCORE_PATH: Final = "/score"
 HEALTH_PATH: Final = "/health"
+SCHEMA_PATH: Final = "/schema"
 USER_AGENT: Final = (
     f"credit-explainer-python/{__version__} httpx/{httpx.__version__} "
     f"python/{platform.python_version()}"
@@ -126,7 +132,17 @@ class ClientCore:
 
     # -- responses ---------------------------------------------------------------------------
 
-    def parse_scores(self, response: httpx.Response, indices: Sequence[int]) -> list[Score]:
+    @classmethod
+    def parse_schema(cls, response: httpx.Response) -> ApplicantSchema:
+        """A 2xx ``GET /schema`` response -> the compiled schema the API validates with."""
+        try:
+            return compile_schema(parse_schema(cls.parse_json(response), source="GET /schema"))
+        except SchemaError as exc:
+            raise APIResponseError(f"the API's schema cannot be used: {exc}", response=response) from exc
+
+    def parse_scores(
+        self, response: httpx.Response, indices: Sequence[int], schema: ApplicantSchema
+    ) -> list[Score]:
         """A 2xx ``POST /score`` response -> one :class:`Score` per applicant sent."""
         try:
             body = ScoreResponse.model_validate_json(response.content)
@@ -155,6 +171,7 @@ class ClientCore:
                 reason_codes_version=body.reason_codes_version,
             )
             score.index = position
+            score._schema = schema
             if self.check_additivity:
                 score.check(ADDITIVITY_TOLERANCE)
             scores.append(score)
@@ -262,6 +279,7 @@ class ScoreManyPlan:
         self,
         applicants: ApplicantsLike,
         *,
+        schema: ApplicantSchema,
         batch_size: int,
         on_error: OnError,
         progress: ProgressCallback | None,
@@ -270,18 +288,21 @@ class ScoreManyPlan:
             raise UsageError("on_error must be 'raise' or 'collect'")
         if batch_size < 1:
             raise UsageError("batch_size must be at least 1")
-        records, self.labels = records_and_labels(applicants)
+        records, self.labels = records_and_labels(applicants, schema)
+        self.schema = schema
         self.total = len(records)
         self.on_error: OnError = on_error
         self.progress = progress
-        validated, problems = validate_applicants(records)
+        validated, problems = validate_applicants(records, schema)
+        # Kept for the applicants that get no score, so that their failures carry them too.
+        self.ids = [record_ids(r, schema) for r in records] if schema.id_columns else None
         if problems and on_error == "raise":
             raise invalid_applicants_error(problems, self.total)
         self.applicants = validated
         self.items: list[Score | Failure | None] = [None] * self.total
         for i, details in problems.items():
             if i >= 0:
-                self.items[i] = Failure(i, describe(details), details, None, "validation_error")
+                self.items[i] = self._failure(i, describe(details), details, None, "validation_error")
         self.done = sum(1 for x in self.items if x is not None)
         good = [i for i, a in enumerate(validated) if a is not None]
         self.queue: deque[list[int]] = deque(
@@ -289,6 +310,12 @@ class ScoreManyPlan:
         )
         self.in_flight = 0
         self._report()
+
+    def _failure(
+        self, i: int, message: str, errors: list[ErrorDetail], status: int | None, code: str | None
+    ) -> Failure:
+        ids = self.ids[i] if self.ids is not None else None
+        return Failure(i, message, errors, status, code, ids)
 
     def _report(self) -> None:
         if self.progress is not None:
@@ -331,7 +358,9 @@ class ScoreManyPlan:
                     d.model_copy(update={"applicant": idx[d.applicant]})
                 )
             for j, details in by_position.items():
-                self.items[idx[j]] = Failure(idx[j], describe(details), details, 422, outcome.code)
+                self.items[idx[j]] = self._failure(
+                    idx[j], describe(details), details, 422, outcome.code
+                )
             rest = [i for j, i in enumerate(idx) if j not in by_position]
             if rest:
                 self.queue.appendleft(rest)
@@ -340,13 +369,15 @@ class ScoreManyPlan:
             status = outcome.status if isinstance(outcome, APIStatusError) else None
             code = outcome.code if isinstance(outcome, APIStatusError) else None
             for i in idx:
-                self.items[i] = Failure(i, str(outcome), [], status, code)
+                self.items[i] = self._failure(i, str(outcome), [], status, code)
             self.done += len(idx)
         self._report()
 
     def result(self) -> ScoreResults:
         assert self.finished and all(x is not None for x in self.items)
-        return ScoreResults([x for x in self.items if x is not None], self.labels)
+        return ScoreResults(
+            [x for x in self.items if x is not None], self.labels, schema=self.schema
+        )
 
 
 def _names_applicants(error: ValidationError, n: int) -> bool:

@@ -10,7 +10,8 @@
 
 Both clients share :class:`~credit_explainer._base.ClientCore` (request
 building, response parsing, errors, the retry decision, the batching plan);
-each adds only its I/O: send and sleep.
+each adds only its I/O: send and sleep. Applicants are validated against the
+schema the API serves (``GET /schema``, fetched once per client).
 """
 
 from __future__ import annotations
@@ -22,10 +23,11 @@ from types import TracebackType
 from typing import Any, Generic, Self, TypeVar
 
 import httpx
-from credit_schema import ApplicantBase
+from credit_schema import BUILTIN, ApplicantBase, ApplicantSchema
 
 from ._base import (
     HEALTH_PATH,
+    SCHEMA_PATH,
     SCORE_PATH,
     Batch,
     ClientCore,
@@ -35,7 +37,7 @@ from ._base import (
     ScoreManyPlan,
 )
 from ._config import DEFAULT_BATCH_SIZE, DEFAULT_TIMEOUT, RetryPolicy
-from ._exceptions import CreditExplainerError, UsageError
+from ._exceptions import CreditExplainerError, NotFoundError, UsageError
 from ._inputs import ApplicantLike, ApplicantsLike, validate_one
 from ._models import Score, ScoreResults
 
@@ -54,6 +56,7 @@ class _ClientBase(Generic[HttpT]):
 
     _core: ClientCore
     _http: HttpT
+    _schema: ApplicantSchema | None
 
     @property
     def base_url(self) -> str:
@@ -73,16 +76,24 @@ class _ClientBase(Generic[HttpT]):
     def _plan(
         self,
         applicants: ApplicantsLike,
+        schema: ApplicantSchema,
         batch_size: int | None,
         on_error: OnError,
         progress: ProgressCallback | None,
     ) -> ScoreManyPlan:
         return ScoreManyPlan(
             applicants,
+            schema=schema,
             batch_size=self._core.batch_size if batch_size is None else batch_size,
             on_error=on_error,
             progress=progress,
         )
+
+    def _schema_response(self, response: httpx.Response | None) -> ApplicantSchema:
+        # None: the API answered 404 for GET /schema (one from before it served its schema),
+        # so it serves the built-in one.
+        self._schema = BUILTIN if response is None else self._core.parse_schema(response)
+        return self._schema
 
     def _score_request(self, batch: Batch) -> httpx.Request:
         return self._http.build_request(
@@ -104,7 +115,8 @@ class CreditExplainerClient(_ClientBase[httpx.Client]):
     connection errors (:class:`RetryPolicy` for the rest of the policy).
     ``batch_size`` is ``score_many``'s applicants per request. ``transport``
     replaces httpx's network transport (tests, proxies). Applicants are
-    validated locally first; every explanation is checked to add up.
+    validated locally first, against ``schema`` (default: the schema the API
+    serves, fetched once with ``GET /schema``); every explanation is checked to add up.
     """
 
     def __init__(
@@ -119,6 +131,7 @@ class CreditExplainerClient(_ClientBase[httpx.Client]):
         headers: dict[str, str] | None = None,
         check_additivity: bool = True,
         transport: httpx.BaseTransport | None = None,
+        schema: ApplicantSchema | None = None,
     ) -> None:
         self._core = ClientCore(
             url,
@@ -131,6 +144,7 @@ class CreditExplainerClient(_ClientBase[httpx.Client]):
             check_additivity=check_additivity,
         )
         self._http = httpx.Client(transport=transport, **self._core.client_options())
+        self._schema = schema
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -151,10 +165,22 @@ class CreditExplainerClient(_ClientBase[httpx.Client]):
 
     # -- the API -----------------------------------------------------------------------------
 
+    def schema(self) -> ApplicantSchema:
+        """The schema the API validates with (``GET /schema``, fetched once per client)."""
+        if self._schema is not None:
+            return self._schema
+        try:
+            response: httpx.Response | None = self._send(self._http.build_request("GET", SCHEMA_PATH))
+        except NotFoundError:
+            response = None
+        return self._schema_response(response)
+
     def score(self, applicant: ApplicantLike) -> Score:
-        """Score one applicant (an ``Applicant``, a dict, or a pandas row)."""
-        one = validate_one(applicant)
-        return self._score_batch(Batch([0], [one]))[0]
+        """Score one applicant (a dict, a list of values in schema order, a pandas row, or an
+        applicant model such as the built-in ``Applicant``)."""
+        schema = self.schema()
+        one = validate_one(applicant, schema)
+        return self._score_batch(Batch([0], [one]), schema)[0]
 
     def score_many(
         self,
@@ -174,19 +200,19 @@ class CreditExplainerClient(_ClientBase[httpx.Client]):
         ``progress(done, total)`` is called after each batch. ``concurrency``
         requests are in flight at once (threads; mind the API's rate limits).
         """
-        plan = self._plan(applicants, batch_size, on_error, progress)
+        plan = self._plan(applicants, self.schema(), batch_size, on_error, progress)
         if concurrency < 1:
             raise UsageError("concurrency must be at least 1")
         if concurrency == 1:
             while (batch := plan.next_batch()) is not None:
-                plan.record(batch, self._try_batch(batch))
+                plan.record(batch, self._try_batch(batch, plan.schema))
             return plan.result()
         with ThreadPoolExecutor(concurrency, thread_name_prefix="credit-explainer") as pool:
             running: dict[Future[Outcome], Batch] = {}
             try:
                 while True:
                     while len(running) < concurrency and (batch := plan.next_batch()):
-                        running[pool.submit(self._try_batch, batch)] = batch
+                        running[pool.submit(self._try_batch, batch, plan.schema)] = batch
                     if not running:
                         break
                     done, _ = wait(running, return_when=FIRST_COMPLETED)
@@ -203,15 +229,15 @@ class CreditExplainerClient(_ClientBase[httpx.Client]):
 
     # -- I/O ---------------------------------------------------------------------------------
 
-    def _try_batch(self, batch: Batch) -> Outcome:
+    def _try_batch(self, batch: Batch, schema: ApplicantSchema) -> Outcome:
         try:
-            return self._score_batch(batch)
+            return self._score_batch(batch, schema)
         except CreditExplainerError as exc:
             return exc
 
-    def _score_batch(self, batch: Batch) -> list[Score]:
+    def _score_batch(self, batch: Batch, schema: ApplicantSchema) -> list[Score]:
         response = self._send(self._score_request(batch))
-        return self._core.parse_scores(response, batch.indices)
+        return self._core.parse_scores(response, batch.indices, schema)
 
     def _send(self, request: httpx.Request) -> httpx.Response:
         retry = 0
@@ -248,6 +274,7 @@ class AsyncCreditExplainerClient(_ClientBase[httpx.AsyncClient]):
         headers: dict[str, str] | None = None,
         check_additivity: bool = True,
         transport: httpx.AsyncBaseTransport | None = None,
+        schema: ApplicantSchema | None = None,
     ) -> None:
         self._core = ClientCore(
             url,
@@ -260,6 +287,7 @@ class AsyncCreditExplainerClient(_ClientBase[httpx.AsyncClient]):
             check_additivity=check_additivity,
         )
         self._http = httpx.AsyncClient(transport=transport, **self._core.client_options())
+        self._schema = schema
 
     async def aclose(self) -> None:
         """Close the connection pool."""
@@ -278,10 +306,22 @@ class AsyncCreditExplainerClient(_ClientBase[httpx.AsyncClient]):
     ) -> None:
         await self.aclose()
 
+    async def schema(self) -> ApplicantSchema:
+        """The schema the API validates with (``GET /schema``, fetched once per client)."""
+        if self._schema is not None:
+            return self._schema
+        try:
+            request = self._http.build_request("GET", SCHEMA_PATH)
+            response: httpx.Response | None = await self._send(request)
+        except NotFoundError:
+            response = None
+        return self._schema_response(response)
+
     async def score(self, applicant: ApplicantLike) -> Score:
-        """Score one applicant (an ``Applicant``, a dict, or a pandas row)."""
-        one: ApplicantBase = validate_one(applicant)
-        return (await self._score_batch(Batch([0], [one])))[0]
+        """Score one applicant (see :meth:`CreditExplainerClient.score`)."""
+        schema = await self.schema()
+        one: ApplicantBase = validate_one(applicant, schema)
+        return (await self._score_batch(Batch([0], [one]), schema))[0]
 
     async def score_many(
         self,
@@ -293,14 +333,14 @@ class AsyncCreditExplainerClient(_ClientBase[httpx.AsyncClient]):
         concurrency: int = 1,
     ) -> ScoreResults:
         """See :meth:`CreditExplainerClient.score_many` (``concurrency``: tasks in flight)."""
-        plan = self._plan(applicants, batch_size, on_error, progress)
+        plan = self._plan(applicants, await self.schema(), batch_size, on_error, progress)
         if concurrency < 1:
             raise UsageError("concurrency must be at least 1")
         running: dict[asyncio.Task[Outcome], Batch] = {}
         try:
             while True:
                 while len(running) < concurrency and (batch := plan.next_batch()):
-                    running[asyncio.ensure_future(self._try_batch(batch))] = batch
+                    running[asyncio.ensure_future(self._try_batch(batch, plan.schema))] = batch
                 if not running:
                     break
                 done, _ = await asyncio.wait(running, return_when=asyncio.FIRST_COMPLETED)
@@ -311,9 +351,9 @@ class AsyncCreditExplainerClient(_ClientBase[httpx.AsyncClient]):
                 task.cancel()
         return plan.result()
 
-    async def _try_batch(self, batch: Batch) -> Outcome:
+    async def _try_batch(self, batch: Batch, schema: ApplicantSchema) -> Outcome:
         try:
-            return await self._score_batch(batch)
+            return await self._score_batch(batch, schema)
         except CreditExplainerError as exc:
             return exc
 
@@ -321,9 +361,9 @@ class AsyncCreditExplainerClient(_ClientBase[httpx.AsyncClient]):
         """``GET /health``: the API's view of the model endpoint (raises on 503)."""
         return self._core.parse_json(await self._send(self._http.build_request("GET", HEALTH_PATH)))
 
-    async def _score_batch(self, batch: Batch) -> list[Score]:
+    async def _score_batch(self, batch: Batch, schema: ApplicantSchema) -> list[Score]:
         response = await self._send(self._score_request(batch))
-        return self._core.parse_scores(response, batch.indices)
+        return self._core.parse_scores(response, batch.indices, schema)
 
     async def _send(self, request: httpx.Request) -> httpx.Response:
         retry = 0

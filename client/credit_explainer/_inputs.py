@@ -1,9 +1,9 @@
 """Turn what callers hold (Applicant models, dicts, pandas rows and frames) into validated applicants.
 
-Validation is credit_schema's (the same code the API runs), so a bad applicant
-is refused here, naming its index and field, before anything is sent.
-NaN (pandas' marker for missing values) becomes null: allowed for
-``MonthlyIncome`` and ``NumberOfDependents``, refused elsewhere.
+Validation is credit_schema's (the same code the API runs), with the schema the
+API serves (``GET /schema``), so a bad applicant is refused here, naming its
+index and field, before anything is sent. NaN (pandas' marker for missing
+values) becomes null: allowed for the schema's nullable features, refused elsewhere.
 """
 
 from __future__ import annotations
@@ -13,8 +13,9 @@ from collections.abc import Iterable, Mapping
 from typing import Any, TypeAlias
 
 from credit_schema import (
-    FEATURES,
+    BUILTIN,
     ApplicantBase,
+    ApplicantSchema,
     ApplicantValidationError,
     ErrorDetail,
     validate_records,
@@ -57,20 +58,34 @@ def _is_values(obj: Any) -> bool:
     )
 
 
-def as_record(obj: ApplicantLike) -> Any:
-    """One applicant as an ``Applicant`` or a plain dict ready for validation."""
+def as_record(obj: ApplicantLike, schema: ApplicantSchema = BUILTIN) -> Any:
+    """One applicant as an applicant of ``schema`` or a plain dict ready for validation."""
     if isinstance(obj, ApplicantBase):
-        return obj
+        if type(obj).applicant_schema is schema:
+            return obj
+        return obj.model_dump(by_alias=True)  # another schema's applicant: checked against this
     if isinstance(obj, Mapping):
         return {str(k): _clean(v) for k, v in obj.items()}
     if _is_series(obj):
         return {str(k): _clean(v) for k, v in obj.items()}
-    if _is_values(obj) and len(obj) == len(FEATURES):
-        return dict(zip(FEATURES, map(_clean, obj), strict=True))
+    if _is_values(obj) and len(obj) == len(schema.features):
+        return dict(zip(schema.features, map(_clean, obj), strict=True))
     return obj  # reported by validation with its index
 
 
-def records_and_labels(applicants: ApplicantsLike) -> tuple[list[Any], list[Any]]:
+def record_ids(record: Any, schema: ApplicantSchema) -> dict[str, str] | None:
+    """The id columns a record holds, as text (None: none), for answers it gets no score for."""
+    if isinstance(record, ApplicantBase):
+        return record.ids() or None
+    if not isinstance(record, Mapping):
+        return None
+    ids = {c: str(record[c]) for c in schema.id_columns if record.get(c) is not None}
+    return ids or None
+
+
+def records_and_labels(
+    applicants: ApplicantsLike, schema: ApplicantSchema = BUILTIN
+) -> tuple[list[Any], list[Any]]:
     """Records to validate and the input's labels (a DataFrame's index, else positions)."""
     if isinstance(applicants, ApplicantBase | Mapping) or _is_series(applicants):
         raise UsageError("score_many takes a list or DataFrame of applicants; use score() for one")
@@ -86,12 +101,12 @@ def records_and_labels(applicants: ApplicantsLike) -> tuple[list[Any], list[Any]
         raise UsageError(
             f"score_many takes a list or DataFrame of applicants, not {type(applicants).__name__}"
         )
-    records = [as_record(a) for a in applicants]
+    records = [as_record(a, schema) for a in applicants]
     return records, list(range(len(records)))
 
 
 def validate_applicants(
-    records: list[Any],
+    records: list[Any], schema: ApplicantSchema = BUILTIN
 ) -> tuple[list[ApplicantBase | None], dict[int, list[ErrorDetail]]]:
     """Validate every record: applicants (None where invalid) and the problems by index.
 
@@ -103,7 +118,7 @@ def validate_applicants(
     todo = list(range(len(records)))
     while todo:
         try:
-            validated = validate_records([records[i] for i in todo])
+            validated = validate_records([records[i] for i in todo], schema)
         except ApplicantValidationError as exc:
             failed = {d.applicant for d in exc.details}
             if None in failed or not failed:  # not about one applicant: none of these passes
@@ -122,13 +137,13 @@ def validate_applicants(
     return out, problems
 
 
-def validate_one(obj: ApplicantLike) -> ApplicantBase:
+def validate_one(obj: ApplicantLike, schema: ApplicantSchema = BUILTIN) -> ApplicantBase:
     if isinstance(obj, list | tuple) and not _is_values(obj):
         raise UsageError(f"score() takes one applicant; use score_many() for {len(obj)}")
-    record = as_record(obj)
+    record = as_record(obj, schema)
     if isinstance(record, ApplicantBase):
         return record
-    applicants, problems = validate_applicants([record])
+    applicants, problems = validate_applicants([record], schema)
     if problems:
         raise invalid_applicants_error(problems, 1)
     applicant = applicants[0]
@@ -151,5 +166,5 @@ def invalid_applicants_error(
 
 
 def describe(details: Iterable[ErrorDetail]) -> str:
-    """Problems as one line: ``age: Input should be ...; DebtRatio: ...``."""
+    """Problems as one line: ``age: Input should be ...; housing: ...``."""
     return "; ".join(f"{d.field}: {d.message}" if d.field else d.message for d in details)

@@ -1,8 +1,9 @@
 """What the client returns: :class:`Score` for one applicant, :class:`ScoreResults` for many.
 
 :class:`Score` is the API's :class:`credit_schema.ScoredApplicant` (probability,
-base value, ranked contributions, decision band) plus the model version and
-request id of the response it came in, with helpers to read it.
+base value, ranked contributions, decision band, the applicant's ids) plus the
+model version and request id of the response it came in, with helpers to read
+it; feature order, texts and labels are those of the schema the API served.
 """
 
 from __future__ import annotations
@@ -15,12 +16,14 @@ from typing import TYPE_CHECKING, Any, Literal, overload
 
 from credit_schema import (
     ADDITIVITY_TOLERANCE,
-    FEATURES,
+    BUILTIN,
+    ApplicantSchema,
     Contribution,
     ErrorDetail,
     ScoredApplicant,
     additivity_target,
 )
+from pydantic import PrivateAttr
 
 from ._exceptions import InconsistentExplanationError, MissingDependencyError
 from ._reasons import DEFAULT_MAX_REASONS, Reason, ReasonCodes, reason_columns
@@ -46,6 +49,13 @@ class Score(ScoredApplicant):
     model_version: str
     request_id: str
     reason_codes_version: str | None = None
+    # The schema the API served (feature order, reason texts, labels); the built-in by default.
+    _schema: ApplicantSchema | None = PrivateAttr(default=None)
+
+    @property
+    def data_schema(self) -> ApplicantSchema:
+        """The schema of the model that scored this applicant (``GET /schema``)."""
+        return self._schema or BUILTIN
 
     # -- reading the explanation -------------------------------------------------------------
 
@@ -65,13 +75,13 @@ class Score(ScoredApplicant):
     def shap_values(self) -> dict[str, float]:
         """Feature -> SHAP value, in model feature order."""
         by_feature = {c.feature: c.shap_value for c in self.contributions}
-        return {f: by_feature[f] for f in FEATURES if f in by_feature}
+        return {f: by_feature[f] for f in self.data_schema.features if f in by_feature}
 
     @property
     def inputs(self) -> dict[str, float | str | None]:
         """Feature -> the applicant's input value as the API saw it, in model feature order."""
         by_feature = {c.feature: c.value for c in self.contributions}
-        return {f: by_feature[f] for f in FEATURES if f in by_feature}
+        return {f: by_feature[f] for f in self.data_schema.features if f in by_feature}
 
     @property
     def additivity_error(self) -> float:
@@ -108,9 +118,11 @@ class Score(ScoredApplicant):
         Precedence: ``reason_codes`` given -> computed here with those texts, cut-off and
         count; else the reasons the model server sent (what the applicant is told, from the
         server's registry, see ``reason_codes_version``), cut to ``cutoff`` and ``max_reasons``;
-        else (a server that sends none) computed here from :data:`credit_explainer.DEFAULT_REASONS`.
+        else (a server that sends none) computed here from the schema's reason texts.
         """
-        codes = reason_codes or ReasonCodes(cutoff=cutoff, max_reasons=max_reasons)  # checks both
+        codes = reason_codes or ReasonCodes(
+            cutoff=cutoff, max_reasons=max_reasons, schema=self.data_schema
+        )  # checks both
         if reason_codes is None and self.principal_reasons is not None:
             if not codes.applies_to(self.probability):
                 return []
@@ -147,7 +159,8 @@ class Score(ScoredApplicant):
         return plot_score(self, path, kind=kind, max_features=max_features, title=title)
 
     def to_record(self, *, reason_codes: ReasonCodes | None = None) -> dict[str, Any]:
-        """One flat row: probability, decision, base value, versions, reasons, a SHAP column per feature.
+        """One flat row: ids, probability, decision, base value, versions, reasons, a SHAP column
+        per feature.
 
         The reasons are :meth:`reasons`' (the server's, unless ``reason_codes`` is given), as
         ``reason_codes`` and ``reason_1`` ... ``reason_N``: the columns ``credit-explainer score``
@@ -155,6 +168,7 @@ class Score(ScoredApplicant):
         """
         row: dict[str, Any] = {
             "index": self.index,
+            **(self.ids or {}),
             "probability": self.probability,
             "decision": self.decision,
             "base_value": self.base_value,
@@ -177,20 +191,29 @@ class Failure:
     errors: list[ErrorDetail] = field(default_factory=list)
     status: int | None = None
     code: str | None = None
+    ids: dict[str, str] | None = None  #: the applicant's id columns, as given
 
     def to_record(self) -> dict[str, Any]:
-        return {"index": self.index, "error": self.message, "status": self.status}
+        return {"index": self.index, **(self.ids or {}), "error": self.message, "status": self.status}
 
 
 class ScoreResults(Sequence[Score | Failure]):
     """The outcome of ``score_many``, in input order: a :class:`Score` or a :class:`Failure` each.
 
     With ``on_error="raise"`` (the default) there are no failures. ``labels``
-    are the input's index labels (a DataFrame's index), used by :meth:`to_dataframe`.
+    are the input's index labels (a DataFrame's index), used by :meth:`to_dataframe`;
+    ``schema`` the API's (its id columns and features name the frame's columns).
     """
 
-    def __init__(self, items: Sequence[Score | Failure], labels: Sequence[Any] | None = None):
+    def __init__(
+        self,
+        items: Sequence[Score | Failure],
+        labels: Sequence[Any] | None = None,
+        *,
+        schema: ApplicantSchema = BUILTIN,
+    ):
         self._items = list(items)
+        self.schema = schema
         self.labels: list[Any] = list(labels) if labels is not None else list(range(len(items)))
         if len(self.labels) != len(self._items):
             raise ValueError("one label per item")
@@ -248,13 +271,14 @@ class ScoreResults(Sequence[Score | Failure]):
         except ImportError as exc:
             raise MissingDependencyError("to_dataframe needs pandas: pip install pandas") from exc
         columns = [
+            *self.schema.id_columns,
             "probability",
             "decision",
             "base_value",
             "model_version",
             "request_id",
             *reason_columns([], _reason_limit(reason_codes)),
-            *(f"shap_{f}" for f in FEATURES),
+            *(f"shap_{f}" for f in self.schema.features),
             "error",
         ]
         frame = pd.DataFrame.from_records(

@@ -9,8 +9,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Final, Literal
 
-from credit_schema import FEATURE_LABELS, TARGET_LABEL
-
 from ._config import install_hint
 from ._exceptions import MissingDependencyError
 from ._render import _value
@@ -59,7 +57,8 @@ def plot_score(
         else max(1, min(max_features, len(contributions)))
     )
     shown, hidden = contributions[:n], contributions[n:]
-    labels = [f"{FEATURE_LABELS.get(c.feature, c.feature)} = {_value(c.value)}" for c in shown]
+    names, target_label = score.data_schema.labels, score.data_schema.target_label
+    labels = [f"{names.get(c.feature, c.feature)} = {_value(c.value)}" for c in shown]
     values = [c.shap_value for c in shown]
     if hidden:
         labels.append(f"{len(hidden)} other features")
@@ -108,7 +107,7 @@ def plot_score(
                 fontsize=8,
                 color="grey" if base else "black",
             )
-        ax.set_xlabel(f"probability of {TARGET_LABEL}")
+        ax.set_xlabel(f"probability of {target_label}")
         ax.xaxis.set_major_formatter(PercentFormatter(1.0))
         lo = min(
             [
@@ -131,12 +130,12 @@ def plot_score(
     else:
         ax.barh(ys, values, color=colors, height=0.6)
         ax.axvline(0.0, color="black", linewidth=0.8)
-        ax.set_xlabel(f"contribution to the probability of {TARGET_LABEL}")
+        ax.set_xlabel(f"contribution to the probability of {target_label}")
     ax.set_yticks(ys, labels, fontsize=9)
     ax.spines[["top", "right"]].set_visible(False)
     ax.set_title(
         title
-        or f"Why the probability of {TARGET_LABEL} is {score.probability:.1%}\n"
+        or f"Why the probability of {target_label} is {score.probability:.1%}\n"
         "red raises it, blue lowers it",
         fontsize=10,
         pad=18 if kind == "waterfall" else 6,

@@ -4,19 +4,20 @@ US lenders must give an applicant they turn down (ECOA / Regulation B, and
 FCRA for scores) a statement of the specific *principal* reasons for the
 action; the official staff commentary says more than four reasons is unlikely
 to be helpful. :class:`ReasonCodes` turns an explanation into those reasons: the
-features whose SHAP values raised the risk the most, mapped to texts such as
-"Proportion of balances to credit limits is too high".
+features whose SHAP values raised the risk the most, mapped to the texts of the
+model's schema (each feature's ``reason``, and ``reason_when_missing``).
 
-The default texts cover the model's 10 features; override any of them::
+The default texts are the schema's (``schema=``: the one the API serves,
+``client.schema()``; the built-in schema when none is given); override any of them::
 
-    codes = ReasonCodes({"DebtRatio": ("DR", "Debts too high for your income")}, cutoff=0.2)
+    codes = ReasonCodes({"housing": ("HS", "Housing situation")}, cutoff=0.2, schema=schema)
     codes.for_score(score)
 
-The rule and the texts are :mod:`credit_schema.reasons` (the model's validation
-report uses the same copy). A note on age: Regulation B allows age in an
-empirically derived, statistically sound scoring system provided the age of an
-elderly applicant is not assigned a negative factor, so age is never a reason for
-an applicant aged 62 or over; review the ``age`` text and your use of it with counsel.
+The rule is :mod:`credit_schema.reasons` (the model's validation report uses the
+same copy). A note on age: Regulation B allows age in an empirically derived,
+statistically sound scoring system provided the age of an elderly applicant is not
+assigned a negative factor, so the schema's age feature is never a reason for an
+applicant aged 62 or over; review its text and your use of it with counsel.
 """
 
 from __future__ import annotations
@@ -25,9 +26,9 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final
 
-from credit_schema import FEATURES, Contribution
+from credit_schema import BUILTIN, ApplicantSchema, Contribution
 from credit_schema import reasons as rule
-from credit_schema.reasons import ReasonText
+from credit_schema.reasons import ReasonText, registry_texts
 
 from ._exceptions import UsageError
 
@@ -50,9 +51,10 @@ __all__ = [
 DEFAULT_MAX_REASONS: Final = rule.MAX_REASONS
 #: The smallest rise in probability that counts as a reason.
 DEFAULT_MIN_CONTRIBUTION: Final = rule.MIN_CONTRIBUTION
-#: Feature -> reason when the feature raised the risk.
+#: The built-in schema's feature -> reason when the feature raised the risk.
 DEFAULT_REASONS: Final = rule.REASONS
-#: Feature -> reason when the feature was missing (null) and the imputed value raised the risk.
+#: The built-in schema's feature -> reason when the feature was missing (null) and the imputed
+#: value raised the risk.
 DEFAULT_REASONS_WHEN_MISSING: Final = rule.REASONS_WHEN_MISSING
 REGISTRY_VERSION: Final = rule.REGISTRY_VERSION
 
@@ -81,8 +83,8 @@ def _as_text(feature: str, value: ReasonText | tuple[str, str] | str) -> ReasonT
 class ReasonCodes:
     """Map explanations to up to ``max_reasons`` principal reasons.
 
-    ``reasons`` / ``reasons_when_missing`` override the defaults per feature
-    (a text, or a ``(code, text)`` pair); features left out keep their default.
+    ``reasons`` / ``reasons_when_missing`` override ``schema``'s texts per feature
+    (a text, or a ``(code, text)`` pair); features left out keep the schema's.
     ``cutoff``: only scores with probability at or above it get reasons (None:
     every score). The rule itself is :func:`credit_schema.reasons.principal_reasons`:
     only contributions that raised the probability by at least ``min_contribution``,
@@ -98,18 +100,21 @@ class ReasonCodes:
         cutoff: float | None = None,
         max_reasons: int = DEFAULT_MAX_REASONS,
         min_contribution: float = DEFAULT_MIN_CONTRIBUTION,
+        schema: ApplicantSchema = BUILTIN,
     ) -> None:
         unknown = set(reasons or {}) | set(reasons_when_missing or {})
-        unknown -= set(FEATURES)
+        unknown -= set(schema.features)
         if unknown:
             raise UsageError(f"reasons given for unknown features: {sorted(unknown)}")
         if max_reasons < 1:
             raise UsageError("max_reasons must be at least 1")
         if cutoff is not None and not (0.0 <= cutoff <= 1.0):
             raise UsageError("cutoff is a probability in [0, 1]")
-        self.reasons: dict[str, ReasonText] = dict(DEFAULT_REASONS)
+        defaults, defaults_when_missing = registry_texts(schema)
+        self.age_feature = schema.age_feature
+        self.reasons: dict[str, ReasonText] = dict(defaults)
         self.reasons.update({f: _as_text(f, t) for f, t in (reasons or {}).items()})
-        self.reasons_when_missing: dict[str, ReasonText] = dict(DEFAULT_REASONS_WHEN_MISSING)
+        self.reasons_when_missing: dict[str, ReasonText] = dict(defaults_when_missing)
         self.reasons_when_missing.update(
             {f: _as_text(f, t) for f, t in (reasons_when_missing or {}).items()}
         )
@@ -134,6 +139,7 @@ class ReasonCodes:
             reasons_when_missing=self.reasons_when_missing,
             max_reasons=self.max_reasons,
             min_contribution=self.min_contribution,
+            age_feature=self.age_feature,
         )
         return [Reason(r.code, r.text, r.feature, r.value, r.shap_value) for r in found]
 

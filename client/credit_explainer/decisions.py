@@ -206,9 +206,16 @@ def _show(parts: list[DecisionRecord], applicant: int | None) -> str:
                 f"base value {result.base_value:.6f}"
                 + (f", decision {result.decision}" if result.decision else "")
             )
+            ids = _ids(result)
+            if ids:
+                out.append("  ids: " + ", ".join(f"{k}={v}" for k, v in ids.items()))
             out.append("  inputs: " + ", ".join(f"{k}={v}" for k, v in inputs.items()))
             for c in result.contributions:
-                value = "missing" if c.value is None else f"{c.value:g}"
+                value = (
+                    "missing" if c.value is None
+                    else c.value if isinstance(c.value, str)  # a category's text
+                    else f"{c.value:g}"
+                )  # fmt: skip
                 out.append(f"  {c.shap_value:+.6f}  {c.feature} = {value}")
             for r in result.principal_reasons or []:
                 out.append(f"  reason {r.code}: {r.text}")
@@ -218,8 +225,17 @@ def _show(parts: list[DecisionRecord], applicant: int | None) -> str:
     return "\n".join(out)
 
 
-def _row(record: DecisionRecord, features: list[str]) -> Iterator[list[Any]]:
+def _ids(result: Any) -> dict[str, str]:
+    """The applicant's ids the API sent with its result (a schema's id columns)."""
+    ids = getattr(result, "ids", None)
+    return {str(k): str(v) for k, v in ids.items()} if isinstance(ids, dict) else {}
+
+
+def _row(
+    record: DecisionRecord, features: list[str], id_columns: list[str]
+) -> Iterator[list[Any]]:
     for inputs, result in zip(record.applicants, record.results, strict=True):
+        ids = _ids(result)
         reasons = result.principal_reasons or []
         texts = [r.text for r in reasons][:MAX_REASONS_COLUMNS]
         shap = {c.feature: c.shap_value for c in result.contributions}
@@ -228,6 +244,7 @@ def _row(record: DecisionRecord, features: list[str]) -> Iterator[list[Any]]:
             record.time.isoformat().replace("+00:00", "Z"),
             record.model_version,
             result.index,
+            *(ids.get(c, "") for c in id_columns),
             *(inputs.get(f) for f in features),
             result.probability,
             result.base_value,
@@ -300,8 +317,9 @@ def _run_export(args: argparse.Namespace) -> int:
     try:
         first = next(records, None)
         features = list(first.applicants[0]) if first and first.applicants else []
+        id_columns = list(_ids(first.results[0])) if first and first.results else []
         header = [
-            "request_id", "time", "model_version", "index", *features, "probability",
+            "request_id", "time", "model_version", "index", *id_columns, *features, "probability",
             "base_value", "decision", "reason_codes",
             *(f"reason_{i + 1}" for i in range(MAX_REASONS_COLUMNS)),
             *(f"contribution_{f}" for f in features),
@@ -310,7 +328,7 @@ def _run_export(args: argparse.Namespace) -> int:
             writer = csv.writer(fh)
             writer.writerow([neutral_cell(h) for h in header])
             for record in _chain(first, records):
-                for row in _row(record, features):
+                for row in _row(record, features, id_columns):
                     writer.writerow(row)
                     count += 1
     except CaptureReadError as exc:

@@ -4,10 +4,11 @@
 
     credit-explainer score --url http://127.0.0.1:3000 applicants.csv -o scored.csv
 
-Reads CSV (header optional, the Give Me Some Credit columns; an index/id column
-is carried through) or JSON lines (one applicant object per line), streams it
-through :meth:`CreditExplainerClient.score_many` in batches with a progress bar,
-and writes one row per applicant: probability, decision band, the principal
+Reads CSV (header optional, the columns of the schema the API serves, fetched
+with ``GET /schema``; its id columns, and an index column, are carried through)
+or JSON lines (one applicant object per line), streams it through
+:meth:`CreditExplainerClient.score_many` in batches with a progress bar, and
+writes one row per applicant: its ids, probability, decision band, the principal
 reasons and every SHAP value. Rows that cannot be scored are never dropped:
 each is reported and written, with its error, to a rejects file next to the
 output. Exit status: 0 every row scored, 1 some rows rejected, 2 the run failed
@@ -31,11 +32,10 @@ from pathlib import Path
 from typing import IO, Any, Final, Literal
 
 from credit_schema import (
-    FEATURES,
-    FIELD_BY_ALIAS,
-    IGNORED_FIELDS,
+    BUILTIN,
     INDEX_COLUMNS,
     MISSING_CELLS,
+    ApplicantSchema,
     ApplicantValidationError,
     PayloadError,
     csv_records,
@@ -55,7 +55,6 @@ _JSONL_SUFFIXES: Final = frozenset({".jsonl", ".ndjson", ".jsonlines"})
 _OTHER_DELIMITERS: Final = (";", "\t")
 #: Lines ending in "\n" alone: a CRLF would end up in the last cell (an id) read by `cut`, awk...
 _LINE_END: Final = "\n"
-_KNOWN: Final = frozenset(FEATURES) | frozenset(FIELD_BY_ALIAS)
 #: Rows read and handed to score_many at a time (it batches them further).
 CHUNK_ROWS: Final = 2_000
 #: Rejected rows listed in the summary (all of them are in the rejects file).
@@ -99,6 +98,15 @@ def register(sub: Any) -> None:
     p.add_argument(
         "--api-key",
         help=f"API key, sent as x-api-key (default: ${API_KEY_ENV}; prefer it: arguments show in ps)",
+    )
+    p.add_argument(
+        "--id-column",
+        action="append",
+        default=[],
+        metavar="COLUMN",
+        help="a column of the file carried into the output as read and never sent, for an id "
+        "the API's schema does not declare (its own id columns are carried without it); "
+        "repeatable (default: none)",
     )
     p.add_argument(
         "--input-format", choices=("csv", "jsonl", "json"), help="(default: from the suffix)"
@@ -154,6 +162,7 @@ class Chunk:
 
     rows: list[int] = field(default_factory=list)  # 0-based data row numbers
     ids: list[str | None] = field(default_factory=list)  # the input's id column, if any
+    carried: list[list[str]] = field(default_factory=list)  # --id-column values, as read
     records: list[Any] = field(default_factory=list)  # what score_many validates
     raw: list[Any] = field(default_factory=list)  # the row as read (for the rejects file)
     unreadable: dict[int, str] = field(default_factory=dict)  # position -> why
@@ -163,18 +172,19 @@ class SourceError(ValueError):
     """The input as a whole cannot be scored (its header, its format): one error, exit 2."""
 
 
-def _delimiter(first_line: str) -> str:
+def _delimiter(first_line: str, schema: ApplicantSchema) -> str:
     """The comma, or the separator that splits the first line into feature names or values."""
     for other in _OTHER_DELIMITERS:
         cells = [c.strip() for c in first_line.split(other)]
         if other in first_line and (
-            any(c in _KNOWN for c in cells) or len(cells) >= len(FEATURES) > first_line.count(",")
+            any(c in schema.known_keys for c in cells)
+            or len(cells) >= len(schema.features) > first_line.count(",")
         ):
             return other
     return ","
 
 
-def _looks_like_a_header(cells: list[str]) -> bool:
+def _looks_like_a_header(cells: list[str], schema: ApplicantSchema) -> bool:
     """Names, not values: every cell is text that is neither a number nor a missing cell."""
 
     def is_name(cell: str) -> bool:
@@ -184,14 +194,17 @@ def _looks_like_a_header(cells: list[str]) -> bool:
             return cell.lower() not in MISSING_CELLS
         return False
 
-    return any(c in _KNOWN for c in cells) or all(map(is_name, cells))
+    return any(c in schema.known_keys for c in cells) or all(map(is_name, cells))
 
 
-def check_header(header: Sequence[str]) -> None:
-    """Refuse, once, a header naming a column the schema does not know or lacking a feature."""
-    names = [n for n in header if n not in IGNORED_FIELDS]
+def check_header(
+    header: Sequence[str], schema: ApplicantSchema, carried: Sequence[str] = ()
+) -> None:
+    """Refuse, once, a header naming a column the schema does not know or lacking a feature
+    (``carried``: the --id-column columns, never sent)."""
+    names = [n for n in header if n not in schema.ignored and n not in carried]
     try:
-        validate_records([dict.fromkeys(names, 0)])
+        validate_records([dict.fromkeys(names, 0)], schema)
     except ApplicantValidationError as exc:
         # Values are placeholders here: only the column names' problems count.
         wrong = [d for d in exc.details if d.type in ("extra_forbidden", "missing")]
@@ -203,28 +216,38 @@ def check_header(header: Sequence[str]) -> None:
 class CsvSource:
     """CSV in chunks, parsed by credit_schema's own CSV code (same acceptance as the API)."""
 
-    def __init__(self, stream: IO[str]) -> None:
+    def __init__(
+        self, stream: IO[str], schema: ApplicantSchema, carry: Sequence[str] = ()
+    ) -> None:
+        self.schema = schema
         first_line = next((line for line in stream if line.strip()), "")
-        self.delimiter = _delimiter(first_line)
+        self.delimiter = _delimiter(first_line, schema)
         self._reader = csv.reader(itertools.chain([first_line], stream), delimiter=self.delimiter)
         self.header: list[str] | None = None
         self._first: list[str] | None = None
         for row in self._rows():
             cells = [c.strip() for c in row]
-            if _looks_like_a_header(cells):
+            if _looks_like_a_header(cells, schema):
                 self.header = cells
             else:
                 self._first = row
             break
         # A rejects file of ours, corrected: its row and error columns are not the applicant's.
         self._skip = len(REJECT_COLUMNS) if self.header and self.header[:2] == REJECT_COLUMNS else 0
+        # --id-column: read, carried into the output, never sent (the schema does not know them).
+        if carry and self.header is None:
+            raise SourceError("--id-column needs a file with a header row")
+        absent = [c for c in carry if c not in (self.header or ())]
+        if absent:
+            raise SourceError(f"--id-column {absent[0]}: not a column of the file")
         if self.header is not None:
             self.header = self.header[self._skip :]
-            check_header(self.header)
+            check_header(self.header, schema, carry)
+        self._carried = [self.header.index(c) for c in carry] if self.header else []
         self.id_column: int | None = None
         if self.header is not None:
             for i, name in enumerate(self.header):
-                if name in INDEX_COLUMNS:
+                if name in INDEX_COLUMNS and name not in schema.id_columns:
                     self.id_column = i
                     break
 
@@ -250,6 +273,7 @@ class CsvSource:
                 if self.id_column is not None and self.id_column < len(row)
                 else None
             )
+            chunk.carried.append([row[i] if i < len(row) else "" for i in self._carried])
             n += 1
             if len(chunk.raw) == size:
                 yield self._parse(chunk)
@@ -258,17 +282,18 @@ class CsvSource:
             yield self._parse(chunk)
 
     def _parse(self, chunk: Chunk) -> Chunk:
-        width = len(FEATURES) if self.header is None else len(self.header)
+        width = len(self.schema.features) if self.header is None else len(self.header)
         named = "the header" if self.header is not None else "the features in model order"
         for pos, row in enumerate(chunk.raw):
             if len(row) != width:
                 chunk.unreadable[pos] = f"{len(row)} cells; {named} has {width}"
         buf = io.StringIO()
         writer = csv.writer(buf)
+        sent = [i for i in range(width) if i not in self._carried]
         if self.header is not None:
-            writer.writerow(self.header)
-        writer.writerows(chunk.raw)
-        records = csv_records(buf.getvalue())
+            writer.writerow([self.header[i] for i in sent])
+        writer.writerows([row[i] for i in sent] if len(row) == width else row for row in chunk.raw)
+        records = csv_records(buf.getvalue(), self.schema)
         assert len(records) == len(chunk.raw)
         chunk.records = [None if i in chunk.unreadable else r for i, r in enumerate(records)]
         return chunk
@@ -281,8 +306,9 @@ class JsonLinesSource:
     id_column: int | None = None
     delimiter = None
 
-    def __init__(self, stream: IO[str]) -> None:
+    def __init__(self, stream: IO[str], carry: Sequence[str] = ()) -> None:
         self._stream = stream
+        self._carry = carry
 
     def _items(self) -> Iterator[tuple[str, Any, str | None]]:
         """Each applicant: its text as read, the record, and why it is unreadable (or None)."""
@@ -307,8 +333,11 @@ class JsonLinesSource:
                         del record[name]
                 ident = record.pop("id", None)
                 chunk.ids.append(None if ident is None else str(ident))
+                values = [record.pop(c, None) for c in self._carry]
+                chunk.carried.append(["" if v is None else str(v) for v in values])
             else:
                 chunk.ids.append(None)
+                chunk.carried.append([""] * len(self._carry))
             chunk.records.append(record)
             n += 1
             if len(chunk.records) == size:
@@ -321,10 +350,12 @@ class JsonLinesSource:
 class JsonSource(JsonLinesSource):
     """A ``.json`` file: one JSON document in any shape the API takes (a list, pandas' orients)."""
 
-    def __init__(self, stream: IO[str]) -> None:
-        super().__init__(stream)
+    def __init__(
+        self, stream: IO[str], schema: ApplicantSchema, carry: Sequence[str] = ()
+    ) -> None:
+        super().__init__(stream, carry)
         try:
-            self._records = to_records(decode_json(stream.read()))
+            self._records = to_records(decode_json(stream.read()), schema)
         except PayloadError as exc:
             raise SourceError(f"{exc} (a file of one JSON object per line is .jsonl)") from None
 
@@ -333,29 +364,35 @@ class JsonSource(JsonLinesSource):
             yield json.dumps(record), record, None
 
 
-def _source(stream: IO[str], fmt: Format) -> CsvSource | JsonLinesSource:
+def _source(
+    stream: IO[str], fmt: Format, schema: ApplicantSchema, carry: Sequence[str] = ()
+) -> CsvSource | JsonLinesSource:
     if fmt == "json":
-        return JsonSource(stream)
-    return CsvSource(stream) if fmt == "csv" else JsonLinesSource(stream)
+        return JsonSource(stream, schema, carry)
+    return CsvSource(stream, schema, carry) if fmt == "csv" else JsonLinesSource(stream, carry)
 
 
 # -- writing ---------------------------------------------------------------------------------
 
 
 class Sink:
-    """Scored rows and rejects, as CSV or JSON lines."""
+    """Scored rows, as CSV or JSON lines: the schema's id columns and one SHAP value per feature."""
 
     def __init__(
         self,
         out: IO[str],
         fmt: Format,
         *,
+        schema: ApplicantSchema = BUILTIN,
         with_id: bool,
         max_reasons: int,
+        carry: Sequence[str] = (),
     ) -> None:
         self._out = out
         self._fmt = fmt
+        self._schema = schema
         self._with_id = with_id
+        self._carry = list(carry)
         self._max_reasons = max_reasons
         self._writer: Any = None
         if fmt == "csv":
@@ -366,27 +403,39 @@ class Sink:
         return [
             "row",
             *(["id"] if self._with_id else []),
+            *self._carry,
+            *self._schema.id_columns,
             "probability",
             "decision",
             "base_value",
             *reason_columns([], self._max_reasons),
-            *(f"shap_{f}" for f in FEATURES),
+            *(f"shap_{f}" for f in self._schema.features),
             "model_version",
             "request_id",
         ]
 
-    def write(self, row: int, ident: str | None, score: Any, reasons: Sequence[Any]) -> None:
+    def write(
+        self,
+        row: int,
+        ident: str | None,
+        carried: Sequence[str],
+        score: Any,
+        reasons: Sequence[Any],
+    ) -> None:
         shap = score.shap_values
+        ids = score.ids or {}  # as the API echoed them
         if self._fmt == "csv":
             self._writer.writerow(
                 [
                     row,
                     *([ident] if self._with_id else []),
+                    *carried,
+                    *(ids.get(c, "") for c in self._schema.id_columns),
                     repr(score.probability),
                     score.decision or "",
                     repr(score.base_value),
                     *reason_columns(reasons, self._max_reasons).values(),
-                    *(repr(shap[f]) for f in FEATURES),
+                    *(repr(shap[f]) for f in self._schema.features),
                     score.model_version,
                     score.request_id,
                 ]
@@ -395,6 +444,8 @@ class Sink:
             obj: dict[str, Any] = {"row": row}
             if ident is not None:
                 obj["id"] = ident
+            obj.update(zip(self._carry, carried, strict=True))
+            obj.update(ids)
             obj.update(
                 probability=score.probability,
                 decision=score.decision,
@@ -418,10 +469,13 @@ class Sink:
 class RejectSink:
     """Rejected rows as read, with the row number and the error, written only when needed."""
 
-    def __init__(self, path: Path, fmt: Format, header: list[str] | None) -> None:
+    def __init__(
+        self, path: Path, fmt: Format, header: list[str] | None, features: Sequence[str]
+    ) -> None:
         self.path = path
         self._fmt = fmt
         self._header = header
+        self._features = features
         self._out: IO[str] | None = None
         self._writer: Any = None
         self.count = 0
@@ -434,7 +488,7 @@ class RejectSink:
                 self._writer = csv.writer(self._out, lineterminator=_LINE_END)
                 # A file without a header has the features in model order: name them, so the
                 # corrected rejects file reads back as the same columns.
-                self._writer.writerow([*REJECT_COLUMNS, *(self._header or FEATURES)])
+                self._writer.writerow([*REJECT_COLUMNS, *(self._header or self._features)])
         self.count += 1
         if self._fmt == "csv":
             self._writer.writerow([row, error, *raw])
@@ -519,6 +573,12 @@ def run(args: argparse.Namespace) -> int:
     except CreditExplainerError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    try:
+        schema = client.schema()  # what the API validates with: columns, ids, features
+    except CreditExplainerError as exc:
+        client.close()
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
 
     # A JSON document's applicants are counted once it is read; lines say nothing of them.
     total: int | None = None if in_fmt == "json" else max(0, _count_rows(src_path))
@@ -529,7 +589,7 @@ def run(args: argparse.Namespace) -> int:
         stack.enter_context(client)
         src = stack.enter_context(src_path.open(newline="", encoding="utf-8-sig"))
         try:
-            source = _source(src, in_fmt)
+            source = _source(src, in_fmt, schema, args.id_column)
         except SourceError as exc:
             print(f"error: {src_path}: {exc}", file=sys.stderr)
             return 2
@@ -538,9 +598,14 @@ def run(args: argparse.Namespace) -> int:
         if source.header is not None and total is not None:
             total -= 1
         out = stack.enter_context(out_path.open("w", newline="", encoding="utf-8"))
-        rejects = RejectSink(rejects_path, in_fmt, source.header)
+        rejects = RejectSink(rejects_path, in_fmt, source.header, schema.features)
         sink = Sink(
-            out, out_fmt, with_id=source.id_column is not None, max_reasons=args.max_reasons
+            out,
+            out_fmt,
+            schema=schema,
+            with_id=source.id_column is not None,
+            max_reasons=args.max_reasons,
+            carry=args.id_column,
         )
         bar = tqdm(
             total=total,
@@ -575,7 +640,7 @@ def run(args: argparse.Namespace) -> int:
                     elif isinstance(item, Score):
                         # The server's reasons: what the applicant is told (its registry's texts).
                         reasons = item.reasons(cutoff=args.cutoff, max_reasons=args.max_reasons)
-                        sink.write(row, chunk.ids[pos], item, reasons)
+                        sink.write(row, chunk.ids[pos], chunk.carried[pos], item, reasons)
                         scored += 1
                     else:
                         assert isinstance(item, Failure)

@@ -2,14 +2,18 @@
 
 Routes
     ``POST /score``   score one applicant or many, with exact SHAP explanations
+    ``GET /schema``   the data schema of the model behind the API (features, ids, texts)
     ``GET /health``   is the model endpoint there and serving (no scoring)
     ``GET /swagger``  OpenAPI document (``?format=json``) and Swagger UI
 
-The request body is normalised by :mod:`credit_schema` *before* Powertools
-validates it (its ``json_body`` decodes once, so the original blog's
-double-encoded body would reach the route as a string): every shape the model
-accepts becomes the canonical :class:`credit_schema.ScoreRequest`, validated
-with every problem listed (applicant index, field, message). Errors share one
+The API validates with the schema of the model it fronts: the file named by
+``CREDIT_EXPLAINER_SCHEMA`` (shipped with the function), read at cold start; the
+request model and the OpenAPI document are built from it. The request body is
+normalised by :mod:`credit_schema` *before* Powertools validates it (its
+``json_body`` decodes once, so the original blog's double-encoded body would
+reach the route as a string): every shape the model accepts becomes the
+canonical ``{"instances": [...]}`` of that schema's applicants, validated with
+every problem listed (applicant index, field, message). Errors share one
 JSON shape, :class:`credit_schema.ErrorBody`; logs carry the request id, counts,
 latencies and error kinds, never applicant values.
 """
@@ -21,7 +25,7 @@ import binascii
 import json
 import time
 from datetime import UTC, datetime
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
@@ -39,7 +43,6 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from credit_schema import (
     CONTENT_TYPE_JSON,
     CONTENT_TYPE_LEGACY_JSON,
-    FEATURES,
     ApplicantBase,
     ApplicantValidationError,
     ErrorBody,
@@ -60,6 +63,7 @@ from credit_schema import (
     decode_json,
     legacy_dict,
     negotiate,
+    score_request_model,
     to_records,
     validate_records,
 )
@@ -78,12 +82,21 @@ ANSWER_TYPES = (CONTENT_TYPE_JSON, CONTENT_TYPE_LEGACY_JSON)
 REQUEST_TYPES = (CONTENT_TYPE_JSON,)
 
 settings = Settings.from_env()
+#: The schema of the model behind the API: every check, the request model and the OpenAPI.
+schema = settings.schema()
 logger = Logger(service=SERVICE)
 tracer = Tracer(service=SERVICE, patch_modules=("botocore",))
 metrics = Metrics(service=SERVICE, namespace="CreditExplainer")
-endpoint = ModelEndpoint(settings)
+endpoint = ModelEndpoint(settings, schema=schema)
 #: Where decision records go (None: nowhere; template.yaml always names a stream).
 records = make_sink(settings)
+#: The schema document ``GET /schema`` answers, serialised once.
+SCHEMA_DOCUMENT = json.dumps(schema.document())
+
+if TYPE_CHECKING:
+    ScoreBody = ScoreRequest
+else:  # the route's body model (and its OpenAPI schema) are the served schema's applicants
+    ScoreBody = score_request_model(schema)
 
 
 def normalise_body(text: str) -> dict[str, Any]:
@@ -93,11 +106,11 @@ def normalise_body(text: str) -> dict[str, Any]:
     Raises :class:`credit_schema.PayloadError` (400/413/422) with every problem listed.
     """
     check_body_size(len(text.encode("utf-8")), settings.max_body_bytes)
-    records = to_records(decode_json(text))
+    records = to_records(decode_json(text), schema)
     check_count(len(records), settings.max_applicants)
     # Validated here by the shared schema, so the API reports exactly what the model server
     # and the client report; Powertools then accepts the Applicant objects as they are.
-    return {"instances": validate_records(records)}
+    return {"instances": validate_records(records, schema)}
 
 
 app = APIGatewayRestResolver(
@@ -279,12 +292,13 @@ def _explain(
     description=(
         "Accepts one applicant object, a list of records or of value lists in model order, "
         'pandas column/index/split JSON, `{"instances": [...]}`, or any of these as a JSON '
-        "string holding that JSON (double-encoded). Answers the probability of serious "
-        "delinquency, the base value and one contribution per feature ranked by absolute SHAP "
-        "value. `?format=legacy` or `Accept: " + CONTENT_TYPE_LEGACY_JSON + "` answers the "
-        "original blog's shape. `?space=log_odds` or `?space=probability` asks for "
-        "explanations in that space instead of the model's default (a boosted model explains "
-        "in both; the random forest in probability only)."
+        f"string holding that JSON (double-encoded). Answers the probability of "
+        f"{schema.target_label}, the base value, one contribution per feature ranked by "
+        "absolute SHAP value and the applicant's id columns, if sent. `?format=legacy` or "
+        f"`Accept: {CONTENT_TYPE_LEGACY_JSON}` answers the original blog's shape. "
+        "`?space=log_odds` or `?space=probability` asks for explanations in that space instead "
+        "of the model's default (a boosted model explains in both; the random forest in "
+        "probability only)."
     ),
     responses={
         200: {
@@ -299,7 +313,7 @@ def _explain(
     tags=["scoring"],
 )
 def score(
-    request: Annotated[ScoreRequest, Body()],
+    request: Annotated[ScoreBody, Body()],
     format: Annotated[  # the query parameter's public name
         Literal["json", "legacy"], Query(description="Response shape.")
     ] = "json",
@@ -324,11 +338,12 @@ def score(
         rows = []
         for e in scored.explanations:
             by_feature = {c["feature"]: c["shap_value"] for c in e["contributions"]}
-            rows.append([by_feature[name] for name in FEATURES])
+            rows.append([by_feature[name] for name in schema.features])
         body: dict[str, Any] = legacy_dict(
             [e["probability"] for e in scored.explanations],
             scored.explanations[0]["base_value"],
             rows,
+            schema.features,
         )
         content_type = CONTENT_TYPE_LEGACY_JSON
     else:
@@ -381,6 +396,31 @@ def _record(
         max_bytes=records.max_bytes,
     )
     records.put(lines, moment)
+
+
+@app.get(
+    "/schema",
+    summary="The data schema of the model behind the API",
+    description=(
+        "The schema the API validates with (the model's `schema.json`): the features in model "
+        "order with their kinds, categories, bounds and texts, the id columns carried into "
+        "every answer, the target and its risk label. Clients validate against it."
+    ),
+    responses={
+        200: {
+            "description": "The schema document (format credit-explainer/schema/1).",
+            "content": {CONTENT_TYPE_JSON: {"schema": {"type": "object"}}},
+        },
+    },
+    tags=["scoring"],
+)
+def get_schema() -> Response[str]:
+    return Response(
+        status_code=200,
+        content_type=CONTENT_TYPE_JSON,
+        body=SCHEMA_DOCUMENT,
+        headers={"Cache-Control": "max-age=300"},
+    )
 
 
 @app.get(

@@ -28,6 +28,10 @@ variable                            meaning (default)
                                     (:mod:`scoring_api.records`); template.yaml sets it
 ``RECORDS_DIR``                     or a directory for them (the local stack's ``--records``);
                                     neither: no records kept
+``CREDIT_EXPLAINER_SCHEMA``         the schema file of the model the API fronts (its
+                                    ``schema.json``, shipped with the function; a relative
+                                    path is read from the working directory); unset: the
+                                    built-in Give Me Some Credit schema
 ==================================  =========================================================
 
 A bad value fails the cold start with a message naming the variable: a
@@ -41,11 +45,21 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from credit_schema import DEFAULT_ENDPOINT_NAME, DEFAULT_MAX_APPLICANTS, DEFAULT_MAX_BODY_BYTES
+from credit_schema import (
+    DEFAULT_ENDPOINT_NAME,
+    DEFAULT_MAX_APPLICANTS,
+    DEFAULT_MAX_BODY_BYTES,
+    ApplicantSchema,
+    SchemaError,
+    builtin_schema,
+    read_schema,
+)
 from credit_schema.decisions import DecisionBands
 from credit_schema.edge import API_GATEWAY_TIMEOUT_SECONDS
 
 HEALTH_CHECKS = ("describe-endpoint", "ping")
+#: Names the schema file of the model the API fronts.
+SCHEMA_ENV = "CREDIT_EXPLAINER_SCHEMA"
 #: Seconds kept back from the time budget to build and return the answer.
 ANSWER_RESERVE_SECONDS = 2.0
 
@@ -104,6 +118,16 @@ class Settings:
     enable_swagger: bool = True
     records_stream: str | None = None
     records_dir: str | None = None
+    schema_file: str | None = None
+
+    def schema(self) -> ApplicantSchema:
+        """The schema requests are validated with: the model's file, else the built-in one."""
+        if not self.schema_file:
+            return builtin_schema()
+        try:
+            return read_schema(self.schema_file)
+        except SchemaError as exc:
+            raise ConfigurationError(f"{SCHEMA_ENV}: {exc}") from None
 
     def time_budget(self, remaining_seconds: float) -> float:
         """Seconds a request may spend on the endpoint: within the Lambda's remaining time and
@@ -156,4 +180,5 @@ class Settings:
             enable_swagger=_flag(env, "ENABLE_SWAGGER", True),
             records_stream=env.get("RECORDS_STREAM", "").strip() or None,
             records_dir=env.get("RECORDS_DIR", "").strip() or None,
+            schema_file=env.get(SCHEMA_ENV, "").strip() or None,
         )

@@ -9,9 +9,10 @@ socket read given only the time left (:meth:`ModelEndpoint._read_by`). Its URL i
 ``AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME`` (or ``AWS_ENDPOINT_URL``) points it at the
 local model server, which speaks the SageMaker Runtime API.
 
-Every answer is checked before it is passed on: one explanation per applicant,
-one contribution per feature echoing the applicant's input value, and
-``base_value + sum(shap_value) == probability`` (to :data:`ADDITIVITY_TOLERANCE`).
+Every answer is checked before it is passed on, against the schema of the model
+the API fronts: one explanation per applicant, one contribution per schema
+feature echoing the applicant's input value (a category's text), the
+applicant's ids echoed, and ``base_value + sum(shap_value) == probability`` (to :data:`ADDITIVITY_TOLERANCE`).
 An explanation that does not add up is refused (502): a credit decision must not
 be explained with numbers that do not explain it.
 """
@@ -42,10 +43,11 @@ from botocore.exceptions import (
 )
 from credit_schema import (
     ADDITIVITY_TOLERANCE,
+    BUILTIN,
     CONTENT_TYPE_JSON,
-    FEATURES,
     SPACES,
     ApplicantBase,
+    ApplicantSchema,
     additivity_target,
     direction_of,
     edge,
@@ -131,8 +133,11 @@ class Health:
 class ModelEndpoint:
     """Invokes one SageMaker endpoint and checks what it answers."""
 
-    def __init__(self, settings: Settings, runtime: Any | None = None) -> None:
+    def __init__(
+        self, settings: Settings, runtime: Any | None = None, *, schema: ApplicantSchema = BUILTIN
+    ) -> None:
         self.settings = settings
+        self.schema = schema
         self.runtime = runtime or boto3.client("sagemaker-runtime", config=client_config(settings))
         self._control: Any | None = None  # sagemaker control plane, created on first /health
         self._health: tuple[float, Health] | None = None
@@ -162,7 +167,7 @@ class ModelEndpoint:
         """
         if deadline is not None and deadline <= time.monotonic():  # queued past its time
             raise ModelTimeoutError("no time was left to call the model endpoint")
-        inputs = [a.to_features() for a in applicants]
+        inputs = [a.to_features() | a.ids() for a in applicants]  # the model echoes the ids
         payload = json.dumps({"instances": inputs})
         started = time.perf_counter()
         self._deadline.value = deadline
@@ -172,7 +177,9 @@ class ModelEndpoint:
             self._deadline.value = None
         latency = (time.perf_counter() - started) * 1000.0
         bands = self.settings.decision_bands
-        model_version, explanations, reasons_version = check_response(body, inputs, bands)
+        model_version, explanations, reasons_version = check_response(
+            body, inputs, bands, self.schema
+        )
         return Scored(model_version, explanations, latency, reasons_version)
 
     def _invoke(
@@ -218,8 +225,7 @@ class ModelEndpoint:
         while True:
             left = due - time.monotonic()
             if left <= 0:
-                raw.shutdown()  # nothing more is read from this connection: it is not reused
-                raw.release_conn()
+                body.close()  # the connection is closed, not returned to the pool half-read
                 raise ModelTimeoutError(
                     "the model endpoint did not send its whole answer within the attempt's "
                     "deadline"
@@ -334,9 +340,6 @@ def upstream_error(exc: BaseException) -> UpstreamError:
     return EndpointError(f"the model endpoint call failed ({type(exc).__name__})")
 
 
-_FEATURE_ORDER: Final = {name: i for i, name in enumerate(FEATURES)}
-
-
 def _is_number(x: object) -> TypeGuard[float]:
     return isinstance(x, float | int) and type(x) is not bool and math.isfinite(x)
 
@@ -347,7 +350,7 @@ def _bad(message: str) -> BadModelResponseError:
     )
 
 
-def _check_reasons(i: int, reasons: object) -> list[dict[str, Any]]:
+def _check_reasons(i: int, reasons: object, order: Mapping[str, int]) -> list[dict[str, Any]]:
     """The model's principal reasons for explanation ``i``, checked and passed on unchanged."""
     if not isinstance(reasons, list) or len(reasons) > MAX_REASONS:
         raise _bad(f"explanation {i} has no list of at most {MAX_REASONS} reasons")
@@ -356,22 +359,34 @@ def _check_reasons(i: int, reasons: object) -> list[dict[str, Any]]:
             isinstance(r, dict)
             and isinstance(r.get("code"), str)
             and isinstance(r.get("text"), str)
-            and r.get("feature") in _FEATURE_ORDER
+            and r.get("feature") in order
             and _is_number(r.get("shap_value"))
         ):
             raise _bad(f"explanation {i} has a malformed reason")
     return reasons
 
 
+def _echoes(given: float | str | None, value: object) -> bool:
+    # The model answers a category's text as sent, a number as a float, null where missing.
+    if given is None or value is None:
+        return given is None and value is None
+    if isinstance(given, str):
+        return value == given
+    return _is_number(value) and float(given) == value
+
+
 def check_response(
     body: bytes,
-    inputs: Sequence[Mapping[str, float | int | None]],
+    inputs: Sequence[Mapping[str, float | int | str | None]],
     bands: DecisionBands | None = None,
+    schema: ApplicantSchema = BUILTIN,
 ) -> tuple[str, list[dict[str, Any]], str | None]:
     """Check the model's :class:`credit_schema.ModelResponse` for these inputs; explanations ranked.
 
-    Returns the model version, the explanations (with the model's ``reasons`` when it sent
-    them) and the reason-code registry's version (None from a model that sends no reasons).
+    ``inputs`` are what was sent: each applicant's features and ids (wire names). Returns
+    the model version, the explanations (with the model's ``reasons`` and the applicant's
+    ``ids`` when there are any) and the reason-code registry's version (None from a model
+    that sends no reasons).
 
     A plain-Python structural check rather than ``ModelResponse.model_validate_json``: the
     response of a 2,000-applicant batch holds 20,000 contributions, and building a model object
@@ -391,6 +406,8 @@ def check_response(
     reasons_version = parsed.get("reason_codes_version")
     if reasons_version is not None and not isinstance(reasons_version, str):
         raise _bad("'reason_codes_version' is not a string")
+    features = schema.features
+    order = {name: j for j, name in enumerate(features)}
     predictions = parsed["predictions"]
     if len(predictions) != len(inputs):
         raise BadModelResponseError(
@@ -407,19 +424,16 @@ def check_response(
         space = explanation.get("space", "probability")
         if space not in SPACES:
             raise _bad(f"explanation {i} has a space that is not one of {', '.join(SPACES)}")
-        if not isinstance(contributions, list) or len(contributions) != len(FEATURES):
+        if not isinstance(contributions, list) or len(contributions) != len(features):
             raise _bad(f"explanation {i} does not hold one contribution per feature")
         checked: list[dict[str, Any]] = []
         total = float(base)
         for c in contributions:
             feature = c.get("feature") if isinstance(c, dict) else None
             value, shap = (c.get("value"), c.get("shap_value")) if isinstance(c, dict) else (0, 0)
-            if not isinstance(feature, str) or feature not in _FEATURE_ORDER or not _is_number(shap):
+            if not isinstance(feature, str) or feature not in order or not _is_number(shap):
                 raise _bad(f"explanation {i} has a malformed contribution")
-            given = sent[feature]
-            if (given is None) != (value is None) or (
-                given is not None and (not _is_number(value) or float(given) != value)
-            ):
+            if not _echoes(sent[feature], value):
                 raise InconsistentExplanationError(
                     f"explanation {i} does not echo the input value of {feature}"
                 )
@@ -427,12 +441,12 @@ def check_response(
             checked.append(
                 {
                     "feature": feature,
-                    "value": None if value is None else float(value),
+                    "value": value if value is None or isinstance(value, str) else float(value),
                     "shap_value": float(shap),
                     "direction": direction_of(shap),
                 }
             )
-        if len({c["feature"] for c in checked}) != len(FEATURES):
+        if len({c["feature"] for c in checked}) != len(features):
             raise _bad(f"explanation {i} repeats a feature")
         target = additivity_target(float(probability), space)
         if not abs(total - target) <= ADDITIVITY_TOLERANCE:
@@ -441,7 +455,7 @@ def check_response(
                 f"is {probability:.9f} ({space} {target:.9f}); refusing an explanation that "
                 "does not add up"
             )
-        checked.sort(key=lambda c: _FEATURE_ORDER[c["feature"]])
+        checked.sort(key=lambda c: order[c["feature"]])
         checked = [checked[j] for j in ranked([c["shap_value"] for c in checked])]
         checked_explanation = {
             "probability": float(probability),
@@ -450,9 +464,14 @@ def check_response(
             "contributions": checked,
         }
         if "reasons" in explanation:
-            checked_explanation["reasons"] = _check_reasons(i, explanation["reasons"])
+            checked_explanation["reasons"] = _check_reasons(i, explanation["reasons"], order)
+        ids = {c: sent[c] for c in schema.id_columns if sent.get(c) is not None}
+        if ids:
+            if explanation.get("ids") != ids:
+                raise InconsistentExplanationError(f"explanation {i} does not echo the applicant's ids")
+            checked_explanation["ids"] = ids
         if explanation.get("points") is not None:
-            wrong = check_points(explanation["points"], FEATURES)
+            wrong = check_points(explanation["points"], features)
             if wrong is not None:
                 raise InconsistentExplanationError(f"explanation {i}: {wrong}")
             checked_explanation["points"] = explanation["points"]

@@ -25,7 +25,7 @@ def train_default(
     from .train import load_training_data, train
 
     frame, source = load_training_data(data)
-    return train(frame, model_dir, data_source=source)
+    return train(frame, model_dir, data_source=source, for_people=True)  # the demo's terminal
 
 
 def _synth(args: argparse.Namespace) -> int:
@@ -308,8 +308,8 @@ def register(sub: Any) -> None:
         help="model validation report (HTML and JSON): discrimination, calibration, "
         "explanations, stability, segments, reasons, fair-lending checks",
         description="Score a labelled data set with the model and its exact TreeSHAP "
-        "explanations; write one self-contained HTML file (plots embedded) and/or the figures "
-        "as JSON.",
+        "explanations; write one self-contained HTML file (plots embedded) and, with --json, "
+        "the figures as JSON too (--no-html: the JSON alone).",
     )
     p.add_argument(
         "--model-dir",

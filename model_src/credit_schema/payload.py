@@ -376,16 +376,33 @@ def csv_records(text: str, schema: ApplicantSchema = BUILTIN) -> list[Any]:
     if any(_is_feature_key(c, schema) for c in header):
         keep = [i for i, c in enumerate(header) if c not in schema.ignored]
         names = [header[i] for i in keep]
+        texts = [schema.codes.get(name) for name in names]
         records: list[Any] = []
         for row in rows[1:]:
             if len(row) != len(header):
                 records.append(row)
             else:
-                records.append({names[j]: _csv_cell(row[i]) for j, i in enumerate(keep)})
+                records.append(
+                    {names[j]: _category_cell(row[i], texts[j]) for j, i in enumerate(keep)}
+                )
         if not records:
             raise MalformedPayloadError("the CSV has a header but no applicants")
         return records
-    return [_positional([_csv_cell(c) for c in row], schema) for row in rows]
+    texts = [schema.codes.get(name) for name in schema.features]
+    return [
+        _positional(
+            [_category_cell(c, texts[j] if j < len(texts) else None) for j, c in enumerate(row)],
+            schema,
+        )
+        for row in rows
+    ]
+
+
+def _category_cell(cell: str, categories: Mapping[str, int] | None) -> Any:
+    # A category may be named like a missing value ("none"): its text is the category.
+    if categories is not None and cell.strip() in categories:
+        return cell.strip()
+    return _csv_cell(cell)
 
 
 def csv_text(body: str | bytes) -> str:

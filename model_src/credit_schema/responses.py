@@ -123,6 +123,12 @@ class Explanation(BaseModel):
         description="Scorecard points (models trained with --points): the score, the base's "
         "points and each feature's, integers that sum exactly to the score.",
     )
+    ids: dict[str, str] | None = Field(
+        default=None,
+        # Absent from the wire without ids (no key), as before schemas had id columns.
+        exclude_if=lambda ids: ids is None,
+        description="The applicant's id columns as sent (the schema's id_columns; absent: none).",
+    )
 
 
 class ModelResponse(BaseModel):

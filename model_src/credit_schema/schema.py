@@ -516,6 +516,11 @@ class ApplicantSchema:
     def document(self) -> dict[str, Any]:
         return schema_document(self.schema)
 
+    def __reduce__(self) -> tuple[Any, tuple[DataSchema]]:
+        # Pickled as its schema (the applicant model is a class built here, not importable):
+        # scores and results that carry it pickle as they did before schemas travelled.
+        return compile_schema, (self.schema,)
+
 
 @cache
 def _compiled(text: str) -> ApplicantSchema:

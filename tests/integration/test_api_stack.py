@@ -36,6 +36,7 @@ EXPECTED_STATUS = {
     "score-legacy.json": 200,
     "score-invalid.json": 422,
     "health.json": 200,
+    "get-schema.json": 200,
 }
 
 

@@ -401,3 +401,41 @@ def test_real_data_through_the_client_equals_the_model_in_process(
         score = results[i]
         assert isinstance(score, Score)
         assert_same(score, exp)
+
+
+def test_cli_carries_an_id_column_the_schema_does_not_declare(
+    stack: LocalStack,
+    applicants: list[dict[str, Any]],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A lender's file with an ``application_id`` column, scored by the built-in model: refused
+    as an unknown field unless ``--id-column`` names it; then it comes back in every output."""
+    src = tmp_path / "loans.csv"
+    with src.open("w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["application_id", *FEATURES])
+        for i, r in enumerate(applicants[:6]):
+            r = {**r, "age": 7} if i == 2 else r
+            w.writerow([f"APP-{i:03d}", *("" if r[c] is None else r[c] for c in FEATURES)])
+    base = ["score", "--url", stack.api_url, "--api-key", API_KEY, str(src), "--no-progress"]
+    assert cli_main([*base, "-o", str(tmp_path / "refused.csv")]) == 2
+    assert "application_id: unknown field" in capsys.readouterr().err
+    out = tmp_path / "scored.csv"
+    assert cli_main([*base, "-o", str(out), "--id-column", "application_id"]) == 1
+    with out.open(newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert list(rows[0])[:3] == ["row", "application_id", "probability"]
+    assert [r["application_id"] for r in rows] == [f"APP-{i:03d}" for i in (0, 1, 3, 4, 5)]
+    with (tmp_path / "scored.rejects.csv").open(newline="") as f:
+        rejected = list(csv.DictReader(f))
+    assert [(r["row"], r["application_id"]) for r in rejected] == [("2", "APP-002")]
+    jsonl = tmp_path / "loans.jsonl"
+    jsonl.write_text(
+        "".join(json.dumps({"application_id": f"J{i}", **a}) + "\n" for i, a in enumerate(applicants[:2]))
+    )
+    out_jsonl = tmp_path / "scored.jsonl"
+    args = ["score", "--url", stack.api_url, "--api-key", API_KEY, str(jsonl), "-o", str(out_jsonl)]
+    assert cli_main([*args, "--no-progress", "--id-column", "application_id"]) == 0
+    lines = [json.loads(line) for line in out_jsonl.read_text().splitlines()]
+    assert [line["application_id"] for line in lines] == ["J0", "J1"]

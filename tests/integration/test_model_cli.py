@@ -99,6 +99,23 @@ def test_train_prints_its_metrics_for_people(trained: dict[str, Any]) -> None:
     assert meta["hyperparameters"]["max_depth"] == 5  # the SageMaker spelling --max_depth
 
 
+def test_the_demo_trains_for_people_too(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from credit_model.commands import train_default
+
+    train_default(tmp_path / "model", data=_small_data(tmp_path))
+    out = capsys.readouterr().out
+    assert "held-out " in out and "ROC AUC" in out
+    assert not any(re.search(d["Regex"], out) for d in METRIC_DEFINITIONS)
+
+
+def _small_data(tmp_path: Path) -> Path:
+    from credit_model.synth import generate
+
+    path = tmp_path / "small.csv"
+    generate(2_000, seed=3).to_csv(path, index=False)
+    return path
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [

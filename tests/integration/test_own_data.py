@@ -145,3 +145,44 @@ def test_report_names_the_lenders_columns(lender: Any) -> None:
     assert figures["regulation_b"]["elderly_applicants"] > 0  # the schema's age feature
     assert all(p not in figures["model"]["features"] for p in schema.prohibited)
     assert "castle" not in (model_dir.parent / "r.html").read_text()
+
+
+def test_through_the_local_stack_ids_come_back_in_every_output(lender: Any, tmp_path: Path) -> None:
+    """score (CLI) of a CSV with an id column, the SDK on a DataFrame, the decision records,
+    decisions show and export: the lender's names, its ids, no prohibited basis anywhere."""
+    from credit_explainer import CreditExplainerClient
+    from credit_explainer.cli import main as cli_main
+    from credit_explainer.local import LocalStack
+
+    model_dir, frame = lender
+    schema = read_schema(model_dir / SCHEMA_FILE)
+    id_column = schema.id_columns[0]
+    rows = frame.head(25)
+    rows.to_csv(tmp_path / "applications.csv", index=False)  # target and prohibited included
+    records = tmp_path / "records"
+    records.mkdir()
+    with LocalStack(model_dir, records_dir=records) as stack:
+        out = tmp_path / "scored.csv"
+        assert cli_main(["score", str(tmp_path / "applications.csv"), "--url", stack.api_url,
+                         "-o", str(out)]) == 0
+        scored = pd.read_csv(out, dtype=str)
+        assert scored[id_column].tolist() == rows[id_column].tolist()
+        assert [f"shap_{f}" in scored.columns for f in schema.features] == [True] * len(schema.features)
+        results = CreditExplainerClient(stack.api_url).score_many(rows.drop(columns=[schema.target]))
+        table = results.to_dataframe()
+        assert table[id_column].tolist() == rows[id_column].tolist()
+        request_id = results[0].request_id
+    for score in results:
+        assert abs(score.base_value + sum(c.shap_value for c in score.contributions) - score.probability) <= 1e-9
+    written = "".join(p.read_text() for p in sorted(records.rglob("*.jsonl")))
+    assert all(r in written for r in rows[id_column]) and not any(p in written for p in schema.prohibited)
+    shown = subprocess.run([*CLI, "decisions", "show", request_id, "--records", str(records)],
+                           capture_output=True, text=True, timeout=120)
+    assert shown.returncode == 0, shown.stderr
+    assert rows[id_column].iloc[0] in shown.stdout and schema.features[0] in shown.stdout
+    export = tmp_path / "export.csv"
+    done = subprocess.run([*CLI, "decisions", "export", "--records", str(records), "-o", str(export)],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    exported = pd.read_csv(export, dtype=str)
+    assert set(rows[id_column]) <= set(exported[id_column])

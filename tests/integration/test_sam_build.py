@@ -19,6 +19,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import LENDER_SCHEMA
+from credit_schema import BUILTIN
 
 ROOT = Path(__file__).resolve().parents[2]
 BUILD = ROOT / ".aws-sam" / "build"
@@ -62,6 +64,11 @@ def test_bundle_is_free_of_the_model_stack_and_gets_the_schema_from_the_layer(bu
         assert (layer / name).read_bytes() == (SCHEMA_SRC / name).read_bytes()
     built = (build / "template.yaml").read_text()
     assert "ContentUri: CreditSchemaLayer" in built and "CodeUri: ScoringFunction" in built
+    # The served model's schema, where the function's CREDIT_EXPLAINER_SCHEMA names it
+    # (/opt/credit-explainer/schema.json); `make sam-build` without API_SCHEMA: the built-in.
+    assert "CREDIT_EXPLAINER_SCHEMA: /opt/credit-explainer/schema.json" in built
+    served = build / "CreditSchemaLayer" / "credit-explainer" / "schema.json"
+    assert served.read_bytes() == (SCHEMA_SRC / "schemas" / "give-me-some-credit.json").read_bytes()
 
 
 def test_deployable_build_is_arm64_and_twin_is_x86_64() -> None:
@@ -145,6 +152,7 @@ def test_built_handler_imports_from_the_bundle_and_answers_without_a_model(
             "AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME": closed_port_url,
             "HEALTH_CHECK": "ping",
             "SAGEMAKER_MAX_ATTEMPTS": "1",
+            "CREDIT_EXPLAINER_SCHEMA": str(build / "CreditSchemaLayer" / "credit-explainer" / "schema.json"),
         },
         sorted(EVENTS.glob("*.json")),
     )
@@ -152,6 +160,38 @@ def test_built_handler_imports_from_the_bundle_and_answers_without_a_model(
     assert report["schema"].startswith(str(build / "CreditSchemaLayer"))
     assert not set(HEAVY) & set(report["modules"])
     statuses = {name: r["status"] for name, r in report["results"].items()}
-    # No model behind it: the invalid event is refused before any call, the rest are 503.
+    # No model behind it: the invalid event is refused before any call, the schema is the
+    # function's own, the rest are 503.
     assert statuses.pop("score-invalid.json") == 422
+    assert statuses.pop("get-schema.json") == 200
+    served = json.loads(report["results"]["get-schema.json"]["body"])
+    assert served == BUILTIN.document()
     assert statuses and set(statuses.values()) == {503}, statuses
+
+
+def test_the_built_handler_validates_with_the_schema_it_is_given(
+    closed_port_url: str, tmp_path: Path
+) -> None:
+    """Another lender's schema file: served on GET /schema, and the built-in's applicants are
+    refused by it (422 naming applicant and field) before any call to the model."""
+    (tmp_path / "schema.json").write_text(json.dumps(LENDER_SCHEMA))
+    report = run_built_handler(
+        _require(BUILD_X86),
+        {
+            "ENDPOINT_NAME": "credit-explainer-local",
+            "AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME": closed_port_url,
+            "SAGEMAKER_MAX_ATTEMPTS": "1",
+            "CREDIT_EXPLAINER_SCHEMA": str(tmp_path / "schema.json"),
+        },
+        [EVENTS / "get-schema.json", EVENTS / "score-single.json"],
+    )
+    served = report["results"]["get-schema.json"]
+    assert served["status"] == 200
+    assert json.loads(served["body"])["features"][0]["categories"] == ["rent", "own"]
+    refused = report["results"]["score-single.json"]
+    assert refused["status"] == 422
+    details = json.loads(refused["body"])["error"]["details"]
+    assert {(d["applicant"], d["field"], d["type"]) for d in details} >= {
+        (0, "housing", "missing"),
+        (0, "age", "extra_forbidden"),
+    }

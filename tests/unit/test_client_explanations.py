@@ -248,3 +248,21 @@ def test_to_dataframe_has_the_reason_columns_the_cli_writes() -> None:
     assert [c for c in frame.columns if c.startswith("reason")] == [
         c for c in cli if c.startswith("reason")
     ]
+
+
+def test_text_rendering_keeps_its_columns_with_long_category_texts() -> None:
+    from conftest import LENDER_SCHEMA
+    from credit_schema import compile_schema, parse_schema
+
+    schema = compile_schema(parse_schema(LENDER_SCHEMA))
+    long = "with family, or in a flat shared with others"
+    e = explanation_dict(0.4, 0.2, [long, 3.0], [0.15, 0.05], schema.features)
+    score = Score.model_validate({**e, "index": 0, "model_version": "m", "request_id": "r"})
+    score._schema = schema
+    lines = score.to_text().splitlines()
+    assert lines[0].startswith("probability of default: 40.00%")
+    rows = lines[2:4]
+    assert [r.split()[0] for r in rows] == ["housing", "late_payments"]
+    assert "with family, or in a fl…" in rows[0] and long not in rows[0]
+    assert rows[0].index("+0.1500") == rows[1].index("+0.0500")  # the SHAP column lines up
+    assert "..." in score.to_text(ascii=True)

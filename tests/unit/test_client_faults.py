@@ -18,6 +18,7 @@ from email.utils import format_datetime
 import credit_explainer._client as client_module
 import httpx
 import pytest
+from conftest import LENDER_SCHEMA as LENDER
 from credit_explainer import (
     APIResponseError,
     AsyncCreditExplainerClient,
@@ -25,6 +26,7 @@ from credit_explainer import (
     CreditExplainerClient,
     Failure,
     InconsistentExplanationError,
+    InvalidApplicantError,
     ModelError,
     RateLimitError,
     RetryPolicy,
@@ -35,7 +37,7 @@ from credit_explainer import (
     ValidationError,
 )
 from credit_explainer._exceptions import parse_retry_after
-from credit_schema import FEATURES, explanation_dict
+from credit_schema import BUILTIN, FEATURES, explanation_dict
 
 APPLICANT = {
     "RevolvingUtilizationOfUnsecuredLines": 0.8,
@@ -67,14 +69,27 @@ def ok(request: httpx.Request) -> httpx.Response:
     return httpx.Response(200, json=scored_body(json.loads(request.content)["instances"]))
 
 
+def schema_answer(request: httpx.Request) -> httpx.Response | None:
+    """The API's ``GET /schema`` (the built-in schema), asked once by each client."""
+    if request.method == "GET" and request.url.path.endswith("/schema"):
+        return httpx.Response(200, json=BUILTIN.document())
+    return None
+
+
 class Script:
-    """A transport handler answering from a list of responders, recording each request."""
+    """A transport handler answering from a list of responders, recording each ``/score``
+    request (``GET /schema`` is answered aside, in :attr:`schema_requests`)."""
 
     def __init__(self, *steps: Callable[[httpx.Request], httpx.Response]) -> None:
         self.steps = list(steps)
         self.requests: list[httpx.Request] = []
+        self.schema_requests = 0
 
     def __call__(self, request: httpx.Request) -> httpx.Response:
+        answer = schema_answer(request)
+        if answer is not None:
+            self.schema_requests += 1
+            return answer
         self.requests.append(request)
         step = self.steps.pop(0) if len(self.steps) > 1 else self.steps[0]
         return step(request)
@@ -401,6 +416,8 @@ def test_async_concurrent_batches_keep_input_order() -> None:
 
     async def handler(request: httpx.Request) -> httpx.Response:
         nonlocal in_flight, peak
+        if (answer := schema_answer(request)) is not None:
+            return answer
         in_flight += 1
         peak = max(peak, in_flight)
         await asyncio.sleep(0)  # let the other tasks start their requests
@@ -427,3 +444,64 @@ def test_a_fatal_error_under_concurrency_is_raised(waits: list[float]) -> None:
     script = Script(ok, refuse)
     with make(script) as client, pytest.raises(ConnectError):
         client.score_many([APPLICANT] * 8, batch_size=2, concurrency=2, on_error="collect")
+
+
+# -- the schema the API serves -------------------------------------------------------------------
+
+
+
+def lender_api(request: httpx.Request) -> httpx.Response:
+    """An API serving another lender's schema: echoes ids and category texts as the real one."""
+    if request.url.path.endswith("/schema"):
+        return httpx.Response(200, json=LENDER)
+    results = []
+    for i, inst in enumerate(json.loads(request.content)["instances"]):
+        e = explanation_dict(0.3, 0.1, [inst["housing"], inst["late_payments"]], [0.15, 0.05],
+                             ["housing", "late_payments"])
+        ids = {"application_ref": inst["application_ref"]} if inst.get("application_ref") else None
+        results.append({"index": i, **e, "ids": ids})
+    return httpx.Response(200, json={"request_id": "r", "model_version": "m", "results": results})
+
+
+def test_the_schema_is_fetched_once_per_client_and_validates_before_sending() -> None:
+    seen: list[str] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(f"{request.method} {request.url.path}")
+        return lender_api(request)
+
+    with CreditExplainerClient("http://api.test/v1", transport=httpx.MockTransport(handler)) as c:
+        score = c.score({"housing": "own", "late_payments": 2, "application_ref": "A-1"})
+        with pytest.raises(InvalidApplicantError) as caught:
+            c.score({"housing": "castle", "late_payments": 2})
+        results = c.score_many([["rent", 0], {"housing": "own", "late_payments": 1,
+                                              "application_ref": 7}])
+    assert seen == ["GET /v1/schema", "POST /v1/score", "POST /v1/score"]  # nothing for the bad one
+    assert [(e.applicant, e.field) for e in caught.value.errors] == [(0, "housing")]
+    assert score.ids == {"application_ref": "A-1"} and score.inputs == {"housing": "own",
+                                                                         "late_payments": 2.0}
+    assert [r.code for r in score.reasons()] == ["H1", "L1"]  # the schema's texts, computed here
+    assert [s.ids for s in results.scores] == [None, {"application_ref": "7"}]
+    assert results.to_records()[1]["application_ref"] == "7"
+
+
+def test_an_api_without_get_schema_serves_the_built_in_schema() -> None:
+    script = Script(ok)
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.path.endswith("/schema"):
+            return httpx.Response(403, json={"message": "Missing Authentication Token"})
+        return script(request)
+
+    with CreditExplainerClient("http://api.test", transport=httpx.MockTransport(handler)) as c:
+        assert c.score(APPLICANT).probability > 0
+        assert c.schema() is BUILTIN
+
+
+def test_a_schema_the_client_cannot_use_is_an_api_response_error() -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, json={**LENDER, "features": []})
+
+    with CreditExplainerClient("http://api.test", transport=httpx.MockTransport(handler)) as c:
+        with pytest.raises(APIResponseError, match=r"schema cannot be used.*features"):
+            c.score({"housing": "own", "late_payments": 1})

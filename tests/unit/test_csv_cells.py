@@ -51,3 +51,30 @@ def test_cells_convert_as_before(cell: str) -> None:
     ours, theirs = _csv_cell(cell), reference(cell)
     assert type(ours) is type(theirs)
     assert repr(ours) == repr(theirs)  # the sign of zero, nan
+
+
+def test_a_category_named_like_a_missing_value_keeps_its_text() -> None:
+    from credit_schema import compile_schema, csv_records, parse_schema
+
+    reason = {"code": "C1", "text": "Checking account"}
+    schema = compile_schema(
+        parse_schema(
+            {
+                "name": "cats",
+                "target": {"name": "y"},
+                "features": [
+                    {"name": "checking", "kind": "category", "categories": ["none", "low"],
+                     "nullable": True, "description": "Checking", "reason": reason},
+                    {"name": "n", "kind": "number", "nullable": True, "description": "N",
+                     "reason": {"code": "N1", "text": "N"}},
+                ],
+            }
+        )
+    )
+    with_header = csv_records("checking,n\nnone,none\n,1\nlow,\n", schema)
+    assert with_header == [
+        {"checking": "none", "n": None},
+        {"checking": None, "n": 1},
+        {"checking": "low", "n": None},
+    ]
+    assert csv_records(" none ,2.5\n", schema) == [{"checking": "none", "n": 2.5}]

@@ -3,10 +3,25 @@
 from __future__ import annotations
 
 import ast
+import io
+import json
+import tarfile
+from pathlib import Path
 
+import pytest
 from aws_plan import NOW, Plan
+from botocore.response import StreamingBody
+from conftest import LENDER_SCHEMA
 from credit_explainer.deploy import DeployConfig
-from credit_explainer.deploy.api import client_snippet, sam_commands, stack_outputs
+from credit_explainer.deploy.api import (
+    ApiInfo,
+    client_snippet,
+    sam_commands,
+    served_schema,
+    stack_outputs,
+)
+from credit_explainer.deploy.errors import DeployError
+from credit_schema import BUILTIN
 
 URL = "https://abc123.execute-api.eu-west-1.amazonaws.com/v1"
 
@@ -75,3 +90,97 @@ def test_the_dry_run_plan_lists_the_template_s_decision_record_resources():
         "ScoringFunction (AWS::Serverless::Function)",
     ):
         assert resource in change
+
+
+# -- the schema the API ships: the served model's -------------------------------------------------
+
+MODEL_DATA = "s3://bucket/credit-explainer/job/output/model.tar.gz"
+
+
+def _model_tar(files: dict[str, bytes]) -> StreamingBody:
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
+        for name, data in files.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    raw = buf.getvalue()
+    return StreamingBody(io.BytesIO(raw), len(raw))
+
+
+def _endpoint_serving(plan: Plan, body: StreamingBody) -> None:
+    plan.ok(
+        "sagemaker",
+        "describe_endpoint",
+        {
+            "EndpointName": "credit-explainer",
+            "EndpointArn": "arn:aws:sagemaker:eu-west-1:123456789012:endpoint/credit-explainer",
+            "EndpointConfigName": "credit-explainer-cfg",
+            "EndpointStatus": "InService",
+            "CreationTime": NOW,
+            "LastModifiedTime": NOW,
+        },
+        {"EndpointName": "credit-explainer"},
+    )
+    plan.ok(
+        "sagemaker",
+        "describe_endpoint_config",
+        {
+            "EndpointConfigName": "credit-explainer-cfg",
+            "EndpointConfigArn": "arn:aws:sagemaker:eu-west-1:123456789012:endpoint-config/x",
+            "ProductionVariants": [{"VariantName": "AllTraffic", "ModelName": "m-1"}],
+            "CreationTime": NOW,
+        },
+        {"EndpointConfigName": "credit-explainer-cfg"},
+    )
+    plan.ok(
+        "sagemaker",
+        "describe_model",
+        {
+            "ModelName": "m-1",
+            "ModelArn": "arn:aws:sagemaker:eu-west-1:123456789012:model/m-1",
+            "CreationTime": NOW,
+            "PrimaryContainer": {"Image": "img", "ModelDataUrl": MODEL_DATA},
+        },
+        {"ModelName": "m-1"},
+    )
+    plan.ok(
+        "s3",
+        "get_object",
+        {"Body": body},
+        {"Bucket": "bucket", "Key": "credit-explainer/job/output/model.tar.gz"},
+    )
+
+
+def test_the_api_ships_the_schema_in_the_endpoints_model_data(tmp_path: Path) -> None:
+    plan = Plan()
+    document = json.dumps(LENDER_SCHEMA).encode()
+    _endpoint_serving(plan, _model_tar({"model.joblib": b"x", "./schema.json": document}))
+    path, schema = served_schema(plan.aws, DeployConfig(), "credit-explainer", tmp_path)
+    plan.verify()
+    assert path is not None and path.read_bytes() == document
+    assert (schema.features, schema.id_columns) == (("housing", "late_payments"), ("application_ref",))
+    snippet = client_snippet(ApiInfo(URL, None), "eu-west-1", schema)
+    assert '{"housing": "rent", "late_payments": 0}' in snippet
+
+
+def test_a_model_without_a_schema_gets_the_built_in(tmp_path: Path) -> None:
+    plan = Plan()
+    _endpoint_serving(plan, _model_tar({"model.joblib": b"x"}))
+    path, schema = served_schema(plan.aws, DeployConfig(), "credit-explainer", tmp_path)
+    plan.verify()
+    assert (path, schema) == (None, BUILTIN)
+    snippet = client_snippet(ApiInfo(URL, None), "eu-west-1", schema)
+    assert '"RevolvingUtilizationOfUnsecuredLines": 0.3, "age": 45' in snippet  # as before
+
+
+def test_a_schema_given_is_shipped_without_reading_the_model(tmp_path: Path) -> None:
+    plan = Plan()
+    given = tmp_path / "mine.json"
+    given.write_text(json.dumps(LENDER_SCHEMA))
+    path, schema = served_schema(plan.aws, DeployConfig(schema=str(given)), "x", tmp_path)
+    plan.verify()  # no request
+    assert (path, schema.name) == (given, "a-lender")
+    given.write_text(json.dumps({**LENDER_SCHEMA, "features": []}))
+    with pytest.raises(DeployError, match=r"--schema: .*features"):
+        served_schema(plan.aws, DeployConfig(schema=str(given)), "x", tmp_path)

@@ -27,6 +27,7 @@ import boto3
 import pytest
 from botocore.response import StreamingBody
 from botocore.stub import ANY, Stubber
+from conftest import LENDER_SCHEMA as LENDER
 from credit_explainer.local.gateway import LambdaEnvironment
 from credit_explainer.local.stack import handler_environment
 from credit_schema import FEATURES, ErrorBody, explanation_dict
@@ -508,7 +509,7 @@ def test_openapi_document_is_generated_from_the_schema(fn: LambdaEnvironment) ->
     result = fn.invoke(event)
     assert result["statusCode"] == 200
     doc = body_of(result)
-    assert set(doc["paths"]) == {"/score", "/health"}
+    assert set(doc["paths"]) == {"/score", "/schema", "/health"}
     schemas = doc["components"]["schemas"]
     assert {"ScoreRequest", "Applicant", "ScoreResponse", "ErrorBody", "LegacyResponse"} <= set(
         schemas
@@ -714,3 +715,50 @@ def test_reasons_against_the_cutoff_need_decision_bands() -> None:
         Settings.from_env({"REASONS_REFERENCE": "median", "DECISION_THRESHOLDS": "a:0.1,b"})
     settings = Settings.from_env({"REASONS_REFERENCE": "cutoff", "DECISION_THRESHOLDS": "a:0.1,b"})
     assert settings.reasons_reference == "cutoff"
+
+
+# -- another lender's schema ------------------------------------------------------------------------
+
+
+
+def test_a_schema_file_the_api_cannot_use_fails_the_cold_start(tmp_path: Path) -> None:
+    bad = tmp_path / "schema.json"
+    bad.write_text(json.dumps({**LENDER, "features": []}))
+    with pytest.raises(ConfigurationError, match=r"CREDIT_EXPLAINER_SCHEMA: .*features"):
+        Settings.from_env({"CREDIT_EXPLAINER_SCHEMA": str(bad)}).schema()
+    with pytest.raises(ConfigurationError, match=r"CREDIT_EXPLAINER_SCHEMA: .*cannot read"):
+        Settings.from_env({"CREDIT_EXPLAINER_SCHEMA": str(tmp_path / "none.json")}).schema()
+    assert Settings.from_env({}).schema().features == tuple(FEATURES)  # unset: the built-in
+
+
+@pytest.mark.parametrize(
+    ("answered", "code"),
+    [
+        ({}, None),
+        ({"ids": {"application_ref": "B-2"}}, "inconsistent_explanation"),
+        ({"ids": None}, "inconsistent_explanation"),
+        ({"housing": "rent"}, "inconsistent_explanation"),
+        ({"housing": 1.0}, "inconsistent_explanation"),
+    ],
+    ids=["echoed", "other ids", "no ids", "other category", "a code for a category"],
+)
+def test_explanations_are_checked_against_the_served_schema(
+    answered: dict[str, Any], code: str | None
+) -> None:
+    from credit_schema import compile_schema, parse_schema
+    from scoring_api.endpoint import BadModelResponseError, check_response
+
+    schema = compile_schema(parse_schema(LENDER))
+    sent = {"housing": "own", "late_payments": 2, "application_ref": "A-1"}
+    housing = answered.get("housing", "own")
+    e = explanation_dict(0.3, 0.1, [housing, 2.0], [0.15, 0.05], schema.features)
+    e["ids"] = answered.get("ids", {"application_ref": "A-1"})
+    body = json.dumps({"model_version": "m", "predictions": [e]}).encode()
+    if code is None:
+        _, explanations, _ = check_response(body, [sent], None, schema)
+        assert explanations[0]["ids"] == {"application_ref": "A-1"}
+        assert [c["value"] for c in explanations[0]["contributions"]] == ["own", 2.0]
+        return
+    with pytest.raises(BadModelResponseError) as caught:
+        check_response(body, [sent], None, schema)
+    assert caught.value.code == code

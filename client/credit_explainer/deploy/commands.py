@@ -159,6 +159,11 @@ def _api(parser: argparse.ArgumentParser) -> None:
         metavar="KEY=VALUE",
         help="extra template parameter for sam deploy, repeatable (default: none)",
     )
+    group.add_argument(
+        "--schema",
+        help="the schema file the API validates with: the served model's schema.json "
+        "(default: read from the endpoint's model data; the built-in for a model without one)",
+    )
 
 
 class _StepParsers(argparse._SubParsersAction):  # type: ignore[type-arg]
@@ -306,6 +311,7 @@ def config_from(args: argparse.Namespace) -> Any:
         capture=get("capture"),
         capture_percent=_get(args, "capture_percent", 100),
         stack_name=get("stack_name"),
+        schema=get("schema"),
         sam_parameters=tuple(f"{k}={v}" for k, v in params.items()),
     )
 

@@ -72,6 +72,8 @@ class DeployConfig:
     # API
     stack_name: str | None = None
     sam_parameters: tuple[str, ...] = ()
+    #: The schema file shipped with the API (None: the served model's, from its model data).
+    schema: str | None = None
 
     def __post_init__(self) -> None:
         if self.serverless and self.capture:

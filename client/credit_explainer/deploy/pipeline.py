@@ -128,4 +128,4 @@ def deploy_all(
     )
     if skip_api:
         return None
-    return deploy_api(aws, cfg, endpoint)
+    return deploy_api(aws, cfg, endpoint, model_data)

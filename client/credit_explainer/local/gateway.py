@@ -56,7 +56,7 @@ from starlette.routing import Route
 
 #: The routes template.yaml gives the function: (method, resource path).
 ROUTES: Final[frozenset[tuple[str, str]]] = frozenset(
-    {("POST", "/score"), ("GET", "/health"), ("GET", "/swagger")}
+    {("POST", "/score"), ("GET", "/schema"), ("GET", "/health"), ("GET", "/swagger")}
 )
 #: API Gateway's payload limit for REST APIs.
 MAX_PAYLOAD_BYTES: Final = 10 * 1024 * 1024

@@ -25,6 +25,7 @@ from typing import Any, Final, Self
 
 import uvicorn
 from credit_model.http_limits import SERVER_OPTIONS, UVICORN_OPTIONS
+from credit_schema import SCHEMA_FILE
 
 from .gateway import LambdaEnvironment, make_app
 
@@ -33,11 +34,19 @@ ENDPOINT_NAME: Final = "credit-explainer-local"
 
 
 def handler_environment(
-    model_url: str, *, endpoint_name: str = ENDPOINT_NAME, log_level: str = "INFO"
+    model_url: str,
+    *,
+    endpoint_name: str = ENDPOINT_NAME,
+    log_level: str = "INFO",
+    schema_file: str | Path | None = None,
 ) -> dict[str, str | None]:
-    """The function's environment variables for the local stack (template.yaml's, made local)."""
+    """The function's environment variables for the local stack (template.yaml's, made local).
+
+    ``schema_file``: the served model's ``schema.json`` (None: the built-in schema).
+    """
     return {
         "ENDPOINT_NAME": endpoint_name,
+        "CREDIT_EXPLAINER_SCHEMA": None if schema_file is None else str(schema_file),
         # botocore's own per-service endpoint override: the model server speaks the runtime API.
         "AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME": model_url,
         "AWS_ACCESS_KEY_ID": "local",
@@ -188,7 +197,10 @@ class LocalStack(AbstractContextManager["LocalStack"]):
                 self.capture = server.app.state.capture
             env: dict[str, str | None] = {
                 **handler_environment(
-                    self.model_url, endpoint_name=self.endpoint_name, log_level=self._log_level
+                    self.model_url,
+                    endpoint_name=self.endpoint_name,
+                    log_level=self._log_level,
+                    schema_file=self._schema_file(),
                 ),
                 **self._environment,
             }
@@ -205,6 +217,14 @@ class LocalStack(AbstractContextManager["LocalStack"]):
             self._stack.close()
             raise
         return self
+
+    def _schema_file(self) -> Path | None:
+        # The served model's schema, as `sam build` ships it with the function; a model
+        # directory written before schemas travelled with the model serves the built-in one.
+        if self.model_dir is None:
+            return None
+        path = self.model_dir / SCHEMA_FILE
+        return path if path.is_file() else None
 
     def __exit__(
         self,
