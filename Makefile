@@ -66,6 +66,7 @@ audit: venv
 .PHONY: bench
 bench: venv sam-build
 	$(BIN)/python tests/bench/bench_explain.py
+	$(BIN)/python tests/bench/bench_families.py
 	$(BIN)/python tests/bench/serving.py
 	$(BIN)/python tests/bench/serving.py --capture-cost
 

@@ -21,6 +21,7 @@ from credit_schema import (
     Contribution,
     ErrorDetail,
     ScoredApplicant,
+    additivity_target,
 )
 from pydantic import PrivateAttr
 
@@ -84,9 +85,10 @@ class Score(ScoredApplicant):
 
     @property
     def additivity_error(self) -> float:
-        """``|base_value + sum(SHAP) - probability|`` (summed with ``math.fsum``)."""
+        """``|base_value + sum(SHAP) - probability|`` (summed with ``math.fsum``), the
+        probability taken as log-odds where the explanation's ``space`` is ``log_odds``."""
         total = math.fsum([self.base_value, *(c.shap_value for c in self.contributions)])
-        return abs(total - self.probability)
+        return abs(total - additivity_target(self.probability, self.space))
 
     def is_additive(self, tolerance: float = ADDITIVITY_TOLERANCE) -> bool:
         """Whether base value + sum of SHAP values equals the probability within ``tolerance``."""

@@ -390,7 +390,11 @@ def _run_replay(args: argparse.Namespace) -> int:
                 print(f"{record.request_id}: made by model {record.model_version}, not this one")
                 continue
             body = json.dumps({"instances": record.applicants})
-            answer = json.loads(handlers.transform(model, body, "application/json", None)[0])
+            # In the space the decision was explained in (a boosted model answers in two).
+            space = record.results[0].space if record.results else None
+            answer = json.loads(
+                handlers.transform(model, body, "application/json", None, space=space)[0]
+            )
             for old, new in zip(record.results, answer["predictions"], strict=True):
                 replayed += 1
                 gap = _difference(old.model_dump(by_alias=True), new)

@@ -69,6 +69,7 @@ from credit_schema import (
 )
 from credit_schema.edge import decision_id, security_headers
 from credit_schema.records import record_lines
+from credit_schema.responses import Space
 
 from .config import Settings
 from .endpoint import ModelEndpoint, Scored
@@ -277,10 +278,12 @@ def _wants_legacy(fmt: str) -> bool:
 
 
 @tracer.capture_method(capture_response=False)
-def _explain(applicants: list[ApplicantBase], inference_id: str | None = None) -> Scored:
+def _explain(
+    applicants: list[ApplicantBase], inference_id: str | None = None, space: str | None = None
+) -> Scored:
     remaining = app.lambda_context.get_remaining_time_in_millis() / 1000.0
     deadline = time.monotonic() + settings.time_budget(remaining)
-    return endpoint.explain(applicants, deadline, inference_id)
+    return endpoint.explain(applicants, deadline, inference_id, space)
 
 
 @app.post(
@@ -292,7 +295,10 @@ def _explain(applicants: list[ApplicantBase], inference_id: str | None = None) -
         f"string holding that JSON (double-encoded). Answers the probability of "
         f"{schema.target_label}, the base value, one contribution per feature ranked by "
         "absolute SHAP value and the applicant's id columns, if sent. `?format=legacy` or "
-        f"`Accept: {CONTENT_TYPE_LEGACY_JSON}` answers the original blog's shape."
+        f"`Accept: {CONTENT_TYPE_LEGACY_JSON}` answers the original blog's shape. "
+        "`?space=log_odds` or `?space=probability` asks for explanations in that space instead "
+        "of the model's default (a boosted model explains in both; the random forest in "
+        "probability only)."
     ),
     responses={
         200: {
@@ -311,12 +317,16 @@ def score(
     format: Annotated[  # the query parameter's public name
         Literal["json", "legacy"], Query(description="Response shape.")
     ] = "json",
+    space: Annotated[
+        Space | None,
+        Query(description="Where explanations add up (default: the model's)."),
+    ] = None,
 ) -> Response[str]:
     started = time.perf_counter()
     request_id = _request_id()
     legacy = _wants_legacy(format)
     applicants = request.instances
-    scored = _explain(applicants, request_id)  # joins the endpoint's data capture to this id
+    scored = _explain(applicants, request_id, space)  # joins the endpoint's capture to this id
     bands = settings.decision_bands
     results = [
         {"index": i, **e, "decision": bands.decide(e["probability"]) if bands else None}

@@ -8,6 +8,8 @@ variable                            meaning (default)
 ``MAX_APPLICANTS``                  applicants per request, 413 above (2000)
 ``MAX_BODY_BYTES``                  request body size, 413 above (6,000,000 bytes)
 ``DECISION_THRESHOLDS``             decision bands, e.g. ``approve:0.08,review:0.2,decline``
+``REASONS_REFERENCE``               ``training`` (default) or ``cutoff``: explain against the
+                                    applicants just inside the approval cutoff (needs bands)
                                     (label:upper bound, exclusive; the last label takes the
                                     rest); unset: no ``decision`` in responses
 ``SAGEMAKER_CONNECT_TIMEOUT``       seconds (2)
@@ -105,6 +107,8 @@ class Settings:
     max_applicants: int = DEFAULT_MAX_APPLICANTS
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
     decision_bands: DecisionBands | None = None
+    #: ``cutoff``: reasons against the applicants just inside the approval cutoff.
+    reasons_reference: str = "training"
     connect_timeout: float = 2.0
     read_timeout: float = 8.0
     max_attempts: int = 3
@@ -155,7 +159,14 @@ class Settings:
         if health not in HEALTH_CHECKS:
             raise ConfigurationError(f"HEALTH_CHECK must be one of {HEALTH_CHECKS}, got {health!r}")
         thresholds = env.get("DECISION_THRESHOLDS", "").strip()
+        reference = env.get("REASONS_REFERENCE", "").strip() or "training"
+        if reference not in ("training", "cutoff") or (reference == "cutoff" and not thresholds):
+            raise ConfigurationError(
+                "REASONS_REFERENCE must be training, or cutoff with DECISION_THRESHOLDS set, "
+                f"got {reference!r}"
+            )
         return cls(
+            reasons_reference=reference,
             endpoint_name=endpoint,
             max_applicants=int(_positive(env, "MAX_APPLICANTS", DEFAULT_MAX_APPLICANTS)),
             max_body_bytes=int(_positive(env, "MAX_BODY_BYTES", DEFAULT_MAX_BODY_BYTES)),

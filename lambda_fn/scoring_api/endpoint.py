@@ -45,13 +45,16 @@ from credit_schema import (
     ADDITIVITY_TOLERANCE,
     BUILTIN,
     CONTENT_TYPE_JSON,
+    SPACES,
     ApplicantBase,
     ApplicantSchema,
+    additivity_target,
     direction_of,
     edge,
     ranked,
 )
-from credit_schema.decisions import DecisionBands
+from credit_schema.decisions import REFERENCE_ATTRIBUTE, SPACE_ATTRIBUTE, DecisionBands
+from credit_schema.points import check_points
 from credit_schema.reasons import MAX_REASONS
 
 from .config import Settings
@@ -155,10 +158,12 @@ class ModelEndpoint:
         applicants: Sequence[ApplicantBase],
         deadline: float | None = None,
         inference_id: str | None = None,
+        space: str | None = None,
     ) -> Scored:
         """Score and check; no attempt is made that could end past ``deadline`` (monotonic).
 
-        ``inference_id`` (the API request id) names the call in the endpoint's data capture.
+        ``inference_id`` (the API request id) names the call in the endpoint's data capture;
+        ``space`` asks for explanations in that space (None: the model's default).
         """
         if deadline is not None and deadline <= time.monotonic():  # queued past its time
             raise ModelTimeoutError("no time was left to call the model endpoint")
@@ -167,7 +172,7 @@ class ModelEndpoint:
         started = time.perf_counter()
         self._deadline.value = deadline
         try:
-            body = self._invoke(payload.encode(), inference_id)
+            body = self._invoke(payload.encode(), inference_id, space)
         finally:
             self._deadline.value = None
         latency = (time.perf_counter() - started) * 1000.0
@@ -177,11 +182,18 @@ class ModelEndpoint:
         )
         return Scored(model_version, explanations, latency, reasons_version)
 
-    def _invoke(self, payload: bytes, inference_id: str | None = None) -> bytes:
+    def _invoke(
+        self, payload: bytes, inference_id: str | None = None, space: str | None = None
+    ) -> bytes:
         accepted = edge.inference_id(inference_id)  # API Gateway's ids are UUIDs: always kept
         extra = {"InferenceId": accepted} if accepted else {}
+        attributes = [f"{SPACE_ATTRIBUTE}={space}"] if space else []
         if self.settings.decision_bands is not None:  # the model records the decision as sent
-            extra["CustomAttributes"] = self.settings.decision_bands.custom_attributes()
+            attributes.insert(0, self.settings.decision_bands.custom_attributes())
+            if self.settings.reasons_reference == "cutoff":
+                attributes.append(f"{REFERENCE_ATTRIBUTE}=cutoff")
+        if attributes:
+            extra["CustomAttributes"] = ";".join(attributes)
         try:
             response = self.runtime.invoke_endpoint(
                 EndpointName=self.settings.endpoint_name,
@@ -409,6 +421,9 @@ def check_response(
         contributions = explanation.get("contributions")
         if not (_is_number(probability) and 0.0 <= probability <= 1.0 and _is_number(base)):
             raise _bad(f"explanation {i} has no probability in [0, 1] or no base value")
+        space = explanation.get("space", "probability")
+        if space not in SPACES:
+            raise _bad(f"explanation {i} has a space that is not one of {', '.join(SPACES)}")
         if not isinstance(contributions, list) or len(contributions) != len(features):
             raise _bad(f"explanation {i} does not hold one contribution per feature")
         checked: list[dict[str, Any]] = []
@@ -433,16 +448,19 @@ def check_response(
             )
         if len({c["feature"] for c in checked}) != len(features):
             raise _bad(f"explanation {i} repeats a feature")
-        if not abs(total - probability) <= ADDITIVITY_TOLERANCE:
+        target = additivity_target(float(probability), space)
+        if not abs(total - target) <= ADDITIVITY_TOLERANCE:
             raise InconsistentExplanationError(
                 f"explanation {i}: base value + SHAP values = {total:.9f} but the probability "
-                f"is {probability:.9f}; refusing an explanation that does not add up"
+                f"is {probability:.9f} ({space} {target:.9f}); refusing an explanation that "
+                "does not add up"
             )
         checked.sort(key=lambda c: order[c["feature"]])
         checked = [checked[j] for j in ranked([c["shap_value"] for c in checked])]
         checked_explanation = {
             "probability": float(probability),
             "base_value": float(base),
+            "space": space,
             "contributions": checked,
         }
         if "reasons" in explanation:
@@ -452,6 +470,15 @@ def check_response(
             if explanation.get("ids") != ids:
                 raise InconsistentExplanationError(f"explanation {i} does not echo the applicant's ids")
             checked_explanation["ids"] = ids
+        if explanation.get("points") is not None:
+            wrong = check_points(explanation["points"], features)
+            if wrong is not None:
+                raise InconsistentExplanationError(f"explanation {i}: {wrong}")
+            checked_explanation["points"] = explanation["points"]
+        if explanation.get("reference", "training") != "training":
+            if explanation["reference"] != "cutoff":
+                raise _bad(f"explanation {i} has an unknown reference")
+            checked_explanation["reference"] = "cutoff"
         decision = explanation.get("decision")
         if bands is not None and decision is not None and decision != bands.decide(probability):
             raise InconsistentExplanationError(

@@ -145,10 +145,10 @@ def library_versions() -> dict[str, str]:
     from importlib.metadata import PackageNotFoundError, version
 
     out = {"python": platform.python_version()}
-    for name in ("scikit-learn", "numpy", "shap", "skops", "pandas"):
+    for name in ("scikit-learn", "numpy", "shap", "skops", "pandas", "xgboost", "lightgbm"):
         try:
             out[name] = version(name)
-        except PackageNotFoundError:  # pragma: no cover - every one is a dependency
+        except PackageNotFoundError:  # xgboost and lightgbm are the gbm extra's
             out[name] = "absent"
     return out
 
@@ -163,19 +163,36 @@ def save(
     *,
     metadata: Mapping[str, Any],
     metrics: Mapping[str, Any],
+    background: np.ndarray | None = None,
     schema: ApplicantSchema = BUILTIN,
+    cutoff_pool: np.ndarray | None = None,
 ) -> dict[str, Any]:
-    """Write the model directory; returns the metadata written (with ``model_version``)."""
-    import skops.io as sio
+    """Write the model directory; returns the metadata written (with ``model_version``).
+
+    ``background``: rows a boosted model's probability-space explanations are taken
+    against (kept in the directory, covered by the manifest and the model version);
+    ``cutoff_pool``: the training rows a background near an approval cutoff is picked from."""
+    from . import families
 
     directory = Path(model_dir)
     directory.mkdir(parents=True, exist_ok=True)
     _remove_previous(directory)
-    model_path = directory / MODEL_FILE
-    sio.dump(pipeline, model_path)
+    family_name = families.of(pipeline)
+    family = families.module(family_name)
+    model_file = MODEL_FILE if family_name == "rf" else family.MODEL_FILE
+    model_path = directory / model_file
+    if family_name == "rf":
+        import skops.io as sio
+
+        sio.dump(pipeline, model_path)
+        fingerprint = model_fingerprint(pipeline, schema)
+        tables = _save_tables(pipeline, directory)
+    else:
+        family.save(pipeline, model_path)
+        fingerprint, tables = _save_ensemble_tables(
+            family.to_ensemble(pipeline), directory, (background, cutoff_pool), schema
+        )
     model_sha = sha256_file(model_path)
-    fingerprint = model_fingerprint(pipeline, schema)
-    tables = _save_tables(pipeline, directory)
     dump_schema(schema.schema, directory / SCHEMA_FILE)
     meta: dict[str, Any] = {
         "format_version": FORMAT_VERSION,
@@ -186,12 +203,18 @@ def save(
         "target": schema.target,
         "positive_class": 1,
         "library_versions": library_versions(),
+        "estimator": {
+            "family": family_name,
+            "library": getattr(family, "LIBRARY", "scikit-learn"),
+            "version": library_versions().get(getattr(family, "LIBRARY", "scikit-learn"), ""),
+            "file": model_file,
+        },
         **metadata,
     }
     _write_json(directory / METADATA_FILE, meta)
     _write_json(directory / METRICS_FILE, dict(metrics))
     digest = write_manifest(
-        directory, (MODEL_FILE, METADATA_FILE, METRICS_FILE, SCHEMA_FILE, *tables)
+        directory, (model_file, METADATA_FILE, METRICS_FILE, SCHEMA_FILE, *tables)
     )
     return {**meta, "model_version": digest[:VERSION_DIGITS], "model_digest": digest}
 
@@ -277,6 +300,33 @@ def _save_tables(pipeline: Any, directory: Path) -> tuple[str, ...]:
     return (TABLES_FILE,)
 
 
+def _save_ensemble_tables(
+    ensemble: Any,
+    directory: Path,
+    rows: tuple[np.ndarray | None, np.ndarray | None],
+    schema: ApplicantSchema,
+) -> tuple[str, tuple[str, ...]]:
+    """A boosted model's tables (no imputer: each split routes NaN its own way), its leaves'
+    paths and background (probability space), and its fingerprint: a hash of the compiled
+    trees and the background, so two fits differ in version."""
+    from .ensemble import fingerprint
+    from .forest import TABLES_FILE, compile_ensemble, save_tables
+    from .interventional import INTERVENTIONAL_FILE, leaf_paths, save_paths
+
+    compiled = compile_ensemble(ensemble)
+    save_tables(directory / TABLES_FILE, compiled, np.full(compiled.n_features, np.nan))
+    document = json.dumps(schema.document(), sort_keys=True)
+    digest = hashlib.sha256(f"{document}|{fingerprint(ensemble)}".encode())
+    background, pool = rows
+    if background is None:
+        return digest.hexdigest(), (TABLES_FILE,)
+    paths = leaf_paths(ensemble, background, pool)
+    save_paths(directory / INTERVENTIONAL_FILE, paths)
+    digest.update(paths.background.tobytes())
+    digest.update(paths.pool.tobytes())
+    return digest.hexdigest(), (TABLES_FILE, INTERVENTIONAL_FILE)
+
+
 #: metadata.json's fields that serving reads, and their JSON types.
 _METADATA_TYPES: Final[dict[str, type]] = {
     "format_version": int,
@@ -336,9 +386,8 @@ def verify(model_dir: str | Path) -> dict[str, Any]:
         raise ModelArtifactError(f"model directory {directory} does not exist")
     files, stated_version = _read_manifest(directory)
     _check_signature(directory)
-    for name in (MODEL_FILE, METADATA_FILE):
-        if name not in files:
-            raise ModelArtifactError(f"{directory}: {MANIFEST_FILE} does not cover {name}")
+    if METADATA_FILE not in files:
+        raise ModelArtifactError(f"{directory}: {MANIFEST_FILE} does not cover {METADATA_FILE}")
     for name, expected in files.items():
         path = directory / name
         if Path(name).name != name or not path.is_file():
@@ -361,12 +410,15 @@ def verify(model_dir: str | Path) -> dict[str, Any]:
             "nothing unsigned is served; refusing to load"
         )
     meta = read_metadata(directory)
+    model_file = model_file_of(meta)
+    if model_file not in files:
+        raise ModelArtifactError(f"{directory}: {MANIFEST_FILE} does not cover {model_file}")
     if meta.get("format_version") != FORMAT_VERSION:
         raise ModelArtifactError(f"{directory}: unsupported format {meta.get('format_version')}")
     if tuple(meta.get("features", ())) != model_schema(directory, files).features:
         raise ModelArtifactError(f"{directory}: the model's features differ from its schema's")
-    if meta.get("model_sha256") != files[MODEL_FILE]:
-        raise ModelArtifactError(f"{directory}: metadata and manifest disagree on {MODEL_FILE}")
+    if meta.get("model_sha256") != files[model_file]:
+        raise ModelArtifactError(f"{directory}: metadata and manifest disagree on {model_file}")
     digest = version_of(files)
     version = digest[:VERSION_DIGITS]
     if stated_version is not None and stated_version != version:
@@ -420,26 +472,64 @@ class Artifacts:
         return str(self.metadata["model_version"])
 
 
-def load(model_dir: str | Path) -> Artifacts:
-    """Verify, then load the model directory safely (skops, explicitly trusted types only)."""
+def model_file_of(meta: dict[str, Any]) -> str:
+    """The library's own model file named in metadata.json (the forest's: :data:`MODEL_FILE`)."""
+    estimator = meta.get("estimator")
+    name = estimator.get("file") if isinstance(estimator, dict) else MODEL_FILE
+    if not isinstance(name, str) or Path(name).name != name or not name:
+        raise ModelArtifactError(f"{METADATA_FILE}: estimator.file is not a file name")
+    return name
+
+
+def family_of(meta: dict[str, Any]) -> str:
+    estimator = meta.get("estimator")
+    family = estimator.get("family", "rf") if isinstance(estimator, dict) else "rf"
+    return str(family)
+
+
+def load_skops(model_path: Path, also_trusted: tuple[str, ...] = ()) -> Any:
+    """A skops file, with only scikit-learn's types, :data:`TRUSTED_TYPES` and
+    ``also_trusted`` (a family's own) trusted."""
     import skops.io as sio
 
-    directory = Path(model_dir)
-    meta = verify(directory)
-    _check_sklearn_version(directory, meta)
-    model_path = directory / MODEL_FILE
     try:
         untrusted = set(sio.get_untrusted_types(file=model_path))
-        unexpected = untrusted - set(TRUSTED_TYPES)
+        unexpected = untrusted - set(TRUSTED_TYPES) - set(also_trusted)
         if unexpected:
             raise ModelArtifactError(
                 f"{model_path}: holds types that are not trusted: {', '.join(sorted(unexpected))}"
             )
-        pipeline = sio.load(model_path, trusted=sorted(untrusted))
+        return sio.load(model_path, trusted=sorted(untrusted))
     except ModelArtifactError:
         raise
     except Exception as exc:
         raise ModelArtifactError(f"{model_path}: not a loadable skops model: {exc}") from exc
-    return Artifacts(
-        pipeline=pipeline, metadata=meta, model_dir=directory, schema=model_schema(directory)
-    )
+
+
+def load(model_dir: str | Path) -> Artifacts:
+    """Verify, then load the model directory safely (skops with explicitly trusted types
+    only, or the boosting library's own format)."""
+    from . import families
+
+    directory = Path(model_dir)
+    meta = verify(directory)
+    family = family_of(meta)
+    model_path = directory / model_file_of(meta)
+    schema = model_schema(directory)
+    if family == "rf":
+        _check_sklearn_version(directory, meta)
+        pipeline = load_skops(model_path)
+        return Artifacts(pipeline=pipeline, metadata=meta, model_dir=directory, schema=schema)
+    try:
+        module = families.module(family)
+    except ValueError as exc:
+        raise ModelArtifactError(f"{directory}: {exc}") from None
+    if module.LIBRARY == "scikit-learn":
+        _check_sklearn_version(directory, meta)
+    try:
+        estimator = module.load(model_path)
+    except ModelArtifactError:
+        raise
+    except Exception as exc:
+        raise ModelArtifactError(f"{model_path}: not a loadable {family} model: {exc}") from exc
+    return Artifacts(pipeline=estimator, metadata=meta, model_dir=directory, schema=schema)

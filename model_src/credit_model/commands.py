@@ -1,4 +1,4 @@
-"""``credit-explainer synth | train | serve-model | bench``."""
+"""``credit-explainer synth | train | import | serve-model | bench``."""
 
 from __future__ import annotations
 
@@ -8,6 +8,8 @@ import sys
 import time
 from pathlib import Path
 from typing import Any, Final
+
+from credit_schema import SPACES
 
 #: Where ``train`` and the demo put a model when no directory is given.
 DEFAULT_MODEL_DIR: Final = Path("models") / "default"
@@ -42,27 +44,33 @@ def _synth(args: argparse.Namespace) -> int:
     return 0
 
 
-def _train(args: argparse.Namespace) -> int:
+def _schema(path: str | None) -> Any:
+    """The compiled ``--schema`` (the built-in one without it); warns of texts under review."""
     from credit_schema import BUILTIN, compile_schema, load_schema
 
+    from .infer import review_marks
+
+    if not path:
+        return BUILTIN
+    document = load_schema(path)
+    marks = review_marks(document)
+    if marks:
+        print(
+            f"warning: {path}: {len(marks)} text(s) still marked for review "
+            f"(credit-explainer schema check {path})",
+            file=sys.stderr,
+        )
+    return compile_schema(document)
+
+
+def _train(args: argparse.Namespace) -> int:
     from .artifacts import ModelArtifactError
     from .data import load_csv
-    from .infer import review_marks
     from .train import hyperparameters_from, load_training_data, train
 
     started = time.perf_counter()
     try:
-        schema = BUILTIN
-        if args.schema:
-            document = load_schema(args.schema)
-            schema = compile_schema(document)
-            marks = review_marks(document)
-            if marks:
-                print(
-                    f"warning: {args.schema}: {len(marks)} text(s) still marked for review "
-                    f"(credit-explainer schema check {args.schema})",
-                    file=sys.stderr,
-                )
+        schema = _schema(args.schema)
         frame, source = load_training_data(
             args.data, rows=args.rows, seed=args.seed, schema=schema
         )
@@ -82,6 +90,46 @@ def _train(args: argparse.Namespace) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     print(f"done in {time.perf_counter() - started:.2f} s")
+    return 0
+
+
+def _schema_argument(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--schema",
+        help="the data set's schema file, .json or .yaml (default: the built-in Give Me Some "
+        "Credit schema; credit-explainer schema infer drafts one)",
+    )
+
+
+def _model_dir_argument(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--model-dir",
+        default=str(DEFAULT_MODEL_DIR),
+        help=f"where to write the model (default: {DEFAULT_MODEL_DIR})",
+    )
+
+
+def _import(args: argparse.Namespace) -> int:
+    """``import``: a model fitted elsewhere, into a model directory."""
+    from .artifacts import ModelArtifactError
+    from .data import load_csv
+    from .train import import_model
+
+    try:
+        schema = _schema(args.schema)
+        import_model(
+            args.estimator,
+            load_csv(args.data, schema),
+            args.model_dir,
+            space=args.space,
+            points=args.points or "",
+            data_source=str(args.data),
+            schema=schema,
+        )
+    # SchemaError, DataError, a file that is no model or not covered, a signing key
+    except (ValueError, ModelArtifactError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     return 0
 
 
@@ -157,6 +205,7 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _warm_up(args: argparse.Namespace) -> int:
+    from . import interventional
     from .kernel import compile_kernel
 
     started = time.perf_counter()
@@ -164,6 +213,7 @@ def _warm_up(args: argparse.Namespace) -> int:
     where = getattr(getattr(kernel, "_cache", None), "cache_path", None)  # numba's, if on disk
     cached = f"cached in {where}" if where else "not cached: no writable cache directory"
     print(f"TreeSHAP kernel ready in {time.perf_counter() - started:.1f} s, {cached}")
+    interventional.warm_up()
     return 0
 
 
@@ -230,21 +280,37 @@ def register(sub: Any) -> None:
         description="Train median imputation + random forest; print held-out ROC AUC, PR AUC, Brier.",
     )
     p.add_argument("--data", help="CSV file or directory of CSVs (default: the synthetic data)")
-    p.add_argument(
-        "--schema",
-        help="the data set's schema file, .json or .yaml (default: the built-in Give Me Some "
-        "Credit schema; credit-explainer schema infer drafts one)",
-    )
+    _schema_argument(p)
     p.add_argument("--test-data", help="held-out CSV (default: a stratified split of --data)")
-    p.add_argument(
-        "--model-dir",
-        default=str(DEFAULT_MODEL_DIR),
-        help=f"where to write the model (default: {DEFAULT_MODEL_DIR})",
-    )
+    _model_dir_argument(p)
     p.add_argument("--rows", type=int, help="synthetic rows when no --data (default: 20000)")
     p.add_argument("--seed", type=int, help="synthetic seed when no --data (default: 20101)")
     _lazy_hyperparameters(p)
     p.set_defaults(func=_train)
+
+    p = sub.add_parser(
+        "import",
+        help="write a model directory for a model fitted elsewhere (XGBoost, LightGBM, skops)",
+        description="Compile a model the lender already fitted (XGBoost JSON/UBJSON, LightGBM "
+        "text, scikit-learn .skops) into a model directory served like one trained here: "
+        "metrics, baselines and the probability-space background from --data.",
+    )
+    p.add_argument(
+        "--estimator",
+        required=True,
+        help="the fitted model's file: XGBoost .json/.ubj, LightGBM .txt or scikit-learn .skops",
+    )
+    p.add_argument("--data", required=True, help="labelled CSV file or directory")
+    _schema_argument(p)
+    _model_dir_argument(p)
+    p.add_argument(
+        "--space",
+        choices=SPACES,
+        default="probability",
+        help="where explanations add up unless a request asks otherwise (default: probability)",
+    )
+    p.add_argument("--points", help="scorecard points SCORE:ODDS:PDO (default: none)")
+    p.set_defaults(func=_import)
 
     p = sub.add_parser(
         "report",

@@ -23,9 +23,9 @@ from credit_schema.decisions import DecisionBands
 from credit_schema.reasons import (
     ELDERLY_AGE,
     MAX_REASONS,
-    MIN_CONTRIBUTION,
     ReasonText,
     Registry,
+    min_contribution_in,
 )
 from pydantic_core import to_json
 
@@ -93,6 +93,7 @@ def explanation_text(
     registry: Registry,
     bands: DecisionBands | None = None,
     *,
+    space: str = "probability",
     prefix: str = "",
     separator: str = ",",
     features: Sequence[str] = FEATURES,
@@ -109,7 +110,10 @@ def explanation_text(
     shap_text, value_text = _texts(shap_values), _texts(inputs)
     order = np.argsort(-np.abs(shap_values), axis=1, kind="stable")  # credit_schema.ranked
 
-    candidate = (shap_values >= MIN_CONTRIBUTION) & (shap_values > 0)
+    least = np.fromiter(  # each row's threshold in its space: the rule's one copy
+        (min_contribution_in(space, p) for p in probability.tolist()), np.float64, n
+    )
+    candidate = (shap_values >= least[:, None]) & (shap_values > 0)
     if registry.age_feature is not None and registry.age_feature in features:
         age = list(features).index(registry.age_feature)  # never an elderly applicant's age
         candidate[:, age] &= ~(inputs[:, age] >= ELDERLY_AGE)
@@ -119,7 +123,9 @@ def explanation_text(
 
     pieces = np.empty((n, _WIDTH), dtype=object)  # every cell is set below
     pieces[:, 0] = "{" + prefix + '"probability":'
-    pieces[:, 1] = _texts(probability) + f',"base_value":{base_value!r},"contributions":['
+    pieces[:, 1] = _texts(probability) + (
+        f',"base_value":{base_value!r},"space":{json.dumps(space)},"contributions":['
+    )
     contribution = pieces[:, 2 : 2 + 5 * _N].reshape(n, _N, 5)
     contribution[:, :, 0] = _CONTRIBUTION[order]
     contribution[:, :, 1] = np.take_along_axis(value_text, order, 1)

@@ -14,6 +14,7 @@ import os
 from typing import Any, Final, Protocol
 
 import numpy as np
+from credit_schema.responses import Space
 
 log = logging.getLogger(__name__)
 
@@ -23,6 +24,8 @@ POSITIVE_CLASS = 1
 
 class Explainer(Protocol):
     base_value: float
+    #: Where ``base_value + shap.sum(axis=1)`` adds up: ``probability`` or ``log_odds``.
+    space: Space
 
     def explain(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """``X[n, 10]`` raw -> ``(probability[n], shap[n, 10])``."""
@@ -65,6 +68,9 @@ class ShapTreeExplainer:
         classes = list(getattr(self._model, "classes_", [0, 1]))
         self._class_index = classes.index(POSITIVE_CLASS)
         self._tree = shap.TreeExplainer(self._model, feature_perturbation="tree_path_dependent")
+        from . import families
+
+        self.space: Space = "probability" if families.of(pipeline) == "rf" else "log_odds"
         expected = np.atleast_1d(np.asarray(self._tree.expected_value, dtype=np.float64))
         self.base_value = float(expected[self._class_index] if expected.size > 1 else expected[0])
 
@@ -81,7 +87,8 @@ class ShapTreeExplainer:
 
     def explain_checked(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
         proba, values = self.explain(X)
-        return proba, values, additivity_gap(self.base_value, proba, values)
+        target = proba if self.space == "probability" else np.log(proba) - np.log1p(-proba)
+        return proba, values, additivity_gap(self.base_value, target, values)
 
 
 #: ``auto`` (default): the fast exact explainer where it covers the model, else shap's;

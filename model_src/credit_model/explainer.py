@@ -14,8 +14,17 @@ from typing import Any, Final
 
 import numpy as np
 import numpy.typing as npt
+from credit_schema.responses import Space
 
-from .forest import CHUNK, CompiledForest, FloatArray, UnsupportedModelError, compile_forest
+from .ensemble import expit
+from .forest import (
+    CHUNK,
+    CompiledForest,
+    FloatArray,
+    UnsupportedModelError,
+    compile_ensemble,
+    compile_forest,
+)
 from .kernel import compile_kernel
 from .settings import env_int
 
@@ -38,8 +47,10 @@ def default_threads() -> int:
 class FastTreeExplainer:
     """Exact path-dependent TreeSHAP of an (imputer +) binary forest, from its compiled tables.
 
-    ``explain(X) -> (proba[n], shap[n, n_features])`` on raw inputs (NaN where missing,
-    filled with ``fill_values``, the imputer's statistics); :meth:`explain_checked` also
+    ``explain(X) -> (raw[n], shap[n, n_features])`` on raw inputs (NaN where missing,
+    filled with ``fill_values``, the imputer's statistics, where given; else each split
+    sends them its default way). ``raw`` is the probability for a forest, the margin
+    (log-odds) for boosting, in which the SHAP values add up; :meth:`explain_checked` also
     returns the largest additivity gap, measured in the kernel. Requests of
     :data:`PARALLEL_MIN_APPLICANTS` or more are split across ``threads`` threads (the
     kernel runs without the GIL).
@@ -55,15 +66,16 @@ class FastTreeExplainer:
         self.compiled = compiled
         n = compiled.n_features
         fill = np.full(n, np.nan) if fill_values is None else np.asarray(fill_values, np.float64)
-        if fill.shape != (n,) or (fill_values is not None and not np.all(np.isfinite(fill))):
-            raise UnsupportedModelError("fill values must be one finite number per feature")
+        if fill.shape != (n,):
+            raise UnsupportedModelError("fill values must be one number (or NaN) per feature")
         self.fill_values = np.ascontiguousarray(fill)
-        self._can_fill = fill_values is not None
         self.threads = default_threads() if threads is None else max(1, int(threads))
         self.base_value: float = compiled.base_value
+        #: Where the SHAP values add up: the probability (forests) or its log-odds (boosting).
+        self.space: Space = "log_odds" if compiled.logistic else "probability"
         self._kernel = compile_kernel()
         self._pool: ThreadPoolExecutor | None = None
-        self.explain(self.fill_values[None, :] if self._can_fill else np.zeros((1, n)))
+        self.explain(np.zeros((1, n)))
 
     @classmethod
     def from_model(cls, forest: Any, **kwargs: Any) -> FastTreeExplainer:
@@ -75,13 +87,18 @@ class FastTreeExplainer:
         return proba, phi
 
     def explain_checked(self, X: npt.ArrayLike) -> tuple[FloatArray, FloatArray, float]:
-        """``(proba, shap, gap)``: :meth:`explain` and ``max |base + sum(shap) - proba|``."""
+        """``(proba, shap, gap)``: :meth:`explain` and the largest additivity gap in
+        :attr:`space` (``|base + sum(shap) - proba|``, or ``- logit(proba)``)."""
+        raw, phi, gap = self.explain_raw(X)
+        return (expit(raw) if self.compiled.logistic else raw), phi, gap
+
+    def explain_raw(self, X: npt.ArrayLike) -> tuple[FloatArray, FloatArray, float]:
+        """``(raw, shap, gap)``: the raw output (probability or margin) the SHAP values add
+        up to, and ``max |base + sum(shap) - raw|``."""
         x = np.ascontiguousarray(X, dtype=np.float64)
         m = self.compiled.n_features
         if x.ndim != 2 or x.shape[1] != m:
             raise ValueError(f"expected an array of shape (n, {m}), got {x.shape}")
-        if not self._can_fill and np.isnan(x).any():
-            raise ValueError("missing values and no imputer statistics to fill them")
         n = x.shape[0]
         proba = np.empty(n)
         phi = np.empty((n, self.compiled.table.shape[2]))
@@ -105,11 +122,12 @@ class FastTreeExplainer:
     def _run(self, x: FloatArray, proba: FloatArray, phi: FloatArray) -> float:
         c = self.compiled
         gap = self._kernel(
-            x, self.fill_values, c.max_nodes,
+            x, self.fill_values, c.float32_inputs, c.max_nodes,
             c.split_start, c.split_node, c.split_feature, c.split_threshold,
-            c.split_left, c.split_right, c.split_bit,
-            c.entry_start, c.entry_node, c.entry_feature, c.entry_threshold, c.entry_value,
-            c.entry_base, 1 << c.depth, c.table, c.base_value, proba, phi,
+            c.split_left, c.split_right, c.split_bit, c.split_missing,
+            c.entry_start, c.entry_node, c.entry_feature, c.entry_threshold, c.entry_missing,
+            c.entry_value, c.entry_base, 1 << c.depth, c.table, c.base_value,
+            c.divisor, c.offset, proba, phi,
         )  # fmt: skip
         return float(gap)
 
@@ -145,9 +163,30 @@ def imputer_and_forest(pipeline: Any) -> tuple[FloatArray | None, Any]:
 
 
 def fast_explainer_for(pipeline: Any, *, threads: int | None = None) -> FastTreeExplainer:
-    """A :class:`FastTreeExplainer` for ``forest`` or ``Pipeline([imputer, forest])``."""
+    """A :class:`FastTreeExplainer` for ``forest``, ``Pipeline([imputer, forest])`` or a
+    boosted model of any family (:mod:`credit_model.families`)."""
+    from . import families
+
+    name = families.of(pipeline)
+    if name != "rf":
+        ensemble = families.module(name).to_ensemble(pipeline)
+        return FastTreeExplainer(compile_ensemble(ensemble), threads=threads)
     fill, forest = imputer_and_forest(pipeline)
     return FastTreeExplainer(compile_forest(forest), fill_values=fill, threads=threads)
+
+
+def explainer_in_space(pipeline: Any, space: str, background: Any = None) -> Any:
+    """The fast explainer of a fitted model in ``space``: a boosted model's probability
+    space is interventional against ``background``; its log-odds and the forest's
+    probability are path-dependent (:func:`fast_explainer_for`)."""
+    from . import families
+    from .interventional import InterventionalExplainer, leaf_paths
+
+    name = families.of(pipeline)
+    if name == "rf" or space == "log_odds":
+        return fast_explainer_for(pipeline)
+    ensemble = families.module(name).to_ensemble(pipeline)
+    return InterventionalExplainer(leaf_paths(ensemble, np.asarray(background, np.float64)))
 
 
 __all__ = [

@@ -30,7 +30,23 @@ from pathlib import Path
 from typing import Any, Final
 
 import numpy as np
-import numpy.typing as npt
+
+from .ensemble import LEAF, Ensemble, FloatArray, IndexArray, Tree, UnsupportedModelError
+
+__all__ = [
+    "CHUNK",
+    "MAX_PATH_FEATURES",
+    "TABLES_FILE",
+    "CompiledForest",
+    "FloatArray",
+    "IndexArray",
+    "UnsupportedModelError",
+    "compile_ensemble",
+    "compile_forest",
+    "load_tables",
+    "save_tables",
+    "supports",
+]
 
 #: Largest number of distinct features on one root-to-leaf path the tables cover
 #: (a leaf's table has ``2**d * d`` entries).
@@ -38,16 +54,9 @@ MAX_PATH_FEATURES: Final = 8
 #: Largest total size of the SHAP tables, in float64 entries (512 MiB).
 MAX_TABLE_ENTRIES: Final = 64 * 1024 * 1024
 
-_LEAF: Final = -1  # sklearn's TREE_LEAF (children_left of a leaf)
 #: Features summed per pass of the kernel (one register each): table rows are padded to it.
 CHUNK: Final = 10
 
-FloatArray = npt.NDArray[np.float64]
-IndexArray = npt.NDArray[np.int64]
-
-
-class UnsupportedModelError(TypeError):
-    """The fast path does not cover this model (the caller falls back to shap)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,15 +98,21 @@ class CompiledForest:
     split_left: IndexArray  #: [n_splits] node number of the left child
     split_right: IndexArray  #: [n_splits] node number of the right child
     split_bit: IndexArray  #: [n_splits] 1 << slot of the split's feature
+    split_missing: IndexArray  #: [n_splits] 1 where a missing value goes right
     entry_start: IndexArray  #: [n_trees + 1] first entry of each tree
     entry_node: IndexArray  #: [n_entries] root node: its pattern indexes the table
     entry_feature: IndexArray  #: [n_entries, 3] features of the entry's splits
     entry_threshold: FloatArray  #: [n_entries, 3] their thresholds (absent split: +inf)
-    entry_value: FloatArray  #: [n_entries, 8] class-1 proportion of the leaf reached, by outcome
+    entry_missing: IndexArray  #: [n_entries, 3] 1 where a missing value goes right
+    entry_value: FloatArray  #: [n_entries, 8] value of the leaf reached, by outcome
     #: [n_entries] the entry's rows in ``table`` are ``entry_base + pattern`` (see below)
     entry_base: IndexArray
     table: FloatArray  #: [n_rows, 8, width] SHAP values by (entry and pattern, outcome)
-    base_value: float  #: the forest's expected output (shap's expected_value)
+    base_value: float  #: the expected raw output (shap's expected_value)
+    divisor: float = 1.0  #: raw = sum of the trees' leaf values / divisor + offset
+    offset: float = 0.0
+    logistic: int = 0  #: 1: probability = expit(raw) (boosting), 0: probability = raw
+    float32_inputs: int = 1  #: 1: inputs rounded to float32 before comparing
 
     @property
     def n_entries(self) -> int:
@@ -106,36 +121,25 @@ class CompiledForest:
 
 def supports(model: Any) -> bool:
     """Whether :func:`compile_forest` covers ``model`` (type, classes, paths' features)."""
-    try:
-        _check_forest(model)
-    except UnsupportedModelError:
-        return False
-    return all(_path_features_within_bound(e.tree_) for e in model.estimators_)
+    from .families import forest
+
+    return forest.supports(model)
 
 
-def _path_features_within_bound(tree: Any) -> bool:
+def path_features_within_bound(tree: Tree) -> bool:
+    """Whether every root-to-leaf path of ``tree`` splits on at most
+    :data:`MAX_PATH_FEATURES` distinct features."""
     stack: list[tuple[int, frozenset[int]]] = [(0, frozenset())]
     while stack:
         node, feats = stack.pop()
-        if tree.children_left[node] == _LEAF:
+        if tree.left[node] == LEAF:
             continue
         feats = feats | {int(tree.feature[node])}
         if len(feats) > MAX_PATH_FEATURES:
             return False
-        stack.append((int(tree.children_left[node]), feats))
-        stack.append((int(tree.children_right[node]), feats))
+        stack.append((int(tree.left[node]), feats))
+        stack.append((int(tree.right[node]), feats))
     return True
-
-
-def _check_forest(model: Any) -> None:
-    from sklearn.ensemble import ExtraTreesClassifier, RandomForestClassifier
-
-    if not isinstance(model, RandomForestClassifier | ExtraTreesClassifier):
-        raise UnsupportedModelError(f"{type(model).__name__} is not a fitted sklearn forest")
-    if not hasattr(model, "estimators_"):
-        raise UnsupportedModelError("the forest is not fitted")
-    if getattr(model, "n_outputs_", 1) != 1 or list(model.classes_) != [0, 1]:
-        raise UnsupportedModelError("only single-output classifiers of classes 0 and 1 are covered")
 
 
 def _zero_fraction_products(z: FloatArray) -> FloatArray:
@@ -171,47 +175,57 @@ def compile_forest(model: Any) -> CompiledForest:
 
     Raises :class:`UnsupportedModelError` when the model is not covered.
     """
-    _check_forest(model)
-    estimators = model.estimators_
-    n_trees = len(estimators)
-    scaling = 1.0 / n_trees
+    from .families import forest
 
-    splits: list[tuple[int, int, float, int, int, int]] = []
+    return compile_ensemble(forest.to_ensemble(model))
+
+
+def compile_ensemble(ensemble: Ensemble) -> CompiledForest:
+    """Precompute the SHAP tables of any family's trees (see the module docstring).
+
+    Raises :class:`UnsupportedModelError` when a path splits on too many features or
+    the tables would be too large.
+    """
+    n_trees = len(ensemble.trees)
+    if n_trees == 0:
+        raise UnsupportedModelError("the ensemble has no trees")
+    scaling = 1.0 / ensemble.divisor
+
+    splits: list[tuple[int, int, float, int, int, int, int]] = []
     split_start = [0]
     leaf_nodes: list[int] = []
     leaf_values: list[float] = []
     leaf_slot_features: list[tuple[int, ...]] = []
     leaf_zero: list[tuple[float, ...]] = []
     leaf_start = [0]
-    root_values: list[float] = []
+    expected = 0.0  # sum over leaves of value x product of zero fractions: exactly g(empty)
     max_nodes = 1
-    for est in estimators:
-        tree = est.tree_
-        n = int(tree.node_count)
+    for tree in ensemble.trees:
+        n = int(tree.left.shape[0])
         max_nodes = max(max_nodes, n)
-        cl = tree.children_left.astype(np.int64)
-        cr = tree.children_right.astype(np.int64)
+        cl = tree.left.astype(np.int64)
+        cr = tree.right.astype(np.int64)
         feat = tree.feature.astype(np.int64)
         thr = tree.threshold.astype(np.float64)
-        cover = tree.weighted_n_node_samples.astype(np.float64)
-        value = tree.value.reshape(n, -1).astype(np.float64)
-        proba = value[:, 1] / value.sum(axis=1)  # shap's normalize=True and sklearn's normaliser
-        root_values.append(float(proba[0]))
+        miss = tree.missing_right.astype(np.int64)
+        cover = tree.cover.astype(np.float64)
+        value = tree.value.astype(np.float64)
         # Preorder walk carrying the distinct features on the path so far (slot
         # order) and the zero fraction accumulated per slot.
         stack: list[tuple[int, tuple[int, ...], tuple[float, ...]]] = [(0, (), ())]
         while stack:
             node, path_feats, path_zero = stack.pop()
-            if cl[node] == _LEAF:
+            if cl[node] == LEAF:
                 if len(path_feats) > MAX_PATH_FEATURES:
                     raise UnsupportedModelError(
                         f"a leaf splits on {len(path_feats)} distinct features; "
                         f"the fast path covers up to {MAX_PATH_FEATURES}"
                     )
                 leaf_nodes.append(node)
-                leaf_values.append(float(proba[node]))
+                leaf_values.append(float(value[node]))
                 leaf_slot_features.append(path_feats)
                 leaf_zero.append(path_zero)
+                expected += float(value[node]) * math.prod(path_zero)
                 continue
             f = int(feat[node])
             if f in path_feats:
@@ -221,7 +235,9 @@ def compile_forest(model: Any) -> CompiledForest:
                 k = len(path_feats)
                 feats = (*path_feats, f)
                 path_zero = (*path_zero, 1.0)
-            splits.append((node, f, float(thr[node]), int(cl[node]), int(cr[node]), 1 << k))
+            splits.append(
+                (node, f, float(thr[node]), int(cl[node]), int(cr[node]), 1 << k, int(miss[node]))
+            )
             for child in (int(cr[node]), int(cl[node])):
                 zero = list(path_zero)
                 zero[k] *= cover[child] / cover[node]
@@ -232,12 +248,12 @@ def compile_forest(model: Any) -> CompiledForest:
     depth = max(len(f) for f in leaf_slot_features)
     n_leaves = len(leaf_values)
     # An entry's table has 8 outcomes per pattern; there are fewer entries than leaves.
-    if 8 * n_leaves * (1 << depth) * int(model.n_features_in_) > MAX_TABLE_ENTRIES:
-        raise UnsupportedModelError("the forest's SHAP tables would be too large")
+    n_features = ensemble.n_features
+    if 8 * n_leaves * (1 << depth) * n_features > MAX_TABLE_ENTRIES:
+        raise UnsupportedModelError("the ensemble's SHAP tables would be too large")
 
     # Pad every leaf to `depth` slots with null players (z = 1, always satisfied):
     # their Shapley value is exactly 0 and the others' are unchanged.
-    n_features = int(model.n_features_in_)
     n_patterns = 1 << depth
     zeros = np.ones((n_leaves, depth))
     slot_feature = np.zeros((n_leaves, depth), dtype=np.int64)
@@ -263,7 +279,6 @@ def compile_forest(model: Any) -> CompiledForest:
             by_slot,
         )
 
-    base_value = float(np.asarray(root_values).sum() * scaling)
     return _with_subtrees(
         n_features=n_features,
         n_trees=n_trees,
@@ -275,7 +290,8 @@ def compile_forest(model: Any) -> CompiledForest:
         leaf_values=leaf_values,
         leaf_start=leaf_start,
         table=table,
-        base_value=base_value,
+        base_value=expected * scaling + ensemble.offset,
+        ensemble=ensemble,
     )
 
 
@@ -285,20 +301,22 @@ def _with_subtrees(
     n_trees: int,
     depth: int,
     max_nodes: int,
-    splits: list[tuple[int, int, float, int, int, int]],
+    splits: list[tuple[int, int, float, int, int, int, int]],
     split_start: list[int],
     leaf_nodes: list[int],
     leaf_values: list[float],
     leaf_start: list[int],
     table: FloatArray,
     base_value: float,
+    ensemble: Ensemble,
 ) -> CompiledForest:
     """Group every subtree of height two at most into one table entry."""
-    kept: list[tuple[int, int, float, int, int, int]] = []
+    kept: list[tuple[int, int, float, int, int, int, int]] = []
     kept_start = [0]
     roots: list[int] = []
     features: list[tuple[int, int, int]] = []
     thresholds: list[tuple[float, float, float]] = []
+    missing: list[tuple[int, int, int]] = []
     bits: list[tuple[int, int, int]] = []
     # Per entry, up to 4 leaves, each with its path inside the subtree:
     # ((split position 0/1/2, direction 0 left / 1 right), ...).
@@ -309,12 +327,12 @@ def _with_subtrees(
         leaf_of = {leaf_nodes[i]: i for i in range(leaf_start[t], leaf_start[t + 1])}
         split_of = {row[0]: row for row in splits[split_start[t] : split_start[t + 1]]}
         height: dict[int, int] = dict.fromkeys(leaf_of, 0)
-        for node, _, _, left, right, _ in reversed(splits[split_start[t] : split_start[t + 1]]):
+        for node, _, _, left, right, _, _ in reversed(splits[split_start[t] : split_start[t + 1]]):
             height[node] = 1 + max(height[left], height[right])  # preorder: children first here
         entry_roots = [0] if height[0] <= 2 else []
         mask = {0: 0}  # the pattern bits the splits above a node can clear
         for row in splits[split_start[t] : split_start[t + 1]]:
-            node, _, _, left, right, bit = row
+            node, _, _, left, right, bit, _ = row
             if height[node] > 2:
                 kept.append(row)
                 mask[left] = mask[right] = mask[node] | bit
@@ -327,24 +345,27 @@ def _with_subtrees(
             if root in leaf_of:
                 features.append((0, 0, 0))
                 thresholds.append((math.inf, math.inf, math.inf))
+                missing.append((0, 0, 0))
                 bits.append((0, 0, 0))
                 leaves.append([(leaf_of[root], ())])
                 continue
-            _, f0, t0, left, right, b0 = split_of[root]
+            _, f0, t0, left, right, b0, m0 = split_of[root]
             fs = [f0, 0, 0]
             thr = [t0, math.inf, math.inf]
+            ms = [m0, 0, 0]  # an absent split sends missing values left too: never right
             bs = [b0, 0, 0]
             found: list[tuple[int, tuple[tuple[int, int], ...]]] = []
             for side, child, position in ((0, left, 1), (1, right, 2)):
                 if child in leaf_of:
                     found.append((leaf_of[child], ((0, side),)))
                     continue
-                _, fc, tc, cl, cr, bc = split_of[child]
-                fs[position], thr[position], bs[position] = fc, tc, bc
+                _, fc, tc, cl, cr, bc, mc = split_of[child]
+                fs[position], thr[position], bs[position], ms[position] = fc, tc, bc, mc
                 found.append((leaf_of[cl], ((0, side), (position, 0))))
                 found.append((leaf_of[cr], ((0, side), (position, 1))))
             features.append((fs[0], fs[1], fs[2]))
             thresholds.append((thr[0], thr[1], thr[2]))
+            missing.append((ms[0], ms[1], ms[2]))
             bits.append((bs[0], bs[1], bs[2]))
             leaves.append(found)
         kept_start.append(len(kept))
@@ -384,7 +405,7 @@ def _with_subtrees(
         leaf_patterns = row_pattern[:, None] & ~lost[row_entry, j, :]  # [R, 8]
         entry_table += extended[leaf_index[row_entry, j, None], leaf_patterns]
 
-    def ints(rows: list[tuple[int, int, float, int, int, int]], k: int) -> IndexArray:
+    def ints(rows: list[tuple[int, int, float, int, int, int, int]], k: int) -> IndexArray:
         return np.asarray([r[k] for r in rows], dtype=np.int64)
 
     return CompiledForest(
@@ -399,20 +420,36 @@ def _with_subtrees(
         split_left=ints(kept, 3),
         split_right=ints(kept, 4),
         split_bit=ints(kept, 5),
+        split_missing=ints(kept, 6),
         entry_start=np.asarray(entry_start, dtype=np.int64),
         entry_node=np.asarray(roots, dtype=np.int64),
         entry_feature=np.asarray(features, dtype=np.int64).reshape(n_entries, 3),
         entry_threshold=np.asarray(thresholds, dtype=np.float64).reshape(n_entries, 3),
+        entry_missing=np.asarray(missing, dtype=np.int64).reshape(n_entries, 3),
         entry_value=entry_value,
         entry_base=entry_base,
         table=entry_table,
         base_value=base_value,
+        divisor=float(ensemble.divisor),
+        offset=float(ensemble.offset),
+        logistic=int(ensemble.link == "logistic"),
+        float32_inputs=int(ensemble.float32_inputs),
     )
 
 
 #: The compiled forest and the imputer's fill values, saved beside the model.
 TABLES_FILE: Final = "treeshap.npz"
-_SCALARS: Final = ("n_features", "n_trees", "depth", "max_nodes", "base_value")
+_SCALARS: Final = (
+    "n_features",
+    "n_trees",
+    "depth",
+    "max_nodes",
+    "base_value",
+    "divisor",
+    "offset",
+    "logistic",
+    "float32_inputs",
+)
 
 
 def save_tables(path: str | Path, forest: CompiledForest, fill_values: FloatArray) -> None:

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import csv
 import io
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
 
@@ -46,8 +46,15 @@ from credit_schema import (
     negotiate,
     validate_records,
 )
-from credit_schema.decisions import DecisionBands
-from credit_schema.reasons import DEFAULT_REGISTRY, Registry, registry_from_env, schema_registry
+from credit_schema.decisions import REFERENCE_ATTRIBUTE, SPACE_ATTRIBUTE, DecisionBands
+from credit_schema.points import Scorecard
+from credit_schema.reasons import (
+    DEFAULT_REGISTRY,
+    Registry,
+    min_contribution_in,
+    registry_from_env,
+    schema_registry,
+)
 from pydantic_core import to_json
 
 from . import artifacts
@@ -56,6 +63,7 @@ from .encode import explanation_text
 from .explain import Explainer, build_explainer, explainer_kind
 from .explainer import FastTreeExplainer
 from .forest import TABLES_FILE, load_tables
+from .interventional import INTERVENTIONAL_FILE, InterventionalExplainer, load_paths
 from .settings import SettingError, env_int
 
 FloatArray = npt.NDArray[np.float64]
@@ -93,6 +101,38 @@ class LoadedModel:
     registry: Registry = DEFAULT_REGISTRY
     #: The schema the model was trained with (its ``schema.json``): what every request must fit.
     schema: ApplicantSchema = BUILTIN
+    #: Every space this model can explain in (the default one is ``explainer``'s).
+    explainers: dict[str, Explainer] = field(default_factory=dict)
+    #: ``train --points``: every answer carries its scorecard points.
+    scorecard: Scorecard | None = None
+    _cutoff: dict[float, Explainer] = field(default_factory=dict, repr=False)
+
+    def explainer_in(self, space: str | None) -> Explainer:
+        """The explainer for a request's ``space`` (None: the model's default), else 400."""
+        if space is None or space == self.explainer.space:
+            return self.explainer
+        if space not in self.explainers:
+            raise PayloadError(
+                f"custom attribute {SPACE_ATTRIBUTE}: this model explains in "
+                f"{', '.join(sorted(self.explainers) or [self.explainer.space])}, not {space!r}"
+            )
+        return self.explainers[space]
+
+    def against_cutoff(self, cutoff: float) -> Explainer:
+        """The probability-space explainer against the training applicants scored just inside
+        ``cutoff`` (built once per cutoff), else 400."""
+        if cutoff not in self._cutoff:
+            explainer = self.explainers.get("probability")
+            if not isinstance(explainer, InterventionalExplainer):
+                raise PayloadError(
+                    f"custom attribute {REFERENCE_ATTRIBUTE}: explaining against the cutoff "
+                    "needs a boosted model with its cutoff pool"
+                )
+            try:
+                self._cutoff[cutoff] = explainer.against_cutoff(cutoff)
+            except ValueError as exc:
+                raise PayloadError(f"custom attribute {REFERENCE_ATTRIBUTE}: {exc}") from None
+        return self._cutoff[cutoff]
 
     @property
     def version(self) -> str:
@@ -121,6 +161,12 @@ class Prediction:
     bands: DecisionBands | None = None
     schema: ApplicantSchema = BUILTIN
     ids: list[dict[str, str]] | None = None
+    #: Where base value + SHAP values add up (credit_schema.additivity_target).
+    space: str = "probability"
+    #: Each applicant's scorecard points (models trained with --points).
+    points: list[dict[str, Any]] | None = None
+    #: ``cutoff``: explained against the applicants just inside the approval cutoff.
+    reference: str = "training"
 
 
 #: SageMaker calls ``input_fn`` without the model: it reads the schema of the model this
@@ -128,25 +174,46 @@ class Prediction:
 _loaded_schema: ApplicantSchema = BUILTIN
 
 
-def served_explainer(directory: Path, metadata: dict[str, Any]) -> Explainer | None:
-    """The explainer of the signed TreeSHAP tables (numpy alone), None when the model is served
+def served_explainers(directory: Path, metadata: dict[str, Any]) -> dict[str, Explainer]:
+    """The explainers of the signed tables (numpy alone), by space: the TreeSHAP tables' and,
+    for a boosted model, the interventional one in probability; empty when the model is served
     from its skops file. Tables that do not load or answer are a :class:`ModelArtifactError`."""
     if TABLES_FILE not in metadata["signed_files"] or explainer_kind() == "shap":
-        return None
+        return {}
+    name = TABLES_FILE
     try:
         compiled, fill_values = load_tables(directory / TABLES_FILE)
         explainer = FastTreeExplainer(compiled, fill_values=fill_values)
-        proba, shap = explainer.explain(explainer.fill_values[None, :])
-        if not (0.0 <= float(proba[0]) <= 1.0 and np.all(np.isfinite(shap))):
-            raise ValueError("they do not answer a probability and finite SHAP values")
-        return explainer
+        explainers: dict[str, Explainer] = {explainer.space: explainer}
+        if INTERVENTIONAL_FILE in metadata["signed_files"]:
+            name = INTERVENTIONAL_FILE
+            explainers["probability"] = InterventionalExplainer(
+                load_paths(directory / INTERVENTIONAL_FILE)
+            )
+        for each in explainers.values():
+            proba, shap = each.explain(explainer.fill_values[None, :])
+            if not (0.0 <= float(proba[0]) <= 1.0 and np.all(np.isfinite(shap))):
+                raise ValueError("they do not answer a probability and finite SHAP values")
+        return explainers
     except SettingError:
         raise  # the operator's setting, not the file: its own error line
     except Exception as exc:  # noqa: BLE001 - any failure of a damaged file: one clear error
         raise artifacts.ModelArtifactError(
-            f"{directory / TABLES_FILE}: not loadable TreeSHAP tables "
+            f"{directory / name}: not loadable TreeSHAP tables "
             f"({type(exc).__name__}: {str(exc)[:200]}); refusing to load"
         ) from None
+
+
+def _in_own_space(explainers: dict[str, Explainer], metadata: dict[str, Any]) -> Explainer | None:
+    """The one of ``explainers`` in the space the model was trained to answer in."""
+    own = explainers.get(str(metadata.get("space", "probability")))
+    return own if own is not None else next(iter(explainers.values()), None)
+
+
+def served_explainer(directory: Path, metadata: dict[str, Any]) -> Explainer | None:
+    """The explainer of the signed tables in the model's own space (None: served from the
+    skops file)."""
+    return _in_own_space(served_explainers(directory, metadata), metadata)
 
 
 def model_fn(model_dir: str | Path) -> LoadedModel:
@@ -154,13 +221,15 @@ def model_fn(model_dir: str | Path) -> LoadedModel:
     (numpy alone), else the skops model and an explainer built from it (never unpickled)."""
     directory = Path(model_dir)
     metadata = artifacts.verify(directory)
-    explainer = served_explainer(directory, metadata)
+    explainers = served_explainers(directory, metadata)
+    explainer = _in_own_space(explainers, metadata)
     if explainer is None:
         explainer = build_explainer(artifacts.load(directory).pipeline)
     schema = artifacts.model_schema(directory)
     global _loaded_schema
     _loaded_schema = schema
     return LoadedModel(
+        explainers=explainers,
         explainer=explainer,
         metadata=metadata,
         model_dir=directory,
@@ -168,6 +237,7 @@ def model_fn(model_dir: str | Path) -> LoadedModel:
         # a bad override file fails the start, not a request
         registry=registry_from_env(base=schema_registry(schema)),
         schema=schema,
+        scorecard=Scorecard.parse(metadata["points"]) if metadata.get("points") else None,
     )
 
 
@@ -195,17 +265,46 @@ def input_fn(
     return Batch(X, ids if ids and any(ids) else None)
 
 
-def predict_fn(input_data: Batch | FloatArray, model: LoadedModel) -> Prediction:
-    """Probability of the schema's risk label and exact SHAP values for every row."""
+def predict_fn(
+    input_data: Batch | FloatArray,
+    model: LoadedModel,
+    space: str | None = None,
+    cutoff: float | None = None,
+) -> Prediction:
+    """Probability of the schema's risk label and exact SHAP values for every row, in
+    ``space`` (None: the model's default), against the applicants just inside ``cutoff``
+    when given (probability space)."""
     batch = input_data if isinstance(input_data, Batch) else Batch(input_data)
     X = np.asarray(batch.rows, dtype=np.float64)
-    proba, shap_values, gap = model.explainer.explain_checked(X)
+    if cutoff is not None and space not in (None, "probability"):
+        raise PayloadError(
+            f"custom attribute {REFERENCE_ATTRIBUTE}: the cutoff reference is in probability"
+        )
+    explainer = model.explainer_in(space) if cutoff is None else model.against_cutoff(cutoff)
+    proba, shap_values, gap = explainer.explain_checked(X)
     if not gap <= ADDITIVITY_TOLERANCE:
         raise ExplanationError(f"the model produced an inconsistent explanation (gap {gap:.3g})")
-    base = float(model.explainer.base_value)
+    base = float(explainer.base_value)
+    points = None
+    if model.scorecard is not None:
+        in_log_odds = model.explainer_in("log_odds")
+        log_odds = shap_values if explainer is in_log_odds else in_log_odds.explain(X)[1]
+        points = [
+            model.scorecard.points(in_log_odds.base_value, row, model.schema.features)
+            for row in log_odds.tolist()
+        ]
     return Prediction(
-        X, proba, base, shap_values, model.version, model.registry, schema=model.schema,
+        X,
+        proba,
+        base,
+        shap_values,
+        model.version,
+        model.registry,
+        schema=model.schema,
         ids=batch.ids,
+        space=explainer.space,
+        points=points,
+        reference="training" if cutoff is None else "cutoff",
     )
 
 
@@ -224,13 +323,21 @@ def explanations(prediction: Prediction) -> list[dict[str, Any]]:
     ):
         values = [None if v != v else v for v in row]  # NaN: null
         wire = schema.wire_values(values) if schema.categorical else values
-        explanation = explanation_dict(probability, base, wire, shap, schema.features)
+        explanation = explanation_dict(
+            probability, base, wire, shap, schema.features, space=prediction.space
+        )
         triples = zip(schema.features, values, shap, strict=True)
-        explanation["reasons"] = prediction.registry.principal_reasons(triples)
+        explanation["reasons"] = prediction.registry.principal_reasons(
+            triples, min_contribution=min_contribution_in(prediction.space, probability)
+        )
         if prediction.bands is not None:
             explanation["decision"] = prediction.bands.decide(probability)
         if prediction.ids is not None:
             explanation["ids"] = prediction.ids[i]
+        if prediction.points is not None:
+            explanation["points"] = prediction.points[i]
+        if prediction.reference != "training":
+            explanation["reference"] = prediction.reference
         out.append(explanation)
     return out
 
@@ -239,8 +346,10 @@ def _explanations_json(prediction: Prediction, members: dict[str, str], separato
     """Each applicant's explanation as JSON, opening with ``members``, joined by ``separator``:
     large batches are written column-wise (:mod:`credit_model.encode`), others dict by dict."""
     text = None
-    # The column-wise writer covers plain numbers; categories' texts and ids go dict by dict.
+    # The column-wise writer covers plain numbers; categories' texts, ids and points go dict
+    # by dict.
     plain = not prediction.schema.categorical and prediction.ids is None
+    plain = plain and prediction.points is None and prediction.reference == "training"
     if plain and len(prediction.probability) >= BULK_MIN_RECORDS:
         text = explanation_text(
             prediction.probability,
@@ -249,6 +358,7 @@ def _explanations_json(prediction: Prediction, members: dict[str, str], separato
             prediction.shap_values,
             prediction.registry,
             prediction.bands,
+            space=prediction.space,
             prefix=to_json(members).decode()[1:-1] + "," if members else "",
             separator=separator,
             features=prediction.schema.features,
@@ -312,6 +422,8 @@ def transform(
     accept: str | None,
     *,
     bands: DecisionBands | None = None,
+    space: str | None = None,
+    reference: str | None = None,
 ) -> tuple[bytes, str]:
     """All three stages for one request; negotiates Accept before doing any work.
 
@@ -320,7 +432,15 @@ def transform(
     """
     negotiate(accept, OUTPUT_CONTENT_TYPES)
     rows = input_fn(body, content_type, max_applicants=model.max_applicants, schema=model.schema)
-    prediction = predict_fn(rows, model)
+    cutoff = None
+    if reference not in (None, "training"):
+        if reference != "cutoff" or bands is None:
+            raise PayloadError(
+                f"custom attribute {REFERENCE_ATTRIBUTE}: 'cutoff' with decision_thresholds "
+                "(the first band's bound is the approval cutoff), or 'training'"
+            )
+        cutoff = bands.bounds[0]
+    prediction = predict_fn(rows, model, space, cutoff)
     if bands is not None:
         prediction.bands = bands
     return output_fn(prediction, accept)

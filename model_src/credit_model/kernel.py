@@ -47,10 +47,12 @@ def _explain_block(
     split_left: IndexArray,
     split_right: IndexArray,
     split_bit: IndexArray,
+    split_missing: IndexArray,
     entry_start: IndexArray,
     entry_node: IndexArray,
     entry_feature: IndexArray,
     entry_threshold: FloatArray,
+    entry_missing: IndexArray,
     entry_value: FloatArray,
     entry_base: IndexArray,
     tens: FloatArray,
@@ -79,11 +81,13 @@ def _explain_block(
             f = split_feature[i]
             threshold = split_threshold[i]
             bit = split_bit[i]
+            missing = split_missing[i]
             left = split_left[i]
             right_child = split_right[i]
             for k in range(bw):
                 p = pattern[node, k]
-                right = np.int64(xt[f, s0 + k] > threshold)
+                v = xt[f, s0 + k]
+                right = np.int64(v > threshold) | (missing & np.int64(v != v))
                 pattern[left, k] = p & ~(bit * right)
                 pattern[right_child, k] = p & ~(bit * (1 - right))
         for e in range(entry_start[t], entry_start[t + 1]):
@@ -95,12 +99,18 @@ def _explain_block(
             t0 = entry_threshold[e, 0]
             t1 = entry_threshold[e, 1]
             t2 = entry_threshold[e, 2]
+            m0 = entry_missing[e, 0]
+            m1 = entry_missing[e, 1]
+            m2 = entry_missing[e, 2]
             for k in range(bw):
                 p = pattern[node, k]
+                v0 = xt[f0, s0 + k]
+                v1 = xt[f1, s0 + k]
+                v2 = xt[f2, s0 + k]
                 outcome = (
-                    np.int64(xt[f0, s0 + k] > t0)
-                    + 2 * np.int64(xt[f1, s0 + k] > t1)
-                    + 4 * np.int64(xt[f2, s0 + k] > t2)
+                    (np.int64(v0 > t0) | (m0 & np.int64(v0 != v0)))
+                    + 2 * (np.int64(v1 > t1) | (m1 & np.int64(v1 != v1)))
+                    + 4 * (np.int64(v2 > t2) | (m2 & np.int64(v2 != v2)))
                 )
                 rows[e - e0, k] = ((base + p) * 8 + outcome) * n_chunks
                 if p == full:  # the subtree the applicant reaches (one per tree)
@@ -138,6 +148,7 @@ def _explain_block(
 def explain_forest(
     x: FloatArray,
     fill: FloatArray,
+    float32_inputs: int,
     max_nodes: int,
     split_start: IndexArray,
     split_node: IndexArray,
@@ -146,30 +157,37 @@ def explain_forest(
     split_left: IndexArray,
     split_right: IndexArray,
     split_bit: IndexArray,
+    split_missing: IndexArray,
     entry_start: IndexArray,
     entry_node: IndexArray,
     entry_feature: IndexArray,
     entry_threshold: FloatArray,
+    entry_missing: IndexArray,
     entry_value: FloatArray,
     entry_base: IndexArray,
     n_patterns: int,
     table: FloatArray,
     base_value: float,
+    divisor: float,
+    offset: float,
     proba: FloatArray,
     phi: FloatArray,
 ) -> float:  # pragma: no cover - compiled by numba; tested through FastTreeExplainer
-    """Explain the rows of ``x`` into ``proba`` and ``phi``; return the largest additivity gap.
+    """Explain the rows of ``x`` into ``proba`` (the raw output: probability for a forest,
+    margin for boosting) and ``phi``; return the largest additivity gap.
 
     ``x`` holds raw inputs, NaN where missing: they are filled with ``fill`` (the
-    imputer's statistics) and rounded to float32, as sklearn compares them. Groups
+    imputer's statistics; NaN: left missing, each split sends them its default way)
+    and rounded to float32 where ``float32_inputs``, as sklearn and XGBoost compare them. Groups
     of :data:`_TREES` trees outside, blocks of :data:`_BLOCK` applicants
     inside: a group's tables stay in the core's cache for the whole request. Per
     tree and block, one pass over the splits
     propagates the applicants' patterns (branch-free: the comparisons are
     unpredictable), one pass over the entries turns them into table rows, then
     each applicant sums its rows in registers, ten features at a time (explicit
-    scalars: an accumulator array would go through memory). Probabilities add
-    the trees' leaf values in tree order, then divide: sklearn's arithmetic.
+    scalars: an accumulator array would go through memory). Raw outputs add
+    the trees' leaf values in tree order, then divide (forests: sklearn's arithmetic)
+    and add the offset (boosting's initial margin).
     """
     n_samples, n_features = x.shape
     n_trees = split_start.shape[0] - 1
@@ -182,7 +200,7 @@ def explain_forest(
             v = x[s, f]
             if np.isnan(v):
                 v = fill[f]
-            xt[f, s] = np.float64(np.float32(v))
+            xt[f, s] = np.float64(np.float32(v)) if float32_inputs else v
     group_entries = 0  # scratch rows: the most entries a group of trees has
     for t_lo in range(0, n_trees, _TREES):
         group_entries = max(
@@ -205,23 +223,23 @@ def explain_forest(
                 _explain_block(
                     xt, s0, _BLOCK, t_lo, t_hi, pattern, rows,
                     split_start, split_node, split_feature, split_threshold,
-                    split_left, split_right, split_bit,
-                    entry_start, entry_node, entry_feature, entry_threshold, entry_value,
-                    entry_base, tens, n_patterns, n_chunks, proba, phi,
+                    split_left, split_right, split_bit, split_missing,
+                    entry_start, entry_node, entry_feature, entry_threshold, entry_missing,
+                    entry_value, entry_base, tens, n_patterns, n_chunks, proba, phi,
                 )  # fmt: skip
             else:
                 _explain_block(
                     xt, s0, nb, t_lo, t_hi, pattern, rows,
                     split_start, split_node, split_feature, split_threshold,
-                    split_left, split_right, split_bit,
-                    entry_start, entry_node, entry_feature, entry_threshold, entry_value,
-                    entry_base, tens, n_patterns, n_chunks, proba, phi,
+                    split_left, split_right, split_bit, split_missing,
+                    entry_start, entry_node, entry_feature, entry_threshold, entry_missing,
+                    entry_value, entry_base, tens, n_patterns, n_chunks, proba, phi,
                 )  # fmt: skip
     gap = 0.0
     for s0 in range(0, n_samples, _BLOCK):
         nb = min(_BLOCK, n_samples - s0)
         for k in range(nb):
-            proba[s0 + k] /= n_trees
+            proba[s0 + k] = proba[s0 + k] / divisor + offset
             total = base_value
             for j in range(width):
                 total += phi[s0 + k, j]
@@ -240,9 +258,10 @@ _F1 = "float64[::1]"
 #: The one signature compiled: C-contiguous arrays as :class:`~credit_model.forest.CompiledForest`
 #: holds them.
 SIGNATURE: Final = (
-    f"float64(float64[:, ::1], {_F1}, int64, {_I1}, {_I1}, {_I1}, {_F1}, {_I1}, {_I1}, {_I1}, "
-    f"{_I1}, {_I1}, int64[:, ::1], float64[:, ::1], float64[:, ::1], {_I1}, int64, "
-    f"float64[:, :, ::1], float64, {_F1}, float64[:, ::1])"
+    f"float64(float64[:, ::1], {_F1}, int64, int64, {_I1}, {_I1}, {_I1}, {_F1}, {_I1}, {_I1}, "
+    f"{_I1}, {_I1}, {_I1}, {_I1}, int64[:, ::1], float64[:, ::1], int64[:, ::1], "
+    f"float64[:, ::1], {_I1}, int64, float64[:, :, ::1], float64, float64, float64, {_F1}, "
+    "float64[:, ::1])"
 )
 _compiled = False
 

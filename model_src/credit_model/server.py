@@ -42,7 +42,14 @@ from credit_schema import (
     check_content_type,
     negotiate,
 )
-from credit_schema.decisions import CUSTOM_ATTRIBUTES_HEADER, THRESHOLDS_ATTRIBUTE, DecisionBands
+from credit_schema.decisions import (
+    CUSTOM_ATTRIBUTES_HEADER,
+    REFERENCE_ATTRIBUTE,
+    SPACE_ATTRIBUTE,
+    THRESHOLDS_ATTRIBUTE,
+    DecisionBands,
+    custom_attribute,
+)
 from credit_schema.edge import inference_id, new_id
 from credit_schema.edge import request_id as accepted_request_id
 from credit_schema.reasons import ReasonCodesError, registry_from_env
@@ -156,18 +163,32 @@ class _Invoker:
             # 406/415 before the body is read: no work for a request that cannot be answered.
             negotiate(accept, OUTPUT_CONTENT_TYPES)
             check_content_type(content_type, INPUT_CONTENT_TYPES)
-            bands = _bands(request.headers.get(CUSTOM_ATTRIBUTES_HEADER))
+            attributes = request.headers.get(CUSTOM_ATTRIBUTES_HEADER)
+            bands = _bands(attributes)
+            space = custom_attribute(attributes, SPACE_ATTRIBUTE)
+            reference = custom_attribute(attributes, REFERENCE_ATTRIBUTE)
             body = await _read_body(request, self.max_body_bytes)
             if len(body) <= INLINE_MAX_BYTES:
                 # A few applicants take less time than a hop to a worker thread.
                 out, response_type = transform(
-                    self.model, body, content_type, accept, bands=bands
+                    self.model,
+                    body,
+                    content_type,
+                    accept,
+                    bands=bands,
+                    space=space,
+                    reference=reference,
                 )
             else:
                 # The scoring thread cannot be interrupted: past the timeout the caller gets
                 # its 504 at once and the thread's result is dropped when it finishes.
                 work = asyncio.get_running_loop().run_in_executor(
-                    None, partial(transform, bands=bands), self.model, body, content_type, accept
+                    None,
+                    partial(transform, bands=bands, space=space, reference=reference),
+                    self.model,
+                    body,
+                    content_type,
+                    accept,
                 )
                 out, response_type = await asyncio.wait_for(work, self.timeout)
             response: Response = Response(out, media_type=response_type)

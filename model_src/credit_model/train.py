@@ -27,10 +27,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
 import numpy as np
-from credit_schema import BUILTIN, ApplicantSchema
+from credit_schema import BUILTIN, SPACES, ApplicantSchema
+from credit_schema.points import Scorecard
 
-from . import artifacts, constraints, monitor, stability
+from . import artifacts, constraints, families, monitor, stability
 from .data import DataError, load_csv, split_xy
+from .interventional import CUTOFF_POOL_ROWS
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -47,6 +49,7 @@ METRIC_DEFINITIONS: Final = [
 class Hyperparameters:
     """Every knob of the model; the defaults are the original blog's forest."""
 
+    model: str = "rf"
     n_estimators: int = 50
     max_depth: int | None = 6
     max_leaf_nodes: int | None = 30
@@ -58,7 +61,10 @@ class Hyperparameters:
     random_state: int = 42
     test_size: float = 0.2
     n_jobs: int = -1
-    constraints: str = constraints.NONE
+    constraints: str = constraints.ALL  # the declared directions of risk, unless "none"
+    learning_rate: float = 0.1
+    space: str = "probability"
+    points: str = ""
 
 
 def _none_or(kind: type) -> Any:
@@ -89,7 +95,29 @@ def _constraints(text: str) -> str:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
+def _family(text: str) -> str:
+    if text not in families.FAMILIES:
+        raise argparse.ArgumentTypeError(f"choose from {', '.join(families.FAMILIES)}")
+    return text
+
+
+def _space(text: str) -> str:
+    if text not in SPACES:
+        raise argparse.ArgumentTypeError(f"choose from {', '.join(SPACES)}")
+    return text
+
+
+def _points(text: str) -> str:
+    if text.lower() in ("", "none"):
+        return ""
+    try:
+        return Scorecard.parse(text).text()
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 _PARSERS: Final[dict[str, Any]] = {
+    "model": _family,
     "n_estimators": int,
     "max_depth": _none_or(int),
     "max_leaf_nodes": _none_or(int),
@@ -102,22 +130,36 @@ _PARSERS: Final[dict[str, Any]] = {
     "test_size": float,
     "n_jobs": int,
     "constraints": _constraints,
+    "learning_rate": float,
+    "space": _space,
+    "points": _points,
 }
 _HELP: Final[dict[str, str]] = {
-    "n_estimators": "trees in the forest",
+    "model": "estimator family: rf (random forest), hgb (scikit-learn's HistGradientBoosting), "
+    "xgboost or lightgbm (the gbm extra)",
+    "n_estimators": "trees in the forest, or boosting rounds",
     "max_depth": "deepest a tree grows (none: no limit)",
     "max_leaf_nodes": "most leaves per tree (none: no limit)",
-    "min_samples_leaf": "fewest training rows in a leaf",
-    "min_samples_split": "fewest training rows in a node that is split",
-    "max_features": "features tried at each split: sqrt, log2, a fraction, a count or none (all)",
-    "class_weight": "balanced, balanced_subsample or none",
-    "bootstrap": "each tree on a bootstrap sample: true or false",
+    "min_samples_leaf": "fewest training rows in a leaf (rf)",
+    "min_samples_split": "fewest training rows in a node that is split (rf)",
+    "max_features": "features tried at each split: sqrt, log2, a fraction, a count or none "
+    "(all) (rf)",
+    "class_weight": "balanced, balanced_subsample or none (rf)",
+    "bootstrap": "each tree on a bootstrap sample: true or false (rf)",
     "random_state": "seed: the same data and seed give the same forest and model version",
     "test_size": "share of --data held out for the metrics when there is no --test-data",
     "n_jobs": "training threads (-1: every CPU; the forest is the same)",
+    "learning_rate": "boosting's shrinkage (hgb, xgboost, lightgbm)",
+    "points": "scorecard points SCORE:ODDS:PDO, e.g. 600:50:20 (600 points at odds 50:1, 20 "
+    "points to double the odds); boosted models only: every answer carries its score and each "
+    "feature's points",
+    "space": "where explanations add up by default: probability (boosting: exact "
+    "interventional TreeSHAP against a background of training rows) or log_odds (boosting "
+    "only: path-dependent TreeSHAP); each request may ask for the other",
     "constraints": "shape constraints, comma-separated: risk (each feature moves the risk only "
     "in the direction its schema declares), elderly_age (age never raises the risk of an "
-    "applicant aged 62+, Regulation B), all or none",
+    "applicant aged 62+, Regulation B), all (the default: each family's monotonic "
+    "constraints) or none",
 }
 
 
@@ -168,6 +210,11 @@ def summary_statistics(
 
 
 def build_pipeline(hp: Hyperparameters, schema: ApplicantSchema = BUILTIN) -> Any:
+    """The estimator ``hp.model`` names: the imputer and forest, or a boosted model (which
+    routes missing values itself), constrained in the schema's directions of risk."""
+    if hp.model != "rf":
+        cst = constraints.monotonic_cst(hp.constraints, schema)
+        return families.module(hp.model).build(hp, cst)
     from sklearn.ensemble import RandomForestClassifier
     from sklearn.impute import SimpleImputer
     from sklearn.pipeline import Pipeline
@@ -207,18 +254,21 @@ def training_baseline(
     X: np.ndarray,
     schema: ApplicantSchema = BUILTIN,
     reference: tuple[np.ndarray, np.ndarray] | None = None,
+    *,
+    space: str = "probability",
+    background: Any = None,
 ) -> dict[str, Any]:
     """Bins of every feature (by its kind in ``schema``) and of the score on the training rows,
     for PSI later, and what monitoring compares with (ranges, high-risk threshold, attributions
-    and reasons of a seeded sample of rows; with ``reference``, the held-out rows, the
-    calibration of estimated performance)."""
-    from .explainer import fast_explainer_for
+    and reasons of a seeded sample of rows, explained in the space the model serves by default;
+    with ``reference``, the held-out rows, the calibration of estimated performance)."""
+    from .explainer import explainer_in_space
 
     sample = X
     if len(X) > monitor.ATTRIBUTION_SAMPLE:
         rows = np.random.default_rng(0).choice(len(X), monitor.ATTRIBUTION_SAMPLE, replace=False)
         sample = X[np.sort(rows)]
-    probability, shap_values = fast_explainer_for(pipeline).explain(sample)
+    probability, shap_values = explainer_in_space(pipeline, space, background).explain(sample)
     score = pipeline.predict_proba(X)[:, 1]
     extra = monitor.attribution_baseline(
         X, sample, probability, shap_values, schema, training_score=score
@@ -235,6 +285,18 @@ def training_baseline(
         "score": stability.baseline(score),
         "monitoring": extra,
     }
+
+
+def background_rows(X: np.ndarray, seed: int, rows: int | None = None) -> np.ndarray:
+    """``rows`` training rows (default: the background probability-space explanations are
+    taken against), a seeded sample."""
+    from .interventional import BACKGROUND_ROWS
+
+    n = BACKGROUND_ROWS if rows is None else rows
+    if len(X) <= n:
+        return X
+    chosen = np.random.default_rng(seed).choice(len(X), n, replace=False)
+    return X[np.sort(chosen)]
 
 
 def evaluate(pipeline: Any, X: np.ndarray, y: np.ndarray) -> dict[str, float]:
@@ -283,6 +345,7 @@ def train(
     ``data`` holds ``schema``'s columns as :func:`credit_model.data.load_csv` reads them."""
     hp = hyperparameters or Hyperparameters()
     hp = replace(hp, constraints=constraints.parse(hp.constraints))  # canonical in metadata
+    check_family_choices(hp.model, hp.space, hp.points)
     X, y = split_xy(data, schema)
     if test_data is not None:
         X_train, y_train = X, y
@@ -296,12 +359,61 @@ def train(
         constraints.prepare_training(X_train, hp.constraints, schema), y_train
     )
     fit_seconds = time.perf_counter() - started
-    pipeline.named_steps["forest"].n_jobs = None  # serving scores small batches: no thread pool
-    metrics = evaluate(pipeline, X_test, y_test)
+    if hp.model == "rf":
+        pipeline.named_steps["forest"].n_jobs = None  # serving scores small batches: no pool
+    return write_model_dir(
+        pipeline,
+        model_dir,
+        hp,
+        (X_train, y_train),
+        (X_test, y_test),
+        data_source=data_source,
+        extra={"fit_seconds": round(fit_seconds, 3)},
+        log=log,
+        schema=schema,
+        for_people=for_people,
+    )
+
+
+def check_family_choices(model: str, space: str, points: str) -> None:
+    """Refuse what the family cannot explain: the forest is additive in probability only."""
+    if model == "rf" and space != "probability":
+        raise ValueError(
+            "the random forest averages probabilities: its explanations add up in probability "
+            "only (--space probability), log-odds need a boosted model (--model hgb, xgboost "
+            "or lightgbm)"
+        )
+    if model == "rf" and points:
+        raise ValueError(
+            "scorecard points need a model additive in log-odds: the random forest averages "
+            "probabilities; train a boosted model (--model hgb, xgboost or lightgbm)"
+        )
+
+
+def write_model_dir(
+    pipeline: Any,
+    model_dir: str | Path,
+    hp: Hyperparameters,
+    train_rows: tuple[np.ndarray, np.ndarray],
+    test_rows: tuple[np.ndarray, np.ndarray],
+    *,
+    data_source: str,
+    extra: dict[str, Any],
+    log: Any = print,
+    imported: dict[str, Any] | None = None,
+    schema: ApplicantSchema = BUILTIN,
+    for_people: bool = False,
+) -> dict[str, Any]:
+    """Metrics on ``test_rows``, baselines and background from ``train_rows``, the model
+    directory written (trained here or imported); returns the metrics and model version."""
+    X_train, y_train = train_rows
+    X_test, y_test = test_rows
+    background = None if hp.model == "rf" else background_rows(X_train, hp.random_state)
+    metrics: dict[str, Any] = dict(evaluate(pipeline, X_test, y_test))
     for line in metric_summary(metrics, len(y_test)) if for_people else metric_lines(metrics):
         log(line)
     metrics.update(
-        fit_seconds=round(fit_seconds, 3),
+        **extra,
         train_rows=len(y_train),
         test_rows=len(y_test),
         test_positive_rate=float(np.mean(y_test)),
@@ -318,14 +430,91 @@ def train(
                 "features": summary_statistics(X_train, schema),
             },
             "constraints": constraints.describe(hp.constraints, schema),
-            "baseline": training_baseline(pipeline, X_train, schema, reference=(X_test, y_test)),
+            "space": hp.space,
+            "points": hp.points or None,
+            "imported": imported,
+            "baseline": training_baseline(
+                pipeline,
+                X_train,
+                schema,
+                reference=(X_test, y_test),
+                space=hp.space,
+                background=background,
+            ),
             "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         },
         metrics=metrics,
+        background=background,
+        schema=schema,
+        cutoff_pool=None
+        if hp.model == "rf"
+        else background_rows(X_train, hp.random_state + 1, CUTOFF_POOL_ROWS),
+    )
+    log(f"model {meta['model_version']} written to {model_dir}")
+    return {**metrics, "model_version": meta["model_version"]}
+
+
+def load_estimator(path: str | Path) -> Any:
+    """A model fitted elsewhere, from its library's safe format: XGBoost JSON/UBJSON,
+    LightGBM text, scikit-learn through skops (trusted types only)."""
+    file = Path(path)
+    kinds = {".json": "xgboost", ".ubj": "xgboost", ".txt": "lightgbm", ".skops": "hgb"}
+    if file.suffix.lower() not in kinds:
+        raise ValueError(
+            f"{file.name}: an estimator file is XGBoost .json/.ubj, LightGBM .txt or "
+            "scikit-learn .skops"
+        )
+    if not file.is_file():
+        raise ValueError(f"{file}: no such file")
+    try:
+        return families.module(kinds[file.suffix.lower()]).load(file)
+    except Exception as exc:  # noqa: BLE001 - each library raises its own error type
+        raise ValueError(f"{file.name}: not a loadable model ({exc})") from None
+
+
+def import_model(
+    estimator_file: str | Path,
+    data: pd.DataFrame,
+    model_dir: str | Path,
+    *,
+    space: str = "probability",
+    points: str = "",
+    data_source: str = "dataframe",
+    log: Any = print,
+    schema: ApplicantSchema = BUILTIN,
+) -> dict[str, Any]:
+    """Write a model directory for a model the lender already fitted: metrics, baselines and
+    the background from ``data``, the same files and checks as a model trained here."""
+    from .artifacts import sha256_file
+    from .explainer import fast_explainer_for
+
+    estimator = load_estimator(estimator_file)
+    X, y = split_xy(data, schema)
+    try:
+        family = families.of(estimator)
+        n_features = fast_explainer_for(estimator).compiled.n_features
+    except TypeError as exc:  # UnsupportedModelError: not a model the kernel covers
+        raise ValueError(f"{Path(estimator_file).name}: {exc}") from None
+    if n_features != X.shape[1]:
+        raise ValueError(
+            f"{Path(estimator_file).name} takes {n_features} features, the data has {X.shape[1]}"
+        )
+    check_family_choices(family, space, points)
+    hp = Hyperparameters(model=family, constraints=constraints.NONE, space=space, points=points)
+
+    imported = {"file": Path(estimator_file).name, "sha256": sha256_file(Path(estimator_file))}
+    return write_model_dir(
+        estimator,
+        model_dir,
+        hp,
+        (X, y),
+        (X, y),
+        data_source=data_source,
+        extra={},
+        log=log,
+        imported=imported,
         schema=schema,
     )
-    log(f"model {meta['model_version']} written to {model_dir} (fit {fit_seconds:.2f} s)")
-    return {**metrics, "model_version": meta["model_version"]}
 
 
 def load_training_data(

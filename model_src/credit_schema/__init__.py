@@ -79,6 +79,7 @@ from .reasons import REGISTRY_VERSION as REASON_REGISTRY_VERSION
 from .requests import ScoreRequest, score_request_model
 from .responses import (
     ADDITIVITY_TOLERANCE,
+    SPACES,
     Contribution,
     Explanation,
     GatewayErrorBody,
@@ -87,6 +88,7 @@ from .responses import (
     ModelResponse,
     ScoredApplicant,
     ScoreResponse,
+    additivity_target,
     direction_of,
     explanation_dict,
     legacy_dict,
@@ -143,6 +145,7 @@ __all__ = [
     "REASONS_WHEN_MISSING",
     "REASON_REGISTRY_VERSION",
     "SCHEMA_FILE",
+    "SPACES",
     "TARGET",
     "TARGET_LABEL",
     "Applicant",
@@ -176,6 +179,7 @@ __all__ = [
     "ScoredApplicant",
     "ServiceError",
     "UnsupportedMediaTypeError",
+    "additivity_target",
     "body_records",
     "builtin_schema",
     "check_body_size",

@@ -17,6 +17,21 @@ CUSTOM_ATTRIBUTES_HEADER: Final = "X-Amzn-SageMaker-Custom-Attributes"
 #: The custom attribute that carries the API's bands, so the model's answer (and with it the
 #: data capture) records the decision as sent: ``decision_thresholds=approve:0.08,decline``.
 THRESHOLDS_ATTRIBUTE: Final = "decision_thresholds"
+#: The custom attribute that asks for explanations in another space than the model's
+#: default: ``space=log_odds`` or ``space=probability``.
+SPACE_ATTRIBUTE: Final = "space"
+#: The custom attribute that explains against the training applicants scored just inside the
+#: approval cutoff (the first band's bound) instead of the average one: ``reference=cutoff``.
+REFERENCE_ATTRIBUTE: Final = "reference"
+
+
+def custom_attribute(header: str | None, key: str) -> str | None:
+    """``key``'s value in a ``CustomAttributes`` value (``;``-separated ``key=value``)."""
+    for part in (header or "").split(";"):
+        name, sep, value = part.partition("=")
+        if sep and name.strip() == key:
+            return value.strip()
+    return None
 _MAX_CUSTOM_ATTRIBUTES: Final = 1024  # InvokeEndpoint's limit: visible US-ASCII characters
 
 
@@ -46,11 +61,8 @@ class DecisionBands:
     @classmethod
     def from_custom_attributes(cls, header: str | None) -> DecisionBands | None:
         """The bands in a ``CustomAttributes`` value (``;``-separated ``key=value``), if any."""
-        for part in (header or "").split(";"):
-            key, sep, value = part.partition("=")
-            if sep and key.strip() == THRESHOLDS_ATTRIBUTE:
-                return cls.parse(value)
-        return None
+        value = custom_attribute(header, THRESHOLDS_ATTRIBUTE)
+        return None if value is None else cls.parse(value)
 
     def decide(self, probability: float) -> str:
         for label, bound in zip(self.labels, self.bounds, strict=False):

@@ -83,6 +83,15 @@ def is_elderly(age: float | str | None) -> bool:
     return not is_missing(age) and float(age) >= ELDERLY_AGE  # type: ignore[arg-type]
 
 
+def min_contribution_in(space: str, probability: float) -> float:
+    """:data:`MIN_CONTRIBUTION` in an explanation's space: in log-odds, the change that moves
+    this applicant's probability by it to first order (``MIN / (p (1 - p))``)."""
+    if space != "log_odds":
+        return MIN_CONTRIBUTION
+    slope = probability * (1.0 - probability)
+    return MIN_CONTRIBUTION / slope if slope > 0.0 else float("inf")
+
+
 def principal_reasons(
     contributions: Iterable[tuple[str, float | str | None, float]],
     *,
@@ -136,9 +145,13 @@ class Registry(NamedTuple):
     age_feature: str | None = AGE_FEATURE
 
     def principal_reasons(
-        self, contributions: Iterable[tuple[str, float | str | None, float]]
+        self,
+        contributions: Iterable[tuple[str, float | str | None, float]],
+        *,
+        min_contribution: float = MIN_CONTRIBUTION,
     ) -> list[dict[str, object]]:
-        """:func:`principal_reasons` as the wire's ``{"code", "text", "feature", "shap_value"}``."""
+        """:func:`principal_reasons` as the wire's ``{"code", "text", "feature", "shap_value"}``
+        (``min_contribution`` in the explanation's space: :func:`min_contribution_in`)."""
         return [
             {"code": r.code, "text": r.text, "feature": r.feature, "shap_value": r.shap_value}
             for r in principal_reasons(
@@ -146,6 +159,7 @@ class Registry(NamedTuple):
                 reasons=self.reasons,
                 reasons_when_missing=self.reasons_when_missing,
                 age_feature=self.age_feature,
+                min_contribution=min_contribution,
             )
         ]
 

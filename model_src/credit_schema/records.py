@@ -26,7 +26,7 @@ from typing import Any, Final, Literal, NamedTuple
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from .edge import id_time
-from .responses import ADDITIVITY_TOLERANCE, ScoredApplicant
+from .responses import ADDITIVITY_TOLERANCE, ScoredApplicant, additivity_target
 
 RECORD_VERSION: Final = 1
 #: Amazon Data Firehose's largest record (1,000 KiB): a larger request is recorded in parts.
@@ -80,9 +80,11 @@ class DecisionRecord(BaseModel):
         return self
 
     def additivity_gap(self, i: int) -> float:
-        """|base value + sum of contributions - probability| of result ``i``."""
+        """|base value + sum of contributions - probability| of result ``i`` (the probability's
+        log-odds for a result in log-odds: :func:`additivity_target`)."""
         r = self.results[i]
-        return abs(r.base_value + sum(c.shap_value for c in r.contributions) - r.probability)
+        total = r.base_value + sum(c.shap_value for c in r.contributions)
+        return abs(total - additivity_target(r.probability, r.space))
 
     def adds_up(self, i: int) -> bool:
         return self.additivity_gap(i) <= ADDITIVITY_TOLERANCE

@@ -10,13 +10,16 @@
   for ``CONTENT_TYPE_LEGACY_JSON`` so clients written for it keep working.
 
 Contributions are ranked by absolute SHAP value, largest first (ties keep model
-feature order); ``base_value + sum(shap_value)`` equals ``probability``.
+feature order); ``base_value + sum(shap_value)`` equals ``probability`` when ``space`` is
+``probability``, its log-odds ``log(p / (1 - p))`` when ``space`` is ``log_odds``
+(:func:`additivity_target`).
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
-from typing import Any, Final, Literal
+from typing import Any, Final, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -27,6 +30,20 @@ from .applicant import FEATURES as _BUILTIN_FEATURES
 ADDITIVITY_TOLERANCE: Final = 1e-9
 
 Direction = Literal["up", "down", "none"]
+#: Where an explanation's SHAP values add up: the probability, or its log-odds (the margin
+#: of a gradient-boosted model, where path-dependent TreeSHAP is exact).
+Space = Literal["probability", "log_odds"]
+SPACES: Final[tuple[str, ...]] = get_args(Space)
+
+
+def additivity_target(probability: float, space: str) -> float:
+    """What ``base_value + sum(shap_value)`` equals in ``space``: the probability or its
+    log-odds (infinite at 0 and 1, so such an explanation never passes the check)."""
+    if space == "probability":
+        return probability
+    if not 0.0 < probability < 1.0:
+        return math.copysign(math.inf, probability - 0.5)
+    return math.log(probability) - math.log1p(-probability)
 
 
 class Contribution(BaseModel):
@@ -55,6 +72,16 @@ class Reason(BaseModel):
     shap_value: float = Field(description="The contribution behind it (raises the risk).")
 
 
+class Points(BaseModel):
+    """An answer's scorecard points (:mod:`credit_schema.points`)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    score: int = Field(description="The applicant's score (higher: lower risk).")
+    base: int = Field(description="The points of the average applicant's log-odds.")
+    features: dict[str, int] = Field(description="Each feature's points (wire names).")
+
+
 class Explanation(BaseModel):
     """One applicant's probability of serious delinquency with its exact SHAP explanation."""
 
@@ -66,6 +93,11 @@ class Explanation(BaseModel):
 
     probability: float = Field(ge=0.0, le=1.0, description="Probability of the risk label (the schema's target).")
     base_value: float = Field(description="Expected model output over the training data.")
+    space: Space = Field(
+        default="probability",
+        description="Where base_value + the SHAP values add up: the probability or its "
+        "log-odds.",
+    )
     contributions: list[Contribution] = Field(
         description="One per feature, ranked by absolute SHAP value, largest first."
     )
@@ -76,6 +108,20 @@ class Explanation(BaseModel):
     )
     decision: str | None = Field(
         default=None, description="Decision band, when the API has thresholds configured."
+    )
+    # Left out of dumps at its default, as the answers leave it out: records read back as sent.
+    reference: Literal["training", "cutoff"] = Field(
+        default="training",
+        exclude_if=lambda v: v == "training",
+        description="What base_value is the expected output of: the training background, or "
+        "the training applicants scored just inside the approval cutoff (reasons then say why "
+        "the applicant is not among them).",
+    )
+    points: Points | None = Field(
+        default=None,
+        exclude_if=lambda v: v is None,
+        description="Scorecard points (models trained with --points): the score, the base's "
+        "points and each feature's, integers that sum exactly to the score.",
     )
     ids: dict[str, str] | None = Field(
         default=None,
@@ -154,6 +200,8 @@ def explanation_dict(
     values: Sequence[float | str | None],
     shap_values: Sequence[float],
     features: Sequence[str] = _BUILTIN_FEATURES,
+    *,
+    space: str = "probability",
 ) -> dict[str, Any]:
     """One :class:`Explanation` as a plain dict, contributions :func:`ranked`.
 
@@ -162,6 +210,7 @@ def explanation_dict(
     return {
         "probability": probability,
         "base_value": base_value,
+        "space": space,
         "contributions": [
             {
                 "feature": features[i],

@@ -86,6 +86,21 @@ def test_additivity_check() -> None:
     assert bad.is_additive(tolerance=1e-6)
 
 
+def test_additivity_check_in_log_odds() -> None:
+    # A boosted model's explanation adds up to the log-odds of its probability.
+    values = [VALUES[f] for f in FEATURES]
+    s = [SHAP[f] for f in FEATURES]
+    margin = -2.0 + math.fsum(s)
+    p = 1.0 / (1.0 + math.exp(-margin))
+    e = explanation_dict(p, -2.0, values, s, space="log_odds")  # type: ignore[arg-type]
+    score = Score.model_validate({**e, "index": 0, "model_version": "m", "request_id": "r"})
+    assert score.space == "log_odds" and score.is_additive()
+    as_probability = Score.model_validate(
+        {**e, "space": "probability", "index": 0, "model_version": "m", "request_id": "r"}
+    )
+    assert not as_probability.is_additive()
+
+
 def test_reasons_rank_the_factors_that_raised_the_risk_up_to_four() -> None:
     score = make_score()
     reasons = score.reasons()

@@ -17,6 +17,7 @@ RESULT = {
     "index": 0,
     "probability": 0.5,
     "base_value": 0.4,
+    "space": "probability",  # every answer says its space
     "contributions": [
         {"feature": "a", "value": 1.0, "shap_value": 0.1, "direction": "up"},
         {"feature": "b", "value": None, "shap_value": 0.0, "direction": "none"},
@@ -46,6 +47,15 @@ def test_a_record_round_trips_exactly() -> None:
     assert record.results[0].model_dump(by_alias=True) == RESULT
     assert record.applicants == [APPLICANT]
     assert record.adds_up(0)
+
+
+def test_a_log_odds_result_adds_up_to_the_log_odds_of_its_probability() -> None:
+    # probability 0.5: log-odds 0; base -0.1 + 0.1 + 0.0 = 0.
+    log_odds = dict(RESULT, space="log_odds", base_value=-0.1)
+    record = parse_record(line(results=[log_odds]))
+    assert record.adds_up(0) and record.results[0].space == "log_odds"
+    assert not parse_record(line(results=[dict(RESULT, space="log_odds")])).adds_up(0)
+    assert record.results[0].model_dump(by_alias=True) == log_odds
 
 
 @pytest.mark.parametrize(

@@ -126,3 +126,26 @@ def test_decisions_by_the_caller_s_bands_are_the_per_row_ones() -> None:
         assert [a["decision"] for a in answers] == [e["decision"] for e in expected]
         assert [a["decision"] for a in answers][:3] == ["review", "refer", "decline"]
         assert {a["decision"] for a in answers} == {"approve", "review", "refer", "decline"}
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_log_odds_answers_take_the_reason_threshold_in_log_odds(seed: int) -> None:
+    # A log-odds contribution counts when it moves this applicant's probability by
+    # MIN_CONTRIBUTION to first order: shap >= MIN / (p (1 - p)), column-wise as per row.
+    prediction = batch(seed)
+    prediction.shap_values = prediction.shap_values * 40.0  # log-odds sized
+    prediction.space = "log_odds"
+    answer = json.loads(output_fn(prediction, CONTENT_TYPE_JSON)[0])
+    assert answer["predictions"] == per_row(prediction)
+    for p, e in zip(prediction.probability, answer["predictions"], strict=True):
+        least = MIN_CONTRIBUTION / (p * (1 - p))
+        assert e["space"] == "log_odds"
+        assert all(r["shap_value"] >= least for r in e["reasons"])
+        small = [c for c in e["contributions"] if 0 < c["shap_value"] < least]
+        assert not {c["feature"] for c in small} & {r["feature"] for r in e["reasons"]}
+    assert any(
+        0 < c["shap_value"] < MIN_CONTRIBUTION / (p * (1 - p))
+        and c["shap_value"] >= MIN_CONTRIBUTION
+        for p, e in zip(prediction.probability, answer["predictions"], strict=True)
+        for c in e["contributions"]
+    )  # contributions the probability-space threshold would have given as reasons

@@ -138,7 +138,7 @@ def test_regulation_b_count_matches_shaps_reference(run: dict[str, Any]) -> None
     assert reg["elderly_applicants"] == int(elderly.sum()) > 0
     assert reg["age_raises_risk"] == int(np.sum(shap[elderly, AGE] > 1e-12))
     assert reg["passed"] is (reg["age_raises_risk"] == 0)
-    assert reg["constrained_by_construction"] is False
+    assert reg["constrained_by_construction"] is True  # constraints by default
 
 
 def test_segments_reasons_importance(run: dict[str, Any]) -> None:
@@ -188,11 +188,15 @@ def test_html_is_self_contained_with_every_plot(run: dict[str, Any]) -> None:
     assert run["model"].metadata["model_sha256"] in page
 
 
-def test_constrained_model_passes_both_checks(tmp_path: Path, data_file: Path) -> None:
+@pytest.mark.parametrize("model", ["rf", "hgb", "xgboost", "lightgbm"])
+def test_the_default_constrained_model_passes_both_checks(
+    tmp_path: Path, data_file: Path, model: str
+) -> None:
+    # Constraints by default: no --constraints given.
     train(
         generate(5_000, seed=3),
         tmp_path / "m",
-        hyperparameters=Hyperparameters(n_jobs=1, n_estimators=20, constraints="all"),
+        hyperparameters=Hyperparameters(model=model, n_jobs=1, n_estimators=20),
         log=lambda *_: None,
     )
     f = build(tmp_path / "m", data_file).figures
@@ -384,3 +388,25 @@ def test_plot_titles_read_as_words_and_a_long_tail_is_drawn_on_a_log_axis() -> N
     assert axis_scale(frame["DebtRatio"].dropna().to_numpy()) == "symlog"
     for name in ("age", "MonthlyIncome", "RevolvingUtilizationOfUnsecuredLines"):
         assert axis_scale(frame[name].dropna().to_numpy()) == "linear", name
+
+
+def test_a_boosted_model_with_points_reports_its_points_and_log_odds(
+    tmp_path: Path, data_file: Path
+) -> None:
+    from credit_model.report.html import render
+
+    hp = Hyperparameters(model="lightgbm", n_jobs=1, n_estimators=15, points="600:50:20")
+    train(generate(4_000, seed=3), tmp_path / "m", hyperparameters=hp, log=lambda *_: None)
+    report = build(tmp_path / "m", data_file)
+    f = report.figures
+    assert f["explanations"]["space"] == "log_odds"
+    assert f["explanations"]["max_additivity_gap"] <= 1e-9  # against the log-odds, not p
+    pts = f["points"]
+    assert pts["scorecard"] == "600:50:20" and [r["feature"] for r in pts["features"]] == list(
+        FEATURES
+    )
+    # Every row's points sum exactly to its score, so the means do too.
+    total = pts["mean_base_points"] + sum(r["mean_points"] for r in pts["features"])
+    assert abs(total - pts["mean_score"]) <= 1e-9
+    assert pts["score_quantiles"]["p1"] < pts["score_quantiles"]["p99"]
+    assert "Scorecard points" in render(report)

@@ -15,6 +15,7 @@ import base64
 import copy
 import io
 import json
+import math
 import socket
 import threading
 import uuid
@@ -102,16 +103,29 @@ def runtime(fn: LambdaEnvironment) -> Iterator[Stubber]:
 APPLICANTS = json.loads(load_event("score-batch.json")["body"])
 
 
-def model_answer(applicants: list[dict[str, Any]], *, break_additivity: bool = False) -> bytes:
-    """A ModelResponse as the container writes it (numbers chosen here, additivity exact)."""
+def model_answer(
+    applicants: list[dict[str, Any]],
+    *,
+    break_additivity: bool = False,
+    log_odds: bool = False,
+    points: dict[str, Any] | None = None,
+) -> bytes:
+    """A ModelResponse as the container writes it (numbers chosen here, additivity exact;
+    in log-odds, the probability is the logistic of base + SHAP values)."""
     predictions = []
     for i, a in enumerate(applicants):
         shap = [0.02 * (j - 4) * (i + 1) for j in range(len(FEATURES))]
-        base = 0.066
+        base = -2.5 if log_odds else 0.066
         p = base + sum(shap)
+        if log_odds:
+            p = 1.0 / (1.0 + math.exp(-p))
         if break_additivity:
             p += 0.05
-        predictions.append(explanation_dict(p, base, [a[n] for n in FEATURES], shap))
+        space = "log_odds" if log_odds else "probability"
+        explanation = explanation_dict(p, base, [a[n] for n in FEATURES], shap, space=space)
+        if points is not None:
+            explanation["points"] = points
+        predictions.append(explanation)
     return json.dumps({"model_version": "test-version", "predictions": predictions}).encode()
 
 
@@ -120,6 +134,7 @@ def stub_invoke(
     body: bytes,
     applicants: list[dict[str, Any]] | None = None,
     inference_id: Any = ANY,
+    extra_attributes: str = "",
 ) -> None:
     stubber.add_response(
         "invoke_endpoint",
@@ -131,7 +146,8 @@ def stub_invoke(
             "Accept": "application/json",
             "InferenceId": inference_id,
             # fn's DECISION_THRESHOLDS, handed to the model so that its capture holds the decision
-            "CustomAttributes": "decision_thresholds=approve:0.1,review:0.3,decline",
+            "CustomAttributes": "decision_thresholds=approve:0.1,review:0.3,decline"
+            + extra_attributes,
         },
     )
 
@@ -283,10 +299,53 @@ def test_sagemaker_errors_map_to_documented_statuses(
     assert header(result, "Retry-After") == retry_after
 
 
-def test_an_explanation_that_does_not_add_up_is_refused(
+def test_the_space_a_request_asks_for_is_sent_to_the_model(
     fn: LambdaEnvironment, runtime: Stubber
 ) -> None:
-    stub_invoke(runtime, model_answer(APPLICANTS, break_additivity=True))
+    stub_invoke(
+        runtime, model_answer(APPLICANTS, log_odds=True), extra_attributes=";space=log_odds"
+    )
+    event = load_event("score-batch.json")
+    event["queryStringParameters"] = {"space": "log_odds"}
+    result = fn.invoke(event)
+    assert result["statusCode"] == 200
+    assert {r["space"] for r in json.loads(result["body"])["results"]} == {"log_odds"}
+    event["queryStringParameters"] = {"space": "odds"}
+    assert fn.invoke(event)["statusCode"] == 422
+
+
+@pytest.mark.parametrize("log_odds", [False, True])
+def test_an_explanation_in_log_odds_is_checked_there(
+    fn: LambdaEnvironment, runtime: Stubber, log_odds: bool
+) -> None:
+    stub_invoke(runtime, model_answer(APPLICANTS, log_odds=log_odds))
+    result = fn.invoke(load_event("score-batch.json"))
+    assert result["statusCode"] == 200
+    spaces = {r["space"] for r in json.loads(result["body"])["results"]}
+    assert spaces == {"log_odds" if log_odds else "probability"}
+
+
+@pytest.mark.parametrize("score", [612, 613])
+def test_points_pass_through_only_when_they_sum_to_the_score(
+    fn: LambdaEnvironment, runtime: Stubber, score: int
+) -> None:
+    features = dict.fromkeys(FEATURES, 1)
+    points = {"score": score, "base": 602, "features": features}  # 602 + 10 = 612
+    stub_invoke(runtime, model_answer(APPLICANTS, log_odds=True, points=points))
+    result = fn.invoke(load_event("score-batch.json"))
+    if score == 612:
+        assert result["statusCode"] == 200
+        assert all(r["points"] == points for r in json.loads(result["body"])["results"])
+    else:
+        assert result["statusCode"] == 502
+        assert "points do not sum to the score" in error_of(result)["message"]
+
+
+@pytest.mark.parametrize("log_odds", [False, True])
+def test_an_explanation_that_does_not_add_up_is_refused(
+    fn: LambdaEnvironment, runtime: Stubber, log_odds: bool
+) -> None:
+    stub_invoke(runtime, model_answer(APPLICANTS, break_additivity=True, log_odds=log_odds))
     result = fn.invoke(load_event("score-batch.json"))
     assert result["statusCode"] == 502
     error = error_of(result)
@@ -628,7 +687,9 @@ def test_the_model_s_recorded_decision_must_be_the_api_s(
     assert result["statusCode"] == 200, result["body"]
     sent = [r["decision"] for r in body_of(result)["results"]]
     probabilities = [r["probability"] for r in body_of(result)["results"]]
-    assert sent == ["approve" if p < 0.1 else "review" if p < 0.3 else "decline" for p in probabilities]
+    assert sent == [
+        "approve" if p < 0.1 else "review" if p < 0.3 else "decline" for p in probabilities
+    ]
 
     stub_invoke(runtime, with_decisions(model_answer(APPLICANTS), lambda p: "approve"))
     result = fn.invoke(load_event("score-batch.json"))
@@ -643,6 +704,17 @@ def test_bands_that_cannot_travel_in_custom_attributes_refuse_the_cold_start(
         make_env(closed_port, DECISION_THRESHOLDS="approuvé:0.1,refusé").invoke(
             load_event("score-batch.json")
         )
+
+
+def test_reasons_against_the_cutoff_need_decision_bands() -> None:
+    from scoring_api.config import ConfigurationError, Settings
+
+    with pytest.raises(ConfigurationError, match="REASONS_REFERENCE"):
+        Settings.from_env({"REASONS_REFERENCE": "cutoff"})
+    with pytest.raises(ConfigurationError, match="REASONS_REFERENCE"):
+        Settings.from_env({"REASONS_REFERENCE": "median", "DECISION_THRESHOLDS": "a:0.1,b"})
+    settings = Settings.from_env({"REASONS_REFERENCE": "cutoff", "DECISION_THRESHOLDS": "a:0.1,b"})
+    assert settings.reasons_reference == "cutoff"
 
 
 # -- another lender's schema ------------------------------------------------------------------------

@@ -30,9 +30,21 @@ def synthetic_applicants(n: int) -> list[dict[str, Any]]:
     ]
 
 
-def test_every_json_answer_carries_the_rule_s_reasons(synthetic_model: Any) -> None:
+@pytest.fixture(scope="module")
+def unconstrained_model(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    """A model trained with --constraints none: age can raise an elderly applicant's risk,
+    which the reasons must still never name (constrained models never let it)."""
+    from credit_model.train import Hyperparameters, train
+
+    directory = tmp_path_factory.mktemp("unconstrained")
+    hp = Hyperparameters(n_jobs=1, constraints="none")
+    train(generate(6_000, seed=7), directory, hyperparameters=hp, log=lambda *_: None)
+    return model_fn(directory)
+
+
+def test_every_json_answer_carries_the_rule_s_reasons(unconstrained_model: Any) -> None:
     applicants = synthetic_applicants(1_500)
-    out, _ = transform(synthetic_model, json.dumps(applicants), "application/json", None)
+    out, _ = transform(unconstrained_model, json.dumps(applicants), "application/json", None)
     answer = ModelResponse.model_validate_json(out)
     assert answer.reason_codes_version == REGISTRY_VERSION
     elderly_age_raised = 0

@@ -186,11 +186,17 @@ def test_missing_values_are_imputed_before_the_forest() -> None:
     check_against_shap(pipeline, X)
 
 
-def test_bare_forest_refuses_missing_values() -> None:
-    forest = fit(RandomForestClassifier(3, max_depth=3))[-1]
+def test_bare_forest_routes_missing_values_as_sklearn_does() -> None:
+    # scikit-learn forests fitted on NaN send them each split's own way (missing_go_to_left).
+    rng = np.random.default_rng(3)
+    X = rng.normal(size=(400, 4))
+    y = (X[:, 0] + X[:, 1] > 0).astype(int)
+    X[rng.random(X.shape) < 0.2] = np.nan
+    forest = RandomForestClassifier(5, max_depth=4, random_state=0).fit(X, y)
     explainer = FastTreeExplainer.from_model(forest)
-    with pytest.raises(ValueError, match="missing values"):
-        explainer.explain(np.full((1, 4), np.nan))
+    proba, _, gap = explainer.explain_checked(X)
+    np.testing.assert_allclose(proba, forest.predict_proba(X)[:, 1], rtol=0, atol=TOL)
+    assert gap <= TOL
     with pytest.raises(ValueError, match="shape"):
         explainer.explain(np.zeros((1, 3)))
 

@@ -148,6 +148,7 @@ def _check_served(model: Any, X: Any) -> None:
     import numpy as np
     from credit_schema import ADDITIVITY_TOLERANCE
 
+    from .. import artifacts, families
     from ..artifacts import ModelArtifactError
     from ..handlers import served_explainer
 
@@ -155,7 +156,8 @@ def _check_served(model: Any, X: Any) -> None:
     if served is None:
         return  # served from model.skops itself
     gap = float(np.max(np.abs(served.explain(X)[0] - model.pipeline.predict_proba(X)[:, 1])))
-    if not gap <= ADDITIVITY_TOLERANCE:
+    family = artifacts.family_of(model.metadata)
+    if not gap <= max(ADDITIVITY_TOLERANCE, families.module(family).AGREEMENT):
         raise ModelArtifactError(
             f"{model.model_dir}: the served tables and the model answer the report's rows "
             f"differently (by up to {gap:.3g}): they are not one model; refusing to report"

@@ -231,7 +231,8 @@ class _Plots:
             a.barh(
                 [r["feature"] for r in rows], [r["mean_abs_shap"] for r in rows], color="#1f5fbf"
             )
-            a.set(xlabel="mean |SHAP| (probability)", title="Global importance")
+            space = self.f["explanations"].get("space", "probability").replace("_", "-")
+            a.set(xlabel=f"mean |SHAP| ({space})", title="Global importance")
 
         return self._img(draw, (5.5, 4.2), "global importance")
 
@@ -425,8 +426,10 @@ def render(report: Report) -> str:
     add("<h2>Explanations</h2>")
     add(
         f"<p>Exact path-dependent TreeSHAP ({_esc(e['explainer'])}), the explainer the model "
-        f"server answers with; base value {e['base_value']:.5f}; largest |base value + SHAP sum &minus; "
-        f"probability| {e['max_additivity_gap']:.1e}.</p><div class='grid'><div>"
+        f"server answers with, in {_esc(e.get('space', 'probability'))}; base value "
+        f"{e['base_value']:.5f}; largest |base value + SHAP sum &minus; "
+        f"{'log-odds of the probability' if e.get('space') == 'log_odds' else 'probability'}| "
+        f"{e['max_additivity_gap']:.1e}.</p><div class='grid'><div>"
     )
     add(plots.importance())
     add("</div><div>")
@@ -440,6 +443,30 @@ def render(report: Report) -> str:
         )
     )
     add("</div></div>")
+    pts = f.get("points")
+    if pts:
+        add("<h3>Scorecard points</h3>")
+        q = pts["score_quantiles"]
+        add(
+            f"<p>{_esc(pts['scorecard'])} (score:odds:points to double the odds): factor "
+            f"{pts['factor']:.4f}, offset {pts['offset']:.2f}; scores on these rows: 1st "
+            f"percentile {q['p1']:.0f}, median {q['p50']:.0f}, 99th {q['p99']:.0f}. Each answer's "
+            "points sum exactly to its score.</p>"
+        )
+        add(
+            _table(
+                ["feature", "mean points", "fewest", "most"],
+                [
+                    [
+                        _esc(r["feature"]),
+                        f"{r['mean_points']:+.1f}",
+                        str(r["min_points"]),
+                        str(r["max_points"]),
+                    ]
+                    for r in pts["features"]
+                ],
+            )
+        )
     add(plots.summary())
     add(
         f"<h3>Dependence (1st&ndash;99th percentile of each feature; red: aged {ELDERLY_AGE}+)</h3>"

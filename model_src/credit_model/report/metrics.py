@@ -365,6 +365,41 @@ def stability_figures(
     }
 
 
+def points_table(
+    meta: dict[str, Any], explainer: Any, shap: np.ndarray, schema: ApplicantSchema
+) -> dict[str, Any] | None:
+    """``train --points``: each feature's points over the rows (mean, range) and the scores'
+    quantiles, from the same rounding every answer carries (None without points)."""
+    from credit_schema.points import Scorecard
+
+    if not meta.get("points") or explainer.space != "log_odds":
+        return None
+    card = Scorecard.parse(str(meta["points"]))
+    answers = [card.points(explainer.base_value, row, schema.features) for row in shap.tolist()]
+    scores = np.array([a["score"] for a in answers], dtype=np.float64)
+    by_feature = {
+        name: np.array([a["features"][name] for a in answers], dtype=np.float64)
+        for name in schema.features
+    }
+    return {
+        "scorecard": card.text(),
+        "factor": card.factor,
+        "offset": card.offset,
+        "score_quantiles": {f"p{q}": float(np.percentile(scores, q)) for q in (1, 25, 50, 75, 99)},
+        "mean_score": float(scores.mean()),
+        "mean_base_points": float(np.mean([a["base"] for a in answers])),
+        "features": [
+            {
+                "feature": name,
+                "mean_points": float(v.mean()),
+                "min_points": int(v.min()),
+                "max_points": int(v.max()),
+            }
+            for name, v in by_feature.items()
+        ],
+    }
+
+
 def compute(
     artifacts: Any,
     X: np.ndarray,
@@ -390,7 +425,7 @@ def compute(
     meta = artifacts.metadata
     schema: ApplicantSchema = artifacts.schema
     explainer = build_explainer(artifacts.pipeline)
-    p, shap = explainer.explain(X)
+    p, shap, gap = explainer.explain_checked(X)  # gap in the explainer's space
     auc = float(roc_auc_score(y, p))
     ks, ks_score, ks_x, ks_good, ks_bad = ks_statistic(y, p)
     calibration, ece = calibration_table(y, p)
@@ -464,10 +499,10 @@ def compute(
                 }
                 for j in np.argsort(-importance, kind="mergesort")
             ],
-            "max_additivity_gap": float(
-                np.max(np.abs(explainer.base_value + shap.sum(axis=1) - p))
-            ),
+            "max_additivity_gap": float(gap),
+            "space": explainer.space,
         },
+        "points": points_table(meta, explainer, shap, schema),
         "stability": stability_figures(X, p, meta, schema),
         "segments": segments(X, y, p, bands, decided, schema),
         "reasons": reason_frequencies(X, shap, declined, basis, cutoff, schema),

@@ -1,0 +1,403 @@
+"""Exact interventional TreeSHAP in probability space, against a background set.
+
+For one applicant ``x`` and one background row ``r``, the interventional game of a
+tree ensemble's margin ``f`` is ``v(S) = f(x_S, r_not S)``; one leaf of value ``w``
+whose path splits on the distinct features (slots) ``U`` is reached by the hybrid
+iff every slot takes a side that satisfies the path: with ``o`` the slots ``x``
+satisfies and ``q`` those ``r`` satisfies, it contributes only when ``o | q = U``, and
+then its Shapley values are ``+w (M-1)! K! / (M+K)!`` for each slot of ``A = o \\ q``
+(``M = |A|``, only ``x`` reaches the leaf) and ``-w M! (K-1)! / (M+K)!`` for each slot
+of ``B = q \\ o`` (``K = |B|``). Summed over leaves they add up to ``f(x) - f(r)``.
+As shap does for ``model_output="probability"``, each pair's values are rescaled by
+``(expit f(x) - expit f(r)) / (f(x) - f(r))`` so that they add up to the difference of
+probabilities, then averaged over the background: ``base = mean expit f(r)`` and
+``base + sum(phi) = expit f(x)``, exactly.
+
+The background's patterns ``q`` per leaf are computed once, at load, and grouped by value;
+per applicant the work is one pass over each leaf's path and one over the leaf's distinct
+background patterns, of which only those that complete the applicant's sum their rows'
+weights before spreading them over the slots.
+"""
+
+from __future__ import annotations
+
+import math
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any, Final
+
+import numba
+import numpy as np
+from credit_schema.responses import Space
+
+from .ensemble import LEAF, Ensemble, FloatArray, IndexArray, UnsupportedModelError
+from .explainer import default_threads
+
+#: The background and the leaves' paths, saved beside the model.
+INTERVENTIONAL_FILE: Final = "interventional.npz"
+#: Rows of the training data kept as the background (seeded sample).
+BACKGROUND_ROWS: Final = 100
+#: Requests of at least this many applicants are split across threads (each costs ~0.4 ms).
+PARALLEL_MIN_APPLICANTS: Final = 16
+#: Training rows kept to pick a background near an approval cutoff from (seeded sample).
+CUTOFF_POOL_ROWS: Final = 2_000
+_MAX_SLOTS: Final = 16  # patterns are ints; a leaf's scratch is 2**slots
+
+
+@dataclass(frozen=True, slots=True)
+class LeafPaths:
+    """Every leaf of an ensemble with the splits on its path, and the background."""
+
+    n_features: int
+    depth: int  #: most distinct features on one path
+    float32_inputs: int
+    logistic: int
+    offset: float
+    leaf_value: FloatArray  #: [L] leaf value / divisor
+    leaf_slots: IndexArray  #: [L, depth] feature of each slot (padding: 0, never set)
+    leaf_full: IndexArray  #: [L] the pattern of a leaf reached: (1 << slots) - 1
+    path_start: IndexArray  #: [L + 1] first path split of each leaf
+    path_feature: IndexArray  #: [P]
+    path_threshold: FloatArray  #: [P] x <= threshold goes left
+    path_missing: IndexArray  #: [P] 1 where NaN goes right
+    path_right: IndexArray  #: [P] 1 where the path goes right
+    path_bit: IndexArray  #: [P] 1 << slot of the split's feature
+    background: FloatArray  #: [R, n_features] background rows (raw, NaN where missing)
+    #: [P, n_features] training rows a background near an approval cutoff is picked from
+    pool: FloatArray
+
+
+def leaf_paths(
+    ensemble: Ensemble, background: FloatArray, pool: FloatArray | None = None
+) -> LeafPaths:
+    """The leaves' paths of ``ensemble``, its background rows and its cutoff pool."""
+    values: list[float] = []
+    slots: list[tuple[int, ...]] = []
+    starts = [0]
+    path: list[tuple[int, float, int, int, int]] = []
+    for tree in ensemble.trees:
+        stack: list[tuple[int, tuple[tuple[int, float, int, int, int], ...], tuple[int, ...]]]
+        stack = [(0, (), ())]
+        while stack:
+            node, steps, feats = stack.pop()
+            if tree.left[node] == LEAF:
+                if len(feats) > _MAX_SLOTS:
+                    raise UnsupportedModelError("a path splits on too many features")
+                values.append(float(tree.value[node]) / ensemble.divisor)
+                slots.append(feats)
+                path.extend(steps)
+                starts.append(len(path))
+                continue
+            f = int(tree.feature[node])
+            k = feats.index(f) if f in feats else len(feats)
+            below = feats if f in feats else (*feats, f)
+            t, miss = float(tree.threshold[node]), int(tree.missing_right[node])
+            for child, right in ((int(tree.right[node]), 1), (int(tree.left[node]), 0)):
+                stack.append((child, (*steps, (f, t, miss, right, 1 << k)), below))
+    depth = max(1, max(len(s) for s in slots))
+    leaf_slots = np.zeros((len(slots), depth), dtype=np.int64)
+    for i, s in enumerate(slots):
+        leaf_slots[i, : len(s)] = s
+    table = np.asarray(path, dtype=np.float64).reshape(-1, 5)
+    return LeafPaths(
+        n_features=ensemble.n_features,
+        depth=depth,
+        float32_inputs=int(ensemble.float32_inputs),
+        logistic=int(ensemble.link == "logistic"),
+        offset=float(ensemble.offset),
+        leaf_value=np.asarray(values, dtype=np.float64),
+        leaf_slots=leaf_slots,
+        leaf_full=np.asarray([(1 << len(s)) - 1 for s in slots], dtype=np.int64),
+        path_start=np.asarray(starts, dtype=np.int64),
+        path_feature=table[:, 0].astype(np.int64),
+        path_threshold=np.ascontiguousarray(table[:, 1]),
+        path_missing=table[:, 2].astype(np.int64),
+        path_right=table[:, 3].astype(np.int64),
+        path_bit=table[:, 4].astype(np.int64),
+        background=np.ascontiguousarray(background, dtype=np.float64),
+        pool=np.ascontiguousarray(
+            np.zeros((0, ensemble.n_features)) if pool is None else pool, dtype=np.float64
+        ),
+    )
+
+
+@numba.njit(nogil=True, cache=True)
+def _patterns(
+    x: FloatArray,
+    leaf_full: IndexArray,
+    path_start: IndexArray,
+    path_feature: IndexArray,
+    path_threshold: FloatArray,
+    path_missing: IndexArray,
+    path_right: IndexArray,
+    path_bit: IndexArray,
+    out: IndexArray,
+) -> None:  # pragma: no cover - compiled by numba
+    """``out[s, l]``: the slots of leaf ``l`` whose path splits row ``s`` satisfies."""
+    for s in range(x.shape[0]):
+        for leaf in range(leaf_full.shape[0]):
+            p = leaf_full[leaf]
+            for k in range(path_start[leaf], path_start[leaf + 1]):
+                v = x[s, path_feature[k]]
+                right = np.int64(v > path_threshold[k]) | (path_missing[k] & np.int64(v != v))
+                if right != path_right[k]:
+                    p &= ~path_bit[k]
+            out[s, leaf] = p
+
+
+@numba.njit(nogil=True, cache=True)
+def _link(raw: float, logistic: int) -> float:  # pragma: no cover - compiled by numba
+    return 1.0 / (1.0 + math.exp(-raw)) if logistic else raw
+
+
+@numba.njit(nogil=True, cache=True)
+def _explain(
+    x_patterns: IndexArray,
+    fx: FloatArray,
+    fr: FloatArray,
+    group_start: IndexArray,
+    group_pattern: IndexArray,
+    member_start: IndexArray,
+    members: IndexArray,
+    leaf_value: FloatArray,
+    leaf_slots: IndexArray,
+    leaf_full: IndexArray,
+    logistic: int,
+    positive: FloatArray,
+    negative: FloatArray,
+    phi: FloatArray,
+) -> None:  # pragma: no cover - compiled by numba; tested through InterventionalExplainer
+    n_bg = fr.shape[0]
+    depth = leaf_slots.shape[1]
+    weight = np.empty(n_bg)
+    for s in range(x_patterns.shape[0]):
+        px = _link(fx[s], logistic)
+        for r in range(n_bg):
+            d = fx[s] - fr[r]
+            weight[r] = ((px - _link(fr[r], logistic)) / d if d != 0.0 else 1.0) / n_bg
+        for j in range(phi.shape[1]):
+            phi[s, j] = 0.0
+        for leaf in range(leaf_value.shape[0]):
+            o = x_patterns[s, leaf]
+            full = leaf_full[leaf]
+            value = leaf_value[leaf]
+            # One group per distinct background pattern of this leaf: most cannot meet o.
+            for g in range(group_start[leaf], group_start[leaf + 1]):
+                q = group_pattern[g]
+                if (o | q) != full or (o & q) == full:
+                    continue  # the hybrid never reaches the leaf, or both do: no contribution
+                total = 0.0
+                for k in range(member_start[g], member_start[g + 1]):
+                    total += weight[members[k]]
+                a = o & ~q
+                b = q & ~o
+                m = 0
+                n = 0
+                for j in range(depth):
+                    m += (a >> j) & 1
+                    n += (b >> j) & 1
+                w = total * value
+                for j in range(depth):
+                    if (a >> j) & 1:
+                        phi[s, leaf_slots[leaf, j]] += w * positive[m, n]
+                    elif (b >> j) & 1:
+                        phi[s, leaf_slots[leaf, j]] -= w * negative[m, n]
+
+
+def _groups(q: IndexArray) -> tuple[IndexArray, IndexArray, IndexArray, IndexArray]:
+    """Per leaf (row of ``q[L, R]``), its distinct background patterns and their rows:
+    ``(group_start[L + 1], group_pattern[G], member_start[G + 1], members[L * R])``."""
+    group_start = [0]
+    patterns: list[IndexArray] = []
+    member_start = [0]
+    members: list[IndexArray] = []
+    for row in q:
+        order = np.argsort(row, kind="stable")
+        distinct, first = np.unique(row[order], return_index=True)
+        patterns.append(distinct)
+        members.append(order)
+        bounds = np.append(first, len(row))
+        member_start.extend((member_start[-1] - bounds[0] + bounds[1:]).tolist())
+        group_start.append(group_start[-1] + len(distinct))
+    return (
+        np.asarray(group_start, dtype=np.int64),
+        np.concatenate(patterns).astype(np.int64),
+        np.asarray(member_start, dtype=np.int64),
+        np.concatenate(members).astype(np.int64),
+    )
+
+
+def _coefficients(depth: int) -> tuple[FloatArray, FloatArray]:
+    """``(M-1)! K! / (M+K)!`` and ``M! (K-1)! / (M+K)!`` for ``M, K <= depth``."""
+    f = math.factorial
+    n = depth + 1
+    positive = np.zeros((n, n))
+    negative = np.zeros((n, n))
+    for m in range(n):
+        for k in range(n):
+            if m + k == 0:
+                continue
+            if m:
+                positive[m, k] = f(m - 1) * f(k) / f(m + k)
+            if k:
+                negative[m, k] = f(m) * f(k - 1) / f(m + k)
+    return positive, negative
+
+
+class InterventionalExplainer:
+    """Exact interventional TreeSHAP of the ensemble's probability against its background.
+
+    ``explain(X) -> (probability[n], shap[n, n_features])`` with
+    ``base_value + shap.sum(axis=1) == probability`` (``space`` is ``probability``).
+    """
+
+    space: Space = "probability"
+
+    def __init__(
+        self,
+        paths: LeafPaths,
+        *,
+        fill_values: FloatArray | None = None,
+        background: FloatArray | None = None,
+    ) -> None:
+        self.paths = paths
+        n = paths.n_features
+        self.fill_values = np.full(n, np.nan) if fill_values is None else fill_values
+        self._positive, self._negative = _coefficients(paths.depth)
+        self.background = paths.background if background is None else background
+        self._pool_scores: FloatArray | None = None
+        self.threads = default_threads()
+        self._pool: ThreadPoolExecutor | None = None
+        if not len(self.background):
+            raise ValueError("an interventional explanation needs at least one background row")
+        background = self._prepare(self.background)
+        q = self._patterns(background)
+        self._groups = _groups(np.ascontiguousarray(q.T))  # per leaf: its distinct patterns
+        self._fr = self._raw(q)
+        linked = 1.0 / (1.0 + np.exp(-self._fr)) if paths.logistic else self._fr
+        self.base_value = float(np.mean(linked))
+
+    def _prepare(self, X: Any) -> FloatArray:
+        x = np.asarray(X, dtype=np.float64)
+        if x.ndim != 2 or x.shape[1] != self.paths.n_features:
+            raise ValueError(f"expected an array of shape (n, {self.paths.n_features})")
+        x = np.where(np.isnan(x), self.fill_values[None, :], x)
+        if self.paths.float32_inputs:
+            x = x.astype(np.float32).astype(np.float64)
+        return np.ascontiguousarray(x)
+
+    def _patterns(self, x: FloatArray) -> IndexArray:
+        p = self.paths
+        out = np.empty((x.shape[0], p.leaf_full.shape[0]), dtype=np.int64)
+        _patterns(
+            x, p.leaf_full, p.path_start, p.path_feature, p.path_threshold,
+            p.path_missing, p.path_right, p.path_bit, out,
+        )  # fmt: skip
+        return out
+
+    def _raw(self, patterns: IndexArray) -> FloatArray:
+        reached = patterns == self.paths.leaf_full[None, :]
+        raw: FloatArray = reached.astype(np.float64) @ self.paths.leaf_value + self.paths.offset
+        return raw
+
+    def explain_raw(self, X: Any) -> tuple[FloatArray, FloatArray, float]:
+        """``(probability, shap, gap)`` (the raw output here is the probability)."""
+        x = self._prepare(X)
+        patterns = self._patterns(x)
+        fx = self._raw(patterns)
+        phi = np.empty((x.shape[0], self.paths.n_features))
+        n = x.shape[0]
+        threads = min(self.threads, n // PARALLEL_MIN_APPLICANTS)
+        if threads < 2:
+            self._run(patterns, fx, phi)
+        else:  # the kernel runs without the GIL: one share of the applicants per thread
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(self.threads - 1, thread_name_prefix="shap-int")
+            step = -(-n // threads)
+            shares = [slice(a, min(a + step, n)) for a in range(0, n, step)]
+            others = [self._pool.submit(self._run, patterns[k], fx[k], phi[k]) for k in shares[1:]]
+            self._run(patterns[shares[0]], fx[shares[0]], phi[shares[0]])
+            for done in others:
+                done.result()
+        proba = 1.0 / (1.0 + np.exp(-fx)) if self.paths.logistic else fx
+        gaps = np.abs(self.base_value + phi.sum(axis=1) - proba)
+        gap = float(np.nan if np.isnan(gaps).any() else (gaps.max() if len(gaps) else 0.0))
+        return proba, phi, gap
+
+    def _run(self, patterns: IndexArray, fx: FloatArray, phi: FloatArray) -> None:
+        p = self.paths
+        _explain(
+            patterns, fx, self._fr, *self._groups, p.leaf_value, p.leaf_slots, p.leaf_full,
+            p.logistic, self._positive, self._negative, phi,
+        )  # fmt: skip
+
+    def explain_checked(self, X: Any) -> tuple[FloatArray, FloatArray, float]:
+        return self.explain_raw(X)
+
+    def explain(self, X: Any) -> tuple[FloatArray, FloatArray]:
+        proba, phi, _ = self.explain_raw(X)
+        return proba, phi
+
+    def against_cutoff(self, cutoff: float, rows: int = BACKGROUND_ROWS) -> InterventionalExplainer:
+        """The same model explained against the ``rows`` pool applicants scored just inside an
+        approval ``cutoff`` (the riskiest approved: probability below it, highest first), so
+        that reasons say why an applicant is not among them (Regulation B, 9(b)(2)-5)."""
+        pool = self.paths.pool
+        if not len(pool):
+            raise ValueError("this model directory keeps no training rows to pick a cutoff from")
+        scores = self._scores()
+        approved = np.flatnonzero(scores < cutoff)
+        if not len(approved):
+            raise ValueError(
+                f"no training applicant is scored below the approval cutoff {cutoff:g}"
+            )
+        nearest = approved[np.argsort(-scores[approved], kind="stable")[:rows]]
+        return InterventionalExplainer(
+            self.paths, fill_values=self.fill_values, background=pool[np.sort(nearest)]
+        )
+
+    def _scores(self) -> FloatArray:
+        """The pool's probabilities (computed once)."""
+        if self._pool_scores is None:
+            raw = self._raw(self._patterns(self._prepare(self.paths.pool)))
+            self._pool_scores = 1.0 / (1.0 + np.exp(-raw)) if self.paths.logistic else raw
+        scores: FloatArray = self._pool_scores
+        return scores
+
+
+_SCALARS: Final = ("n_features", "depth", "float32_inputs", "logistic", "offset")
+
+
+def save_paths(path: str | Path, paths: LeafPaths) -> None:
+    """Write ``paths`` as one ``.npz`` (plain arrays: nothing pickled)."""
+    arrays = {f.name: np.asarray(getattr(paths, f.name)) for f in fields(paths)}
+    with Path(path).open("wb") as fh:
+        np.savez(fh, **arrays)  # type: ignore[arg-type]
+
+
+def load_paths(path: str | Path) -> LeafPaths:
+    with np.load(Path(path), allow_pickle=False) as data:
+        arrays = {name: data[name] for name in data.files}
+    values: dict[str, Any] = {
+        name: arrays[name].item() if name in _SCALARS else arrays[name]
+        for name in (f.name for f in fields(LeafPaths))
+    }
+    return LeafPaths(**values)
+
+
+def warm_up() -> None:
+    """Compile the kernels into numba's cache (the image build runs it): a one-split model."""
+    from .ensemble import Tree
+
+    stump = Tree(
+        left=np.array([1, LEAF, LEAF]),
+        right=np.array([2, LEAF, LEAF]),
+        feature=np.array([0, 0, 0]),
+        threshold=np.array([0.5, 0.0, 0.0]),
+        missing_right=np.array([0, 0, 0]),
+        value=np.array([0.0, -1.0, 1.0]),
+        cover=np.array([2.0, 1.0, 1.0]),
+    )
+    ensemble = Ensemble((stump,), 1, 1.0, 0.0, "logistic", False)
+    InterventionalExplainer(leaf_paths(ensemble, np.array([[0.0], [1.0]]))).explain([[1.0]])
