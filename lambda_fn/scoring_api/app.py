@@ -298,7 +298,7 @@ def _explain(
         f"`Accept: {CONTENT_TYPE_LEGACY_JSON}` answers the original blog's shape. "
         "`?space=log_odds` or `?space=probability` asks for explanations in that space instead "
         "of the model's default (a boosted model explains in both; the random forest in "
-        "probability only)."
+        "probability only: it answers `?space=log_odds` with a 400 `bad_request`)."
     ),
     responses={
         200: {

@@ -48,6 +48,7 @@ from credit_schema import (
     SPACES,
     ApplicantBase,
     ApplicantSchema,
+    PayloadError,
     additivity_target,
     direction_of,
     edge,
@@ -309,7 +310,7 @@ class ModelEndpoint:
         )
 
 
-def upstream_error(exc: BaseException) -> UpstreamError:
+def upstream_error(exc: BaseException) -> UpstreamError | PayloadError:
     """Convert a botocore (or any) exception from the endpoint call into an :class:`UpstreamError`."""
     if isinstance(exc, UpstreamError):
         return exc
@@ -324,6 +325,9 @@ def upstream_error(exc: BaseException) -> UpstreamError:
         status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
         if code == "ModelError":
             original = exc.response.get("OriginalStatusCode")
+            refused = _refused_option(exc.response) if original == 400 else None
+            if refused is not None:
+                return refused
             suffix = f" (status {original})" if original else ""
             return ModelFailedError(f"the model failed to score the request{suffix}")
         if code in ("ModelNotReadyException", "ServiceUnavailable", "InternalDependencyException"):
@@ -338,6 +342,19 @@ def upstream_error(exc: BaseException) -> UpstreamError:
     if isinstance(exc, NoCredentialsError):
         return EndpointError("the scoring API has no AWS credentials to call the model endpoint")
     return EndpointError(f"the model endpoint call failed ({type(exc).__name__})")
+
+
+def _refused_option(response: Any) -> PayloadError | None:
+    """The model's 400 ``bad_request``: an option the caller chose (``?space=``) that this model
+    does not serve, answered as the caller's 400 in the model's words (which hold no applicant
+    data); None for any other model error."""
+    try:
+        error = json.loads(str(response.get("OriginalMessage", "")))["error"]
+    except (ValueError, KeyError, TypeError):
+        return None
+    if not isinstance(error, dict) or error.get("code") != PayloadError.code:
+        return None
+    return PayloadError(str(error.get("message", "an option this model does not serve"))[:200])
 
 
 def _is_number(x: object) -> TypeGuard[float]:

@@ -172,6 +172,11 @@ def test_through_the_local_stack_ids_come_back_in_every_output(lender: Any, tmp_
         table = results.to_dataframe()
         assert table[id_column].tolist() == rows[id_column].tolist()
         request_id = results[0].request_id
+        # a space this model does not serve is the caller's 400, not the model's 502
+        refused = httpx.post(f"{stack.api_url}/score?space=log_odds",
+                             json=json.loads(rows.head(1).drop(columns=[schema.target]).to_json(orient="records")))
+        assert refused.status_code == 400, refused.text
+        assert refused.json()["error"]["code"] == "bad_request" and "log_odds" in refused.text
     for score in results:
         assert abs(score.base_value + sum(c.shap_value for c in score.contributions) - score.probability) <= 1e-9
     written = "".join(p.read_text() for p in sorted(records.rglob("*.jsonl")))
