@@ -75,7 +75,7 @@ def _wrapped(feature: str, labels: Mapping[str, str] = FEATURE_LABELS) -> str:
 
 
 #: A panel whose values reach past this many times their median (and past 1) is drawn on a
-#: symmetric-log axis: DebtRatio's 99th percentile is in the thousands, its median under 1.
+#: symmetric-log axis (a debt ratio's 99th percentile can be in the thousands, its median under 1).
 LONG_TAIL: Final = 100.0
 
 
