@@ -17,6 +17,7 @@ from typing import Final
 
 from . import __version__
 from ._config import install_hint
+from ._exceptions import CreditExplainerError
 
 # Modules that add subcommands, in the order they appear in --help, each with the extras
 # its commands need beyond the base install (what to tell a client-only install to add).
@@ -85,6 +86,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         # stdout goes to /dev/null so that the interpreter's last flush cannot fail again.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 128 + 13
+    except CreditExplainerError as exc:  # the SDK's errors, where a command did not word them
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     except ModuleNotFoundError as exc:
         message = _missing_extra(exc, argv)
         if message is None:

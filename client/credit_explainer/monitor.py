@@ -149,7 +149,8 @@ def _run(args: argparse.Namespace) -> int:
     joined = None
     if args.outcomes:
         try:
-            joined = Joined(read_outcomes(args.outcomes, metadata["target"]))
+            target = artifacts.model_schema(Path(args.model_dir)).schema.target
+            joined = Joined(read_outcomes(args.outcomes, target))
         except OSError as exc:
             print(f"error: cannot read {args.outcomes}: {exc.strerror}", file=sys.stderr)
             return 2

@@ -10,20 +10,24 @@ import csv
 from collections.abc import Sequence
 from pathlib import Path
 
+from credit_schema.schema import Target
+
 REQUEST_ID = "request_id"
 INDEX = "index"
 
 
-def read_outcomes(path: str | Path, target: str) -> dict[tuple[str, int | None], int]:
-    """``(request_id, index or None) -> outcome`` from the column ``target``; ValueError naming
-    the file and line at fault."""
+def read_outcomes(path: str | Path, target: Target) -> dict[tuple[str, int | None], int]:
+    """``(request_id, index or None) -> outcome`` from the model's target column, read by its
+    schema's rule (its risk label, or 0 and 1); ValueError naming the file and line at fault."""
+    label = target
+    target_name = target.name
     found: dict[tuple[str, int | None], int] = {}
     with open(path, newline="", encoding="utf-8-sig") as f:
         reader = csv.DictReader(f)
-        missing = [c for c in (REQUEST_ID, target) if c not in (reader.fieldnames or [])]
+        missing = [c for c in (REQUEST_ID, target_name) if c not in (reader.fieldnames or [])]
         if missing:
             raise ValueError(f"{path}: no column {', '.join(missing)} (header: request_id, "
-                             f"index, {target})")  # fmt: skip
+                             f"index, {target_name})")  # fmt: skip
         for line, row in enumerate(reader, start=2):
             where = f"{path} line {line}"
             index_text = (row.get(INDEX) or "").strip()
@@ -31,16 +35,20 @@ def read_outcomes(path: str | Path, target: str) -> dict[tuple[str, int | None],
                 index = int(index_text) if index_text else None
             except ValueError:
                 raise ValueError(f"{where}: {INDEX} must be a whole number") from None
-            value = (row.get(target) or "").strip()
-            if value not in ("0", "1"):
-                raise ValueError(f"{where}: {target} must be 0 or 1")
+            value = label.outcome(row.get(target_name) or "")
+            if value is None:
+                raise ValueError(f"{where}: {target_name} must be {_labels(label)}")
             key = ((row.get(REQUEST_ID) or "").strip(), index)
             if not key[0]:
                 raise ValueError(f"{where}: empty {REQUEST_ID}")
             if key in found:
                 raise ValueError(f"{where}: a second outcome for request {key[0]} index {index}")
-            found[key] = int(value)
+            found[key] = value
     return found
+
+
+def _labels(target: Target) -> str:
+    return "0 or 1" if isinstance(target.positive, int) else f"a label ({target.positive!r}: risk)"
 
 
 class Joined:

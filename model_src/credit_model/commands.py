@@ -277,7 +277,8 @@ def register(sub: Any) -> None:
     p = sub.add_parser(
         "train",
         help="train the model locally and write a model directory",
-        description="Train median imputation + random forest; print held-out ROC AUC, PR AUC, Brier.",
+        description="Train a model (--model: the estimator family) on a data set (--schema: its "
+        "schema); print held-out ROC AUC, PR AUC, Brier.",
     )
     p.add_argument("--data", help="CSV file or directory of CSVs (default: the synthetic data)")
     _schema_argument(p)

@@ -30,16 +30,14 @@ def _csv_files(path: Path) -> list[Path]:
 
 def _labels(frame: pd.DataFrame, schema: ApplicantSchema, source: object) -> pd.Series:
     """The target as 0/1: 1 where the column holds the schema's risk label."""
-    positive = schema.schema.target.positive
+    target = schema.schema.target
     column = frame[schema.target]
     if column.isna().any():
         raise DataError(f"{source}: {schema.target} is empty on some rows")
-    if isinstance(positive, int) and not isinstance(positive, bool):
-        numbers = column.astype(str).str.strip()
-        if not numbers.isin(["0", "1", "0.0", "1.0"]).all():
-            raise DataError(f"{source}: {schema.target} must be 0 or 1 on every row")
-        return (numbers.astype(float) == positive).astype(np.int64)
-    return (column.astype(str).str.strip() == positive).astype(np.int64)
+    labels = column.astype(str).map(target.outcome)
+    if labels.isna().any():
+        raise DataError(f"{source}: {schema.target} must be 0 or 1 on every row")
+    return labels.astype(np.int64)
 
 
 def encode_frame(frame: pd.DataFrame, schema: ApplicantSchema, source: object) -> pd.DataFrame:

@@ -27,7 +27,7 @@ from typing import Any, Final
 import numpy as np
 import numpy.typing as npt
 from credit_schema import BUILTIN, ApplicantSchema
-from credit_schema.reasons import schema_registry
+from credit_schema.reasons import min_contribution_in, schema_registry
 
 from . import stability
 from .drift import RANGE_TOLERANCE, Thresholds
@@ -56,6 +56,7 @@ def attribution_baseline(
     schema: ApplicantSchema = BUILTIN,
     *,
     training_score: FloatArray,
+    space: str = "probability",
 ) -> dict[str, Any]:
     """What monitoring adds to the training baseline: ranges of the training rows ``X`` (none for
     a category feature), the high-risk threshold (a quantile of ``training_score``, every training
@@ -73,7 +74,9 @@ def attribution_baseline(
             zip(schema.features, np.abs(shap_values).mean(axis=0).tolist(), strict=True)
         ),
         "high_risk_threshold": threshold,
-        "reasons": _reason_shares(sample[high], shap_values[high], schema),
+        "reasons": _reason_shares(
+            sample[high], shap_values[high], schema, probability[high], space
+        ),
     }
 
 
@@ -83,14 +86,22 @@ def _range(values: FloatArray) -> list[float] | None:
 
 
 def _reason_shares(
-    X: FloatArray, shap_values: FloatArray, schema: ApplicantSchema
+    X: FloatArray,
+    shap_values: FloatArray,
+    schema: ApplicantSchema,
+    probability: FloatArray,
+    space: str,
 ) -> dict[str, float]:
-    """Per feature, the share of these applicants for whom it is a principal reason."""
+    """Per feature, the share of these applicants for whom it is a principal reason (the
+    server's rule, in the explanations' ``space``)."""
     counts = dict.fromkeys(schema.features, 0)
     registry = schema_registry(schema)
-    for x, phi in zip(X.tolist(), shap_values.tolist(), strict=True):
+    for x, phi, p in zip(X.tolist(), shap_values.tolist(), probability.tolist(), strict=True):
         values = [None if math.isnan(v) else v for v in x]
-        for r in registry.principal_reasons(zip(schema.features, values, phi, strict=True)):
+        triples = zip(schema.features, values, phi, strict=True)
+        for r in registry.principal_reasons(
+            triples, min_contribution=min_contribution_in(space, p)
+        ):
             counts[str(r["feature"])] += 1
     return {f: c / len(X) if len(X) else 0.0 for f, c in counts.items()}
 

@@ -271,7 +271,7 @@ def training_baseline(
     probability, shap_values = explainer_in_space(pipeline, space, background).explain(sample)
     score = pipeline.predict_proba(X)[:, 1]
     extra = monitor.attribution_baseline(
-        X, sample, probability, shap_values, schema, training_score=score
+        X, sample, probability, shap_values, schema, training_score=score, space=space
     )
     binnings = stability.binnings(schema)
     if reference is not None and len(np.unique(reference[1])) == 2:

@@ -60,16 +60,29 @@ def _answer(part: dict[str, Any]) -> dict[str, Any]:
     return answer
 
 
+def _inputs(records: list[Any], predictions: Any) -> list[dict[str, Any]]:
+    """Each applicant's features as the model was sent them. Named records keep the features the
+    answer explains (whatever the model's schema; ids and ignored columns dropped); value lists
+    (batch transform's CSV) are read by the built-in schema, the only one they can be without
+    the model's."""
+    if all(isinstance(r, dict) for r in records) and len(records) == len(predictions):
+        out = []
+        for record, p in zip(records, predictions, strict=True):
+            features = {c["feature"] for c in p["contributions"]}
+            out.append({k: v for k, v in record.items() if k in features})
+        return out
+    return [a.to_features() for a in validate_records(records)]
+
+
 def capture_record(data: Any) -> DecisionRecord:
     """One decoded capture line as a decision record (:class:`RecordError` if it is not one)."""
     try:
         meta, capture = data["eventMetadata"], data["captureData"]
         sent, answered = capture["endpointInput"], capture["endpointOutput"]
-        applicants = validate_records(
-            body_records(_body(sent), media_type(sent["observedContentType"]))
-        )
+        sent_records = body_records(_body(sent), media_type(sent["observedContentType"]))
         answer = _answer(answered)
         predictions = answer["predictions"]
+        applicants = _inputs(sent_records, predictions)
         results = [
             {**p, "index": i} if isinstance(p, dict) else p for i, p in enumerate(predictions)
         ]
@@ -80,7 +93,7 @@ def capture_record(data: Any) -> DecisionRecord:
             "model_version": answer["model_version"],
             "reason_codes_version": answer.get("reason_codes_version"),
             "api_key_id": None,
-            "applicants": [a.to_features() for a in applicants],
+            "applicants": applicants,
             "results": results,
         }
     except (KeyError, TypeError, AttributeError, IndexError) as exc:

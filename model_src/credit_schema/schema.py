@@ -156,6 +156,15 @@ class Target(_Strict):
         default="default", description="What the model predicts, in words (its probability)."
     )
 
+    def outcome(self, text: str) -> int | None:
+        """A target cell as 1 (it marks the risk) or 0; None for a cell that cannot be read
+        (a numeric label takes 0 and 1 only; with a text label, every other text is 0)."""
+        value = text.strip()
+        if isinstance(self.positive, int):
+            number = {"0": 0, "1": 1, "0.0": 0, "1.0": 1}.get(value)
+            return None if number is None else int(number == self.positive)
+        return int(value == self.positive) if value else None
+
 
 class Prohibited(_Strict):
     """A prohibited basis (ECOA): never given to the model, only to the fairness checks."""

@@ -161,7 +161,8 @@ def test_through_the_local_stack_ids_come_back_in_every_output(lender: Any, tmp_
     rows.to_csv(tmp_path / "applications.csv", index=False)  # target and prohibited included
     records = tmp_path / "records"
     records.mkdir()
-    with LocalStack(model_dir, records_dir=records) as stack:
+    capture = tmp_path / "capture"
+    with LocalStack(model_dir, records_dir=records, capture_dir=capture) as stack:
         out = tmp_path / "scored.csv"
         assert cli_main(["score", str(tmp_path / "applications.csv"), "--url", stack.api_url,
                          "-o", str(out)]) == 0
@@ -185,6 +186,11 @@ def test_through_the_local_stack_ids_come_back_in_every_output(lender: Any, tmp_
                            capture_output=True, text=True, timeout=120)
     assert shown.returncode == 0, shown.stderr
     assert rows[id_column].iloc[0] in shown.stdout and schema.features[0] in shown.stdout
+    # the model side's view, SageMaker Data Capture, reads back with the lender's features too
+    captured = subprocess.run([*CLI, "decisions", "show", request_id, "--capture", str(capture)],
+                              capture_output=True, text=True, timeout=120)
+    assert captured.returncode == 0, captured.stderr
+    assert "skipped" not in captured.stderr and schema.features[0] in captured.stdout
     export = tmp_path / "export.csv"
     done = subprocess.run([*CLI, "decisions", "export", "--records", str(records), "-o", str(export)],
                           capture_output=True, text=True, timeout=120)

@@ -207,3 +207,27 @@ def test_a_training_job_reads_the_schema_its_train_channel_carries(tmp_path: Pat
     generate_other(800, seed=6).to_csv(channel / "loans.csv", index=False)
     assert main(["--train", str(channel), "--model-dir", str(tmp_path / "model"), "--n_jobs", "1"]) == 0
     assert load_schema(tmp_path / "model" / SCHEMA_FILE) == schema
+
+
+def test_outcomes_are_read_by_the_schemas_target_rule(tmp_path: Path) -> None:
+    from credit_explainer.outcomes import read_outcomes
+
+    target = _other_schema().target  # loan_status, risk label "default"
+    path = tmp_path / "outcomes.csv"
+    path.write_text("request_id,index,loan_status\nr1,0,default\nr1,1,repaid\n")
+    assert read_outcomes(path, target) == {("r1", 0): 1, ("r1", 1): 0}
+    assert BUILTIN.schema.target.outcome("1.0") == 1 and BUILTIN.schema.target.outcome("2") is None
+    path.write_text("request_id,index,SeriousDlqin2yrs\nr1,0,yes\n")
+    with pytest.raises(ValueError, match="line 2: SeriousDlqin2yrs must be 0 or 1"):
+        read_outcomes(path, BUILTIN.schema.target)
+
+
+def test_demo_refuses_a_model_of_another_schema(tmp_path: Path) -> None:
+    from credit_model.train import Hyperparameters, train
+
+    schema = compile_schema(_other_schema())
+    model = tmp_path / "m"
+    train(encode_frame(generate_other(600, seed=8), schema, "synthetic"), model, schema=schema,
+          hyperparameters=Hyperparameters(n_estimators=5, n_jobs=1), log=lambda *_: None)
+    done = _run("demo", "--model-dir", str(model), cwd=tmp_path)
+    assert done.returncode == 2 and done.stderr.startswith("error: ") and "Traceback" not in done.stderr

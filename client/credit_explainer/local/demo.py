@@ -6,6 +6,7 @@ Explanations are printed by the SDK's own renderer (``print(score)``), as a user
 from __future__ import annotations
 
 import json
+import sys
 import time
 from pathlib import Path
 from typing import Any, Final
@@ -96,6 +97,17 @@ def demo(model_dir: Path, *, api_port: int = 0, model_port: int = 0) -> int:
 
     if ensure_model(model_dir):
         build_report(model_dir)
+    from credit_model.artifacts import model_schema
+    from credit_schema import BUILTIN
+
+    if model_schema(model_dir) is not BUILTIN:  # the sample applicants are the built-in's
+        print(
+            f"error: {model_dir} is a model of the schema {model_schema(model_dir).name!r}; "
+            "demo scores the built-in example's applicants: for your own model, "
+            "credit-explainer up and credit-explainer score (docs/own-data.md)",
+            file=sys.stderr,
+        )
+        return 2
     if report_path(model_dir).exists():
         print(f"validation report: {report_path(model_dir).resolve().as_uri()}")
     else:

@@ -15,7 +15,7 @@ from typing import Any, Final
 import numpy as np
 from credit_schema import BUILTIN, ELDERLY_AGE, ApplicantSchema, principal_reasons
 from credit_schema.decisions import DecisionBands
-from credit_schema.reasons import registry_from_env, schema_registry
+from credit_schema.reasons import min_contribution_in, registry_from_env, schema_registry
 
 from .. import stability
 from ..constraints import risk_features
@@ -226,9 +226,12 @@ def reason_frequencies(
     basis: str,
     cutoff: float,
     schema: ApplicantSchema,
+    probability: np.ndarray | None = None,
+    space: str = "probability",
 ) -> dict[str, Any]:
     """How often each principal reason would appear on the notices of applicants ``rows``
-    (the registry the model server uses: a lender's own, when configured)."""
+    (the registry the model server uses: a lender's own, when configured; the threshold in the
+    explanations' ``space``, from each applicant's ``probability``)."""
     registry = registry_from_env(base=schema_registry(schema))
     counts: dict[str, dict[str, Any]] = {}
     none = 0
@@ -239,6 +242,9 @@ def reason_frequencies(
             reasons=registry.reasons,
             reasons_when_missing=registry.reasons_when_missing,
             age_feature=registry.age_feature,
+            min_contribution=min_contribution_in(
+                space, 0.5 if probability is None else float(probability[i])
+            ),
         )
         if not found:
             none += 1
@@ -505,7 +511,9 @@ def compute(
         "points": points_table(meta, explainer, shap, schema),
         "stability": stability_figures(X, p, meta, schema),
         "segments": segments(X, y, p, bands, decided, schema),
-        "reasons": reason_frequencies(X, shap, declined, basis, cutoff, schema),
+        "reasons": reason_frequencies(
+            X, shap, declined, basis, cutoff, schema, probability=p, space=explainer.space
+        ),
         "regulation_b": regulation_b(X, shap, meta, schema),
         "monotonicity": monotonicity(artifacts.pipeline, X, meta, schema),
         "disparate_impact": checks.disparate_impact(
