@@ -137,7 +137,7 @@ def _run(args: argparse.Namespace) -> int:
 
     try:
         metadata = artifacts.verify(args.model_dir)
-        category_codes = artifacts.model_schema(Path(args.model_dir)).codes
+        schema = artifacts.model_schema(Path(args.model_dir))  # read once: codes and target
         monitoring.check_baseline(metadata)
     except monitoring.BaselineError as exc:
         print(f"error: {args.model_dir}/metadata.json: {exc}; retrain with this version",
@@ -149,8 +149,7 @@ def _run(args: argparse.Namespace) -> int:
     joined = None
     if args.outcomes:
         try:
-            target = artifacts.model_schema(Path(args.model_dir)).schema.target
-            joined = Joined(read_outcomes(args.outcomes, target))
+            joined = Joined(read_outcomes(args.outcomes, schema.schema.target))
         except OSError as exc:
             print(f"error: cannot read {args.outcomes}: {exc.strerror}", file=sys.stderr)
             return 2
@@ -169,7 +168,7 @@ def _run(args: argparse.Namespace) -> int:
     first = last = None
 
     def count(chunk: list[DecisionRecord]) -> None:
-        totals.add(*_arrays(chunk, totals.names, category_codes))
+        totals.add(*_arrays(chunk, totals.names, schema.codes))
         if args.window:
             groups: dict[str, list[DecisionRecord]] = {}
             for d in chunk:
@@ -177,7 +176,7 @@ def _run(args: argparse.Namespace) -> int:
             for period, group in groups.items():
                 if period not in by_period:
                     by_period[period] = monitoring.Aggregates(metadata)
-                by_period[period].add(*_arrays(group, totals.names, category_codes))
+                by_period[period].add(*_arrays(group, totals.names, schema.codes))
 
     try:
         for decision in records_within(source, args.since, None):

@@ -100,9 +100,10 @@ def demo(model_dir: Path, *, api_port: int = 0, model_port: int = 0) -> int:
     from credit_model.artifacts import model_schema
     from credit_schema import BUILTIN
 
-    if model_schema(model_dir) is not BUILTIN:  # the sample applicants are the built-in's
+    served = model_schema(model_dir)
+    if served is not BUILTIN:  # the sample applicants are the built-in's
         print(
-            f"error: {model_dir} is a model of the schema {model_schema(model_dir).name!r}; "
+            f"error: {model_dir} is a model of the schema {served.name!r}; "
             "demo scores the built-in example's applicants: for your own model, "
             "credit-explainer up and credit-explainer score (docs/own-data.md)",
             file=sys.stderr,
