@@ -127,7 +127,7 @@ def synthetic_model(synthetic_model_dir: Path) -> Any:
 @pytest.fixture(scope="session")
 def model_server(synthetic_model: Any) -> Iterator[Any]:
     """The real model server over HTTP on a free loopback port."""
-    from credit_explainer.local.stack import ModelServer
+    from credit_explainer_tools.local.stack import ModelServer
 
     with ModelServer(synthetic_model) as server:
         yield server

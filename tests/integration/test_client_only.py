@@ -52,7 +52,7 @@ def client_venv(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def stack(synthetic_model_dir: Path) -> Iterator[str]:
-    from credit_explainer.local import LocalStack
+    from credit_explainer_tools.local import LocalStack
 
     with LocalStack(synthetic_model_dir, log_level="ERROR") as running:
         yield running.api_url

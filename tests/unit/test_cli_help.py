@@ -64,7 +64,7 @@ def test_every_command_has_a_description(name: str) -> None:
 
 @pytest.mark.parametrize("name", [n for n in OURS if not n.startswith(_ELSEWHERE)])
 def test_a_required_option_claims_no_default(name: str) -> None:
-    from credit_explainer.decisions import CAPTURE_HELP  # issue 29's to reword
+    from credit_explainer_tools.decisions import CAPTURE_HELP  # issue 29's to reword
 
     for action in _parsers()[name]._actions:
         if action.required and action.option_strings and action.help is not CAPTURE_HELP:

@@ -11,9 +11,9 @@ import tarfile
 import docker
 import pytest
 from aws_plan import ACCOUNT, NOW, REGION, Plan
-from credit_explainer.deploy import DeployConfig, DockerError
-from credit_explainer.deploy.config import repo_root
-from credit_explainer.deploy.image import (
+from credit_explainer_tools.deploy import DeployConfig, DockerError
+from credit_explainer_tools.deploy.config import repo_root
+from credit_explainer_tools.deploy.image import (
     DOCKERFILE,
     build_and_push,
     check_chunk,

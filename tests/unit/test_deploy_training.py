@@ -11,8 +11,8 @@ import tarfile
 import pytest
 from aws_plan import ACCOUNT, ANY, NOW, REGION, Plan, no_aws_credentials
 from credit_explainer.cli import main
-from credit_explainer.deploy import AwsCallError, DeployConfig, TrainingJobFailedError
-from credit_explainer.deploy.training import latest_model_data, pack_source, train
+from credit_explainer_tools.deploy import AwsCallError, DeployConfig, TrainingJobFailedError
+from credit_explainer_tools.deploy.training import latest_model_data, pack_source, train
 from credit_model.train import METRIC_DEFINITIONS
 
 __all__ = ["no_aws_credentials"]

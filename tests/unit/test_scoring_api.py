@@ -28,8 +28,8 @@ import pytest
 from botocore.response import StreamingBody
 from botocore.stub import ANY, Stubber
 from conftest import LENDER_SCHEMA as LENDER
-from credit_explainer.local.gateway import LambdaEnvironment
-from credit_explainer.local.stack import handler_environment
+from credit_explainer_tools.local.gateway import LambdaEnvironment
+from credit_explainer_tools.local.stack import handler_environment
 from credit_schema import FEATURES, ErrorBody, explanation_dict
 from credit_schema.edge import new_id
 from scoring_api.config import ConfigurationError, DecisionBands, Settings

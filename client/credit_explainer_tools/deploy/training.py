@@ -15,9 +15,9 @@ import tarfile
 from pathlib import Path
 from typing import Any, Final
 
+from credit_explainer._config import install_hint
 from credit_schema import CONTENT_TYPE_CSV
 
-from .._config import install_hint
 from .aws import Aws, Response, has_tag, tags
 from .config import ENTRY_POINT, SOURCE_DIR, DeployConfig
 from .errors import AwsCallError, DeployError, TrainingJobFailedError
@@ -297,7 +297,7 @@ def _synthetic_csv() -> bytes:
     except ImportError as exc:
         raise DeployError(
             "no --data and credit_model is not installed to synthesise some: "
-            f"{install_hint('model')}, or pass --data"
+            f"{install_hint('credit-explainer-model')}, or pass --data"
         ) from exc
     return str(synth.generate().to_csv(index=False)).encode()
 
@@ -309,7 +309,8 @@ def metric_definitions() -> list[dict[str, str]]:
         from credit_model.train import METRIC_DEFINITIONS as definitions
     except ImportError as exc:  # the model extra is not installed
         raise DeployError(
-            f"credit_model is needed for the training metric definitions: {install_hint('model')}"
+            "credit_model is needed for the training metric definitions: "
+            f"{install_hint('credit-explainer-model')}"
         ) from exc
     return [{"Name": str(m["Name"]), "Regex": str(m["Regex"])} for m in definitions]
 

@@ -45,6 +45,7 @@ from datetime import UTC, datetime
 from types import ModuleType
 from typing import Any, Final
 
+from credit_explainer._config import install_hint
 from credit_schema import PayloadTooLargeError, check_body_size
 from credit_schema.edge import API_GATEWAY_TIMEOUT_SECONDS, SECURITY_HEADERS
 from credit_schema.edge import request_id as new_request_id
@@ -121,8 +122,7 @@ class LambdaEnvironment:
         spec = importlib.util.find_spec(HANDLER_MODULE)
         if spec is None or spec.loader is None:
             raise ModuleNotFoundError(
-                f"{HANDLER_MODULE} is not importable: install the api extra "
-                "(pip install -e '.[api]')",
+                f"{HANDLER_MODULE} is not importable: {install_hint('credit-explainer-tools')}",
                 name=HANDLER_MODULE,
             )
         module = importlib.util.module_from_spec(spec)
