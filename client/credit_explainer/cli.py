@@ -64,9 +64,12 @@ def _absent(args: argparse.Namespace) -> int:
     return 2
 
 
-def _add_absent(sub: argparse._SubParsersAction[argparse.ArgumentParser], module: str) -> None:
+def _add_absent(
+    sub: argparse._SubParsersAction[argparse.ArgumentParser],
+    distribution: str,
+    commands: tuple[str | tuple[str, ...], ...],
+) -> None:
     """The commands of a module this installation lacks, as placeholders that say so."""
-    [(distribution, commands)] = [(d, c) for m, d, c in _COMMAND_MODULES if m == module]
     for entry in commands:
         name, *aliases = (entry,) if isinstance(entry, str) else entry
         placeholder = sub.add_parser(
@@ -75,6 +78,9 @@ def _add_absent(sub: argparse._SubParsersAction[argparse.ArgumentParser], module
             help=f"(not installed: {distribution})",
             description=_lacking(name, distribution),
             usage="%(prog)s ...",
+            formatter_class=argparse.RawDescriptionHelpFormatter,  # the command on one line
+            prefix_chars="\0",  # every argument is one of the rest: no option is unknown
+            add_help=False,
         )
         placeholder.add_argument("rest", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
         placeholder.set_defaults(
@@ -89,14 +95,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for name, distribution, _ in _COMMAND_MODULES:
+    for name, distribution, commands in _COMMAND_MODULES:
         before = set(sub.choices)
         try:
             module = importlib.import_module(name)
         except ModuleNotFoundError as exc:
             if exc.name is None or not name.startswith(exc.name):
                 raise
-            _add_absent(sub, name)  # that distribution is not installed
+            _add_absent(sub, distribution, commands)  # that distribution is not installed
         else:
             module.register(sub)
         _PROVIDER.update(dict.fromkeys(set(sub.choices) - before, distribution))

@@ -19,13 +19,10 @@ from credit_explainer._config import install_hint
 from credit_schema import CONTENT_TYPE_CSV
 
 from .aws import Aws, Response, has_tag, tags
-from .config import ENTRY_POINT, SOURCE_DIR, DeployConfig
+from .config import ENTRY_POINT, SOURCE_DIR, DeployConfig, is_source
 from .errors import AwsCallError, DeployError, TrainingJobFailedError
 
 _TRAINING_DONE: Final = frozenset({"Completed", "Failed", "Stopped"})
-_SOURCE_EXCLUDES: Final = frozenset({"__pycache__", ".pytest_cache", ".mypy_cache"})
-
-
 # ------------------------------------------------------------------- bucket ------
 def ensure_bucket(aws: Aws, cfg: DeployConfig) -> str:
     """The deployment's bucket: used if it exists, else created private and tagged."""
@@ -221,7 +218,7 @@ def pack_source(root: Path) -> bytes:
     ):
         for path in sorted(source.rglob("*")):
             rel = path.relative_to(source)
-            if _SOURCE_EXCLUDES.intersection(rel.parts) or path.suffix == ".pyc":
+            if not is_source(rel):
                 continue
             if path.is_file():
                 info = tar.gettarinfo(str(path), arcname=str(rel))
