@@ -14,6 +14,14 @@ import pytest
 from credit_schema import FEATURES
 
 ROOT = Path(__file__).resolve().parents[1]
+#: Where each of our packages' sources are (four distributions: docs/architecture.md).
+PACKAGE_DIRS = {
+    "credit_schema": ROOT / "model_src" / "credit_schema",
+    "credit_model": ROOT / "model_src" / "credit_model",
+    "scoring_api": ROOT / "lambda_fn" / "scoring_api",
+    "credit_explainer": ROOT / "client" / "credit_explainer",
+    "credit_explainer_tools": ROOT / "client" / "credit_explainer_tools",
+}
 #: The real Give Me Some Credit rows, beside the repository (never inside it).
 REAL_DATA = Path(
     os.environ.get(

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from conftest import ROOT, SAMPLE_APPLICANTS, wait_for_ping
+from conftest import PACKAGE_DIRS, ROOT, SAMPLE_APPLICANTS, wait_for_ping
 
 OURS = (
     "credit_schema",
@@ -28,13 +28,6 @@ OURS = (
     "credit_explainer",
     "credit_explainer_tools",
 )
-PACKAGE_DIRS = {
-    "credit_schema": ROOT / "model_src" / "credit_schema",
-    "credit_model": ROOT / "model_src" / "credit_model",
-    "scoring_api": ROOT / "lambda_fn" / "scoring_api",
-    "credit_explainer": ROOT / "client" / "credit_explainer",
-    "credit_explainer_tools": ROOT / "client" / "credit_explainer_tools",
-}
 #: What each layer may import among our packages.
 ALLOWED = {
     "credit_schema": {"credit_schema"},

@@ -20,7 +20,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from conftest import ROOT
+from conftest import PACKAGE_DIRS, ROOT
 from packaging.requirements import Requirement
 
 pytestmark = pytest.mark.slow
@@ -31,14 +31,6 @@ DISTRIBUTIONS = {
     "model_src": ("credit-explainer-model", {"credit_model", "credit_schema"}),
     "lambda_fn": ("credit-explainer-api", {"scoring_api", "credit_schema"}),
     ".": ("credit-explainer-tools", {"credit_explainer_tools"}),
-}
-#: Where each package's sources are.
-SOURCES = {
-    "credit_explainer": ROOT / "client" / "credit_explainer",
-    "credit_explainer_tools": ROOT / "client" / "credit_explainer_tools",
-    "credit_schema": ROOT / "model_src" / "credit_schema",
-    "credit_model": ROOT / "model_src" / "credit_model",
-    "scoring_api": ROOT / "lambda_fn" / "scoring_api",
 }
 
 
@@ -69,7 +61,7 @@ def wheels(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 def _modules(package: str) -> set[str]:
     """The files of a package as its wheel should hold them: modules, py.typed, schemas."""
-    source = SOURCES[package]
+    source = PACKAGE_DIRS[package]
     return {
         f"{package}/{p.relative_to(source).as_posix()}"
         for p in source.rglob("*")
