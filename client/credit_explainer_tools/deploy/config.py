@@ -26,12 +26,12 @@ SOURCE_DIR: Final = "model_src"
 ENTRY_POINT: Final = "entry_point.py"
 
 
-_NOT_SOURCE: Final = frozenset({"__pycache__", ".pytest_cache", ".mypy_cache"})
+_NOT_SOURCE: Final = frozenset({"__pycache__", ".pytest_cache", ".mypy_cache", "build"})
 
 
 def is_source(relative: Path) -> bool:
-    """Whether a file under a source directory is source: not a cache, nor the egg-info that an
-    editable install writes beside it (.dockerignore leaves out the same)."""
+    """Whether a file under a source directory is source: not a cache, nor the build/ and
+    egg-info that building or installing writes beside it (.dockerignore leaves out the same)."""
     parts = relative.parts
     return relative.suffix != ".pyc" and not any(
         part in _NOT_SOURCE or part.endswith(".egg-info") for part in parts
