@@ -70,6 +70,9 @@ def test_the_commands_read_the_records_and_show_picks_one_applicant(
     code, out, _ = run(capsys, *show, "--applicant", "3")
     assert code == 0 and out.count("\napplicant ") == 1
     assert f"applicant 3: probability {big.scores[3].probability:.6f}" in out
+    (inputs,) = [line for line in out.splitlines() if line.startswith("  inputs: ")]
+    # as a person reads them: 48 and 5400, not 48.0 or 5.4e+03
+    assert not re.search(r"=-?\d+\.0(,|$)|e\+", inputs), inputs
     code, _, err = run(capsys, *show, "--applicant", "5")
     assert code == 2 and "applicants 0 to 4, not 5" in err
 
