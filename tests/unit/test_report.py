@@ -437,9 +437,7 @@ def test_reason_counts_of_a_log_odds_model_are_the_reasons_its_server_sends(
     body, _ = transform(
         model_fn(model), json.dumps(people), "application/json", "application/json", bands=bands
     )
-    declined = [
-        a for a in json.loads(body)["predictions"] if a["decision"] == bands.labels[-1]
-    ]
+    declined = [a for a in json.loads(body)["predictions"] if a["decision"] == bands.labels[-1]]
     assert declined and {a["space"] for a in declined} == {"log_odds"}
     sent: dict[str, int] = {}
     for answer in declined:
