@@ -48,7 +48,7 @@ CLIENT_DIR = PACKAGE_DIRS["credit_explainer"]
 
 def _imports(path: Path, package: str | None = None) -> set[str]:
     """What a module imports among our packages: top-level names, and for the client package
-    its module or subpackage (``credit_explainer.local``); relative imports resolved against
+    its module or subpackage (``credit_explainer._client``); relative imports resolved against
     ``package``, the module's own dotted name."""
     found: set[str] = set()
     for node in ast.walk(ast.parse(path.read_text(), str(path))):
