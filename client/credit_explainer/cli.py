@@ -11,8 +11,10 @@ from __future__ import annotations
 import argparse
 import importlib
 import os
+import re
 import sys
 from collections.abc import Sequence
+from importlib import metadata
 from typing import Final
 
 from . import __version__
@@ -116,8 +118,22 @@ def _missing_library(exc: ModuleNotFoundError, argv: Sequence[str]) -> str | Non
         return None
     command = next((a for a in argv if a in _PROVIDER), None)
     where = f"credit-explainer {command}" if command else "this command"
-    hint = install_hint(_PROVIDER[command] if command else "credit-explainer-tools")
+    distribution = _PROVIDER[command] if command else "credit-explainer-tools"
+    hint = install_hint(distribution, _extra_with(distribution, top))
     return f"error: {where} needs {top}, which this installation lacks: {hint}"
+
+
+def _extra_with(distribution: str, library: str) -> str | None:
+    """The extra of ``distribution`` that brings ``library``, read from its metadata."""
+    try:
+        requires = metadata.requires(distribution) or []
+    except metadata.PackageNotFoundError:
+        return None
+    for requirement in requires:  # e.g. 'xgboost==3.2.0; extra == "gbm"'
+        found = re.match(r"([A-Za-z0-9_.-]+).*;.*\bextra\s*==\s*[\"']([^\"']+)", requirement)
+        if found and found[1].lower() == library.lower():
+            return found[2]
+    return None
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -157,3 +157,23 @@ def test_an_absent_command_is_listed_and_says_which_distribution_provides_it(
     assert err == f"error: {line}\n" and not out
     # the install command is the README's
     assert f"pip install {install}" in (Path(__file__).parents[2] / "README.md").read_text()
+
+
+@pytest.mark.parametrize(
+    ("library", "argv", "install"),
+    [
+        ("numpy", ["synth"], "./model_src"),
+        ("xgboost", ["train", "--model", "xgboost"], "'./model_src[gbm]'"),  # the model's extra
+        ("matplotlib", ["report"], "'./model_src[plot]'"),
+        ("docker", ["deploy", "build-image"], "./model_src ./lambda_fn ."),
+    ],
+)
+def test_a_missing_library_names_the_install_that_brings_it(
+    library: str, argv: list[str], install: str
+) -> None:
+    cli.build_parser()
+    assert cli._missing_library(ModuleNotFoundError(name=library), argv) == (
+        f"error: credit-explainer {argv[0]} needs {library}, which this installation lacks: "
+        f"pip install {install} in the credit-explainer checkout"
+    )
+    assert cli._missing_library(ModuleNotFoundError(name="credit_model.x"), argv) is None
