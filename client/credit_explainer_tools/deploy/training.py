@@ -304,7 +304,7 @@ def metric_definitions() -> list[dict[str, str]]:
     """The regexes SageMaker applies to the training log (owned by credit_model)."""
     try:
         from credit_model.train import METRIC_DEFINITIONS as definitions
-    except ImportError as exc:  # the model extra is not installed
+    except ImportError as exc:  # credit-explainer-model is not installed
         raise DeployError(
             "credit_model is needed for the training metric definitions: "
             f"{install_hint('credit-explainer-model')}"
