@@ -28,11 +28,12 @@ __all__ = [
 
 
 #: What installs each of the project's distributions from a checkout (the README's commands),
-#: its own directory last: the tools need the model and the scoring API beside them.
+#: its own directory last: the tools name the three they need by path (none is on PyPI: a name
+#: left to the index could install someone else's package).
 INSTALL_TARGETS: Final[dict[str, tuple[str, ...]]] = {
     "credit-explainer": ("./client",),
     "credit-explainer-model": ("./model_src",),
-    "credit-explainer-tools": ("./model_src", "./lambda_fn", "."),
+    "credit-explainer-tools": ("./client", "./model_src", "./lambda_fn", "."),
 }
 
 

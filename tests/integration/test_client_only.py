@@ -91,8 +91,8 @@ def test_help_lists_every_command_and_score_help_works(client_venv: Path) -> Non
     [
         (["train"], "credit-explainer-model", "./model_src"),
         (["synth", "--rows", "3"], "credit-explainer-model", "./model_src"),
-        (["up"], "credit-explainer-tools", "./model_src ./lambda_fn ."),
-        (["deploy", "--dry-run"], "credit-explainer-tools", "./model_src ./lambda_fn ."),
+        (["up"], "credit-explainer-tools", "./client ./model_src ./lambda_fn ."),
+        (["deploy", "--dry-run"], "credit-explainer-tools", "./client ./model_src ./lambda_fn ."),
     ],
 )
 def test_a_command_of_another_distribution_says_which_and_how_to_install_it(

@@ -127,7 +127,7 @@ def test_the_registry_names_each_modules_distribution() -> None:
             "credit_explainer_tools.decisions",
             "decisions",
             "credit-explainer-tools",
-            "./model_src ./lambda_fn .",
+            "./client ./model_src ./lambda_fn .",
         ),
     ],
 )
@@ -165,7 +165,7 @@ def test_an_absent_command_is_listed_and_says_which_distribution_provides_it(
         ("numpy", ["synth"], "./model_src"),
         ("xgboost", ["train", "--model", "xgboost"], "'./model_src[gbm]'"),  # the model's extra
         ("matplotlib", ["report"], "'./model_src[plot]'"),
-        ("docker", ["deploy", "build-image"], "./model_src ./lambda_fn ."),
+        ("docker", ["deploy", "build-image"], "./client ./model_src ./lambda_fn ."),
     ],
 )
 def test_a_missing_library_names_the_install_that_brings_it(
