@@ -123,9 +123,10 @@ def leaf_paths(
     )
 
 
-@numba.njit(nogil=True, cache=True)
-def _patterns(
+@numba.njit(inline="always", nogil=True)
+def _leaf_patterns(
     x: FloatArray,
+    s: int,
     leaf_full: IndexArray,
     path_start: IndexArray,
     path_feature: IndexArray,
@@ -135,16 +136,26 @@ def _patterns(
     path_bit: IndexArray,
     out: IndexArray,
 ) -> None:  # pragma: no cover - compiled by numba
-    """``out[s, l]``: the slots of leaf ``l`` whose path splits row ``s`` satisfies."""
+    """``out[l]``: the slots of leaf ``l`` whose path splits row ``s`` of ``x`` satisfies."""
+    for leaf in range(leaf_full.shape[0]):
+        p = np.int64(leaf_full[leaf])
+        for k in range(path_start[leaf], path_start[leaf + 1]):
+            v = x[s, path_feature[k]]
+            right = np.int64(v > path_threshold[k]) | (path_missing[k] & np.int64(v != v))
+            if right != path_right[k]:
+                p &= ~np.int64(path_bit[k])
+        out[leaf] = p
+
+
+@numba.njit(nogil=True, cache=True)
+def _patterns(
+    x: FloatArray, paths: tuple[Any, ...], out: IndexArray
+) -> None:  # pragma: no cover - compiled by numba
+    """``out[s, l]``: the slots of leaf ``l`` whose path splits row ``s`` satisfies
+    (``paths``: leaf_full, path_start and the path arrays)."""
+    full, start, feature, threshold, missing, right, bit = paths
     for s in range(x.shape[0]):
-        for leaf in range(leaf_full.shape[0]):
-            p = leaf_full[leaf]
-            for k in range(path_start[leaf], path_start[leaf + 1]):
-                v = x[s, path_feature[k]]
-                right = np.int64(v > path_threshold[k]) | (path_missing[k] & np.int64(v != v))
-                if right != path_right[k]:
-                    p &= ~path_bit[k]
-            out[s, leaf] = p
+        _leaf_patterns(x, s, full, start, feature, threshold, missing, right, bit, out[s])
 
 
 @numba.njit(nogil=True, cache=True)
@@ -188,16 +199,13 @@ def _explain(
     o_of = np.empty(n_leaves, dtype=np.int64)
     gap = 0.0
     for s in range(x.shape[0]):
+        _leaf_patterns(
+            x, s, leaf_full, path_start, path_feature, path_threshold, path_missing,
+            path_right, path_bit, o_of,
+        )  # fmt: skip
         fx = offset
         for leaf in range(n_leaves):
-            o = leaf_full[leaf]
-            for k in range(path_start[leaf], path_start[leaf + 1]):
-                v = x[s, path_feature[k]]
-                right = np.int64(v > path_threshold[k]) | (path_missing[k] & np.int64(v != v))
-                if right != path_right[k]:
-                    o &= ~path_bit[k]
-            o_of[leaf] = o
-            if o == leaf_full[leaf]:
+            if o_of[leaf] == leaf_full[leaf]:
                 fx += leaf_value[leaf]
         px = _link(fx, logistic)
         proba[s] = px
@@ -342,10 +350,9 @@ class InterventionalExplainer:
     def _patterns(self, x: FloatArray) -> IndexArray:
         p = self.paths
         out = np.empty((x.shape[0], p.leaf_full.shape[0]), dtype=np.int64)
-        _patterns(
-            x, p.leaf_full, p.path_start, p.path_feature, p.path_threshold,
-            p.path_missing, p.path_right, p.path_bit, out,
-        )  # fmt: skip
+        paths = (p.leaf_full, p.path_start, p.path_feature, p.path_threshold,
+                 p.path_missing, p.path_right, p.path_bit)  # fmt: skip
+        _patterns(x, paths, out)
         return out
 
     def _raw(self, patterns: IndexArray) -> FloatArray:
