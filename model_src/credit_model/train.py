@@ -408,7 +408,7 @@ def write_model_dir(
     directory written (trained here or imported); returns the metrics and model version."""
     X_train, y_train = train_rows
     X_test, y_test = test_rows
-    background = None if hp.model == "rf" else background_rows(X_train, hp.random_state)
+    background = background_rows(X_train, hp.random_state)
     metrics: dict[str, Any] = dict(evaluate(pipeline, X_test, y_test))
     for line in metric_summary(metrics, len(y_test)) if for_people else metric_lines(metrics):
         log(line)
@@ -446,9 +446,7 @@ def write_model_dir(
         metrics=metrics,
         background=background,
         schema=schema,
-        cutoff_pool=None
-        if hp.model == "rf"
-        else background_rows(X_train, hp.random_state + 1, CUTOFF_POOL_ROWS),
+        cutoff_pool=background_rows(X_train, hp.random_state + 1, CUTOFF_POOL_ROWS),
     )
     log(f"model {meta['model_version']} written to {model_dir}")
     return {**metrics, "model_version": meta["model_version"]}
