@@ -89,10 +89,13 @@ def _bool(text: str) -> bool:
 
 
 def _constraints(text: str) -> str:
+    """Checked, kept as written: whether a constraint was named or came with ``all`` matters
+    once the schema is known (:func:`credit_model.constraints.check_named`)."""
     try:
-        return constraints.parse(text)
+        constraints.parse(text)
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
+    return text
 
 
 def _family(text: str) -> str:
@@ -344,6 +347,7 @@ def train(
 
     ``data`` holds ``schema``'s columns as :func:`credit_model.data.load_csv` reads them."""
     hp = hyperparameters or Hyperparameters()
+    constraints.check_named(hp.constraints, schema)
     hp = replace(hp, constraints=constraints.parse(hp.constraints))  # canonical in metadata
     check_family_choices(hp.model, hp.space, hp.points)
     X, y = split_xy(data, schema)
@@ -480,9 +484,11 @@ def import_model(
     data_source: str = "dataframe",
     log: Any = print,
     schema: ApplicantSchema = BUILTIN,
+    for_people: bool = False,
 ) -> dict[str, Any]:
     """Write a model directory for a model the lender already fitted: metrics, baselines and
-    the background from ``data``, the same files and checks as a model trained here."""
+    the background from ``data``, the same files and checks as a model trained here
+    (``for_people``: the metrics as one line, as ``train`` prints them)."""
     from .artifacts import sha256_file
     from .explainer import fast_explainer_for
 
@@ -512,6 +518,7 @@ def import_model(
         log=log,
         imported=imported,
         schema=schema,
+        for_people=for_people,
     )
 
 
