@@ -250,24 +250,21 @@ def _explain(
 
 def _groups(q: IndexArray) -> tuple[IndexArray, IndexArray, IndexArray, IndexArray]:
     """Per leaf (row of ``q[L, R]``), its distinct background patterns and their rows:
-    ``(group_start[L + 1], group_pattern[G], member_start[G + 1], members[L * R])``."""
-    group_start = [0]
-    patterns: list[IndexArray] = []
-    member_start = [0]
-    members: list[IndexArray] = []
-    for row in q:
-        order = np.argsort(row, kind="stable")
-        distinct, first = np.unique(row[order], return_index=True)
-        patterns.append(distinct)
-        members.append(order)
-        bounds = np.append(first, len(row))
-        member_start.extend((member_start[-1] - bounds[0] + bounds[1:]).tolist())
-        group_start.append(group_start[-1] + len(distinct))
+    ``(group_start[L + 1], group_pattern[G], member_start[G + 1], members[L * R])``, every
+    leaf at once (a leaf's rows sorted by pattern; a group starts where the pattern changes)."""
+    n_leaves, n_rows = q.shape
+    order = np.argsort(q, axis=1, kind="stable")
+    ordered = np.take_along_axis(q, order, axis=1)
+    starts = np.ones(ordered.shape, dtype=bool)
+    starts[:, 1:] = ordered[:, 1:] != ordered[:, :-1]
+    group_start = np.zeros(n_leaves + 1, dtype=np.int64)
+    np.cumsum(starts.sum(axis=1), out=group_start[1:])
+    first = np.flatnonzero(starts.ravel())
     return (
-        np.asarray(group_start, dtype=np.int64),
-        np.concatenate(patterns).astype(np.int64),
-        np.asarray(member_start, dtype=np.int64),
-        np.concatenate(members).astype(np.int64),
+        group_start,
+        ordered.ravel()[first].astype(np.int64),
+        np.append(first, n_leaves * n_rows).astype(np.int64),
+        order.ravel().astype(np.int64),
     )
 
 
