@@ -176,11 +176,12 @@ def _explain(
     leaf_slots: IndexArray,
     leaf_full: IndexArray,
     path_start: IndexArray,
-    path_feature: IndexArray,
-    path_threshold: FloatArray,
-    path_missing: IndexArray,
+    path_split: IndexArray,
     path_right: IndexArray,
     path_bit: IndexArray,
+    split_feature: IndexArray,
+    split_threshold: FloatArray,
+    split_missing: IndexArray,
     offset: float,
     logistic: int,
     positive: FloatArray,
@@ -189,20 +190,28 @@ def _explain(
     proba: FloatArray,
     phi: FloatArray,
 ) -> float:  # pragma: no cover - compiled by numba; tested through InterventionalExplainer
-    """Per applicant (row of ``x``): its pattern on every leaf, its margin and ``proba``, each
-    background row's weight (``fr``, ``pr``: the rows' margins and probabilities), then each
-    leaf's contributions into ``phi``; returns the largest additivity gap (NaN sticks)."""
+    """Per applicant (row of ``x``): the side it takes at every distinct split (``split_*``),
+    its pattern on every leaf (``path_split``: each path step's split), its margin and
+    ``proba``, each background row's weight (``fr``, ``pr``: the rows' margins and
+    probabilities), then each leaf's contributions into ``phi``; returns the largest
+    additivity gap (NaN sticks)."""
     n_bg = fr.shape[0]
     depth = leaf_slots.shape[1]
     n_leaves = leaf_value.shape[0]
     weight = np.empty(n_bg)
     o_of = np.empty(n_leaves, dtype=np.int64)
+    right = np.empty(split_feature.shape[0], dtype=np.int8)
     gap = 0.0
     for s in range(x.shape[0]):
-        _leaf_patterns(
-            x, s, leaf_full, path_start, path_feature, path_threshold, path_missing,
-            path_right, path_bit, o_of,
-        )  # fmt: skip
+        for i in range(split_feature.shape[0]):  # each split once, not once per leaf below it
+            v = x[s, split_feature[i]]
+            right[i] = (v > split_threshold[i]) | (split_missing[i] & (v != v))
+        for leaf in range(n_leaves):
+            o = np.int64(leaf_full[leaf])
+            for k in range(path_start[leaf], path_start[leaf + 1]):
+                if right[path_split[k]] != path_right[k]:
+                    o &= ~np.int64(path_bit[k])
+            o_of[leaf] = o
         fx = offset
         for leaf in range(n_leaves):
             if o_of[leaf] == leaf_full[leaf]:
@@ -268,6 +277,22 @@ def _groups(q: IndexArray) -> tuple[IndexArray, IndexArray, IndexArray, IndexArr
     )
 
 
+def _distinct_splits(paths: LeafPaths) -> tuple[npt.NDArray[Any], ...]:
+    """Every path step as ``(split, side, bit)`` with the distinct splits apart (``feature,
+    threshold, missing``): a split near the root is on the path of every leaf below it, and
+    an applicant's side there is computed once."""
+    steps = np.rec.fromarrays([paths.path_feature, paths.path_threshold, paths.path_missing])
+    splits, path_split = np.unique(steps, return_inverse=True)
+    return (
+        path_split.astype(np.int32).ravel(),
+        paths.path_right.astype(np.int8),
+        paths.path_bit.astype(np.int32),
+        splits["f0"].astype(np.int32),
+        splits["f1"].astype(np.float64),
+        splits["f2"].astype(np.int8),
+    )
+
+
 def _coefficients(depth: int) -> tuple[FloatArray, FloatArray]:
     """``(M-1)! K! / (M+K)!`` and ``M! (K-1)! / (M+K)!`` for ``M, K <= depth``."""
     f = math.factorial
@@ -325,11 +350,7 @@ class InterventionalExplainer:
             paths.leaf_slots.astype(np.int32),
             paths.leaf_full.astype(np.int32),
             paths.path_start.astype(np.int32),
-            paths.path_feature.astype(np.int32),
-            paths.path_threshold,
-            paths.path_missing.astype(np.int8),
-            paths.path_right.astype(np.int8),
-            paths.path_bit.astype(np.int32),
+            *_distinct_splits(paths),
         )
         self._fr = self._raw(q)
         self._pr = 1.0 / (1.0 + np.exp(-self._fr)) if paths.logistic else self._fr
