@@ -125,6 +125,7 @@ def _import(args: argparse.Namespace) -> int:
             points=args.points or "",
             data_source=str(args.data),
             schema=schema,
+            for_people=True,
         )
     # SchemaError, DataError, a file that is no model or not covered, a signing key
     except (ValueError, ModelArtifactError) as exc:
