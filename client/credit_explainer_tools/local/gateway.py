@@ -130,6 +130,10 @@ class LambdaEnvironment:
         with _ENV_LOCK, patched_environ(environment):
             spec.loader.exec_module(module)
         self.init_ms = (time.perf_counter() - started) * 1000.0
+        # Powertools configures its logger once per process: this environment's level applies.
+        level = self.environment.get("POWERTOOLS_LOG_LEVEL")
+        if level and hasattr(module, "logger"):
+            module.logger.setLevel(level.upper())
         self.module: ModuleType = module
         self._handler: Callable[[dict[str, Any], Any], dict[str, Any]] = module.lambda_handler
 
