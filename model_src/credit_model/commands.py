@@ -279,7 +279,7 @@ def register(sub: Any) -> None:
         "train",
         help="train the model locally and write a model directory",
         description="Train a model (--model: the estimator family) on a data set (--schema: its "
-        "schema); print held-out ROC AUC, PR AUC, Brier.",
+        "schema); print held-out ROC AUC, PR AUC, Brier score and log loss.",
     )
     p.add_argument("--data", help="CSV file or directory of CSVs (default: the synthetic data)")
     _schema_argument(p)

@@ -172,7 +172,7 @@ def add_hyperparameter_arguments(parser: argparse.ArgumentParser) -> None:
     for field in fields(Hyperparameters):
         dashed = "--" + field.name.replace("_", "-")
         options = {"dest": field.name, "type": _PARSERS[field.name], "default": field.default}
-        default = "none" if field.default is None else str(field.default).lower()
+        default = str(field.default).lower() if field.default not in (None, "") else "none"
         group.add_argument(
             dashed,
             metavar=field.name.upper(),

@@ -50,6 +50,7 @@ def test_every_option_has_a_help_text_stating_its_default_one_way(name: str) -> 
         assert len(set(action.option_strings)) == len(action.option_strings)
         if action.option_strings and not action.required:  # a required one has no default
             assert "(default: " in action.help, f"{name} {action.option_strings}: {action.help}"
+            assert "(default: )" not in action.help, f"{name} {action.option_strings}: empty"
         assert "(default " not in action.help and "default " not in action.help.split("(")[0]
 
 
