@@ -397,12 +397,21 @@ def _read_manifest(directory: Path) -> tuple[dict[str, str], object]:
     return files, manifest.get("model_version")
 
 
+def no_model(directory: Path) -> str:
+    """Where a command looked for a model it did not find: the absolute path, and what to do."""
+    where = "" if directory.is_absolute() else " (relative paths start where you are)"
+    return (
+        f"no model in {directory.resolve()}{where}: pass --model-dir, or train one "
+        f"(credit-explainer train --model-dir {directory}, or credit-explainer demo)"
+    )
+
+
 def verify(model_dir: str | Path) -> dict[str, Any]:
     """Check the manifest and the metadata; returns the metadata with ``model_version`` (of
     every signed file), ``model_digest`` and ``signed_files``. Deserialises nothing."""
     directory = Path(model_dir)
     if not directory.is_dir():
-        raise ModelArtifactError(f"model directory {directory} does not exist")
+        raise ModelArtifactError(no_model(directory))
     files, stated_version = _read_manifest(directory)
     _check_signature(directory)
     if METADATA_FILE not in files:

@@ -108,18 +108,13 @@ def _parse_env(pairs: list[str]) -> dict[str, str]:
 
 
 def run_up(args: argparse.Namespace) -> int:
-    from credit_model import server  # the model side (the model extra), as the stack's
+    from credit_model import artifacts, server  # the model side, as the stack's
 
     from .stack import ListenError, LocalStack
 
     model_dir = Path(args.model_dir)
     if not (model_dir / "metadata.json").exists():
-        where = "" if model_dir.is_absolute() else " (relative paths start where you are)"
-        print(
-            f"error: no model in {model_dir.resolve()}{where}: pass --model-dir, or train one "
-            f"(credit-explainer train --model-dir {model_dir}, or credit-explainer demo)",
-            file=sys.stderr,
-        )
+        print(f"error: {artifacts.no_model(model_dir)}", file=sys.stderr)
         return 2
     stack = LocalStack(
         model_dir,
