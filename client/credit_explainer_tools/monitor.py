@@ -23,6 +23,7 @@ from credit_schema import DEFAULT_ENDPOINT_NAME
 from credit_schema.records import DecisionRecord
 
 from .decisions import (
+    EXIT_SKIPPED,
     CaptureReadError,
     add_model_dir,
     add_source,
@@ -367,13 +368,15 @@ _THRESHOLDS = {
 def register(sub: Any) -> None:
     p = sub.add_parser(
         "monitor",
-        help="captured applicants against the training baseline: PSI, missing and out-of-range "
-        "shares, score PSI, attribution drift, reasons (exit 1 when a threshold is crossed)",
-        description="Read the applicants and answers data capture kept, compare them with the "
-        "model's training baseline (feature and score PSI, missing and out-of-range shares, "
-        "attribution drift, principal reasons) and print a summary; write HTML and JSON on "
-        "request. Exit status: 0 all within thresholds, 1 a threshold crossed (named), "
-        "2 the run failed.",
+        help="recorded (or captured) applicants against the training baseline: PSI, missing "
+        "and out-of-range shares, score PSI, attribution drift, reasons (exit 1 when a "
+        "threshold is crossed)",
+        description="Read the applicants and answers the API's decision records (or data "
+        "capture) kept, compare them with the model's training baseline (feature and score "
+        "PSI, missing and out-of-range shares, attribution drift, principal reasons) and print "
+        "a summary; write HTML and JSON on request. Exit status: 0 all within thresholds, 1 a "
+        f"threshold crossed (named), 2 the run failed, {EXIT_SKIPPED} done but unreadable "
+        "lines were skipped (each named).",
     )
     add_source(p)
     add_model_dir(p)

@@ -178,3 +178,13 @@ def test_a_missing_library_names_the_install_that_brings_it(
         f"pip install {install} in the credit-explainer checkout"
     )
     assert cli._missing_library(ModuleNotFoundError(name="credit_model.x"), argv) is None
+
+
+def test_monitor_help_names_what_it_reads_and_every_exit_status() -> None:
+    # docs/monitoring.md: records first (or capture), and exit 3 when lines were skipped
+    from credit_explainer_tools.decisions import EXIT_SKIPPED
+
+    _, choices = commands()
+    text = " ".join(choices["monitor"].format_help().split())
+    assert "decision records" in text
+    assert f"{EXIT_SKIPPED} done but unreadable lines were skipped" in text

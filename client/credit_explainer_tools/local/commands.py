@@ -79,7 +79,8 @@ def register(subparsers: Any) -> None:
         "demo",
         help="train if needed, start the local stack, score sample applicants, print explanations",
         description=(
-            "Train a model on the synthetic data if --model-dir holds none (about a minute), "
+            "Train a model on the synthetic data if --model-dir holds none (about 10 s with its "
+            "validation report), "
             "start the local stack with the example decision thresholds "
             f"{EXAMPLE_DECISION_THRESHOLDS}, score three sample applicants through the API, "
             "print their explanations, stop."
