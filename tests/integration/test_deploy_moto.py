@@ -228,6 +228,7 @@ def test_missing_prerequisites_stop_a_deploy_before_any_change(
     account, capsys, monkeypatch, tmp_path
 ):
     monkeypatch.setenv("PATH", str(tmp_path))  # no sam, no python3.13
+    monkeypatch.setattr("sys.executable", str(tmp_path / "python"))  # nor beside this Python
     monkeypatch.setenv("PYENV_ROOT", str(tmp_path))
     code, _, err = run(capsys, "deploy", "--image-uri", IMAGE)
     assert code == 1 and err.startswith("error: `sam` (AWS SAM CLI) is not on PATH")

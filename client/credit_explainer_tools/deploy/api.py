@@ -15,6 +15,7 @@ import re
 import shlex
 import shutil
 import subprocess
+import sys
 import tarfile
 import tempfile
 from dataclasses import dataclass
@@ -95,7 +96,7 @@ def template_resources(root: Path) -> list[tuple[str, str]]:
 
 def sam_tools() -> tuple[str, Path]:
     """``sam`` and python3.13 (the Lambda runtime ``sam build`` needs), or :class:`ToolError`."""
-    sam = shutil.which("sam")
+    sam = _sam()
     if sam is None:
         raise ToolError("`sam` (AWS SAM CLI) is not on PATH: pip install aws-sam-cli")
     runtime = _python313()
@@ -105,6 +106,11 @@ def sam_tools() -> tuple[str, Path]:
             "install it (e.g. pyenv install 3.13) and re-run"
         )
     return sam, runtime
+
+
+def _sam() -> str | None:
+    """``sam`` on PATH, or beside this Python: the virtualenv's, called without activating it."""
+    return shutil.which("sam") or shutil.which("sam", path=str(Path(sys.executable).parent))
 
 
 def _python313() -> Path | None:
