@@ -34,6 +34,10 @@ DISTRIBUTIONS = {
 }
 
 
+#: Each distribution's build output (pip's stderr), for the warnings a fresh clone would print.
+BUILD_LOGS: dict[str, str] = {}
+
+
 def _run(cmd: list[str], **kwargs: object) -> subprocess.CompletedProcess[str]:
     return subprocess.run(cmd, capture_output=True, text=True, timeout=600, check=False, **kwargs)  # type: ignore[call-overload]
 
@@ -55,6 +59,7 @@ def wheels(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
              str(tmp / "src" / directory)]
         )  # fmt: skip
         assert done.returncode == 0, done.stderr
+        BUILD_LOGS[directory] = done.stderr
         [built[directory]] = out.glob(f"{name.replace('-', '_')}-*.whl")
     return built
 
@@ -69,6 +74,15 @@ def _modules(package: str) -> set[str]:
         and "__pycache__" not in p.parts
         and (p.suffix == ".py" or p.name == "py.typed" or p.parent.name == "schemas")
     }
+
+
+@pytest.mark.parametrize("directory", list(DISTRIBUTIONS))
+def test_each_wheel_builds_without_setuptools_warnings(
+    wheels: dict[str, Path], directory: str
+) -> None:
+    # make venv printed 40 lines of "Package 'credit_schema.schemas' is absent from the
+    # `packages` configuration" per distribution that maps credit_schema
+    assert "BuildBackendWarning" not in BUILD_LOGS[directory], BUILD_LOGS[directory]
 
 
 @pytest.mark.parametrize("directory", list(DISTRIBUTIONS))
