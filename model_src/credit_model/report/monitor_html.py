@@ -6,6 +6,7 @@ Written for a risk officer: the verdict first, then what moved, then the evidenc
 
 from __future__ import annotations
 
+import textwrap
 from typing import Any
 
 import numpy as np
@@ -25,6 +26,7 @@ from .html import (
 )
 
 _BASELINE, _NOW = "#9aa5b1", "#1f5fbf"
+_TICK_CHARS = 22
 _VERDICTS = {
     "ok": "No drift beyond the thresholds",
     "watch": "Watch: some figures crossed a watch threshold",
@@ -36,7 +38,9 @@ def _paired(axes: Any, labels: list[str], then: list[float], now: list[float]) -
     x = np.arange(len(labels))
     axes.bar(x - 0.2, np.multiply(then, 100), 0.4, color=_BASELINE, label="training")
     axes.bar(x + 0.2, np.multiply(now, 100), 0.4, color=_NOW, label="now")
-    axes.set_xticks(x, labels, rotation=60, ha="right", fontsize=7)
+    # a category's text runs to 60 characters (German credit's): cut here, whole in --json
+    short = [textwrap.shorten(str(label), _TICK_CHARS, placeholder="…") for label in labels]
+    axes.set_xticks(x, short, rotation=60, ha="right", fontsize=7)
     axes.tick_params(axis="y", labelsize=7)
 
 
@@ -178,9 +182,12 @@ def render(report: dict[str, Any]) -> str:
             )
         a.set(xlabel="PSI against the training baseline", title="Population stability")
 
+    panels = [(f["feature"], f) for f in features] + [("score (probability)", score)]
+    rows = -(-len(panels) // 3)  # three panels a row, as many rows as the schema needs
+    bars = max(4.6, 1.4 + 0.22 * len(panels))  # a bar chart's height: one bar a feature
+
     def distributions(fig: Any) -> None:
-        axes = fig.subplots(4, 3).ravel()
-        panels = [(f["feature"], f) for f in features] + [("score (probability)", score)]
+        axes = fig.subplots(rows, 3, squeeze=False).ravel()
         for a, (name, panel) in zip(axes, panels, strict=False):
             _paired(a, panel["bins"], panel["baseline_shares"],
                     panel["current_shares"])  # fmt: skip
@@ -254,19 +261,19 @@ to {_esc(window.get("last"))}; capture {_esc(report.get("capture"))}</p>
 {_estimated(report)}
 {_outcomes(report)}
 <h2>Population stability</h2>
-{_img(figure, psi_bars, (8, 4.4), "PSI per feature and of the score")}
+{_img(figure, psi_bars, (8, bars), "PSI per feature and of the score")}
 {table}
 <h2>Distributions: training against now</h2>
 <p>Share of applicants in each training bin (missing values excluded).</p>
-{_img(figure, distributions, (11, 12), "distributions, training against now")}
+{_img(figure, distributions, (11, 3 * rows), "distributions, training against now")}
 <h2>Attribution drift</h2>
 <p>How much each feature moves the probability on average, at training and now; ranks in
 brackets. NDCG compares the order (1.0: the model leans on the features in the same order).</p>
-{_img(figure, attributions, (8, 4.6), "mean absolute SHAP, training against now")}
+{_img(figure, attributions, (8, bars), "mean absolute SHAP, training against now")}
 <h2>Reasons among high-risk applicants</h2>
 <p>Applicants with a probability of {reasons["high_risk_threshold"]:.4f} or more (the top tenth of
 the training applicants): {reasons["high_risk_applicants"]} now.</p>
-{_img(figure, reason_shares, (8, 4.6), "principal reasons, training against now")}
+{_img(figure, reason_shares, (8, bars), "principal reasons, training against now")}
 <h2>How to read this</h2>
 <ul><li>PSI (population stability index) compares the share of applicants in each training bin:
 {_esc(bands)}. Thresholds here: watch at {t["psi_watch"]:g}, act at {t["psi_act"]:g}.</li>
