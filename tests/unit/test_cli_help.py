@@ -188,3 +188,11 @@ def test_monitor_help_names_what_it_reads_and_every_exit_status() -> None:
     text = " ".join(choices["monitor"].format_help().split())
     assert "decision records" in text
     assert f"{EXIT_SKIPPED} done but unreadable lines were skipped" in text
+
+
+def test_destroy_offers_only_options_it_uses() -> None:
+    # destroy deletes the stack: sam deploy's parameters and the API's schema mean nothing to it
+    _, choices = commands()
+    text = choices["destroy"].format_help()
+    assert "--stack-name" in text
+    assert "--sam-parameter" not in text and "--schema" not in text

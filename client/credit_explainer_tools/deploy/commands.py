@@ -149,9 +149,12 @@ def _hosting(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _api(parser: argparse.ArgumentParser) -> None:
+def _api(parser: argparse.ArgumentParser, *, deploys: bool = True) -> None:
+    """The API's options; ``destroy`` (``deploys=False``) only names the stack it deletes."""
     group = parser.add_argument_group("API")
     group.add_argument("--stack-name", help="CloudFormation stack (default: the deployment name)")
+    if not deploys:
+        return
     group.add_argument(
         "--sam-parameter",
         action="append",
@@ -255,7 +258,7 @@ def register(sub: Any) -> None:
         "(or --dry-run to see the plan).",
     )
     _common(destroy)
-    _api(destroy)
+    _api(destroy, deploys=False)
     destroy.add_argument(
         "--keep-data", action="store_true", help="keep the S3 data and models (default: delete)"
     )
