@@ -68,6 +68,15 @@ def _pct(v: float | None) -> str:
     return "&ndash;" if v is None else f"{100 * v:.1f}%"
 
 
+#: A tick label's most characters: a category's text runs to 60 (German credit's).
+TICK_CHARS: Final = 22
+
+
+def _tick(label: object) -> str:
+    """A category (or bin) as a tick label: cut to :data:`TICK_CHARS`, whole in the JSON."""
+    return textwrap.shorten(str(label), TICK_CHARS, placeholder="…")
+
+
 def _wrapped(feature: str, labels: Mapping[str, str] = FEATURE_LABELS) -> str:
     """A feature's plain-language label (else its name, spaced) on short lines (plot titles)."""
     label = labels.get(feature) or re.sub(r"(?<=[a-z])(?=[A-Z0-9])", " ", feature)
@@ -282,6 +291,7 @@ class _Plots:
         order = self._order()
         features, age = self.features, self.f["model"].get("age_feature")
         labels = self.f["model"].get("labels") or FEATURE_LABELS  # a report from before: built-in
+        categories = self.f["model"].get("categories") or {}
         rows = -(-len(features) // 5)
 
         def draw(fig: Any) -> None:
@@ -292,7 +302,12 @@ class _Plots:
                 col, s = X[:, j], S[:, j]
                 present = ~np.isnan(col)
                 x = col[present]
-                if x.size:  # heavy tails: show the 1st-99th percentile range
+                names = categories.get(features[j])
+                if names:  # codes on the axis: every category, by its text
+                    a.scatter(x, s[present], s=3, c="#1f5fbf", alpha=0.5)
+                    a.set_xticks(range(len(names)), [_tick(n) for n in names], rotation=60,
+                                 ha="right")  # fmt: skip
+                elif x.size:  # heavy tails: show the 1st-99th percentile range
                     lo, hi = np.quantile(x, [0.01, 0.99])
                     keep = (x >= lo) & (x <= hi)
                     colors = np.where(

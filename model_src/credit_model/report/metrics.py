@@ -460,6 +460,7 @@ def compute(
             "features": list(schema.features),
             "labels": dict(schema.labels),
             "age_feature": schema.age_feature,
+            "categories": {name: list(codes) for name, codes in schema.codes.items()},
         },
         "data": {
             **data_description,

@@ -6,7 +6,6 @@ Written for a risk officer: the verdict first, then what moved, then the evidenc
 
 from __future__ import annotations
 
-import textwrap
 from typing import Any
 
 import numpy as np
@@ -22,11 +21,11 @@ from .html import (
     _matplotlib,
     _pct,
     _table,
+    _tick,
     _wrapped,
 )
 
 _BASELINE, _NOW = "#9aa5b1", "#1f5fbf"
-_TICK_CHARS = 22
 _VERDICTS = {
     "ok": "No drift beyond the thresholds",
     "watch": "Watch: some figures crossed a watch threshold",
@@ -38,9 +37,7 @@ def _paired(axes: Any, labels: list[str], then: list[float], now: list[float]) -
     x = np.arange(len(labels))
     axes.bar(x - 0.2, np.multiply(then, 100), 0.4, color=_BASELINE, label="training")
     axes.bar(x + 0.2, np.multiply(now, 100), 0.4, color=_NOW, label="now")
-    # a category's text runs to 60 characters (German credit's): cut here, whole in --json
-    short = [textwrap.shorten(str(label), _TICK_CHARS, placeholder="…") for label in labels]
-    axes.set_xticks(x, short, rotation=60, ha="right", fontsize=7)
+    axes.set_xticks(x, [_tick(label) for label in labels], rotation=60, ha="right", fontsize=7)
     axes.tick_params(axis="y", labelsize=7)
 
 
