@@ -197,6 +197,10 @@ def _looks_like_a_header(cells: list[str], schema: ApplicantSchema) -> bool:
     return any(c in schema.known_keys for c in cells) or all(map(is_name, cells))
 
 
+#: A header's problems listed in its error line; the rest are counted.
+_HEADER_PROBLEMS: Final = 5
+
+
 def check_header(
     header: Sequence[str], schema: ApplicantSchema, carried: Sequence[str] = ()
 ) -> None:
@@ -207,10 +211,24 @@ def check_header(
         validate_records([dict.fromkeys(names, 0)], schema)
     except ApplicantValidationError as exc:
         # Values are placeholders here: only the column names' problems count.
-        wrong = [d for d in exc.details if d.type in ("extra_forbidden", "missing")]
-        if wrong:
-            problems = "; ".join(f"{d.field}: {d.message}" for d in wrong)
-            raise SourceError(f"the header does not name the features: {problems}") from None
+        # unknown names first (a "did you mean" is the likeliest fix), then missing features
+        wrong = sorted(
+            (d for d in exc.details if d.type in ("extra_forbidden", "missing")),
+            key=lambda d: d.type != "extra_forbidden",
+        )
+        if not wrong:
+            return
+        problems = "; ".join(f"{d.field}: {d.message}" for d in wrong[:_HEADER_PROBLEMS])
+        if len(wrong) > _HEADER_PROBLEMS:
+            problems += f"; and {len(wrong) - _HEADER_PROBLEMS} more"
+        close = [d for d in wrong if "did you mean" in d.message]
+        if not set(names) & set(schema.features) and not close:  # another model's file
+            raise SourceError(
+                f"none of its columns is a feature of the API's schema {schema.name!r} "
+                f"({', '.join(schema.features[:3])}, ...): is this the API of the model the file "
+                "is for?"
+            ) from None
+        raise SourceError(f"the header does not name the features: {problems}") from None
 
 
 class CsvSource:
