@@ -45,3 +45,22 @@ def test_no_model_names_the_directory_it_looked_in(
     err = capsys.readouterr().err
     assert err.startswith(f"error: no model in {tmp_path / 'models' / 'default'} ")
     assert "--model-dir" in err
+
+
+def test_up_prints_the_endpoint_name_its_runtime_route_answers(synthetic_model_dir: Path) -> None:
+    import signal
+    import subprocess
+    import sys
+
+    argv = ["up", "--model-dir", str(synthetic_model_dir), "--port", "0", "--model-port", "0"]
+    up = subprocess.Popen(
+        [sys.executable, "-m", "credit_explainer", *argv], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert up.stdout is not None
+        first = up.stdout.readline()
+    finally:
+        up.send_signal(signal.SIGINT)
+        up.wait(timeout=60)
+    assert first.startswith("model server  http://127.0.0.1:")
+    assert first.rstrip().endswith("(SageMaker runtime: POST /endpoints/credit-explainer-local/invocations)")
