@@ -64,32 +64,34 @@ def _request(rng: random.Random, n: int) -> tuple[list[dict[str, float]], list[d
 def build(
     root: Path, applicants: int, hours: int, seed: int = 7, model_version: str = "bench"
 ) -> tuple[Path, list[str]]:
-    """The store; returns the generated hour's file and its request ids."""
+    """The store: ``hours`` hour folders ending two hours ago (complete hours, which ``decisions
+    compact`` takes), each one file of distinct applicants written by the records writer, their
+    ids made at their records' times. Returns the last hour's file and every request id."""
     rng = random.Random(seed)
-    now = datetime.now(UTC)
-    hour = root / hour_prefix(now)
-    hour.mkdir(parents=True)
-    path = hour / f"{new_id()}.jsonl"
-    ids: list[str] = []
+    end = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(hours=2)
     per_hour = applicants // hours
-    with path.open("wb") as out:
-        written = 0
-        while written < per_hour:
-            n = min(rng.randint(1, 20), per_hour - written)
-            people, results = _request(rng, n)
-            request_id = new_id()
-            ids.append(request_id)
-            for line in record_lines(
-                request_id=request_id, moment=now, model_version=model_version,
-                reason_codes_version="bench", api_key_id=None, applicants=people,
-                results=results,
-            ):  # fmt: skip
-                out.write(line)
-            written += n
-    for h in range(1, hours):  # the earlier hours: the same file, linked
-        folder = root / hour_prefix(now - timedelta(hours=h))
-        folder.mkdir(parents=True, exist_ok=True)
-        os.link(path, folder / path.name)
+    ids: list[str] = []
+    path = root
+    for h in range(hours - 1, -1, -1):
+        start = end - timedelta(hours=h)
+        hour = root / hour_prefix(start)
+        hour.mkdir(parents=True)
+        path = hour / f"{new_id(start)}.jsonl"
+        with path.open("wb") as out:
+            written = 0
+            while written < per_hour:
+                n = min(rng.randint(1, 20), per_hour - written)
+                people, results = _request(rng, n)
+                moment = start + timedelta(seconds=3599.0 * written / per_hour)
+                request_id = new_id(moment)
+                ids.append(request_id)
+                for line in record_lines(
+                    request_id=request_id, moment=moment, model_version=model_version,
+                    reason_codes_version="bench", api_key_id=None, applicants=people,
+                    results=results,
+                ):  # fmt: skip
+                    out.write(line)
+                written += n
     return path, ids
 
 

@@ -1,0 +1,410 @@
+"""The query engine under ``decisions`` and ``monitor``: the SQL, stated once, run by DuckDB
+over the local records (``--records DIR``) or by Amazon Athena over the Glue table
+(``--athena``).
+
+Every query reads one relation, a row per record line::
+
+    hour         'yyyy/mm/dd/hh', the partition (folder, S3 prefix) the line is under
+    source       the file (S3 object) it is in
+    line_number  its place in that file (NULL on Athena, which does not know it)
+    line         the line as written (NULL for a damaged line of a compacted hour)
+    problem      why a compacted line was skipped (NULL for a good one)
+
+and selects the lines to parse; the one reader (:func:`credit_schema.records.parse_record`)
+turns each into a record or names it ``FILE:LINE: skipped: why``, so the engine finds lines
+and the reader alone decides what a record is. The SQL is written in the subset DuckDB and
+Athena (Trino) share; DuckDB gets Trino's ``json_extract_scalar`` as a macro (:data:`MACROS`),
+which makes a line that is not JSON NULL there as it is on Athena, and a NULL id or time keeps
+a line in the answer, so a damaged line is named, never dropped.
+
+Locally, a compacted hour (``decisions compact``: Parquet under ``DIR/compacted/``) is read from
+its Parquet file, and an hour not compacted yet from its JSON lines, through the reader, into a
+temporary table; each hour on its own, so memory holds one hour at a time. Only the hours a
+query needs are read (:attr:`LocalEngine.partitions_read`).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any, Final, Protocol
+
+from credit_schema.records import (
+    DecisionRecord,
+    RecordError,
+    Skipped,
+    hour_prefix,
+    hours_of_id,
+    parse_record,
+    read_lines,
+    time_text,
+)
+
+#: A row of the relation the queries select: (source, line_number, line, problem).
+Row = tuple[str, int | None, str | None, str | None]
+OnSkip = Callable[[Skipped], None]
+
+_ID: Final = "json_extract_scalar(line, '$.request_id')"
+_TIME: Final = "json_extract_scalar(line, '$.time')"
+_PICK: Final = "SELECT source, line_number, line, problem FROM records"
+_ORDER: Final = "ORDER BY hour, source, line_number"
+
+#: One decision by id, in the hours its UUIDv7 names (and every line that is not JSON there).
+LOOKUP: Final = (
+    "WITH records AS ({relation})\n"
+    f"{_PICK}\nWHERE hour IN ({{hours}})\n"
+    f"  AND (problem IS NOT NULL OR {_ID} IS NULL OR {_ID} = {{request_id}})\n{_ORDER}"
+)
+#: The decisions timed within [since, until] (records' times are ISO 8601 text, UTC, to the
+#: millisecond, so they compare as text), in the hours that can hold them.
+WINDOW: Final = (
+    "WITH records AS ({relation})\n"
+    f"{_PICK}\nWHERE {{hours}}\n"
+    f"  AND (problem IS NOT NULL OR {_TIME} IS NULL\n"
+    f"       OR ({_TIME} >= {{since}} AND {_TIME} <= {{until}}))\n{_ORDER}"
+)
+#: Trino's JSON function for DuckDB: NULL for a line that is not JSON, as on Athena.
+MACROS: Final = (
+    "CREATE OR REPLACE MACRO json_extract_scalar(j, p) AS "
+    "CASE WHEN json_valid(j) THEN json_extract_string(j, p) END"
+)
+#: What the compacted Parquet and the temporary table of an hour's lines hold.
+_TABLE: Final = "hour VARCHAR, source VARCHAR, line_number BIGINT, line VARCHAR, problem VARCHAR"
+_HOUR: Final = re.compile(r"\d{4}/\d{2}/\d{2}/\d{2}")
+#: Where ``decisions compact`` writes, under the records directory.
+COMPACTED: Final = "compacted"
+
+
+def literal(text: str) -> str:
+    """``text`` as an SQL string literal (quotes doubled), the same in both dialects."""
+    return "'" + text.replace("'", "''") + "'"
+
+
+def hours_in(since: datetime | None, until: datetime | None) -> Callable[[str], bool]:
+    """The partitions that can hold records timed within [since, until]: a record reaches its
+    folder up to an hour after its time."""
+    low = hour_prefix(since) if since else ""
+    high = hour_prefix(until + timedelta(hours=1)) if until else "~"
+    return lambda hour: low <= hour <= high
+
+
+def lookup_sql(relation: str, hours: Sequence[str], request_id: str) -> str:
+    return LOOKUP.format(
+        relation=relation,
+        hours=", ".join(literal(h) for h in hours),
+        request_id=literal(request_id),
+    )
+
+
+def window_sql(
+    relation: str, hours: Sequence[str] | None, since: datetime | None, until: datetime | None
+) -> str:
+    return WINDOW.format(
+        relation=relation,
+        hours="1 = 1" if hours is None else f"hour IN ({', '.join(literal(h) for h in hours)})",
+        since=literal(time_text(since) if since else ""),
+        until=literal(time_text(until) if until else "~"),
+    )
+
+
+class Engine(Protocol):
+    """Finds record lines; :func:`records` reads them."""
+
+    def lookup(self, request_id: str, on_skip: OnSkip) -> Iterator[DecisionRecord]: ...
+
+    def window(
+        self, since: datetime | None, until: datetime | None, on_skip: OnSkip
+    ) -> Iterator[DecisionRecord]: ...
+
+
+def records(rows: Iterable[Row], on_skip: OnSkip) -> Iterator[DecisionRecord]:
+    """The records of the selected rows, each line through the one reader; a damaged line (or
+    one compaction skipped) is handed to ``on_skip``."""
+    for source, number, line, problem in rows:
+        if line is None or problem is not None:
+            on_skip(Skipped(source, number or 0, problem or "empty"))
+            continue
+        try:
+            yield parse_record(line)
+        except RecordError as exc:
+            on_skip(Skipped(source, number or 0, str(exc)))
+
+
+# ------------------------------------------------------------------ local: DuckDB -------
+
+
+def _duckdb() -> Any:
+    try:
+        import duckdb
+    except ImportError:
+        raise RecordError(
+            "querying records needs duckdb: pip install 'credit-explainer[records]'"
+        ) from None
+    return duckdb
+
+
+def hour_lines(
+    root: Path, hour: str, naming: bytes | None = None
+) -> list[tuple[str, str, int, str | None, str | None]]:
+    """One hour folder's lines as rows of the relation, each line through the one reader:
+    a good line as written, a damaged one as its problem. With ``naming`` (a look-up), only
+    the lines holding it are parsed (:func:`credit_schema.records.read_lines`)."""
+    rows: list[tuple[str, str, int, str | None, str | None]] = []
+    for path in sorted((root / hour).glob("*.jsonl")):
+        name = path.relative_to(root).as_posix()
+        with path.open("rb") as f:
+            lines = f.readlines()
+        kept: list[int] = []  # ids of the lines the reader took: it reads them in order
+        problems: list[Skipped] = []
+
+        def parse(line: bytes, kept: list[int] = kept) -> DecisionRecord:
+            record = parse_record(line)
+            kept.append(id(line))
+            return record
+
+        for _ in read_lines(name, lines, problems.append, parse, naming):
+            pass
+        good = set(kept)
+        rows.extend(
+            (hour, name, n, line.decode().rstrip("\r\n"), None)
+            for n, line in enumerate(lines, 1)
+            if id(line) in good
+        )
+        rows.extend((hour, name, s.line, None, s.reason) for s in problems)
+    return rows
+
+
+@dataclass
+class LocalEngine:
+    """DuckDB over ``root``: the compacted Parquet of an hour when there is one, else its JSON
+    lines through the reader."""
+
+    root: Path
+    #: Every partition a query read, and how (``parquet`` or ``json``): what tests check.
+    partitions_read: list[tuple[str, str]] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self._db = _duckdb().connect(":memory:")
+        self._db.execute(MACROS)
+
+    def hours(self) -> list[str]:
+        """The hour partitions under ``root`` (JSON lines or compacted), oldest first."""
+        found = {
+            "/".join(p.relative_to(self.root).parts)
+            for p in self.root.glob("*/*/*/*")
+            if p.is_dir()
+        }
+        found.update(_compacted_hour(p) for p in (self.root / COMPACTED).glob("*/*/*.parquet"))
+        return sorted(h for h in found if _HOUR.fullmatch(h))
+
+    def parquet(self, hour: str) -> Path:
+        day, hh = hour.rsplit("/", 1)
+        return (
+            self.root
+            / COMPACTED
+            / f"date={day.replace('/', '-')}"
+            / f"hour={hh}"
+            / ("records.parquet")
+        )
+
+    def _relation(self, hour: str, naming: bytes | None, on_skip: OnSkip) -> str:
+        """The relation of one hour: its Parquet, or its lines loaded into a temporary table."""
+        compacted = self.parquet(hour)
+        if compacted.exists():
+            self.partitions_read.append((hour, "parquet"))
+            path = literal(str(compacted))  # every value in the SQL is a literal()
+            return f"SELECT * FROM read_parquet({path}, hive_partitioning = false)"  # noqa: S608
+        self.partitions_read.append((hour, "json"))
+        self._db.execute(f"CREATE OR REPLACE TEMP TABLE lines ({_TABLE})")
+        rows = hour_lines(self.root, hour, naming)
+        if rows:
+            self._db.executemany("INSERT INTO lines VALUES (?, ?, ?, ?, ?)", rows)
+        return "SELECT * FROM lines"
+
+    def _run(self, sql: str) -> list[Row]:
+        rows: list[Row] = [
+            (str(self.root / source), number, line, problem)
+            for source, number, line, problem in self._db.execute(sql).fetchall()
+        ]
+        return rows
+
+    def lookup(self, request_id: str, on_skip: OnSkip) -> Iterator[DecisionRecord]:
+        hours = hours_of_id(request_id)
+        if hours is None:  # not time-ordered: every hour
+            yield from (r for r in self.window(None, None, on_skip) if r.request_id == request_id)
+            return
+        naming = request_id.encode()
+        for hour in hours:
+            if not (self.root / hour).is_dir() and not self.parquet(hour).exists():
+                continue
+            relation = self._relation(hour, naming, on_skip)
+            yield from records(self._run(lookup_sql(relation, [hour], request_id)), on_skip)
+
+    def window(
+        self, since: datetime | None, until: datetime | None, on_skip: OnSkip
+    ) -> Iterator[DecisionRecord]:
+        wanted = hours_in(since, until)
+        for hour in self.hours():
+            if not wanted(hour):
+                continue
+            relation = self._relation(hour, None, on_skip)
+            yield from records(self._run(window_sql(relation, [hour], since, until)), on_skip)
+
+    def compact(self, before: str, on_skip: OnSkip) -> tuple[list[str], int]:
+        """Write each hour older than ``before`` (``yyyy/mm/dd/hh``) not compacted yet as
+        Parquet, every line through the reader (damaged lines kept as their problem, and handed
+        to ``on_skip``); returns the hours written and how many lines were skipped."""
+        written, skipped = [], 0
+        for hour in self.hours():
+            target = self.parquet(hour)
+            if hour >= before or target.exists():
+                continue
+            self._db.execute(f"CREATE OR REPLACE TEMP TABLE lines ({_TABLE})")
+            rows = hour_lines(self.root, hour)
+            if rows:
+                self._db.executemany("INSERT INTO lines VALUES (?, ?, ?, ?, ?)", rows)
+            for _, source, number, _, problem in rows:
+                if problem is not None:
+                    skipped += 1
+                    on_skip(Skipped(str(self.root / source), number, problem))
+            target.parent.mkdir(parents=True, exist_ok=True)
+            partial = target.with_name(f".{target.name}.{os.getpid()}")
+            self._db.execute(
+                "COPY (SELECT * FROM lines ORDER BY source, line_number) "  # noqa: S608
+                f"TO {literal(str(partial))} (FORMAT parquet, COMPRESSION zstd)"
+            )
+            partial.replace(target)  # all or nothing: a half-written file is never read
+            written.append(hour)
+        return written, skipped
+
+
+def _compacted_hour(path: Path) -> str:
+    """``yyyy/mm/dd/hh`` of ``compacted/date=yyyy-mm-dd/hour=hh/records.parquet``."""
+    day = path.parent.parent.name.removeprefix("date=").replace("-", "/")
+    return f"{day}/{path.parent.name.removeprefix('hour=')}"
+
+
+# ------------------------------------------------------------------ AWS: Athena ---------
+
+#: The Glue table of raw record lines (template.yaml ``DecisionRecordLinesTable``).
+LINES_TABLE: Final = "decision_record_lines"
+#: The relation on Athena: the Glue table's lines, named by object.
+ATHENA_RELATION: Final = (
+    'SELECT hour, "$path" AS source, CAST(NULL AS BIGINT) AS line_number, line, '
+    "CAST(NULL AS VARCHAR) AS problem FROM {table}"
+)
+_DONE: Final = {"SUCCEEDED", "FAILED", "CANCELLED"}
+
+
+class AthenaError(RuntimeError):
+    """A query Athena did not run (the message says why)."""
+
+
+@dataclass
+class AthenaEngine:
+    """The same SQL on Amazon Athena, over the stack's Glue table of record lines in its
+    workgroup (the stack's outputs ``RecordsAthenaWorkGroup`` and ``RecordsGlueDatabase``)."""
+
+    athena: Any
+    workgroup: str
+    database: str
+    poll_seconds: float = 1.0
+    #: Every query run, as sent: what tests check.
+    queries: list[str] = field(default_factory=list)
+
+    @property
+    def relation(self) -> str:
+        return ATHENA_RELATION.format(table=f'"{self.database}".{LINES_TABLE}')
+
+    def run(self, sql: str) -> Iterator[Row]:
+        """start_query_execution in the workgroup, poll until done, page through the results."""
+        self.queries.append(sql)
+        started = self.athena.start_query_execution(
+            QueryString=sql,
+            WorkGroup=self.workgroup,
+            QueryExecutionContext={"Database": self.database},
+        )
+        query_id = started["QueryExecutionId"]
+        while True:
+            status = self.athena.get_query_execution(QueryExecutionId=query_id)
+            state = status["QueryExecution"]["Status"]
+            if state["State"] in _DONE:
+                break
+            time.sleep(self.poll_seconds)
+        if state["State"] != "SUCCEEDED":
+            reason = state.get("StateChangeReason", "no reason given")
+            raise AthenaError(f"query {query_id} {state['State'].lower()}: {reason}")
+        token: str | None = None
+        first = True
+        while True:
+            page = self.athena.get_query_results(
+                QueryExecutionId=query_id, **({"NextToken": token} if token else {})
+            )
+            result_rows = page["ResultSet"]["Rows"]
+            if first:  # the first page's first row is the header
+                result_rows, first = result_rows[1:], False
+            for row in result_rows:
+                cells = [c.get("VarCharValue") for c in row["Data"]]
+                number = cells[1]
+                yield (str(cells[0]), int(number) if number else None, cells[2], cells[3])
+            token = page.get("NextToken")
+            if not token:
+                return
+
+    def lookup(self, request_id: str, on_skip: OnSkip) -> Iterator[DecisionRecord]:
+        hours = hours_of_id(request_id)
+        if hours is None:
+            sql = window_sql(self.relation, None, None, None)
+            yield from (r for r in records(self.run(sql), on_skip) if r.request_id == request_id)
+            return
+        yield from records(self.run(lookup_sql(self.relation, hours, request_id)), on_skip)
+
+    def window(
+        self, since: datetime | None, until: datetime | None, on_skip: OnSkip
+    ) -> Iterator[DecisionRecord]:
+        hours = None
+        if since is not None:  # the projected partitions the window can touch, named
+            end = until or datetime.now(UTC)
+            wanted = hours_in(since, until)
+            hours, moment = [], since - timedelta(hours=1)
+            while moment <= end + timedelta(hours=1):
+                if wanted(hour_prefix(moment)):
+                    hours.append(hour_prefix(moment))
+                moment += timedelta(hours=1)
+        yield from records(self.run(window_sql(self.relation, hours, since, until)), on_skip)
+
+
+def athena_from_stack(stack: str, region: str | None = None) -> AthenaEngine:
+    """The Athena engine of a deployed stack: its workgroup and Glue database from the stack's
+    outputs (:class:`AthenaError` when it has none)."""
+    try:
+        import boto3
+        from botocore.exceptions import BotoCoreError, ClientError
+    except ImportError:
+        raise AthenaError("--athena needs boto3: pip install 'credit-explainer[deploy]'") from None
+    try:
+        described = boto3.client("cloudformation", region_name=region).describe_stacks(
+            StackName=stack
+        )
+        outputs = {
+            o["OutputKey"]: o["OutputValue"] for o in described["Stacks"][0].get("Outputs", [])
+        }
+    except (BotoCoreError, ClientError) as exc:
+        raise AthenaError(f"cannot read stack {stack}: {exc}") from None
+    missing = [k for k in ("RecordsAthenaWorkGroup", "RecordsGlueDatabase") if k not in outputs]
+    if missing:
+        raise AthenaError(f"stack {stack} has no {' or '.join(missing)} output: deploy it again")
+    if not re.fullmatch(r"[A-Za-z0-9_-]+", outputs["RecordsGlueDatabase"]):  # quoted in the SQL
+        raise AthenaError(
+            f"stack {stack}: not a Glue database name: {outputs['RecordsGlueDatabase']}"
+        )
+    return AthenaEngine(
+        athena=boto3.client("athena", region_name=region),
+        workgroup=outputs["RecordsAthenaWorkGroup"],
+        database=outputs["RecordsGlueDatabase"],
+    )
