@@ -49,8 +49,6 @@ from credit_schema.records import (
 Row = tuple[str, int | None, str | None, str | None]
 OnSkip = Callable[[Skipped], None]
 
-_ID: Final = "json_extract_scalar(line, '$.request_id')"
-_TIME: Final = "json_extract_scalar(line, '$.time')"
 _PICK: Final = "SELECT source, line_number, line, problem FROM records"
 _ORDER: Final = "ORDER BY hour, source, line_number"
 
@@ -58,15 +56,17 @@ _ORDER: Final = "ORDER BY hour, source, line_number"
 LOOKUP: Final = (
     "WITH records AS ({relation})\n"
     f"{_PICK}\nWHERE hour IN ({{hours}})\n"
-    f"  AND (problem IS NOT NULL OR {_ID} IS NULL OR {_ID} = {{request_id}})\n{_ORDER}"
+    "  AND (problem IS NOT NULL OR request_id IS NULL OR request_id = {request_id})\n"
+    f"{_ORDER}"
 )
 #: The decisions timed within [since, until] (records' times are ISO 8601 text, UTC, to the
 #: millisecond, so they compare as text), in the hours that can hold them.
 WINDOW: Final = (
     "WITH records AS ({relation})\n"
     f"{_PICK}\nWHERE {{hours}}\n"
-    f"  AND (problem IS NOT NULL OR {_TIME} IS NULL\n"
-    f"       OR ({_TIME} >= {{since}} AND {_TIME} <= {{until}}))\n{_ORDER}"
+    "  AND (problem IS NOT NULL OR recorded_at IS NULL\n"
+    "       OR (recorded_at >= {since} AND recorded_at <= {until}))\n"
+    f"{_ORDER}"
 )
 #: Trino's JSON function for DuckDB: NULL for a line that is not JSON, as on Athena.
 MACROS: Final = (
@@ -74,7 +74,15 @@ MACROS: Final = (
     "CASE WHEN json_valid(j) THEN json_extract_string(j, p) END"
 )
 #: What the compacted Parquet and the temporary table of an hour's lines hold.
-_TABLE: Final = "hour VARCHAR, source VARCHAR, line_number BIGINT, line VARCHAR, problem VARCHAR"
+_TABLE: Final = (
+    "hour VARCHAR, source VARCHAR, line_number BIGINT, request_id VARCHAR, recorded_at VARCHAR, "
+    "line VARCHAR, problem VARCHAR"
+)
+#: A row of it; the request id and time are the reader's, of the line it took.
+Line = tuple[str, str, int, str | None, str | None, str | None, str | None]
+_INSERT: Final = "INSERT INTO lines VALUES (?, ?, ?, ?, ?, ?, ?)"
+#: Rows fetched from DuckDB at a time (memory holds these and one hour's table).
+_BATCH: Final = 2000
 _HOUR: Final = re.compile(r"\d{4}/\d{2}/\d{2}/\d{2}")
 #: Where ``decisions compact`` writes, under the records directory.
 COMPACTED: Final = "compacted"
@@ -150,33 +158,34 @@ def _duckdb() -> Any:
 
 def hour_lines(
     root: Path, hour: str, naming: bytes | None = None
-) -> list[tuple[str, str, int, str | None, str | None]]:
+) -> tuple[list[Line], dict[tuple[str, int], DecisionRecord]]:
     """One hour folder's lines as rows of the relation, each line through the one reader:
-    a good line as written, a damaged one as its problem. With ``naming`` (a look-up), only
-    the lines holding it are parsed (:func:`credit_schema.records.read_lines`)."""
-    rows: list[tuple[str, str, int, str | None, str | None]] = []
+    a good line as written with its id and time, a damaged one as its problem; and the records
+    read, by (file, line). With ``naming`` (a look-up), only the lines holding it are parsed
+    (:func:`credit_schema.records.read_lines`)."""
+    rows: list[Line] = []
+    read: dict[tuple[str, int], DecisionRecord] = {}
     for path in sorted((root / hour).glob("*.jsonl")):
         name = path.relative_to(root).as_posix()
         with path.open("rb") as f:
             lines = f.readlines()
-        kept: list[int] = []  # ids of the lines the reader took: it reads them in order
+        kept: dict[int, DecisionRecord] = {}  # the reader's records, by the line object's id
         problems: list[Skipped] = []
 
-        def parse(line: bytes, kept: list[int] = kept) -> DecisionRecord:
-            record = parse_record(line)
-            kept.append(id(line))
+        def parse(line: bytes, kept: dict[int, DecisionRecord] = kept) -> DecisionRecord:
+            kept[id(line)] = record = parse_record(line)
             return record
 
         for _ in read_lines(name, lines, problems.append, parse, naming):
             pass
-        good = set(kept)
-        rows.extend(
-            (hour, name, n, line.decode().rstrip("\r\n"), None)
-            for n, line in enumerate(lines, 1)
-            if id(line) in good
-        )
-        rows.extend((hour, name, s.line, None, s.reason) for s in problems)
-    return rows
+        for n, line in enumerate(lines, 1):
+            record = kept.get(id(line))
+            if record is not None:
+                read[name, n] = record
+                text = line.decode().rstrip("\r\n")
+                rows.append((hour, name, n, record.request_id, time_text(record.time), text, None))
+        rows.extend((hour, name, s.line, None, None, None, s.reason) for s in problems)
+    return rows, read
 
 
 @dataclass
@@ -190,7 +199,7 @@ class LocalEngine:
 
     def __post_init__(self) -> None:
         self._db = _duckdb().connect(":memory:")
-        self._db.execute(MACROS)
+        self._read: dict[tuple[str, int], DecisionRecord] = {}  # the JSON hour's, parsed once
 
     def hours(self) -> list[str]:
         """The hour partitions under ``root`` (JSON lines or compacted), oldest first."""
@@ -220,18 +229,27 @@ class LocalEngine:
             path = literal(str(compacted))  # every value in the SQL is a literal()
             return f"SELECT * FROM read_parquet({path}, hive_partitioning = false)"  # noqa: S608
         self.partitions_read.append((hour, "json"))
-        self._db.execute(f"CREATE OR REPLACE TEMP TABLE lines ({_TABLE})")
-        rows = hour_lines(self.root, hour, naming)
-        if rows:
-            self._db.executemany("INSERT INTO lines VALUES (?, ?, ?, ?, ?)", rows)
+        rows, self._read = hour_lines(self.root, hour, naming)
+        self._load(rows)
         return "SELECT * FROM lines"
 
-    def _run(self, sql: str) -> list[Row]:
-        rows: list[Row] = [
-            (str(self.root / source), number, line, problem)
-            for source, number, line, problem in self._db.execute(sql).fetchall()
-        ]
-        return rows
+    def _load(self, rows: list[Line]) -> None:
+        self._db.execute(f"CREATE OR REPLACE TEMP TABLE lines ({_TABLE})")
+        if rows:
+            self._db.executemany(_INSERT, rows)
+
+    def _run(self, sql: str, on_skip: OnSkip) -> Iterator[DecisionRecord]:
+        """The records of the query's rows, a batch at a time (a JSON hour's as the reader
+        already read them)."""
+        cursor = self._db.execute(sql)
+        while batch := cursor.fetchmany(_BATCH):
+            for source, number, line, problem in batch:
+                known = self._read.get((source, number))
+                if known is not None:
+                    yield known
+                else:
+                    yield from records([(str(self.root / source), number, line, problem)], on_skip)
+        self._read = {}
 
     def lookup(self, request_id: str, on_skip: OnSkip) -> Iterator[DecisionRecord]:
         hours = hours_of_id(request_id)
@@ -243,7 +261,7 @@ class LocalEngine:
             if not (self.root / hour).is_dir() and not self.parquet(hour).exists():
                 continue
             relation = self._relation(hour, naming, on_skip)
-            yield from records(self._run(lookup_sql(relation, [hour], request_id)), on_skip)
+            yield from self._run(lookup_sql(relation, [hour], request_id), on_skip)
 
     def window(
         self, since: datetime | None, until: datetime | None, on_skip: OnSkip
@@ -253,7 +271,7 @@ class LocalEngine:
             if not wanted(hour):
                 continue
             relation = self._relation(hour, None, on_skip)
-            yield from records(self._run(window_sql(relation, [hour], since, until)), on_skip)
+            yield from self._run(window_sql(relation, [hour], since, until), on_skip)
 
     def compact(self, before: str, on_skip: OnSkip) -> tuple[list[str], int]:
         """Write each hour older than ``before`` (``yyyy/mm/dd/hh``) not compacted yet as
@@ -264,11 +282,9 @@ class LocalEngine:
             target = self.parquet(hour)
             if hour >= before or target.exists():
                 continue
-            self._db.execute(f"CREATE OR REPLACE TEMP TABLE lines ({_TABLE})")
-            rows = hour_lines(self.root, hour)
-            if rows:
-                self._db.executemany("INSERT INTO lines VALUES (?, ?, ?, ?, ?)", rows)
-            for _, source, number, _, problem in rows:
+            rows, _ = hour_lines(self.root, hour)
+            self._load(rows)
+            for _, source, number, _, _, _, problem in rows:
                 if problem is not None:
                     skipped += 1
                     on_skip(Skipped(str(self.root / source), number, problem))
@@ -295,8 +311,10 @@ def _compacted_hour(path: Path) -> str:
 LINES_TABLE: Final = "decision_record_lines"
 #: The relation on Athena: the Glue table's lines, named by object.
 ATHENA_RELATION: Final = (
-    'SELECT hour, "$path" AS source, CAST(NULL AS BIGINT) AS line_number, line, '
-    "CAST(NULL AS VARCHAR) AS problem FROM {table}"
+    'SELECT hour, "$path" AS source, CAST(NULL AS BIGINT) AS line_number, '
+    "json_extract_scalar(line, '$.request_id') AS request_id, "
+    "json_extract_scalar(line, '$.time') AS recorded_at, "
+    "line, CAST(NULL AS VARCHAR) AS problem FROM {table}"
 )
 _DONE: Final = {"SUCCEEDED", "FAILED", "CANCELLED"}
 

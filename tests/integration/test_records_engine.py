@@ -20,6 +20,7 @@ from credit_explainer import CreditExplainerClient
 from credit_explainer.cli import main
 from credit_explainer.decisions import EXIT_SKIPPED
 from credit_explainer.engine import (
+    ATHENA_RELATION,
     LINES_TABLE,
     MACROS,
     AthenaEngine,
@@ -205,18 +206,21 @@ def test_since_and_until_read_only_the_hours_they_need(
     assert {r["request_id"] for r in rows} == set(ids[hours[1]] + ids[hours[2]] + ids[hours[3]])
 
 
-def test_the_sql_on_duckdb_keeps_a_quote_in_an_id_a_value(tmp_path: Path) -> None:
+def test_the_sql_on_duckdb_keeps_a_quote_in_an_id_a_value() -> None:
     db = duckdb.connect()
     db.execute(MACROS)
-    db.execute("CREATE TABLE t AS SELECT * FROM (VALUES ('2026/12/06/21', 'f', 1, "
-               "'{\"request_id\": \"a\"}', NULL), ('2026/12/06/21', 'f', 2, 'not json', NULL)) "
-               "v(hour, source, line_number, line, problem)")  # fmt: skip
+    db.execute('CREATE TABLE t (hour VARCHAR, "$path" VARCHAR, line VARCHAR)')
+    db.execute(
+        "INSERT INTO t VALUES ('2026/12/06/21', 'f', '{\"request_id\": \"a\"}'), "
+        "('2026/12/06/21', 'f', 'not json')"
+    )
+    relation = ATHENA_RELATION.format(table="t")
     hostile = "a' OR '1'='1"
-    assert db.execute(lookup_sql("SELECT * FROM t", ["2026/12/06/21"], hostile)).fetchall() == [
-        ("f", 2, "not json", None)  # only the line that is not JSON, to be named
+    assert db.execute(lookup_sql(relation, ["2026/12/06/21"], hostile)).fetchall() == [
+        ("f", None, "not json", None)  # only the line that is not JSON, to be named
     ]
-    rows = db.execute(lookup_sql("SELECT * FROM t", ["2026/12/06/21"], "a")).fetchall()
-    assert [r[1] for r in rows] == [1, 2]
+    rows = db.execute(lookup_sql(relation, ["2026/12/06/21"], "a")).fetchall()
+    assert [r[2] for r in rows] == ['{"request_id": "a"}', "not json"]
 
 
 def _athena_rows(cells: list[list[str | None]]) -> list[dict[str, Any]]:
