@@ -25,8 +25,10 @@ query needs are read (:attr:`LocalEngine.partitions_read`).
 
 from __future__ import annotations
 
+import json
 import os
 import re
+import tempfile
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -80,7 +82,14 @@ _TABLE: Final = (
 )
 #: A row of it; the request id and time are the reader's, of the line it took.
 Line = tuple[str, str, int, str | None, str | None, str | None, str | None]
-_INSERT: Final = "INSERT INTO lines VALUES (?, ?, ?, ?, ?, ?, ?)"
+_NAMES: Final = [c.split()[0] for c in _TABLE.split(", ")]
+#: The rows as :meth:`LocalEngine._load` writes them: one JSON object a row.
+_INSERT: Final = (
+    "INSERT INTO lines SELECT * FROM read_json({path}, format = 'newline_delimited', "  # noqa: S608
+    "columns = {{"
+    + ", ".join(f"'{c.split()[0]}': '{c.split()[1]}'" for c in _TABLE.split(", "))
+    + "}}, maximum_object_size = 1073741824)"
+)
 #: Rows fetched from DuckDB at a time (memory holds these and one hour's table).
 _BATCH: Final = 2000
 _HOUR: Final = re.compile(r"\d{4}/\d{2}/\d{2}/\d{2}")
@@ -234,9 +243,16 @@ class LocalEngine:
         return "SELECT * FROM lines"
 
     def _load(self, rows: list[Line]) -> None:
+        """The rows as the temporary table ``lines``, through a file of our own JSON lines
+        (DuckDB's inserts from Python take seconds an hour; its JSON reader, milliseconds)."""
         self._db.execute(f"CREATE OR REPLACE TEMP TABLE lines ({_TABLE})")
-        if rows:
-            self._db.executemany(_INSERT, rows)
+        if not rows:
+            return
+        with tempfile.NamedTemporaryFile("w", suffix=".jsonl", encoding="utf-8") as f:
+            for row in rows:
+                f.write(json.dumps(dict(zip(_NAMES, row, strict=True))) + "\n")
+            f.flush()
+            self._db.execute(_INSERT.format(path=literal(f.name)))
 
     def _run(self, sql: str, on_skip: OnSkip) -> Iterator[DecisionRecord]:
         """The records of the query's rows, a batch at a time (a JSON hour's as the reader
