@@ -303,3 +303,44 @@ def test_athena_failure_is_one_error_line(tmp_path: Path) -> None:
         with pytest.raises(RuntimeError, match="query q failed: Table not found"):
             list(engine.window(since, since, print))
     json.dumps(sql)
+
+
+def test_decisions_show_athena_finds_the_stack_outputs_and_reads_the_answer(
+    answered: Any,
+    tmp_path: Path,
+    account: Any,
+    moto_url: str,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """The CLI end to end on moto's server: the workgroup and database from the stack's
+    outputs, the query answered with the results moto is given (a record line, a cut one)."""
+    import httpx
+    from conftest import MOTO_REGION
+
+    root = tmp_path / "records"
+    ids = _store(answered, root)
+    wanted = ids[sorted(ids)[0]][1]
+    [line] = [raw for p in root.rglob("*.jsonl") for raw in p.read_text().splitlines()
+              if wanted in raw]  # fmt: skip
+    template = {
+        "Resources": {"Bucket": {"Type": "AWS::S3::Bucket"}},
+        "Outputs": {
+            "RecordsAthenaWorkGroup": {"Value": "primary"},
+            "RecordsGlueDatabase": {"Value": "ce_db"},
+        },
+    }
+    account.client("cloudformation").create_stack(StackName="ce", TemplateBody=json.dumps(template))
+    obj = "s3://b/records/x"
+    rows = [["source", "line_number", "line", "problem"], [obj, None, line, None],
+            [obj, None, '{"cut', None]]  # fmt: skip
+    httpx.post(
+        f"{moto_url}/moto-api/static/athena/query-results",
+        json={"region": MOTO_REGION, "results": [{"rows": _athena_rows(rows)}]},
+    ).raise_for_status()
+    code, out, err = run(capsys, "decisions", "show", wanted, "--athena", "ce")
+    assert code == EXIT_SKIPPED, err
+    assert f"decision {wanted}" in out and "3 applicant(s)" in out
+    assert f"warning: {obj}: skipped: not JSON" in err
+
+    code, _, err = run(capsys, "decisions", "show", wanted, "--athena", "nope")
+    assert code == 2 and err.startswith("error: cannot read stack nope")
