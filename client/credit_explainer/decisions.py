@@ -220,20 +220,24 @@ def _show(parts: list[DecisionRecord], applicant: int | None) -> str:
             ids = _ids(result)
             if ids:
                 out.append("  ids: " + ", ".join(f"{k}={v}" for k, v in ids.items()))
-            out.append("  inputs: " + ", ".join(f"{k}={v}" for k, v in inputs.items()))
+            out.append("  inputs: " + ", ".join(f"{k}={_value(v)}" for k, v in inputs.items()))
             for c in result.contributions:
-                value = (
-                    "missing" if c.value is None
-                    else c.value if isinstance(c.value, str)  # a category's text
-                    else f"{c.value:g}"
-                )  # fmt: skip
-                out.append(f"  {c.shap_value:+.6f}  {c.feature} = {value}")
+                out.append(f"  {c.shap_value:+.6f}  {c.feature} = {_value(c.value)}")
             for r in result.principal_reasons or []:
                 out.append(f"  reason {r.code}: {r.text}")
             note = _adds_up_note(part, i)
             if note:
                 out.append(note)
     return "\n".join(out)
+
+
+def _value(value: float | str | None) -> str:
+    """A value exactly as recorded, as a person reads it: 48 not 48.0, 1234567 not 1.23457e+06."""
+    if value is None:
+        return "missing"
+    if isinstance(value, str):  # a category's text
+        return value
+    return str(int(value)) if float(value).is_integer() and abs(value) < 2**53 else repr(value)
 
 
 def _ids(result: Any) -> dict[str, str]:

@@ -191,7 +191,12 @@ def _run(args: argparse.Namespace) -> int:
             scores.extend(probabilities)
             codes.extend([labels.setdefault(period, len(labels))] * len(probabilities))
             if joined is not None:
-                joined.add(decision.request_id, probabilities, period)
+                joined.add(
+                    decision.request_id,
+                    [(r.index, r.probability) for r in decision.results],
+                    period,
+                    alone=decision.parts == 1 and len(decision.results) == 1,
+                )
             chunk.append(decision)
             waiting += len(decision.results)
             if waiting >= CHUNK_APPLICANTS:

@@ -61,15 +61,18 @@ class Joined:
         self.observed: list[int] = []
         self.periods: list[str] = []
 
-    def add(self, request_id: str, probabilities: Sequence[float], period: str) -> None:
-        """The applicants of one recorded request; a request of several needs ``index``."""
-        n = len(probabilities)
-        if n > 1 and (request_id, None) in self.outcomes:
+    def add(
+        self, request_id: str, scored: Sequence[tuple[int, float]], period: str, *, alone: bool
+    ) -> None:
+        """The applicants of one recorded request (or of one part of it), as (index in the
+        request, probability); ``alone``: the request had one applicant, so ``index`` may be
+        left out. A request of several needs ``index``."""
+        if not alone and (request_id, None) in self.outcomes:
             raise ValueError(
-                f"request {request_id} has {n} applicants: give each outcome's {INDEX}"
+                f"request {request_id} has several applicants: give each outcome's {INDEX}"
             )
-        for i, p in enumerate(probabilities):
-            key = (request_id, i if (request_id, i) in self.outcomes or n > 1 else None)
+        for i, p in scored:
+            key = (request_id, i if (request_id, i) in self.outcomes or not alone else None)
             if key in self.outcomes:
                 self.probability.append(p)
                 self.observed.append(self.outcomes[key])

@@ -257,6 +257,15 @@ def parse_schema(data: Any, *, source: str = "schema") -> DataSchema:
         raise SchemaError(f"{source}: {where + ': ' if where else ''}{message}") from None
 
 
+def _yaml(path: Path, doing: str) -> Any:
+    """PyYAML, an optional dependency: JSON schemas need nothing beyond the standard library."""
+    try:
+        import yaml
+    except ImportError:
+        raise SchemaError(f"{path}: {doing} YAML needs PyYAML (pip install pyyaml)") from None
+    return yaml
+
+
 def load_schema(path: str | Path) -> DataSchema:
     """Read a schema file, JSON or YAML by its suffix (``.yaml``/``.yml`` needs PyYAML)."""
     path = Path(path)
@@ -267,10 +276,7 @@ def load_schema(path: str | Path) -> DataSchema:
     except UnicodeDecodeError:
         raise SchemaError(f"{path}: not UTF-8 text") from None
     if path.suffix.lower() in (".yaml", ".yml"):
-        try:
-            import yaml
-        except ImportError:
-            raise SchemaError(f"{path}: reading YAML needs PyYAML (pip install pyyaml)") from None
+        yaml = _yaml(path, "reading")
         try:
             data = yaml.safe_load(text)
         except yaml.YAMLError as exc:
@@ -293,9 +299,7 @@ def dump_schema(schema: DataSchema, path: str | Path) -> None:
     path = Path(path)
     document = schema_document(schema)
     if path.suffix.lower() in (".yaml", ".yml"):
-        import yaml
-
-        text = yaml.safe_dump(document, sort_keys=False, allow_unicode=True, width=100)
+        text = _yaml(path, "writing").safe_dump(document, sort_keys=False, allow_unicode=True, width=100)
     else:
         text = json.dumps(document, indent=2, ensure_ascii=False) + "\n"
     path.write_text(text, encoding="utf-8")

@@ -20,6 +20,7 @@ from credit_explainer import CreditExplainerClient
 from credit_explainer.cli import main
 from credit_explainer.decisions import EXIT_SKIPPED
 from credit_explainer.local import LocalStack
+from credit_schema.records import parse_record, record_lines
 from test_capture import applicants
 
 
@@ -70,6 +71,9 @@ def test_the_commands_read_the_records_and_show_picks_one_applicant(
     code, out, _ = run(capsys, *show, "--applicant", "3")
     assert code == 0 and out.count("\napplicant ") == 1
     assert f"applicant 3: probability {big.scores[3].probability:.6f}" in out
+    (inputs,) = [line for line in out.splitlines() if line.startswith("  inputs: ")]
+    # as a person reads them: 48 and 5400, not 48.0 or 5.4e+03
+    assert not re.search(r"=-?\d+\.0(,|$)|e\+", inputs), inputs
     code, _, err = run(capsys, *show, "--applicant", "5")
     assert code == 2 and "applicants 0 to 4, not 5" in err
 
@@ -310,3 +314,48 @@ def test_since_and_until_read_only_the_hours_they_need(
     assert len(list(csv.DictReader(open(out_csv)))) == 10
     code, _, err = run(capsys, *export, "--until", "2019-12-31T22:00:00Z")
     assert code == 0 and "old.jsonl" not in err and "wrote 0 decision(s)" in err
+
+
+def test_outcomes_join_by_index_in_the_request_when_its_record_is_in_parts(
+    recorded: Any,
+    tmp_path: Path,
+    synthetic_model_dir: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A request too large for one Firehose record is kept in parts: an outcome's ``index`` is
+    the applicant's position in the request, not in its part."""
+    records, path, answers = copy(recorded, tmp_path)
+    big = answers[2].scores  # the request of 5 applicants
+    lines = []
+    for line in path.read_bytes().splitlines():
+        record, sent = parse_record(line), json.loads(line)
+        lines += record_lines(
+            request_id=record.request_id,
+            moment=record.time,
+            model_version=record.model_version,
+            reason_codes_version=record.reason_codes_version,
+            api_key_id=record.api_key_id,
+            applicants=sent["applicants"],
+            results=sent["results"],  # exactly as the API recorded them
+            max_bytes=1,  # the smallest parts: one applicant each
+        )
+    path.write_bytes(b"".join(lines))
+    assert sum(parse_record(line).parts == 5 for line in lines) == 5
+    # Outcomes for the five applicants of the big request, defaults on the three riskiest.
+    riskiest = sorted(range(5), key=lambda i: big[i].probability)[2:]
+    outcomes = tmp_path / "outcomes.csv"
+    outcomes.write_text(
+        "request_id,index,SeriousDlqin2yrs\n"
+        + "".join(f"{big[0].request_id},{i},{int(i in riskiest)}\n" for i in range(5))
+    )
+    report_file = tmp_path / "r.json"
+    code, _, err = run(
+        capsys, "monitor", "--model-dir", str(synthetic_model_dir), "--records", str(records),
+        "--outcomes", str(outcomes), "--json", str(report_file),
+    )  # fmt: skip
+    assert code in (0, 1), err
+    assert "match no decision" not in err
+    (period,) = json.loads(report_file.read_text())["outcomes"]["periods"]
+    assert period["applicants"] == 5 and period["defaults"] == 3
+    assert period["auc"] == 1.0  # each outcome met its own applicant's probability
+    assert period["mean_predicted"] == pytest.approx(sum(s.probability for s in big) / 5)

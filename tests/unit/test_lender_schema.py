@@ -92,6 +92,20 @@ def test_json_and_yaml_read_back_the_same(tmp_path: Path) -> None:
     assert load_schema(tmp_path / "s.json") == load_schema(tmp_path / "s.yaml")
 
 
+def test_yaml_without_pyyaml_is_one_error_naming_what_to_install(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    dump_schema(_other_schema(), tmp_path / "s.yaml")
+    monkeypatch.setitem(sys.modules, "yaml", None)  # as in an install without PyYAML
+    for call in (
+        lambda: load_schema(tmp_path / "s.yaml"),
+        lambda: dump_schema(_other_schema(), tmp_path / "t.yaml"),
+    ):
+        with pytest.raises(SchemaError, match=r"YAML needs PyYAML \(pip install pyyaml\)"):
+            call()
+    assert not (tmp_path / "t.yaml").exists()
+
+
 def test_the_built_in_schema_is_a_file_and_validates_as_before() -> None:
     assert BUILTIN.name == "give-me-some-credit" and len(BUILTIN.features) == 10
     assert BUILTIN.age_feature == "age" and BUILTIN.target == "SeriousDlqin2yrs"

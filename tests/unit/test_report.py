@@ -410,3 +410,39 @@ def test_a_boosted_model_with_points_reports_its_points_and_log_odds(
     assert abs(total - pts["mean_score"]) <= 1e-9
     assert pts["score_quantiles"]["p1"] < pts["score_quantiles"]["p99"]
     assert "Scorecard points" in render(report)
+
+
+def test_reason_counts_of_a_log_odds_model_are_the_reasons_its_server_sends(
+    tmp_path: Path,
+) -> None:
+    """The report counts principal reasons with the server's rule in the explanations' space:
+    in log-odds the threshold depends on each applicant's probability."""
+    from credit_model.handlers import model_fn, transform
+    from credit_schema.decisions import DecisionBands
+
+    model, data = tmp_path / "model", tmp_path / "labelled.csv"
+    hp = Hyperparameters(model="lightgbm", space="log_odds", n_estimators=20, max_depth=3, n_jobs=1)
+    train(generate(2_000, seed=6), model, hyperparameters=hp, log=lambda *_: None)
+    generate(800, seed=7).to_csv(data, index=False)
+    thresholds = "approve:0.03,review:0.05,decline"  # a third declined, many small reasons
+    figures = tmp_path / "figures.json"
+    argv = ["report", "--model-dir", str(model), "--data", str(data), "--json", str(figures),
+            "--no-html", "--decision-thresholds", thresholds]  # fmt: skip
+    assert main(argv) == 0
+    table = json.loads(figures.read_text())["reasons"]
+
+    bands = DecisionBands.parse(thresholds)
+    rows = load_csv(data)[list(FEATURES)]
+    people = rows.astype(object).where(rows.notna(), None).to_dict(orient="records")
+    body, _ = transform(
+        model_fn(model), json.dumps(people), "application/json", "application/json", bands=bands
+    )
+    declined = [a for a in json.loads(body)["predictions"] if a["decision"] == bands.labels[-1]]
+    assert declined and {a["space"] for a in declined} == {"log_odds"}
+    sent: dict[str, int] = {}
+    for answer in declined:
+        for reason in answer["reasons"] or []:
+            sent[reason["code"]] = sent.get(reason["code"], 0) + 1
+    assert table["applicants"] == len(declined)
+    assert {r["code"]: r["applicants"] for r in table["reasons"]} == sent
+    assert table["without_reason"] == sum(not a["reasons"] for a in declined)
