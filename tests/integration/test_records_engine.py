@@ -344,3 +344,30 @@ def test_decisions_show_athena_finds_the_stack_outputs_and_reads_the_answer(
 
     code, _, err = run(capsys, "decisions", "show", wanted, "--athena", "nope")
     assert code == 2 and err.startswith("error: cannot read stack nope")
+
+
+def test_monitor_and_replay_read_the_same_from_json_lines_and_parquet(
+    answered: Any, tmp_path: Path, synthetic_model_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    root = tmp_path / "records"
+    _store(answered, root)
+    model = ["--records", str(root), "--model-dir", str(synthetic_model_dir)]
+    reports, replays = [], []
+    for step in ("json", "parquet"):
+        if step == "parquet":
+            run(capsys, "decisions", "compact", "--records", str(root))
+            for path in root.glob("*/*/*/*/*.jsonl"):
+                path.unlink()  # only the Parquet files are left to read
+        out = tmp_path / f"{step}.json"
+        code, _, err = run(capsys, "monitor", *model, "--json", str(out))
+        assert code in (0, 1), err
+        reports.append(json.loads(out.read_text()))
+        code, printed, err = run(capsys, "decisions", "replay", *model)
+        assert code == 0, err
+        replays.append(printed)
+    assert reports[0] == reports[1]
+    assert reports[0]["applicants"] == len(AGO) * sum(len(r.results) for r in answered)
+    assert (
+        replays[0] == replays[1]
+        and f"replayed {reports[0]['applicants']} applicant(s)" in replays[0]
+    )
