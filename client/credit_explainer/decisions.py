@@ -42,12 +42,13 @@ from .notice import register as register_notice
 
 MAX_REASONS_COLUMNS = 4
 RECORDS_HELP = (
-    "the scoring API's decision records: the directory of up --records, or s3://bucket/records "
-    "(the stack's RecordsUri) (default: none; this or --capture)"
+    "the scoring API's decision records: the directory of up --records (its compacted hours "
+    "read from Parquet), or s3://bucket/records (the stack's RecordsUri) (default: none; one "
+    "of --records, --athena, --capture)"
 )
 ATHENA_HELP = (
-    "or Amazon Athena over the records of the deployed stack STACK (its outputs name the "
-    f"workgroup and the Glue database; default STACK: {DEFAULT_ENDPOINT_NAME})"
+    "or Amazon Athena over the records of the deployed stack STACK, whose outputs name the "
+    f"workgroup and the Glue database (default: none; STACK left out: {DEFAULT_ENDPOINT_NAME})"
 )
 CAPTURE_HELP = (
     "or SageMaker Data Capture: a capture directory or s3://bucket/prefix (default: none)"
@@ -494,7 +495,8 @@ def register(sub: Any) -> None:
     p = sub.add_parser(
         "decisions",
         help="decisions kept by the API's records (or data capture): show one by request id, "
-        "export them as CSV, replay them with a model, write an adverse-action notice",
+        "export them as CSV, replay them with a model, write an adverse-action notice, compact "
+        "local records into Parquet",
     )
     steps = p.add_subparsers(dest="step", metavar="STEP", required=True)
     show = steps.add_parser(
