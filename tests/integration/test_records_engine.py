@@ -371,3 +371,25 @@ def test_monitor_and_replay_read_the_same_from_json_lines_and_parquet(
         replays[0] == replays[1]
         and f"replayed {reports[0]['applicants']} applicant(s)" in replays[0]
     )
+
+
+def test_without_duckdb_the_json_lines_are_read_file_by_file_and_compact_says_what_to_install(
+    answered: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: Any
+) -> None:
+    import builtins
+
+    real_import = builtins.__import__
+
+    def no_duckdb(name: str, *args: Any, **kwargs: Any) -> Any:
+        if name == "duckdb":
+            raise ImportError("No module named 'duckdb'")  # the base install
+        return real_import(name, *args, **kwargs)
+
+    root = tmp_path / "records"
+    ids = _store(answered, root)
+    monkeypatch.setattr(builtins, "__import__", no_duckdb)
+    wanted = ids[sorted(ids)[2]][0]
+    code, out, err = run(capsys, "decisions", "show", wanted, "--records", str(root))
+    assert code == 0 and f"decision {wanted}" in out, err
+    code, _, err = run(capsys, "decisions", "compact", "--records", str(root))
+    assert code == 2 and "pip install 'credit-explainer[records]'" in err
