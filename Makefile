@@ -22,11 +22,16 @@ venv: $(STAMP)
 # (an editable install only knows the packages that existed when it was made).
 PACKAGES := $(wildcard model_src/*/__init__.py client/*/__init__.py lambda_fn/*/__init__.py)
 
-$(STAMP): pyproject.toml $(PACKAGES)
+# The four distributions (docs/architecture.md), editable, in one pip call: the local ones satisfy
+# the tools' dependencies on the other three by name.
+DISTRIBUTIONS := pyproject.toml client/pyproject.toml model_src/pyproject.toml lambda_fn/pyproject.toml
+
+$(STAMP): $(DISTRIBUTIONS) $(PACKAGES)
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "credit-explainer needs Python 3.11 or newer")'
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --upgrade pip
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check \
+		-e ./model_src -e ./lambda_fn -e './client[pandas,plot]' -e '.[dev]'
 	@touch $@
 
 demo: venv
@@ -46,7 +51,7 @@ lint: venv
 # Python (3.12, x86_64) and constrained to the versions this environment tests.
 lock-container: venv
 	$(BIN)/pip freeze --exclude-editable | grep -v '^-e' > $(VENV)/tested-versions.txt
-	$(BIN)/uv pip compile pyproject.toml container/requirements.in --extra model --generate-hashes \
+	$(BIN)/uv pip compile model_src/pyproject.toml container/requirements.in --generate-hashes \
 		--python-version 3.12 --python-platform x86_64-manylinux_2_28 --quiet \
 		--constraint $(VENV)/tested-versions.txt --custom-compile-command "make lock-container" \
 		--output-file container/requirements.lock

@@ -73,7 +73,7 @@ def _sam() -> str:
     local = Path(sys.executable).parent / "sam"
     found = str(local) if local.exists() else shutil.which("sam")
     if not found:
-        raise SystemExit("sam not found: install the dev extra (pip install -e '.[dev]')")
+        raise SystemExit("sam not found: install the dev tools (make venv)")
     return found
 
 

@@ -14,6 +14,14 @@ import pytest
 from credit_schema import FEATURES
 
 ROOT = Path(__file__).resolve().parents[1]
+#: Where each of our packages' sources are (four distributions: docs/architecture.md).
+PACKAGE_DIRS = {
+    "credit_schema": ROOT / "model_src" / "credit_schema",
+    "credit_model": ROOT / "model_src" / "credit_model",
+    "scoring_api": ROOT / "lambda_fn" / "scoring_api",
+    "credit_explainer": ROOT / "client" / "credit_explainer",
+    "credit_explainer_tools": ROOT / "client" / "credit_explainer_tools",
+}
 #: The real Give Me Some Credit rows, beside the repository (never inside it).
 REAL_DATA = Path(
     os.environ.get(
@@ -127,7 +135,7 @@ def synthetic_model(synthetic_model_dir: Path) -> Any:
 @pytest.fixture(scope="session")
 def model_server(synthetic_model: Any) -> Iterator[Any]:
     """The real model server over HTTP on a free loopback port."""
-    from credit_explainer.local.stack import ModelServer
+    from credit_explainer_tools.local.stack import ModelServer
 
     with ModelServer(synthetic_model) as server:
         yield server

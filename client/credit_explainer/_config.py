@@ -8,6 +8,7 @@ Timeouts are :class:`httpx.Timeout` objects (re-exported as
 from __future__ import annotations
 
 import random
+import shlex
 from dataclasses import dataclass, replace
 from typing import Final
 
@@ -19,15 +20,28 @@ __all__ = [
     "DEFAULT_MAX_RETRIES",
     "DEFAULT_RETRY_POLICY",
     "DEFAULT_TIMEOUT",
+    "INSTALL_TARGETS",
     "URL_ENV",
     "RetryPolicy",
     "install_hint",
 ]
 
 
-def install_hint(extras: str) -> str:
-    """How to add ``extras`` to an install made as the README says (``pip install .``)."""
-    return f"pip install '.[{extras}]' in the credit-explainer checkout"
+#: What installs each of the project's distributions from a checkout (the README's commands),
+#: its own directory last: the tools name the three they need by path (none is on PyPI: a name
+#: left to the index could install someone else's package).
+INSTALL_TARGETS: Final[dict[str, tuple[str, ...]]] = {
+    "credit-explainer": ("./client",),
+    "credit-explainer-model": ("./model_src",),
+    "credit-explainer-tools": ("./client", "./model_src", "./lambda_fn", "."),
+}
+
+
+def install_hint(distribution: str, extra: str | None = None) -> str:
+    """The command that installs ``distribution`` (with ``extra``) from a checkout."""
+    *others, own = INSTALL_TARGETS[distribution]
+    targets = [*others, f"{own}[{extra}]" if extra else own]
+    return f"pip install {' '.join(map(shlex.quote, targets))} in the credit-explainer checkout"
 
 
 #: Environment variables read when ``url`` / ``api_key`` are not given.

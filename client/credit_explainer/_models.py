@@ -25,6 +25,7 @@ from credit_schema import (
 )
 from pydantic import PrivateAttr
 
+from ._config import install_hint
 from ._exceptions import InconsistentExplanationError, MissingDependencyError
 from ._reasons import DEFAULT_MAX_REASONS, Reason, ReasonCodes, reason_columns
 
@@ -269,7 +270,9 @@ class ScoreResults(Sequence[Score | Failure]):
         try:
             import pandas as pd
         except ImportError as exc:
-            raise MissingDependencyError("to_dataframe needs pandas: pip install pandas") from exc
+            raise MissingDependencyError(
+                f"to_dataframe needs pandas: {install_hint('credit-explainer', 'pandas')}"
+            ) from exc
         columns = [
             *self.schema.id_columns,
             "probability",

@@ -28,7 +28,9 @@ def _figure_class() -> type[Figure]:
     try:
         from matplotlib.figure import Figure
     except ImportError as exc:
-        raise MissingDependencyError(f"plotting needs matplotlib: {install_hint('plot')}") from exc
+        raise MissingDependencyError(
+            f"plotting needs matplotlib: {install_hint('credit-explainer', 'plot')}"
+        ) from exc
     return Figure
 
 

@@ -1,4 +1,5 @@
 """The model side of credit-explainer: data, training, artifacts, explanations, inference, serving.
 
-Needs the ``model`` extra (numpy, scikit-learn, shap, pandas, skops, starlette, uvicorn).
+The ``credit-explainer-model`` distribution (model_src/pyproject.toml: numpy, scikit-learn, shap,
+pandas, skops, starlette, uvicorn).
 """

@@ -31,6 +31,7 @@ Nothing is pickled: skops refuses untrusted types and the tables load with
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
 import json
@@ -187,6 +188,14 @@ def save(
         sio.dump(pipeline, model_path)
         fingerprint = model_fingerprint(pipeline, schema)
         tables = _save_tables(pipeline, directory)
+        if tables and cutoff_pool is not None:  # reasons against a cutoff: the forest's paths
+            from .ensemble import UnsupportedModelError
+            from .explainer import imputer_and_forest
+
+            ensemble = family.to_ensemble(imputer_and_forest(pipeline)[1])
+            # A path on too many features: no interventional tables, no cutoff reasons.
+            with contextlib.suppress(UnsupportedModelError):
+                tables += _save_paths(ensemble, directory, (background, cutoff_pool))[1]
     else:
         family.save(pipeline, model_path)
         fingerprint, tables = _save_ensemble_tables(
@@ -311,20 +320,30 @@ def _save_ensemble_tables(
     trees and the background, so two fits differ in version."""
     from .ensemble import fingerprint
     from .forest import TABLES_FILE, compile_ensemble, save_tables
-    from .interventional import INTERVENTIONAL_FILE, leaf_paths, save_paths
 
     compiled = compile_ensemble(ensemble)
     save_tables(directory / TABLES_FILE, compiled, np.full(compiled.n_features, np.nan))
     document = json.dumps(schema.document(), sort_keys=True)
     digest = hashlib.sha256(f"{document}|{fingerprint(ensemble)}".encode())
+    rows_digest, names = _save_paths(ensemble, directory, rows)
+    digest.update(rows_digest)
+    return digest.hexdigest(), (TABLES_FILE, *names)
+
+
+def _save_paths(
+    ensemble: Any, directory: Path, rows: tuple[np.ndarray | None, np.ndarray | None]
+) -> tuple[bytes, tuple[str, ...]]:
+    """The leaves' paths with the background and cutoff pool ``rows`` (interventional
+    explanations), when there is a background: the rows' bytes (for a fingerprint) and the
+    file written."""
+    from .interventional import INTERVENTIONAL_FILE, leaf_paths, save_paths
+
     background, pool = rows
     if background is None:
-        return digest.hexdigest(), (TABLES_FILE,)
+        return b"", ()
     paths = leaf_paths(ensemble, background, pool)
     save_paths(directory / INTERVENTIONAL_FILE, paths)
-    digest.update(paths.background.tobytes())
-    digest.update(paths.pool.tobytes())
-    return digest.hexdigest(), (TABLES_FILE, INTERVENTIONAL_FILE)
+    return paths.background.tobytes() + paths.pool.tobytes(), (INTERVENTIONAL_FILE,)
 
 
 #: metadata.json's fields that serving reads, and their JSON types.

@@ -125,6 +125,7 @@ def _import(args: argparse.Namespace) -> int:
             points=args.points or "",
             data_source=str(args.data),
             schema=schema,
+            for_people=True,
         )
     # SchemaError, DataError, a file that is no model or not covered, a signing key
     except (ValueError, ModelArtifactError) as exc:
@@ -250,9 +251,9 @@ def _lazy_hyperparameters(parser: argparse.ArgumentParser) -> None:
                 from .train import add_hyperparameter_arguments
             except ModuleNotFoundError:
                 if not {"-h", "--help"} & set(args or ()):
-                    raise  # training itself: the CLI names the extra to install
+                    raise  # training itself: the CLI names what to install
                 parser.epilog = (
-                    "The hyperparameter options are listed once the model extra is installed "
+                    "The hyperparameter options are listed once the model's dependencies are installed "
                     "(`credit-explainer train` says how)."
                 )
             else:

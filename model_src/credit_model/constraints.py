@@ -33,8 +33,7 @@ _SIGN: Final = {Risk.INCREASING: 1, Risk.DECREASING: -1}
 
 def parse(text: str | None) -> str:
     """``none``, ``all`` or a comma-separated list of :data:`CONSTRAINTS` -> canonical text."""
-    names = {n.strip().replace("-", "_") for n in (text or NONE).split(",") if n.strip()}
-    names = {_ALIASES.get(n, n) for n in names}
+    names = {_ALIASES.get(n, n) for n in parse_names(text)}
     if names <= {NONE}:
         return NONE
     if ALL in names:
@@ -46,6 +45,27 @@ def parse(text: str | None) -> str:
             f"{', '.join(CONSTRAINTS)}, {ALL} or {NONE}"
         )
     return ",".join(n for n in CONSTRAINTS if n in names)
+
+
+def check_named(text: str | None, schema: ApplicantSchema = BUILTIN) -> None:
+    """A constraint named on its own (not through ``all``) must apply to ``schema``, else
+    ValueError: ``elderly_age`` needs an age feature, ``risk`` a declared direction."""
+    named = {_ALIASES.get(n, n) for n in parse_names(text)}
+    if ELDERLY in named and schema.age_feature is None:
+        raise ValueError(
+            f"constraint {ELDERLY}: schema {schema.name} has no age feature (age: true); "
+            f"use --constraints {RISK}, {ALL} or {NONE}"
+        )
+    if RISK in named and not risk_features(schema):
+        raise ValueError(
+            f"constraint {RISK}: schema {schema.name} declares no direction of risk "
+            "(risk: increasing or decreasing) on any feature"
+        )
+
+
+def parse_names(text: str | None) -> set[str]:
+    """The names in a ``--constraints`` value as written (lower case, ``_`` for ``-``)."""
+    return {n.strip().replace("-", "_") for n in (text or NONE).split(",") if n.strip()}
 
 
 def names(spec: str) -> list[str]:

@@ -183,7 +183,11 @@ def explainer_in_space(pipeline: Any, space: str, background: Any = None) -> Any
     from .interventional import InterventionalExplainer, leaf_paths
 
     name = families.of(pipeline)
-    if name == "rf" or space == "log_odds":
+    if name == "rf":  # shap's explainer where the forest's tables would be too large
+        from .explain import build_explainer
+
+        return build_explainer(pipeline)
+    if space == "log_odds":
         return fast_explainer_for(pipeline)
     ensemble = families.module(name).to_ensemble(pipeline)
     return InterventionalExplainer(leaf_paths(ensemble, np.asarray(background, np.float64)))

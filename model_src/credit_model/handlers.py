@@ -105,6 +105,8 @@ class LoadedModel:
     explainers: dict[str, Explainer] = field(default_factory=dict)
     #: ``train --points``: every answer carries its scorecard points.
     scorecard: Scorecard | None = None
+    #: Interventional in probability against the training background, with the cutoff pool.
+    interventional: InterventionalExplainer | None = None
     _cutoff: dict[float, Explainer] = field(default_factory=dict, repr=False)
 
     def explainer_in(self, space: str | None) -> Explainer:
@@ -122,14 +124,13 @@ class LoadedModel:
         """The probability-space explainer against the training applicants scored just inside
         ``cutoff`` (built once per cutoff), else 400."""
         if cutoff not in self._cutoff:
-            explainer = self.explainers.get("probability")
-            if not isinstance(explainer, InterventionalExplainer):
+            if self.interventional is None:
                 raise PayloadError(
                     f"custom attribute {REFERENCE_ATTRIBUTE}: explaining against the cutoff "
-                    "needs a boosted model with its cutoff pool"
+                    "needs a model directory with its cutoff pool"
                 )
             try:
-                self._cutoff[cutoff] = explainer.against_cutoff(cutoff)
+                self._cutoff[cutoff] = self.interventional.against_cutoff(cutoff)
             except ValueError as exc:
                 raise PayloadError(f"custom attribute {REFERENCE_ATTRIBUTE}: {exc}") from None
         return self._cutoff[cutoff]
@@ -174,27 +175,36 @@ class Prediction:
 _loaded_schema: ApplicantSchema = BUILTIN
 
 
-def served_explainers(directory: Path, metadata: dict[str, Any]) -> dict[str, Explainer]:
+def served_explainers(
+    directory: Path, metadata: dict[str, Any]
+) -> tuple[dict[str, Explainer], InterventionalExplainer | None]:
     """The explainers of the signed tables (numpy alone), by space: the TreeSHAP tables' and,
-    for a boosted model, the interventional one in probability; empty when the model is served
-    from its skops file. Tables that do not load or answer are a :class:`ModelArtifactError`."""
+    for a boosted model, the interventional one in probability; and the interventional one,
+    with the cutoff pool (a forest's explains only against a cutoff: its own probability
+    space is path-dependent). Empty when the model is served from its skops file. Tables that
+    do not load or answer are a :class:`ModelArtifactError`."""
     if TABLES_FILE not in metadata["signed_files"] or explainer_kind() == "shap":
-        return {}
+        return {}, None
     name = TABLES_FILE
     try:
         compiled, fill_values = load_tables(directory / TABLES_FILE)
         explainer = FastTreeExplainer(compiled, fill_values=fill_values)
         explainers: dict[str, Explainer] = {explainer.space: explainer}
+        interventional = None
         if INTERVENTIONAL_FILE in metadata["signed_files"]:
             name = INTERVENTIONAL_FILE
-            explainers["probability"] = InterventionalExplainer(
-                load_paths(directory / INTERVENTIONAL_FILE)
+            interventional = InterventionalExplainer(
+                load_paths(directory / INTERVENTIONAL_FILE), fill_values=fill_values
             )
-        for each in explainers.values():
+            explainers.setdefault(interventional.space, interventional)
+        checks = list(explainers.values())
+        if interventional is not None and interventional not in checks:
+            checks.append(interventional)
+        for each in checks:
             proba, shap = each.explain(explainer.fill_values[None, :])
             if not (0.0 <= float(proba[0]) <= 1.0 and np.all(np.isfinite(shap))):
                 raise ValueError("they do not answer a probability and finite SHAP values")
-        return explainers
+        return explainers, interventional
     except SettingError:
         raise  # the operator's setting, not the file: its own error line
     except Exception as exc:  # noqa: BLE001 - any failure of a damaged file: one clear error
@@ -213,7 +223,7 @@ def _in_own_space(explainers: dict[str, Explainer], metadata: dict[str, Any]) ->
 def served_explainer(directory: Path, metadata: dict[str, Any]) -> Explainer | None:
     """The explainer of the signed tables in the model's own space (None: served from the
     skops file)."""
-    return _in_own_space(served_explainers(directory, metadata), metadata)
+    return _in_own_space(served_explainers(directory, metadata)[0], metadata)
 
 
 def model_fn(model_dir: str | Path) -> LoadedModel:
@@ -221,7 +231,7 @@ def model_fn(model_dir: str | Path) -> LoadedModel:
     (numpy alone), else the skops model and an explainer built from it (never unpickled)."""
     directory = Path(model_dir)
     metadata = artifacts.verify(directory)
-    explainers = served_explainers(directory, metadata)
+    explainers, interventional = served_explainers(directory, metadata)
     explainer = _in_own_space(explainers, metadata)
     if explainer is None:
         explainer = build_explainer(artifacts.load(directory).pipeline)
@@ -238,6 +248,7 @@ def model_fn(model_dir: str | Path) -> LoadedModel:
         registry=registry_from_env(base=schema_registry(schema)),
         schema=schema,
         scorecard=Scorecard.parse(metadata["points"]) if metadata.get("points") else None,
+        interventional=interventional,
     )
 
 

@@ -139,7 +139,7 @@ class GuardedH11Protocol(_Limits, H11Protocol):
 
 try:
     from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
-except ImportError:  # the api extra has no httptools: h11 it is, as uvicorn would choose
+except ImportError:  # an install without httptools: h11 it is, as uvicorn would choose
     GuardedProtocol: type[asyncio.Protocol] = GuardedH11Protocol
 else:
 

@@ -29,6 +29,7 @@ from typing import Any, Final
 
 import numba
 import numpy as np
+import numpy.typing as npt
 from credit_schema.responses import Space
 
 from .ensemble import LEAF, Ensemble, FloatArray, IndexArray, UnsupportedModelError
@@ -122,9 +123,10 @@ def leaf_paths(
     )
 
 
-@numba.njit(nogil=True, cache=True)
-def _patterns(
+@numba.njit(inline="always", nogil=True)
+def _leaf_patterns(
     x: FloatArray,
+    s: int,
     leaf_full: IndexArray,
     path_start: IndexArray,
     path_feature: IndexArray,
@@ -134,16 +136,26 @@ def _patterns(
     path_bit: IndexArray,
     out: IndexArray,
 ) -> None:  # pragma: no cover - compiled by numba
-    """``out[s, l]``: the slots of leaf ``l`` whose path splits row ``s`` satisfies."""
+    """``out[l]``: the slots of leaf ``l`` whose path splits row ``s`` of ``x`` satisfies."""
+    for leaf in range(leaf_full.shape[0]):
+        p = np.int64(leaf_full[leaf])
+        for k in range(path_start[leaf], path_start[leaf + 1]):
+            v = x[s, path_feature[k]]
+            right = np.int64(v > path_threshold[k]) | (path_missing[k] & np.int64(v != v))
+            if right != path_right[k]:
+                p &= ~np.int64(path_bit[k])
+        out[leaf] = p
+
+
+@numba.njit(nogil=True, cache=True)
+def _patterns(
+    x: FloatArray, paths: tuple[Any, ...], out: IndexArray
+) -> None:  # pragma: no cover - compiled by numba
+    """``out[s, l]``: the slots of leaf ``l`` whose path splits row ``s`` satisfies
+    (``paths``: leaf_full, path_start and the path arrays)."""
+    full, start, feature, threshold, missing, right, bit = paths
     for s in range(x.shape[0]):
-        for leaf in range(leaf_full.shape[0]):
-            p = leaf_full[leaf]
-            for k in range(path_start[leaf], path_start[leaf + 1]):
-                v = x[s, path_feature[k]]
-                right = np.int64(v > path_threshold[k]) | (path_missing[k] & np.int64(v != v))
-                if right != path_right[k]:
-                    p &= ~path_bit[k]
-            out[s, leaf] = p
+        _leaf_patterns(x, s, full, start, feature, threshold, missing, right, bit, out[s])
 
 
 @numba.njit(nogil=True, cache=True)
@@ -153,9 +165,9 @@ def _link(raw: float, logistic: int) -> float:  # pragma: no cover - compiled by
 
 @numba.njit(nogil=True, cache=True)
 def _explain(
-    x_patterns: IndexArray,
-    fx: FloatArray,
+    x: FloatArray,
     fr: FloatArray,
+    pr: FloatArray,
     group_start: IndexArray,
     group_pattern: IndexArray,
     member_start: IndexArray,
@@ -163,23 +175,56 @@ def _explain(
     leaf_value: FloatArray,
     leaf_slots: IndexArray,
     leaf_full: IndexArray,
+    path_start: IndexArray,
+    path_split: IndexArray,
+    path_right: IndexArray,
+    path_bit: IndexArray,
+    split_feature: IndexArray,
+    split_threshold: FloatArray,
+    split_missing: IndexArray,
+    offset: float,
     logistic: int,
     positive: FloatArray,
     negative: FloatArray,
+    base_value: float,
+    proba: FloatArray,
     phi: FloatArray,
-) -> None:  # pragma: no cover - compiled by numba; tested through InterventionalExplainer
+) -> float:  # pragma: no cover - compiled by numba; tested through InterventionalExplainer
+    """Per applicant (row of ``x``): the side it takes at every distinct split (``split_*``),
+    its pattern on every leaf (``path_split``: each path step's split), its margin and
+    ``proba``, each background row's weight (``fr``, ``pr``: the rows' margins and
+    probabilities), then each leaf's contributions into ``phi``; returns the largest
+    additivity gap (NaN sticks)."""
     n_bg = fr.shape[0]
     depth = leaf_slots.shape[1]
+    n_leaves = leaf_value.shape[0]
     weight = np.empty(n_bg)
-    for s in range(x_patterns.shape[0]):
-        px = _link(fx[s], logistic)
+    o_of = np.empty(n_leaves, dtype=np.int64)
+    right = np.empty(split_feature.shape[0], dtype=np.int8)
+    gap = 0.0
+    for s in range(x.shape[0]):
+        for i in range(split_feature.shape[0]):  # each split once, not once per leaf below it
+            v = x[s, split_feature[i]]
+            right[i] = (v > split_threshold[i]) | (split_missing[i] & (v != v))
+        for leaf in range(n_leaves):
+            o = np.int64(leaf_full[leaf])
+            for k in range(path_start[leaf], path_start[leaf + 1]):
+                if right[path_split[k]] != path_right[k]:
+                    o &= ~np.int64(path_bit[k])
+            o_of[leaf] = o
+        fx = offset
+        for leaf in range(n_leaves):
+            if o_of[leaf] == leaf_full[leaf]:
+                fx += leaf_value[leaf]
+        px = _link(fx, logistic)
+        proba[s] = px
         for r in range(n_bg):
-            d = fx[s] - fr[r]
-            weight[r] = ((px - _link(fr[r], logistic)) / d if d != 0.0 else 1.0) / n_bg
+            d = fx - fr[r]
+            weight[r] = ((px - pr[r]) / d if d != 0.0 else 1.0) / n_bg
         for j in range(phi.shape[1]):
             phi[s, j] = 0.0
-        for leaf in range(leaf_value.shape[0]):
-            o = x_patterns[s, leaf]
+        for leaf in range(n_leaves):
+            o = o_of[leaf]
             full = leaf_full[leaf]
             value = leaf_value[leaf]
             # One group per distinct background pattern of this leaf: most cannot meet o.
@@ -197,34 +242,54 @@ def _explain(
                 for j in range(depth):
                     m += (a >> j) & 1
                     n += (b >> j) & 1
-                w = total * value
+                up = total * value * positive[m, n]
+                down = total * value * negative[m, n]
+                # Every slot gets its share, zero where it is in neither set: no branch to
+                # mispredict (a padding slot adds zero to feature 0).
                 for j in range(depth):
-                    if (a >> j) & 1:
-                        phi[s, leaf_slots[leaf, j]] += w * positive[m, n]
-                    elif (b >> j) & 1:
-                        phi[s, leaf_slots[leaf, j]] -= w * negative[m, n]
+                    phi[s, leaf_slots[leaf, j]] += ((a >> j) & 1) * up - ((b >> j) & 1) * down
+        total = base_value
+        for j in range(phi.shape[1]):
+            total += phi[s, j]
+        d = abs(total - px)
+        if d > gap or d != d:
+            gap = d
+    return gap
 
 
 def _groups(q: IndexArray) -> tuple[IndexArray, IndexArray, IndexArray, IndexArray]:
     """Per leaf (row of ``q[L, R]``), its distinct background patterns and their rows:
-    ``(group_start[L + 1], group_pattern[G], member_start[G + 1], members[L * R])``."""
-    group_start = [0]
-    patterns: list[IndexArray] = []
-    member_start = [0]
-    members: list[IndexArray] = []
-    for row in q:
-        order = np.argsort(row, kind="stable")
-        distinct, first = np.unique(row[order], return_index=True)
-        patterns.append(distinct)
-        members.append(order)
-        bounds = np.append(first, len(row))
-        member_start.extend((member_start[-1] - bounds[0] + bounds[1:]).tolist())
-        group_start.append(group_start[-1] + len(distinct))
+    ``(group_start[L + 1], group_pattern[G], member_start[G + 1], members[L * R])``, every
+    leaf at once (a leaf's rows sorted by pattern; a group starts where the pattern changes)."""
+    n_leaves, n_rows = q.shape
+    order = np.argsort(q, axis=1, kind="stable")
+    ordered = np.take_along_axis(q, order, axis=1)
+    starts = np.ones(ordered.shape, dtype=bool)
+    starts[:, 1:] = ordered[:, 1:] != ordered[:, :-1]
+    group_start = np.zeros(n_leaves + 1, dtype=np.int64)
+    np.cumsum(starts.sum(axis=1), out=group_start[1:])
+    first = np.flatnonzero(starts.ravel())
     return (
-        np.asarray(group_start, dtype=np.int64),
-        np.concatenate(patterns).astype(np.int64),
-        np.asarray(member_start, dtype=np.int64),
-        np.concatenate(members).astype(np.int64),
+        group_start,
+        ordered.ravel()[first].astype(np.int64),
+        np.append(first, n_leaves * n_rows).astype(np.int64),
+        order.ravel().astype(np.int64),
+    )
+
+
+def _distinct_splits(paths: LeafPaths) -> tuple[npt.NDArray[Any], ...]:
+    """Every path step as ``(split, side, bit)`` with the distinct splits apart (``feature,
+    threshold, missing``): a split near the root is on the path of every leaf below it, and
+    an applicant's side there is computed once."""
+    steps = np.rec.fromarrays([paths.path_feature, paths.path_threshold, paths.path_missing])
+    splits, path_split = np.unique(steps, return_inverse=True)
+    return (
+        path_split.astype(np.int32).ravel(),
+        paths.path_right.astype(np.int8),
+        paths.path_bit.astype(np.int32),
+        splits["f0"].astype(np.int32),
+        splits["f1"].astype(np.float64),
+        splits["f2"].astype(np.int8),
     )
 
 
@@ -273,10 +338,23 @@ class InterventionalExplainer:
             raise ValueError("an interventional explanation needs at least one background row")
         background = self._prepare(self.background)
         q = self._patterns(background)
-        self._groups = _groups(np.ascontiguousarray(q.T))  # per leaf: its distinct patterns
+        # The kernel's tables in the narrowest types that hold them: a request reads them all
+        # once per applicant, mostly from memory after other work has filled the caches.
+        group_start, group_pattern, member_start, members = _groups(np.ascontiguousarray(q.T))
+        self._tables: tuple[npt.NDArray[Any], ...] = (
+            group_start.astype(np.int32),
+            group_pattern.astype(np.int32),
+            member_start.astype(np.int32),
+            members.astype(np.int16 if len(self.background) < 2**15 else np.int32),
+            paths.leaf_value,
+            paths.leaf_slots.astype(np.int32),
+            paths.leaf_full.astype(np.int32),
+            paths.path_start.astype(np.int32),
+            *_distinct_splits(paths),
+        )
         self._fr = self._raw(q)
-        linked = 1.0 / (1.0 + np.exp(-self._fr)) if paths.logistic else self._fr
-        self.base_value = float(np.mean(linked))
+        self._pr = 1.0 / (1.0 + np.exp(-self._fr)) if paths.logistic else self._fr
+        self.base_value = float(np.mean(self._pr))
 
     def _prepare(self, X: Any) -> FloatArray:
         x = np.asarray(X, dtype=np.float64)
@@ -290,10 +368,9 @@ class InterventionalExplainer:
     def _patterns(self, x: FloatArray) -> IndexArray:
         p = self.paths
         out = np.empty((x.shape[0], p.leaf_full.shape[0]), dtype=np.int64)
-        _patterns(
-            x, p.leaf_full, p.path_start, p.path_feature, p.path_threshold,
-            p.path_missing, p.path_right, p.path_bit, out,
-        )  # fmt: skip
+        paths = (p.leaf_full, p.path_start, p.path_feature, p.path_threshold,
+                 p.path_missing, p.path_right, p.path_bit)  # fmt: skip
+        _patterns(x, paths, out)
         return out
 
     def _raw(self, patterns: IndexArray) -> FloatArray:
@@ -304,33 +381,29 @@ class InterventionalExplainer:
     def explain_raw(self, X: Any) -> tuple[FloatArray, FloatArray, float]:
         """``(probability, shap, gap)`` (the raw output here is the probability)."""
         x = self._prepare(X)
-        patterns = self._patterns(x)
-        fx = self._raw(patterns)
-        phi = np.empty((x.shape[0], self.paths.n_features))
         n = x.shape[0]
+        proba = np.empty(n)
+        phi = np.empty((n, self.paths.n_features))
         threads = min(self.threads, n // PARALLEL_MIN_APPLICANTS)
         if threads < 2:
-            self._run(patterns, fx, phi)
-        else:  # the kernel runs without the GIL: one share of the applicants per thread
-            if self._pool is None:
-                self._pool = ThreadPoolExecutor(self.threads - 1, thread_name_prefix="shap-int")
-            step = -(-n // threads)
-            shares = [slice(a, min(a + step, n)) for a in range(0, n, step)]
-            others = [self._pool.submit(self._run, patterns[k], fx[k], phi[k]) for k in shares[1:]]
-            self._run(patterns[shares[0]], fx[shares[0]], phi[shares[0]])
-            for done in others:
-                done.result()
-        proba = 1.0 / (1.0 + np.exp(-fx)) if self.paths.logistic else fx
-        gaps = np.abs(self.base_value + phi.sum(axis=1) - proba)
-        gap = float(np.nan if np.isnan(gaps).any() else (gaps.max() if len(gaps) else 0.0))
-        return proba, phi, gap
+            return proba, phi, self._run(x, proba, phi)
+        # The kernel runs without the GIL: one share of the applicants per thread.
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(self.threads - 1, thread_name_prefix="shap-int")
+        step = -(-n // threads)
+        shares = [slice(a, min(a + step, n)) for a in range(0, n, step)]
+        others = [self._pool.submit(self._run, x[k], proba[k], phi[k]) for k in shares[1:]]
+        gaps = [self._run(x[shares[0]], proba[shares[0]], phi[shares[0]])]
+        gaps += [done.result() for done in others]
+        return proba, phi, float(np.nan if np.isnan(gaps).any() else max(gaps))
 
-    def _run(self, patterns: IndexArray, fx: FloatArray, phi: FloatArray) -> None:
+    def _run(self, x: FloatArray, proba: FloatArray, phi: FloatArray) -> float:
         p = self.paths
-        _explain(
-            patterns, fx, self._fr, *self._groups, p.leaf_value, p.leaf_slots, p.leaf_full,
-            p.logistic, self._positive, self._negative, phi,
+        args: tuple[Any, ...] = (
+            x, self._fr, self._pr, *self._tables, p.offset, p.logistic,
+            self._positive, self._negative, self.base_value, proba, phi,
         )  # fmt: skip
+        return float(_explain(*args))
 
     def explain_checked(self, X: Any) -> tuple[FloatArray, FloatArray, float]:
         return self.explain_raw(X)

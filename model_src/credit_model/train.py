@@ -89,10 +89,13 @@ def _bool(text: str) -> bool:
 
 
 def _constraints(text: str) -> str:
+    """Checked, kept as written: whether a constraint was named or came with ``all`` matters
+    once the schema is known (:func:`credit_model.constraints.check_named`)."""
     try:
-        return constraints.parse(text)
+        constraints.parse(text)
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
+    return text
 
 
 def _family(text: str) -> str:
@@ -344,6 +347,7 @@ def train(
 
     ``data`` holds ``schema``'s columns as :func:`credit_model.data.load_csv` reads them."""
     hp = hyperparameters or Hyperparameters()
+    constraints.check_named(hp.constraints, schema)
     hp = replace(hp, constraints=constraints.parse(hp.constraints))  # canonical in metadata
     check_family_choices(hp.model, hp.space, hp.points)
     X, y = split_xy(data, schema)
@@ -408,7 +412,7 @@ def write_model_dir(
     directory written (trained here or imported); returns the metrics and model version."""
     X_train, y_train = train_rows
     X_test, y_test = test_rows
-    background = None if hp.model == "rf" else background_rows(X_train, hp.random_state)
+    background = background_rows(X_train, hp.random_state)
     metrics: dict[str, Any] = dict(evaluate(pipeline, X_test, y_test))
     for line in metric_summary(metrics, len(y_test)) if for_people else metric_lines(metrics):
         log(line)
@@ -446,9 +450,7 @@ def write_model_dir(
         metrics=metrics,
         background=background,
         schema=schema,
-        cutoff_pool=None
-        if hp.model == "rf"
-        else background_rows(X_train, hp.random_state + 1, CUTOFF_POOL_ROWS),
+        cutoff_pool=background_rows(X_train, hp.random_state + 1, CUTOFF_POOL_ROWS),
     )
     log(f"model {meta['model_version']} written to {model_dir}")
     return {**metrics, "model_version": meta["model_version"]}
@@ -482,9 +484,11 @@ def import_model(
     data_source: str = "dataframe",
     log: Any = print,
     schema: ApplicantSchema = BUILTIN,
+    for_people: bool = False,
 ) -> dict[str, Any]:
     """Write a model directory for a model the lender already fitted: metrics, baselines and
-    the background from ``data``, the same files and checks as a model trained here."""
+    the background from ``data``, the same files and checks as a model trained here
+    (``for_people``: the metrics as one line, as ``train`` prints them)."""
     from .artifacts import sha256_file
     from .explainer import fast_explainer_for
 
@@ -514,6 +518,7 @@ def import_model(
         log=log,
         imported=imported,
         schema=schema,
+        for_people=for_people,
     )
 
 

@@ -15,8 +15,8 @@ import time
 from pathlib import Path
 
 import httpx
-from credit_explainer.local import LocalStack
-from credit_explainer.local.demo import SAMPLE_APPLICANTS, ensure_model
+from credit_explainer_tools.local import LocalStack
+from credit_explainer_tools.local.demo import SAMPLE_APPLICANTS, ensure_model
 
 
 def percentile(values: list[float], q: float) -> float:

@@ -10,12 +10,13 @@ interleaved in one process (``timing.alternate``), on the same model and applica
   applicants, and against shap's ``TreeExplainer(model)``;
 * probability: ours (exact interventional TreeSHAP) against shap's
   ``TreeExplainer(model, background, model_output="probability",
-  feature_perturbation="interventional")`` with the same 100-row background, for 1 and 200
-  applicants (shap's cost grows with applicants x background x trees).
+  feature_perturbation="interventional")`` with the same 100-row background, for 1 and 2,000
+  applicants.
 
-Checks the answers agree (log-odds: 1e-9, XGBoost 2e-6 for its float32; probability: 1e-7,
-shap's float32 leaf shares), prints ratios (library time / ours: above 1 means ours is faster)
-and writes ``out/bench_families.json``.
+Checks the answers agree (log-odds: 1e-9, or the family's ``AGREEMENT`` where the library
+computes in float32; probability: 1e-7, shap's interventional kernel keeping its nodes in
+float32 -- the 1e-9 references are the tests'), prints ratios (library time / ours: above 1
+means ours is faster) and writes ``out/bench_families.json``.
 """
 
 from __future__ import annotations
@@ -85,7 +86,7 @@ def main() -> int:
             feature_perturbation="interventional",
         )  # fmt: skip
         own = library_log_odds(name, estimator)
-        tol = 2e-6 if name == "xgboost" else 1e-9
+        tol = max(1e-9, family.AGREEMENT)  # XGBoost: its float32 sums
         figures: dict[str, Any] = {}
         for n in (1, 2_000):
             rows = np.ascontiguousarray(applicants[:n])
@@ -108,11 +109,11 @@ def main() -> int:
                     ratio = stats[other].median_s / stats["ours"].median_s
                     line += f"  {other} {stats[other].median_s * 1e3:9.3f} ms ({ratio:6.1f}x)"
             print(line, flush=True)
-        for n in (1, 200):
+        for n in (1, 2_000):
             rows = np.ascontiguousarray(applicants[:n])
             phi = inter.explain(rows)[1]
             ref = np.asarray(shap_inter.shap_values(rows, check_additivity=False), np.float64)
-            if name != "hgb":  # shap's interventional HistGradientBoosting is not additive
+            if name != "hgb":  # shap's float32 thresholds misroute values on an hgb threshold
                 assert np.max(np.abs(ref - phi)) <= 1e-7, name
             stats = alternate(
                 {
@@ -120,12 +121,12 @@ def main() -> int:
                     "shap": lambda rows=rows: shap_inter.shap_values(rows, check_additivity=False),
                 },
                 applicants=n,
-                runs=10 if n == 1 else 3,
+                runs=10 if n == 1 else 2,
             )
             figures[f"probability_{n}"] = {k: s.as_dict() for k, s in stats.items()}
             ratio = stats["shap"].median_s / stats["ours"].median_s
             print(
-                f"{name:8s} probability {n:3d}: ours {stats['ours'].median_s * 1e3:9.3f} ms"
+                f"{name:8s} probability {n:5d}: ours {stats['ours'].median_s * 1e3:9.3f} ms"
                 f"  shap {stats['shap'].median_s * 1e3:9.3f} ms ({ratio:6.1f}x)",
                 flush=True,
             )

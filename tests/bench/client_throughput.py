@@ -24,8 +24,8 @@ from typing import Any
 import httpx
 from credit_explainer import CreditExplainerClient
 from credit_explainer._inputs import validate_applicants
-from credit_explainer.local import LocalStack
-from credit_explainer.local.demo import ensure_model
+from credit_explainer_tools.local import LocalStack
+from credit_explainer_tools.local.demo import ensure_model
 from credit_schema import FEATURES, ModelResponse
 from real_data import REAL_DATA
 

@@ -23,7 +23,7 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Any, Final
 
-from credit_explainer.local.stack import ServerThread
+from credit_explainer_tools.local.stack import ServerThread
 from credit_schema import FEATURES, explanation_dict
 from starlette.applications import Starlette
 from starlette.requests import Request

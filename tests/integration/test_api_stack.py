@@ -16,8 +16,8 @@ from typing import Any
 import boto3
 import httpx
 import pytest
-from credit_explainer.local import LocalStack, handler_environment
-from credit_explainer.local.gateway import LambdaEnvironment
+from credit_explainer_tools.local import LocalStack, handler_environment
+from credit_explainer_tools.local.gateway import LambdaEnvironment
 from credit_schema import FEATURES, ScoreResponse
 from test_sam_build import BUILD_X86, EVENTS, run_built_handler
 
@@ -235,8 +235,8 @@ def test_credit_explainer_up_serves_and_stops_on_ctrl_c(synthetic_model_dir: Pat
 def test_demo_scores_through_the_api(
     synthetic_model_dir: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from credit_explainer.local import EXAMPLE_DECISION_THRESHOLDS
-    from credit_explainer.local.demo import demo
+    from credit_explainer_tools.local import EXAMPLE_DECISION_THRESHOLDS
+    from credit_explainer_tools.local.demo import demo
 
     assert demo(synthetic_model_dir) == 0
     out = capsys.readouterr().out

@@ -22,8 +22,8 @@ import httpx
 import pytest
 from conftest import runtime_client, wait_for_ping
 from credit_explainer import CreditExplainerClient
-from credit_explainer.local import LocalStack
-from credit_explainer.local.stack import ModelServer
+from credit_explainer_tools.local import LocalStack
+from credit_explainer_tools.local.stack import ModelServer
 from credit_model.capture import CaptureError, CaptureWriter
 from credit_model.synth import generate
 from credit_schema import DEFAULT_VARIANT, FEATURES

@@ -26,7 +26,7 @@ from credit_explainer import (
     UsageError,
 )
 from credit_explainer.cli import main as cli_main
-from credit_explainer.local import LocalStack
+from credit_explainer_tools.local import LocalStack
 from credit_schema import FEATURES, TARGET
 
 synth = pytest.importorskip("credit_model.synth")

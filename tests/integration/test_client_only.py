@@ -1,9 +1,9 @@
-"""The base install alone (``pip install credit-explainer``, no extras): the analyst's CLI.
+"""The client alone (``pip install ./client``, as the README says): the analyst's SDK and CLI.
 
-Builds a fresh virtualenv with only the base dependencies (uv when it is there: a few
-seconds from its cache; pip otherwise), checks that none of the model's or AWS's
-libraries came with it, and runs the installed ``credit-explainer`` against the real
-local stack running in this process.
+Builds a fresh virtualenv with the client distribution only (uv when it is there: a few
+seconds from its cache; pip otherwise), checks that none of the model's or AWS's libraries
+and none of our other distributions came with it, and runs the installed ``credit-explainer``
+against the real local stack running in this process.
 """
 
 from __future__ import annotations
@@ -23,6 +23,8 @@ from credit_schema import FEATURES
 pytestmark = pytest.mark.slow
 
 HEAVY = ("numpy", "pandas", "sklearn", "shap", "numba", "boto3", "uvicorn", "matplotlib")
+#: Our other distributions' packages (credit_schema comes with the client).
+NOT_OURS = ("credit_model", "scoring_api", "credit_explainer_tools")
 
 
 def _run(cmd: list[str], **kwargs: object) -> subprocess.CompletedProcess[str]:
@@ -37,12 +39,12 @@ def client_venv(tmp_path_factory: pytest.TempPathFactory) -> Path:
     if uv:
         steps = [
             [uv, "venv", "-q", "--python", sys.executable, str(venv)],
-            [uv, "pip", "install", "-q", "--python", str(python), str(ROOT)],
+            [uv, "pip", "install", "-q", "--python", str(python), str(ROOT / "client")],
         ]
     else:
         steps = [
             [sys.executable, "-m", "venv", str(venv)],
-            [str(python), "-m", "pip", "install", "-q", str(ROOT)],
+            [str(python), "-m", "pip", "install", "-q", str(ROOT / "client")],
         ]
     for step in steps:
         done = _run(step)
@@ -52,7 +54,7 @@ def client_venv(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def stack(synthetic_model_dir: Path) -> Iterator[str]:
-    from credit_explainer.local import LocalStack
+    from credit_explainer_tools.local import LocalStack
 
     with LocalStack(synthetic_model_dir, log_level="ERROR") as running:
         yield running.api_url
@@ -63,10 +65,16 @@ def cli(venv: Path, *args: str, cwd: Path | None = None) -> subprocess.Completed
     return _run([str(venv / "bin" / "credit-explainer"), *args], env=env, cwd=cwd)
 
 
-def test_the_base_install_has_none_of_the_heavy_libraries(client_venv: Path) -> None:
+def test_the_client_alone_has_none_of_the_heavy_libraries_nor_our_other_packages(
+    client_venv: Path,
+) -> None:
     probe = "import importlib.util as u, sys; print(' '.join(m for m in sys.argv[1:] if u.find_spec(m)))"
-    found = _run([str(client_venv / "bin" / "python"), "-c", probe, *HEAVY])
+    found = _run([str(client_venv / "bin" / "python"), "-c", probe, *HEAVY, *NOT_OURS])
     assert found.returncode == 0 and found.stdout.strip() == ""
+    ours = _run(
+        [str(client_venv / "bin" / "python"), "-c", probe, "credit_explainer", "credit_schema"]
+    )
+    assert ours.stdout.split() == ["credit_explainer", "credit_schema"]
 
 
 def test_help_lists_every_command_and_score_help_works(client_venv: Path) -> None:
@@ -79,28 +87,24 @@ def test_help_lists_every_command_and_score_help_works(client_venv: Path) -> Non
 
 
 @pytest.mark.parametrize(
-    ("args", "missing", "extra"),
+    ("args", "distribution", "install"),
     [
-        (["train"], "numpy", "model"),
-        (["synth", "--rows", "3"], "numpy", "model"),
-        (["up"], "starlette", "model,api"),  # the model server's, imported first
-        (["deploy", "--dry-run"], "boto3", "deploy"),
+        (["train"], "credit-explainer-model", "./model_src"),
+        (["synth", "--rows", "3"], "credit-explainer-model", "./model_src"),
+        (["up"], "credit-explainer-tools", "./client ./model_src ./lambda_fn ."),
+        (["deploy", "--dry-run"], "credit-explainer-tools", "./client ./model_src ./lambda_fn ."),
     ],
 )
-def test_commands_needing_an_extra_say_which(
-    client_venv: Path, tmp_path: Path, args: list[str], missing: str, extra: str
+def test_a_command_of_another_distribution_says_which_and_how_to_install_it(
+    client_venv: Path, tmp_path: Path, args: list[str], distribution: str, install: str
 ) -> None:
-    # `up` checks for a model first: give it a directory that looks like one.
-    (tmp_path / "models" / "default").mkdir(parents=True)
-    (tmp_path / "models" / "default" / "metadata.json").write_text("{}")
     done = cli(client_venv, *args, cwd=tmp_path)
     assert done.returncode == 2
     assert done.stderr.strip() == (
-        f"error: credit-explainer {args[0]} needs {missing}, which this installation lacks: "
-        f"pip install '.[{extra}]' in the credit-explainer checkout"
+        f"error: credit-explainer {args[0]} is part of {distribution}, which this installation "
+        f"lacks: pip install {install} in the credit-explainer checkout"
     )
-    # The README's own command, with the extra: `pip install .` installs the client alone.
-    assert "`pip install .` installs the client alone" in (ROOT / "README.md").read_text()
+    assert f"pip install {install} " in (ROOT / "README.md").read_text()  # the README's command
 
 
 def _every_command() -> list[list[str]]:
@@ -119,16 +123,36 @@ def _every_command() -> list[list[str]]:
     return walk(build_parser(), [])
 
 
-def test_every_help_works_without_the_extras(client_venv: Path) -> None:
-    for command in _every_command():
+def test_every_help_works_in_the_client_alone(client_venv: Path) -> None:
+    # every command of the full install (this process's), so that a new command is covered
+    commands = _every_command()
+    assert ["decisions", "show"] in commands and ["serve"] in commands
+    for command in commands:
         done = cli(client_venv, *command, "--help")
         assert done.returncode == 0, (command, done.stderr)
-        assert done.stdout.startswith("usage: credit-explainer")
+        assert done.stdout.startswith("usage: credit-explainer"), (command, done.stdout)
     train = cli(client_venv, "train", "--help")
-    assert "--model-dir" in train.stdout and "model extra is installed" in train.stdout
+    assert "credit-explainer train is part of credit-explainer-model" in train.stdout
+    assert "pip install ./model_src in the credit-explainer checkout" in train.stdout
 
 
-def test_score_a_csv_from_the_base_install(client_venv: Path, stack: str, tmp_path: Path) -> None:
+def test_the_sdks_extras_are_named_by_their_install_command(client_venv: Path) -> None:
+    code = (
+        "from credit_explainer import ScoreResults, MissingDependencyError\n"
+        "from credit_explainer._plot import plot_score\n"
+        "for call in (lambda: ScoreResults.to_dataframe(None), lambda: plot_score(None)):\n"
+        "    try:\n        call()\n"
+        "    except MissingDependencyError as exc:\n        print(exc)\n"
+    )
+    done = _run([str(client_venv / "bin" / "python"), "-c", code])
+    assert done.returncode == 0, done.stderr
+    readme = (ROOT / "README.md").read_text()
+    for line, extra in zip(done.stdout.splitlines(), ("pandas", "plot"), strict=True):
+        assert line.endswith(f"pip install './client[{extra}]' in the credit-explainer checkout")
+        assert f"'./client[{extra}]'" in readme
+
+
+def test_score_a_csv_from_the_client_alone(client_venv: Path, stack: str, tmp_path: Path) -> None:
     src = tmp_path / "applicants.csv"
     with src.open("w", newline="") as f:
         w = csv.writer(f)
@@ -142,7 +166,7 @@ def test_score_a_csv_from_the_base_install(client_venv: Path, stack: str, tmp_pa
     assert all(0.0 < float(r["probability"]) < 1.0 for r in rows)
 
 
-def test_score_a_mixed_file_from_the_base_install(
+def test_score_a_mixed_file_from_the_client_alone(
     client_venv: Path, stack: str, tmp_path: Path
 ) -> None:
     src = tmp_path / "mixed.csv"

@@ -28,7 +28,7 @@ from credit_explainer import (
     ValidationError,
 )
 from credit_explainer.cli import main as cli_main
-from credit_explainer.local import LocalStack
+from credit_explainer_tools.local import LocalStack
 from credit_schema import FEATURES, ModelResponse
 
 pd = pytest.importorskip("pandas")

@@ -18,8 +18,8 @@ from typing import Any
 import pytest
 from credit_explainer import CreditExplainerClient
 from credit_explainer.cli import main
-from credit_explainer.decisions import EXIT_SKIPPED
-from credit_explainer.local import LocalStack
+from credit_explainer_tools.decisions import EXIT_SKIPPED
+from credit_explainer_tools.local import LocalStack
 from credit_schema.records import parse_record, record_lines
 from test_capture import applicants
 

@@ -2,8 +2,10 @@
 
 credit_schema at the bottom (pydantic and the standard library); credit_model and scoring_api
 import only it among our packages; the SDK (credit_explainer._*) imports only it; the client's
-command (cli, scoring_cli) only the SDK and it; the tools (local stack, deploy, decisions,
-monitor) sit on top. Every module has a layer. The model image serves without the client.
+command (cli, scoring_cli) only the SDK and it; the tools (credit_explainer_tools: local stack,
+deploy, decisions, monitor) sit on top, and nothing imports them (cli's registry names them, as
+strings, for an install that has them). Every module has a layer. The model image serves without
+the client.
 """
 
 from __future__ import annotations
@@ -17,15 +19,15 @@ from pathlib import Path
 
 import httpx
 import pytest
-from conftest import ROOT, SAMPLE_APPLICANTS, wait_for_ping
+from conftest import PACKAGE_DIRS, ROOT, SAMPLE_APPLICANTS, wait_for_ping
 
-OURS = ("credit_schema", "credit_model", "scoring_api", "credit_explainer")
-PACKAGE_DIRS = {
-    "credit_schema": ROOT / "model_src" / "credit_schema",
-    "credit_model": ROOT / "model_src" / "credit_model",
-    "scoring_api": ROOT / "lambda_fn" / "scoring_api",
-    "credit_explainer": ROOT / "client" / "credit_explainer",
-}
+OURS = (
+    "credit_schema",
+    "credit_model",
+    "scoring_api",
+    "credit_explainer",
+    "credit_explainer_tools",
+)
 #: What each layer may import among our packages.
 ALLOWED = {
     "credit_schema": {"credit_schema"},
@@ -36,18 +38,17 @@ ALLOWED = {
     # the client's command (cli, score): the SDK and the schema; the tools only by name, from
     # cli's registry, which tolerates their absence in a client-only install
     "client": {"credit_explainer", "credit_schema"},
-    # the tools on top (local stack, deploy, decisions, monitor): any of our packages
-    "tools": {"credit_explainer", "credit_schema", "credit_model", "scoring_api"},
+    # the tools on top (credit_explainer_tools): any of our packages
+    "credit_explainer_tools": set(OURS),
 }
-#: The client's command modules; every other module of credit_explainer that is not the SDK is
-#: a tool.
+#: The client's command modules; every other module of credit_explainer is the SDK's, private.
 CLIENT_COMMAND = {"cli", "scoring_cli", "__main__"}
 CLIENT_DIR = PACKAGE_DIRS["credit_explainer"]
 
 
 def _imports(path: Path, package: str | None = None) -> set[str]:
     """What a module imports among our packages: top-level names, and for the client package
-    its module or subpackage (``credit_explainer.local``); relative imports resolved against
+    its module or subpackage (``credit_explainer._client``); relative imports resolved against
     ``package``, the module's own dotted name."""
     found: set[str] = set()
     for node in ast.walk(ast.parse(path.read_text(), str(path))):
@@ -80,10 +81,11 @@ def _imports(path: Path, package: str | None = None) -> set[str]:
 
 
 def _client_layer(name: str) -> str:
-    """The layer of ``credit_explainer.<name>`` (a module or a subpackage)."""
-    if name.startswith("_") and name != "__main__":
-        return "sdk"  # the private modules and __init__
-    return "client" if name in CLIENT_COMMAND else "tools"
+    """The layer of ``credit_explainer.<name>`` (a module or a subpackage); "none" for a module
+    of neither (a tool belongs in credit_explainer_tools)."""
+    if name in CLIENT_COMMAND:
+        return "client"
+    return "sdk" if name.startswith("_") else "none"  # the private modules and __init__
 
 
 def _layer(package: str, path: Path) -> str:
@@ -94,6 +96,7 @@ def _layer(package: str, path: Path) -> str:
 
 def _forbidden(layer: str, seen: set[str]) -> set[str]:
     """What ``seen`` holds that ``layer`` may not import."""
+    assert layer in ALLOWED, f"no layer {layer!r}: a tool belongs in credit_explainer_tools"
     extra = {m for m in seen if "." not in m} - ALLOWED[layer]
     below = {"sdk": {"sdk"}, "client": {"sdk", "client"}}.get(layer)
     if below is not None:  # the SDK and the client's command: nothing of what sits above them
@@ -112,11 +115,15 @@ def test_every_module_has_a_layer_and_imports_only_what_it_may() -> None:
                 broken.append(f"{path.relative_to(ROOT)} ({layer}) imports {sorted(extra)}")
     assert not broken, "\n".join(broken)
     client = {
-        p.relative_to(CLIENT_DIR).as_posix(): v for p, v in layers.items() if "client/" in str(p)
+        p.relative_to(CLIENT_DIR).as_posix(): v
+        for p, v in layers.items()
+        if CLIENT_DIR in p.parents
     }
     assert client["_client.py"] == client["__init__.py"] == "sdk"
     assert client["scoring_cli.py"] == client["cli.py"] == "client"
-    assert client["decisions.py"] == client["monitor.py"] == client["local/stack.py"] == "tools"
+    assert set(client.values()) == {"sdk", "client"}  # no tool left in the client's package
+    tools = PACKAGE_DIRS["credit_explainer_tools"]
+    assert layers[tools / "decisions.py"] == layers[tools / "local" / "stack.py"] == tools.name
 
 
 #: One planted violation per layer that has something forbidden: (layer, module, source).
@@ -134,6 +141,12 @@ PLANTED = [
     ("sdk", "credit_explainer._x", "from . import scoring_cli\n"),
     ("client", "credit_explainer.scoring_cli", "from credit_model import synth\n"),
     ("client", "credit_explainer.cli", "from .local.stack import LocalStack\n"),
+    # the tools' package, imported by anything below it
+    ("sdk", "credit_explainer._x", "from credit_explainer_tools import decisions\n"),
+    ("client", "credit_explainer.cli", "from credit_explainer_tools.local import LocalStack\n"),
+    ("credit_model", "credit_model.x", "from credit_explainer_tools.deploy import config\n"),
+    ("scoring_api", "scoring_api.x", "def f():\n    import credit_explainer_tools.monitor\n"),
+    ("credit_schema", "credit_schema.x", "import credit_explainer_tools\n"),
 ]
 
 
@@ -144,15 +157,16 @@ def test_the_checker_sees_a_planted_violation(
     bad = tmp_path / "bad.py"
     bad.write_text(source)
     assert _forbidden(layer, _imports(bad, module))
-    assert not _forbidden("tools", _imports(bad, module))  # what the tools may all do
+    # what the tools may all do
+    assert not _forbidden("credit_explainer_tools", _imports(bad, module))
 
 
 def test_no_module_of_ours_is_imported_by_name_as_any() -> None:
     # importlib.import_module hides the module from mypy; a plain import inside the function is
     # as lazy. cli's registry (names in a table) is left.
     hidden = []
-    for path in sorted(CLIENT_DIR.rglob("*.py")):
-        if path.name == "cli.py":
+    for path in sorted(p for d in PACKAGE_DIRS.values() for p in d.rglob("*.py")):
+        if path == CLIENT_DIR / "cli.py":
             continue
         for node in ast.walk(ast.parse(path.read_text())):
             if isinstance(node, ast.Call) and getattr(node.func, "attr", "") == "import_module":

@@ -17,9 +17,9 @@ from pathlib import Path
 
 import httpx
 import pytest
-from credit_explainer.deploy import DeployConfig
-from credit_explainer.deploy.config import repo_root
-from credit_explainer.deploy.training import pack_source, script_mode_hyperparameters
+from credit_explainer_tools.deploy import DeployConfig
+from credit_explainer_tools.deploy.config import repo_root
+from credit_explainer_tools.deploy.training import pack_source, script_mode_hyperparameters
 from credit_schema import FEATURES
 
 ROOT = repo_root()

@@ -20,9 +20,9 @@ from typing import Any
 import httpx
 import pytest
 from conftest import runtime_client, wait_for_ping
-from credit_explainer.local import LocalStack, handler_environment
-from credit_explainer.local.gateway import LambdaEnvironment, make_app
-from credit_explainer.local.stack import ModelServer, ServerThread
+from credit_explainer_tools.local import LocalStack, handler_environment
+from credit_explainer_tools.local.gateway import LambdaEnvironment, make_app
+from credit_explainer_tools.local.stack import ModelServer, ServerThread
 from credit_schema import FEATURES
 from fault_server import Fault, FaultServer
 from test_hardening import leave_mid_body

@@ -17,7 +17,7 @@ from typing import Any
 
 import httpx
 import pytest
-from credit_explainer.local import LocalStack
+from credit_explainer_tools.local import LocalStack
 from credit_schema import FEATURES, ErrorBody, ScoreResponse
 from fault_server import FAULTS, MODEL_VERSION, FaultServer
 

@@ -29,7 +29,7 @@ TRAINING_ONLY = ("sklearn", "xgboost", "lightgbm", "shap")
 
 SERVE = """
 import json, sys, urllib.request
-from credit_explainer.local.stack import ModelServer
+from credit_explainer_tools.local.stack import ModelServer
 from credit_model.handlers import model_fn
 bodies = {}
 with ModelServer(model_fn(sys.argv[1])) as server:
@@ -182,7 +182,7 @@ def test_decisions_replay_asks_for_the_space_each_decision_was_explained_in(
 ) -> None:
     import httpx
     from credit_explainer.cli import main
-    from credit_explainer.local.stack import ModelServer
+    from credit_explainer_tools.local.stack import ModelServer
     from credit_model.handlers import model_fn
     from credit_model.synth import generate
 

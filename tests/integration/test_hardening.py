@@ -14,7 +14,7 @@ from typing import Any
 import httpx
 import pytest
 import test_limits_memory
-from credit_explainer.local import LocalStack
+from credit_explainer_tools.local import LocalStack
 from credit_schema import ErrorBody
 from test_faults import APPLICANTS, SECRETS
 from test_limits_memory import MiB, chunks
@@ -307,7 +307,7 @@ def test_a_chunked_body_is_refused_once_its_count_passes_the_functions_limit(
 STACK_WITH_LOGS = """
 import logging, sys
 logging.basicConfig(level="INFO", format="%(levelname)s %(name)s %(message)s")
-from credit_explainer.local import LocalStack
+from credit_explainer_tools.local import LocalStack
 with LocalStack(sys.argv[1], log_level="ERROR") as stack:
     print(stack.api_url, stack.model_url, flush=True)
     sys.stdin.read()
@@ -542,9 +542,9 @@ def test_the_504_comes_within_the_budget_at_every_allowed_read_timeout() -> None
 def test_the_local_gateway_answers_api_gateways_504_when_the_function_overruns() -> None:
     import time
 
-    from credit_explainer.local import handler_environment
-    from credit_explainer.local.gateway import LambdaEnvironment, make_app
-    from credit_explainer.local.stack import ServerThread
+    from credit_explainer_tools.local import handler_environment
+    from credit_explainer_tools.local.gateway import LambdaEnvironment, make_app
+    from credit_explainer_tools.local.stack import ServerThread
     from fault_server import Fault, FaultServer
 
     with FaultServer() as stalled:

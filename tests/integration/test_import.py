@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +14,7 @@ from credit_model import families
 from credit_model.data import split_xy
 from credit_model.handlers import model_fn, transform
 from credit_model.synth import generate
-from credit_model.train import Hyperparameters, train
+from credit_model.train import METRIC_DEFINITIONS, Hyperparameters, train
 
 from tests.conftest import SAMPLE_APPLICANTS
 
@@ -52,7 +53,9 @@ def answers(model_dir: Path, space: str) -> list[dict[str, Any]]:
 
 
 @pytest.mark.parametrize("family", ["hgb", "xgboost", "lightgbm"])
-def test_imported_model_answers_as_its_library(family: str, tmp_path: Path) -> None:
+def test_imported_model_answers_as_its_library(
+    family: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     frame = generate(3_000, seed=4)
     X, y = split_xy(frame)
     estimator = fitted_elsewhere(family, X, y, tmp_path)
@@ -63,6 +66,10 @@ def test_imported_model_answers_as_its_library(family: str, tmp_path: Path) -> N
          "--model-dir", str(tmp_path / "m"), "--points", "600:50:20"]
     )  # fmt: skip
     assert code == 0
+    # One metrics line for people, as train prints; SageMaker's lines are the entry point's.
+    out = capsys.readouterr().out
+    assert f"held-out {len(frame):,} rows: ROC AUC " in out
+    assert not any(re.search(d["Regex"], out) for d in METRIC_DEFINITIONS)
     meta = json.loads((tmp_path / "m" / "metadata.json").read_text())
     assert meta["estimator"]["family"] == family and meta["imported"]["file"] == estimator.name
     from credit_model import artifacts

@@ -28,8 +28,8 @@ MiB = 1024 * 1024
 
 HANDLER_CHILD = """
 import base64, json, sys, tracemalloc
-from credit_explainer.local import handler_environment
-from credit_explainer.local.gateway import LambdaEnvironment
+from credit_explainer_tools.local import handler_environment
+from credit_explainer_tools.local.gateway import LambdaEnvironment
 fn = LambdaEnvironment(handler_environment("http://127.0.0.1:9", log_level="ERROR"))
 event = json.load(open(sys.argv[1]))
 n = int(sys.argv[2])
@@ -75,7 +75,7 @@ def test_the_handler_refuses_a_60_mb_body_before_decoding_it() -> None:
 
 STACK_CHILD = """
 import sys
-from credit_explainer.local import LocalStack
+from credit_explainer_tools.local import LocalStack
 with LocalStack(model_url=sys.argv[1], log_level="ERROR") as stack:
     print(stack.api_url, flush=True)
     sys.stdin.read()
@@ -136,8 +136,8 @@ def test_the_local_stack_refuses_a_60_mb_upload_with_flat_memory(
 
 
 def test_body_size_is_exact_for_bodies_within_the_limit() -> None:
-    from credit_explainer.local import handler_environment
-    from credit_explainer.local.gateway import LambdaEnvironment
+    from credit_explainer_tools.local import handler_environment
+    from credit_explainer_tools.local.gateway import LambdaEnvironment
 
     module = LambdaEnvironment(handler_environment("http://127.0.0.1:9")).module
     for text in ["", "é" * 10, "x" * 100, "\U0001f600" * 7, "a", "ab", "abc"]:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from credit_explainer.local import LocalStack
+from credit_explainer_tools.local import LocalStack
 
 EVENTS = Path(__file__).resolve().parents[2] / "events"
 INVALID = json.loads(json.loads((EVENTS / "score-invalid.json").read_text())["body"])

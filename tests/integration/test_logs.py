@@ -24,8 +24,8 @@ EVENTS = Path(__file__).resolve().parents[2] / "events"
 
 CHILD = """
 import json, sys
-from credit_explainer.local import handler_environment
-from credit_explainer.local.gateway import LambdaEnvironment
+from credit_explainer_tools.local import handler_environment
+from credit_explainer_tools.local.gateway import LambdaEnvironment
 url, level, events = sys.argv[1], sys.argv[2], json.loads(sys.stdin.read())
 fn = LambdaEnvironment(handler_environment(url, log_level=level))
 statuses = [fn.invoke(event)["statusCode"] for event in events]

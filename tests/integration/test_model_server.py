@@ -60,7 +60,7 @@ def test_http_errors_are_json_without_stack_traces(
 
 
 def test_body_limit_is_413(synthetic_model: Any) -> None:
-    from credit_explainer.local.stack import ModelServer
+    from credit_explainer_tools.local.stack import ModelServer
 
     with ModelServer(synthetic_model, max_body_bytes=1_000) as server:
         response = httpx.post(

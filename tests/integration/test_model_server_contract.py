@@ -11,7 +11,7 @@ import httpx
 import numpy as np
 import pytest
 from conftest import runtime_client
-from credit_explainer.local.stack import ModelServer
+from credit_explainer_tools.local.stack import ModelServer
 
 
 class SlowExplainer:

@@ -12,7 +12,7 @@ import pytest
 from conftest import MOTO_REGION
 from credit_explainer import CreditExplainerClient
 from credit_explainer.cli import main
-from credit_explainer.local import LocalStack
+from credit_explainer_tools.local import LocalStack
 from credit_model.synth import generate
 from credit_schema import FEATURES
 
@@ -162,7 +162,7 @@ def test_monitor_publishes_its_figures_to_cloudwatch(
     capsys: pytest.CaptureFixture[str],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from credit_explainer.monitor import NAMESPACE
+    from credit_explainer_tools.monitor import NAMESPACE
 
     capture = tmp_path / "capture"
     score_into(synthetic_model_dir, capture, drawn(200, seed=96, scale=SHIFTED))

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import pytest
 from credit_explainer.cli import main
-from credit_explainer.monitor import metric_data
+from credit_explainer_tools.monitor import metric_data
 from credit_model import monitor
 from credit_model.synth import generate
 from credit_schema import FEATURES, TARGET
@@ -178,7 +178,7 @@ def test_estimated_performance_on_unshifted_data_covers_the_realised(
 def test_the_iso_week_and_day_and_month_of_a_decision() -> None:
     from datetime import UTC, datetime
 
-    from credit_explainer.monitor import period_of
+    from credit_explainer_tools.monitor import period_of
 
     new_year = datetime(2027, 1, 1, tzinfo=UTC)
     assert [period_of(new_year, w) for w in ("day", "week", "month")] == [

@@ -26,7 +26,7 @@ from credit_explainer import (
     ValidationError,
 )
 from credit_explainer.cli import main as cli_main
-from credit_explainer.local import LocalStack
+from credit_explainer_tools.local import LocalStack
 from credit_schema import SCHEMA_FILE, ApplicantSchema, compile_schema, read_schema
 
 pd = pytest.importorskip("pandas")

@@ -89,7 +89,7 @@ def test_the_model_directory_carries_its_schema_under_the_manifest(lender: Any, 
 
 def test_scored_over_http_with_ids_categories_and_exact_explanations(lender: Any) -> None:
     import shap
-    from credit_explainer.local.stack import ModelServer
+    from credit_explainer_tools.local.stack import ModelServer
 
     model_dir, frame = lender
     schema = read_schema(model_dir / SCHEMA_FILE)
@@ -152,7 +152,7 @@ def test_through_the_local_stack_ids_come_back_in_every_output(lender: Any, tmp_
     decisions show and export: the lender's names, its ids, no prohibited basis anywhere."""
     from credit_explainer import CreditExplainerClient
     from credit_explainer.cli import main as cli_main
-    from credit_explainer.local import LocalStack
+    from credit_explainer_tools.local import LocalStack
 
     model_dir, frame = lender
     schema = read_schema(model_dir / SCHEMA_FILE)

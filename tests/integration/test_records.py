@@ -18,7 +18,7 @@ from typing import Any
 
 import httpx
 import pytest
-from credit_explainer.local import LocalStack
+from credit_explainer_tools.local import LocalStack
 from credit_schema.records import hour_prefix, parse_record
 
 KEY = "records-test-key"

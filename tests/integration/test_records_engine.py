@@ -1,4 +1,4 @@
-"""The query engine (``credit_explainer.engine``) on real records: the SQL run by DuckDB over
+"""The query engine (``credit_explainer_tools.engine``) on real records: the SQL run by DuckDB over
 files the real stack and the records writer made, JSON lines and compacted Parquet alike;
 damaged lines named, never dropped; ``--since`` reading only the hours it needs; and the same
 SQL sent to Athena (botocore's Stubber: the workgroup, the polling, the paging)."""
@@ -18,8 +18,8 @@ import pytest
 from botocore.stub import Stubber
 from credit_explainer import CreditExplainerClient
 from credit_explainer.cli import main
-from credit_explainer.decisions import EXIT_SKIPPED
-from credit_explainer.engine import (
+from credit_explainer_tools.decisions import EXIT_SKIPPED
+from credit_explainer_tools.engine import (
     ATHENA_RELATION,
     LINES_TABLE,
     MACROS,
@@ -28,7 +28,7 @@ from credit_explainer.engine import (
     lookup_sql,
     window_sql,
 )
-from credit_explainer.local import LocalStack
+from credit_explainer_tools.local import LocalStack
 from credit_schema.edge import new_id
 from credit_schema.records import Skipped, hour_prefix, parse_record, record_lines
 from scoring_api.records import FileSink
@@ -392,4 +392,4 @@ def test_without_duckdb_the_json_lines_are_read_file_by_file_and_compact_says_wh
     code, out, err = run(capsys, "decisions", "show", wanted, "--records", str(root))
     assert code == 0 and f"decision {wanted}" in out, err
     code, _, err = run(capsys, "decisions", "compact", "--records", str(root))
-    assert code == 2 and "pip install 'credit-explainer[records]'" in err
+    assert code == 2 and "pip install duckdb" in err

@@ -13,7 +13,7 @@ import boto3
 import httpx
 import pytest
 from botocore.stub import Stubber
-from credit_explainer.local import LocalStack
+from credit_explainer_tools.local import LocalStack
 from credit_schema.records import FIREHOSE_MAX_RECORD_BYTES, hour_prefix, parse_record
 from scoring_api.records import FirehoseSink, RecordUnavailableError
 

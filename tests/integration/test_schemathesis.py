@@ -18,7 +18,7 @@ from collections.abc import Iterator
 import pytest
 import requests
 import schemathesis
-from credit_explainer.local import LocalStack
+from credit_explainer_tools.local import LocalStack
 from hypothesis import HealthCheck, given, settings
 from hypothesis.errors import Unsatisfiable
 from schemathesis import GenerationMode, checks

@@ -241,7 +241,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", type=Path, help="write the figures here as JSON")
     args = parser.parse_args(argv)
 
-    from credit_explainer.local.demo import ensure_model
+    from credit_explainer_tools.local.demo import ensure_model
 
     ensure_model(args.model_dir)
     report: dict[str, Any] = {"scenarios": []}

@@ -10,7 +10,7 @@ from typing import Any
 import boto3
 import pytest
 from botocore.stub import ANY, Stubber
-from credit_explainer.deploy.aws import Aws
+from credit_explainer_tools.deploy.aws import Aws
 
 NOW = dt.datetime(2026, 11, 25, 8, 0, tzinfo=dt.UTC)
 ACCOUNT = "111122223333"

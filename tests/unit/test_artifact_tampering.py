@@ -94,9 +94,8 @@ def test_a_model_swapped_in_from_another_directory_is_refused(
     with pytest.raises(ModelArtifactError, match=r"SHA-256|disagree"):
         artifacts.load(d)
     # A fully consistent foreign directory loads, unless the deployment pins its version.
-    shutil.copy(other / METADATA_FILE, d / METADATA_FILE)
-    shutil.copy(other / "metrics.json", d / "metrics.json")
-    shutil.copy(other / TABLES_FILE, d / TABLES_FILE)
+    for name in json.loads((other / MANIFEST_FILE).read_text())["files"]:
+        shutil.copy(other / name, d / name)
     assert (
         artifacts.load(d).version
         == json.loads((other / MANIFEST_FILE).read_text())["model_version"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 import pytest
 from credit_explainer import cli
@@ -64,7 +65,7 @@ def test_every_command_has_a_description(name: str) -> None:
 
 @pytest.mark.parametrize("name", [n for n in OURS if not n.startswith(_ELSEWHERE)])
 def test_a_required_option_claims_no_default(name: str) -> None:
-    from credit_explainer.decisions import CAPTURE_HELP  # issue 29's to reword
+    from credit_explainer_tools.decisions import CAPTURE_HELP  # issue 29's to reword
 
     for action in _parsers()[name]._actions:
         if action.required and action.option_strings and action.help is not CAPTURE_HELP:
@@ -94,3 +95,85 @@ def test_decision_bands_have_one_name_wherever_they_are_taken() -> None:
     report = choices["report"]
     assert report.parse_args(["--thresholds", "a:0.1,b"]).thresholds == "a:0.1,b"  # the old name
     assert "--thresholds" not in report.format_help().replace("--decision-thresholds", "")
+
+
+def test_the_registry_names_the_commands_each_module_really_adds() -> None:
+    # cli's table of commands is used only when a module is absent: it must not drift from
+    # what the module registers in the full install (names and aliases, in --help order).
+    import importlib
+
+    for module, _, listed in cli._COMMAND_MODULES:
+        sub = argparse.ArgumentParser().add_subparsers()
+        importlib.import_module(module).register(sub)
+        names = [(e,) if isinstance(e, str) else e for e in listed]
+        assert [a.dest for a in sub._choices_actions] == [n[0] for n in names], module
+        assert list(sub.choices) == [alias for n in names for alias in n], module
+
+
+def test_the_registry_names_each_modules_distribution() -> None:
+    from importlib.metadata import packages_distributions
+
+    providers = packages_distributions()
+    for module, distribution, _ in cli._COMMAND_MODULES:
+        assert distribution in providers[module.partition(".")[0]], module
+
+
+@pytest.mark.parametrize(
+    ("absent", "command", "distribution", "install"),
+    [
+        ("credit_model.commands", "train", "credit-explainer-model", "./model_src"),
+        ("credit_model.commands", "serve", "credit-explainer-model", "./model_src"),
+        (
+            "credit_explainer_tools.decisions",
+            "decisions",
+            "credit-explainer-tools",
+            "./client ./model_src ./lambda_fn .",
+        ),
+    ],
+)
+def test_an_absent_command_is_listed_and_says_which_distribution_provides_it(
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    absent: str,
+    command: str,
+    distribution: str,
+    install: str,
+) -> None:
+    import sys
+
+    monkeypatch.setitem(sys.modules, absent, None)  # import raises ModuleNotFoundError
+    line = (
+        f"credit-explainer {command if command != 'serve' else 'serve-model'} is part of "
+        f"{distribution}, which this installation lacks: "
+        f"pip install {install} in the credit-explainer checkout"
+    )
+    assert f"(not installed: {distribution})" in cli.build_parser().format_help()
+    for args in ([command, "--help"], [command, "show", "--rows", "3", "-h"]):
+        assert cli.main(args) == 0
+        out, err = capsys.readouterr()
+        assert out.startswith(f"usage: credit-explainer {command}") and line in out and not err
+    assert cli.main([command, "--rows", "3", "x.csv"]) == 2
+    out, err = capsys.readouterr()
+    assert err == f"error: {line}\n" and not out
+    # the install command is the README's
+    assert f"pip install {install}" in (Path(__file__).parents[2] / "README.md").read_text()
+
+
+@pytest.mark.parametrize(
+    ("library", "argv", "install"),
+    [
+        ("numpy", ["synth"], "./model_src"),
+        ("xgboost", ["train", "--model", "xgboost"], "'./model_src[gbm]'"),  # the model's extra
+        ("matplotlib", ["report"], "'./model_src[plot]'"),
+        ("docker", ["deploy", "build-image"], "./client ./model_src ./lambda_fn ."),
+    ],
+)
+def test_a_missing_library_names_the_install_that_brings_it(
+    library: str, argv: list[str], install: str
+) -> None:
+    cli.build_parser()
+    assert cli._missing_library(ModuleNotFoundError(name=library), argv) == (
+        f"error: credit-explainer {argv[0]} needs {library}, which this installation lacks: "
+        f"pip install {install} in the credit-explainer checkout"
+    )
+    assert cli._missing_library(ModuleNotFoundError(name="credit_model.x"), argv) is None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -66,7 +67,7 @@ def test_parse_names_and_errors() -> None:
 
 def test_sagemaker_hyperparameter_and_metadata(constrained: artifacts.Artifacts) -> None:
     args = _sagemaker_parser().parse_args(["--constraints", "elderly_age,past_due"])
-    assert hyperparameters_from(args).constraints == "risk,elderly_age"
+    assert constraints.parse(hyperparameters_from(args).constraints) == "risk,elderly_age"
     meta = constrained.metadata
     assert meta["hyperparameters"]["constraints"] == "risk,elderly_age"
     assert meta["constraints"]["age_cap"] == ELDERLY_AGE
@@ -132,3 +133,30 @@ def test_real_data_constrained_model_has_no_elderly_violation(tmp_path: Path) ->
     X, _ = split_xy(data)
     above, elderly = elderly_age_shap_above_zero(model, X)
     assert elderly > 1000 and above == 0
+
+
+def test_a_named_constraint_the_schema_cannot_apply_is_an_error_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``elderly_age`` named on a schema without an age feature would train without it:
+    an error line naming the schema instead; ``all`` (the default) applies what it can."""
+    from credit_explainer.cli import main
+    from credit_model.synth import OTHER_ID, OTHER_PROHIBITED, OTHER_TARGET, generate_other
+
+    generate_other(600, seed=3).to_csv(tmp_path / "loans.csv", index=False)
+    assert main(["schema", "infer", "--data", str(tmp_path / "loans.csv"), "--target",
+                 OTHER_TARGET, "--positive", "default", "--id-column", OTHER_ID,
+                 "--prohibited", OTHER_PROHIBITED, "-o", str(tmp_path / "s.json")]) == 0  # fmt: skip
+    document = json.loads((tmp_path / "s.json").read_text())
+    for feature in document["features"]:
+        feature.pop("age", None)  # a lender's file without the applicant's age
+    (tmp_path / "s.json").write_text(json.dumps(document))
+    capsys.readouterr()
+    args = ["train", "--data", str(tmp_path / "loans.csv"), "--schema", str(tmp_path / "s.json"),
+            "--n-estimators", "3", "--n-jobs", "1"]  # fmt: skip
+    code = main([*args, "--constraints", "elderly_age", "--model-dir", str(tmp_path / "a")])
+    err = capsys.readouterr().err
+    assert code != 0 and not (tmp_path / "a" / "manifest.json").exists()
+    error = f"error: constraint elderly_age: schema {document['name']} has no age feature"
+    assert error in err.splitlines()[-1]
+    assert main([*args, "--model-dir", str(tmp_path / "b")]) == 0  # --constraints all

@@ -12,15 +12,15 @@ import pytest
 from aws_plan import NOW, Plan
 from botocore.response import StreamingBody
 from conftest import LENDER_SCHEMA
-from credit_explainer.deploy import DeployConfig
-from credit_explainer.deploy.api import (
+from credit_explainer_tools.deploy import DeployConfig
+from credit_explainer_tools.deploy.api import (
     ApiInfo,
     client_snippet,
     sam_commands,
     served_schema,
     stack_outputs,
 )
-from credit_explainer.deploy.errors import DeployError
+from credit_explainer_tools.deploy.errors import DeployError
 from credit_schema import BUILTIN
 
 URL = "https://abc123.execute-api.eu-west-1.amazonaws.com/v1"
@@ -77,8 +77,8 @@ def test_stack_outputs_and_a_snippet_that_is_valid_python_and_shell():
 
 
 def test_the_dry_run_plan_lists_the_template_s_decision_record_resources():
-    from credit_explainer.deploy.api import run_sam
-    from credit_explainer.deploy.aws import Aws
+    from credit_explainer_tools.deploy.api import run_sam
+    from credit_explainer_tools.deploy.aws import Aws
 
     aws = Aws(region="eu-west-1", profile=None, dry_run=True, verbose=False, poll_seconds=0)
     run_sam(aws, DeployConfig(), "credit-explainer")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import tomllib
 
-from credit_explainer.deploy.config import repo_root
+from credit_explainer_tools.deploy.config import repo_root
 from packaging.requirements import Requirement
 
 ROOT = repo_root()
@@ -20,11 +20,9 @@ def _pins(lines: list[str]) -> dict[str, str]:
     return out
 
 
-def test_requirements_txt_pins_exactly_what_pyproject_pins():
-    model_extra = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"][
-        "optional-dependencies"
-    ]["model"]
-    pyproject = _pins(model_extra)
+def test_requirements_txt_pins_exactly_what_the_model_distribution_pins():
+    model = tomllib.loads((ROOT / "model_src" / "pyproject.toml").read_text())["project"]
+    pyproject = _pins(model["dependencies"])
     requirements = _pins((ROOT / "model_src" / "requirements.txt").read_text().splitlines())
     exact = {name: spec for name, spec in pyproject.items() if spec.startswith("==")}
     assert {"numpy", "scikit-learn", "shap", "skops"} <= exact.keys()

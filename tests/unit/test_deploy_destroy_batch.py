@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import pytest
 from aws_plan import ACCOUNT, ANY, NOW, REGION, Plan
-from credit_explainer.deploy import DeployConfig, TransformJobFailedError
-from credit_explainer.deploy.batch import run_batch
-from credit_explainer.deploy.destroy import destroy
+from credit_explainer_tools.deploy import DeployConfig, TransformJobFailedError
+from credit_explainer_tools.deploy.batch import run_batch
+from credit_explainer_tools.deploy.destroy import destroy
 
 OURS = [{"Key": "credit-explainer:deployment", "Value": "credit-explainer"}]
 OTHER = [{"Key": "credit-explainer:deployment", "Value": "credit-explainer-prod"}]

@@ -7,13 +7,13 @@ from __future__ import annotations
 
 import pytest
 from aws_plan import ACCOUNT, ANY, NOW, REGION, Plan
-from credit_explainer.deploy import (
+from credit_explainer_tools.deploy import (
     DeployConfig,
     EndpointFailedError,
     EndpointRolledBackError,
     ThrottledError,
 )
-from credit_explainer.deploy.hosting import deploy_endpoint
+from credit_explainer_tools.deploy.hosting import deploy_endpoint
 
 IMAGE = f"{ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com/credit-explainer:src-abc"
 ROLE = f"arn:aws:iam::{ACCOUNT}:role/credit-explainer-sagemaker"

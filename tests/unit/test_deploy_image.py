@@ -11,9 +11,9 @@ import tarfile
 import docker
 import pytest
 from aws_plan import ACCOUNT, NOW, REGION, Plan
-from credit_explainer.deploy import DeployConfig, DockerError
-from credit_explainer.deploy.config import repo_root
-from credit_explainer.deploy.image import (
+from credit_explainer_tools.deploy import DeployConfig, DockerError
+from credit_explainer_tools.deploy.config import repo_root
+from credit_explainer_tools.deploy.image import (
     DOCKERFILE,
     build_and_push,
     check_chunk,
@@ -194,12 +194,15 @@ def test_build_context_holds_the_sources_and_nothing_else():
     context = docker.utils.build.tar(str(root), exclude=patterns, dockerfile=(DOCKERFILE, None))
     names = set(tarfile.open(fileobj=context).getnames())
     for wanted in (
-        "pyproject.toml",
         DOCKERFILE,
         "container/serve",
+        "container/requirements.lock",  # the Dockerfile's COPY
+        "model_src/pyproject.toml",
         "model_src/credit_schema/applicant.py",
-        "client/credit_explainer/cli.py",
+        "model_src/credit_model/server.py",
     ):
         assert wanted in names
-    assert not [n for n in names if n.startswith((".venv", ".git/", "tests/", ".aws-sam"))]
+    # the model's sources and container/ only: nothing of the client, the Lambda or the tests
+    assert {n.split("/")[0] for n in names} == {"container", "model_src", ".dockerignore"}
+    assert not [n for n in names if ".egg-info" in n or "__pycache__" in n]
     assert not [n for n in names if n.endswith((".csv", ".pyc"))]

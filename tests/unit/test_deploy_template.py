@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 from cfnlint.api import ManualArgs, lint
 from cfnlint.decode.cfn_yaml import loads
-from credit_explainer.deploy import DeployConfig
-from credit_explainer.deploy.hosting import data_capture_config
-from credit_explainer.deploy.training import execution_role_policy
+from credit_explainer_tools.deploy import DeployConfig
+from credit_explainer_tools.deploy.hosting import data_capture_config
+from credit_explainer_tools.deploy.training import execution_role_policy
 from credit_schema.content_types import CAPTURE_JSON_CONTENT_TYPES
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -215,7 +215,7 @@ def test_cli_execution_role_may_write_its_capture_prefix_only():
 
 
 def test_monitoring_alarms_read_what_monitor_publishes_with_its_thresholds() -> None:
-    from credit_explainer.monitor import NAMESPACE, metric_data
+    from credit_explainer_tools.monitor import NAMESPACE, metric_data
     from credit_model.drift import Thresholds
 
     template = loads(TEMPLATE)

@@ -11,8 +11,8 @@ import tarfile
 import pytest
 from aws_plan import ACCOUNT, ANY, NOW, REGION, Plan, no_aws_credentials
 from credit_explainer.cli import main
-from credit_explainer.deploy import AwsCallError, DeployConfig, TrainingJobFailedError
-from credit_explainer.deploy.training import latest_model_data, pack_source, train
+from credit_explainer_tools.deploy import AwsCallError, DeployConfig, TrainingJobFailedError
+from credit_explainer_tools.deploy.training import latest_model_data, pack_source, train
 from credit_model.train import METRIC_DEFINITIONS
 
 __all__ = ["no_aws_credentials"]
@@ -225,6 +225,9 @@ def test_source_tarball_has_the_entry_point_at_the_top_and_no_caches():
     assert "entry_point.py" in names and "requirements.txt" in names
     assert "credit_model/train.py" in names and "credit_schema/applicant.py" in names
     assert not [n for n in names if "__pycache__" in n or n.endswith(".pyc")]
+    # the egg-info an editable install writes into model_src/ is not source
+    assert (DeployConfig().root / "model_src" / "credit_explainer_model.egg-info").is_dir()
+    assert not [n for n in names if ".egg-info" in n]
     packed = pack_source(DeployConfig().root)
     assert packed == pack_source(DeployConfig().root)  # reproducible
     assert packed[:2] == b"\x1f\x8b" and packed[4:8] == bytes(4)  # gzip mtime 0: not the clock's

@@ -1,12 +1,22 @@
 """Exact interventional TreeSHAP in probability space, against its definition and shap.
 
-The reference is the definition itself: Shapley values of the margin game
-``v(S) = f(x_S, r_rest)`` enumerated over every coalition with the library's own
-predictions, each background row's values rescaled to the difference of probabilities
-and averaged (what shap's ``model_output="probability"`` computes). shap agrees to its
-own arithmetic: its C++ keeps each leaf's share in float32, so to 1e-7; its
-interventional path for HistGradientBoosting fails shap's own additivity check, so only
-the definition is the reference there.
+Three references, none built from our compiled tables:
+
+* the definition itself: Shapley values of the margin game ``v(S) = f(x_S, r_rest)``
+  enumerated over every coalition with the library's own predictions, each background
+  row's values rescaled to the difference of probabilities and averaged (what shap's
+  ``model_output="probability"`` computes);
+* shap's exact Shapley values (``ExactExplainer``, float64) of the same game, one background
+  row at a time over the library's own margin, rescaled the same way: equal to 1e-9;
+* shap's interventional ``TreeExplainer`` itself, which cannot be equal to 1e-9: its C++
+  kernel (``tree_shap_indep`` in shap 0.51's ``cext/tree_shap.h``) copies every node into
+  ``struct Node {... float thres, value;}`` and keeps the leaf shares and Shapley weights
+  in ``float``, so it agrees to 1e-7 whatever dtype the model is given in (a float64 dict
+  of trees included). Its margins (``tree_predict``) compare against the float64
+  thresholds, so where an applicant's or background value lies between a threshold and
+  its float32 rounding the two disagree and shap fails its own additivity check: scikit-
+  learn's HistGradientBoosting puts thresholds on training values (percentile midpoints
+  that fall on a value), so only the first two references apply to that family.
 """
 
 from __future__ import annotations
@@ -21,6 +31,8 @@ import pytest
 import shap
 from credit_model.families import BOOSTED, module
 from credit_model.interventional import InterventionalExplainer, leaf_paths
+
+from tests.references import by_shap_exact, library_margin
 
 HP = SimpleNamespace(
     n_estimators=12, learning_rate=0.3, max_depth=3, max_leaf_nodes=8, random_state=0, n_jobs=1
@@ -86,10 +98,21 @@ def test_equals_the_definition_and_adds_up(fitted: tuple[str, Any, Any, Any]) ->
         np.testing.assert_allclose(values, expected, rtol=0, atol=tol)
 
 
+def test_equals_shap_exact_shapley_values_to_1e_9(fitted: tuple[str, Any, Any, Any]) -> None:
+    name, estimator, explainer, X = fitted
+    rows = X[200:240]
+    _, phi = explainer.explain(rows)
+    margin = library_margin(name, estimator)
+    expected = by_shap_exact(margin, rows, explainer.paths.background)
+    np.testing.assert_allclose(phi, expected, rtol=0, atol=1e-9)
+    base = np.mean(1.0 / (1.0 + np.exp(-margin(explainer.paths.background))))
+    assert abs(explainer.base_value - base) <= 1e-12
+
+
 def test_equals_shap_interventional_probability(fitted: tuple[str, Any, Any, Any]) -> None:
     name, estimator, explainer, X = fitted
     if name == "hgb":
-        pytest.skip("shap's interventional HistGradientBoosting fails its own additivity check")
+        pytest.skip("shap's float32 thresholds route values on a HistGradientBoosting threshold")
     rows = X[200:400]
     reference = shap.TreeExplainer(
         estimator,
@@ -99,5 +122,54 @@ def test_equals_shap_interventional_probability(fitted: tuple[str, Any, Any, Any
     )
     expected = np.asarray(reference.shap_values(rows), np.float64)
     _, phi = explainer.explain(rows)
-    np.testing.assert_allclose(phi, expected, rtol=0, atol=1e-7)  # shap's float32 leaf shares
+    np.testing.assert_allclose(phi, expected, rtol=0, atol=1e-7)  # shap's float32 Node
     assert abs(explainer.base_value - float(np.ravel(reference.expected_value)[0])) <= 1e-7
+
+
+def test_shap_interventional_rounds_hgb_thresholds_to_float32(
+    fitted: tuple[str, Any, Any, Any],
+) -> None:
+    """Why the skip above: a value on a threshold goes left in prediction and right in shap's
+    interventional kernel, which breaks its additivity; a copy of the trees with thresholds
+    rounded to float32 routes both ways alike, and shap adds up to that copy's margins."""
+    name, estimator, explainer, X = fitted
+    if name != "hgb":
+        pytest.skip("HistGradientBoosting only")
+    background, rows = explainer.paths.background, X[200:400]
+    trees = [shap_tree(predictor.nodes) for (predictor,) in estimator._predictors]
+    offset = float(np.ravel(estimator._baseline_prediction)[0])
+
+    def additivity_gap(model_trees: list[dict[str, Any]]) -> float:
+        model = {"trees": model_trees, "base_offset": offset, "tree_output": "raw_value"}
+        reference = shap.TreeExplainer(
+            model, background, model_output="raw", feature_perturbation="interventional"
+        )
+        phi = np.asarray(reference.shap_values(rows, check_additivity=False))
+        total = phi.sum(axis=1) + float(np.ravel(reference.expected_value)[0])
+        return float(np.max(np.abs(total - reference.model.predict(rows))))
+
+    assert additivity_gap(trees) > 1e-3
+    rounded = [{**t, "thresholds": t["thresholds"].astype(np.float32).astype(float)} for t in trees]
+    on_a_threshold = any(
+        np.any((background[:, f] <= t) != (background[:, f] <= np.float32(t)))
+        for tree in trees
+        for f, t in zip(tree["features"], tree["thresholds"], strict=True)
+        if f >= 0
+    )
+    assert on_a_threshold
+    assert additivity_gap(rounded) <= 1e-6
+
+
+def shap_tree(nodes: Any) -> dict[str, Any]:
+    """One HistGradientBoosting predictor as shap's dict of float64 node arrays."""
+    leaf = nodes["is_leaf"].astype(bool)
+    left, right = nodes["left"].astype(int), nodes["right"].astype(int)
+    return {
+        "children_left": np.where(leaf, -1, left),
+        "children_right": np.where(leaf, -1, right),
+        "children_default": np.where(leaf, -1, np.where(nodes["missing_go_to_left"], left, right)),
+        "features": np.where(leaf, -2, nodes["feature_idx"].astype(int)),
+        "thresholds": nodes["num_threshold"].astype(np.float64),
+        "values": nodes["value"].astype(np.float64)[:, None],
+        "node_sample_weight": nodes["count"].astype(np.float64),
+    }

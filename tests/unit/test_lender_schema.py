@@ -224,7 +224,7 @@ def test_a_training_job_reads_the_schema_its_train_channel_carries(tmp_path: Pat
 
 
 def test_outcomes_are_read_by_the_schemas_target_rule(tmp_path: Path) -> None:
-    from credit_explainer.outcomes import read_outcomes
+    from credit_explainer_tools.outcomes import read_outcomes
 
     target = _other_schema().target  # loan_status, risk label "default"
     path = tmp_path / "outcomes.csv"

@@ -186,3 +186,23 @@ def test_the_explained_class_is_serious_delinquency(synthetic_model: Any) -> Non
     proba, _ = ShapTreeExplainer(pipeline_of(synthetic_model)).explain(X)
     np.testing.assert_allclose(proba, pipeline_of(synthetic_model).predict_proba(X)[:, 1])
     assert proba.mean() < 0.5  # class 1 is the rare one; class 0 would be ~0.93
+
+
+def test_a_forest_too_large_for_the_tables_trains_and_is_served_by_shap(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Its baseline's explanations came from the tables, so training stopped with a stack
+    trace (``--max-depth 8 --max-leaf-nodes 100`` on Give Me Some Credit)."""
+    from credit_model import forest
+    from credit_model.handlers import model_fn
+
+    monkeypatch.setattr(forest, "MAX_TABLE_ENTRIES", 1_000)
+    hp = Hyperparameters(n_estimators=5, n_jobs=1)
+    train(generate(1_000, seed=8), tmp_path / "m", hyperparameters=hp, log=lambda *_: None)
+    files = json.loads((tmp_path / "m" / artifacts.MANIFEST_FILE).read_text())["files"]
+    assert forest.TABLES_FILE not in files
+    model = model_fn(tmp_path / "m")
+    assert isinstance(model.explainer, ShapTreeExplainer)
+    X, _ = split_xy(generate(50, seed=9))
+    p, phi = model.explainer.explain(X)
+    np.testing.assert_allclose(model.explainer.base_value + phi.sum(axis=1), p, atol=1e-9)

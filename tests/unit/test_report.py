@@ -277,7 +277,7 @@ def test_cli_errors_are_one_line_and_exit_2(
 
 
 def test_make_demo_writes_the_report_beside_the_model_it_trained(tmp_path: Path) -> None:
-    from credit_explainer.local.demo import build_report, report_path
+    from credit_explainer_tools.local.demo import build_report, report_path
 
     train(
         generate(3_000, seed=5),
@@ -375,7 +375,7 @@ def test_without_matplotlib_the_cli_says_what_to_install(
     monkeypatch.setitem(sys.modules, "matplotlib.figure", None)  # import fails as if absent
     args = ["report", "--model-dir", str(synthetic_model_dir), "--data", str(data_file)]
     assert main([*args, "-o", str(tmp_path / "r.html"), "--json", str(tmp_path / "r.json")]) == 2
-    assert "pip install '.[plot]' in the credit-explainer checkout" in capsys.readouterr().err
+    assert "pip install './model_src[plot]' in the credit-explainer checkout" in capsys.readouterr().err
     assert json.loads((tmp_path / "r.json").read_text())["discrimination"]["auc"] > 0.5
 
 

@@ -15,6 +15,7 @@ import base64
 import copy
 import io
 import json
+import logging
 import math
 import socket
 import threading
@@ -28,8 +29,8 @@ import pytest
 from botocore.response import StreamingBody
 from botocore.stub import ANY, Stubber
 from conftest import LENDER_SCHEMA as LENDER
-from credit_explainer.local.gateway import LambdaEnvironment
-from credit_explainer.local.stack import handler_environment
+from credit_explainer_tools.local.gateway import LambdaEnvironment
+from credit_explainer_tools.local.stack import handler_environment
 from credit_schema import FEATURES, ErrorBody, explanation_dict
 from credit_schema.edge import new_id
 from scoring_api.config import ConfigurationError, DecisionBands, Settings
@@ -550,6 +551,14 @@ def test_logs_carry_no_applicant_values(fn: LambdaEnvironment, runtime: Stubber)
     assert '"message":"scored"' in logs
     for value in ("98765", "0.123456789", "117.5"):
         assert value not in logs
+
+
+def test_each_environment_logs_at_its_own_level(closed_port: int) -> None:
+    # Powertools keeps one logger per process: a quiet stack made first must not silence the next.
+    quiet = make_env(closed_port, POWERTOOLS_LOG_LEVEL="ERROR")
+    assert not quiet.module.logger.isEnabledFor(logging.WARNING)
+    loud = make_env(closed_port, POWERTOOLS_LOG_LEVEL="INFO")
+    assert loud.module.logger.isEnabledFor(logging.INFO)
 
 
 # -- configuration ---------------------------------------------------------------------------------

@@ -40,7 +40,7 @@ def test_the_templates_defaults_are_the_schemas() -> None:
 
 def test_every_service_defaults_to_the_same_endpoint_name() -> None:
     from credit_explainer.cli import build_parser
-    from credit_explainer.deploy.config import DeployConfig
+    from credit_explainer_tools.deploy.config import DeployConfig
     from scoring_api.config import Settings
 
     assert Settings().endpoint_name == DEFAULT_ENDPOINT_NAME

@@ -15,7 +15,7 @@ import numpy as np
 from ..ensemble import LEAF, Ensemble, Tree, UnsupportedModelError
 
 NAME: Final = "hgb"
-#: How far the library's own predict_proba may be from ours beyond 1e-9 (float64 throughout: the tolerance of additivity).
+#: How far the library's own outputs (predict_proba, its SHAP values) may be from ours beyond 1e-9 (float64 throughout: the tolerance of additivity).
 AGREEMENT: Final = 0.0
 LIBRARY: Final = "scikit-learn"
 MODEL_FILE: Final = "model.skops"

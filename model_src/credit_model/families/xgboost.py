@@ -18,7 +18,7 @@ import numpy as np
 from ..ensemble import Ensemble, Tree, UnsupportedModelError
 
 NAME: Final = "xgboost"
-#: How far the library's own predict_proba may be from ours beyond 1e-9 (XGBoost sums float32 leaves in float32).
+#: How far the library's own outputs (predict_proba, its SHAP values) may be from ours beyond 1e-9 (XGBoost sums float32 leaves in float32).
 AGREEMENT: Final = 1e-6
 LIBRARY: Final = "xgboost"
 MODEL_FILE: Final = "model.ubj"

@@ -119,7 +119,7 @@ def _matplotlib() -> tuple[Any, Any]:
         from matplotlib.ticker import NullFormatter
     except ImportError as exc:
         raise ReportDependencyError(
-            "the HTML report needs matplotlib: pip install '.[plot]' in the credit-explainer "
+            "the HTML report needs matplotlib: pip install './model_src[plot]' in the credit-explainer "
             "checkout (or --json FILE --no-html)"
         ) from exc
     return Figure, NullFormatter

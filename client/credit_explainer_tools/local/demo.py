@@ -93,7 +93,7 @@ def report_path(model_dir: Path) -> Path:
 
 
 def demo(model_dir: Path, *, api_port: int = 0, model_port: int = 0) -> int:
-    from .. import CreditExplainerClient
+    from credit_explainer import CreditExplainerClient
 
     if ensure_model(model_dir):
         build_report(model_dir)

@@ -2,7 +2,7 @@
 
 Every AWS request of deploy, batch and destroy goes through :meth:`Aws.call`, which
 prints the step (``service Operation {parameters}``), makes the request and converts
-botocore's errors into :mod:`credit_explainer.deploy.errors` at this one boundary.
+botocore's errors into :mod:`credit_explainer_tools.deploy.errors` at this one boundary.
 
 ``--dry-run`` is a plan. It uses the same real botocore clients, so every request
 is still validated against the service model; with credentials the reads
@@ -140,8 +140,7 @@ class Aws:
         key = f"{service}@{region or self.region}"
         if key not in self._clients:
             from botocore.config import Config
-
-            from .. import __version__
+            from credit_explainer import __version__
 
             # AWS_MAX_ATTEMPTS as botocore reads it, else 8 (SageMaker throttles eagerly).
             attempts = int(os.environ.get("AWS_MAX_ATTEMPTS") or 8)

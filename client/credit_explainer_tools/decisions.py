@@ -23,6 +23,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Final
 
+from credit_explainer._config import install_hint
 from credit_model.commands import DEFAULT_MODEL_DIR
 from credit_schema import DEFAULT_ENDPOINT_NAME
 from credit_schema.capture_format import parse_capture
@@ -140,7 +141,7 @@ def _s3_files(
         from botocore.exceptions import BotoCoreError, ClientError
     except ImportError:
         raise CaptureReadError(
-            "reading s3:// needs boto3: pip install 'credit-explainer[deploy]'"
+            f"reading s3:// needs boto3: {install_hint('credit-explainer-tools')}"
         ) from None
     bucket, _, prefix = url.removeprefix("s3://").partition("/")
     base = prefix.rstrip("/") + "/" if prefix else ""

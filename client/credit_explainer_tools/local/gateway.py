@@ -45,6 +45,7 @@ from datetime import UTC, datetime
 from types import ModuleType
 from typing import Any, Final
 
+from credit_explainer._config import install_hint
 from credit_schema import PayloadTooLargeError, check_body_size
 from credit_schema.edge import API_GATEWAY_TIMEOUT_SECONDS, SECURITY_HEADERS
 from credit_schema.edge import request_id as new_request_id
@@ -121,8 +122,7 @@ class LambdaEnvironment:
         spec = importlib.util.find_spec(HANDLER_MODULE)
         if spec is None or spec.loader is None:
             raise ModuleNotFoundError(
-                f"{HANDLER_MODULE} is not importable: install the api extra "
-                "(pip install -e '.[api]')",
+                f"{HANDLER_MODULE} is not importable: {install_hint('credit-explainer-tools')}",
                 name=HANDLER_MODULE,
             )
         module = importlib.util.module_from_spec(spec)
@@ -130,6 +130,10 @@ class LambdaEnvironment:
         with _ENV_LOCK, patched_environ(environment):
             spec.loader.exec_module(module)
         self.init_ms = (time.perf_counter() - started) * 1000.0
+        # Powertools configures its logger once per process: this environment's level applies.
+        level = self.environment.get("POWERTOOLS_LOG_LEVEL")
+        if level and hasattr(module, "logger"):
+            module.logger.setLevel(level.upper())
         self.module: ModuleType = module
         self._handler: Callable[[dict[str, Any], Any], dict[str, Any]] = module.lambda_handler
 

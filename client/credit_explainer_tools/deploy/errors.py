@@ -1,4 +1,4 @@
-"""Errors raised by ``credit_explainer.deploy``.
+"""Errors raised by ``credit_explainer_tools.deploy``.
 
 Foreign errors (botocore's ``ClientError``/``BotoCoreError``, the Docker SDK's
 ``DockerException``, a failed ``sam`` subprocess) are converted once, where the

@@ -15,17 +15,14 @@ import tarfile
 from pathlib import Path
 from typing import Any, Final
 
+from credit_explainer._config import install_hint
 from credit_schema import CONTENT_TYPE_CSV
 
-from .._config import install_hint
 from .aws import Aws, Response, has_tag, tags
-from .config import ENTRY_POINT, SOURCE_DIR, DeployConfig
+from .config import ENTRY_POINT, SOURCE_DIR, DeployConfig, is_source
 from .errors import AwsCallError, DeployError, TrainingJobFailedError
 
 _TRAINING_DONE: Final = frozenset({"Completed", "Failed", "Stopped"})
-_SOURCE_EXCLUDES: Final = frozenset({"__pycache__", ".pytest_cache", ".mypy_cache"})
-
-
 # ------------------------------------------------------------------- bucket ------
 def ensure_bucket(aws: Aws, cfg: DeployConfig) -> str:
     """The deployment's bucket: used if it exists, else created private and tagged."""
@@ -221,7 +218,7 @@ def pack_source(root: Path) -> bytes:
     ):
         for path in sorted(source.rglob("*")):
             rel = path.relative_to(source)
-            if _SOURCE_EXCLUDES.intersection(rel.parts) or path.suffix == ".pyc":
+            if not is_source(rel):
                 continue
             if path.is_file():
                 info = tar.gettarinfo(str(path), arcname=str(rel))
@@ -297,7 +294,7 @@ def _synthetic_csv() -> bytes:
     except ImportError as exc:
         raise DeployError(
             "no --data and credit_model is not installed to synthesise some: "
-            f"{install_hint('model')}, or pass --data"
+            f"{install_hint('credit-explainer-model')}, or pass --data"
         ) from exc
     return str(synth.generate().to_csv(index=False)).encode()
 
@@ -307,9 +304,10 @@ def metric_definitions() -> list[dict[str, str]]:
     """The regexes SageMaker applies to the training log (owned by credit_model)."""
     try:
         from credit_model.train import METRIC_DEFINITIONS as definitions
-    except ImportError as exc:  # the model extra is not installed
+    except ImportError as exc:  # credit-explainer-model is not installed
         raise DeployError(
-            f"credit_model is needed for the training metric definitions: {install_hint('model')}"
+            "credit_model is needed for the training metric definitions: "
+            f"{install_hint('credit-explainer-model')}"
         ) from exc
     return [{"Name": str(m["Name"]), "Regex": str(m["Regex"])} for m in definitions]
 

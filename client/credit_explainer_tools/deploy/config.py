@@ -21,9 +21,21 @@ from .errors import DeployError
 #: The one production variant of the endpoint.
 VARIANT: Final = DEFAULT_VARIANT
 #: Files whose content decides the image tag (same sources, same tag: no rebuild).
-IMAGE_INPUTS: Final = ("container", "pyproject.toml", "model_src", "client")
+IMAGE_INPUTS: Final = ("container", "model_src")
 SOURCE_DIR: Final = "model_src"
 ENTRY_POINT: Final = "entry_point.py"
+
+
+_NOT_SOURCE: Final = frozenset({"__pycache__", ".pytest_cache", ".mypy_cache", "build"})
+
+
+def is_source(relative: Path) -> bool:
+    """Whether a file under a source directory is source: not a cache, nor the build/ and
+    egg-info that building or installing writes beside it (.dockerignore leaves out the same)."""
+    parts = relative.parts
+    return relative.suffix != ".pyc" and not any(
+        part in _NOT_SOURCE or part.endswith(".egg-info") for part in parts
+    )
 
 
 def utc_stamp() -> str:
@@ -127,7 +139,7 @@ class DeployConfig:
             path = self.root / top
             files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
             for file in files:
-                if "__pycache__" in file.parts or file.suffix == ".pyc" or not file.exists():
+                if not is_source(file.relative_to(self.root)) or not file.exists():
                     continue
                 digest.update(str(file.relative_to(self.root)).encode())
                 digest.update(file.read_bytes())

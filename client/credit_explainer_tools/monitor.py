@@ -17,11 +17,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from credit_explainer._config import install_hint
 from credit_model.drift import Thresholds
 from credit_schema import DEFAULT_ENDPOINT_NAME
 from credit_schema.records import DecisionRecord
 
-from ._config import install_hint
 from .decisions import (
     CaptureReadError,
     add_model_dir,
@@ -342,7 +342,7 @@ def _publish(report: dict[str, Any], endpoint_name: str) -> str | None:
         import boto3
         from botocore.exceptions import BotoCoreError, ClientError
     except ImportError:
-        return f"--publish needs boto3: {install_hint('deploy')}"
+        return f"--publish needs boto3: {install_hint('credit-explainer-tools')}"
     try:
         sent = publish(report, endpoint_name, cloudwatch=boto3.client("cloudwatch"))
     except (BotoCoreError, ClientError) as exc:
