@@ -420,7 +420,9 @@ def athena_from_stack(stack: str, region: str | None = None) -> AthenaEngine:
         import boto3
         from botocore.exceptions import BotoCoreError, ClientError
     except ImportError:
-        raise AthenaError("--athena needs boto3 (a dependency of credit-explainer-tools): pip install boto3") from None
+        raise AthenaError(
+            "--athena needs boto3 (a dependency of credit-explainer-tools): pip install boto3"
+        ) from None
     try:
         described = boto3.client("cloudformation", region_name=region).describe_stacks(
             StackName=stack
