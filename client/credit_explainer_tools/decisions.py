@@ -25,9 +25,11 @@ from typing import Any, Final
 
 from credit_explainer._config import install_hint
 from credit_model.commands import DEFAULT_MODEL_DIR
+from credit_schema import DEFAULT_ENDPOINT_NAME
 from credit_schema.capture_format import parse_capture
 from credit_schema.records import (
     DecisionRecord,
+    RecordError,
     Skipped,
     hour_prefix,
     hours_of_id,
@@ -36,12 +38,18 @@ from credit_schema.records import (
 )
 from credit_schema.text import neutral_cell
 
+from . import engine as engines
 from .notice import register as register_notice
 
 MAX_REASONS_COLUMNS = 4
 RECORDS_HELP = (
-    "the scoring API's decision records: the directory of up --records, or s3://bucket/records "
-    "(the stack's RecordsUri) (default: none; this or --capture)"
+    "the scoring API's decision records: the directory of up --records (its compacted hours "
+    "read from Parquet), or s3://bucket/records (the stack's RecordsUri) (default: none; one "
+    "of --records, --athena, --capture)"
+)
+ATHENA_HELP = (
+    "or Amazon Athena over the records of the deployed stack STACK, whose outputs name the "
+    f"workgroup and the Glue database (default: none; STACK left out: {DEFAULT_ENDPOINT_NAME})"
 )
 CAPTURE_HELP = (
     "or SageMaker Data Capture: a capture directory or s3://bucket/prefix (default: none)"
@@ -63,6 +71,9 @@ class Source:
     location: Path | str
     capture: bool = False
     skipped: list[Skipped] = field(default_factory=list)
+    #: The query engine that finds the records (local records and --athena; capture and
+    #: s3:// are read file by file).
+    engine: engines.Engine | None = None
 
     def __str__(self) -> str:
         return str(self.location)
@@ -97,6 +108,9 @@ class Source:
     def find(self, request_id: str) -> list[DecisionRecord]:
         """Every part of one request's record, by id (a time-ordered id: its two hours only; in
         a capture, under every endpoint and variant)."""
+        if self.engine is not None:
+            found = [r for r in _engine_read(self.engine.lookup(request_id, self._skip))]
+            return sorted((r for r in found if r.request_id == request_id), key=lambda r: r.part)
         hours = hours_of_id(request_id)
         if self.capture:  # the capture's inferenceId is the API's request id
             wanted = None if hours is None else set(hours).__contains__
@@ -173,9 +187,7 @@ def hours_between(since: datetime | None, until: datetime | None) -> Callable[[s
     up to an hour after its time)."""
     if since is None and until is None:
         return None
-    low = hour_prefix(since) if since else ""
-    high = hour_prefix(until + timedelta(hours=1)) if until else "~"
-    return lambda hour: low <= hour <= high
+    return engines.hours_in(since, until)
 
 
 def _adds_up_note(record: DecisionRecord, i: int) -> str | None:
@@ -273,11 +285,20 @@ def add_model_dir(parser: argparse.ArgumentParser) -> None:
 def add_source(parser: argparse.ArgumentParser) -> None:
     where = parser.add_mutually_exclusive_group(required=True)
     where.add_argument("--records", metavar="DIR|S3_URI", help=RECORDS_HELP)
+    where.add_argument("--athena", nargs="?", const=DEFAULT_ENDPOINT_NAME, metavar="STACK",
+                       help=ATHENA_HELP)  # fmt: skip
     where.add_argument("--capture", metavar="DIR|S3_URI", help=CAPTURE_HELP)
 
 
 def source_of(args: argparse.Namespace) -> Source | None:
     """The records or capture the arguments name; None after an error line."""
+    if getattr(args, "athena", None):
+        try:
+            athena = engines.athena_from_stack(args.athena)
+        except engines.AthenaError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return None
+        return Source(f"athena:{athena.workgroup}/{athena.database}", engine=athena)
     given = args.records or args.capture
     kind = "records" if args.records else "capture"
     if str(given).startswith("s3://"):
@@ -289,7 +310,15 @@ def source_of(args: argparse.Namespace) -> Source | None:
     if not root.is_dir():
         print(f"error: no {kind} directory {root}", file=sys.stderr)
         return None
-    return Source(root, capture=not args.records)
+    if not args.records:
+        return Source(root, capture=True)
+    try:
+        return Source(root, engine=engines.LocalEngine(root))
+    except RecordError as exc:  # duckdb is missing: the JSON lines (the record) file by file
+        if getattr(args, "step", None) == "compact":
+            print(f"error: {exc}", file=sys.stderr)
+            return None
+        return Source(root)
 
 
 def _run_show(args: argparse.Namespace) -> int:
@@ -354,10 +383,22 @@ def _chain(
         yield from rest
 
 
+def _engine_read(read: Iterator[DecisionRecord]) -> Iterator[DecisionRecord]:
+    try:
+        yield from read
+    except engines.AthenaError as exc:
+        raise CaptureReadError(str(exc)) from None
+
+
 def records_within(
     source: Source, since: datetime | None, until: datetime | None
 ) -> Iterator[DecisionRecord]:
-    for record in source.read(hours_between(since, until)):
+    """The records timed within [since, until], reading only the hours that can hold them."""
+    if source.engine is not None:
+        read = _engine_read(source.engine.window(since, until, source._skip))
+    else:
+        read = source.read(hours_between(since, until))
+    for record in read:
         if (since is None or record.time >= since) and (until is None or record.time <= until):
             yield record
 
@@ -389,7 +430,7 @@ def _run_replay(args: argparse.Namespace) -> int:
         return 2
     replayed = differ = other = 0
     try:
-        for record in source.read():
+        for record in records_within(source, None, None):
             if record.model_version != model.version:
                 other += 1
                 print(f"{record.request_id}: made by model {record.model_version}, not this one")
@@ -420,6 +461,28 @@ def _run_replay(args: argparse.Namespace) -> int:
     return source.status(1 if differ else 0)
 
 
+def _run_compact(args: argparse.Namespace) -> int:
+    root = Path(args.records)
+    if not root.is_dir():
+        print(f"error: no records directory {root}", file=sys.stderr)
+        return 2
+    source = source_of(args)
+    if source is None or not isinstance(source.engine, engines.LocalEngine):
+        return 2
+    # The current hour and the last may still be written to; older hours are complete.
+    before = hour_prefix(datetime.now(UTC) - timedelta(hours=1))
+    try:
+        written, skipped = source.engine.compact(before, source._skip)
+    except OSError as exc:
+        print(f"error: cannot write under {root / engines.COMPACTED}: {exc.strerror}",
+              file=sys.stderr)  # fmt: skip
+        return 2
+    print(f"compacted {len(written)} hour(s) into {root / engines.COMPACTED} "
+          f"({skipped} damaged line(s) named and kept out; hours from {before} on are left "
+          "to their JSON lines)", file=sys.stderr)  # fmt: skip
+    return source.status()
+
+
 def moment_arg(text: str) -> datetime:
     try:
         moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
@@ -435,7 +498,8 @@ def register(sub: Any) -> None:
     p = sub.add_parser(
         "decisions",
         help="decisions kept by the API's records (or data capture): show one by request id, "
-        "export them as CSV, replay them with a model, write an adverse-action notice",
+        "export them as CSV, replay them with a model, write an adverse-action notice, compact "
+        "local records into Parquet",
     )
     steps = p.add_subparsers(dest="step", metavar="STEP", required=True)
     show = steps.add_parser(
@@ -471,3 +535,16 @@ def register(sub: Any) -> None:
     add_model_dir(replay)
     replay.set_defaults(func=_run_replay)
     register_notice(steps, add_source)
+    compact = steps.add_parser(
+        "compact",
+        help="copy the complete hours of local records into Parquet (DIR/compacted/, by date "
+        "and hour) that later queries read instead of the JSON lines; idempotent",
+        description="Read every line of each complete hour not compacted yet through the one "
+        "reader and write the hour as one Parquet file under DIR/compacted/date=YYYY-MM-DD/"
+        "hour=HH/ (the JSON lines stay: they are the record). Damaged lines are named "
+        "(FILE:LINE) and kept out, and named again by every query over that hour. Exit status: "
+        f"0, {EXIT_SKIPPED} when a line was skipped, 2 an error.",
+    )
+    compact.add_argument("--records", metavar="DIR", required=True,
+                         help="the directory of up --records")  # fmt: skip
+    compact.set_defaults(func=_run_compact, capture=None, athena=None)

@@ -441,12 +441,23 @@ def _auc_standard_error(auc: float, positives: float, negatives: float) -> float
 def estimated_auc(score: FloatArray, expected: FloatArray) -> float:
     """CBPE's ROC AUC: the ROC curve of expected true and false positives (each row counts
     ``expected`` default and ``1 - expected`` non-default) over the distinct scores."""
-    order = np.argsort(-score, kind="mergesort")
-    s, e = score[order], expected[order]
-    last = np.r_[s[1:] != s[:-1], True]
-    tp, fp = np.cumsum(e)[last], np.cumsum(1 - e)[last]
-    tpr, fpr = np.r_[0.0, tp / tp[-1]], np.r_[0.0, fp / fp[-1]]
-    return float(np.sum((fpr[1:] - fpr[:-1]) * (tpr[1:] + tpr[:-1]) / 2))
+    order = np.argsort(score, kind="stable")[::-1]  # descending; ties stay together
+    return _auc_sorted(score[order], expected[order])
+
+
+def _auc_sorted(s: FloatArray, e: FloatArray) -> float:
+    """:func:`estimated_auc` of scores ``s`` sorted in descending order and their ``expected``
+    (summed in place: ``e`` is consumed), with a few arrays of one value a distinct score: monitor
+    runs it over every score of a store."""
+    ends = np.flatnonzero(s[1:] != s[:-1])  # the last row of each distinct score, but the last
+    tp = np.cumsum(e, out=e)
+    total_tp, total_fp = float(tp[-1]), len(s) - float(tp[-1])
+    tp = np.append(tp[ends], total_tp)
+    fp = np.append(ends + 1.0, float(len(s))) - tp  # rows so far less expected defaults
+    del ends
+    # the trapezoids under (fp, tp) from (0, 0), over the products of the totals
+    area = float(fp[0] * tp[0]) + float(np.dot(np.diff(fp), tp[1:] + tp[:-1]))
+    return area / 2 / (total_tp * total_fp)
 
 
 def estimated_figures(
@@ -457,10 +468,13 @@ def estimated_figures(
 ) -> dict[str, Any]:
     """Performance before outcomes, by period (see :func:`_by_period`): the default rate and AUC
     expected from the calibrated scores (CBPE), each with a 95% interval of its sampling error."""
-    expected = np.interp(probability, calibration["score"], calibration["probability"])
     rows = []
     for period, m in _by_period(periods, labels):
-        e, n = expected[m], int(m.sum())
+        s = probability[m]
+        s.sort()
+        s = s[::-1]  # descending, so the expected ROC needs no other copy
+        e = np.interp(s, calibration["score"], calibration["probability"])
+        n = len(s)
         rate = float(e.mean())
         half = _Z95 * math.sqrt(rate * (1 - rate) / n)
         row: dict[str, Any] = {
@@ -473,7 +487,7 @@ def estimated_figures(
         }
         positives = float(e.sum())
         if 0 < positives < n:
-            auc_value = estimated_auc(probability[m], e)
+            auc_value = _auc_sorted(s, e)
             half = _Z95 * _auc_standard_error(auc_value, positives, n - positives)
             row["auc"] = auc_value
             row["auc_interval"] = [max(auc_value - half, 0.0), min(auc_value + half, 1.0)]

@@ -25,14 +25,14 @@ _UUID7_VERSION: Final = 0x7 << 76
 _UUID7_VARIANT: Final = 0b10 << 62
 
 
-def new_id() -> str:
+def new_id(at: datetime | None = None) -> str:
     """A UUIDv7: unique, not secret, and time-ordered, so an id names the hour of its record
-    (uuid.uuid4 would make a system call each time; this takes random bits from ``random``)."""
+    (uuid.uuid4 would make a system call each time; this takes random bits from ``random``).
+    ``at``: the moment it names (default: now; a benchmark's store of past hours)."""
     bits = random.getrandbits(74)
     rand_a, rand_b = bits >> 62, bits & ((1 << 62) - 1)
-    value = (
-        time.time_ns() // 1_000_000 << 80 | _UUID7_VERSION | rand_a << 64 | _UUID7_VARIANT | rand_b
-    )
+    millis = time.time_ns() // 1_000_000 if at is None else int(at.timestamp() * 1000)
+    value = millis << 80 | _UUID7_VERSION | rand_a << 64 | _UUID7_VARIANT | rand_b
     hexa = f"{value:032x}"
     return f"{hexa[:8]}-{hexa[8:12]}-{hexa[12:16]}-{hexa[16:20]}-{hexa[20:]}"
 

@@ -104,7 +104,8 @@ def hours_of_id(request_id: str) -> list[str] | None:
     return [hour_prefix(made), hour_prefix(made + timedelta(hours=1))]
 
 
-def _time_text(moment: datetime) -> str:
+def time_text(moment: datetime) -> str:
+    """A record's time as written (ISO 8601, UTC, to the millisecond): it sorts as text."""
     return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
@@ -126,7 +127,7 @@ def record_lines(
     head = {
         "record_version": RECORD_VERSION,
         "request_id": request_id,
-        "time": _time_text(moment),
+        "time": time_text(moment),
         "model_version": model_version,
         "reason_codes_version": reason_codes_version,
         "api_key_id": api_key_id,
@@ -194,8 +195,8 @@ class Skipped(NamedTuple):
     line: int
     reason: str
 
-    def __str__(self) -> str:
-        return f"{self.source}:{self.line}: skipped: {self.reason}"
+    def __str__(self) -> str:  # line 0: not known (an Athena answer names the object only)
+        return f"{self.source}{f':{self.line}' if self.line else ''}: skipped: {self.reason}"
 
 
 def read_lines(

@@ -1,20 +1,21 @@
-"""How long ``credit-explainer decisions show ID --records DIR`` takes among many records.
+"""``decisions show`` and ``monitor`` among many distinct decision records.
 
-    .venv/bin/python tests/bench/records_lookup.py [--applicants 10000000] [--hours 720]
+    .venv/bin/python tests/bench/records_lookup.py [--applicants 10000000] [--hours 720] \\
+        [--store DIR] [--compact] [--monitor MODEL_DIR]
 
-Writes a record store of ``--applicants`` applicants over ``--hours`` hour folders (30 days by
-default): one hour of records is generated in the API's format (requests of 1 to 20 applicants,
-results that add up), and every other hour folder holds a hard link of that hour's file, so the
-store has the size and layout of the real thing without writing it ``--hours`` times. Then times
-the real command (a new process each time, imports included) looking up ids of the generated
-hour, against reading one whole hour folder and, estimated from it, the whole store: a look-up
-reads only its id's hour (and the next), so its time does not grow with the store.
+Writes a store of ``--applicants`` distinct applicants over ``--hours`` hour folders (30 days by
+default) with the records writer (``credit_schema.records.record_lines``): requests of 1 to 20
+applicants, results that add up, ids made at their records' times (UUIDv7). ``--store`` keeps
+it for later runs (generating 10,000,000 takes minutes; do it once). Then times the real
+command, a new process each time (imports included), looking up random ids: a look-up reads
+only its id's hour and the next, so its time does not grow with the store. ``--compact`` runs
+``decisions compact`` first (later look-ups read Parquet); ``--monitor`` runs ``monitor`` over
+every record and prints its peak memory.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import random
 import resource
@@ -28,7 +29,7 @@ from pathlib import Path
 
 from credit_schema import FEATURES
 from credit_schema.edge import new_id
-from credit_schema.records import hour_prefix, parse_record, record_lines
+from credit_schema.records import hour_prefix, record_lines
 
 
 def _request(rng: random.Random, n: int) -> tuple[list[dict[str, float]], list[dict[str, object]]]:
@@ -64,32 +65,34 @@ def _request(rng: random.Random, n: int) -> tuple[list[dict[str, float]], list[d
 def build(
     root: Path, applicants: int, hours: int, seed: int = 7, model_version: str = "bench"
 ) -> tuple[Path, list[str]]:
-    """The store; returns the generated hour's file and its request ids."""
+    """The store: ``hours`` hour folders ending two hours ago (complete hours, which ``decisions
+    compact`` takes), each one file of distinct applicants written by the records writer, their
+    ids made at their records' times. Returns the last hour's file and every request id."""
     rng = random.Random(seed)
-    now = datetime.now(UTC)
-    hour = root / hour_prefix(now)
-    hour.mkdir(parents=True)
-    path = hour / f"{new_id()}.jsonl"
-    ids: list[str] = []
+    end = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(hours=2)
     per_hour = applicants // hours
-    with path.open("wb") as out:
-        written = 0
-        while written < per_hour:
-            n = min(rng.randint(1, 20), per_hour - written)
-            people, results = _request(rng, n)
-            request_id = new_id()
-            ids.append(request_id)
-            for line in record_lines(
-                request_id=request_id, moment=now, model_version=model_version,
-                reason_codes_version="bench", api_key_id=None, applicants=people,
-                results=results,
-            ):  # fmt: skip
-                out.write(line)
-            written += n
-    for h in range(1, hours):  # the earlier hours: the same file, linked
-        folder = root / hour_prefix(now - timedelta(hours=h))
-        folder.mkdir(parents=True, exist_ok=True)
-        os.link(path, folder / path.name)
+    ids: list[str] = []
+    path = root
+    for h in range(hours - 1, -1, -1):
+        start = end - timedelta(hours=h)
+        hour = root / hour_prefix(start)
+        hour.mkdir(parents=True)
+        path = hour / f"{new_id(start)}.jsonl"
+        with path.open("wb") as out:
+            written = 0
+            while written < per_hour:
+                n = min(rng.randint(1, 20), per_hour - written)
+                people, results = _request(rng, n)
+                moment = start + timedelta(seconds=3599.0 * written / per_hour)
+                request_id = new_id(moment)
+                ids.append(request_id)
+                for line in record_lines(
+                    request_id=request_id, moment=moment, model_version=model_version,
+                    reason_codes_version="bench", api_key_id=None, applicants=people,
+                    results=results,
+                ):  # fmt: skip
+                    out.write(line)
+                written += n
     return path, ids
 
 
@@ -98,64 +101,81 @@ def _children_cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
+def _run(argv: list[str]) -> tuple[subprocess.CompletedProcess[bytes], float, float]:
+    """The command in a new process: its result, wall and CPU seconds."""
+    t, c = time.perf_counter(), _children_cpu()
+    done = subprocess.run(argv, capture_output=True)
+    return done, time.perf_counter() - t, _children_cpu() - c
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--applicants", type=int, default=10_000_000)
     parser.add_argument("--hours", type=int, default=720)
     parser.add_argument("--lookups", type=int, default=7)
-    parser.add_argument("--dir", help="where to build the store (default: a temporary one)")
+    parser.add_argument(
+        "--store",
+        help="keep the store in this directory (built there when absent, reused when present: "
+        "build once, measure again) (default: a temporary one, removed)",
+    )
+    parser.add_argument(
+        "--compact", action="store_true", help="run decisions compact over the store first"
+    )
     parser.add_argument(
         "--monitor",
         metavar="MODEL_DIR",
-        help="also run monitor --records over the whole store with this model (records made "
-        "in its version) and print its time and peak memory",
+        help="make the records in this model's version and run monitor --records over the "
+        "whole store: its time and peak memory",
     )
     args = parser.parse_args()
     version = "bench"
     if args.monitor:
-        version = json.loads((Path(args.monitor) / "metadata.json").read_text())["model_version"]
-    with tempfile.TemporaryDirectory(dir=args.dir) as tmp:
-        root = Path(tmp) / "records"
-        started = time.perf_counter()
-        path, ids = build(root, args.applicants, args.hours, model_version=version)
-        print(f"store: {args.applicants:,} applicants in {len(ids) * args.hours:,} records over "
-              f"{args.hours} hour folders ({path.stat().st_size / 1e6:.1f} MB an hour, "
-              f"{path.stat().st_size * args.hours / 1e9:.1f} GB in all), built in "
-              f"{time.perf_counter() - started:.0f} s")  # fmt: skip
+        from credit_model import artifacts  # the version is the manifest's, checked
 
-        cli = [sys.executable, "-m", "credit_explainer", "decisions", "show"]
+        version = artifacts.verify(args.monitor)["model_version"]
+    with tempfile.TemporaryDirectory() as tmp:
+        home = Path(args.store) if args.store else Path(tmp)
+        root, listed = home / "records", home / "ids.txt"
+        if listed.exists():
+            ids = listed.read_text().split()
+            print(f"store: {root} (reused, {len(ids):,} records)")
+        else:
+            started = time.perf_counter()
+            path, ids = build(root, args.applicants, args.hours, model_version=version)
+            listed.write_text("\n".join(ids) + "\n")
+            size = sum(p.stat().st_size for p in root.glob("*/*/*/*/*.jsonl"))
+            print(f"store: {args.applicants:,} distinct applicants in {len(ids):,} records over "
+                  f"{args.hours} hour folders ({path.stat().st_size / 1e6:.1f} MB an hour, "
+                  f"{size / 1e9:.1f} GB, {size / args.applicants:.0f} bytes an applicant), "
+                  f"built in {time.perf_counter() - started:.0f} s")  # fmt: skip
+        cli = [sys.executable, "-m", "credit_explainer"]
+        if args.compact:
+            done, wall, cpu_s = _run([*cli, "decisions", "compact", "--records", str(root)])
+            assert done.returncode == 0, done.stderr.decode()[-2000:]
+            parquet = sum(p.stat().st_size for p in (root / "compacted").rglob("*.parquet"))
+            print(f"decisions compact: {wall:.0f} s wall, {cpu_s:.0f} s CPU; "
+                  f"{done.stderr.decode().strip()}; Parquet {parquet / 1e9:.1f} GB")  # fmt: skip
+
         rng = random.Random(1)
         shows, cpu = [], []
         for request_id in rng.sample(ids, args.lookups):
-            t, c = time.perf_counter(), _children_cpu()
-            done = subprocess.run([*cli, request_id, "--records", str(root)], capture_output=True)
-            shows.append(time.perf_counter() - t)
-            cpu.append(_children_cpu() - c)
+            done, wall, cpu_s = _run(
+                [*cli, "decisions", "show", request_id, "--records", str(root)]
+            )
             assert done.returncode == 0 and request_id.encode() in done.stdout, done.stderr
-        t, c = time.perf_counter(), _children_cpu()
-        subprocess.run([sys.executable, "-m", "credit_explainer", "--help"], capture_output=True)
-        startup, startup_cpu = time.perf_counter() - t, _children_cpu() - c
-
-        t = time.perf_counter()
-        with path.open("rb") as lines:
-            count = sum(len(parse_record(line).results) for line in lines)
-        hour_s = time.perf_counter() - t
-        show = statistics.median(shows)
-        print(f"decisions show ID --records DIR: median {show:.3f} s, max {max(shows):.3f} s "
-              f"over {args.lookups} ids, CPU {statistics.median(cpu):.3f} s (the CLI's own "
-              f"start: {startup:.3f} s, CPU {startup_cpu:.3f} s; load average "
+            shows.append(wall)
+            cpu.append(cpu_s)
+        _, startup, startup_cpu = _run([*cli, "--help"])
+        compacted = (root / "compacted").is_dir()
+        print(f"decisions show ID --records DIR ({'compacted Parquet' if compacted else 'JSON lines'}): "
+              f"median {statistics.median(shows):.3f} s, max {max(shows):.3f} s over "
+              f"{args.lookups} ids, CPU {statistics.median(cpu):.3f} s (the CLI's own start: "
+              f"{startup:.3f} s, CPU {startup_cpu:.3f} s; load average "
               f"{os.getloadavg()[0]:.1f})")  # fmt: skip
-        print(f"reading one hour folder with the reader: {hour_s:.3f} s ({count:,} applicants); "
-              f"the whole store at that rate: {hour_s * args.hours:.0f} s")  # fmt: skip
-        print(f"ratio, full read / look-up: {hour_s * args.hours / show:.0f}x")
         if args.monitor:
-            t, c = time.perf_counter(), _children_cpu()
-            done = subprocess.run(
-                [sys.executable, "-m", "credit_explainer", "monitor", "--records", str(root),
-                 "--model-dir", args.monitor],
-                capture_output=True,
-            )  # fmt: skip
-            wall, cpu_s = time.perf_counter() - t, _children_cpu() - c
+            done, wall, cpu_s = _run(
+                [*cli, "monitor", "--records", str(root), "--model-dir", args.monitor]
+            )
             peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024  # KiB -> MiB
             assert done.returncode in (0, 1), done.stderr.decode()[-2000:]
             print(done.stdout.decode().splitlines()[0])
