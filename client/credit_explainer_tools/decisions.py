@@ -500,10 +500,17 @@ def register(sub: Any) -> None:
         help="decisions kept by the API's records (or data capture): show one by request id, "
         "export them as CSV, replay them with a model, write an adverse-action notice, compact "
         "local records into Parquet",
+        description="Read the decisions the scoring API recorded before answering (up --records "
+        "locally, the stack's records on AWS: --athena) or SageMaker Data Capture kept. A damaged "
+        f"line is named on stderr and skipped, and the command then exits {EXIT_SKIPPED}.",
     )
     steps = p.add_subparsers(dest="step", metavar="STEP", required=True)
     show = steps.add_parser(
-        "show", help="one decision: inputs, probability, contributions, reasons"
+        "show",
+        help="one decision: inputs, probability, contributions, reasons",
+        description="Print one recorded decision: each applicant's inputs, probability, ranked "
+        "contributions and reasons, the model version and time, as recorded. Exit status: 0, 1 "
+        f"no such request id, 2 an error, {EXIT_SKIPPED} lines were skipped.",
     )
     show.add_argument("request_id", help="the API request id (the capture's inferenceId)")
     add_source(show)
@@ -512,7 +519,12 @@ def register(sub: Any) -> None:
     )
     show.set_defaults(func=_run_show)
     export = steps.add_parser(
-        "export", help="the decisions as CSV, one row an applicant, contributions included"
+        "export",
+        help="the decisions as CSV, one row an applicant, contributions included",
+        description="Write the decisions as CSV, one row an applicant: request id, time, model "
+        "version, inputs, probability, decision, reasons and one contribution column a feature; "
+        "cells safe to open in a spreadsheet. Exit status: 0, 2 an error, "
+        f"{EXIT_SKIPPED} lines were skipped.",
     )
     add_source(export)
     export.add_argument(
@@ -530,11 +542,16 @@ def register(sub: Any) -> None:
         "replay",
         help="re-score every recorded input with a model; report any answer that differs "
         "(exit 1; 2 when nothing was made by this model)",
+        description="Re-score every recorded input with the model directory given and report "
+        "each applicant whose probability or SHAP values differ by more than 1e-9, or whose "
+        "reasons differ; decisions of another model version are listed, not replayed. Exit "
+        "status: 0 every answer reproduced, 1 some differ, 2 nothing replayed or an error, "
+        f"{EXIT_SKIPPED} lines were skipped.",
     )
     add_source(replay)
     add_model_dir(replay)
     replay.set_defaults(func=_run_replay)
-    register_notice(steps, add_source)
+    register_notice(steps, add_source, exit_skipped=EXIT_SKIPPED)
     compact = steps.add_parser(
         "compact",
         help="copy the complete hours of local records into Parquet (DIR/compacted/, by date "

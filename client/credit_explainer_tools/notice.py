@@ -217,11 +217,15 @@ def run_notice(args: argparse.Namespace) -> int:
     return source.status()
 
 
-def register(steps: Any, add_source: Any) -> None:
+def register(steps: Any, add_source: Any, *, exit_skipped: int) -> None:
     notice = steps.add_parser(
         "notice",
         help="the adverse-action notice for a declined applicant (HTML, printable; Regulation B "
         "model form C-1)",
+        description="Write the adverse-action notice of one recorded applicant whose decision "
+        "the lender's file lists as adverse: the recorded principal reasons, the creditor and "
+        "the ECOA notice, as one printable HTML page. Exit status: 0, 2 refused or an error, "
+        f"{exit_skipped} lines were skipped.",
     )
     notice.add_argument("request_id", help="the API request id")
     add_source(notice)
@@ -235,8 +239,7 @@ def register(steps: Any, add_source: Any) -> None:
         "--lender",
         required=True,
         metavar="FILE",
-        help="the lender's JSON: creditor name and address, the ECOA agency, adverse decisions "
-        "(default: none; required)",
+        help="the lender's JSON: creditor name and address, the ECOA agency, adverse decisions",
     )
     notice.add_argument(
         "-o", "--output", default="notice.html", help="HTML file (default: notice.html)"

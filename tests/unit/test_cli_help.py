@@ -54,22 +54,15 @@ def test_every_option_has_a_help_text_stating_its_default_one_way(name: str) -> 
         assert "(default " not in action.help and "default " not in action.help.split("(")[0]
 
 
-# decisions.py belongs to issue 29's change: its commands' descriptions and its required
-# --capture's "(default: none)" (CAPTURE_HELP, monitor's too) are left to it.
-_ELSEWHERE = "decisions"
-
-
-@pytest.mark.parametrize("name", [n for n in OURS if not n.startswith(_ELSEWHERE)])
+@pytest.mark.parametrize("name", OURS)
 def test_every_command_has_a_description(name: str) -> None:
     assert _parsers()[name].description, f"{name}: --help has no description"
 
 
-@pytest.mark.parametrize("name", [n for n in OURS if not n.startswith(_ELSEWHERE)])
+@pytest.mark.parametrize("name", OURS)
 def test_a_required_option_claims_no_default(name: str) -> None:
-    from credit_explainer_tools.decisions import CAPTURE_HELP  # issue 29's to reword
-
     for action in _parsers()[name]._actions:
-        if action.required and action.option_strings and action.help is not CAPTURE_HELP:
+        if action.required and action.option_strings:
             assert "(default:" not in (action.help or ""), f"{name} {action.option_strings}"
 
 
