@@ -6,6 +6,7 @@ Explanations are printed by the SDK's own renderer (``print(score)``), as a user
 from __future__ import annotations
 
 import json
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -163,16 +164,27 @@ def demo(model_dir: Path, *, api_port: int = 0, model_port: int = 0) -> int:
     return 0
 
 
+def _command() -> str:
+    """This command as a shell here calls it: by name when PATH finds this one, else by its path
+    (make demo runs .venv/bin/credit-explainer, which a fresh shell's PATH does not hold)."""
+    here = Path(sys.executable).parent / "credit-explainer"
+    found = shutil.which("credit-explainer")
+    if not here.exists() or (found is not None and Path(found).resolve() == here.resolve()):
+        return "credit-explainer"
+    return str(here.relative_to(Path.cwd()) if here.is_relative_to(Path.cwd()) else here)
+
+
 def next_steps(model_dir: Path) -> str:
     """What to do after the demo: the commands a newcomer runs next, ready to paste."""
     model = "" if model_dir == Path(DEFAULT_MODEL_DIR) else f" --model-dir {model_dir}"
+    run = _command()
     return (
         "\nnext:\n"
-        f"  credit-explainer up{model} --decision-thresholds {EXAMPLE_DECISION_THRESHOLDS}\n"
+        f"  {run} up{model} --decision-thresholds {EXAMPLE_DECISION_THRESHOLDS}\n"
         "      the same stack until Ctrl-C, at http://127.0.0.1:3000 (Swagger UI: /swagger)\n"
-        "  credit-explainer synth --rows 100 -o applicants.csv\n"
-        "  credit-explainer score applicants.csv --url http://127.0.0.1:3000\n"
+        f"  {run} synth --rows 100 -o applicants.csv\n"
+        f"  {run} score applicants.csv --url http://127.0.0.1:3000\n"
         "      score a file through it (in another terminal); the client: docs/client.md\n"
-        "  credit-explainer deploy --region REGION --dry-run\n"
+        f"  {run} deploy --region REGION --dry-run\n"
         "      what deploying to AWS would do, without doing it (docs/deployment.md)"
     )
