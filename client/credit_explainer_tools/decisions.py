@@ -207,7 +207,7 @@ def _show(parts: list[DecisionRecord], applicant: int | None) -> str:
     out = [
         f"decision {head.request_id} at {head.time.isoformat().replace('+00:00', 'Z')}, "
         f"model {head.model_version}"
-        + (f", reason codes {head.reason_codes_version}" if head.reason_codes_version else "")
+        + (f", reason codes version {head.reason_codes_version}" if head.reason_codes_version else "")
         + f", {sum(len(p.results) for p in parts)} applicant(s)"
     ]
     for part in parts:

@@ -68,6 +68,8 @@ def test_the_commands_read_the_records_and_show_picks_one_applicant(
     code, out, err = run(capsys, *show)
     assert code == 0, err
     assert "5 applicant(s)" in out and out.count("\napplicant ") == 5
+    # a version, not a count of codes (a lender's schema's is "1")
+    assert f", reason codes version {big.scores[0].reason_codes_version}, 5 applicant(s)" in out
     code, out, _ = run(capsys, *show, "--applicant", "3")
     assert code == 0 and out.count("\napplicant ") == 1
     assert f"applicant 3: probability {big.scores[3].probability:.6f}" in out
