@@ -197,7 +197,9 @@ class ClientCore:
             kind = type(exc).__name__.replace("Timeout", " timeout").lower()
             return TimeoutError(f"{kind}{where}: {exc}")
         if isinstance(exc, httpx.NetworkError | httpx.RemoteProtocolError):
-            return ConnectError(f"cannot reach the API{where}: {exc}")
+            local = isinstance(exc, httpx.ConnectError) and _is_loopback(exc)
+            hint = "; is the local stack running? (credit-explainer up)" if local else ""
+            return ConnectError(f"cannot reach the API{where}: {exc}{hint}")
         return TransportError(f"request failed{where}: {exc}")
 
     def retry_delay(
@@ -244,6 +246,11 @@ def _has_request(exc: httpx.HTTPError) -> bool:
     except RuntimeError:
         return False
     return True
+
+
+def _is_loopback(exc: httpx.HTTPError) -> bool:
+    """A refused connection to this machine: most often the local stack is not started."""
+    return _has_request(exc) and exc.request.url.host in {"127.0.0.1", "localhost", "::1"}
 
 
 # -- score_many: the batching plan ---------------------------------------------------------
