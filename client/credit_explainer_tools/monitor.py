@@ -389,8 +389,8 @@ def register(sub: Any) -> None:
         "--outcomes",
         metavar="FILE",
         help="observed outcomes, a CSV with request_id, index (an applicant's position in its "
-        "request) and the model's target column (0 or 1, or the schema's labels): realised AUC, KS, default rate and "
-        "calibration by period of decision (default: none)",
+        "request) and the model's target column (0 or 1, or the schema's labels): realised "
+        "AUC, KS, default rate and calibration by period of decision (default: none)",
     )
     p.add_argument(
         "--window",

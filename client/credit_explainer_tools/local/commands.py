@@ -149,7 +149,8 @@ def run_up(args: argparse.Namespace) -> int:
     with contextlib.ExitStack() as entered:
         entered.push(stack)  # entered above: stopped on the way out
         print(
-            f"model server  {stack.model_url}  (SageMaker runtime: POST /endpoints/{stack.endpoint_name}/invocations)"
+            f"model server  {stack.model_url}  "
+            f"(SageMaker runtime: POST /endpoints/{stack.endpoint_name}/invocations)"
         )
         print(f"scoring API   {stack.api_url}  (POST /score, GET /health, GET /swagger)")
         if args.api_key:
