@@ -48,7 +48,7 @@ def encode_frame(frame: pd.DataFrame, schema: ApplicantSchema, source: object) -
     frame = frame.drop(columns=[c for c in frame.columns if str(c).startswith("Unnamed:")])
     missing = [c for c in (schema.target, *schema.features) if c not in frame.columns]
     if missing and not set(schema.features) & set(frame.columns):  # another data set's file
-        own = " (for a lender's own data: --schema FILE, drafted by schema infer)"
+        own = " (for a lender's own data: --schema FILE, drafted by credit-explainer schema infer)"
         raise DataError(
             f"{source}: none of its columns is a feature of the schema {schema.name!r}"
             f"{own if schema is BUILTIN else ''}"

@@ -43,5 +43,5 @@ def test_train_without_schema_on_another_data_set_names_the_schema_option(
     assert cli.main(["train", "--data", str(data), "--model-dir", str(tmp_path / "m")]) == 2
     assert capsys.readouterr().err == (
         f"error: {data}: none of its columns is a feature of the schema 'give-me-some-credit' "
-        "(for a lender's own data: --schema FILE, drafted by schema infer)\n"
+        "(for a lender's own data: --schema FILE, drafted by credit-explainer schema infer)\n"
     )
