@@ -420,7 +420,7 @@ def _run_replay(args: argparse.Namespace) -> int:
     source = source_of(args)
     if source is None:
         return 2
-    # The model side (the model extra), imported only for replay.
+    # The model side (credit-explainer-model), imported only for replay.
     from credit_model import handlers, server
 
     try:

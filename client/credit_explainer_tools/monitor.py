@@ -131,7 +131,7 @@ def _run(args: argparse.Namespace) -> int:
     source = source_of(args)
     if source is None:
         return 2
-    # The model side (the model extra): numpy and the baseline's rules.
+    # The model side (credit-explainer-model): numpy and the baseline's rules.
     import numpy as np
     from credit_model import artifacts, server
     from credit_model import monitor as monitoring

@@ -570,7 +570,7 @@ def test_the_local_gateway_answers_api_gateways_504_when_the_function_overruns()
 
 
 def test_the_limits_hold_with_h11_too(synthetic_model: Any) -> None:
-    """The api extra has no httptools: uvicorn then speaks h11, with the same limits."""
+    """Without httptools (the API's distribution lacks it) uvicorn speaks h11: the same limits."""
     import socket
     import threading
     import time

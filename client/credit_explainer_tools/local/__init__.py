@@ -21,8 +21,8 @@ EXAMPLE_DECISION_THRESHOLDS: Final = "approve:0.08,review:0.2,decline"
 
 
 def __getattr__(name: str) -> Any:
-    # Imported on first use: the stack needs uvicorn (the api extra), and the CLI imports
-    # this package to register `up` and `demo` in a client-only install too.
+    # Imported on first use: the stack needs uvicorn, and the CLI imports this package to list
+    # `up` and `demo` in --help without loading it.
     if name in ("LocalStack", "handler_environment"):
         from . import stack
 

@@ -253,7 +253,7 @@ class ModelServer:
         timeout: float | None = None,
         capture_dir: str | Path | None = None,
     ) -> None:
-        # The model side (the model extra) is imported only when a model is served here.
+        # The model side (credit-explainer-model) is imported only when a model is served here.
         from credit_model import server
 
         self.app = server.create_app(
