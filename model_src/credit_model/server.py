@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import json
 import logging
 import os
@@ -342,13 +343,24 @@ def configure_logging(level: str) -> None:
     )
 
 
+def _started() -> None:
+    """Start-up is over: what it made lives as long as the server, so no collection walks it
+    again (frozen), and the collector is back on (``serve`` stops it for the start)."""
+    gc.freeze()
+    gc.enable()
+
+
 def app_from_env() -> Starlette:
     """Factory for ``uvicorn --factory`` and multi-worker serving (model dir from the environment)."""
     configure_logging(os.environ.get(LOG_LEVEL_ENV, "info"))
-    return create_app(
-        os.environ.get(MODEL_DIR_ENV, DEFAULT_MODEL_DIR),
-        capture_dir=os.environ.get(CAPTURE_DIR_ENV) or None,
-    )
+    gc.disable()
+    try:
+        return create_app(
+            os.environ.get(MODEL_DIR_ENV, DEFAULT_MODEL_DIR),
+            capture_dir=os.environ.get(CAPTURE_DIR_ENV) or None,
+        )
+    finally:
+        _started()
 
 
 def run(
@@ -393,6 +405,7 @@ def run(
             name = endpoint_name or os.environ.get(ENDPOINT_NAME_ENV, DEFAULT_ENDPOINT_NAME)
             capture_directory(capture_dir, name)
             os.environ[CAPTURE_DIR_ENV] = str(capture_dir)
+        _started()
         uvicorn.run(
             "credit_model.server:app_from_env",
             factory=True,
@@ -405,6 +418,7 @@ def run(
         )
         return
     app = create_app(directory, endpoint_name=endpoint_name, capture_dir=capture_dir)
+    _started()
     uvicorn.run(
         app,
         host=host,
