@@ -44,6 +44,12 @@ def default_threads() -> int:
     return env_int(THREADS_ENV, cpus)
 
 
+def tables_space(compiled: CompiledForest) -> Space:
+    """Where a compiled model's SHAP values add up: the probability (forests) or its
+    log-odds (boosting)."""
+    return "log_odds" if compiled.logistic else "probability"
+
+
 class FastTreeExplainer:
     """Exact path-dependent TreeSHAP of an (imputer +) binary forest, from its compiled tables.
 
@@ -71,8 +77,8 @@ class FastTreeExplainer:
         self.fill_values = np.ascontiguousarray(fill)
         self.threads = default_threads() if threads is None else max(1, int(threads))
         self.base_value: float = compiled.base_value
-        #: Where the SHAP values add up: the probability (forests) or its log-odds (boosting).
-        self.space: Space = "log_odds" if compiled.logistic else "probability"
+        #: Where the SHAP values add up (:func:`tables_space`).
+        self.space: Space = tables_space(compiled)
         self._kernel = compile_kernel()
         self._pool: ThreadPoolExecutor | None = None
         self.explain(np.zeros((1, n)))
@@ -202,4 +208,5 @@ __all__ = [
     "default_threads",
     "fast_explainer_for",
     "imputer_and_forest",
+    "tables_space",
 ]

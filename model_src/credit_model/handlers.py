@@ -20,11 +20,14 @@ explanation ever fails its additivity check, so it is never sent.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
+import threading
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, cast
 
 import numpy as np
 import numpy.typing as npt
@@ -61,7 +64,7 @@ from . import artifacts
 from .bulk import plain_rows
 from .encode import explanation_text
 from .explain import Explainer, build_explainer, explainer_kind
-from .explainer import FastTreeExplainer
+from .explainer import FastTreeExplainer, tables_space
 from .forest import TABLES_FILE, load_tables
 from .interventional import INTERVENTIONAL_FILE, InterventionalExplainer, load_paths
 from .settings import SettingError, env_int
@@ -102,11 +105,11 @@ class LoadedModel:
     #: The schema the model was trained with (its ``schema.json``): what every request must fit.
     schema: ApplicantSchema = BUILTIN
     #: Every space this model can explain in (the default one is ``explainer``'s).
-    explainers: dict[str, Explainer] = field(default_factory=dict)
+    explainers: Mapping[str, Explainer] = field(default_factory=dict)
     #: ``train --points``: every answer carries its scorecard points.
     scorecard: Scorecard | None = None
-    #: Interventional in probability against the training background, with the cutoff pool.
-    interventional: InterventionalExplainer | None = None
+    #: The signed tables' explainers, with the cutoff pool (None: served from the skops file).
+    served: ServedExplainers | None = None
     _cutoff: dict[float, Explainer] = field(default_factory=dict, repr=False)
 
     def explainer_in(self, space: str | None) -> Explainer:
@@ -124,13 +127,14 @@ class LoadedModel:
         """The probability-space explainer against the training applicants scored just inside
         ``cutoff`` (built once per cutoff), else 400."""
         if cutoff not in self._cutoff:
-            if self.interventional is None:
+            interventional = None if self.served is None else self.served.interventional()
+            if interventional is None:
                 raise PayloadError(
                     f"custom attribute {REFERENCE_ATTRIBUTE}: explaining against the cutoff "
                     "needs a model directory with its cutoff pool"
                 )
             try:
-                self._cutoff[cutoff] = self.interventional.against_cutoff(cutoff)
+                self._cutoff[cutoff] = interventional.against_cutoff(cutoff)
             except ValueError as exc:
                 raise PayloadError(f"custom attribute {REFERENCE_ATTRIBUTE}: {exc}") from None
         return self._cutoff[cutoff]
@@ -175,55 +179,118 @@ class Prediction:
 _loaded_schema: ApplicantSchema = BUILTIN
 
 
-def served_explainers(
-    directory: Path, metadata: dict[str, Any]
-) -> tuple[dict[str, Explainer], InterventionalExplainer | None]:
-    """The explainers of the signed tables (numpy alone), by space: the TreeSHAP tables' and,
-    for a boosted model, the interventional one in probability; and the interventional one,
-    with the cutoff pool (a forest's explains only against a cutoff: its own probability
-    space is path-dependent). Empty when the model is served from its skops file. Tables that
-    do not load or answer are a :class:`ModelArtifactError`."""
-    if TABLES_FILE not in metadata["signed_files"] or explainer_kind() == "shap":
-        return {}, None
-    name = TABLES_FILE
-    try:
-        compiled, fill_values = load_tables(directory / TABLES_FILE)
-        explainer = FastTreeExplainer(compiled, fill_values=fill_values)
-        explainers: dict[str, Explainer] = {explainer.space: explainer}
-        interventional = None
-        if INTERVENTIONAL_FILE in metadata["signed_files"]:
-            name = INTERVENTIONAL_FILE
-            interventional = InterventionalExplainer(
-                load_paths(directory / INTERVENTIONAL_FILE), fill_values=fill_values
+class _Unloadable(Exception):
+    """A signed file that does not build an explainer that answers: its message names it."""
+
+
+class ServedExplainers(Mapping[str, Explainer]):
+    """The explainers of a model directory's signed tables (numpy alone), by space: the
+    TreeSHAP tables' and, for a boosted model, the interventional one in probability; and
+    the interventional one with the cutoff pool (:meth:`interventional`; a forest's
+    explains only against a cutoff: its own probability space is path-dependent).
+
+    Every file is read at load, and what every answer needs (the model's own space, and
+    log-odds for scorecard points) built and checked to answer; the others are built and
+    checked when first asked for, so that a fresh server loads only the kernels its first
+    answer needs. A file that does not read, build or answer is a
+    :class:`ModelArtifactError` at load and an :class:`ExplanationError` (500) when first
+    asked for: never an answer from it.
+    """
+
+    def __init__(self, directory: Path, metadata: dict[str, Any]) -> None:
+        self.directory = directory
+        self._lock = threading.Lock()
+        self._built: dict[str, Explainer] = {}
+        self._builders: dict[str, Callable[[], Explainer]] = {}
+        self._spaces: dict[str, str] = {}  # space -> the file its explainer is built from
+        try:
+            with _naming(TABLES_FILE):
+                compiled, fill_values = load_tables(directory / TABLES_FILE)
+            self._fill = np.ascontiguousarray(fill_values, dtype=np.float64)
+            self._builders[TABLES_FILE] = lambda: FastTreeExplainer(
+                compiled, fill_values=fill_values
             )
-            explainers.setdefault(interventional.space, interventional)
-        checks = list(explainers.values())
-        if interventional is not None and interventional not in checks:
-            checks.append(interventional)
-        for each in checks:
-            proba, shap = each.explain(explainer.fill_values[None, :])
-            if not (0.0 <= float(proba[0]) <= 1.0 and np.all(np.isfinite(shap))):
-                raise ValueError("they do not answer a probability and finite SHAP values")
-        return explainers, interventional
+            self._spaces[tables_space(compiled)] = TABLES_FILE
+            if INTERVENTIONAL_FILE in metadata["signed_files"]:
+                with _naming(INTERVENTIONAL_FILE):
+                    paths = load_paths(directory / INTERVENTIONAL_FILE)
+                self._builders[INTERVENTIONAL_FILE] = lambda: InterventionalExplainer(
+                    paths, fill_values=self._fill
+                )
+                self._spaces.setdefault(InterventionalExplainer.space, INTERVENTIONAL_FILE)
+            own = str(metadata.get("space", "probability"))
+            self.own = self._explainer(self._spaces.get(own, next(iter(self._spaces.values()))))
+            if metadata.get("points") and "log_odds" in self._spaces:  # points: log-odds
+                self._explainer(self._spaces["log_odds"])
+        except _Unloadable as exc:
+            raise artifacts.ModelArtifactError(f"{directory}/{exc}; refusing to load") from None
+
+    def __getitem__(self, space: str) -> Explainer:
+        try:
+            return self._explainer(self._spaces[space])
+        except _Unloadable as exc:
+            raise ExplanationError(f"{exc}: this model cannot explain in {space}") from None
+
+    def __contains__(self, space: object) -> bool:
+        return space in self._spaces  # without building it
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._spaces)
+
+    def __len__(self) -> int:
+        return len(self._spaces)
+
+    def interventional(self) -> InterventionalExplainer | None:
+        """The interventional explainer, with the cutoff pool (None: no such file)."""
+        if INTERVENTIONAL_FILE not in self._builders:
+            return None
+        try:
+            return cast(InterventionalExplainer, self._explainer(INTERVENTIONAL_FILE))
+        except _Unloadable as exc:
+            raise ExplanationError(f"{exc}: this model cannot explain against a cutoff") from None
+
+    def _explainer(self, name: str) -> Explainer:
+        """The explainer of file ``name``, built and checked once (by one thread)."""
+        built = self._built.get(name)
+        if built is None:
+            with self._lock:
+                built = self._built.get(name)
+                if built is None:
+                    with _naming(name):
+                        built = self._builders[name]()
+                        proba, shap = built.explain(self._fill[None, :])
+                        if not (0.0 <= float(proba[0]) <= 1.0 and np.all(np.isfinite(shap))):
+                            raise ValueError("they do not answer a probability and finite SHAP")
+                    self._built[name] = built
+        return built
+
+
+@contextlib.contextmanager
+def _naming(name: str) -> Iterator[None]:
+    """Any failure of file ``name`` (a damaged file: one clear error), but the operator's
+    settings (their own error line)."""
+    try:
+        yield
     except SettingError:
-        raise  # the operator's setting, not the file: its own error line
+        raise
     except Exception as exc:  # noqa: BLE001 - any failure of a damaged file: one clear error
-        raise artifacts.ModelArtifactError(
-            f"{directory / name}: not loadable TreeSHAP tables "
-            f"({type(exc).__name__}: {str(exc)[:200]}); refusing to load"
+        raise _Unloadable(
+            f"{name}: not loadable TreeSHAP tables ({type(exc).__name__}: {str(exc)[:200]})"
         ) from None
 
 
-def _in_own_space(explainers: dict[str, Explainer], metadata: dict[str, Any]) -> Explainer | None:
-    """The one of ``explainers`` in the space the model was trained to answer in."""
-    own = explainers.get(str(metadata.get("space", "probability")))
-    return own if own is not None else next(iter(explainers.values()), None)
+def served_explainers(directory: Path, metadata: dict[str, Any]) -> ServedExplainers | None:
+    """The explainers of the signed tables (None: the model is served from its skops file)."""
+    if TABLES_FILE not in metadata["signed_files"] or explainer_kind() == "shap":
+        return None
+    return ServedExplainers(directory, metadata)
 
 
 def served_explainer(directory: Path, metadata: dict[str, Any]) -> Explainer | None:
     """The explainer of the signed tables in the model's own space (None: served from the
     skops file)."""
-    return _in_own_space(served_explainers(directory, metadata)[0], metadata)
+    served = served_explainers(directory, metadata)
+    return None if served is None else served.own
 
 
 def model_fn(model_dir: str | Path) -> LoadedModel:
@@ -231,16 +298,15 @@ def model_fn(model_dir: str | Path) -> LoadedModel:
     (numpy alone), else the skops model and an explainer built from it (never unpickled)."""
     directory = Path(model_dir)
     metadata = artifacts.verify(directory)
-    explainers, interventional = served_explainers(directory, metadata)
-    explainer = _in_own_space(explainers, metadata)
-    if explainer is None:
+    served = served_explainers(directory, metadata)
+    if served is None:
         explainer = build_explainer(artifacts.load(directory).pipeline)
     schema = artifacts.model_schema(directory)
     global _loaded_schema
     _loaded_schema = schema
     return LoadedModel(
-        explainers=explainers,
-        explainer=explainer,
+        explainers={} if served is None else served,
+        explainer=explainer if served is None else served.own,
         metadata=metadata,
         model_dir=directory,
         max_applicants=env_int(MAX_APPLICANTS_ENV, DEFAULT_MODEL_MAX_APPLICANTS),
@@ -248,7 +314,7 @@ def model_fn(model_dir: str | Path) -> LoadedModel:
         registry=registry_from_env(base=schema_registry(schema)),
         schema=schema,
         scorecard=Scorecard.parse(metadata["points"]) if metadata.get("points") else None,
-        interventional=interventional,
+        served=served,
     )
 
 
