@@ -2,8 +2,8 @@
 
 The real ``python -m credit_model serve`` (its ``main`` in the main thread, as the image runs
 it) on a default model: once it answers, the cutoff pool's kernels are not loaded yet, numba
-loaded neither scipy nor cffi, and the garbage collector is back on with start-up's objects
-frozen. A damaged but signed cutoff pool is refused where it is first used, never answered.
+loaded neither scipy nor cffi, OpenBLAS runs no worker thread, and the garbage collector is
+back on with start-up's objects frozen. A damaged but signed cutoff pool is refused where it is first used, never answered.
 """
 
 from __future__ import annotations
@@ -70,6 +70,9 @@ def check():
         report["gc_enabled"] = gc.isenabled()
         report["frozen"] = gc.get_freeze_count()
         report["imported"] = [m for m in ("scipy", "cffi") if sys.modules.get(m) is not None]
+        from threadpoolctl import threadpool_info
+
+        report["blas_threads"] = [p["num_threads"] for p in threadpool_info() if p["user_api"] == "blas"]
         report["cutoff"] = ask(json.loads(sys.argv[3]))
         report["kernels_after_cutoff"] = loaded()
     finally:
@@ -102,6 +105,7 @@ def test_a_fresh_server_loads_only_what_its_first_answer_needs(
     assert [a["space"] for a in report["first"]["predictions"]] == ["probability"] * 2
     assert report["kernels_at_first_answer"] == {"treeshap": 1, "interventional": 0}
     assert report["imported"] == []
+    assert report["blas_threads"] == [1]  # no BLAS worker spinning on the server's cores
     # Back on, with start-up's objects (imports, the model) out of every later collection.
     assert report["gc_enabled"] is True
     assert report["frozen"] > 50_000
