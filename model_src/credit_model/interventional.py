@@ -34,6 +34,7 @@ from credit_schema.responses import Space
 
 from .ensemble import LEAF, Ensemble, FloatArray, IndexArray, UnsupportedModelError
 from .explainer import default_threads
+from .kernel import filled
 
 #: The background and the leaves' paths, saved beside the model.
 INTERVENTIONAL_FILE: Final = "interventional.npz"
@@ -126,7 +127,6 @@ def leaf_paths(
 @numba.njit(inline="always", nogil=True)
 def _leaf_patterns(
     x: FloatArray,
-    s: int,
     leaf_full: IndexArray,
     path_start: IndexArray,
     path_feature: IndexArray,
@@ -136,11 +136,11 @@ def _leaf_patterns(
     path_bit: IndexArray,
     out: IndexArray,
 ) -> None:  # pragma: no cover - compiled by numba
-    """``out[l]``: the slots of leaf ``l`` whose path splits row ``s`` of ``x`` satisfies."""
+    """``out[l]``: the slots of leaf ``l`` whose path splits ``x`` (one row, filled) satisfies."""
     for leaf in range(leaf_full.shape[0]):
         p = np.int64(leaf_full[leaf])
         for k in range(path_start[leaf], path_start[leaf + 1]):
-            v = x[s, path_feature[k]]
+            v = x[path_feature[k]]
             right = np.int64(v > path_threshold[k]) | (path_missing[k] & np.int64(v != v))
             if right != path_right[k]:
                 p &= ~np.int64(path_bit[k])
@@ -149,13 +149,16 @@ def _leaf_patterns(
 
 @numba.njit(nogil=True, cache=True)
 def _patterns(
-    x: FloatArray, paths: tuple[Any, ...], out: IndexArray
+    x: FloatArray, fill: FloatArray, float32_inputs: int, paths: tuple[Any, ...], out: IndexArray
 ) -> None:  # pragma: no cover - compiled by numba
     """``out[s, l]``: the slots of leaf ``l`` whose path splits row ``s`` satisfies
     (``paths``: leaf_full, path_start and the path arrays)."""
     full, start, feature, threshold, missing, right, bit = paths
+    row = np.empty(x.shape[1])
     for s in range(x.shape[0]):
-        _leaf_patterns(x, s, full, start, feature, threshold, missing, right, bit, out[s])
+        for f in range(x.shape[1]):
+            row[f] = filled(x[s, f], fill[f], float32_inputs)
+        _leaf_patterns(row, full, start, feature, threshold, missing, right, bit, out[s])
 
 
 @numba.njit(nogil=True, cache=True)
@@ -166,11 +169,13 @@ def _link(raw: float, logistic: int) -> float:  # pragma: no cover - compiled by
 @numba.njit(nogil=True, cache=True)
 def _explain(
     x: FloatArray,
+    fill: FloatArray,
+    float32_inputs: int,
     fr: FloatArray,
     pr: FloatArray,
     group_start: IndexArray,
-    group_pattern: IndexArray,
-    member_start: IndexArray,
+    group_missed: IndexArray,
+    group_size: IndexArray,
     members: IndexArray,
     leaf_value: FloatArray,
     leaf_slots: IndexArray,
@@ -190,31 +195,38 @@ def _explain(
     proba: FloatArray,
     phi: FloatArray,
 ) -> float:  # pragma: no cover - compiled by numba; tested through InterventionalExplainer
-    """Per applicant (row of ``x``): the side it takes at every distinct split (``split_*``),
-    its pattern on every leaf (``path_split``: each path step's split), its margin and
-    ``proba``, each background row's weight (``fr``, ``pr``: the rows' margins and
+    """Per applicant (row of ``x``, filled): the side it takes at every distinct split (``split_*``),
+    the slots it misses on every leaf (``path_split``: each path step's split), its margin
+    and ``proba``, each background row's weight (``fr``, ``pr``: the rows' margins and
     probabilities), then each leaf's contributions into ``phi``; returns the largest
-    additivity gap (NaN sticks)."""
+    additivity gap (NaN sticks).
+
+    A group of a leaf's background rows (``group_missed``: the slots they miss, ``a``)
+    contributes iff it has every slot the applicant misses (``need``): then ``B = need``
+    and ``A = a``, so ``K = |need|`` is the leaf's and ``M = |a|`` the group's."""
     n_bg = fr.shape[0]
     depth = leaf_slots.shape[1]
     n_leaves = leaf_value.shape[0]
     weight = np.empty(n_bg)
-    o_of = np.empty(n_leaves, dtype=np.int64)
+    need_of = np.empty(n_leaves, dtype=np.int64)
     right = np.empty(split_feature.shape[0], dtype=np.int8)
+    up = np.zeros(depth)  # per slot of the current leaf: summed over its groups
+    row = np.empty(x.shape[1])
     gap = 0.0
     for s in range(x.shape[0]):
+        for f in range(x.shape[1]):  # here, not in numpy: one call per request is cheaper
+            row[f] = filled(x[s, f], fill[f], float32_inputs)
         for i in range(split_feature.shape[0]):  # each split once, not once per leaf below it
-            v = x[s, split_feature[i]]
+            v = row[split_feature[i]]
             right[i] = (v > split_threshold[i]) | (split_missing[i] & (v != v))
-        for leaf in range(n_leaves):
-            o = np.int64(leaf_full[leaf])
-            for k in range(path_start[leaf], path_start[leaf + 1]):
-                if right[path_split[k]] != path_right[k]:
-                    o &= ~np.int64(path_bit[k])
-            o_of[leaf] = o
         fx = offset
         for leaf in range(n_leaves):
-            if o_of[leaf] == leaf_full[leaf]:
+            need = 0
+            for k in range(path_start[leaf], path_start[leaf + 1]):
+                if right[path_split[k]] != path_right[k]:
+                    need |= path_bit[k]
+            need_of[leaf] = need
+            if need == 0:
                 fx += leaf_value[leaf]
         px = _link(fx, logistic)
         proba[s] = px
@@ -224,30 +236,31 @@ def _explain(
         for j in range(phi.shape[1]):
             phi[s, j] = 0.0
         for leaf in range(n_leaves):
-            o = o_of[leaf]
-            full = leaf_full[leaf]
-            value = leaf_value[leaf]
-            # One group per distinct background pattern of this leaf: most cannot meet o.
+            need = need_of[leaf]
+            k_need = _popcount(need)
+            down = 0.0
+            found = False
+            member = leaf * n_bg  # every leaf has all the background rows, group after group
             for g in range(group_start[leaf], group_start[leaf + 1]):
-                q = group_pattern[g]
-                if (o | q) != full or (o & q) == full:
-                    continue  # the hybrid never reaches the leaf, or both do: no contribution
-                total = 0.0
-                for k in range(member_start[g], member_start[g + 1]):
-                    total += weight[members[k]]
-                a = o & ~q
-                b = q & ~o
-                m = 0
-                n = 0
+                a = int(group_missed[g])
+                size = int(group_size[g])
+                # Skip: the hybrid never reaches the leaf, or both do (no contribution).
+                if (need & a) == 0 and (need | a) != 0:
+                    total = 0.0
+                    for k in range(member, member + size):
+                        total += weight[members[k]]
+                    m = _popcount(a)
+                    down += total * negative[m, k_need]
+                    share = total * positive[m, k_need]
+                    for j in range(depth):  # zero where the slot is not in a: no branch
+                        up[j] += ((a >> j) & 1) * share
+                    found = True
+                member += size
+            if found:  # one scatter per leaf (a padding slot adds zero to feature 0)
+                value = leaf_value[leaf]
                 for j in range(depth):
-                    m += (a >> j) & 1
-                    n += (b >> j) & 1
-                up = total * value * positive[m, n]
-                down = total * value * negative[m, n]
-                # Every slot gets its share, zero where it is in neither set: no branch to
-                # mispredict (a padding slot adds zero to feature 0).
-                for j in range(depth):
-                    phi[s, leaf_slots[leaf, j]] += ((a >> j) & 1) * up - ((b >> j) & 1) * down
+                    phi[s, leaf_slots[leaf, j]] += value * (up[j] - ((need >> j) & 1) * down)
+                    up[j] = 0.0
         total = base_value
         for j in range(phi.shape[1]):
             total += phi[s, j]
@@ -257,23 +270,43 @@ def _explain(
     return gap
 
 
-def _groups(q: IndexArray) -> tuple[IndexArray, IndexArray, IndexArray, IndexArray]:
+@numba.njit(inline="always", nogil=True)
+def _popcount(v: int) -> int:  # pragma: no cover - compiled by numba
+    """Set bits of a 16-bit pattern, without a loop (a data-dependent exit mispredicts)."""
+    v = v - ((v >> 1) & 0x5555)
+    v = (v & 0x3333) + ((v >> 2) & 0x3333)
+    v = (v + (v >> 4)) & 0x0F0F
+    return (v + (v >> 8)) & 0x1F
+
+
+def _narrowest(limit: int) -> type[np.unsignedinteger[Any]]:
+    """The narrowest unsigned type holding ``0 .. limit``: the kernel's tables stay small."""
+    for dtype in (np.uint8, np.uint16, np.uint32):
+        if limit <= np.iinfo(dtype).max:
+            return dtype
+    return np.uint64
+
+
+def _groups(q: IndexArray, full: IndexArray) -> tuple[npt.NDArray[Any], ...]:
     """Per leaf (row of ``q[L, R]``), its distinct background patterns and their rows:
-    ``(group_start[L + 1], group_pattern[G], member_start[G + 1], members[L * R])``, every
-    leaf at once (a leaf's rows sorted by pattern; a group starts where the pattern changes)."""
+    ``(group_start[L + 1], group_missed[G], group_size[G], members[L * R])``, every leaf at
+    once (a leaf's rows sorted by pattern; a group starts where the pattern changes;
+    ``group_missed``: the slots of the leaf its rows do not satisfy)."""
     n_leaves, n_rows = q.shape
     order = np.argsort(q, axis=1, kind="stable")
     ordered = np.take_along_axis(q, order, axis=1)
     starts = np.ones(ordered.shape, dtype=bool)
     starts[:, 1:] = ordered[:, 1:] != ordered[:, :-1]
-    group_start = np.zeros(n_leaves + 1, dtype=np.int64)
+    group_start = np.zeros(n_leaves + 1, dtype=np.int32)
     np.cumsum(starts.sum(axis=1), out=group_start[1:])
     first = np.flatnonzero(starts.ravel())
+    missed = (full[:, None] & ~ordered).ravel()[first]
+    rows = _narrowest(n_rows)
     return (
         group_start,
-        ordered.ravel()[first].astype(np.int64),
-        np.append(first, n_leaves * n_rows).astype(np.int64),
-        order.ravel().astype(np.int64),
+        missed.astype(_narrowest(int(full.max(initial=0)))),
+        np.diff(np.append(first, n_leaves * n_rows)).astype(rows),
+        order.ravel().astype(rows),
     )
 
 
@@ -284,9 +317,9 @@ def _distinct_splits(paths: LeafPaths) -> tuple[npt.NDArray[Any], ...]:
     steps = np.rec.fromarrays([paths.path_feature, paths.path_threshold, paths.path_missing])
     splits, path_split = np.unique(steps, return_inverse=True)
     return (
-        path_split.astype(np.int32).ravel(),
+        path_split.astype(_narrowest(len(splits))).ravel(),
         paths.path_right.astype(np.int8),
-        paths.path_bit.astype(np.int32),
+        paths.path_bit.astype(_narrowest(int(paths.path_bit.max(initial=0)))),
         splits["f0"].astype(np.int32),
         splits["f1"].astype(np.float64),
         splits["f2"].astype(np.int8),
@@ -328,7 +361,8 @@ class InterventionalExplainer:
     ) -> None:
         self.paths = paths
         n = paths.n_features
-        self.fill_values = np.full(n, np.nan) if fill_values is None else fill_values
+        fill = np.full(n, np.nan) if fill_values is None else fill_values
+        self.fill_values = np.ascontiguousarray(fill, dtype=np.float64)
         self._positive, self._negative = _coefficients(paths.depth)
         self.background = paths.background if background is None else background
         self._pool_scores: FloatArray | None = None
@@ -340,15 +374,11 @@ class InterventionalExplainer:
         q = self._patterns(background)
         # The kernel's tables in the narrowest types that hold them: a request reads them all
         # once per applicant, mostly from memory after other work has filled the caches.
-        group_start, group_pattern, member_start, members = _groups(np.ascontiguousarray(q.T))
         self._tables: tuple[npt.NDArray[Any], ...] = (
-            group_start.astype(np.int32),
-            group_pattern.astype(np.int32),
-            member_start.astype(np.int32),
-            members.astype(np.int16 if len(self.background) < 2**15 else np.int32),
+            *_groups(np.ascontiguousarray(q.T), paths.leaf_full),
             paths.leaf_value,
-            paths.leaf_slots.astype(np.int32),
-            paths.leaf_full.astype(np.int32),
+            paths.leaf_slots.astype(_narrowest(paths.n_features)),
+            paths.leaf_full.astype(_narrowest(int(paths.leaf_full.max(initial=0)))),
             paths.path_start.astype(np.int32),
             *_distinct_splits(paths),
         )
@@ -360,17 +390,14 @@ class InterventionalExplainer:
         x = np.asarray(X, dtype=np.float64)
         if x.ndim != 2 or x.shape[1] != self.paths.n_features:
             raise ValueError(f"expected an array of shape (n, {self.paths.n_features})")
-        x = np.where(np.isnan(x), self.fill_values[None, :], x)
-        if self.paths.float32_inputs:
-            x = x.astype(np.float32).astype(np.float64)
-        return np.ascontiguousarray(x)
+        return np.ascontiguousarray(x)  # the kernels fill and round it
 
     def _patterns(self, x: FloatArray) -> IndexArray:
         p = self.paths
         out = np.empty((x.shape[0], p.leaf_full.shape[0]), dtype=np.int64)
         paths = (p.leaf_full, p.path_start, p.path_feature, p.path_threshold,
                  p.path_missing, p.path_right, p.path_bit)  # fmt: skip
-        _patterns(x, paths, out)
+        _patterns(x, self.fill_values, p.float32_inputs, paths, out)
         return out
 
     def _raw(self, patterns: IndexArray) -> FloatArray:
@@ -400,7 +427,7 @@ class InterventionalExplainer:
     def _run(self, x: FloatArray, proba: FloatArray, phi: FloatArray) -> float:
         p = self.paths
         args: tuple[Any, ...] = (
-            x, self._fr, self._pr, *self._tables, p.offset, p.logistic,
+            x, self.fill_values, p.float32_inputs, self._fr, self._pr, *self._tables, p.offset, p.logistic,
             self._positive, self._negative, self.base_value, proba, phi,
         )  # fmt: skip
         return float(_explain(*args))
