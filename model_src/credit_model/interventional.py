@@ -175,7 +175,8 @@ def _explain(
     pr: FloatArray,
     group_start: IndexArray,
     group_missed: IndexArray,
-    group_size: IndexArray,
+    group_quads: IndexArray,
+    member_start: IndexArray,
     members: IndexArray,
     leaf_value: FloatArray,
     leaf_slots: IndexArray,
@@ -195,11 +196,11 @@ def _explain(
     proba: FloatArray,
     phi: FloatArray,
 ) -> float:  # pragma: no cover - compiled by numba; tested through InterventionalExplainer
-    """Per applicant (row of ``x``, filled): the side it takes at every distinct split (``split_*``),
-    the slots it misses on every leaf (``path_split``: each path step's split), its margin
-    and ``proba``, each background row's weight (``fr``, ``pr``: the rows' margins and
-    probabilities), then each leaf's contributions into ``phi``; returns the largest
-    additivity gap (NaN sticks).
+    """Per applicant (row of ``x``, filled): the side it takes at every distinct split
+    (``split_*``), the slots it misses on every leaf (``path_split``: each path step's
+    split), its margin and ``proba``, each background row's weight (``fr``, ``pr``: the
+    rows' margins and probabilities), then the groups that contribute and their
+    contributions into ``phi``; returns the largest additivity gap (NaN sticks).
 
     A group of a leaf's background rows (``group_missed``: the slots they miss, ``a``)
     contributes iff it has every slot the applicant misses (``need``): then ``B = need``
@@ -207,10 +208,12 @@ def _explain(
     n_bg = fr.shape[0]
     depth = leaf_slots.shape[1]
     n_leaves = leaf_value.shape[0]
-    weight = np.empty(n_bg)
+    weight = np.zeros(n_bg + 1)  # the last: the padding row of every group's members, 0
     need_of = np.empty(n_leaves, dtype=np.int64)
     right = np.empty(split_feature.shape[0], dtype=np.int8)
-    up = np.zeros(depth)  # per slot of the current leaf: summed over its groups
+    hit_group = np.empty(group_missed.shape[0] + 1, dtype=np.int32)
+    hit_leaf = np.empty(group_missed.shape[0] + 1, dtype=np.int32)
+    hit_member = np.empty(group_missed.shape[0] + 1, dtype=np.int32)
     row = np.empty(x.shape[1])
     gap = 0.0
     for s in range(x.shape[0]):
@@ -233,34 +236,42 @@ def _explain(
         for r in range(n_bg):
             d = fx - fr[r]
             weight[r] = ((px - pr[r]) / d if d != 0.0 else 1.0) / n_bg
-        for j in range(phi.shape[1]):
-            phi[s, j] = 0.0
+        # The groups that contribute, listed without a branch (a fifth do, unpredictably):
+        # skipped, the hybrid never reaches the leaf, or both do (no contribution).
+        n = 0
         for leaf in range(n_leaves):
             need = need_of[leaf]
-            k_need = _popcount(need)
-            down = 0.0
-            found = False
-            member = leaf * n_bg  # every leaf has all the background rows, group after group
+            member = member_start[leaf]
             for g in range(group_start[leaf], group_start[leaf + 1]):
                 a = int(group_missed[g])
-                size = int(group_size[g])
-                # Skip: the hybrid never reaches the leaf, or both do (no contribution).
-                if (need & a) == 0 and (need | a) != 0:
-                    total = 0.0
-                    for k in range(member, member + size):
-                        total += weight[members[k]]
-                    m = _popcount(a)
-                    down += total * negative[m, k_need]
-                    share = total * positive[m, k_need]
-                    for j in range(depth):  # zero where the slot is not in a: no branch
-                        up[j] += ((a >> j) & 1) * share
-                    found = True
-                member += size
-            if found:  # one scatter per leaf (a padding slot adds zero to feature 0)
-                value = leaf_value[leaf]
-                for j in range(depth):
-                    phi[s, leaf_slots[leaf, j]] += value * (up[j] - ((need >> j) & 1) * down)
-                    up[j] = 0.0
+                hit_group[n] = g
+                hit_leaf[n] = leaf
+                hit_member[n] = member
+                n += ((need & a) == 0) & ((need | a) != 0)
+                member += 4 * int(group_quads[g])
+        for j in range(phi.shape[1]):
+            phi[s, j] = 0.0
+        for i in range(n):
+            g = hit_group[i]
+            leaf = hit_leaf[i]
+            total = 0.0
+            # Members in fours (padded with the zero-weight row): most groups take one
+            # pass, a predictable loop, and the four adds do not wait on one another.
+            for k in range(hit_member[i], hit_member[i] + 4 * int(group_quads[g]), 4):
+                total += (weight[members[k]] + weight[members[k + 1]]) + (
+                    weight[members[k + 2]] + weight[members[k + 3]]
+                )
+            a = int(group_missed[g])
+            need = need_of[leaf]
+            m = _popcount(a)
+            k_need = _popcount(need)
+            value = leaf_value[leaf]
+            up = value * total * positive[m, k_need]
+            down = value * total * negative[m, k_need]
+            # Every slot gets its share, zero where it is in neither set: no branch to
+            # mispredict (a padding slot adds zero to feature 0).
+            for j in range(depth):
+                phi[s, leaf_slots[leaf, j]] += ((a >> j) & 1) * up - ((need >> j) & 1) * down
         total = base_value
         for j in range(phi.shape[1]):
             total += phi[s, j]
@@ -289,9 +300,10 @@ def _narrowest(limit: int) -> type[np.unsignedinteger[Any]]:
 
 def _groups(q: IndexArray, full: IndexArray) -> tuple[npt.NDArray[Any], ...]:
     """Per leaf (row of ``q[L, R]``), its distinct background patterns and their rows:
-    ``(group_start[L + 1], group_missed[G], group_size[G], members[L * R])``, every leaf at
-    once (a leaf's rows sorted by pattern; a group starts where the pattern changes;
-    ``group_missed``: the slots of the leaf its rows do not satisfy)."""
+    ``(group_start[L + 1], group_missed[G], group_quads[G], member_start[L], members)``,
+    every leaf at once (a leaf's rows sorted by pattern; a group starts where the pattern
+    changes; ``group_missed``: the slots of the leaf its rows do not satisfy). A group's
+    rows are padded with row ``R`` to a multiple of four (``group_quads`` fours)."""
     n_leaves, n_rows = q.shape
     order = np.argsort(q, axis=1, kind="stable")
     ordered = np.take_along_axis(q, order, axis=1)
@@ -301,12 +313,18 @@ def _groups(q: IndexArray, full: IndexArray) -> tuple[npt.NDArray[Any], ...]:
     np.cumsum(starts.sum(axis=1), out=group_start[1:])
     first = np.flatnonzero(starts.ravel())
     missed = (full[:, None] & ~ordered).ravel()[first]
-    rows = _narrowest(n_rows)
+    size = np.diff(np.append(first, n_leaves * n_rows))
+    quads = -(-size // 4)
+    padded_start = np.concatenate([[0], np.cumsum(4 * quads)])
+    members = np.full(padded_start[-1], n_rows, dtype=_narrowest(n_rows))
+    within = np.arange(n_leaves * n_rows) - np.repeat(first, size)
+    members[np.repeat(padded_start[:-1], size) + within] = order.ravel()
     return (
         group_start,
         missed.astype(_narrowest(int(full.max(initial=0)))),
-        np.diff(np.append(first, n_leaves * n_rows)).astype(rows),
-        order.ravel().astype(rows),
+        quads.astype(_narrowest(int(quads.max(initial=0)))),
+        padded_start[group_start[:-1]].astype(np.int32),
+        members,
     )
 
 
