@@ -180,11 +180,12 @@ def _explain(
     members: IndexArray,
     leaf_value: FloatArray,
     leaf_slots: IndexArray,
-    leaf_full: IndexArray,
-    path_start: IndexArray,
-    path_split: IndexArray,
-    path_right: IndexArray,
-    path_bit: IndexArray,
+    leaf_needs: IndexArray,
+    leaf_node: IndexArray,
+    node_parent: IndexArray,
+    node_split: IndexArray,
+    node_right: IndexArray,
+    node_bit: IndexArray,
     split_feature: IndexArray,
     split_threshold: FloatArray,
     split_missing: IndexArray,
@@ -197,19 +198,22 @@ def _explain(
     phi: FloatArray,
 ) -> float:  # pragma: no cover - compiled by numba; tested through InterventionalExplainer
     """Per applicant (row of ``x``, filled): the side it takes at every distinct split
-    (``split_*``), the slots it misses on every leaf (``path_split``: each path step's
-    split), its margin and ``proba``, each background row's weight (``fr``, ``pr``: the
+    (``split_*``), the slots it misses at every node of the leaves' paths (``node_*``: a
+    prefix shared by several leaves' paths is one node) and so on every leaf, its margin
+    and ``proba``, each background row's weight (``fr``, ``pr``: the
     rows' margins and probabilities), then the groups that contribute and their
     contributions into ``phi``; returns the largest additivity gap (NaN sticks).
 
     A group of a leaf's background rows (``group_missed``: the slots they miss, ``a``)
     contributes iff it has every slot the applicant misses (``need``): then ``B = need``
-    and ``A = a``, so ``K = |need|`` is the leaf's and ``M = |a|`` the group's."""
+    and ``A = a``, so ``K = |need|`` is the leaf's and ``M = |a|`` the group's. Bit
+    ``need`` of ``leaf_needs`` says whether any group of the leaf does (``need < 64``)."""
     n_bg = fr.shape[0]
     depth = leaf_slots.shape[1]
     n_leaves = leaf_value.shape[0]
     weight = np.zeros(n_bg + 1)  # the last: the padding row of every group's members, 0
     need_of = np.empty(n_leaves, dtype=np.int64)
+    need_at = np.zeros(node_parent.shape[0], dtype=np.int64)  # node 0: above every root
     right = np.empty(split_feature.shape[0], dtype=np.int8)
     hit_group = np.empty(group_missed.shape[0] + 1, dtype=np.int32)
     hit_leaf = np.empty(group_missed.shape[0] + 1, dtype=np.int32)
@@ -222,12 +226,12 @@ def _explain(
         for i in range(split_feature.shape[0]):  # each split once, not once per leaf below it
             v = row[split_feature[i]]
             right[i] = (v > split_threshold[i]) | (split_missing[i] & (v != v))
+        for i in range(1, node_parent.shape[0]):  # parents first
+            missed = right[node_split[i]] != node_right[i]
+            need_at[i] = need_at[node_parent[i]] | (missed * node_bit[i])
         fx = offset
         for leaf in range(n_leaves):
-            need = 0
-            for k in range(path_start[leaf], path_start[leaf + 1]):
-                if right[path_split[k]] != path_right[k]:
-                    need |= path_bit[k]
+            need = need_at[leaf_node[leaf]]
             need_of[leaf] = need
             if need == 0:
                 fx += leaf_value[leaf]
@@ -241,6 +245,8 @@ def _explain(
         n = 0
         for leaf in range(n_leaves):
             need = need_of[leaf]
+            if need < 64 and ((leaf_needs[leaf] >> need) & 1) == 0:
+                continue  # no group of this leaf contributes: a third of the leaves, unread
             member = member_start[leaf]
             for g in range(group_start[leaf], group_start[leaf + 1]):
                 a = int(group_missed[g])
@@ -328,16 +334,54 @@ def _groups(q: IndexArray, full: IndexArray) -> tuple[npt.NDArray[Any], ...]:
     )
 
 
-def _distinct_splits(paths: LeafPaths) -> tuple[npt.NDArray[Any], ...]:
-    """Every path step as ``(split, side, bit)`` with the distinct splits apart (``feature,
-    threshold, missing``): a split near the root is on the path of every leaf below it, and
-    an applicant's side there is computed once."""
+def _leaf_needs(group_start: IndexArray, missed: IndexArray, full: IndexArray) -> IndexArray:
+    """Per leaf, bit ``need`` set where one of its groups contributes when the applicant
+    misses the slots ``need``; every bit where the leaf has more than 6 slots (the kernel
+    reads all its groups then)."""
+    need = np.arange(64)
+    distinct, which = np.unique(missed, return_inverse=True)  # a few dozen values
+    a = distinct.astype(np.int64)[:, None]
+    hit = ((a & need) == 0) & ((a | need) != 0)  # [distinct a, 64]
+    bits = np.packbits(hit, axis=1, bitorder="little").view(np.int64).ravel()[which.ravel()]
+    out: IndexArray = np.bitwise_or.reduceat(bits, group_start[:-1])
+    out[full >= 64] = -1
+    return out
+
+
+def _path_nodes(paths: LeafPaths) -> tuple[npt.NDArray[Any], ...]:
+    """The leaves' paths as one tree of steps, ``(leaf_node[L], node_parent[N],
+    node_split[N], node_right[N], node_bit[N])``, with the distinct splits apart (``feature,
+    threshold, missing``): a split near the root is on the path of every leaf below it, so
+    an applicant's side there is computed once, and a path's prefix is one node for all the
+    leaves below it (consecutive leaves share it: the paths are listed depth first)."""
     steps = np.rec.fromarrays([paths.path_feature, paths.path_threshold, paths.path_missing])
     splits, path_split = np.unique(steps, return_inverse=True)
+    # One code per step (split, bit, side), leaf by leaf in a [L, longest] grid (-1: none).
+    code = (path_split.ravel() << 17) | (paths.path_bit << 1) | paths.path_right
+    length = np.diff(paths.path_start)
+    grid = np.full((len(length), max(1, int(length.max(initial=0)))), -1, dtype=np.int64)
+    column = np.arange(len(code)) - np.repeat(paths.path_start[:-1], length)
+    grid[np.repeat(np.arange(len(length)), length), column] = code
+    # A step is a new node unless it and every step above it equal the leaf before's.
+    same = np.zeros(grid.shape, dtype=bool)
+    same[1:] = np.logical_and.accumulate(grid[1:] == grid[:-1], axis=1)
+    new = (grid >= 0) & ~same
+    node = np.where(new, np.cumsum(new).reshape(grid.shape), 0)  # node 0: above every root
+    node = np.maximum.accumulate(node, axis=0)  # a shared step: the leaf before's node
+    parent = np.zeros_like(node)
+    parent[:, 1:] = node[:, :-1]
+    n_nodes = int(new.sum()) + 1
+    leaf_node = np.where(length > 0, node[np.arange(len(length)), np.maximum(length - 1, 0)], 0)
+    table = np.zeros((n_nodes, 3), dtype=np.int64)
+    table[1:] = np.stack([parent[new], grid[new] >> 17, grid[new] & 1], axis=1)  # by number
+    bit = np.zeros(n_nodes, dtype=np.int64)
+    bit[1:] = (grid[new] >> 1) & 0xFFFF
     return (
-        path_split.astype(_narrowest(len(splits))).ravel(),
-        paths.path_right.astype(np.int8),
-        paths.path_bit.astype(_narrowest(int(paths.path_bit.max(initial=0)))),
+        leaf_node.astype(_narrowest(n_nodes)),
+        table[:, 0].astype(_narrowest(n_nodes)),
+        table[:, 1].astype(_narrowest(len(splits))),
+        table[:, 2].astype(np.int8),
+        bit.astype(_narrowest(int(bit.max(initial=0)))),
         splits["f0"].astype(np.int32),
         splits["f1"].astype(np.float64),
         splits["f2"].astype(np.int8),
@@ -392,13 +436,14 @@ class InterventionalExplainer:
         q = self._patterns(background)
         # The kernel's tables in the narrowest types that hold them: a request reads them all
         # once per applicant, mostly from memory after other work has filled the caches.
+        groups = _groups(np.ascontiguousarray(q.T), paths.leaf_full)
+        group_start, group_missed = groups[:2]
         self._tables: tuple[npt.NDArray[Any], ...] = (
-            *_groups(np.ascontiguousarray(q.T), paths.leaf_full),
+            *groups,
             paths.leaf_value,
             paths.leaf_slots.astype(_narrowest(paths.n_features)),
-            paths.leaf_full.astype(_narrowest(int(paths.leaf_full.max(initial=0)))),
-            paths.path_start.astype(np.int32),
-            *_distinct_splits(paths),
+            _leaf_needs(group_start, group_missed, paths.leaf_full),
+            *_path_nodes(paths),
         )
         self._fr = self._raw(q)
         self._pr = 1.0 / (1.0 + np.exp(-self._fr)) if paths.logistic else self._fr
