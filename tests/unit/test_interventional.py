@@ -173,3 +173,24 @@ def shap_tree(nodes: Any) -> dict[str, Any]:
         "values": nodes["value"].astype(np.float64)[:, None],
         "node_sample_weight": nodes["count"].astype(np.float64),
     }
+
+
+def test_deep_paths_and_a_large_background_equal_shap_exact() -> None:
+    """Leaves of more than 6 slots (read whatever the applicant misses) and more than 255
+    background rows (wider row numbers) take the kernel's general paths: still exact."""
+    rng = np.random.default_rng(7)
+    X = rng.normal(size=(3_000, 8))
+    y = (X.sum(axis=1) + X[:, 0] * X[:, 1] + rng.normal(size=len(X)) > 0).astype(int)
+    X[rng.random(X.shape) < 0.1] = np.nan
+    deep = SimpleNamespace(**{**vars(HP), "max_depth": 10, "max_leaf_nodes": 200})
+    family = module("lightgbm")
+    estimator = family.build(deep, None).fit(X, y)
+    paths = leaf_paths(family.to_ensemble(estimator), X[:300])
+    assert int(paths.leaf_full.max()) >= 2**7 - 1  # some leaf splits on 7 features or more
+    explainer = InterventionalExplainer(paths)
+    rows = X[1_000:1_003]
+    proba, phi, gap = explainer.explain_checked(rows)
+    assert gap <= 1e-9
+    margin = library_margin("lightgbm", estimator)
+    np.testing.assert_allclose(phi, by_shap_exact(margin, rows, X[:300]), rtol=0, atol=1e-9)
+    np.testing.assert_allclose(proba, estimator.predict_proba(rows)[:, 1], rtol=0, atol=1e-9)
