@@ -296,10 +296,13 @@ def _popcount(v: int) -> int:  # pragma: no cover - compiled by numba
     return (v + (v >> 8)) & 0x1F
 
 
-def _narrowest(limit: int) -> type[np.unsignedinteger[Any]]:
-    """The narrowest unsigned type holding ``0 .. limit``: the kernel's tables stay small."""
+def _narrowest(limit: int, smallest: Any = np.uint8) -> type[np.unsignedinteger[Any]]:
+    """The narrowest unsigned type holding ``0 .. limit``, ``smallest`` at least: the kernel's
+    tables stay small. Each table's type changes only past limits real models rarely reach
+    (255 background rows or features, 65,535 nodes or splits), so the kernel compiled into
+    numba's cache by :func:`warm_up` is the one a served model runs."""
     for dtype in (np.uint8, np.uint16, np.uint32):
-        if limit <= np.iinfo(dtype).max:
+        if np.iinfo(smallest).max <= np.iinfo(dtype).max and limit <= np.iinfo(dtype).max:
             return dtype
     return np.uint64
 
@@ -327,8 +330,8 @@ def _groups(q: IndexArray, full: IndexArray) -> tuple[npt.NDArray[Any], ...]:
     members[np.repeat(padded_start[:-1], size) + within] = order.ravel()
     return (
         group_start,
-        missed.astype(_narrowest(int(full.max(initial=0)))),
-        quads.astype(_narrowest(int(quads.max(initial=0)))),
+        missed.astype(np.uint16),  # 16 slots at most, whatever the depth: one kernel
+        quads.astype(members.dtype),  # fewer fours than rows
         padded_start[group_start[:-1]].astype(np.int32),
         members,
     )
@@ -377,11 +380,11 @@ def _path_nodes(paths: LeafPaths) -> tuple[npt.NDArray[Any], ...]:
     bit = np.zeros(n_nodes, dtype=np.int64)
     bit[1:] = (grid[new] >> 1) & 0xFFFF
     return (
-        leaf_node.astype(_narrowest(n_nodes)),
-        table[:, 0].astype(_narrowest(n_nodes)),
-        table[:, 1].astype(_narrowest(len(splits))),
+        leaf_node.astype(_narrowest(n_nodes, np.uint16)),
+        table[:, 0].astype(_narrowest(n_nodes, np.uint16)),
+        table[:, 1].astype(_narrowest(len(splits), np.uint16)),
         table[:, 2].astype(np.int8),
-        bit.astype(_narrowest(int(bit.max(initial=0)))),
+        bit.astype(np.uint16),  # 16 slots at most
         splits["f0"].astype(np.int32),
         splits["f1"].astype(np.float64),
         splits["f2"].astype(np.int8),
@@ -549,8 +552,9 @@ def load_paths(path: str | Path) -> LeafPaths:
     return LeafPaths(**values)
 
 
-def warm_up() -> None:
-    """Compile the kernels into numba's cache (the image build runs it): a one-split model."""
+def warm_up() -> InterventionalExplainer:
+    """Compile the kernels into numba's cache (the image build runs it): a one-split model,
+    whose explainer is returned (its tables have a served model's types)."""
     from .ensemble import Tree
 
     stump = Tree(
@@ -563,4 +567,6 @@ def warm_up() -> None:
         cover=np.array([2.0, 1.0, 1.0]),
     )
     ensemble = Ensemble((stump,), 1, 1.0, 0.0, "logistic", False)
-    InterventionalExplainer(leaf_paths(ensemble, np.array([[0.0], [1.0]]))).explain([[1.0]])
+    explainer = InterventionalExplainer(leaf_paths(ensemble, np.array([[0.0], [1.0]])))
+    explainer.explain([[1.0]])
+    return explainer

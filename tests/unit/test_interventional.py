@@ -26,11 +26,12 @@ import math
 from types import SimpleNamespace
 from typing import Any
 
+import numba
 import numpy as np
 import pytest
 import shap
 from credit_model.families import BOOSTED, module
-from credit_model.interventional import InterventionalExplainer, leaf_paths
+from credit_model.interventional import InterventionalExplainer, leaf_paths, warm_up
 
 from tests.references import by_shap_exact, library_margin
 
@@ -194,3 +195,16 @@ def test_deep_paths_and_a_large_background_equal_shap_exact() -> None:
     margin = library_margin("lightgbm", estimator)
     np.testing.assert_allclose(phi, by_shap_exact(margin, rows, X[:300]), rtol=0, atol=1e-9)
     np.testing.assert_allclose(proba, estimator.predict_proba(rows)[:, 1], rtol=0, atol=1e-9)
+
+
+def test_a_served_model_runs_the_kernel_warm_up_compiles() -> None:
+    """The image build compiles the kernel for a one-split model (``warm_up``): a model of the
+    default size must give its tables the same types, or its first answer compiles anew."""
+    X, y = data(2_000)
+    family = module("lightgbm")
+    default = SimpleNamespace(**{**vars(HP), "n_estimators": 50, "max_depth": 6})
+    estimator = family.build(default, None).fit(X, y)
+    explainer = InterventionalExplainer(leaf_paths(family.to_ensemble(estimator), X[:100]))
+    assert len(explainer.paths.leaf_value) > 255  # more leaves and nodes than a byte numbers
+    compiled = [numba.typeof(table) for table in warm_up()._tables]
+    assert [numba.typeof(table) for table in explainer._tables] == compiled
