@@ -13,10 +13,12 @@ As shap does for ``model_output="probability"``, each pair's values are rescaled
 probabilities, then averaged over the background: ``base = mean expit f(r)`` and
 ``base + sum(phi) = expit f(x)``, exactly.
 
-The background's patterns ``q`` per leaf are computed once, at load, and grouped by value;
-per applicant the work is one pass over each leaf's path and one over the leaf's distinct
-background patterns, of which only those that complete the applicant's sum their rows'
-weights before spreading them over the slots.
+The background's patterns ``q`` per leaf are computed once, at load, and grouped by value.
+Per applicant the work is one pass over the nodes of the leaves' paths (a prefix shared by
+several leaves is one node) for the slots the applicant misses on each leaf, then one over
+the distinct background patterns of the leaves where some can complete the applicant's:
+a group completes it iff it satisfies every slot the applicant misses, and then sums its
+rows' weights before spreading them over the slots.
 """
 
 from __future__ import annotations
@@ -200,9 +202,9 @@ def _explain(
     """Per applicant (row of ``x``, filled): the side it takes at every distinct split
     (``split_*``), the slots it misses at every node of the leaves' paths (``node_*``: a
     prefix shared by several leaves' paths is one node) and so on every leaf, its margin
-    and ``proba``, each background row's weight (``fr``, ``pr``: the
-    rows' margins and probabilities), then the groups that contribute and their
-    contributions into ``phi``; returns the largest additivity gap (NaN sticks).
+    and ``proba``, each background row's weight (``fr``, ``pr``: the rows' margins and
+    probabilities), then the groups that contribute and their contributions into ``phi``;
+    returns the largest additivity gap (NaN sticks).
 
     A group of a leaf's background rows (``group_missed``: the slots they miss, ``a``)
     contributes iff it has every slot the applicant misses (``need``): then ``B = need``
@@ -240,8 +242,8 @@ def _explain(
         for r in range(n_bg):
             d = fx - fr[r]
             weight[r] = ((px - pr[r]) / d if d != 0.0 else 1.0) / n_bg
-        # The groups that contribute, listed without a branch (a fifth do, unpredictably):
-        # skipped, the hybrid never reaches the leaf, or both do (no contribution).
+        # The groups that contribute, listed without a branch (a quarter of those read, in
+        # no predictable order); the others: the hybrid never reaches the leaf, or both do.
         n = 0
         for leaf in range(n_leaves):
             need = need_of[leaf]
@@ -437,8 +439,8 @@ class InterventionalExplainer:
             raise ValueError("an interventional explanation needs at least one background row")
         background = self._prepare(self.background)
         q = self._patterns(background)
-        # The kernel's tables in the narrowest types that hold them: a request reads them all
-        # once per applicant, mostly from memory after other work has filled the caches.
+        # The kernel's tables in narrow types (see _narrowest): a request reads them once per
+        # applicant, mostly from memory after other work has filled the caches.
         groups = _groups(np.ascontiguousarray(q.T), paths.leaf_full)
         group_start, group_missed = groups[:2]
         self._tables: tuple[npt.NDArray[Any], ...] = (
@@ -493,8 +495,8 @@ class InterventionalExplainer:
     def _run(self, x: FloatArray, proba: FloatArray, phi: FloatArray) -> float:
         p = self.paths
         args: tuple[Any, ...] = (
-            x, self.fill_values, p.float32_inputs, self._fr, self._pr, *self._tables, p.offset, p.logistic,
-            self._positive, self._negative, self.base_value, proba, phi,
+            x, self.fill_values, p.float32_inputs, self._fr, self._pr, *self._tables,
+            p.offset, p.logistic, self._positive, self._negative, self.base_value, proba, phi,
         )  # fmt: skip
         return float(_explain(*args))
 
