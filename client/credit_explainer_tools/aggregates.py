@@ -139,6 +139,9 @@ def aggregate_sql(
     knots = {"edges": [float(x) for x in extra["calibration"]["score"]]} if extra.get(
         "calibration") else {"edges": []}  # fmt: skip
     segment = stability.bin_sql(knots, "p")
+    if len(knots["edges"]) + 2 > SEGMENTS:
+        raise ValueError(f"{len(knots['edges'])} calibration knots: at most {SEGMENTS - 2}")
+    cell = f"CAST(floor(p * {monitoring.SCORE_CELLS}) AS BIGINT) * {SEGMENTS} + ({segment})"
     threshold = stability.float_sql(float(extra["high_risk_threshold"]))
     version = stability.text_sql(query.version)
     day = "CAST(substr(recorded_at, 1, 10) AS DATE)"
@@ -197,6 +200,140 @@ SELECT 'reason', period, feature, NULL, count(*), NULL, NULL, NULL, NULL FROM (
   WHERE p >= {threshold} AND k <= cardinality(reasons)
 ) AS given GROUP BY period, feature
 UNION ALL
-SELECT 'cbpe', period, CAST({segment} AS VARCHAR),
-       CAST(floor(p * {monitoring.SCORE_CELLS}) AS BIGINT), count(*), sum(p), sum(p * p), NULL, NULL
-FROM counted GROUP BY period, {segment}, CAST(floor(p * {monitoring.SCORE_CELLS}) AS BIGINT)"""
+SELECT 'cbpe', period, NULL, {cell}, count(*), sum(p), sum(p * p), NULL, NULL
+FROM counted GROUP BY period, {cell}"""
+
+
+def damaged_sql(relation: str, hours: str, unparsed: str) -> str:
+    """The lines the aggregates leave out for not being records, to be named by the reader:
+    damaged lines (``problem``), and those ``unparsed`` (a condition on ``line``)."""
+    return (
+        f"WITH records AS ({relation})\n"  # noqa: S608
+        "SELECT source, line_number, line, problem FROM records\n"
+        f"WHERE {hours} AND (problem IS NOT NULL OR line IS NULL OR {unparsed})\n"
+        "ORDER BY source, line_number"
+    )
+
+
+#: What :func:`aggregate_sql`'s rows add up to, over the engine's chunks, in the order
+#: :func:`fold` reads them (a period's score cells from the highest down).
+TOTALS: Final = (
+    "SELECT kind, period, feature, bin, sum(n), sum(x), sum(y), min(first), max(last) "
+    "FROM ({rows}) AS partial GROUP BY kind, period, feature, bin ORDER BY kind, period, bin DESC"
+)
+#: A score cell and calibration segment in one ``bin`` (cell * SEGMENTS + segment).
+SEGMENTS: Final = 2**16
+
+
+@dataclass
+class Folded:
+    """The aggregates folded: decisions of the model and of others, the first and last
+    decision's time, the counts per period (by label) and the CBPE estimate."""
+
+    decisions: int = 0
+    other: int = 0
+    first: datetime | None = None
+    last: datetime | None = None
+    periods: dict[str, monitoring.Aggregates] = field(default_factory=dict)
+    estimated: dict[str, Any] | None = None
+
+
+Row = tuple[Any, ...]
+
+
+def sort_rows(rows: Iterable[Row]) -> list[Row]:
+    """Rows in :data:`TOTALS`' order (an engine that cannot sort them, Athena's pages)."""
+    return sorted(rows, key=lambda r: (r[0], r[1] or "", -(r[3] if r[3] is not None else -2**62)))
+
+
+def fold(
+    query: Query, rows: Iterable[Row], label: Any, calibration: dict[str, list[float]] | None
+) -> Folded:
+    """The rows of :data:`TOTALS` (sorted so) as :class:`Folded`; ``label(day)`` names the period
+    starting on ``day``."""
+    import itertools
+
+    out = Folded()
+
+    def aggregates(period: str) -> monitoring.Aggregates:
+        name = label(date.fromisoformat(str(period)[:10]))
+        if name not in out.periods:
+            out.periods[name] = monitoring.Aggregates(query.metadata)
+        return out.periods[name]
+
+    column = {f: j for j, f in enumerate(query.names)}
+    for kind, group in itertools.groupby(rows, key=lambda r: r[0]):
+        if kind == "cbpe":
+            by_period = itertools.groupby(group, key=lambda r: r[1])
+            figures = monitoring.estimated_of_groups(
+                (
+                    (label(date.fromisoformat(str(p)[:10])),
+                     ((int(r[3]) % SEGMENTS, int(r[4]), float(r[5]), float(r[6])) for r in g))
+                    for p, g in by_period
+                ),
+                calibration or {"score": [0.0], "probability": [0.0]},
+            )  # fmt: skip
+            out.estimated = figures if calibration else None
+            continue
+        for _, period, feature, bin_, n, x, _y, first, last in group:
+            n = int(n)
+            if kind == "decisions":
+                if period == "other":
+                    out.other += n
+                    continue
+                out.decisions += n
+                out.first = datetime.fromisoformat(str(first))
+                out.last = datetime.fromisoformat(str(last))
+                continue
+            agg = aggregates(period)
+            if kind == "feature":
+                j, code = int(feature) - 1, int(bin_)  # SQL arrays count from 1
+                if code >> 1 == -1:
+                    agg.missing[j] += n
+                else:
+                    agg.bins[j][code >> 1] += n
+                agg.outside[j] += n * (code & 1)
+            elif kind == "score":
+                agg.n += n
+                agg.score_sum += float(x)
+                if int(bin_) == -1:
+                    agg.score_missing += n
+                else:
+                    agg.score_bins[int(bin_)] += n
+            elif kind == "shap" and feature in column:
+                agg.abs_shap_sum[column[feature]] += float(x)
+            elif kind == "high":
+                agg.high_risk += n
+            elif kind == "reason" and feature in column:
+                agg.reasons[column[feature]] += n
+    base = monitoring.check_baseline(query.metadata)["features"]
+    for agg in out.periods.values():  # a category training never saw: outside its range
+        for j, name in enumerate(query.names):
+            if "categories" in base[name]:
+                agg.outside[j] = agg.bins[j][-1]
+    return out
+
+
+def total(query: Query, periods: Iterable[monitoring.Aggregates]) -> monitoring.Aggregates:
+    """The periods' counts added up."""
+    out = monitoring.Aggregates(query.metadata)
+    for agg in periods:
+        out.n += agg.n
+        for j in range(len(out.names)):
+            out.bins[j] += agg.bins[j]
+        out.missing += agg.missing
+        out.outside += agg.outside
+        out.score_bins += agg.score_bins
+        out.score_missing += agg.score_missing
+        out.score_sum += agg.score_sum
+        out.abs_shap_sum += agg.abs_shap_sum
+        out.high_risk += agg.high_risk
+        out.reasons += agg.reasons
+    return out
+
+
+def rows_of(cells: Iterator[list[str | None]]) -> Iterator[Row]:
+    """Athena's text cells as typed rows."""
+    for kind, period, feature, bin_, n, x, y, first, last in cells:
+        yield (kind, period, feature, None if bin_ is None else int(bin_), int(n or 0),
+               None if x is None else float(x), None if y is None else float(y), first, last)  # fmt: skip

@@ -34,7 +34,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, Final, Protocol
+from typing import TYPE_CHECKING, Any, Final, Protocol
 
 from credit_schema.records import (
     DecisionRecord,
@@ -46,6 +46,9 @@ from credit_schema.records import (
     read_lines,
     time_text,
 )
+
+if TYPE_CHECKING:  # monitor's aggregates import numpy: not for decisions show
+    from . import aggregates
 
 #: A row of the relation the queries select: (source, line_number, line, problem).
 Row = tuple[str, int | None, str | None, str | None]
@@ -289,6 +292,51 @@ class LocalEngine:
             relation = self._relation(hour, None, on_skip)
             yield from self._run(window_sql(relation, [hour], since, until), on_skip)
 
+    def aggregate(
+        self,
+        query: aggregates.Query,
+        since: datetime | None,
+        until: datetime | None,
+        on_skip: OnSkip,
+    ) -> Iterator[aggregates.Row]:
+        """:func:`aggregates.aggregate_sql` over the hours that can hold [since, until]: every
+        compacted hour in one scan of their Parquet files, each JSON hour through the reader;
+        the partial counts kept in DuckDB and added up (:data:`aggregates.TOTALS`), so memory
+        holds counts and one JSON hour at a time. Damaged lines are named through ``on_skip``."""
+        from . import aggregates
+        for macro in (MACROS, *aggregates.MACROS):
+            self._db.execute(macro)
+        wanted = hours_in(since, until)
+        hours = [h for h in self.hours() if wanted(h)]
+        compacted = [h for h in hours if self.parquet(h).exists()]
+        chunks: list[tuple[list[str], str]] = []
+        if compacted:
+            self.partitions_read.extend((h, "parquet") for h in compacted)
+            files = ", ".join(literal(str(self.parquet(h))) for h in compacted)
+            chunks.append((compacted, f"SELECT * FROM read_parquet([{files}], "  # noqa: S608
+                                      "hive_partitioning = false)"))  # fmt: skip
+        chunks.extend(([h], "") for h in hours if h not in compacted)
+        self._db.execute("DROP TABLE IF EXISTS partials")
+        for n, (chunk, relation) in enumerate(chunks):
+            if not relation:
+                self.partitions_read.append((chunk[0], "json"))
+                rows, _ = hour_lines(self.root, chunk[0])
+                self._load(rows)
+                relation = "SELECT * FROM lines"
+            where = f"hour IN ({', '.join(literal(h) for h in chunk)})"
+            damaged = aggregates.damaged_sql(relation, where, "FALSE")  # the reader read them
+            for source, number, line, problem in self._db.execute(damaged).fetchall():
+                for _ in records([(str(self.root / source), number, line, problem)], on_skip):
+                    pass
+            sql = aggregates.aggregate_sql(query, aggregates.DUCKDB, relation, where, since, until)
+            self._db.execute(("CREATE TEMP TABLE partials AS " if n == 0 else  # noqa: S608
+                              "INSERT INTO partials ") + sql)  # fmt: skip
+        if not chunks:
+            return
+        cursor = self._db.execute(aggregates.TOTALS.format(rows="SELECT * FROM partials"))
+        while batch := cursor.fetchmany(_BATCH):
+            yield from batch
+
     def compact(self, before: str, on_skip: OnSkip) -> tuple[list[str], int]:
         """Write each hour older than ``before`` (``yyyy/mm/dd/hh``) not compacted yet as
         Parquet, every line through the reader (damaged lines kept as their problem, and handed
@@ -355,8 +403,9 @@ class AthenaEngine:
     def relation(self) -> str:
         return ATHENA_RELATION.format(table=f'"{self.database}".{LINES_TABLE}')
 
-    def run(self, sql: str) -> Iterator[Row]:
-        """start_query_execution in the workgroup, poll until done, page through the results."""
+    def cells(self, sql: str) -> Iterator[list[str | None]]:
+        """start_query_execution in the workgroup, poll until done, page through the results:
+        each row's cells as text."""
         self.queries.append(sql)
         started = self.athena.start_query_execution(
             QueryString=sql,
@@ -383,12 +432,16 @@ class AthenaEngine:
             if first:  # the first page's first row is the header
                 result_rows, first = result_rows[1:], False
             for row in result_rows:
-                cells = [c.get("VarCharValue") for c in row["Data"]]
-                number = cells[1]
-                yield (str(cells[0]), int(number) if number else None, cells[2], cells[3])
+                yield [c.get("VarCharValue") for c in row["Data"]]
             token = page.get("NextToken")
             if not token:
                 return
+
+    def run(self, sql: str) -> Iterator[Row]:
+        """The query's rows of the relation: (source, line_number, line, problem)."""
+        for cells in self.cells(sql):
+            number = cells[1]
+            yield (str(cells[0]), int(number) if number else None, cells[2], cells[3])
 
     def lookup(self, request_id: str, on_skip: OnSkip) -> Iterator[DecisionRecord]:
         hours = hours_of_id(request_id)
@@ -401,16 +454,43 @@ class AthenaEngine:
     def window(
         self, since: datetime | None, until: datetime | None, on_skip: OnSkip
     ) -> Iterator[DecisionRecord]:
-        hours = None
-        if since is not None:  # the projected partitions the window can touch, named
-            end = until or datetime.now(UTC)
-            wanted = hours_in(since, until)
-            hours, moment = [], since - timedelta(hours=1)
-            while moment <= end + timedelta(hours=1):
-                if wanted(hour_prefix(moment)):
-                    hours.append(hour_prefix(moment))
-                moment += timedelta(hours=1)
+        hours = _projected(since, until)
         yield from records(self.run(window_sql(self.relation, hours, since, until)), on_skip)
+
+    def aggregate(
+        self,
+        query: aggregates.Query,
+        since: datetime | None,
+        until: datetime | None,
+        on_skip: OnSkip,
+    ) -> Iterator[aggregates.Row]:
+        """:func:`aggregates.aggregate_sql` on Athena over the partitions the window can touch:
+        counts come back, not lines. The lines that are not records (not JSON, or not of the
+        record's shape) are fetched by a second query and named by the reader."""
+        from . import aggregates
+        hours = _projected(since, until)
+        where = "1 = 1" if hours is None else f"hour IN ({', '.join(literal(h) for h in hours)})"
+        typed = aggregates.record_type(query.names)
+        unparsed = f"{aggregates.TRINO.parse('line', typed)} IS NULL"
+        damaged = aggregates.damaged_sql(self.relation, where, unparsed)
+        for _ in records(self.run(damaged), on_skip):
+            pass  # the reader read a line the SQL could not: named as the SQL skipped it
+        sql = aggregates.aggregate_sql(query, aggregates.TRINO, self.relation, where, since, until)
+        yield from aggregates.sort_rows(aggregates.rows_of(self.cells(sql)))
+
+
+def _projected(since: datetime | None, until: datetime | None) -> list[str] | None:
+    """The projected partitions a window can touch, named (None: every one)."""
+    if since is None:
+        return None
+    end = until or datetime.now(UTC)
+    wanted = hours_in(since, until)
+    hours, moment = [], since - timedelta(hours=1)
+    while moment <= end + timedelta(hours=1):
+        if wanted(hour_prefix(moment)):
+            hours.append(hour_prefix(moment))
+        moment += timedelta(hours=1)
+    return hours
 
 
 def athena_from_stack(stack: str, region: str | None = None) -> AthenaEngine:

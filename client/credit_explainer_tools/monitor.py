@@ -15,6 +15,7 @@ import sys
 from array import array
 from datetime import UTC, datetime
 from pathlib import Path
+from collections.abc import Iterator
 from typing import Any
 
 from credit_explainer._config import install_hint
@@ -22,15 +23,18 @@ from credit_model.drift import Thresholds
 from credit_schema import DEFAULT_ENDPOINT_NAME
 from credit_schema.records import DecisionRecord
 
+from . import aggregates
 from .decisions import (
     EXIT_SKIPPED,
     CaptureReadError,
+    Source,
     add_model_dir,
     add_source,
     moment_arg,
     records_within,
     source_of,
 )
+from .engine import AthenaError
 from .outcomes import Joined, read_outcomes
 
 #: Applicants turned into arrays and counted at a time: memory stays flat whatever the store.
@@ -127,6 +131,43 @@ def _summary(report: dict[str, Any]) -> str:
     return "\n".join(out)
 
 
+def _engine_rows(rows: Iterator[aggregates.Row]) -> Iterator[aggregates.Row]:
+    try:
+        yield from rows
+    except AthenaError as exc:
+        raise CaptureReadError(str(exc)) from None
+
+
+def _finish(
+    args: argparse.Namespace,
+    source: Source,
+    metadata: dict[str, Any],
+    folded: aggregates.Folded,
+    query: aggregates.Query,
+) -> int:
+    """The report of the engine's aggregates: what :func:`_run` prints and writes."""
+    from credit_model import monitor as monitoring
+
+    version = metadata["model_version"]
+    if folded.first is None or folded.last is None or not folded.periods:
+        since = f" since {args.since.isoformat()}" if args.since else ""
+        print(f"error: no decisions of model {version} under {source}{since}", file=sys.stderr)
+        return source.status(2)
+    thresholds = Thresholds(
+        **{k: v for k, v in vars(args).items() if k in _THRESHOLDS and v is not None}
+    )
+    report = monitoring.report(aggregates.total(query, folded.periods.values()), thresholds)
+    if args.window:
+        report["trend"] = {
+            "window": args.window,
+            "periods": monitoring.trend(dict(sorted(folded.periods.items())), thresholds),
+        }
+    if folded.estimated is not None:
+        report["estimated"] = folded.estimated
+    return _write(args, source, version, folded.first, folded.last, folded.decisions,
+                  folded.other, report)  # fmt: skip
+
+
 def _run(args: argparse.Namespace) -> int:
     source = source_of(args)
     if source is None:
@@ -179,7 +220,18 @@ def _run(args: argparse.Namespace) -> int:
                     by_period[period] = monitoring.Aggregates(metadata)
                 by_period[period].add(*_arrays(group, totals.names, schema.codes))
 
+    aggregate = getattr(source.engine, "aggregate", None)
     try:
+        if aggregate is not None and joined is None:  # counted by the engine, not here
+            query = aggregates.Query(metadata, schema.codes, version, unit=window)
+            label = lambda day: period_of(datetime(day.year, day.month, day.day), window)  # noqa: E731
+            folded = aggregates.fold(
+                query,
+                _engine_rows(aggregate(query, args.since, None, source._skip)),
+                label,
+                metadata["baseline"]["monitoring"].get("calibration"),
+            )
+            return _finish(args, source, metadata, folded, query)
         for decision in records_within(source, args.since, None):
             if decision.model_version != version:
                 other += 1
@@ -246,6 +298,21 @@ def _run(args: argparse.Namespace) -> int:
         report["outcomes"] = figures
         report["alerts"] += alerts
         report["status"] = monitoring.status(report["alerts"])
+
+    return _write(args, source, version, first, last, decisions, other, report)
+
+
+def _write(
+    args: argparse.Namespace,
+    source: Source,
+    version: str,
+    first: datetime,
+    last: datetime,
+    decisions: int,
+    other: int,
+    report: dict[str, Any],
+) -> int:
+    """Print the report's summary, write its JSON and HTML, publish it, as asked."""
 
     def text(moment: datetime) -> str:
         return moment.isoformat().replace("+00:00", "Z")
