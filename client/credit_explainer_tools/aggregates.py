@@ -147,7 +147,7 @@ def aggregate_sql(
     day = "CAST(substr(recorded_at, 1, 10) AS DATE)"
     return f"""WITH records AS ({relation}),
 decoded AS (
-  SELECT source, line_number, recorded_at, {dialect.parse("line", typed)} AS rec
+  SELECT source, line_number, request_id, recorded_at, {dialect.parse("line", typed)} AS rec
   FROM records
   WHERE {hours} AND problem IS NULL AND line IS NOT NULL
     AND recorded_at >= {stability.text_sql(time_text(since) if since else "")}
@@ -155,22 +155,22 @@ decoded AS (
 ),
 mine AS (
   SELECT CAST(date_trunc('{query.unit}', {day}) AS VARCHAR) AS period, source, line_number,
-         rec
+         request_id, rec
   FROM decoded WHERE rec.model_version = {version}
 ),
 people AS (
-  SELECT period, source, line_number, rec.part AS part, i, rec.applicants[i] AS a,
+  SELECT period, source, line_number, request_id, rec.part AS part, i, rec.applicants[i] AS a,
          rec.results[i] AS result
   FROM mine CROSS JOIN UNNEST({_indexes("rec.results")}) AS t(i)
   WHERE i <= cardinality(rec.results)
 ),
 valued AS (
-  SELECT period, source, line_number, part, i, result.probability AS p, result.contributions AS contributions,
+  SELECT period, source, line_number, request_id, part, i, result.probability AS p, result.contributions AS contributions,
          result.reasons AS reasons, {", ".join(values)}
   FROM people
 ),
 counted AS (
-  SELECT period, source, line_number, part, i, p, contributions, reasons, ARRAY[{", ".join(codes)}] AS codes FROM valued
+  SELECT period, source, line_number, request_id, part, i, p, contributions, reasons, ARRAY[{", ".join(codes)}] AS codes FROM valued
 )
 SELECT 'decisions' AS kind, CASE WHEN rec.model_version = {version} THEN 'mine' ELSE 'other' END
        AS period, CAST(NULL AS VARCHAR) AS feature, CAST(NULL AS BIGINT) AS bin,
@@ -195,7 +195,7 @@ SELECT 'high', period, NULL, NULL, count(*), NULL, NULL, NULL, NULL
 FROM counted WHERE p >= {threshold} GROUP BY period
 UNION ALL
 SELECT 'reason', period, feature, NULL, count(*), NULL, NULL, NULL, NULL FROM (
-  SELECT DISTINCT period, source, line_number, part, i, reasons[k].feature AS feature
+  SELECT DISTINCT period, source, line_number, request_id, part, i, reasons[k].feature AS feature
   FROM counted CROSS JOIN UNNEST({_indexes("reasons")}) AS q(k)
   WHERE p >= {threshold} AND k <= cardinality(reasons)
 ) AS given GROUP BY period, feature
@@ -218,7 +218,8 @@ def damaged_sql(relation: str, hours: str, unparsed: str) -> str:
 #: What :func:`aggregate_sql`'s rows add up to, over the engine's chunks, in the order
 #: :func:`fold` reads them (a period's score cells from the highest down).
 TOTALS: Final = (
-    "SELECT kind, period, feature, bin, sum(n), sum(x), sum(y), min(first), max(last) "
+    "SELECT kind, period, feature, bin, sum(n) AS n, sum(x) AS x, sum(y) AS y, "
+    "min(first) AS first, max(last) AS last "
     "FROM ({rows}) AS partial GROUP BY kind, period, feature, bin ORDER BY kind, period, bin DESC"
 )
 #: A score cell and calibration segment in one ``bin`` (cell * SEGMENTS + segment).

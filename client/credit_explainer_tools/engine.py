@@ -93,6 +93,10 @@ _INSERT: Final = (
     + ", ".join(f"'{c.split()[0]}': '{c.split()[1]}'" for c in _TABLE.split(", "))
     + "}}, maximum_object_size = 1073741824)"
 )
+#: DuckDB's memory while it aggregates (it spills beyond): monitor's flat memory.
+_AGGREGATE_MEMORY: Final = "600MB"
+#: Hours aggregated between two additions of the partial counts (score cells repeat).
+_FOLD_EVERY: Final = 12
 #: Rows fetched from DuckDB at a time (memory holds these and one hour's table).
 _BATCH: Final = 2000
 _HOUR: Final = re.compile(r"\d{4}/\d{2}/\d{2}/\d{2}")
@@ -169,33 +173,42 @@ def _duckdb() -> Any:
 
 
 def hour_lines(
-    root: Path, hour: str, naming: bytes | None = None
+    root: Path, hour: str, naming: bytes | None = None, *, keep: bool = True
 ) -> tuple[list[Line], dict[tuple[str, int], DecisionRecord]]:
     """One hour folder's lines as rows of the relation, each line through the one reader:
-    a good line as written with its id and time, a damaged one as its problem; and the records
-    read, by (file, line). With ``naming`` (a look-up), only the lines holding it are parsed
-    (:func:`credit_schema.records.read_lines`)."""
+    a good line as written with its id and time, a damaged one as its problem; and (``keep``)
+    the records read, by (file, line). With ``naming`` (a look-up), only the lines holding it
+    are parsed (:func:`credit_schema.records.read_lines`)."""
     rows: list[Line] = []
     read: dict[tuple[str, int], DecisionRecord] = {}
     for path in sorted((root / hour).glob("*.jsonl")):
         name = path.relative_to(root).as_posix()
         with path.open("rb") as f:
             lines = f.readlines()
-        kept: dict[int, DecisionRecord] = {}  # the reader's records, by the line object's id
+        kept: dict[int, DecisionRecord | None] = {}  # the reader's records, by the line's id
         problems: list[Skipped] = []
+        ids: dict[int, tuple[str, str]] = {}
 
-        def parse(line: bytes, kept: dict[int, DecisionRecord] = kept) -> DecisionRecord:
-            kept[id(line)] = record = parse_record(line)
+        def parse(
+            line: bytes,
+            kept: dict[int, DecisionRecord | None] = kept,
+            ids: dict[int, tuple[str, str]] = ids,
+        ) -> DecisionRecord:
+            record = parse_record(line)
+            kept[id(line)] = record if keep else None
+            ids[id(line)] = (record.request_id, time_text(record.time))
             return record
 
         for _ in read_lines(name, lines, problems.append, parse, naming):
             pass
         for n, line in enumerate(lines, 1):
-            record = kept.get(id(line))
-            if record is not None:
-                read[name, n] = record
+            found = ids.get(id(line))
+            if found is not None:
+                record = kept[id(line)]
+                if record is not None:
+                    read[name, n] = record
                 text = line.decode().rstrip("\r\n")
-                rows.append((hour, name, n, record.request_id, time_text(record.time), text, None))
+                rows.append((hour, name, n, *found, text, None))
         rows.extend((hour, name, s.line, None, None, None, s.reason) for s in problems)
     return rows, read
 
@@ -299,39 +312,41 @@ class LocalEngine:
         until: datetime | None,
         on_skip: OnSkip,
     ) -> Iterator[aggregates.Row]:
-        """:func:`aggregates.aggregate_sql` over the hours that can hold [since, until]: every
-        compacted hour in one scan of their Parquet files, each JSON hour through the reader;
-        the partial counts kept in DuckDB and added up (:data:`aggregates.TOTALS`), so memory
-        holds counts and one JSON hour at a time. Damaged lines are named through ``on_skip``."""
+        """:func:`aggregates.aggregate_sql` over the hours that can hold [since, until], one
+        at a time (its Parquet, or its JSON lines through the reader), the partial counts kept
+        in DuckDB and added up (:data:`aggregates.TOTALS`): memory holds counts and one hour.
+        Damaged lines are named through ``on_skip``."""
         from . import aggregates
         for macro in (MACROS, *aggregates.MACROS):
             self._db.execute(macro)
         wanted = hours_in(since, until)
         hours = [h for h in self.hours() if wanted(h)]
-        compacted = [h for h in hours if self.parquet(h).exists()]
-        chunks: list[tuple[list[str], str]] = []
-        if compacted:
-            self.partitions_read.extend((h, "parquet") for h in compacted)
-            files = ", ".join(literal(str(self.parquet(h))) for h in compacted)
-            chunks.append((compacted, f"SELECT * FROM read_parquet([{files}], "  # noqa: S608
-                                      "hive_partitioning = false)"))  # fmt: skip
-        chunks.extend(([h], "") for h in hours if h not in compacted)
         self._db.execute("DROP TABLE IF EXISTS partials")
-        for n, (chunk, relation) in enumerate(chunks):
-            if not relation:
-                self.partitions_read.append((chunk[0], "json"))
-                rows, _ = hour_lines(self.root, chunk[0])
+        for n, hour in enumerate(hours):
+            if self.parquet(hour).exists():
+                self.partitions_read.append((hour, "parquet"))
+                path = literal(str(self.parquet(hour)))
+                relation = f"SELECT * FROM read_parquet({path}, hive_partitioning = false)"  # noqa: S608
+            else:
+                self.partitions_read.append((hour, "json"))
+                rows, _ = hour_lines(self.root, hour, keep=False)
                 self._load(rows)
+                del rows
                 relation = "SELECT * FROM lines"
-            where = f"hour IN ({', '.join(literal(h) for h in chunk)})"
+            where = f"hour = {literal(hour)}"
             damaged = aggregates.damaged_sql(relation, where, "FALSE")  # the reader read them
             for source, number, line, problem in self._db.execute(damaged).fetchall():
                 for _ in records([(str(self.root / source), number, line, problem)], on_skip):
                     pass
             sql = aggregates.aggregate_sql(query, aggregates.DUCKDB, relation, where, since, until)
+            self._db.execute(f"SET memory_limit = '{_AGGREGATE_MEMORY}'")  # spill beyond it
             self._db.execute(("CREATE TEMP TABLE partials AS " if n == 0 else  # noqa: S608
                               "INSERT INTO partials ") + sql)  # fmt: skip
-        if not chunks:
+            if n % _FOLD_EVERY == _FOLD_EVERY - 1:  # partial counts added up: they stay few
+                totals = aggregates.TOTALS.format(rows="SELECT * FROM partials")
+                self._db.execute(f"CREATE OR REPLACE TEMP TABLE partials AS {totals}")
+            self._db.execute("RESET memory_limit")  # read_json reserves twice its largest line
+        if not hours:
             return
         cursor = self._db.execute(aggregates.TOTALS.format(rows="SELECT * FROM partials"))
         while batch := cursor.fetchmany(_BATCH):
@@ -346,7 +361,7 @@ class LocalEngine:
             target = self.parquet(hour)
             if hour >= before or target.exists():
                 continue
-            rows, _ = hour_lines(self.root, hour)
+            rows, _ = hour_lines(self.root, hour, keep=False)
             self._load(rows)
             for _, source, number, _, _, _, problem in rows:
                 if problem is not None:
