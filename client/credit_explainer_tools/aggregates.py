@@ -201,14 +201,14 @@ SELECT 'reason', period, feature, NULL, count(*), NULL, NULL, NULL, NULL FROM (
 ) AS given GROUP BY period, feature
 UNION ALL
 SELECT 'cbpe', period, NULL, {cell}, count(*), sum(p), sum(p * p), NULL, NULL
-FROM counted GROUP BY period, {cell}"""
+FROM counted GROUP BY period, {cell}"""  # noqa: S608 (every value a literal: float_sql, text_sql)
 
 
 def damaged_sql(relation: str, hours: str, unparsed: str) -> str:
     """The lines the aggregates leave out for not being records, to be named by the reader:
     damaged lines (``problem``), and those ``unparsed`` (a condition on ``line``)."""
     return (
-        f"WITH records AS ({relation})\n"  # noqa: S608
+        f"WITH records AS ({relation})\n"
         "SELECT source, line_number, line, problem FROM records\n"
         f"WHERE {hours} AND (problem IS NOT NULL OR line IS NULL OR {unparsed})\n"
         "ORDER BY source, line_number"
@@ -244,7 +244,7 @@ Row = tuple[Any, ...]
 
 def sort_rows(rows: Iterable[Row]) -> list[Row]:
     """Rows in :data:`TOTALS`' order (an engine that cannot sort them, Athena's pages)."""
-    return sorted(rows, key=lambda r: (r[0], r[1] or "", -(r[3] if r[3] is not None else -2**62)))
+    return sorted(rows, key=lambda r: (r[0], r[1] or "", -(r[3] if r[3] is not None else -(2**62))))
 
 
 def fold(

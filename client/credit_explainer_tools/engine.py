@@ -317,6 +317,7 @@ class LocalEngine:
         in DuckDB and added up (:data:`aggregates.TOTALS`): memory holds counts and one hour.
         Damaged lines are named through ``on_skip``."""
         from . import aggregates
+
         for macro in (MACROS, *aggregates.MACROS):
             self._db.execute(macro)
         wanted = hours_in(since, until)
@@ -340,7 +341,7 @@ class LocalEngine:
                     pass
             sql = aggregates.aggregate_sql(query, aggregates.DUCKDB, relation, where, since, until)
             self._db.execute(f"SET memory_limit = '{_AGGREGATE_MEMORY}'")  # spill beyond it
-            self._db.execute(("CREATE TEMP TABLE partials AS " if n == 0 else  # noqa: S608
+            self._db.execute(("CREATE TEMP TABLE partials AS " if n == 0 else
                               "INSERT INTO partials ") + sql)  # fmt: skip
             if n % _FOLD_EVERY == _FOLD_EVERY - 1:  # partial counts added up: they stay few
                 totals = aggregates.TOTALS.format(rows="SELECT * FROM partials")
@@ -483,6 +484,7 @@ class AthenaEngine:
         counts come back, not lines. The lines that are not records (not JSON, or not of the
         record's shape) are fetched by a second query and named by the reader."""
         from . import aggregates
+
         hours = _projected(since, until)
         where = "1 = 1" if hours is None else f"hour IN ({', '.join(literal(h) for h in hours)})"
         typed = aggregates.record_type(query.names)

@@ -13,9 +13,9 @@ import json
 import math
 import sys
 from array import array
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
-from collections.abc import Iterator
 from typing import Any
 
 from credit_explainer._config import install_hint

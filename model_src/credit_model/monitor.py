@@ -170,9 +170,7 @@ def outside_range(values: FloatArray, low: float, high: float) -> npt.NDArray[np
 def outside_range_sql(value: str, low: float, high: float) -> str:
     """:func:`outside_range` as an SQL condition over the DOUBLE column ``value`` (NULL: no)."""
     below, above = range_bounds(low, high)
-    return (
-        f"({value} < {stability.float_sql(below)} OR {value} > {stability.float_sql(above)})"
-    )
+    return f"({value} < {stability.float_sql(below)} OR {value} > {stability.float_sql(above)})"
 
 
 def _ranks(values: dict[str, float]) -> dict[str, int]:
@@ -472,9 +470,7 @@ def _auc_sorted(s: FloatArray, e: FloatArray) -> float:
     return area / 2 / (total_tp * total_fp)
 
 
-def _estimated_row(
-    period: str, n: int, rate: float, positives: float, auc: Any
-) -> dict[str, Any]:
+def _estimated_row(period: str, n: int, rate: float, positives: float, auc: Any) -> dict[str, Any]:
     """One period's CBPE figures: the expected default ``rate`` of ``n`` scores and the AUC
     (``auc()``, asked only with both classes expected), each with its 95% interval."""
     half = _Z95 * math.sqrt(rate * (1 - rate) / n)
@@ -511,10 +507,8 @@ def estimated_figures(
         s.sort()
         s = s[::-1]  # descending, so the expected ROC needs no other copy
         e = np.interp(s, calibration["score"], calibration["probability"])
-        rows.append(
-            _estimated_row(period, len(s), float(e.mean()), float(e.sum()),
-                           lambda s=s, e=e: _auc_sorted(s, e))  # fmt: skip
-        )
+        auc = lambda s=s, e=e: _auc_sorted(s, e)  # noqa: E731 (asked only with both classes)
+        rows.append(_estimated_row(period, len(s), float(e.mean()), float(e.sum()), auc))
     return {"method": _CBPE, "periods": rows}
 
 

@@ -151,8 +151,12 @@ def test_monitor_on_athena_sends_one_aggregate_and_duckdb_runs_its_text(
     for hour in ids:
         for path in (root / hour).glob("*.jsonl"):
             for line in path.read_text().splitlines():
-                db.execute(f"INSERT INTO d.{LINES_TABLE} VALUES (?, ?, ?)", [hour, "s3://b/o", line])
-    db.execute(f"INSERT INTO d.{LINES_TABLE} VALUES (?, ?, ?)", [sorted(ids)[0], "s3://b/o", "{cut"])
+                db.execute(
+                    f"INSERT INTO d.{LINES_TABLE} VALUES (?, ?, ?)", [hour, "s3://b/o", line]
+                )
+    db.execute(
+        f"INSERT INTO d.{LINES_TABLE} VALUES (?, ?, ?)", [sorted(ids)[0], "s3://b/o", "{cut"]
+    )
     typed = aggregates.record_type(query.names)
 
     def on_duckdb(sql: str) -> list[tuple[Any, ...]]:
@@ -183,6 +187,7 @@ def test_monitor_on_athena_sends_one_aggregate_and_duckdb_runs_its_text(
     assert len(sent) == 2 and "TRY(CAST(json_parse(line) AS ROW(" in sent[1]
     assert [str(s) for s in skipped] == ["s3://b/o: skipped: not JSON: a damaged or cut-short line"]
     assert len(athena) == len(local)
+
     def key(row: Any) -> tuple[str, ...]:
         return tuple(str(c) for c in row[:5])
 
