@@ -338,3 +338,46 @@ def rows_of(cells: Iterator[list[str | None]]) -> Iterator[Row]:
     for kind, period, feature, bin_, n, x, y, first, last in cells:
         yield (kind, period, feature, None if bin_ is None else int(bin_), int(n or 0),
                None if x is None else float(x), None if y is None else float(y), first, last)  # fmt: skip
+
+
+#: A joined applicant's row of :func:`outcome_sql`: request id, time, part, parts, results in
+#: the part, the applicant's index in the request, its probability.
+Scored = tuple[str, str, int, int, int, int, float]
+#: Request ids an outcome query names at most (Athena's query text is limited to 256 KB).
+IDS_PER_QUERY: Final = 2000
+
+
+def outcome_type() -> dict[str, Any]:
+    """The fields of a record line the outcomes' join reads, typed (as :func:`record_type`)."""
+    return {
+        "model_version": "VARCHAR",
+        "part": "BIGINT",
+        "parts": "BIGINT",
+        "results": [{"index": "BIGINT", "probability": "DOUBLE"}],
+    }
+
+
+def outcome_sql(
+    dialect: Dialect,
+    relation: str,
+    hours: str,
+    version: str,
+    ids: Iterable[str],
+    since: datetime | None,
+) -> str:
+    """The one SQL text of the outcomes' join: the applicants of the requests ``ids`` (those
+    the outcomes name) of model ``version``, in request order; :class:`.outcomes.Joined` pairs
+    them with their outcomes, by its rule."""
+    named = ", ".join(stability.text_sql(i) for i in ids)
+    return f"""WITH records AS ({relation}),
+decoded AS (
+  SELECT request_id, recorded_at, {dialect.parse("line", outcome_type())} AS rec
+  FROM records
+  WHERE {hours} AND problem IS NULL AND line IS NOT NULL AND request_id IN ({named})
+    AND recorded_at >= {stability.text_sql(time_text(since) if since else "")}
+)
+SELECT request_id, recorded_at, rec.part, rec.parts, cardinality(rec.results),
+       rec.results[i]."index", rec.results[i].probability
+FROM decoded CROSS JOIN UNNEST({_indexes("rec.results")}) AS t(i)
+WHERE i <= cardinality(rec.results) AND rec.model_version = {stability.text_sql(version)}
+ORDER BY request_id, rec.part, i"""  # noqa: S608 (every value a literal)

@@ -353,6 +353,37 @@ class LocalEngine:
         while batch := cursor.fetchmany(_BATCH):
             yield from batch
 
+    def scored(
+        self, ids: Sequence[str], version: str, since: datetime | None
+    ) -> Iterator[aggregates.Scored]:
+        """The applicants of the requests ``ids`` (:func:`aggregates.outcome_sql`), read in the
+        hours their time-ordered ids name (every hour since ``since`` for the others)."""
+        from . import aggregates
+
+        for macro in (MACROS, *aggregates.MACROS):
+            self._db.execute(macro)
+        by_hour: dict[str, list[str]] = {}
+        anywhere = []
+        for request_id in ids:
+            hours = hours_of_id(request_id)
+            if hours is None:
+                anywhere.append(request_id)
+            for hour in hours or []:
+                by_hour.setdefault(hour, []).append(request_id)
+        wanted = hours_in(since, None)
+        for hour in self.hours():
+            named = by_hour.get(hour, []) + anywhere
+            if not named or not wanted(hour):
+                continue
+            relation = self._relation(hour, None, lambda _: None)  # named by the aggregates
+            for start in range(0, len(named), aggregates.IDS_PER_QUERY):
+                batch = named[start : start + aggregates.IDS_PER_QUERY]
+                sql = aggregates.outcome_sql(
+                    aggregates.DUCKDB, relation, f"hour = {literal(hour)}", version, batch, since
+                )
+                yield from self._db.execute(sql).fetchall()
+            self._read = {}
+
     def compact(self, before: str, on_skip: OnSkip) -> tuple[list[str], int]:
         """Write each hour older than ``before`` (``yyyy/mm/dd/hh``) not compacted yet as
         Parquet, every line through the reader (damaged lines kept as their problem, and handed
@@ -494,6 +525,35 @@ class AthenaEngine:
             pass  # the reader read a line the SQL could not: named as the SQL skipped it
         sql = aggregates.aggregate_sql(query, aggregates.TRINO, self.relation, where, since, until)
         yield from aggregates.sort_rows(aggregates.rows_of(self.cells(sql)))
+
+    def scored(
+        self, ids: Sequence[str], version: str, since: datetime | None
+    ) -> Iterator[aggregates.Scored]:
+        """The applicants of the requests ``ids`` (:func:`aggregates.outcome_sql`) on Athena, a
+        batch of ids a query, in the partitions their time-ordered ids name."""
+        from . import aggregates
+
+        for start in range(0, len(ids), aggregates.IDS_PER_QUERY):
+            batch = ids[start : start + aggregates.IDS_PER_QUERY]
+            hours: set[str] | None = set()
+            for request_id in batch:
+                named = hours_of_id(request_id)
+                if named is None or hours is None:
+                    hours = None
+                else:
+                    hours.update(named)
+            where = (
+                "1 = 1"
+                if hours is None
+                else f"hour IN ({', '.join(literal(h) for h in sorted(hours))})"
+            )
+            sql = aggregates.outcome_sql(
+                aggregates.TRINO, self.relation, where, version, batch, since
+            )
+            for cells in self.cells(sql):
+                found, moment, part, parts, count, index, probability = cells
+                yield (str(found), str(moment), int(part or 0), int(parts or 1),
+                       int(count or 0), int(index or 0), float(probability or 0))  # fmt: skip
 
 
 def _projected(since: datetime | None, until: datetime | None) -> list[str] | None:

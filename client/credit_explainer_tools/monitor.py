@@ -138,12 +138,32 @@ def _engine_rows(rows: Iterator[aggregates.Row]) -> Iterator[aggregates.Row]:
         raise CaptureReadError(str(exc)) from None
 
 
+def _join(joined: Joined, engine: Any, version: str, since: datetime | None, window: str) -> None:
+    """The outcomes joined to the applicants of the requests they name, which the engine finds
+    (memory grows with the outcomes, not with the decisions)."""
+    ids = sorted({request_id for request_id, _ in joined.outcomes})
+    line: list[aggregates.Scored] = []
+    for row in [*_engine_rows(engine.scored(ids, version, since)), None]:
+        if line and (row is None or row[:3] != line[0][:3]):  # one record line's applicants
+            request_id, moment, _, parts, count = line[0][:5]
+            joined.add(
+                request_id,
+                [(index, p) for *_, index, p in line],
+                period_of(datetime.fromisoformat(moment), window),
+                alone=parts == 1 and count == 1,
+            )
+            line = []
+        if row is not None:
+            line.append(row)
+
+
 def _finish(
     args: argparse.Namespace,
     source: Source,
     metadata: dict[str, Any],
     folded: aggregates.Folded,
     query: aggregates.Query,
+    joined: Joined | None,
 ) -> int:
     """The report of the engine's aggregates: what :func:`_run` prints and writes."""
     from credit_model import monitor as monitoring
@@ -164,8 +184,43 @@ def _finish(
         }
     if folded.estimated is not None:
         report["estimated"] = folded.estimated
+    if joined is not None and _outcomes(args, joined, version, thresholds, report):
+        return 2
     return _write(args, source, version, folded.first, folded.last, folded.decisions,
                   folded.other, report)  # fmt: skip
+
+
+def _outcomes(
+    args: argparse.Namespace,
+    joined: Joined,
+    version: str,
+    thresholds: Thresholds,
+    report: dict[str, Any],
+) -> bool:
+    """The realised figures of the outcomes joined, into ``report``; False after an error."""
+    import numpy as np
+    from credit_model import artifacts
+    from credit_model import monitor as monitoring
+
+    if not joined.observed:
+        print(f"error: no outcome in {args.outcomes} matches a decision of model {version}",
+              file=sys.stderr)  # fmt: skip
+        return True
+    if joined.unmatched:
+        print(f"{joined.unmatched} outcome(s) in {args.outcomes} match no decision of model "
+              f"{version} (skipped)", file=sys.stderr)  # fmt: skip
+    metrics = json.loads((Path(args.model_dir) / artifacts.METRICS_FILE).read_text())
+    figures, alerts = monitoring.outcome_figures(
+        np.asarray(joined.probability, dtype=np.float64),
+        np.asarray(joined.observed, dtype=np.int64),
+        joined.periods,
+        reference_auc=metrics.get("roc_auc"),
+        thresholds=thresholds,
+    )
+    report["outcomes"] = figures
+    report["alerts"] += alerts
+    report["status"] = monitoring.status(report["alerts"])
+    return False
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -222,7 +277,7 @@ def _run(args: argparse.Namespace) -> int:
 
     aggregate = getattr(source.engine, "aggregate", None)
     try:
-        if aggregate is not None and joined is None:  # counted by the engine, not here
+        if aggregate is not None:  # counted by the engine, not here
             query = aggregates.Query(metadata, schema.codes, version, unit=window)
             label = lambda day: period_of(datetime(day.year, day.month, day.day), window)  # noqa: E731
             folded = aggregates.fold(
@@ -231,7 +286,9 @@ def _run(args: argparse.Namespace) -> int:
                 label,
                 metadata["baseline"]["monitoring"].get("calibration"),
             )
-            return _finish(args, source, metadata, folded, query)
+            if joined is not None:
+                _join(joined, source.engine, version, args.since, window)
+            return _finish(args, source, metadata, folded, query, joined)
         for decision in records_within(source, args.since, None):
             if decision.model_version != version:
                 other += 1
@@ -279,25 +336,8 @@ def _run(args: argparse.Namespace) -> int:
         report["estimated"] = monitoring.estimated_figures(
             np.frombuffer(scores), np.frombuffer(codes, dtype=np.int32), calibration, names
         )
-    if joined is not None:
-        if not joined.observed:
-            print(f"error: no outcome in {args.outcomes} matches a decision of model {version}",
-                  file=sys.stderr)  # fmt: skip
-            return 2
-        if joined.unmatched:
-            print(f"{joined.unmatched} outcome(s) in {args.outcomes} match no decision of model "
-                  f"{version} (skipped)", file=sys.stderr)  # fmt: skip
-        metrics = json.loads((Path(args.model_dir) / artifacts.METRICS_FILE).read_text())
-        figures, alerts = monitoring.outcome_figures(
-            np.asarray(joined.probability, dtype=np.float64),
-            np.asarray(joined.observed, dtype=np.int64),
-            joined.periods,
-            reference_auc=metrics.get("roc_auc"),
-            thresholds=thresholds,
-        )
-        report["outcomes"] = figures
-        report["alerts"] += alerts
-        report["status"] = monitoring.status(report["alerts"])
+    if joined is not None and _outcomes(args, joined, version, thresholds, report):
+        return 2
 
     return _write(args, source, version, first, last, decisions, other, report)
 

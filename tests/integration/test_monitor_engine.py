@@ -195,3 +195,41 @@ def test_monitor_on_athena_sends_one_aggregate_and_duckdb_runs_its_text(
         assert a[:5] == tuple(b[:5]) and a[7:] == tuple(b[7:])
         for x, y in zip(a[5:7], b[5:7], strict=True):
             assert x == y or x == pytest.approx(y, rel=1e-12)
+
+
+def test_outcomes_are_joined_in_the_engine_to_the_applicants_they_name(
+    answered: Any,  # noqa: F811
+    tmp_path: Path,
+    synthetic_model_dir: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    root = tmp_path / "records"
+    _store(answered, root)
+    metadata = artifacts.verify(synthetic_model_dir)
+    schema = artifacts.model_schema(synthetic_model_dir)
+    records = [parse_record(line) for p in sorted(root.glob("*/*/*/*/*.jsonl"))
+               for line in p.open("rb")]  # fmt: skip
+    target = schema.schema.target.name
+    rows, p, y = [], [], []
+    for n, record in enumerate(records):
+        for result in record.results[n % 2 :: 2]:  # half the applicants, not all of a request
+            outcome = (n + result.index) % 2
+            rows.append(f"{record.request_id},{result.index},{outcome}")
+            p.append(result.probability)
+            y.append(outcome)
+    outcomes = tmp_path / "outcomes.csv"
+    outcomes.write_text("\n".join([f"request_id,index,{target}", *rows, "nowhere,0,1"]) + "\n")
+    out = tmp_path / "report.json"
+    code, _, err = run(capsys, "monitor", "--records", str(root), "--model-dir",
+                       str(synthetic_model_dir), "--outcomes", str(outcomes), "--json", str(out))  # fmt: skip
+    assert code in (0, 1), err
+    assert f"1 outcome(s) in {outcomes} match no decision" in err
+    got = json.loads(out.read_text())["outcomes"]
+    period = period_of(records[0].time, "month")
+    reference_auc = json.loads((synthetic_model_dir / artifacts.METRICS_FILE).read_text())
+    want, _ = monitoring.outcome_figures(
+        np.asarray(p), np.asarray(y), [period] * len(p),
+        reference_auc=reference_auc.get("roc_auc"),
+    )  # fmt: skip
+    assert got["joined"] == len(rows) and metadata["model_version"]
+    _close(got, json.loads(json.dumps(want)))
