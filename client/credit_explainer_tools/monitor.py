@@ -1,7 +1,9 @@
 """``credit-explainer monitor``: captured decisions against the model's training baseline.
 
-Reads the capture as ``decisions`` does, keeps the decisions of the model directory's version
-(made since ``--since``), and prints the figures of :mod:`credit_model.monitor`. Exit status:
+Over records (``--records DIR``, ``--athena``) the query engine counts the decisions of the model
+directory's version (made since ``--since``) and :mod:`.aggregates` folds its counts into the
+figures of :mod:`credit_model.monitor`; a capture (or ``s3://``) is read as ``decisions`` does and
+counted here, a chunk at a time. Exit status:
 0 nothing crosses a threshold, 1 something does (one line per alert), 2 an error.
 """
 
