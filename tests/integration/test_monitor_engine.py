@@ -22,6 +22,7 @@ from credit_explainer_tools.monitor import _arrays, period_of
 from credit_model import artifacts, stability
 from credit_model import monitor as monitoring
 from credit_schema.records import parse_record
+from test_own_data import german, lender, other  # noqa: F401 (fixtures)
 from test_records_engine import _close, _damage, _store, answered, run  # noqa: F401 (a fixture)
 
 
@@ -233,3 +234,42 @@ def test_outcomes_are_joined_in_the_engine_to_the_applicants_they_name(
     )  # fmt: skip
     assert got["joined"] == len(rows) and metadata["model_version"]
     _close(got, json.loads(json.dumps(want)))
+
+
+def test_a_lender_with_categories_gets_the_python_figures_unknown_and_missing_included(
+    lender: Any,  # noqa: F811
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """The synthetic second lender, and German credit when ../shared has it: categories binned
+    by their texts' codes, a text the schema does not list in (other), a missing value."""
+    from credit_explainer import CreditExplainerClient
+    from credit_explainer_tools.local import LocalStack
+    from credit_schema import SCHEMA_FILE, read_schema
+
+    model_dir, frame = lender
+    schema = read_schema(model_dir / SCHEMA_FILE)
+    root = tmp_path / "records"
+    root.mkdir()
+    rows = frame.head(60).drop(columns=[schema.target])
+    with LocalStack(model_dir, records_dir=root, log_level="ERROR") as stack:
+        client = CreditExplainerClient(stack.api_url)
+        for start in range(0, len(rows), 20):
+            client.score_many(rows.iloc[start : start + 20])
+    (path,) = root.glob("*/*/*/*/*.jsonl")
+    lines = path.read_text().splitlines()
+    first = json.loads(lines[0])
+    category = sorted(schema.categorical)[0]
+    number = next(f for f in schema.features if f not in schema.categorical)
+    first["applicants"][0][category] = "castle"  # recorded under an older schema, say
+    first["applicants"][1][number] = None
+    path.write_text("\n".join([json.dumps(first), *lines[1:]]) + "\n")
+    want = _reference(root, model_dir, "month")
+    out = tmp_path / "report.json"
+    code, _, err = run(capsys, "monitor", "--records", str(root), "--model-dir", str(model_dir),
+                       "--window", "month", "--json", str(out))  # fmt: skip
+    assert code in (0, 1), err
+    got = json.loads(out.read_text())
+    feature = next(f for f in got["features"] if f["feature"] == category)
+    assert feature["current_shares"][-1] == pytest.approx(1 / 60)  # (other)
+    _compare(got, json.loads(json.dumps(want)))
