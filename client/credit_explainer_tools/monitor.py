@@ -18,14 +18,13 @@ from array import array
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from credit_explainer._config import install_hint
 from credit_model.drift import Thresholds
 from credit_schema import DEFAULT_ENDPOINT_NAME
 from credit_schema.records import DecisionRecord
 
-from . import aggregates
 from .decisions import (
     EXIT_SKIPPED,
     CaptureReadError,
@@ -38,6 +37,9 @@ from .decisions import (
 )
 from .engine import AthenaError
 from .outcomes import Joined, read_outcomes
+
+if TYPE_CHECKING:  # the aggregates import numpy: not at every command's start
+    from . import aggregates
 
 #: Applicants turned into arrays and counted at a time: memory stays flat whatever the store.
 CHUNK_APPLICANTS = 20_000
@@ -144,7 +146,7 @@ def _join(joined: Joined, engine: Any, version: str, since: datetime | None, win
     """The outcomes joined to the applicants of the requests they name, which the engine finds
     (memory grows with the outcomes, not with the decisions)."""
     ids = sorted({request_id for request_id, _ in joined.outcomes})
-    line: list[aggregates.Scored] = []
+    line: list[tuple[Any, ...]] = []
     for row in [*_engine_rows(engine.scored(ids, version, since)), None]:
         if line and (row is None or row[:3] != line[0][:3]):  # one record line's applicants
             request_id, moment, _, parts, count = line[0][:5]
@@ -169,6 +171,8 @@ def _finish(
 ) -> int:
     """The report of the engine's aggregates: what :func:`_run` prints and writes."""
     from credit_model import monitor as monitoring
+
+    from . import aggregates
 
     version = metadata["model_version"]
     if folded.first is None or folded.last is None or not folded.periods:
@@ -280,6 +284,8 @@ def _run(args: argparse.Namespace) -> int:
     aggregate = getattr(source.engine, "aggregate", None)
     try:
         if aggregate is not None:  # counted by the engine, not here
+            from . import aggregates
+
             query = aggregates.Query(metadata, schema.codes, version, unit=window)
             label = lambda day: period_of(datetime(day.year, day.month, day.day), window)  # noqa: E731
             folded = aggregates.fold(
