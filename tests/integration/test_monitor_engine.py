@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import math
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -273,3 +274,34 @@ def test_a_lender_with_categories_gets_the_python_figures_unknown_and_missing_in
     feature = next(f for f in got["features"] if f["feature"] == category)
     assert feature["current_shares"][-1] == pytest.approx(1 / 60)  # (other)
     _compare(got, json.loads(json.dumps(want)))
+
+
+def test_monitor_since_aggregates_only_the_hours_it_needs(
+    answered: Any,  # noqa: F811
+    tmp_path: Path,
+    synthetic_model_dir: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    root = tmp_path / "records"
+    ids = _store(answered, root)
+    hours = sorted(ids)
+    run(capsys, "decisions", "compact", "--records", str(root))
+    engine = LocalEngine(root)
+    # Before the window, a Parquet file DuckDB cannot read and a damaged JSON line: reading
+    # either would show (a failed query, a warning).
+    engine.parquet(hours[0]).write_bytes(b"not parquet")
+    engine.parquet(hours[1]).unlink()
+    _damage(root, hours[1])
+    metadata = artifacts.verify(synthetic_model_dir)
+    schema = artifacts.model_schema(synthetic_model_dir)
+    query = aggregates.Query(metadata, schema.codes, metadata["model_version"])
+    since = datetime.strptime(hours[2], "%Y/%m/%d/%H").replace(tzinfo=UTC)
+    rows = list(engine.aggregate(query, since, None, print))
+    assert engine.partitions_read == [(hours[2], "parquet"), (hours[3], "parquet")]
+    (decided,) = [r for r in rows if r[0] == "decisions"]
+    assert decided[4] == 2 * len(answered)  # the two hours' records, none before
+    out = tmp_path / "since.json"
+    code, _, err = run(capsys, "monitor", "--records", str(root), "--model-dir",
+                       str(synthetic_model_dir), "--since", since.isoformat(), "--json", str(out))  # fmt: skip
+    assert code in (0, 1) and "warning" not in err, err
+    assert json.loads(out.read_text())["decisions"] == 2 * len(answered)
