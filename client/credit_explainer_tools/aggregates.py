@@ -76,6 +76,11 @@ class Dialect:
             return f"try(from_json({line}, {stability.text_sql(json.dumps(typed))}))"
         return f"TRY(CAST(json_parse({line}) AS {_trino_type(typed)}))"
 
+    def item(self, array: str, index: str) -> str:
+        """The array's item at ``index`` (from 1), NULL past its end (Trino's subscript fails
+        there: a line with fewer applicants than results would fail the whole query)."""
+        return f"{array}[{index}]" if self.name == "duckdb" else f"element_at({array}, {index})"
+
 
 DUCKDB: Final = Dialect("duckdb")
 TRINO: Final = Dialect("trino")
@@ -159,7 +164,7 @@ mine AS (
   FROM decoded WHERE rec.model_version = {version}
 ),
 people AS (
-  SELECT period, source, line_number, request_id, rec.part AS part, i, rec.applicants[i] AS a,
+  SELECT period, source, line_number, request_id, rec.part AS part, i, {dialect.item("rec.applicants", "i")} AS a,
          rec.results[i] AS result
   FROM mine CROSS JOIN UNNEST({_indexes("rec.results")}) AS t(i)
   WHERE i <= cardinality(rec.results)
