@@ -7,14 +7,22 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: help venv demo test unit lint typecheck clean audit load lock-container sam sam-validate sam-build
+.PHONY: help venv demo test unit lint clean audit load lock-container sam sam-validate sam-build
 
 help:
-	@echo "make demo   train (if needed), start the local stack, score sample applicants, stop"
-	@echo "make test   lint, type-check and run every test"
-	@echo "make audit  pip-audit the dependencies (part of make test)"
-	@echo "make load   load-test the local stack (req/s, p50/p99, errors, memory)"
-	@echo "make bench  benchmark against the original blog's path: scoring, start-up, requests/s (out/*.json)"
+	@echo "make demo            train (if needed), start the local stack, score sample applicants, stop"
+	@echo "make test            lint, type-check, audit, sam build and run every test"
+	@echo "make venv            create .venv with the four distributions, editable (every target does)"
+	@echo "make unit            the unit tests only"
+	@echo "make lint            ruff and mypy"
+	@echo "make audit           pip-audit the dependencies (part of make test)"
+	@echo "make sam             sam validate --lint, then sam-build"
+	@echo "make sam-validate    sam validate --lint"
+	@echo "make sam-build       the Lambda bundle and schema layer (arm64, and x86_64 for the tests)"
+	@echo "make lock-container  regenerate container/requirements.lock from model_src/pyproject.toml"
+	@echo "make load            load-test the local stack (req/s, p50/p99, errors, memory)"
+	@echo "make bench           benchmark against the original blog's path: scoring, start-up, requests/s (out/*.json)"
+	@echo "make clean           remove .venv, the sam builds and the tool caches"
 
 venv: $(STAMP)
 
@@ -30,7 +38,9 @@ $(STAMP): $(DISTRIBUTIONS) $(PACKAGES)
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "credit-explainer needs Python 3.11 or newer")'
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --upgrade pip
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check \
+	@# -qq: setuptools prints a ten-line "Editable installation" notice per distribution (its
+	@# meta-path finder); errors still show, and test_distributions fails on a build warning.
+	$(BIN)/python -m pip install -qq --disable-pip-version-check \
 		-e ./model_src -e ./lambda_fn -e './client[pandas,plot]' -e '.[dev]'
 	@touch $@
 

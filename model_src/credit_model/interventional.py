@@ -13,10 +13,12 @@ As shap does for ``model_output="probability"``, each pair's values are rescaled
 probabilities, then averaged over the background: ``base = mean expit f(r)`` and
 ``base + sum(phi) = expit f(x)``, exactly.
 
-The background's patterns ``q`` per leaf are computed once, at load, and grouped by value;
-per applicant the work is one pass over each leaf's path and one over the leaf's distinct
-background patterns, of which only those that complete the applicant's sum their rows'
-weights before spreading them over the slots.
+The background's patterns ``q`` per leaf are computed once, at load, and grouped by value.
+Per applicant the work is one pass over the nodes of the leaves' paths (a prefix shared by
+several leaves is one node) for the slots the applicant misses on each leaf, then one over
+the distinct background patterns of the leaves where some can complete the applicant's:
+a group completes it iff it satisfies every slot the applicant misses, and then sums its
+rows' weights before spreading them over the slots.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ from credit_schema.responses import Space
 
 from .ensemble import LEAF, Ensemble, FloatArray, IndexArray, UnsupportedModelError
 from .explainer import default_threads
+from .kernel import filled
 
 #: The background and the leaves' paths, saved beside the model.
 INTERVENTIONAL_FILE: Final = "interventional.npz"
@@ -126,7 +129,6 @@ def leaf_paths(
 @numba.njit(inline="always", nogil=True)
 def _leaf_patterns(
     x: FloatArray,
-    s: int,
     leaf_full: IndexArray,
     path_start: IndexArray,
     path_feature: IndexArray,
@@ -136,11 +138,11 @@ def _leaf_patterns(
     path_bit: IndexArray,
     out: IndexArray,
 ) -> None:  # pragma: no cover - compiled by numba
-    """``out[l]``: the slots of leaf ``l`` whose path splits row ``s`` of ``x`` satisfies."""
+    """``out[l]``: the slots of leaf ``l`` whose path splits ``x`` (one row, filled) satisfies."""
     for leaf in range(leaf_full.shape[0]):
         p = np.int64(leaf_full[leaf])
         for k in range(path_start[leaf], path_start[leaf + 1]):
-            v = x[s, path_feature[k]]
+            v = x[path_feature[k]]
             right = np.int64(v > path_threshold[k]) | (path_missing[k] & np.int64(v != v))
             if right != path_right[k]:
                 p &= ~np.int64(path_bit[k])
@@ -149,13 +151,16 @@ def _leaf_patterns(
 
 @numba.njit(nogil=True, cache=True)
 def _patterns(
-    x: FloatArray, paths: tuple[Any, ...], out: IndexArray
+    x: FloatArray, fill: FloatArray, float32_inputs: int, paths: tuple[Any, ...], out: IndexArray
 ) -> None:  # pragma: no cover - compiled by numba
     """``out[s, l]``: the slots of leaf ``l`` whose path splits row ``s`` satisfies
     (``paths``: leaf_full, path_start and the path arrays)."""
     full, start, feature, threshold, missing, right, bit = paths
+    row = np.empty(x.shape[1])
     for s in range(x.shape[0]):
-        _leaf_patterns(x, s, full, start, feature, threshold, missing, right, bit, out[s])
+        for f in range(x.shape[1]):
+            row[f] = filled(x[s, f], fill[f], float32_inputs)
+        _leaf_patterns(row, full, start, feature, threshold, missing, right, bit, out[s])
 
 
 @numba.njit(nogil=True, cache=True)
@@ -166,19 +171,23 @@ def _link(raw: float, logistic: int) -> float:  # pragma: no cover - compiled by
 @numba.njit(nogil=True, cache=True)
 def _explain(
     x: FloatArray,
+    fill: FloatArray,
+    float32_inputs: int,
     fr: FloatArray,
     pr: FloatArray,
     group_start: IndexArray,
-    group_pattern: IndexArray,
+    group_missed: IndexArray,
+    group_quads: IndexArray,
     member_start: IndexArray,
     members: IndexArray,
     leaf_value: FloatArray,
     leaf_slots: IndexArray,
-    leaf_full: IndexArray,
-    path_start: IndexArray,
-    path_split: IndexArray,
-    path_right: IndexArray,
-    path_bit: IndexArray,
+    leaf_needs: IndexArray,
+    leaf_node: IndexArray,
+    node_parent: IndexArray,
+    node_split: IndexArray,
+    node_right: IndexArray,
+    node_bit: IndexArray,
     split_feature: IndexArray,
     split_threshold: FloatArray,
     split_missing: IndexArray,
@@ -190,64 +199,87 @@ def _explain(
     proba: FloatArray,
     phi: FloatArray,
 ) -> float:  # pragma: no cover - compiled by numba; tested through InterventionalExplainer
-    """Per applicant (row of ``x``): the side it takes at every distinct split (``split_*``),
-    its pattern on every leaf (``path_split``: each path step's split), its margin and
-    ``proba``, each background row's weight (``fr``, ``pr``: the rows' margins and
-    probabilities), then each leaf's contributions into ``phi``; returns the largest
-    additivity gap (NaN sticks)."""
+    """Per applicant (row of ``x``, filled): the side it takes at every distinct split
+    (``split_*``), the slots it misses at every node of the leaves' paths (``node_*``: a
+    prefix shared by several leaves' paths is one node) and so on every leaf, its margin
+    and ``proba``, each background row's weight (``fr``, ``pr``: the rows' margins and
+    probabilities), then the groups that contribute and their contributions into ``phi``;
+    returns the largest additivity gap (NaN sticks).
+
+    A group of a leaf's background rows (``group_missed``: the slots they miss, ``a``)
+    contributes iff it has every slot the applicant misses (``need``): then ``B = need``
+    and ``A = a``, so ``K = |need|`` is the leaf's and ``M = |a|`` the group's. Bit
+    ``need`` of ``leaf_needs`` says whether any group of the leaf does (``need < 64``)."""
     n_bg = fr.shape[0]
     depth = leaf_slots.shape[1]
     n_leaves = leaf_value.shape[0]
-    weight = np.empty(n_bg)
-    o_of = np.empty(n_leaves, dtype=np.int64)
+    weight = np.zeros(n_bg + 1)  # the last: the padding row of every group's members, 0
+    need_of = np.empty(n_leaves, dtype=np.int64)
+    need_at = np.zeros(node_parent.shape[0], dtype=np.int64)  # node 0: above every root
     right = np.empty(split_feature.shape[0], dtype=np.int8)
+    hit_group = np.empty(group_missed.shape[0] + 1, dtype=np.int32)
+    hit_leaf = np.empty(group_missed.shape[0] + 1, dtype=np.int32)
+    hit_member = np.empty(group_missed.shape[0] + 1, dtype=np.int32)
+    row = np.empty(x.shape[1])
     gap = 0.0
     for s in range(x.shape[0]):
+        for f in range(x.shape[1]):  # here, not in numpy: one call per request is cheaper
+            row[f] = filled(x[s, f], fill[f], float32_inputs)
         for i in range(split_feature.shape[0]):  # each split once, not once per leaf below it
-            v = x[s, split_feature[i]]
+            v = row[split_feature[i]]
             right[i] = (v > split_threshold[i]) | (split_missing[i] & (v != v))
-        for leaf in range(n_leaves):
-            o = np.int64(leaf_full[leaf])
-            for k in range(path_start[leaf], path_start[leaf + 1]):
-                if right[path_split[k]] != path_right[k]:
-                    o &= ~np.int64(path_bit[k])
-            o_of[leaf] = o
+        for i in range(1, node_parent.shape[0]):  # parents first
+            missed = right[node_split[i]] != node_right[i]
+            need_at[i] = need_at[node_parent[i]] | (missed * node_bit[i])
         fx = offset
         for leaf in range(n_leaves):
-            if o_of[leaf] == leaf_full[leaf]:
+            need = need_at[leaf_node[leaf]]
+            need_of[leaf] = need
+            if need == 0:
                 fx += leaf_value[leaf]
         px = _link(fx, logistic)
         proba[s] = px
         for r in range(n_bg):
             d = fx - fr[r]
             weight[r] = ((px - pr[r]) / d if d != 0.0 else 1.0) / n_bg
+        # The groups that contribute, listed without a branch (a quarter of those read, in
+        # no predictable order); the others: the hybrid never reaches the leaf, or both do.
+        n = 0
+        for leaf in range(n_leaves):
+            need = need_of[leaf]
+            if need < 64 and ((leaf_needs[leaf] >> need) & 1) == 0:
+                continue  # no group of this leaf contributes: a third of the leaves, unread
+            member = member_start[leaf]
+            for g in range(group_start[leaf], group_start[leaf + 1]):
+                a = int(group_missed[g])
+                hit_group[n] = g
+                hit_leaf[n] = leaf
+                hit_member[n] = member
+                n += ((need & a) == 0) & ((need | a) != 0)
+                member += 4 * int(group_quads[g])
         for j in range(phi.shape[1]):
             phi[s, j] = 0.0
-        for leaf in range(n_leaves):
-            o = o_of[leaf]
-            full = leaf_full[leaf]
+        for i in range(n):
+            g = hit_group[i]
+            leaf = hit_leaf[i]
+            total = 0.0
+            # Members in fours (padded with the zero-weight row): most groups take one
+            # pass, a predictable loop, and the four adds do not wait on one another.
+            for k in range(hit_member[i], hit_member[i] + 4 * int(group_quads[g]), 4):
+                total += (weight[members[k]] + weight[members[k + 1]]) + (
+                    weight[members[k + 2]] + weight[members[k + 3]]
+                )
+            a = int(group_missed[g])
+            need = need_of[leaf]
+            m = _popcount(a)
+            k_need = _popcount(need)
             value = leaf_value[leaf]
-            # One group per distinct background pattern of this leaf: most cannot meet o.
-            for g in range(group_start[leaf], group_start[leaf + 1]):
-                q = group_pattern[g]
-                if (o | q) != full or (o & q) == full:
-                    continue  # the hybrid never reaches the leaf, or both do: no contribution
-                total = 0.0
-                for k in range(member_start[g], member_start[g + 1]):
-                    total += weight[members[k]]
-                a = o & ~q
-                b = q & ~o
-                m = 0
-                n = 0
-                for j in range(depth):
-                    m += (a >> j) & 1
-                    n += (b >> j) & 1
-                up = total * value * positive[m, n]
-                down = total * value * negative[m, n]
-                # Every slot gets its share, zero where it is in neither set: no branch to
-                # mispredict (a padding slot adds zero to feature 0).
-                for j in range(depth):
-                    phi[s, leaf_slots[leaf, j]] += ((a >> j) & 1) * up - ((b >> j) & 1) * down
+            up = value * total * positive[m, k_need]
+            down = value * total * negative[m, k_need]
+            # Every slot gets its share, zero where it is in neither set: no branch to
+            # mispredict (a padding slot adds zero to feature 0).
+            for j in range(depth):
+                phi[s, leaf_slots[leaf, j]] += ((a >> j) & 1) * up - ((need >> j) & 1) * down
         total = base_value
         for j in range(phi.shape[1]):
             total += phi[s, j]
@@ -257,36 +289,104 @@ def _explain(
     return gap
 
 
-def _groups(q: IndexArray) -> tuple[IndexArray, IndexArray, IndexArray, IndexArray]:
+@numba.njit(inline="always", nogil=True)
+def _popcount(v: int) -> int:  # pragma: no cover - compiled by numba
+    """Set bits of a 16-bit pattern, without a loop (a data-dependent exit mispredicts)."""
+    v = v - ((v >> 1) & 0x5555)
+    v = (v & 0x3333) + ((v >> 2) & 0x3333)
+    v = (v + (v >> 4)) & 0x0F0F
+    return (v + (v >> 8)) & 0x1F
+
+
+def _narrowest(limit: int, smallest: Any = np.uint8) -> type[np.unsignedinteger[Any]]:
+    """The narrowest unsigned type holding ``0 .. limit``, ``smallest`` at least: the kernel's
+    tables stay small. Each table's type changes only past limits real models rarely reach
+    (255 background rows or features, 65,535 nodes or splits), so the kernel compiled into
+    numba's cache by :func:`warm_up` is the one a served model runs."""
+    for dtype in (np.uint8, np.uint16, np.uint32):
+        if np.iinfo(smallest).max <= np.iinfo(dtype).max and limit <= np.iinfo(dtype).max:
+            return dtype
+    return np.uint64
+
+
+def _groups(q: IndexArray, full: IndexArray) -> tuple[npt.NDArray[Any], ...]:
     """Per leaf (row of ``q[L, R]``), its distinct background patterns and their rows:
-    ``(group_start[L + 1], group_pattern[G], member_start[G + 1], members[L * R])``, every
-    leaf at once (a leaf's rows sorted by pattern; a group starts where the pattern changes)."""
+    ``(group_start[L + 1], group_missed[G], group_quads[G], member_start[L], members)``,
+    every leaf at once (a leaf's rows sorted by pattern; a group starts where the pattern
+    changes; ``group_missed``: the slots of the leaf its rows do not satisfy). A group's
+    rows are padded with row ``R`` to a multiple of four (``group_quads`` fours)."""
     n_leaves, n_rows = q.shape
     order = np.argsort(q, axis=1, kind="stable")
     ordered = np.take_along_axis(q, order, axis=1)
     starts = np.ones(ordered.shape, dtype=bool)
     starts[:, 1:] = ordered[:, 1:] != ordered[:, :-1]
-    group_start = np.zeros(n_leaves + 1, dtype=np.int64)
+    group_start = np.zeros(n_leaves + 1, dtype=np.int32)
     np.cumsum(starts.sum(axis=1), out=group_start[1:])
     first = np.flatnonzero(starts.ravel())
+    missed = (full[:, None] & ~ordered).ravel()[first]
+    size = np.diff(np.append(first, n_leaves * n_rows))
+    quads = -(-size // 4)
+    padded_start = np.concatenate([[0], np.cumsum(4 * quads)])
+    members = np.full(padded_start[-1], n_rows, dtype=_narrowest(n_rows))
+    within = np.arange(n_leaves * n_rows) - np.repeat(first, size)
+    members[np.repeat(padded_start[:-1], size) + within] = order.ravel()
     return (
         group_start,
-        ordered.ravel()[first].astype(np.int64),
-        np.append(first, n_leaves * n_rows).astype(np.int64),
-        order.ravel().astype(np.int64),
+        missed.astype(np.uint16),  # 16 slots at most, whatever the depth: one kernel
+        quads.astype(members.dtype),  # fewer fours than rows
+        padded_start[group_start[:-1]].astype(np.int32),
+        members,
     )
 
 
-def _distinct_splits(paths: LeafPaths) -> tuple[npt.NDArray[Any], ...]:
-    """Every path step as ``(split, side, bit)`` with the distinct splits apart (``feature,
-    threshold, missing``): a split near the root is on the path of every leaf below it, and
-    an applicant's side there is computed once."""
+def _leaf_needs(group_start: IndexArray, missed: IndexArray, full: IndexArray) -> IndexArray:
+    """Per leaf, bit ``need`` set where one of its groups contributes when the applicant
+    misses the slots ``need``; every bit where the leaf has more than 6 slots (the kernel
+    reads all its groups then)."""
+    need = np.arange(64)
+    distinct, which = np.unique(missed, return_inverse=True)  # a few dozen values
+    a = distinct.astype(np.int64)[:, None]
+    hit = ((a & need) == 0) & ((a | need) != 0)  # [distinct a, 64]
+    bits = np.packbits(hit, axis=1, bitorder="little").view(np.int64).ravel()[which.ravel()]
+    out: IndexArray = np.bitwise_or.reduceat(bits, group_start[:-1])
+    out[full >= 64] = -1
+    return out
+
+
+def _path_nodes(paths: LeafPaths) -> tuple[npt.NDArray[Any], ...]:
+    """The leaves' paths as one tree of steps, ``(leaf_node[L], node_parent[N],
+    node_split[N], node_right[N], node_bit[N])``, with the distinct splits apart (``feature,
+    threshold, missing``): a split near the root is on the path of every leaf below it, so
+    an applicant's side there is computed once, and a path's prefix is one node for all the
+    leaves below it (consecutive leaves share it: the paths are listed depth first)."""
     steps = np.rec.fromarrays([paths.path_feature, paths.path_threshold, paths.path_missing])
     splits, path_split = np.unique(steps, return_inverse=True)
+    # One code per step (split, bit, side), leaf by leaf in a [L, longest] grid (-1: none).
+    code = (path_split.ravel() << 17) | (paths.path_bit << 1) | paths.path_right
+    length = np.diff(paths.path_start)
+    grid = np.full((len(length), max(1, int(length.max(initial=0)))), -1, dtype=np.int64)
+    column = np.arange(len(code)) - np.repeat(paths.path_start[:-1], length)
+    grid[np.repeat(np.arange(len(length)), length), column] = code
+    # A step is a new node unless it and every step above it equal the leaf before's.
+    same = np.zeros(grid.shape, dtype=bool)
+    same[1:] = np.logical_and.accumulate(grid[1:] == grid[:-1], axis=1)
+    new = (grid >= 0) & ~same
+    node = np.where(new, np.cumsum(new).reshape(grid.shape), 0)  # node 0: above every root
+    node = np.maximum.accumulate(node, axis=0)  # a shared step: the leaf before's node
+    parent = np.zeros_like(node)
+    parent[:, 1:] = node[:, :-1]
+    n_nodes = int(new.sum()) + 1
+    leaf_node = np.where(length > 0, node[np.arange(len(length)), np.maximum(length - 1, 0)], 0)
+    table = np.zeros((n_nodes, 3), dtype=np.int64)
+    table[1:] = np.stack([parent[new], grid[new] >> 17, grid[new] & 1], axis=1)  # by number
+    bit = np.zeros(n_nodes, dtype=np.int64)
+    bit[1:] = (grid[new] >> 1) & 0xFFFF
     return (
-        path_split.astype(np.int32).ravel(),
-        paths.path_right.astype(np.int8),
-        paths.path_bit.astype(np.int32),
+        leaf_node.astype(_narrowest(n_nodes, np.uint16)),
+        table[:, 0].astype(_narrowest(n_nodes, np.uint16)),
+        table[:, 1].astype(_narrowest(len(splits), np.uint16)),
+        table[:, 2].astype(np.int8),
+        bit.astype(np.uint16),  # 16 slots at most
         splits["f0"].astype(np.int32),
         splits["f1"].astype(np.float64),
         splits["f2"].astype(np.int8),
@@ -328,7 +428,8 @@ class InterventionalExplainer:
     ) -> None:
         self.paths = paths
         n = paths.n_features
-        self.fill_values = np.full(n, np.nan) if fill_values is None else fill_values
+        fill = np.full(n, np.nan) if fill_values is None else fill_values
+        self.fill_values = np.ascontiguousarray(fill, dtype=np.float64)
         self._positive, self._negative = _coefficients(paths.depth)
         self.background = paths.background if background is None else background
         self._pool_scores: FloatArray | None = None
@@ -338,19 +439,16 @@ class InterventionalExplainer:
             raise ValueError("an interventional explanation needs at least one background row")
         background = self._prepare(self.background)
         q = self._patterns(background)
-        # The kernel's tables in the narrowest types that hold them: a request reads them all
-        # once per applicant, mostly from memory after other work has filled the caches.
-        group_start, group_pattern, member_start, members = _groups(np.ascontiguousarray(q.T))
+        # The kernel's tables in narrow types (see _narrowest): a request reads them once per
+        # applicant, mostly from memory after other work has filled the caches.
+        groups = _groups(np.ascontiguousarray(q.T), paths.leaf_full)
+        group_start, group_missed = groups[:2]
         self._tables: tuple[npt.NDArray[Any], ...] = (
-            group_start.astype(np.int32),
-            group_pattern.astype(np.int32),
-            member_start.astype(np.int32),
-            members.astype(np.int16 if len(self.background) < 2**15 else np.int32),
+            *groups,
             paths.leaf_value,
-            paths.leaf_slots.astype(np.int32),
-            paths.leaf_full.astype(np.int32),
-            paths.path_start.astype(np.int32),
-            *_distinct_splits(paths),
+            paths.leaf_slots.astype(_narrowest(paths.n_features)),
+            _leaf_needs(group_start, group_missed, paths.leaf_full),
+            *_path_nodes(paths),
         )
         self._fr = self._raw(q)
         self._pr = 1.0 / (1.0 + np.exp(-self._fr)) if paths.logistic else self._fr
@@ -360,17 +458,14 @@ class InterventionalExplainer:
         x = np.asarray(X, dtype=np.float64)
         if x.ndim != 2 or x.shape[1] != self.paths.n_features:
             raise ValueError(f"expected an array of shape (n, {self.paths.n_features})")
-        x = np.where(np.isnan(x), self.fill_values[None, :], x)
-        if self.paths.float32_inputs:
-            x = x.astype(np.float32).astype(np.float64)
-        return np.ascontiguousarray(x)
+        return np.ascontiguousarray(x)  # the kernels fill and round it
 
     def _patterns(self, x: FloatArray) -> IndexArray:
         p = self.paths
         out = np.empty((x.shape[0], p.leaf_full.shape[0]), dtype=np.int64)
         paths = (p.leaf_full, p.path_start, p.path_feature, p.path_threshold,
                  p.path_missing, p.path_right, p.path_bit)  # fmt: skip
-        _patterns(x, paths, out)
+        _patterns(x, self.fill_values, p.float32_inputs, paths, out)
         return out
 
     def _raw(self, patterns: IndexArray) -> FloatArray:
@@ -400,8 +495,8 @@ class InterventionalExplainer:
     def _run(self, x: FloatArray, proba: FloatArray, phi: FloatArray) -> float:
         p = self.paths
         args: tuple[Any, ...] = (
-            x, self._fr, self._pr, *self._tables, p.offset, p.logistic,
-            self._positive, self._negative, self.base_value, proba, phi,
+            x, self.fill_values, p.float32_inputs, self._fr, self._pr, *self._tables,
+            p.offset, p.logistic, self._positive, self._negative, self.base_value, proba, phi,
         )  # fmt: skip
         return float(_explain(*args))
 
@@ -459,8 +554,9 @@ def load_paths(path: str | Path) -> LeafPaths:
     return LeafPaths(**values)
 
 
-def warm_up() -> None:
-    """Compile the kernels into numba's cache (the image build runs it): a one-split model."""
+def warm_up() -> InterventionalExplainer:
+    """Compile the kernels into numba's cache (the image build runs it): a one-split model,
+    whose explainer is returned (its tables have a served model's types)."""
     from .ensemble import Tree
 
     stump = Tree(
@@ -473,4 +569,6 @@ def warm_up() -> None:
         cover=np.array([2.0, 1.0, 1.0]),
     )
     ensemble = Ensemble((stump,), 1, 1.0, 0.0, "logistic", False)
-    InterventionalExplainer(leaf_paths(ensemble, np.array([[0.0], [1.0]]))).explain([[1.0]])
+    explainer = InterventionalExplainer(leaf_paths(ensemble, np.array([[0.0], [1.0]])))
+    explainer.explain([[1.0]])
+    return explainer

@@ -32,6 +32,15 @@ _TREES: Final = 4
 
 
 @numba.njit(inline="always", nogil=True)
+def filled(v: float, fill: float, float32_inputs: int) -> float:  # pragma: no cover - numba
+    """An input as the model compares it: ``fill`` where missing (NaN), then rounded to
+    float32 where ``float32_inputs`` (sklearn, XGBoost)."""
+    if np.isnan(v):
+        v = fill
+    return np.float64(np.float32(v)) if float32_inputs else v
+
+
+@numba.njit(inline="always", nogil=True)
 def _explain_block(
     xt: FloatArray,
     s0: int,
@@ -197,10 +206,7 @@ def explain_forest(
     xt = np.empty((n_features, n_samples))  # feature-major: a block's values side by side
     for s in range(n_samples):
         for f in range(n_features):
-            v = x[s, f]
-            if np.isnan(v):
-                v = fill[f]
-            xt[f, s] = np.float64(np.float32(v)) if float32_inputs else v
+            xt[f, s] = filled(x[s, f], fill[f], float32_inputs)
     group_entries = 0  # scratch rows: the most entries a group of trees has
     for t_lo in range(0, n_trees, _TREES):
         group_entries = max(

@@ -37,6 +37,12 @@ from .interventional import CUTOFF_POOL_ROWS
 if TYPE_CHECKING:
     import pandas as pd
 
+#: rf only: how the leaves are re-fitted after training (families/forest.py calibrate_leaves).
+LEAF_CALIBRATIONS: Final = ("oob", "none")
+NO_OUT_OF_BAG: Final = (
+    "the leaf calibration is fitted on out-of-bag rows: --bootstrap false needs "
+    "--leaf-calibration none"
+)
 METRIC_NAMES: Final = ("roc_auc", "pr_auc", "brier", "log_loss")
 #: SageMaker ``MetricDefinitions`` for the training job.
 METRIC_DEFINITIONS: Final = [
@@ -58,6 +64,7 @@ class Hyperparameters:
     max_features: str | float | None = "sqrt"
     class_weight: str | None = None
     bootstrap: bool = True
+    leaf_calibration: str = "oob"
     random_state: int = 42
     test_size: float = 0.2
     n_jobs: int = -1
@@ -98,6 +105,12 @@ def _constraints(text: str) -> str:
     return text
 
 
+def _leaf_calibration(text: str) -> str:
+    if text.lower() not in LEAF_CALIBRATIONS:
+        raise argparse.ArgumentTypeError(f"choose from {', '.join(LEAF_CALIBRATIONS)}")
+    return text.lower()
+
+
 def _family(text: str) -> str:
     if text not in families.FAMILIES:
         raise argparse.ArgumentTypeError(f"choose from {', '.join(families.FAMILIES)}")
@@ -129,6 +142,7 @@ _PARSERS: Final[dict[str, Any]] = {
     "max_features": _max_features,
     "class_weight": _none_or(str),
     "bootstrap": _bool,
+    "leaf_calibration": _leaf_calibration,
     "random_state": int,
     "test_size": float,
     "n_jobs": int,
@@ -149,6 +163,9 @@ _HELP: Final[dict[str, str]] = {
     "(all) (rf)",
     "class_weight": "balanced, balanced_subsample or none (rf)",
     "bootstrap": "each tree on a bootstrap sample: true or false (rf)",
+    "leaf_calibration": "oob (each tree's class proportions re-fitted as expit(a logit(v) + b) "
+    "to the out-of-bag rows, so that the averaged probability is calibrated; needs bootstrap) "
+    "or none (rf)",
     "random_state": "seed: the same data and seed give the same forest and model version",
     "test_size": "share of --data held out for the metrics when there is no --test-data",
     "n_jobs": "training threads (-1: every CPU; the forest is the same)",
@@ -350,6 +367,8 @@ def train(
     constraints.check_named(hp.constraints, schema)
     hp = replace(hp, constraints=constraints.parse(hp.constraints))  # canonical in metadata
     check_family_choices(hp.model, hp.space, hp.points)
+    if hp.model == "rf" and hp.leaf_calibration == "oob" and not hp.bootstrap:
+        raise ValueError(NO_OUT_OF_BAG)
     X, y = split_xy(data, schema)
     if test_data is not None:
         X_train, y_train = X, y
@@ -363,8 +382,17 @@ def train(
         constraints.prepare_training(X_train, hp.constraints, schema), y_train
     )
     fit_seconds = time.perf_counter() - started
+    leaf_calibration = None
     if hp.model == "rf":
-        pipeline.named_steps["forest"].n_jobs = None  # serving scores small batches: no pool
+        forest = pipeline.named_steps["forest"]
+        if hp.leaf_calibration == "oob":
+            fitted_on = pipeline.named_steps["imputer"].transform(
+                constraints.prepare_training(X_train, hp.constraints, schema)
+            )
+            leaf_calibration = families.module("rf").calibrate_leaves(
+                forest, fitted_on, y_train, seed=hp.random_state
+            )
+        forest.n_jobs = None  # serving scores small batches: no pool
     return write_model_dir(
         pipeline,
         model_dir,
@@ -376,6 +404,7 @@ def train(
         log=log,
         schema=schema,
         for_people=for_people,
+        leaf_calibration=leaf_calibration,
     )
 
 
@@ -407,6 +436,7 @@ def write_model_dir(
     imported: dict[str, Any] | None = None,
     schema: ApplicantSchema = BUILTIN,
     for_people: bool = False,
+    leaf_calibration: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Metrics on ``test_rows``, baselines and background from ``train_rows``, the model
     directory written (trained here or imported); returns the metrics and model version."""
@@ -434,6 +464,7 @@ def write_model_dir(
                 "features": summary_statistics(X_train, schema),
             },
             "constraints": constraints.describe(hp.constraints, schema),
+            "leaf_calibration": leaf_calibration,
             "space": hp.space,
             "points": hp.points or None,
             "imported": imported,

@@ -13,6 +13,9 @@ interleaved in one process (``timing.alternate``), on the same model and applica
   feature_perturbation="interventional")`` with the same 100-row background, for 1 and 2,000
   applicants.
 
+``--families``, ``--applicants`` and ``--spaces`` run a part (for example ``--spaces
+probability --applicants 1``, the figures for one applicant in probability space).
+
 Checks the answers agree (log-odds: 1e-9, or the family's ``AGREEMENT`` where the library
 computes in float32; probability: 1e-7, shap's interventional kernel keeping its nodes in
 float32 -- the 1e-9 references are the tests'), prints ratios (library time / ours: above 1
@@ -21,6 +24,7 @@ means ours is faster) and writes ``out/bench_families.json``.
 
 from __future__ import annotations
 
+import argparse
 import json
 import sys
 import warnings
@@ -57,7 +61,22 @@ def library_log_odds(name: str, estimator: Any) -> Any:
     return None
 
 
-def main() -> int:
+FAMILIES = ("hgb", "xgboost", "lightgbm")
+
+
+def arguments(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--families", nargs="+", choices=FAMILIES, default=list(FAMILIES))
+    parser.add_argument("--applicants", nargs="+", type=int, choices=(1, 2_000), default=[1, 2_000])
+    parser.add_argument(
+        "--spaces", nargs="+", choices=("log_odds", "probability"),
+        default=["log_odds", "probability"],
+    )  # fmt: skip
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = arguments(argv)
     import shap
     from credit_model import constraints
     from credit_model.explainer import fast_explainer_for
@@ -71,7 +90,7 @@ def main() -> int:
     applicants = X[rng.choice(len(X), 2_000, replace=False)]
     results: dict[str, Any] = {"data": source, "families": {}}
     print(f"data: {source}")
-    for name in ("hgb", "xgboost", "lightgbm"):
+    for name in args.families:
         hp = Hyperparameters(model=name)
         family = module(name)
         estimator = family.build(hp, constraints.monotonic_cst(hp.constraints)).fit(
@@ -88,7 +107,7 @@ def main() -> int:
         own = library_log_odds(name, estimator)
         tol = max(1e-9, family.AGREEMENT)  # XGBoost: its float32 sums
         figures: dict[str, Any] = {}
-        for n in (1, 2_000):
+        for n in args.applicants if "log_odds" in args.spaces else ():
             rows = np.ascontiguousarray(applicants[:n])
             phi = ours.explain_raw(rows)[1]
             cases = {
@@ -109,7 +128,7 @@ def main() -> int:
                     ratio = stats[other].median_s / stats["ours"].median_s
                     line += f"  {other} {stats[other].median_s * 1e3:9.3f} ms ({ratio:6.1f}x)"
             print(line, flush=True)
-        for n in (1, 2_000):
+        for n in args.applicants if "probability" in args.spaces else ():
             rows = np.ascontiguousarray(applicants[:n])
             phi = inter.explain(rows)[1]
             ref = np.asarray(shap_inter.shap_values(rows, check_additivity=False), np.float64)

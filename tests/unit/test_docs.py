@@ -69,3 +69,10 @@ def test_readme_lists_the_applicant_fields_in_model_order() -> None:
     rows = _table_rows("The applicant (built-in example)")
     assert tuple(row[0].strip("`") for row in rows) == FEATURES
     assert {row[0].strip("`") for row in rows if row[2].startswith("yes")} == NULLABLE_FEATURES
+
+
+def test_make_help_lists_every_target() -> None:
+    makefile = (ROOT / "Makefile").read_text(encoding="utf-8")
+    phony = {t for line in re.findall(r"^\.PHONY:(.*)$", makefile, re.MULTILINE) for t in line.split()}
+    helped = set(re.findall(r'^\t@echo "make ([\w-]+)', makefile, re.MULTILINE))
+    assert phony - {"help"} == helped

@@ -26,11 +26,12 @@ import math
 from types import SimpleNamespace
 from typing import Any
 
+import numba
 import numpy as np
 import pytest
 import shap
 from credit_model.families import BOOSTED, module
-from credit_model.interventional import InterventionalExplainer, leaf_paths
+from credit_model.interventional import InterventionalExplainer, leaf_paths, warm_up
 
 from tests.references import by_shap_exact, library_margin
 
@@ -173,3 +174,37 @@ def shap_tree(nodes: Any) -> dict[str, Any]:
         "values": nodes["value"].astype(np.float64)[:, None],
         "node_sample_weight": nodes["count"].astype(np.float64),
     }
+
+
+def test_deep_paths_and_a_large_background_equal_shap_exact() -> None:
+    """Leaves of more than 6 slots (read whatever the applicant misses) and more than 255
+    background rows (wider row numbers) take the kernel's general paths: still exact."""
+    rng = np.random.default_rng(7)
+    X = rng.normal(size=(3_000, 8))
+    y = (X.sum(axis=1) + X[:, 0] * X[:, 1] + rng.normal(size=len(X)) > 0).astype(int)
+    X[rng.random(X.shape) < 0.1] = np.nan
+    deep = SimpleNamespace(**{**vars(HP), "max_depth": 10, "max_leaf_nodes": 200})
+    family = module("lightgbm")
+    estimator = family.build(deep, None).fit(X, y)
+    paths = leaf_paths(family.to_ensemble(estimator), X[:300])
+    assert int(paths.leaf_full.max()) >= 2**7 - 1  # some leaf splits on 7 features or more
+    explainer = InterventionalExplainer(paths)
+    rows = X[1_000:1_003]
+    proba, phi, gap = explainer.explain_checked(rows)
+    assert gap <= 1e-9
+    margin = library_margin("lightgbm", estimator)
+    np.testing.assert_allclose(phi, by_shap_exact(margin, rows, X[:300]), rtol=0, atol=1e-9)
+    np.testing.assert_allclose(proba, estimator.predict_proba(rows)[:, 1], rtol=0, atol=1e-9)
+
+
+def test_a_served_model_runs_the_kernel_warm_up_compiles() -> None:
+    """The image build compiles the kernel for a one-split model (``warm_up``): a model of the
+    default size must give its tables the same types, or its first answer compiles anew."""
+    X, y = data(2_000)
+    family = module("lightgbm")
+    default = SimpleNamespace(**{**vars(HP), "n_estimators": 50, "max_depth": 6})
+    estimator = family.build(default, None).fit(X, y)
+    explainer = InterventionalExplainer(leaf_paths(family.to_ensemble(estimator), X[:100]))
+    assert len(explainer.paths.leaf_value) > 255  # more leaves and nodes than a byte numbers
+    compiled = [numba.typeof(table) for table in warm_up()._tables]
+    assert [numba.typeof(table) for table in explainer._tables] == compiled

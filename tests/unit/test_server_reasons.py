@@ -43,7 +43,7 @@ def unconstrained_model(tmp_path_factory: pytest.TempPathFactory) -> Any:
 
 
 def test_every_json_answer_carries_the_rule_s_reasons(unconstrained_model: Any) -> None:
-    applicants = synthetic_applicants(1_500)
+    applicants = synthetic_applicants(4_000)  # about two elderly applicants whose age raised risk
     out, _ = transform(unconstrained_model, json.dumps(applicants), "application/json", None)
     answer = ModelResponse.model_validate_json(out)
     assert answer.reason_codes_version == REGISTRY_VERSION
