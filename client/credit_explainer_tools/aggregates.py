@@ -24,6 +24,7 @@ from typing import Any, Final
 from credit_model import monitor as monitoring
 from credit_model import stability
 from credit_schema.records import time_text
+from credit_schema.text import sql_literal
 
 #: The columns of :func:`aggregate_sql`'s rows: what is counted (``kind``), the period's first
 #: day, a feature, a bin (or a code), a count, two sums, the first and last decision's time.
@@ -73,7 +74,7 @@ class Dialect:
     def parse(self, line: str, typed: dict[str, Any]) -> str:
         """The line as the typed record, NULL when it is not one (not JSON, wrong shape)."""
         if self.name == "duckdb":  # from_json, not CAST: a record's other fields are ignored
-            return f"try(from_json({line}, {stability.text_sql(json.dumps(typed))}))"
+            return f"try(from_json({line}, {sql_literal(json.dumps(typed))}))"
         return f"TRY(CAST(json_parse({line}) AS {_trino_type(typed)}))"
 
     def item(self, array: str, index: str) -> str:
@@ -148,15 +149,15 @@ def aggregate_sql(
         raise ValueError(f"{len(knots['edges'])} calibration knots: at most {SEGMENTS - 2}")
     cell = f"CAST(floor(p * {monitoring.SCORE_CELLS}) AS BIGINT) * {SEGMENTS} + ({segment})"
     threshold = stability.float_sql(float(extra["high_risk_threshold"]))
-    version = stability.text_sql(query.version)
+    version = sql_literal(query.version)
     day = "CAST(substr(recorded_at, 1, 10) AS DATE)"
     return f"""WITH records AS ({relation}),
 decoded AS (
   SELECT source, line_number, request_id, recorded_at, {dialect.parse("line", typed)} AS rec
   FROM records
   WHERE {hours} AND problem IS NULL AND line IS NOT NULL
-    AND recorded_at >= {stability.text_sql(time_text(since) if since else "")}
-    AND recorded_at <= {stability.text_sql(time_text(until) if until else "~")}
+    AND recorded_at >= {sql_literal(time_text(since) if since else "")}
+    AND recorded_at <= {sql_literal(time_text(until) if until else "~")}
 ),
 mine AS (
   SELECT CAST(date_trunc('{query.unit}', {day}) AS VARCHAR) AS period, source, line_number,
@@ -206,7 +207,7 @@ SELECT 'reason', period, feature, NULL, count(*), NULL, NULL, NULL, NULL FROM (
 ) AS given GROUP BY period, feature
 UNION ALL
 SELECT 'cbpe', period, NULL, {cell}, count(*), sum(p), sum(p * p), NULL, NULL
-FROM counted GROUP BY period, {cell}"""  # noqa: S608 (every value a literal: float_sql, text_sql)
+FROM counted GROUP BY period, {cell}"""  # noqa: S608 (every value a literal: float_sql, sql_literal)
 
 
 def damaged_sql(relation: str, hours: str, unparsed: str) -> str:
@@ -373,16 +374,16 @@ def outcome_sql(
     """The one SQL text of the outcomes' join: the applicants of the requests ``ids`` (those
     the outcomes name) of model ``version``, in request order; :class:`.outcomes.Joined` pairs
     them with their outcomes, by its rule."""
-    named = ", ".join(stability.text_sql(i) for i in ids)
+    named = ", ".join(sql_literal(i) for i in ids)
     return f"""WITH records AS ({relation}),
 decoded AS (
   SELECT request_id, recorded_at, {dialect.parse("line", outcome_type())} AS rec
   FROM records
   WHERE {hours} AND problem IS NULL AND line IS NOT NULL AND request_id IN ({named})
-    AND recorded_at >= {stability.text_sql(time_text(since) if since else "")}
+    AND recorded_at >= {sql_literal(time_text(since) if since else "")}
 )
 SELECT request_id, recorded_at, rec.part, rec.parts, cardinality(rec.results),
        rec.results[i]."index", rec.results[i].probability
 FROM decoded CROSS JOIN UNNEST({_indexes("rec.results")}) AS t(i)
-WHERE i <= cardinality(rec.results) AND rec.model_version = {stability.text_sql(version)}
+WHERE i <= cardinality(rec.results) AND rec.model_version = {sql_literal(version)}
 ORDER BY request_id, rec.part, i"""  # noqa: S608 (every value a literal)

@@ -46,6 +46,7 @@ from credit_schema.records import (
     read_lines,
     time_text,
 )
+from credit_schema.text import sql_literal as literal
 
 if TYPE_CHECKING:  # monitor's aggregates import numpy: not for decisions show
     from . import aggregates
@@ -102,11 +103,6 @@ _BATCH: Final = 2000
 _HOUR: Final = re.compile(r"\d{4}/\d{2}/\d{2}/\d{2}")
 #: Where ``decisions compact`` writes, under the records directory.
 COMPACTED: Final = "compacted"
-
-
-def literal(text: str) -> str:
-    """``text`` as an SQL string literal (quotes doubled), the same in both dialects."""
-    return "'" + text.replace("'", "''") + "'"
 
 
 def hours_in(since: datetime | None, until: datetime | None) -> Callable[[str], bool]:

@@ -28,6 +28,7 @@ from typing import Any, Final, Literal
 
 import numpy as np
 from credit_schema import ApplicantSchema
+from credit_schema.text import sql_literal
 
 from .drift import PSI_BANDS
 
@@ -113,11 +114,6 @@ def float_sql(value: float) -> str:
     return text if "e" in text else f"{text}e0"
 
 
-def text_sql(text: str) -> str:
-    """``text`` as an SQL string literal (quotes doubled)."""
-    return "'" + text.replace("'", "''") + "'"
-
-
 def bin_sql(base: dict[str, Any], value: str, codes: dict[str, int] | None = None) -> str:
     """:func:`count_bins`' rule as an SQL expression over the column ``value``, for an engine
     to count (``GROUP BY``): the index of the bin it falls in, -1 when it is missing (NULL).
@@ -128,7 +124,7 @@ def bin_sql(base: dict[str, Any], value: str, codes: dict[str, int] | None = Non
     if "categories" in base:
         position = {float(c): i for i, c in enumerate(base["categories"])}
         whens = [
-            f"WHEN {value} = {text_sql(text)} THEN {position[float(code)]}"
+            f"WHEN {value} = {sql_literal(text)} THEN {position[float(code)]}"
             for text, code in (codes or {}).items()
             if float(code) in position
         ]
