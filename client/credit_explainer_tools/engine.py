@@ -34,7 +34,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, Final, Protocol
+from typing import TYPE_CHECKING, Any, Final, Protocol
 
 from credit_schema.records import (
     DecisionRecord,
@@ -46,6 +46,10 @@ from credit_schema.records import (
     read_lines,
     time_text,
 )
+from credit_schema.text import sql_literal as literal
+
+if TYPE_CHECKING:  # monitor's aggregates import numpy: not for decisions show
+    from . import aggregates
 
 #: A row of the relation the queries select: (source, line_number, line, problem).
 Row = tuple[str, int | None, str | None, str | None]
@@ -90,16 +94,15 @@ _INSERT: Final = (
     + ", ".join(f"'{c.split()[0]}': '{c.split()[1]}'" for c in _TABLE.split(", "))
     + "}}, maximum_object_size = 1073741824)"
 )
+#: DuckDB's memory while it aggregates (it spills beyond): monitor's flat memory.
+_AGGREGATE_MEMORY: Final = "600MB"
+#: Hours aggregated between two additions of the partial counts (score cells repeat).
+_FOLD_EVERY: Final = 12
 #: Rows fetched from DuckDB at a time (memory holds these and one hour's table).
 _BATCH: Final = 2000
 _HOUR: Final = re.compile(r"\d{4}/\d{2}/\d{2}/\d{2}")
 #: Where ``decisions compact`` writes, under the records directory.
 COMPACTED: Final = "compacted"
-
-
-def literal(text: str) -> str:
-    """``text`` as an SQL string literal (quotes doubled), the same in both dialects."""
-    return "'" + text.replace("'", "''") + "'"
 
 
 def hours_in(since: datetime | None, until: datetime | None) -> Callable[[str], bool]:
@@ -166,33 +169,42 @@ def _duckdb() -> Any:
 
 
 def hour_lines(
-    root: Path, hour: str, naming: bytes | None = None
+    root: Path, hour: str, naming: bytes | None = None, *, keep: bool = True
 ) -> tuple[list[Line], dict[tuple[str, int], DecisionRecord]]:
     """One hour folder's lines as rows of the relation, each line through the one reader:
-    a good line as written with its id and time, a damaged one as its problem; and the records
-    read, by (file, line). With ``naming`` (a look-up), only the lines holding it are parsed
-    (:func:`credit_schema.records.read_lines`)."""
+    a good line as written with its id and time, a damaged one as its problem; and (``keep``)
+    the records read, by (file, line). With ``naming`` (a look-up), only the lines holding it
+    are parsed (:func:`credit_schema.records.read_lines`)."""
     rows: list[Line] = []
     read: dict[tuple[str, int], DecisionRecord] = {}
     for path in sorted((root / hour).glob("*.jsonl")):
         name = path.relative_to(root).as_posix()
         with path.open("rb") as f:
             lines = f.readlines()
-        kept: dict[int, DecisionRecord] = {}  # the reader's records, by the line object's id
+        kept: dict[int, DecisionRecord | None] = {}  # the reader's records, by the line's id
         problems: list[Skipped] = []
+        ids: dict[int, tuple[str, str]] = {}
 
-        def parse(line: bytes, kept: dict[int, DecisionRecord] = kept) -> DecisionRecord:
-            kept[id(line)] = record = parse_record(line)
+        def parse(
+            line: bytes,
+            kept: dict[int, DecisionRecord | None] = kept,
+            ids: dict[int, tuple[str, str]] = ids,
+        ) -> DecisionRecord:
+            record = parse_record(line)
+            kept[id(line)] = record if keep else None
+            ids[id(line)] = (record.request_id, time_text(record.time))
             return record
 
         for _ in read_lines(name, lines, problems.append, parse, naming):
             pass
         for n, line in enumerate(lines, 1):
-            record = kept.get(id(line))
-            if record is not None:
-                read[name, n] = record
+            found = ids.get(id(line))
+            if found is not None:
+                record = kept[id(line)]
+                if record is not None:
+                    read[name, n] = record
                 text = line.decode().rstrip("\r\n")
-                rows.append((hour, name, n, record.request_id, time_text(record.time), text, None))
+                rows.append((hour, name, n, *found, text, None))
         rows.extend((hour, name, s.line, None, None, None, s.reason) for s in problems)
     return rows, read
 
@@ -289,6 +301,85 @@ class LocalEngine:
             relation = self._relation(hour, None, on_skip)
             yield from self._run(window_sql(relation, [hour], since, until), on_skip)
 
+    def aggregate(
+        self,
+        query: aggregates.Query,
+        since: datetime | None,
+        until: datetime | None,
+        on_skip: OnSkip,
+    ) -> Iterator[aggregates.Row]:
+        """:func:`aggregates.aggregate_sql` over the hours that can hold [since, until], one
+        at a time (its Parquet, or its JSON lines through the reader), the partial counts kept
+        in DuckDB and added up (:data:`aggregates.TOTALS`): memory holds counts and one hour.
+        Damaged lines are named through ``on_skip``."""
+        from . import aggregates
+
+        for macro in (MACROS, *aggregates.MACROS):
+            self._db.execute(macro)
+        wanted = hours_in(since, until)
+        hours = [h for h in self.hours() if wanted(h)]
+        self._db.execute("DROP TABLE IF EXISTS partials")
+        for n, hour in enumerate(hours):
+            if self.parquet(hour).exists():
+                self.partitions_read.append((hour, "parquet"))
+                path = literal(str(self.parquet(hour)))
+                relation = f"SELECT * FROM read_parquet({path}, hive_partitioning = false)"  # noqa: S608
+            else:
+                self.partitions_read.append((hour, "json"))
+                rows, _ = hour_lines(self.root, hour, keep=False)
+                self._load(rows)
+                del rows
+                relation = "SELECT * FROM lines"
+            where = f"hour = {literal(hour)}"
+            damaged = aggregates.damaged_sql(relation, where, "FALSE")  # the reader read them
+            for source, number, line, problem in self._db.execute(damaged).fetchall():
+                for _ in records([(str(self.root / source), number, line, problem)], on_skip):
+                    pass
+            sql = aggregates.aggregate_sql(query, aggregates.DUCKDB, relation, where, since, until)
+            self._db.execute(f"SET memory_limit = '{_AGGREGATE_MEMORY}'")  # spill beyond it
+            self._db.execute(("CREATE TEMP TABLE partials AS " if n == 0 else
+                              "INSERT INTO partials ") + sql)  # fmt: skip
+            if n % _FOLD_EVERY == _FOLD_EVERY - 1:  # partial counts added up: they stay few
+                totals = aggregates.TOTALS.format(rows="SELECT * FROM partials")
+                self._db.execute(f"CREATE OR REPLACE TEMP TABLE partials AS {totals}")
+            self._db.execute("RESET memory_limit")  # read_json reserves twice its largest line
+        if not hours:
+            return
+        cursor = self._db.execute(aggregates.TOTALS.format(rows="SELECT * FROM partials"))
+        while batch := cursor.fetchmany(_BATCH):
+            yield from batch
+
+    def scored(
+        self, ids: Sequence[str], version: str, since: datetime | None
+    ) -> Iterator[aggregates.Scored]:
+        """The applicants of the requests ``ids`` (:func:`aggregates.outcome_sql`), read in the
+        hours their time-ordered ids name (every hour since ``since`` for the others)."""
+        from . import aggregates
+
+        for macro in (MACROS, *aggregates.MACROS):
+            self._db.execute(macro)
+        by_hour: dict[str, list[str]] = {}
+        anywhere = []
+        for request_id in ids:
+            hours = hours_of_id(request_id)
+            if hours is None:
+                anywhere.append(request_id)
+            for hour in hours or []:
+                by_hour.setdefault(hour, []).append(request_id)
+        wanted = hours_in(since, None)
+        for hour in self.hours():
+            named = by_hour.get(hour, []) + anywhere
+            if not named or not wanted(hour):
+                continue
+            relation = self._relation(hour, None, lambda _: None)  # named by the aggregates
+            for start in range(0, len(named), aggregates.IDS_PER_QUERY):
+                batch = named[start : start + aggregates.IDS_PER_QUERY]
+                sql = aggregates.outcome_sql(
+                    aggregates.DUCKDB, relation, f"hour = {literal(hour)}", version, batch, since
+                )
+                yield from self._db.execute(sql).fetchall()
+            self._read = {}
+
     def compact(self, before: str, on_skip: OnSkip) -> tuple[list[str], int]:
         """Write each hour older than ``before`` (``yyyy/mm/dd/hh``) not compacted yet as
         Parquet, every line through the reader (damaged lines kept as their problem, and handed
@@ -298,7 +389,7 @@ class LocalEngine:
             target = self.parquet(hour)
             if hour >= before or target.exists():
                 continue
-            rows, _ = hour_lines(self.root, hour)
+            rows, _ = hour_lines(self.root, hour, keep=False)
             self._load(rows)
             for _, source, number, _, _, _, problem in rows:
                 if problem is not None:
@@ -355,8 +446,9 @@ class AthenaEngine:
     def relation(self) -> str:
         return ATHENA_RELATION.format(table=f'"{self.database}".{LINES_TABLE}')
 
-    def run(self, sql: str) -> Iterator[Row]:
-        """start_query_execution in the workgroup, poll until done, page through the results."""
+    def cells(self, sql: str) -> Iterator[list[str | None]]:
+        """start_query_execution in the workgroup, poll until done, page through the results:
+        each row's cells as text."""
         self.queries.append(sql)
         started = self.athena.start_query_execution(
             QueryString=sql,
@@ -383,12 +475,16 @@ class AthenaEngine:
             if first:  # the first page's first row is the header
                 result_rows, first = result_rows[1:], False
             for row in result_rows:
-                cells = [c.get("VarCharValue") for c in row["Data"]]
-                number = cells[1]
-                yield (str(cells[0]), int(number) if number else None, cells[2], cells[3])
+                yield [c.get("VarCharValue") for c in row["Data"]]
             token = page.get("NextToken")
             if not token:
                 return
+
+    def run(self, sql: str) -> Iterator[Row]:
+        """The query's rows of the relation: (source, line_number, line, problem)."""
+        for cells in self.cells(sql):
+            number = cells[1]
+            yield (str(cells[0]), int(number) if number else None, cells[2], cells[3])
 
     def lookup(self, request_id: str, on_skip: OnSkip) -> Iterator[DecisionRecord]:
         hours = hours_of_id(request_id)
@@ -401,16 +497,73 @@ class AthenaEngine:
     def window(
         self, since: datetime | None, until: datetime | None, on_skip: OnSkip
     ) -> Iterator[DecisionRecord]:
-        hours = None
-        if since is not None:  # the projected partitions the window can touch, named
-            end = until or datetime.now(UTC)
-            wanted = hours_in(since, until)
-            hours, moment = [], since - timedelta(hours=1)
-            while moment <= end + timedelta(hours=1):
-                if wanted(hour_prefix(moment)):
-                    hours.append(hour_prefix(moment))
-                moment += timedelta(hours=1)
+        hours = _projected(since, until)
         yield from records(self.run(window_sql(self.relation, hours, since, until)), on_skip)
+
+    def aggregate(
+        self,
+        query: aggregates.Query,
+        since: datetime | None,
+        until: datetime | None,
+        on_skip: OnSkip,
+    ) -> Iterator[aggregates.Row]:
+        """:func:`aggregates.aggregate_sql` on Athena over the partitions the window can touch:
+        counts come back, not lines. The lines that are not records (not JSON, or not of the
+        record's shape) are fetched by a second query and named by the reader."""
+        from . import aggregates
+
+        hours = _projected(since, until)
+        where = "1 = 1" if hours is None else f"hour IN ({', '.join(literal(h) for h in hours)})"
+        typed = aggregates.record_type(query.names)
+        unparsed = f"{aggregates.TRINO.parse('line', typed)} IS NULL"
+        damaged = aggregates.damaged_sql(self.relation, where, unparsed)
+        for _ in records(self.run(damaged), on_skip):
+            pass  # the reader read a line the SQL could not: named as the SQL skipped it
+        sql = aggregates.aggregate_sql(query, aggregates.TRINO, self.relation, where, since, until)
+        yield from aggregates.sort_rows(aggregates.rows_of(self.cells(sql)))
+
+    def scored(
+        self, ids: Sequence[str], version: str, since: datetime | None
+    ) -> Iterator[aggregates.Scored]:
+        """The applicants of the requests ``ids`` (:func:`aggregates.outcome_sql`) on Athena, a
+        batch of ids a query, in the partitions their time-ordered ids name."""
+        from . import aggregates
+
+        for start in range(0, len(ids), aggregates.IDS_PER_QUERY):
+            batch = ids[start : start + aggregates.IDS_PER_QUERY]
+            hours: set[str] | None = set()
+            for request_id in batch:
+                named = hours_of_id(request_id)
+                if named is None or hours is None:
+                    hours = None
+                else:
+                    hours.update(named)
+            where = (
+                "1 = 1"
+                if hours is None
+                else f"hour IN ({', '.join(literal(h) for h in sorted(hours))})"
+            )
+            sql = aggregates.outcome_sql(
+                aggregates.TRINO, self.relation, where, version, batch, since
+            )
+            for cells in self.cells(sql):
+                found, moment, part, parts, count, index, probability = cells
+                yield (str(found), str(moment), int(part or 0), int(parts or 1),
+                       int(count or 0), int(index or 0), float(probability or 0))  # fmt: skip
+
+
+def _projected(since: datetime | None, until: datetime | None) -> list[str] | None:
+    """The projected partitions a window can touch, named (None: every one)."""
+    if since is None:
+        return None
+    end = until or datetime.now(UTC)
+    wanted = hours_in(since, until)
+    hours, moment = [], since - timedelta(hours=1)
+    while moment <= end + timedelta(hours=1):
+        if wanted(hour_prefix(moment)):
+            hours.append(hour_prefix(moment))
+        moment += timedelta(hours=1)
+    return hours
 
 
 def athena_from_stack(stack: str, region: str | None = None) -> AthenaEngine:

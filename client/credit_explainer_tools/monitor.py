@@ -1,7 +1,9 @@
 """``credit-explainer monitor``: captured decisions against the model's training baseline.
 
-Reads the capture as ``decisions`` does, keeps the decisions of the model directory's version
-(made since ``--since``), and prints the figures of :mod:`credit_model.monitor`. Exit status:
+Over records (``--records DIR``, ``--athena``) the query engine counts the decisions of the model
+directory's version (made since ``--since``) and :mod:`.aggregates` folds its counts into the
+figures of :mod:`credit_model.monitor`; a capture (or ``s3://``) is read as ``decisions`` does and
+counted here, a chunk at a time. Exit status:
 0 nothing crosses a threshold, 1 something does (one line per alert), 2 an error.
 """
 
@@ -13,9 +15,10 @@ import json
 import math
 import sys
 from array import array
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from credit_explainer._config import install_hint
 from credit_model.drift import Thresholds
@@ -25,13 +28,18 @@ from credit_schema.records import DecisionRecord
 from .decisions import (
     EXIT_SKIPPED,
     CaptureReadError,
+    Source,
     add_model_dir,
     add_source,
     moment_arg,
     records_within,
     source_of,
 )
+from .engine import AthenaError
 from .outcomes import Joined, read_outcomes
+
+if TYPE_CHECKING:  # the aggregates import numpy: not at every command's start
+    from . import aggregates
 
 #: Applicants turned into arrays and counted at a time: memory stays flat whatever the store.
 CHUNK_APPLICANTS = 20_000
@@ -127,6 +135,100 @@ def _summary(report: dict[str, Any]) -> str:
     return "\n".join(out)
 
 
+def _engine_rows(rows: Iterator[aggregates.Row]) -> Iterator[aggregates.Row]:
+    try:
+        yield from rows
+    except AthenaError as exc:
+        raise CaptureReadError(str(exc)) from None
+
+
+def _join(joined: Joined, engine: Any, version: str, since: datetime | None, window: str) -> None:
+    """The outcomes joined to the applicants of the requests they name, which the engine finds
+    (memory grows with the outcomes, not with the decisions)."""
+    ids = sorted({request_id for request_id, _ in joined.outcomes})
+    line: list[tuple[Any, ...]] = []
+    for row in [*_engine_rows(engine.scored(ids, version, since)), None]:
+        if line and (row is None or row[:3] != line[0][:3]):  # one record line's applicants
+            request_id, moment, _, parts, count = line[0][:5]
+            joined.add(
+                request_id,
+                [(index, p) for *_, index, p in line],
+                period_of(datetime.fromisoformat(moment), window),
+                alone=parts == 1 and count == 1,
+            )
+            line = []
+        if row is not None:
+            line.append(row)
+
+
+def _finish(
+    args: argparse.Namespace,
+    source: Source,
+    metadata: dict[str, Any],
+    folded: aggregates.Folded,
+    query: aggregates.Query,
+    joined: Joined | None,
+) -> int:
+    """The report of the engine's aggregates: what :func:`_run` prints and writes."""
+    from credit_model import monitor as monitoring
+
+    from . import aggregates
+
+    version = metadata["model_version"]
+    if folded.first is None or folded.last is None or not folded.periods:
+        since = f" since {args.since.isoformat()}" if args.since else ""
+        print(f"error: no decisions of model {version} under {source}{since}", file=sys.stderr)
+        return source.status(2)
+    thresholds = Thresholds(
+        **{k: v for k, v in vars(args).items() if k in _THRESHOLDS and v is not None}
+    )
+    report = monitoring.report(aggregates.total(query, folded.periods.values()), thresholds)
+    if args.window:
+        report["trend"] = {
+            "window": args.window,
+            "periods": monitoring.trend(dict(sorted(folded.periods.items())), thresholds),
+        }
+    if folded.estimated is not None:
+        report["estimated"] = folded.estimated
+    if joined is not None and _outcomes(args, joined, version, thresholds, report):
+        return 2
+    return _write(args, source, version, folded.first, folded.last, folded.decisions,
+                  folded.other, report)  # fmt: skip
+
+
+def _outcomes(
+    args: argparse.Namespace,
+    joined: Joined,
+    version: str,
+    thresholds: Thresholds,
+    report: dict[str, Any],
+) -> bool:
+    """The realised figures of the outcomes joined, into ``report``; False after an error."""
+    import numpy as np
+    from credit_model import artifacts
+    from credit_model import monitor as monitoring
+
+    if not joined.observed:
+        print(f"error: no outcome in {args.outcomes} matches a decision of model {version}",
+              file=sys.stderr)  # fmt: skip
+        return True
+    if joined.unmatched:
+        print(f"{joined.unmatched} outcome(s) in {args.outcomes} match no decision of model "
+              f"{version} (skipped)", file=sys.stderr)  # fmt: skip
+    metrics = json.loads((Path(args.model_dir) / artifacts.METRICS_FILE).read_text())
+    figures, alerts = monitoring.outcome_figures(
+        np.asarray(joined.probability, dtype=np.float64),
+        np.asarray(joined.observed, dtype=np.int64),
+        joined.periods,
+        reference_auc=metrics.get("roc_auc"),
+        thresholds=thresholds,
+    )
+    report["outcomes"] = figures
+    report["alerts"] += alerts
+    report["status"] = monitoring.status(report["alerts"])
+    return False
+
+
 def _run(args: argparse.Namespace) -> int:
     source = source_of(args)
     if source is None:
@@ -179,7 +281,22 @@ def _run(args: argparse.Namespace) -> int:
                     by_period[period] = monitoring.Aggregates(metadata)
                 by_period[period].add(*_arrays(group, totals.names, schema.codes))
 
+    aggregate = getattr(source.engine, "aggregate", None)
     try:
+        if aggregate is not None:  # counted by the engine, not here
+            from . import aggregates
+
+            query = aggregates.Query(metadata, schema.codes, version, unit=window)
+            label = lambda day: period_of(datetime(day.year, day.month, day.day), window)  # noqa: E731
+            folded = aggregates.fold(
+                query,
+                _engine_rows(aggregate(query, args.since, None, source._skip)),
+                label,
+                metadata["baseline"]["monitoring"].get("calibration"),
+            )
+            if joined is not None:
+                _join(joined, source.engine, version, args.since, window)
+            return _finish(args, source, metadata, folded, query, joined)
         for decision in records_within(source, args.since, None):
             if decision.model_version != version:
                 other += 1
@@ -227,25 +344,23 @@ def _run(args: argparse.Namespace) -> int:
         report["estimated"] = monitoring.estimated_figures(
             np.frombuffer(scores), np.frombuffer(codes, dtype=np.int32), calibration, names
         )
-    if joined is not None:
-        if not joined.observed:
-            print(f"error: no outcome in {args.outcomes} matches a decision of model {version}",
-                  file=sys.stderr)  # fmt: skip
-            return 2
-        if joined.unmatched:
-            print(f"{joined.unmatched} outcome(s) in {args.outcomes} match no decision of model "
-                  f"{version} (skipped)", file=sys.stderr)  # fmt: skip
-        metrics = json.loads((Path(args.model_dir) / artifacts.METRICS_FILE).read_text())
-        figures, alerts = monitoring.outcome_figures(
-            np.asarray(joined.probability, dtype=np.float64),
-            np.asarray(joined.observed, dtype=np.int64),
-            joined.periods,
-            reference_auc=metrics.get("roc_auc"),
-            thresholds=thresholds,
-        )
-        report["outcomes"] = figures
-        report["alerts"] += alerts
-        report["status"] = monitoring.status(report["alerts"])
+    if joined is not None and _outcomes(args, joined, version, thresholds, report):
+        return 2
+
+    return _write(args, source, version, first, last, decisions, other, report)
+
+
+def _write(
+    args: argparse.Namespace,
+    source: Source,
+    version: str,
+    first: datetime,
+    last: datetime,
+    decisions: int,
+    other: int,
+    report: dict[str, Any],
+) -> int:
+    """Print the report's summary, write its JSON and HTML, publish it, as asked."""
 
     def text(moment: datetime) -> str:
         return moment.isoformat().replace("+00:00", "Z")

@@ -20,7 +20,7 @@ Pure computation over arrays (numpy only): the CLI reads the capture and turns i
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict
 from typing import Any, Final
 
@@ -156,11 +156,21 @@ def trend(
     return rows
 
 
+def range_bounds(low: float, high: float) -> tuple[float, float]:
+    """[low, high] widened by :data:`RANGE_TOLERANCE`: a value beyond is outside the range."""
+    return low - RANGE_TOLERANCE * abs(low), high + RANGE_TOLERANCE * abs(high)
+
+
 def outside_range(values: FloatArray, low: float, high: float) -> npt.NDArray[np.bool_]:
     """Which ``values`` lie outside [low, high] by more than :data:`RANGE_TOLERANCE` (NaN: no)."""
-    return (values < low - RANGE_TOLERANCE * abs(low)) | (
-        values > high + RANGE_TOLERANCE * abs(high)
-    )
+    below, above = range_bounds(low, high)
+    return (values < below) | (values > above)
+
+
+def outside_range_sql(value: str, low: float, high: float) -> str:
+    """:func:`outside_range` as an SQL condition over the DOUBLE column ``value`` (NULL: no)."""
+    below, above = range_bounds(low, high)
+    return f"({value} < {stability.float_sql(below)} OR {value} > {stability.float_sql(above)})"
 
 
 def _ranks(values: dict[str, float]) -> dict[str, int]:
@@ -460,6 +470,29 @@ def _auc_sorted(s: FloatArray, e: FloatArray) -> float:
     return area / 2 / (total_tp * total_fp)
 
 
+def _estimated_row(period: str, n: int, rate: float, positives: float, auc: Any) -> dict[str, Any]:
+    """One period's CBPE figures: the expected default ``rate`` of ``n`` scores and the AUC
+    (``auc()``, asked only with both classes expected), each with its 95% interval."""
+    half = _Z95 * math.sqrt(rate * (1 - rate) / n)
+    row: dict[str, Any] = {
+        "period": period,
+        "applicants": n,
+        "default_rate": rate,
+        "default_rate_interval": [max(rate - half, 0.0), min(rate + half, 1.0)],
+        "auc": None,
+        "auc_interval": None,
+    }
+    if 0 < positives < n:
+        auc_value = float(auc())
+        half = _Z95 * _auc_standard_error(auc_value, positives, n - positives)
+        row["auc"] = auc_value
+        row["auc_interval"] = [max(auc_value - half, 0.0), min(auc_value + half, 1.0)]
+    return row
+
+
+_CBPE: Final = "CBPE (isotonic calibration on training's held-out split)"
+
+
 def estimated_figures(
     probability: FloatArray,
     periods: Any,
@@ -474,25 +507,60 @@ def estimated_figures(
         s.sort()
         s = s[::-1]  # descending, so the expected ROC needs no other copy
         e = np.interp(s, calibration["score"], calibration["probability"])
-        n = len(s)
-        rate = float(e.mean())
-        half = _Z95 * math.sqrt(rate * (1 - rate) / n)
-        row: dict[str, Any] = {
-            "period": period,
-            "applicants": n,
-            "default_rate": rate,
-            "default_rate_interval": [max(rate - half, 0.0), min(rate + half, 1.0)],
-            "auc": None,
-            "auc_interval": None,
-        }
-        positives = float(e.sum())
-        if 0 < positives < n:
-            auc_value = _auc_sorted(s, e)
-            half = _Z95 * _auc_standard_error(auc_value, positives, n - positives)
-            row["auc"] = auc_value
-            row["auc_interval"] = [max(auc_value - half, 0.0), min(auc_value + half, 1.0)]
+        auc = lambda s=s, e=e: _auc_sorted(s, e)  # noqa: E731 (asked only with both classes)
+        rows.append(_estimated_row(period, len(s), float(e.mean()), float(e.sum()), auc))
+    return {"method": _CBPE, "periods": rows}
+
+
+#: Scores are counted in cells of this width (1/2**18) by an engine: the estimated AUC treats
+#: the scores sharing a cell as tied, and says by how much that can move it.
+SCORE_CELLS: Final = 2**18
+
+
+def calibration_lines(calibration: dict[str, list[float]]) -> list[tuple[float, float, float]]:
+    """``np.interp`` over the calibration's knots as one line per bin of the knots (the bins of
+    :func:`stability.bin_sql` with the knots as edges): ``(x0, y0, slope)``, e = y0 + slope *
+    (s - x0); flat below the first knot and above the last, as ``np.interp`` clips."""
+    xs, ys = calibration["score"], calibration["probability"]
+    lines = [(xs[0], ys[0], 0.0)]
+    for k in range(1, len(xs)):
+        dx = xs[k] - xs[k - 1]
+        lines.append((xs[k - 1], ys[k - 1], (ys[k] - ys[k - 1]) / dx if dx > 0 else 0.0))
+    lines.append((xs[-1], ys[-1], 0.0))
+    return lines
+
+
+def estimated_of_groups(
+    periods: Iterable[tuple[str, Iterable[tuple[int, int, float, float]]]],
+    calibration: dict[str, list[float]],
+) -> dict[str, Any]:
+    """:func:`estimated_figures` from an engine's aggregates: per period, its groups of scores in
+    descending order, each ``(segment, count, sum, sum of squares)`` of the scores sharing a cell
+    of :data:`SCORE_CELLS` and a segment of :func:`calibration_lines`. The default rate is
+    exact (the calibration is linear within a segment); the AUC treats a group as one tied
+    score, and ``auc_error_bound`` is how far that can move it: half the expected defaults times
+    non-defaults between different scores of a group, over all of them."""
+    lines = calibration_lines(calibration)
+    rows = []
+    for period, groups in periods:
+        n = 0
+        tp = fp = area = ties = 0.0
+        for segment, count, total, squares in groups:
+            x0, y0, slope = lines[segment]
+            shifted = total - count * x0  # sum of (s - x0)
+            e = count * y0 + slope * shifted
+            e2 = count * y0 * y0 + 2 * y0 * slope * shifted
+            e2 += slope * slope * (squares - 2 * x0 * total + count * x0 * x0)
+            tp_new, fp_new = tp + e, fp + (count - e)
+            area += (fp_new - fp) * (tp_new + tp)
+            ties += max(e * (count - e) - (e - e2), 0.0)
+            tp, fp, n = tp_new, fp_new, n + count
+        if not n:
+            continue
+        row = _estimated_row(period, n, tp / n, tp, lambda a=area, t=tp, f=fp: a / 2 / (t * f))
+        row["auc_error_bound"] = 0.5 * ties / (tp * fp) if row["auc"] is not None else None
         rows.append(row)
-    return {"method": "CBPE (isotonic calibration on training's held-out split)", "periods": rows}
+    return {"method": _CBPE, "cells": SCORE_CELLS, "periods": rows}
 
 
 _FIGURES: Final = {

@@ -28,6 +28,7 @@ from typing import Any, Final, Literal
 
 import numpy as np
 from credit_schema import ApplicantSchema
+from credit_schema.text import sql_literal
 
 from .drift import PSI_BANDS
 
@@ -102,6 +103,36 @@ def count_bins(base: dict[str, Any], values: Any) -> tuple[np.ndarray, int]:
         minlength=len(base["edges"]) + 1,
     )
     return found, int(values.size - present.size)
+
+
+def float_sql(value: float) -> str:
+    """``value`` as an SQL DOUBLE literal, exactly (with an exponent: a plain decimal is a
+    DECIMAL in DuckDB and Trino alike)."""
+    if not math.isfinite(value):
+        raise ValueError(f"not a finite number: {value}")
+    text = repr(float(value))
+    return text if "e" in text else f"{text}e0"
+
+
+def bin_sql(base: dict[str, Any], value: str, codes: dict[str, int] | None = None) -> str:
+    """:func:`count_bins`' rule as an SQL expression over the column ``value``, for an engine
+    to count (``GROUP BY``): the index of the bin it falls in, -1 when it is missing (NULL).
+    A number (DOUBLE) falls in the first bin whose edge is at or above it (right-closed, as
+    ``searchsorted(side="left")``), past the last edge in the last bin; a category (its text,
+    VARCHAR; ``codes``: text -> code, as the model reads it) in its code's bin, and a text the
+    schema does not list, or whose code training never saw, in :data:`OTHER` (last)."""
+    if "categories" in base:
+        position = {float(c): i for i, c in enumerate(base["categories"])}
+        whens = [
+            f"WHEN {value} = {sql_literal(text)} THEN {position[float(code)]}"
+            for text, code in (codes or {}).items()
+            if float(code) in position
+        ]
+        other = len(base["categories"])
+    else:
+        whens = [f"WHEN {value} <= {float_sql(e)} THEN {i}" for i, e in enumerate(base["edges"])]
+        other = len(base["edges"])
+    return f"CASE WHEN {value} IS NULL THEN -1 {' '.join(whens)} ELSE {other} END"
 
 
 def shares(base: dict[str, Any], values: Any) -> tuple[list[float], float]:

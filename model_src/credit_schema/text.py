@@ -35,3 +35,9 @@ def neutral_cell(cell: Any) -> Any:
     if isinstance(cell, str) and cell.startswith(FORMULA_STARTS):
         return "'" + cell
     return cell
+
+
+def sql_literal(text: str) -> str:
+    """``text`` as an SQL string literal (quotes doubled), the same in DuckDB and Trino: every
+    value the query engine and monitor's aggregates put in their SQL."""
+    return "'" + text.replace("'", "''") + "'"
