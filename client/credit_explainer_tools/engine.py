@@ -142,9 +142,12 @@ class Engine(Protocol):
     ) -> Iterator[DecisionRecord]: ...
 
 
-def records(rows: Iterable[Row], on_skip: OnSkip) -> Iterator[DecisionRecord]:
+def records(
+    rows: Iterable[Row], on_skip: OnSkip, locate: Callable[[str, str], int] | None = None
+) -> Iterator[DecisionRecord]:
     """The records of the selected rows, each line through the one reader; a damaged line (or
-    one compaction skipped) is handed to ``on_skip``."""
+    one compaction skipped) is handed to ``on_skip``, numbered by ``locate(source, line)`` where
+    the engine does not know its number."""
     for source, number, line, problem in rows:
         if line is None or problem is not None:
             on_skip(Skipped(source, number or 0, problem or "empty"))
@@ -152,6 +155,8 @@ def records(rows: Iterable[Row], on_skip: OnSkip) -> Iterator[DecisionRecord]:
         try:
             yield parse_record(line)
         except RecordError as exc:
+            if number is None and locate is not None:
+                number = locate(source, line)
             on_skip(Skipped(source, number or 0, str(exc)))
 
 
@@ -439,8 +444,12 @@ class AthenaEngine:
     workgroup: str
     database: str
     poll_seconds: float = 1.0
+    #: Reads the object of a damaged line to number it (Athena names the object only).
+    s3: Any = None
     #: Every query run, as sent: what tests check.
     queries: list[str] = field(default_factory=list)
+    _objects: dict[str, str] = field(default_factory=dict, repr=False)
+    _searched: dict[tuple[str, str], int] = field(default_factory=dict, repr=False)
 
     @property
     def relation(self) -> str:
@@ -480,6 +489,28 @@ class AthenaEngine:
             if not token:
                 return
 
+    def line_number(self, source: str, line: str) -> int:
+        """Where the damaged ``line`` is in its S3 object (0: the object cannot be read, or
+        the line is not found whole in it); the same text again is the next such line."""
+        if self.s3 is None or not source.startswith("s3://"):
+            return 0
+        if source not in self._objects:
+            from botocore.exceptions import BotoCoreError, ClientError
+
+            bucket, _, key = source.removeprefix("s3://").partition("/")
+            try:
+                body = self.s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+            except (BotoCoreError, ClientError):
+                body = b""
+            # As Athena reads it: undecodable bytes replaced, a newline around every line.
+            self._objects = {source: "\n" + body.decode("utf-8", "replace") + "\n"}
+        text = self._objects[source]
+        at = text.find("\n" + line + "\n", self._searched.get((source, line), 0))
+        if at < 0:
+            return 0
+        self._searched[(source, line)] = at + 1
+        return text.count("\n", 0, at + 1)
+
     def run(self, sql: str) -> Iterator[Row]:
         """The query's rows of the relation: (source, line_number, line, problem)."""
         for cells in self.cells(sql):
@@ -490,15 +521,23 @@ class AthenaEngine:
         hours = hours_of_id(request_id)
         if hours is None:
             sql = window_sql(self.relation, None, None, None)
-            yield from (r for r in records(self.run(sql), on_skip) if r.request_id == request_id)
+            yield from (
+                r
+                for r in records(self.run(sql), on_skip, self.line_number)
+                if r.request_id == request_id
+            )
             return
-        yield from records(self.run(lookup_sql(self.relation, hours, request_id)), on_skip)
+        yield from records(
+            self.run(lookup_sql(self.relation, hours, request_id)), on_skip, self.line_number
+        )
 
     def window(
         self, since: datetime | None, until: datetime | None, on_skip: OnSkip
     ) -> Iterator[DecisionRecord]:
         hours = _projected(since, until)
-        yield from records(self.run(window_sql(self.relation, hours, since, until)), on_skip)
+        yield from records(
+            self.run(window_sql(self.relation, hours, since, until)), on_skip, self.line_number
+        )
 
     def aggregate(
         self,
@@ -517,7 +556,7 @@ class AthenaEngine:
         typed = aggregates.record_type(query.names)
         unparsed = f"{aggregates.TRINO.parse('line', typed)} IS NULL"
         damaged = aggregates.damaged_sql(self.relation, where, unparsed)
-        for _ in records(self.run(damaged), on_skip):
+        for _ in records(self.run(damaged), on_skip, self.line_number):
             pass  # the reader read a line the SQL could not: named as the SQL skipped it
         sql = aggregates.aggregate_sql(query, aggregates.TRINO, self.relation, where, since, until)
         yield from aggregates.sort_rows(aggregates.rows_of(self.cells(sql)))
@@ -594,6 +633,7 @@ def athena_from_stack(stack: str, region: str | None = None) -> AthenaEngine:
         )
     return AthenaEngine(
         athena=boto3.client("athena", region_name=region),
+        s3=boto3.client("s3", region_name=region),
         workgroup=outputs["RecordsAthenaWorkGroup"],
         database=outputs["RecordsGlueDatabase"],
     )

@@ -195,7 +195,7 @@ class Skipped(NamedTuple):
     line: int
     reason: str
 
-    def __str__(self) -> str:  # line 0: not known (an Athena answer names the object only)
+    def __str__(self) -> str:  # line 0: not known (an S3 object Athena named but cannot be read)
         return f"{self.source}{f':{self.line}' if self.line else ''}: skipped: {self.reason}"
 
 

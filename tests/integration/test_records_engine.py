@@ -34,6 +34,8 @@ from credit_schema.records import Skipped, hour_prefix, parse_record, record_lin
 from scoring_api.records import FileSink
 from test_capture import applicants
 
+from tests.conftest import MOTO_REGION
+
 #: Hours before the current one that the store spreads over (complete hours: compactable).
 AGO = (6, 5, 4, 3)
 
@@ -298,6 +300,48 @@ def test_athena_runs_the_same_sql_in_the_workgroup_polls_and_pages(
     db.execute(f"INSERT INTO ce_db.{LINES_TABLE} VALUES (?, ?, ?), (?, ?, ?), (?, ?, ?)",
                [hours[1], obj, line, hours[1], obj, "cut {", hours[0], obj, line])  # fmt: skip
     assert db.execute(sql).fetchall() == [(obj, None, line, None), (obj, None, "cut {", None)]
+
+
+def test_athena_numbers_a_damaged_line_from_its_s3_object(
+    answered: Any, tmp_path: Path, account: Any
+) -> None:
+    """Athena names the object of a line; the engine reads that object (moto's S3) to number it.
+    A cut-short line is a prefix of a whole one, so only a whole line matches; the same damaged
+    text twice is two lines; an object that cannot be read leaves the line named by object."""
+    root = tmp_path / "records"
+    ids = _store(answered, root)
+    hour = sorted(ids)[0]
+    (path,) = (root / hour).glob("*.jsonl")
+    good = path.read_text().splitlines()[:2]
+    cut = good[1][:40]
+    body = "\n".join([good[0], cut, good[1], cut, "\xff{"]) + "\n"
+    s3 = account.client("s3")
+    s3.create_bucket(Bucket="records-bucket",
+                     CreateBucketConfiguration={"LocationConstraint": MOTO_REGION})  # fmt: skip
+    key = f"records/{hour}/stream-1-2026"
+    s3.put_object(Bucket="records-bucket", Key=key,
+                  Body=body.encode("utf-8").replace("\xff".encode(), b"\xff"))  # fmt: skip
+    obj, gone = f"s3://records-bucket/{key}", f"s3://records-bucket/{key}-gone"
+    client = boto3.client("athena", region_name="us-east-1", aws_access_key_id="x",
+                          aws_secret_access_key="x")  # fmt: skip
+    engine = AthenaEngine(client, workgroup="w", database="d", poll_seconds=0, s3=s3)
+    rows = [[obj, None, line, None] for line in (good[0], cut, good[1], cut, "\ufffd{")]
+    header = [["source", "line_number", "line", "problem"]]
+    with Stubber(client) as stub:
+        stub.add_response("start_query_execution", {"QueryExecutionId": "q"})
+        stub.add_response(
+            "get_query_execution",
+            {"QueryExecution": {"QueryExecutionId": "q", "Status": {"State": "SUCCEEDED"}}},
+        )
+        stub.add_response(
+            "get_query_results",
+            {"ResultSet": {"Rows": _athena_rows([*header, *rows, [gone, None, cut, None]])}},
+        )
+        skipped: list[Skipped] = []
+        found = list(engine.window(None, None, skipped.append))
+    assert found == [parse_record(good[0]), parse_record(good[1])]
+    assert [(s.source, s.line) for s in skipped] == [(obj, 2), (obj, 4), (obj, 5), (gone, 0)]
+    assert str(skipped[0]).startswith(f"{obj}:2: skipped: ")
 
 
 def test_athena_failure_is_one_error_line(tmp_path: Path) -> None:
