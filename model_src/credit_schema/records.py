@@ -26,7 +26,13 @@ from typing import Any, Final, Literal, NamedTuple
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from .edge import id_time
-from .responses import ADDITIVITY_TOLERANCE, ScoredApplicant, additivity_target
+from .responses import (
+    ADDITIVITY_TOLERANCE,
+    Contribution,
+    Reason,
+    ScoredApplicant,
+    additivity_target,
+)
 
 RECORD_VERSION: Final = 1
 #: Amazon Data Firehose's largest record (1,000 KiB): a larger request is recorded in parts.
@@ -39,17 +45,33 @@ class RecordError(ValueError):
     """A line that is not a decision record (the message says why, in one line)."""
 
 
+#: A record holds finite numbers only (our writer refuses NaN and infinities): a line holding
+#: one is damaged, whichever engine reads it. Every model of the record takes this config.
+FINITE: Final = ConfigDict(allow_inf_nan=False)
+
+
+class RecordedContribution(Contribution):
+    model_config = FINITE
+
+
+class RecordedReason(Reason):
+    model_config = FINITE
+
+
 class RecordedResult(ScoredApplicant):
     """One result as it was sent: fields the API adds later (the applicant's ids) are kept."""
 
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(**FINITE, extra="allow")
+
+    contributions: list[RecordedContribution]  # type: ignore[assignment]
+    principal_reasons: list[RecordedReason] | None = Field(default=None, alias="reasons")  # type: ignore[assignment]
 
 
 class DecisionRecord(BaseModel):
     """One request's decision record (or one part of it), as read back."""
 
     # Strict: a probability written as a string is a damaged record, not a number.
-    model_config = ConfigDict(strict=True, extra="forbid", frozen=True)
+    model_config = ConfigDict(**FINITE, strict=True, extra="forbid", frozen=True)
 
     record_version: Literal[1]
     request_id: str = Field(min_length=1)

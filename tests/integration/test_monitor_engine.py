@@ -56,6 +56,9 @@ def test_the_sql_bins_count_as_count_bins_on_edges_missing_and_unknown_categorie
         for e in edges:  # on each edge, and the floats either side of it
             values += [e, float(np.nextafter(e, -np.inf)), float(np.nextafter(e, np.inf))]
         values += [float(round(e)) for e in edges]  # integer values
+        # infinities bin alike (first, last); NaN does not (SQL: last bin, count_bins: missing),
+        # which is why the reader refuses a record holding one (test below)
+        values += [-math.inf, math.inf]
         sql = _sql_bins(base, values, None)
         python = stability.count_bins(base, [math.nan if v is None else v for v in values])
         assert sql[0].tolist() == python[0].tolist() and sql[1] == python[1], name
@@ -307,3 +310,46 @@ def test_monitor_since_aggregates_only_the_hours_it_needs(
                        str(synthetic_model_dir), "--since", since.isoformat(), "--json", str(out))  # fmt: skip
     assert code in (0, 1) and "warning" not in err, err
     assert json.loads(out.read_text())["decisions"] == 2 * len(answered)
+
+
+def _foreign(root: Path, hour: str) -> list[str]:
+    """Lines a writer other than ours might leave (ours refuses NaN): a record with a NaN
+    probability, one with an infinite input, one with a -infinite SHAP value, appended to the
+    hour's file; ``FILE:LINE`` of each."""
+    (path,) = (root / hour).glob("*.jsonl")
+    first = json.loads(path.read_text().splitlines()[0])
+    count = len(path.read_bytes().splitlines())
+    nan, inf, minus = (json.loads(json.dumps(first)) for _ in range(3))
+    nan["results"][0]["probability"] = math.nan
+    name = next(k for k, v in inf["applicants"][0].items() if isinstance(v, float))
+    inf["applicants"][0][name] = math.inf
+    minus["results"][0]["contributions"][0]["shap_value"] = -math.inf
+    with path.open("a") as f:
+        for record in (nan, inf, minus):
+            f.write(json.dumps(record) + "\n")  # NaN, Infinity, -Infinity: not our writer's
+    return [f"{path}:{count + k}" for k in (1, 2, 3)]
+
+
+def test_a_record_holding_nan_or_infinity_is_named_by_every_engine_and_left_out(
+    answered: Any,  # noqa: F811
+    tmp_path: Path,
+    synthetic_model_dir: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    root = tmp_path / "records"
+    ids = _store(answered, root)
+    want = _reference(root, synthetic_model_dir, "day")
+    where = _foreign(root, sorted(ids)[1])
+    out = tmp_path / "report.json"
+    for step in ("json", "parquet"):
+        if step == "parquet":
+            run(capsys, "decisions", "compact", "--records", str(root))
+        code, _, err = run(capsys, "monitor", "--records", str(root), "--model-dir", str(synthetic_model_dir),
+                           "--window", "day", "--json", str(out))  # fmt: skip
+        assert "Traceback" not in err
+        got = json.loads(out.read_text())
+        assert code == (1 if got["alerts"] else EXIT_SKIPPED), err
+        for line in where:
+            assert f"warning: {line}: skipped: not a decision record" in err, err
+        assert got["applicants"] == want["applicants"]
+        _compare(got, json.loads(json.dumps(want)))
