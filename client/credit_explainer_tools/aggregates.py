@@ -16,6 +16,7 @@ folded into :class:`credit_model.monitor.Aggregates` per period (:func:`fold`).
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -32,6 +33,7 @@ COLUMNS: Final = ("kind", "period", "feature", "bin", "n", "x", "y", "first", "l
 #: DuckDB's stand-ins for Trino's functions the aggregates use (with ``engine.MACROS``).
 MACROS: Final = (
     "CREATE OR REPLACE MACRO json_parse(j) AS CAST(j AS JSON)",
+    "CREATE OR REPLACE MACRO json_format(j) AS CAST(j AS VARCHAR)",  # JSON's text, quotes kept
     "CREATE OR REPLACE MACRO sequence(a, b) AS generate_series(CAST(a AS BIGINT), CAST(b AS BIGINT))",
 )
 
@@ -81,6 +83,23 @@ class Dialect:
         """The array's item at ``index`` (from 1), NULL past its end (Trino's subscript fails
         there: a line with fewer applicants than results would fail the whole query)."""
         return f"{array}[{index}]" if self.name == "duckdb" else f"element_at({array}, {index})"
+
+
+def number(value: Any, codes: dict[str, int] | None) -> float:
+    """A recorded input as the model saw it: NaN when missing, a category as its code (one past
+    the last for a text the schema does not list); a text in a numeric feature (the reader does
+    not know the schema; our API refuses it) counts as missing, as :func:`number_sql`."""
+    if value is None:
+        return math.nan
+    if codes is not None:
+        return float(codes.get(str(value), len(codes)))
+    return math.nan if isinstance(value, str) else float(value)
+
+
+def number_sql(value: str) -> str:
+    """:func:`number`'s rule in SQL over a JSON value: a number as a DOUBLE, NULL (missing)
+    for null and for a text (TRY_CAST of its JSON text ``"12"``, quotes and all, is NULL)."""
+    return f"TRY_CAST(json_format({value}) AS DOUBLE)"
 
 
 DUCKDB: Final = Dialect("duckdb")
@@ -133,7 +152,7 @@ def aggregate_sql(
             values.append(f"{text} AS {_column(j)}")
             outside = "0"  # a category training never saw: its bin, OTHER
         else:
-            values.append(f"CAST({text} AS DOUBLE) AS {_column(j)}")
+            values.append(f"{number_sql('a.' + _quoted(name))} AS {_column(j)}")
             low_high = extra["range"].get(name)
             outside = "0"
             if low_high:

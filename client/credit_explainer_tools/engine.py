@@ -105,6 +105,10 @@ _HOUR: Final = re.compile(r"\d{4}/\d{2}/\d{2}/\d{2}")
 COMPACTED: Final = "compacted"
 
 
+class QueryError(RuntimeError):
+    """A query the engine did not run (the message says why, and which hour locally)."""
+
+
 def hours_in(since: datetime | None, until: datetime | None) -> Callable[[str], bool]:
     """The partitions that can hold records timed within [since, until]: a record reaches its
     folder up to an hour after its time."""
@@ -325,34 +329,51 @@ class LocalEngine:
         hours = [h for h in self.hours() if wanted(h)]
         self._db.execute("DROP TABLE IF EXISTS partials")
         for n, hour in enumerate(hours):
-            if self.parquet(hour).exists():
-                self.partitions_read.append((hour, "parquet"))
-                path = literal(str(self.parquet(hour)))
-                relation = f"SELECT * FROM read_parquet({path}, hive_partitioning = false)"  # noqa: S608
-            else:
-                self.partitions_read.append((hour, "json"))
-                rows, _ = hour_lines(self.root, hour, keep=False)
-                self._load(rows)
-                del rows
-                relation = "SELECT * FROM lines"
-            where = f"hour = {literal(hour)}"
-            damaged = aggregates.damaged_sql(relation, where, "FALSE")  # the reader read them
-            for source, number, line, problem in self._db.execute(damaged).fetchall():
-                for _ in records([(str(self.root / source), number, line, problem)], on_skip):
-                    pass
-            sql = aggregates.aggregate_sql(query, aggregates.DUCKDB, relation, where, since, until)
-            self._db.execute(f"SET memory_limit = '{_AGGREGATE_MEMORY}'")  # spill beyond it
-            self._db.execute(("CREATE TEMP TABLE partials AS " if n == 0 else
-                              "INSERT INTO partials ") + sql)  # fmt: skip
-            if n % _FOLD_EVERY == _FOLD_EVERY - 1:  # partial counts added up: they stay few
-                totals = aggregates.TOTALS.format(rows="SELECT * FROM partials")
-                self._db.execute(f"CREATE OR REPLACE TEMP TABLE partials AS {totals}")
-            self._db.execute("RESET memory_limit")  # read_json reserves twice its largest line
+            try:
+                self._aggregate_hour(query, hour, n, since, until, on_skip)
+            except _duckdb().Error as exc:  # a Parquet file DuckDB cannot read, say
+                raise QueryError(f"hour {hour}: {str(exc).splitlines()[0]}") from None
         if not hours:
             return
         cursor = self._db.execute(aggregates.TOTALS.format(rows="SELECT * FROM partials"))
         while batch := cursor.fetchmany(_BATCH):
             yield from batch
+
+    def _aggregate_hour(
+        self,
+        query: aggregates.Query,
+        hour: str,
+        n: int,
+        since: datetime | None,
+        until: datetime | None,
+        on_skip: OnSkip,
+    ) -> None:
+        """The ``n``-th hour's partial counts into the table ``partials``."""
+        from . import aggregates
+
+        if self.parquet(hour).exists():
+            self.partitions_read.append((hour, "parquet"))
+            path = literal(str(self.parquet(hour)))
+            relation = f"SELECT * FROM read_parquet({path}, hive_partitioning = false)"  # noqa: S608
+        else:
+            self.partitions_read.append((hour, "json"))
+            rows, _ = hour_lines(self.root, hour, keep=False)
+            self._load(rows)
+            del rows
+            relation = "SELECT * FROM lines"
+        where = f"hour = {literal(hour)}"
+        damaged = aggregates.damaged_sql(relation, where, "FALSE")  # the reader read them
+        for source, number, line, problem in self._db.execute(damaged).fetchall():
+            for _ in records([(str(self.root / source), number, line, problem)], on_skip):
+                pass
+        sql = aggregates.aggregate_sql(query, aggregates.DUCKDB, relation, where, since, until)
+        self._db.execute(f"SET memory_limit = '{_AGGREGATE_MEMORY}'")  # spill beyond it
+        self._db.execute(("CREATE TEMP TABLE partials AS " if n == 0 else
+                          "INSERT INTO partials ") + sql)  # fmt: skip
+        if n % _FOLD_EVERY == _FOLD_EVERY - 1:  # partial counts added up: they stay few
+            totals = aggregates.TOTALS.format(rows="SELECT * FROM partials")
+            self._db.execute(f"CREATE OR REPLACE TEMP TABLE partials AS {totals}")
+        self._db.execute("RESET memory_limit")  # read_json reserves twice its largest line
 
     def scored(
         self, ids: Sequence[str], version: str, since: datetime | None
@@ -431,7 +452,7 @@ ATHENA_RELATION: Final = (
 _DONE: Final = {"SUCCEEDED", "FAILED", "CANCELLED"}
 
 
-class AthenaError(RuntimeError):
+class AthenaError(QueryError):
     """A query Athena did not run (the message says why)."""
 
 

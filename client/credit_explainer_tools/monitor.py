@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
-import math
 import sys
 from array import array
 from collections.abc import Iterator
@@ -35,7 +34,7 @@ from .decisions import (
     records_within,
     source_of,
 )
-from .engine import AthenaError
+from .engine import QueryError
 from .outcomes import Joined, read_outcomes
 
 if TYPE_CHECKING:  # the aggregates import numpy: not at every command's start
@@ -60,16 +59,6 @@ def period_of(moment: datetime, window: str) -> str:
     return f"{year}-W{week:02d}"
 
 
-def _number(value: Any, codes: dict[str, int] | None) -> float:
-    """A recorded input as the model saw it: NaN when missing, a category as its code (one past
-    the last for a text the schema does not list)."""
-    if value is None:
-        return math.nan
-    if codes is not None:
-        return float(codes.get(str(value), len(codes)))
-    return float(value)
-
-
 def _arrays(
     decisions: list[DecisionRecord],
     names: list[str],
@@ -78,11 +67,13 @@ def _arrays(
     """Inputs (NaN: missing; a category as its code), probabilities, SHAP values (``names``
     order), reasons' features."""
     np: Any = importlib.import_module("numpy")
+    from .aggregates import number
+
     codes = codes or {}
     rows, probability, shap, reasons = [], [], [], []
     for decision in decisions:
         for applicant, result in zip(decision.applicants, decision.results, strict=True):
-            rows.append([_number(applicant.get(f), codes.get(f)) for f in names])
+            rows.append([number(applicant.get(f), codes.get(f)) for f in names])
             probability.append(result.probability)
             by_feature = {c.feature: c.shap_value for c in result.contributions}
             shap.append([by_feature[f] for f in names])
@@ -138,7 +129,7 @@ def _summary(report: dict[str, Any]) -> str:
 def _engine_rows(rows: Iterator[aggregates.Row]) -> Iterator[aggregates.Row]:
     try:
         yield from rows
-    except AthenaError as exc:
+    except QueryError as exc:
         raise CaptureReadError(str(exc)) from None
 
 

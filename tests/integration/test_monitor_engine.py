@@ -117,6 +117,7 @@ def test_the_engines_figures_equal_the_python_figures_on_raw_values(
 ) -> None:
     root = tmp_path / "records"
     ids = _store(answered, root)
+    _texts(root, sorted(ids)[3])
     want = _reference(root, synthetic_model_dir, "day")
     where = _damage(root, sorted(ids)[1])
     foreign = _foreign(root, sorted(ids)[2])
@@ -142,6 +143,7 @@ def test_monitor_on_athena_sends_one_aggregate_and_duckdb_runs_its_text(
 ) -> None:
     root = tmp_path / "records"
     ids = _store(answered, root)
+    _texts(root, sorted(ids)[3])
     metadata = artifacts.verify(synthetic_model_dir)
     schema = artifacts.model_schema(synthetic_model_dir)
     query = aggregates.Query(metadata, schema.codes, metadata["model_version"])
@@ -315,6 +317,18 @@ def test_monitor_since_aggregates_only_the_hours_it_needs(
     assert json.loads(out.read_text())["decisions"] == 2 * len(answered)
 
 
+def _texts(root: Path, hour: str) -> None:
+    """The hour's first record rewritten with texts in numeric features ("abc", "12"), as a
+    foreign writer might: the reader accepts them (it does not know the schema)."""
+    (path,) = (root / hour).glob("*.jsonl")
+    lines = path.read_text().splitlines()
+    first = json.loads(lines[0])
+    numbers = [k for k, v in first["applicants"][0].items() if isinstance(v, float)]
+    first["applicants"][0][numbers[0]] = "abc"
+    first["applicants"][-1][numbers[-1]] = "12"
+    path.write_text("\n".join([json.dumps(first), *lines[1:]]) + "\n")
+
+
 def _foreign(root: Path, hour: str) -> list[str]:
     """Lines a writer other than ours might leave (ours refuses NaN): a record with a NaN
     probability, one with an infinite input, one with a -infinite SHAP value, appended to the
@@ -332,3 +346,20 @@ def _foreign(root: Path, hour: str) -> list[str]:
             f.write(json.dumps(record) + "\n")  # NaN, Infinity, -Infinity: not our writer's
     return [f"{path}:{count + k}" for k in (1, 2, 3)]
 
+
+
+def test_an_hour_the_engine_cannot_read_is_one_error_line_naming_it(
+    answered: Any,  # noqa: F811
+    tmp_path: Path,
+    synthetic_model_dir: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    root = tmp_path / "records"
+    hours = sorted(_store(answered, root))
+    run(capsys, "decisions", "compact", "--records", str(root))
+    LocalEngine(root).parquet(hours[2]).write_bytes(b"not parquet")
+    code, out, err = run(capsys, "monitor", "--records", str(root), "--model-dir",
+                         str(synthetic_model_dir))  # fmt: skip
+    assert code == 2 and out == ""
+    (line,) = err.splitlines()
+    assert line.startswith(f"error: cannot read {root}: hour {hours[2]}: ") and "Traceback" not in err
