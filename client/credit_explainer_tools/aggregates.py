@@ -230,12 +230,14 @@ FROM counted GROUP BY period, {cell}"""  # noqa: S608 (every value a literal: fl
 
 
 def damaged_sql(relation: str, hours: str, unparsed: str) -> str:
-    """The lines the aggregates leave out for not being records, to be named by the reader:
-    damaged lines (``problem``), and those ``unparsed`` (a condition on ``line``)."""
+    """The lines the aggregates leave out for not being records, to be named: damaged lines
+    (``problem``), those without a time (the window's test is NULL), and those ``unparsed`` (a
+    condition on ``line``). Locally the reader gave every other line its time."""
     return (
         f"WITH records AS ({relation})\n"
         "SELECT source, line_number, line, problem FROM records\n"
-        f"WHERE {hours} AND (problem IS NOT NULL OR line IS NULL OR {unparsed})\n"
+        f"WHERE {hours} AND (problem IS NOT NULL OR line IS NULL OR recorded_at IS NULL\n"
+        f"       OR {unparsed})\n"
         "ORDER BY source, line_number"
     )
 

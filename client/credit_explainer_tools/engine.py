@@ -450,6 +450,9 @@ ATHENA_RELATION: Final = (
     "line, CAST(NULL AS VARCHAR) AS problem FROM {table}"
 )
 _DONE: Final = {"SUCCEEDED", "FAILED", "CANCELLED"}
+#: Why a line the reader reads but Trino's typed parse does not (a part past BIGINT, say) is
+#: left out of the aggregates.
+UNREAD: Final = "the engine could not read it as a record"
 
 
 class AthenaError(QueryError):
@@ -577,8 +580,10 @@ class AthenaEngine:
         typed = aggregates.record_type(query.names)
         unparsed = f"{aggregates.TRINO.parse('line', typed)} IS NULL"
         damaged = aggregates.damaged_sql(self.relation, where, unparsed)
-        for _ in records(self.run(damaged), on_skip, self.line_number):
-            pass  # the reader read a line the SQL could not: named as the SQL skipped it
+        for row in self.run(damaged):  # left out of the aggregates: each one named
+            for _ in records([row], on_skip, self.line_number):  # the reader's reason, or:
+                source, _, line, _ = row
+                on_skip(Skipped(source, self.line_number(source, line or ""), UNREAD))
         sql = aggregates.aggregate_sql(query, aggregates.TRINO, self.relation, where, since, until)
         yield from aggregates.sort_rows(aggregates.rows_of(self.cells(sql)))
 
