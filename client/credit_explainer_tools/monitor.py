@@ -35,7 +35,7 @@ from .decisions import (
     source_of,
 )
 from .engine import QueryError
-from .outcomes import Joined, read_outcomes
+from .outcomes import Joined, OutcomeError, read_outcomes
 
 if TYPE_CHECKING:  # the aggregates import numpy: not at every command's start
     from . import aggregates
@@ -314,7 +314,7 @@ def _run(args: argparse.Namespace) -> int:
     except CaptureReadError as exc:
         print(f"error: cannot read {source}: {exc}", file=sys.stderr)
         return 2
-    except ValueError as exc:  # an outcome without its index
+    except OutcomeError as exc:  # an outcome without its index: the join's alone
         print(f"error: {args.outcomes}: {exc}", file=sys.stderr)
         return 2
     if chunk:

@@ -51,6 +51,10 @@ def _labels(target: Target) -> str:
     return "0 or 1" if isinstance(target.positive, int) else f"a label ({target.positive!r}: risk)"
 
 
+class OutcomeError(ValueError):
+    """An outcome that cannot be joined (the message says which and why)."""
+
+
 class Joined:
     """Outcomes joined, decision by decision (:meth:`add`): each joined applicant's probability,
     outcome and period; memory grows with the outcomes, not with the decisions."""
@@ -68,7 +72,7 @@ class Joined:
         request, probability); ``alone``: the request had one applicant, so ``index`` may be
         left out. A request of several needs ``index``."""
         if not alone and (request_id, None) in self.outcomes:
-            raise ValueError(
+            raise OutcomeError(
                 f"request {request_id} has several applicants: give each outcome's {INDEX}"
             )
         for i, p in scored:

@@ -377,3 +377,22 @@ def test_an_hour_the_engine_cannot_read_is_one_error_line_naming_it(
     assert (
         line.startswith(f"error: cannot read {root}: hour {hours[2]}: ") and "Traceback" not in err
     )
+
+
+def test_an_outcome_without_its_index_for_a_request_of_several_is_one_error_line(
+    answered: Any,  # noqa: F811
+    tmp_path: Path,
+    synthetic_model_dir: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    root = tmp_path / "records"
+    ids = _store(answered, root)
+    several = ids[sorted(ids)[0]][-1]  # the request of five applicants
+    schema = artifacts.model_schema(synthetic_model_dir)
+    outcomes = tmp_path / "outcomes.csv"
+    outcomes.write_text(f"request_id,index,{schema.schema.target.name}\n{several},,1\n")
+    code, out, err = run(capsys, "monitor", "--records", str(root), "--model-dir",
+                         str(synthetic_model_dir), "--outcomes", str(outcomes))  # fmt: skip
+    assert (code, out) == (2, "")
+    assert err == (f"error: {outcomes}: request {several} has several applicants: give each "
+                   "outcome's index\n")  # fmt: skip
