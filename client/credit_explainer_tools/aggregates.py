@@ -407,4 +407,7 @@ SELECT request_id, recorded_at, rec.part, rec.parts, cardinality(rec.results),
        rec.results[i]."index", rec.results[i].probability
 FROM decoded CROSS JOIN UNNEST({_indexes("rec.results")}) AS t(i)
 WHERE i <= cardinality(rec.results) AND rec.model_version = {sql_literal(version)}
+  -- no part, index or probability (a line the reader refuses): left out, never guessed
+  AND rec.part IS NOT NULL AND rec.parts IS NOT NULL
+  AND rec.results[i]."index" IS NOT NULL AND rec.results[i].probability IS NOT NULL
 ORDER BY request_id, rec.part, i"""  # noqa: S608 (every value a literal)

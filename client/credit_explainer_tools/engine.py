@@ -613,8 +613,8 @@ class AthenaEngine:
             )
             for cells in self.cells(sql):
                 found, moment, part, parts, count, index, probability = cells
-                yield (str(found), str(moment), int(part or 0), int(parts or 1),
-                       int(count or 0), int(index or 0), float(probability or 0))  # fmt: skip
+                yield (str(found), str(moment), int(str(part)), int(str(parts)),
+                       int(str(count)), int(str(index)), float(str(probability)))  # fmt: skip
 
 
 def _projected(since: datetime | None, until: datetime | None) -> list[str] | None:

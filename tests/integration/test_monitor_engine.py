@@ -396,3 +396,29 @@ def test_an_outcome_without_its_index_for_a_request_of_several_is_one_error_line
     assert (code, out) == (2, "")
     assert err == (f"error: {outcomes}: request {several} has several applicants: give each "
                    "outcome's index\n")  # fmt: skip
+
+
+def test_the_outcomes_join_leaves_out_an_applicant_without_index_or_probability(
+    answered: Any,  # noqa: F811
+) -> None:
+    record = answered[0].model_dump(mode="json", by_alias=True)
+    record["request_id"] = "r"
+    no_index, no_p = json.loads(json.dumps(record)), json.loads(json.dumps(record))
+    del no_index["results"][0]["index"]
+    no_p["results"][1]["probability"] = None
+    no_part = {**record, "part": None}
+    db = duckdb.connect()
+    for macro in (MACROS, *aggregates.MACROS):
+        db.execute(macro)
+    db.execute("CREATE TABLE t (hour VARCHAR, line VARCHAR, request_id VARCHAR, "
+                "recorded_at VARCHAR, problem VARCHAR)")  # fmt: skip
+    for r in (no_index, no_p, no_part):
+        db.execute("INSERT INTO t VALUES ('h', ?, 'r', '2026', NULL)", [json.dumps(r)])
+    sql = aggregates.outcome_sql(aggregates.DUCKDB, "SELECT * FROM t", "1 = 1",
+                                 record["model_version"], ["r"], None)  # fmt: skip
+    rows = db.execute(sql).fetchall()
+    n = len(record["results"])
+    assert sorted(row[5] for row in rows) == sorted(
+        [*range(1, n), *(i for i in range(n) if i != 1)]
+    )
+    assert all(None not in row for row in rows)
