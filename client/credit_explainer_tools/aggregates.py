@@ -148,18 +148,15 @@ def aggregate_sql(
     for j, name in enumerate(query.names):
         b = base["features"][name]
         text = f"json_extract_scalar(a.{_quoted(name)}, '$')"
+        bin_ = stability.bin_sql(b, _column(j), query.codes.get(name))
         if "categories" in b:
             values.append(f"{text} AS {_column(j)}")
-            outside = "0"  # a category training never saw: its bin, OTHER
+            outside = monitoring.outside_sql(b, None, f"({bin_})")
         else:
             values.append(f"{number_sql('a.' + _quoted(name))} AS {_column(j)}")
-            low_high = extra["range"].get(name)
-            outside = "0"
-            if low_high:
-                test = monitoring.outside_range_sql(_column(j), *low_high)
-                outside = f"CASE WHEN {test} THEN 1 ELSE 0 END"
+            outside = monitoring.outside_sql(b, extra["range"].get(name), _column(j))
         # a bin and whether outside the range, in one number (bin * 2 + outside; -2 missing)
-        codes.append(f"({stability.bin_sql(b, _column(j), query.codes.get(name))}) * 2 + {outside}")
+        codes.append(f"({bin_}) * 2 + {outside}")
     score_bin = stability.bin_sql(base["score"], "p")
     knots = {"edges": [float(x) for x in extra["calibration"]["score"]]} if extra.get(
         "calibration") else {"edges": []}  # fmt: skip
@@ -167,7 +164,17 @@ def aggregate_sql(
     if len(knots["edges"]) + 2 > SEGMENTS:
         raise ValueError(f"{len(knots['edges'])} calibration knots: at most {SEGMENTS - 2}")
     cell = f"CAST(floor(p * {monitoring.SCORE_CELLS}) AS BIGINT) * {SEGMENTS} + ({segment})"
-    threshold = stability.float_sql(float(extra["high_risk_threshold"]))
+    threshold = float(extra["high_risk_threshold"])
+    applicant = "period, source, line_number, request_id, part, i"  # one applicant's key
+    reasons = monitoring.reasons_sql(
+        f"(SELECT {applicant}, p, reasons[k].feature AS reason\n"  # noqa: S608 (names only)
+        f"   FROM counted CROSS JOIN UNNEST({_indexes('reasons')}) AS q(k)\n"
+        "   WHERE k <= cardinality(reasons)) AS given",
+        applicant,
+        "reason",
+        "p",
+        threshold,
+    )
     version = sql_literal(query.version)
     day = "CAST(substr(recorded_at, 1, 10) AS DATE)"
     return f"""WITH records AS ({relation}),
@@ -217,13 +224,9 @@ WHERE k <= cardinality(contributions)
 GROUP BY period, contributions[k].feature
 UNION ALL
 SELECT 'high', period, NULL, NULL, count(*), NULL, NULL, NULL, NULL
-FROM counted WHERE p >= {threshold} GROUP BY period
+FROM counted WHERE {monitoring.high_risk_sql("p", threshold)} GROUP BY period
 UNION ALL
-SELECT 'reason', period, feature, NULL, count(*), NULL, NULL, NULL, NULL FROM (
-  SELECT DISTINCT period, source, line_number, request_id, part, i, reasons[k].feature AS feature
-  FROM counted CROSS JOIN UNNEST({_indexes("reasons")}) AS q(k)
-  WHERE p >= {threshold} AND k <= cardinality(reasons)
-) AS given GROUP BY period, feature
+SELECT 'reason', period, feature, NULL, n, NULL, NULL, NULL, NULL FROM ({reasons}) AS r
 UNION ALL
 SELECT 'cbpe', period, NULL, {cell}, count(*), sum(p), sum(p * p), NULL, NULL
 FROM counted GROUP BY period, {cell}"""  # noqa: S608 (every value a literal: float_sql, sql_literal)
@@ -334,11 +337,6 @@ def fold(
                 agg.high_risk += n
             elif kind == "reason" and feature in column:
                 agg.reasons[column[feature]] += n
-    base = monitoring.check_baseline(query.metadata)["features"]
-    for agg in out.periods.values():  # a category training never saw: outside its range
-        for j, name in enumerate(query.names):
-            if "categories" in base[name]:
-                agg.outside[j] = agg.bins[j][-1]
     return out
 
 
@@ -346,17 +344,7 @@ def total(query: Query, periods: Iterable[monitoring.Aggregates]) -> monitoring.
     """The periods' counts added up."""
     out = monitoring.Aggregates(query.metadata)
     for agg in periods:
-        out.n += agg.n
-        for j in range(len(out.names)):
-            out.bins[j] += agg.bins[j]
-        out.missing += agg.missing
-        out.outside += agg.outside
-        out.score_bins += agg.score_bins
-        out.score_missing += agg.score_missing
-        out.score_sum += agg.score_sum
-        out.abs_shap_sum += agg.abs_shap_sum
-        out.high_risk += agg.high_risk
-        out.reasons += agg.reasons
+        out.merge(agg)
     return out
 
 

@@ -173,6 +173,39 @@ def outside_range_sql(value: str, low: float, high: float) -> str:
     return f"({value} < {stability.float_sql(below)} OR {value} > {stability.float_sql(above)})"
 
 
+def outside_sql(base: dict[str, Any], low_high: Sequence[float] | None, value: str) -> str:
+    """:meth:`Aggregates.add`'s outside-the-range count in SQL, 1 or 0 for the feature's value
+    (``value``: a DOUBLE, or a category's bin from :func:`stability.bin_sql`): a category
+    training never saw (its bin, the last: ``(other)``), a number outside its range
+    (:func:`outside_range_sql`)."""
+    if "categories" in base:
+        return f"CASE WHEN {value} = {len(base['categories'])} THEN 1 ELSE 0 END"
+    if not low_high:
+        return "0"
+    return f"CASE WHEN {outside_range_sql(value, *low_high)} THEN 1 ELSE 0 END"
+
+
+def high_risk_sql(probability: str, threshold: float) -> str:
+    """:meth:`Aggregates.add`'s high-risk test in SQL: the probability at or above the
+    baseline's threshold."""
+    return f"{probability} >= {stability.float_sql(threshold)}"
+
+
+def reasons_sql(
+    applicants: str, keys: str, feature: str, probability: str, threshold: float
+) -> str:
+    """:meth:`Aggregates.add`'s reasons count in SQL: over ``applicants`` (a row per reason
+    given, the applicant named by ``keys``), each feature counted once per high-risk applicant
+    (DISTINCT, as ``set(reasons)``), by ``keys``' first column (the period) and the feature."""
+    period = keys.split(",")[0].strip()
+    return (
+        f"SELECT {period}, feature, count(*) AS n FROM (\n"  # noqa: S608 (names, float_sql)
+        f"  SELECT DISTINCT {keys}, {feature} AS feature FROM {applicants}\n"
+        f"  WHERE {high_risk_sql(probability, threshold)}\n"
+        f") AS once GROUP BY {period}, feature"
+    )
+
+
 def _ranks(values: dict[str, float]) -> dict[str, int]:
     return {f: i + 1 for i, f in enumerate(sorted(values, key=lambda f: -values[f]))}
 
@@ -218,7 +251,7 @@ class Aggregates:
             counts, missing = stability.count_bins(b, column)
             self.bins[j] += counts
             self.missing[j] += missing
-            if "categories" in b:  # outside the range: a category training never saw
+            if "categories" in b:  # outside the range: a category training never saw (outside_sql)
                 self.outside[j] += int(counts[-1])
             else:
                 low, high = self.extra["range"][name] or [math.nan, math.nan]
@@ -229,11 +262,24 @@ class Aggregates:
         self.score_sum += float(probability.sum())
         self.abs_shap_sum += np.abs(shap_values).sum(axis=0)
         for p, reasons in zip(probability.tolist(), reason_features, strict=True):
-            if p >= self._threshold:
+            if p >= self._threshold:  # high_risk_sql
                 self.high_risk += 1
-                for f in set(reasons):
+                for f in set(reasons):  # once per applicant: reasons_sql
                     if f in self._column:
                         self.reasons[self._column[f]] += 1
+
+    def merge(self, other: Aggregates) -> None:
+        """Add ``other``'s counts (of the same baseline) to these: every count this class
+        holds, a public attribute that is a number, an array, or a list of arrays."""
+        for name, mine in vars(self).items():
+            if name.startswith("_") or name in ("base", "extra", "names"):
+                continue
+            theirs = vars(other)[name]
+            if isinstance(mine, list):
+                for counts, more in zip(mine, theirs, strict=True):
+                    counts += more
+            else:
+                setattr(self, name, mine + theirs)
 
 
 def monitor(

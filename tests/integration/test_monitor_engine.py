@@ -422,3 +422,30 @@ def test_the_outcomes_join_leaves_out_an_applicant_without_index_or_probability(
         [*range(1, n), *(i for i in range(n) if i != 1)]
     )
     assert all(None not in row for row in rows)
+
+
+def test_merged_aggregates_hold_every_count_of_the_applicants_counted_at_once(
+    answered: Any,  # noqa: F811
+    synthetic_model_dir: Path,
+) -> None:
+    metadata = artifacts.verify(synthetic_model_dir)
+    schema = artifacts.model_schema(synthetic_model_dir)
+    names = monitoring.Aggregates(metadata).names
+    once, halves = monitoring.Aggregates(metadata), []
+    once.add(*_arrays(answered, names, schema.codes))
+    for chunk in (answered[:1], answered[1:]):
+        halves.append(monitoring.Aggregates(metadata))
+        halves[-1].add(*_arrays(chunk, names, schema.codes))
+    query = aggregates.Query(metadata, schema.codes, metadata["model_version"])
+    merged = aggregates.total(query, halves)
+    for name, value in vars(once).items():  # every attribute, those added later too
+        got = vars(merged)[name]
+        if isinstance(value, list) and value and isinstance(value[0], np.ndarray):
+            assert [g.tolist() for g in got] == [v.tolist() for v in value], name
+        elif isinstance(value, np.ndarray):
+            assert got.tolist() == pytest.approx(value.tolist(), rel=1e-12), name
+        else:
+            assert (
+                got == pytest.approx(value, rel=1e-12) if isinstance(value, float) else got == value
+            ), name
+    assert merged.n == sum(len(r.results) for r in answered) > 0
