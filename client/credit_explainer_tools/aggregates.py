@@ -245,12 +245,13 @@ def damaged_sql(relation: str, hours: str, unparsed: str) -> str:
     )
 
 
-#: What :func:`aggregate_sql`'s rows add up to, over the engine's chunks, in the order
-#: :func:`fold` reads them (a period's score cells from the highest down).
+#: What :func:`aggregate_sql`'s rows add up to, over the engine's chunks (or Athena's one
+#: query), in the order :func:`fold` reads them (a period's score cells from the highest down).
 TOTALS: Final = (
     "SELECT kind, period, feature, bin, sum(n) AS n, sum(x) AS x, sum(y) AS y, "
     "min(first) AS first, max(last) AS last "
-    "FROM ({rows}) AS partial GROUP BY kind, period, feature, bin ORDER BY kind, period, bin DESC"
+    "FROM ({rows}) AS partial GROUP BY kind, period, feature, bin "
+    "ORDER BY kind, period, bin DESC NULLS LAST, feature"
 )
 #: A score cell and calibration segment in one ``bin`` (cell * SEGMENTS + segment).
 SEGMENTS: Final = 2**16
@@ -270,11 +271,6 @@ class Folded:
 
 
 Row = tuple[Any, ...]
-
-
-def sort_rows(rows: Iterable[Row]) -> list[Row]:
-    """Rows in :data:`TOTALS`' order (an engine that cannot sort them, Athena's pages)."""
-    return sorted(rows, key=lambda r: (r[0], r[1] or "", -(r[3] if r[3] is not None else -(2**62))))
 
 
 def fold(

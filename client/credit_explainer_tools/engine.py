@@ -585,7 +585,7 @@ class AthenaEngine:
                 source, _, line, _ = row
                 on_skip(Skipped(source, self.line_number(source, line or ""), UNREAD))
         sql = aggregates.aggregate_sql(query, aggregates.TRINO, self.relation, where, since, until)
-        yield from aggregates.sort_rows(aggregates.rows_of(self.cells(sql)))
+        yield from aggregates.rows_of(self.cells(aggregates.TOTALS.format(rows=sql)))
 
     def scored(
         self, ids: Sequence[str], version: str, since: datetime | None
