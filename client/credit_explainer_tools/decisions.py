@@ -98,10 +98,11 @@ class Source:
         parse = self._parse()
         for name, lines in files:
             yield from read_lines(
-                name, lines, self._skip, parse, None if naming is None else naming.encode()
+                name, lines, self.skip, parse, None if naming is None else naming.encode()
             )
 
-    def _skip(self, skipped: Skipped) -> None:
+    def skip(self, skipped: Skipped) -> None:
+        """Name a skipped line on stderr and keep it (the exit status says so: :meth:`status`)."""
         self.skipped.append(skipped)
         print(f"warning: {skipped}", file=sys.stderr)
 
@@ -109,7 +110,7 @@ class Source:
         """Every part of one request's record, by id (a time-ordered id: its two hours only; in
         a capture, under every endpoint and variant)."""
         if self.engine is not None:
-            found = [r for r in _engine_read(self.engine.lookup(request_id, self._skip))]
+            found = [r for r in _engine_read(self.engine.lookup(request_id, self.skip))]
             return sorted((r for r in found if r.request_id == request_id), key=lambda r: r.part)
         hours = hours_of_id(request_id)
         if self.capture:  # the capture's inferenceId is the API's request id
@@ -395,7 +396,7 @@ def records_within(
 ) -> Iterator[DecisionRecord]:
     """The records timed within [since, until], reading only the hours that can hold them."""
     if source.engine is not None:
-        read = _engine_read(source.engine.window(since, until, source._skip))
+        read = _engine_read(source.engine.window(since, until, source.skip))
     else:
         read = source.read(hours_between(since, until))
     for record in read:
@@ -472,7 +473,7 @@ def _run_compact(args: argparse.Namespace) -> int:
     # The current hour and the last may still be written to; older hours are complete.
     before = hour_prefix(datetime.now(UTC) - timedelta(hours=1))
     try:
-        written, skipped = source.engine.compact(before, source._skip)
+        written, skipped = source.engine.compact(before, source.skip)
     except OSError as exc:
         print(f"error: cannot write under {root / engines.COMPACTED}: {exc.strerror}",
               file=sys.stderr)  # fmt: skip

@@ -281,7 +281,7 @@ def _run(args: argparse.Namespace) -> int:
             label = lambda day: period_of(datetime(day.year, day.month, day.day), window)  # noqa: E731
             folded = aggregates.fold(
                 query,
-                _engine_rows(aggregate(query, args.since, None, source._skip)),
+                _engine_rows(aggregate(query, args.since, None, source.skip)),
                 label,
                 metadata["baseline"]["monitoring"].get("calibration"),
             )
