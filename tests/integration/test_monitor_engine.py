@@ -15,6 +15,7 @@ import boto3
 import duckdb
 import numpy as np
 import pytest
+import sqlglot
 from botocore.stub import Stubber
 from credit_explainer_tools import aggregates
 from credit_explainer_tools.decisions import EXIT_SKIPPED
@@ -206,6 +207,12 @@ def test_monitor_on_athena_sends_one_aggregate_and_duckdb_runs_its_text(
         athena = list(engine.aggregate(query, None, None, skipped.append))
         stub.assert_no_pending_responses()
     assert len(sent) == 2 and "TRY(CAST(json_parse(line) AS ROW(" in sent[1]
+    for text in sent:  # the exact texts sent, read by a Trino grammar (DuckDB ran a rewrite)
+        parsed = sqlglot.parse_one(text, read="trino")
+        assert not list(parsed.find_all(sqlglot.exp.Anonymous))  # every function one Trino has
+        fields = sorted(c.name for c in parsed.find_all(sqlglot.exp.ColumnDef))
+        assert fields == sorted(_names(typed)) * text.count("AS ROW(")
+
     assert sorted(str(s) for s in skipped) == [
         "s3://b/o: skipped: not JSON: a damaged or cut-short line",
         "s3://b/o: skipped: not a decision record: time: Field required",
@@ -446,3 +453,25 @@ def test_merged_aggregates_hold_every_count_of_the_applicants_counted_at_once(
                 got == pytest.approx(value, rel=1e-12) if isinstance(value, float) else got == value
             ), name
     assert merged.n == sum(len(r.results) for r in answered) > 0
+
+
+def _names(typed: Any) -> list[str]:
+    """The field names of a record type, nested ones included."""
+    if isinstance(typed, list):
+        return _names(typed[0])
+    if isinstance(typed, dict):
+        return [n for k, v in typed.items() for n in (k, *_names(v))]
+    return []
+
+
+def test_trinos_row_type_keeps_a_mixed_case_name_with_quotes_as_trino_reads_it() -> None:
+    typed = {'It\'s "Age"': "DOUBLE", "Debt Ratio": "JSON", "rows": [{"MonthlyIncome": "JSON"}]}
+    text = f"SELECT TRY(CAST(json_parse(line) AS {aggregates._trino_type(typed)})) FROM t"
+    parsed = sqlglot.parse_one(text, read="trino")
+    defs = {c.name: c.args["kind"].sql("trino") for c in parsed.find_all(sqlglot.exp.ColumnDef)}
+    assert defs == {
+        'It\'s "Age"': "DOUBLE",
+        "Debt Ratio": "JSON",
+        "rows": 'ARRAY(ROW("MonthlyIncome" JSON))',
+        "MonthlyIncome": "JSON",
+    }
