@@ -5,8 +5,8 @@ are (and ``--athena`` sends back counts, not lines).
 One SQL text (:func:`aggregate_sql`), in the subset Athena (Trino) and DuckDB share, over the
 engine's relation of record lines (:mod:`.engine`). Where the dialects differ it is rendered
 (:class:`Dialect`): how a line is parsed into the typed record (Trino's ``CAST(json_parse(line)
-AS ROW(...))``, DuckDB's ``from_json``), and DuckDB gets Trino's ``sequence`` and ``json_parse``
-as macros. The bins are :func:`credit_model.stability.bin_sql`, the range test
+AS ROW(...))``, DuckDB's ``from_json``) and an applicant by index; DuckDB gets Trino's
+``sequence`` and ``json_format`` as macros. The bins are :func:`credit_model.stability.bin_sql`, the range test
 :func:`credit_model.monitor.outside_range_sql`: each rule stated once, beside its Python form.
 
 The result is a few rows of long form (:data:`COLUMNS`), added up over the engine's chunks and
@@ -32,7 +32,6 @@ from credit_schema.text import sql_literal
 COLUMNS: Final = ("kind", "period", "feature", "bin", "n", "x", "y", "first", "last")
 #: DuckDB's stand-ins for Trino's functions the aggregates use (with ``engine.MACROS``).
 MACROS: Final = (
-    "CREATE OR REPLACE MACRO json_parse(j) AS CAST(j AS JSON)",
     "CREATE OR REPLACE MACRO json_format(j) AS CAST(j AS VARCHAR)",  # JSON's text, quotes kept
     "CREATE OR REPLACE MACRO sequence(a, b) AS generate_series(CAST(a AS BIGINT), CAST(b AS BIGINT))",
 )
