@@ -183,8 +183,11 @@ def _serve(args: argparse.Namespace) -> int:
     # Start-up makes ~200,000 objects that all live as long as the server: collecting while
     # they are made is ~10% of a fresh start. run() turns the collector back on once loaded.
     gc.disable()
-    # Before numpy loads: no kernel calls BLAS, whose worker thread would spin at start (~40 ms
-    # of CPU) on the cores the server uses; large requests have the server's own threads.
+    # Before numpy loads, on either path: OpenBLAS's worker thread would spin at start (~40 ms
+    # of CPU) on the cores the server uses, and neither path needs it. The kernels, shap's
+    # TreeExplainer (its C extension) and the trees' predictions call no BLAS; its only calls
+    # are the interventional explainer's margins (one matrix-vector product of its background
+    # or cutoff pool, built once); large requests have the server's own threads.
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
     from .explain import explainer_kind
     from .forest import TABLES_FILE

@@ -201,6 +201,7 @@ class ServedExplainers(Mapping[str, Explainer]):
         self.directory = directory
         self._lock = threading.Lock()
         self._built: dict[str, Explainer] = {}
+        self._failed: dict[str, str] = {}  # file -> why it did not build: never built again
         self._builders: dict[str, Callable[[], Explainer]] = {}
         self._spaces: dict[str, str] = {}  # space -> the file its explainer is built from
         try:
@@ -250,17 +251,24 @@ class ServedExplainers(Mapping[str, Explainer]):
             raise ExplanationError(f"{exc}: this model cannot explain against a cutoff") from None
 
     def _explainer(self, name: str) -> Explainer:
-        """The explainer of file ``name``, built and checked once (by one thread)."""
+        """The explainer of file ``name``, built and checked once (by one thread); a file that
+        failed fails again without being rebuilt (under the lock other first uses wait for)."""
         built = self._built.get(name)
         if built is None:
             with self._lock:
                 built = self._built.get(name)
                 if built is None:
-                    with _naming(name):
-                        built = self._builders[name]()
-                        proba, shap = built.explain(self._fill[None, :])
-                        if not (0.0 <= float(proba[0]) <= 1.0 and np.all(np.isfinite(shap))):
-                            raise ValueError("they do not answer a probability and finite SHAP")
+                    if name in self._failed:
+                        raise _Unloadable(self._failed[name])
+                    try:
+                        with _naming(name):
+                            built = self._builders[name]()
+                            proba, shap = built.explain(self._fill[None, :])
+                            if not (0.0 <= float(proba[0]) <= 1.0 and np.all(np.isfinite(shap))):
+                                raise ValueError("they do not answer a probability and finite SHAP")
+                    except _Unloadable as exc:
+                        self._failed[name] = str(exc)
+                        raise
                     self._built[name] = built
         return built
 

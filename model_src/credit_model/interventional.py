@@ -27,7 +27,7 @@ import math
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, NamedTuple
 
 import numba
 import numpy as np
@@ -46,7 +46,15 @@ BACKGROUND_ROWS: Final = 100
 PARALLEL_MIN_APPLICANTS: Final = 16
 #: Training rows kept to pick a background near an approval cutoff from (seeded sample).
 CUTOFF_POOL_ROWS: Final = 2_000
-_MAX_SLOTS: Final = 16  # patterns are ints; a leaf's scratch is 2**slots
+_MAX_SLOTS: Final = 16  # a leaf's pattern (one bit per slot) fits _SLOT_DTYPE: one kernel
+_SLOT_DTYPE: Final = np.uint16
+_SLOT_MASK: Final = (1 << _MAX_SLOTS) - 1
+#: A path step's code in _path_nodes: ``split << _BIT_SHIFT | slot bit << 1 | side``.
+_BIT_SHIFT: Final = _MAX_SLOTS + 1
+#: leaf_needs: one int64 of bits, one per pattern of missed slots ``need < _NEED_BITS``.
+_NEED_BITS: Final = 64
+assert np.iinfo(_SLOT_DTYPE).bits == _MAX_SLOTS == 16  # _popcount's steps count 16 bits
+assert _NEED_BITS == np.iinfo(np.int64).bits
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,6 +132,28 @@ def leaf_paths(
             np.zeros((0, ensemble.n_features)) if pool is None else pool, dtype=np.float64
         ),
     )
+
+
+class _Tables(NamedTuple):
+    """The kernel's tables, in :func:`_explain`'s order (a test checks it): built by name,
+    passed as ``*tables``, so that no two same-typed arrays can trade places unseen."""
+
+    group_start: npt.NDArray[Any]
+    group_missed: npt.NDArray[Any]
+    group_quads: npt.NDArray[Any]
+    member_start: npt.NDArray[Any]
+    members: npt.NDArray[Any]
+    leaf_value: npt.NDArray[Any]
+    leaf_slots: npt.NDArray[Any]
+    leaf_needs: npt.NDArray[Any]
+    leaf_node: npt.NDArray[Any]
+    node_parent: npt.NDArray[Any]
+    node_split: npt.NDArray[Any]
+    node_right: npt.NDArray[Any]
+    node_bit: npt.NDArray[Any]
+    split_feature: npt.NDArray[Any]
+    split_threshold: npt.NDArray[Any]
+    split_missing: npt.NDArray[Any]
 
 
 @numba.njit(inline="always", nogil=True)
@@ -209,7 +239,7 @@ def _explain(
     A group of a leaf's background rows (``group_missed``: the slots they miss, ``a``)
     contributes iff it has every slot the applicant misses (``need``): then ``B = need``
     and ``A = a``, so ``K = |need|`` is the leaf's and ``M = |a|`` the group's. Bit
-    ``need`` of ``leaf_needs`` says whether any group of the leaf does (``need < 64``)."""
+    ``need`` of ``leaf_needs`` says whether any group of the leaf does (``need < _NEED_BITS``)."""
     n_bg = fr.shape[0]
     depth = leaf_slots.shape[1]
     n_leaves = leaf_value.shape[0]
@@ -242,13 +272,14 @@ def _explain(
         for r in range(n_bg):
             d = fx - fr[r]
             weight[r] = ((px - pr[r]) / d if d != 0.0 else 1.0) / n_bg
-        # The groups that contribute, listed without a branch (a quarter of those read, in
-        # no predictable order); the others: the hybrid never reaches the leaf, or both do.
+        # The groups that contribute, listed without a branch: which do depends on the
+        # applicant, so a branch would mispredict (how many: docs/performance.md); the
+        # others: the hybrid never reaches the leaf, or both do.
         n = 0
         for leaf in range(n_leaves):
             need = need_of[leaf]
-            if need < 64 and ((leaf_needs[leaf] >> need) & 1) == 0:
-                continue  # no group of this leaf contributes: a third of the leaves, unread
+            if need < _NEED_BITS and ((leaf_needs[leaf] >> need) & 1) == 0:
+                continue  # no group of this leaf contributes: its groups are not read
             member = member_start[leaf]
             for g in range(group_start[leaf], group_start[leaf + 1]):
                 a = int(group_missed[g])
@@ -291,11 +322,12 @@ def _explain(
 
 @numba.njit(inline="always", nogil=True)
 def _popcount(v: int) -> int:  # pragma: no cover - compiled by numba
-    """Set bits of a 16-bit pattern, without a loop (a data-dependent exit mispredicts)."""
-    v = v - ((v >> 1) & 0x5555)
-    v = (v & 0x3333) + ((v >> 2) & 0x3333)
-    v = (v + (v >> 4)) & 0x0F0F
-    return (v + (v >> 8)) & 0x1F
+    """Set bits of a slot pattern (16 bits), without a loop (a data-dependent exit
+    mispredicts): counts of 2, 4, 8 bits (masks 0x5555, 0x3333, 0x0F0F), then of 16."""
+    v = v - ((v >> 1) & (_SLOT_MASK // 3))
+    v = (v & (_SLOT_MASK // 5)) + ((v >> 2) & (_SLOT_MASK // 5))
+    v = (v + (v >> 4)) & (_SLOT_MASK // 17)
+    return (v + (v >> 8)) & (2 * _MAX_SLOTS - 1)
 
 
 def _narrowest(limit: int, smallest: Any = np.uint8) -> type[np.unsignedinteger[Any]]:
@@ -309,9 +341,9 @@ def _narrowest(limit: int, smallest: Any = np.uint8) -> type[np.unsignedinteger[
     return np.uint64
 
 
-def _groups(q: IndexArray, full: IndexArray) -> tuple[npt.NDArray[Any], ...]:
-    """Per leaf (row of ``q[L, R]``), its distinct background patterns and their rows:
-    ``(group_start[L + 1], group_missed[G], group_quads[G], member_start[L], members)``,
+def _groups(q: IndexArray, full: IndexArray) -> dict[str, npt.NDArray[Any]]:
+    """Per leaf (row of ``q[L, R]``), its distinct background patterns and their rows, by
+    name: ``group_start[L + 1], group_missed[G], group_quads[G], member_start[L], members``,
     every leaf at once (a leaf's rows sorted by pattern; a group starts where the pattern
     changes; ``group_missed``: the slots of the leaf its rows do not satisfy). A group's
     rows are padded with row ``R`` to a multiple of four (``group_quads`` fours)."""
@@ -330,39 +362,41 @@ def _groups(q: IndexArray, full: IndexArray) -> tuple[npt.NDArray[Any], ...]:
     members = np.full(padded_start[-1], n_rows, dtype=_narrowest(n_rows))
     within = np.arange(n_leaves * n_rows) - np.repeat(first, size)
     members[np.repeat(padded_start[:-1], size) + within] = order.ravel()
-    return (
-        group_start,
-        missed.astype(np.uint16),  # 16 slots at most, whatever the depth: one kernel
-        quads.astype(members.dtype),  # fewer fours than rows
-        padded_start[group_start[:-1]].astype(np.int32),
-        members,
-    )
+    return {
+        "group_start": group_start,
+        "group_missed": missed.astype(_SLOT_DTYPE),  # whatever the depth: one kernel
+        "group_quads": quads.astype(members.dtype),  # fewer fours than rows
+        "member_start": padded_start[group_start[:-1]].astype(np.int32),
+        "members": members,
+    }
 
 
 def _leaf_needs(group_start: IndexArray, missed: IndexArray, full: IndexArray) -> IndexArray:
     """Per leaf, bit ``need`` set where one of its groups contributes when the applicant
-    misses the slots ``need``; every bit where the leaf has more than 6 slots (the kernel
-    reads all its groups then)."""
-    need = np.arange(64)
+    misses the slots ``need``; every bit where the leaf has more than 6 slots (patterns past
+    ``_NEED_BITS``: the kernel reads all its groups then)."""
+    need = np.arange(_NEED_BITS, dtype=np.int64)
     distinct, which = np.unique(missed, return_inverse=True)  # a few dozen values
     a = distinct.astype(np.int64)[:, None]
-    hit = ((a & need) == 0) & ((a | need) != 0)  # [distinct a, 64]
-    bits = np.packbits(hit, axis=1, bitorder="little").view(np.int64).ravel()[which.ravel()]
+    hit = ((a & need) == 0) & ((a | need) != 0)  # [distinct a, _NEED_BITS]
+    # Bit ``need`` of each int64 set arithmetically (bit 63: the sign), whatever the byte order.
+    bits = np.bitwise_or.reduce(hit.astype(np.int64) << need, axis=1)[which.ravel()]
     out: IndexArray = np.bitwise_or.reduceat(bits, group_start[:-1])
-    out[full >= 64] = -1
+    out[full >= _NEED_BITS] = -1
     return out
 
 
-def _path_nodes(paths: LeafPaths) -> tuple[npt.NDArray[Any], ...]:
-    """The leaves' paths as one tree of steps, ``(leaf_node[L], node_parent[N],
-    node_split[N], node_right[N], node_bit[N])``, with the distinct splits apart (``feature,
-    threshold, missing``): a split near the root is on the path of every leaf below it, so
+def _path_nodes(paths: LeafPaths) -> dict[str, npt.NDArray[Any]]:
+    """The leaves' paths as one tree of steps, by name: ``leaf_node[L], node_parent[N],
+    node_split[N], node_right[N], node_bit[N]``, with the distinct splits apart (``split_``
+    ``feature, threshold, missing``): a split near the root is on the path of every leaf below it, so
     an applicant's side there is computed once, and a path's prefix is one node for all the
     leaves below it (consecutive leaves share it: the paths are listed depth first)."""
     steps = np.rec.fromarrays([paths.path_feature, paths.path_threshold, paths.path_missing])
     splits, path_split = np.unique(steps, return_inverse=True)
-    # One code per step (split, bit, side), leaf by leaf in a [L, longest] grid (-1: none).
-    code = (path_split.ravel() << 17) | (paths.path_bit << 1) | paths.path_right
+    # One code per step, split << _BIT_SHIFT | slot bit (_MAX_SLOTS bits) << 1 | side, leaf by
+    # leaf in a [L, longest] grid (-1: none).
+    code = (path_split.ravel() << _BIT_SHIFT) | (paths.path_bit << 1) | paths.path_right
     length = np.diff(paths.path_start)
     grid = np.full((len(length), max(1, int(length.max(initial=0)))), -1, dtype=np.int64)
     column = np.arange(len(code)) - np.repeat(paths.path_start[:-1], length)
@@ -377,20 +411,20 @@ def _path_nodes(paths: LeafPaths) -> tuple[npt.NDArray[Any], ...]:
     parent[:, 1:] = node[:, :-1]
     n_nodes = int(new.sum()) + 1
     leaf_node = np.where(length > 0, node[np.arange(len(length)), np.maximum(length - 1, 0)], 0)
-    table = np.zeros((n_nodes, 3), dtype=np.int64)
-    table[1:] = np.stack([parent[new], grid[new] >> 17, grid[new] & 1], axis=1)  # by number
+    table = np.zeros((n_nodes, 3), dtype=np.int64)  # by node number
+    table[1:] = np.stack([parent[new], grid[new] >> _BIT_SHIFT, grid[new] & 1], axis=1)
     bit = np.zeros(n_nodes, dtype=np.int64)
-    bit[1:] = (grid[new] >> 1) & 0xFFFF
-    return (
-        leaf_node.astype(_narrowest(n_nodes, np.uint16)),
-        table[:, 0].astype(_narrowest(n_nodes, np.uint16)),
-        table[:, 1].astype(_narrowest(len(splits), np.uint16)),
-        table[:, 2].astype(np.int8),
-        bit.astype(np.uint16),  # 16 slots at most
-        splits["f0"].astype(np.int32),
-        splits["f1"].astype(np.float64),
-        splits["f2"].astype(np.int8),
-    )
+    bit[1:] = (grid[new] >> 1) & _SLOT_MASK
+    return {
+        "leaf_node": leaf_node.astype(_narrowest(n_nodes, np.uint16)),
+        "node_parent": table[:, 0].astype(_narrowest(n_nodes, np.uint16)),
+        "node_split": table[:, 1].astype(_narrowest(len(splits), np.uint16)),
+        "node_right": table[:, 2].astype(np.int8),
+        "node_bit": bit.astype(_SLOT_DTYPE),
+        "split_feature": splits["f0"].astype(np.int32),
+        "split_threshold": splits["f1"].astype(np.float64),
+        "split_missing": splits["f2"].astype(np.int8),
+    }
 
 
 def _coefficients(depth: int) -> tuple[FloatArray, FloatArray]:
@@ -442,13 +476,12 @@ class InterventionalExplainer:
         # The kernel's tables in narrow types (see _narrowest): a request reads them once per
         # applicant, mostly from memory after other work has filled the caches.
         groups = _groups(np.ascontiguousarray(q.T), paths.leaf_full)
-        group_start, group_missed = groups[:2]
-        self._tables: tuple[npt.NDArray[Any], ...] = (
-            *groups,
-            paths.leaf_value,
-            paths.leaf_slots.astype(_narrowest(paths.n_features)),
-            _leaf_needs(group_start, group_missed, paths.leaf_full),
-            *_path_nodes(paths),
+        self._tables = _Tables(
+            **groups,
+            leaf_value=paths.leaf_value,
+            leaf_slots=paths.leaf_slots.astype(_narrowest(paths.n_features)),
+            leaf_needs=_leaf_needs(groups["group_start"], groups["group_missed"], paths.leaf_full),
+            **_path_nodes(paths),
         )
         self._fr = self._raw(q)
         self._pr = 1.0 / (1.0 + np.exp(-self._fr)) if paths.logistic else self._fr

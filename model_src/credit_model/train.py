@@ -32,6 +32,7 @@ from credit_schema.points import Scorecard
 
 from . import artifacts, constraints, families, monitor, stability
 from .data import DataError, load_csv, split_xy
+from .families.forest import NO_OUT_OF_BAG
 from .interventional import CUTOFF_POOL_ROWS
 
 if TYPE_CHECKING:
@@ -39,10 +40,6 @@ if TYPE_CHECKING:
 
 #: rf only: how the leaves are re-fitted after training (families/forest.py calibrate_leaves).
 LEAF_CALIBRATIONS: Final = ("oob", "none")
-NO_OUT_OF_BAG: Final = (
-    "the leaf calibration is fitted on out-of-bag rows: --bootstrap false needs "
-    "--leaf-calibration none"
-)
 METRIC_NAMES: Final = ("roc_auc", "pr_auc", "brier", "log_loss")
 #: SageMaker ``MetricDefinitions`` for the training job.
 METRIC_DEFINITIONS: Final = [
@@ -378,19 +375,15 @@ def train(
     if len(np.unique(y_train)) < 2:
         raise ValueError(f"the training data needs both classes of {schema.target}")
     started = time.perf_counter()
-    pipeline = build_pipeline(hp, schema).fit(
-        constraints.prepare_training(X_train, hp.constraints, schema), y_train
-    )
+    prepared = constraints.prepare_training(X_train, hp.constraints, schema)
+    pipeline = build_pipeline(hp, schema).fit(prepared, y_train)
     fit_seconds = time.perf_counter() - started
     leaf_calibration = None
     if hp.model == "rf":
         forest = pipeline.named_steps["forest"]
-        if hp.leaf_calibration == "oob":
-            fitted_on = pipeline.named_steps["imputer"].transform(
-                constraints.prepare_training(X_train, hp.constraints, schema)
-            )
+        if hp.leaf_calibration == "oob":  # on the rows as the forest saw them
             leaf_calibration = families.module("rf").calibrate_leaves(
-                forest, fitted_on, y_train, seed=hp.random_state
+                forest, pipeline[:-1].transform(prepared), y_train, seed=hp.random_state
             )
         forest.n_jobs = None  # serving scores small batches: no pool
     return write_model_dir(

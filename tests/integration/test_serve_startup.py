@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 import pytest
 from credit_model import artifacts
+from credit_model.explain import Explainer
 from credit_model.handlers import ExplanationError, model_fn, transform
 from credit_model.interventional import INTERVENTIONAL_FILE
 from credit_schema.decisions import (
@@ -143,12 +144,28 @@ def test_a_damaged_signed_cutoff_pool_is_refused_where_first_used(
     synthetic_model_dir: Path, tmp_path: Path
 ) -> None:
     model = model_fn(damaged_but_signed(synthetic_model_dir, tmp_path))
+    assert model.served is not None
+    # Count the builds of the real builder: a failure is remembered, not rebuilt per request
+    # (each rebuild ran under the lock that every explainer built on first use waits for).
+    builders = model.served._builders
+    build = builders[INTERVENTIONAL_FILE]
+    builds: list[int] = []
+
+    def counted() -> Explainer:
+        builds.append(1)
+        return build()
+
+    builders[INTERVENTIONAL_FILE] = counted
     body = json.dumps(SAMPLE_APPLICANTS[:2])
     out, _ = transform(model, body, "application/json", "application/json", bands=BANDS)
     assert len(json.loads(out)["predictions"]) == 2  # the forest's own explanations still answer
-    for _ in range(2):  # refused each time, never answered
+    messages = []
+    for _ in range(3):  # refused each time, never answered
         with pytest.raises(ExplanationError, match=f"{INTERVENTIONAL_FILE}: not loadable") as err:
             transform(
                 model, body, "application/json", "application/json", bands=BANDS, reference="cutoff"
             )
         assert err.value.status_code == 500
+        messages.append(str(err.value))
+    assert len(builds) == 1
+    assert len(set(messages)) == 1

@@ -21,6 +21,7 @@ Three references, none built from our compiled tables:
 
 from __future__ import annotations
 
+import inspect
 import itertools
 import math
 from types import SimpleNamespace
@@ -31,7 +32,13 @@ import numpy as np
 import pytest
 import shap
 from credit_model.families import BOOSTED, module
-from credit_model.interventional import InterventionalExplainer, leaf_paths, warm_up
+from credit_model.interventional import (
+    InterventionalExplainer,
+    _explain,
+    _Tables,
+    leaf_paths,
+    warm_up,
+)
 
 from tests.references import by_shap_exact, library_margin
 
@@ -208,3 +215,11 @@ def test_a_served_model_runs_the_kernel_warm_up_compiles() -> None:
     assert len(explainer.paths.leaf_value) > 255  # more leaves and nodes than a byte numbers
     compiled = [numba.typeof(table) for table in warm_up()._tables]
     assert [numba.typeof(table) for table in explainer._tables] == compiled
+
+
+def test_the_kernel_takes_its_tables_in_their_order() -> None:
+    """The kernel is called with ``*tables``: its parameters name them in the tuple's order,
+    or two same-typed arrays would trade places and give wrong numbers without an error."""
+    params = list(inspect.signature(_explain.py_func).parameters)
+    first = params.index(_Tables._fields[0])
+    assert tuple(params[first : first + len(_Tables._fields)]) == _Tables._fields

@@ -12,10 +12,13 @@ import numpy as np
 import pytest
 import shap
 from credit_explainer.cli import main
-from credit_model import artifacts, synth
+from credit_model import artifacts, constraints, synth
+from credit_model.families.forest import calibrate_leaves
 from credit_model.handlers import model_fn
 from credit_model.report.checks import calibration_test
 from credit_model.train import Hyperparameters, holdout_split, split_xy, train
+from credit_schema import BUILTIN
+from sklearn.ensemble import RandomForestClassifier
 
 HP = Hyperparameters(n_jobs=1)
 
@@ -62,7 +65,8 @@ def test_out_of_bag_log_loss_falls(forests: Any) -> None:
     X_train, _, y_train, _ = holdout_split(X, y, HP.test_size, HP.random_state)
 
     def oob_log_loss(model: Any) -> float:
-        imputed = model.pipeline.named_steps["imputer"].transform(X_train)
+        prepared = constraints.prepare_training(X_train, constraints.ALL, BUILTIN)  # age capped
+        imputed = model.pipeline.named_steps["imputer"].transform(prepared)
         forest = _forest(model)
         total, votes = np.zeros(len(y_train)), np.zeros(len(y_train))
         for tree, drawn in zip(forest.estimators_, forest.estimators_samples_, strict=True):
@@ -118,3 +122,19 @@ def test_without_bootstrap_there_is_no_out_of_bag_row(
     )
     assert not (tmp_path / "m").exists()
     assert main([*argv, "--leaf-calibration", "none"]) == 0
+
+
+@pytest.mark.parametrize("seed", range(2, 6))
+def test_on_noise_the_map_still_increases(seed: int) -> None:
+    """Out-of-bag predictions on labels that are noise anti-correlate with them: the best fit
+    would reverse every tree's leaves, and the slope is kept positive instead."""
+    rng = np.random.default_rng(seed)
+    X, y = rng.standard_normal((300, 4)), rng.integers(0, 2, 300)
+    forest = RandomForestClassifier(n_estimators=30, random_state=seed).fit(X, y)
+    before = [t.tree_.value[:, 0, 1].copy() for t in forest.estimators_]
+    fitted = calibrate_leaves(forest, X, y, seed=seed)
+    assert fitted["slope"] > 0
+    for tree, old in zip(forest.estimators_, before, strict=True):
+        leaf = tree.tree_.children_left == -1
+        order = np.argsort(old[leaf], kind="stable")
+        assert np.all(np.diff(tree.tree_.value[leaf, 0, 1][order]) >= 0)

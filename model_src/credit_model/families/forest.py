@@ -19,6 +19,10 @@ AGREEMENT: Final = 0.0
 CALIBRATION_ROWS: Final = 50_000
 #: How close to 0 or 1 a pure leaf's proportion is read before its logit.
 LEAF_FLOOR: Final = 1e-4
+NO_OUT_OF_BAG: Final = (
+    "the leaf calibration is fitted on out-of-bag rows: --bootstrap false needs "
+    "--leaf-calibration none"
+)
 
 
 def check(model: Any) -> None:
@@ -77,9 +81,9 @@ def calibrate_leaves(model: Any, X: np.ndarray, y: np.ndarray, *, seed: int) -> 
     """Re-fit the fitted forest's class-1 proportions in place: ``v -> expit(a logit(v) + b)``.
 
     Averaging trees pulls the probabilities towards the mean (a forest under-predicts its
-    riskiest applicants); ``a`` and ``b`` minimise the out-of-bag log loss, each training row
-    (``X`` as the forest was fitted on it) scored only by the trees that did not draw it. The
-    map is increasing, so monotonic constraints still hold (pure leaves are read as
+    riskiest applicants); ``a > 0`` and ``b`` minimise the out-of-bag log loss, each training
+    row (``X`` as the forest was fitted on it) scored only by the trees that did not draw it.
+    The map is increasing, so monotonic constraints still hold (pure leaves are read as
     ``LEAF_FLOOR`` from 0 or 1); each internal node keeps the cover-weighted mean of its
     children, as a fitted tree does (tree plots and Saabas attributions read them).
     """
@@ -87,12 +91,14 @@ def calibrate_leaves(model: Any, X: np.ndarray, y: np.ndarray, *, seed: int) -> 
     from scipy.special import expit, logit
 
     if not getattr(model, "bootstrap", False):
-        raise ValueError("the leaf calibration is fitted on out-of-bag rows: no bootstrap, none")
+        raise ValueError(NO_OUT_OF_BAG)
     trees = [est.tree_ for est in model.estimators_]
     oob = np.ones((len(y), len(trees)), dtype=bool)
     for t, drawn in enumerate(model.estimators_samples_):
         oob[drawn, t] = False
     rows = np.flatnonzero(oob.any(axis=1))
+    if not len(rows):  # every row drawn by every tree (a handful of rows): nothing to fit on
+        return {"method": "none: no out-of-bag row", "rows": 0}
     if len(rows) > CALIBRATION_ROWS:
         rows = np.sort(np.random.default_rng(seed).choice(rows, CALIBRATION_ROWS, replace=False))
     oob, target = oob[rows], np.asarray(y, dtype=np.float64)[rows]
@@ -108,12 +114,12 @@ def calibrate_leaves(model: Any, X: np.ndarray, y: np.ndarray, *, seed: int) -> 
         p = np.clip(p / votes, 1e-15, 1 - 1e-15)
         return float(-np.mean(target * np.log(p) + (1 - target) * np.log1p(-p)))
 
-    def log_loss(ab: np.ndarray) -> float:
-        return oob_log_loss([expit(ab[0] * z + ab[1]) for z in log_odds])
+    def log_loss(theta: np.ndarray) -> float:  # slope exp(theta[0]) > 0: the map increases
+        return oob_log_loss([expit(np.exp(theta[0]) * z + theta[1]) for z in log_odds])
 
-    fit = minimize(log_loss, np.array([1.0, 0.0]), method="Nelder-Mead",
+    fit = minimize(log_loss, np.array([0.0, 0.0]), method="Nelder-Mead",
                    options={"xatol": 1e-8, "fatol": 1e-12})  # fmt: skip
-    slope, intercept = (float(v) for v in fit.x)
+    slope, intercept = float(np.exp(fit.x[0])), float(fit.x[1])
     for tree, z_tree in zip(trees, log_odds, strict=True):
         new = expit(slope * z_tree + intercept)
         left, right, cover = tree.children_left, tree.children_right, tree.weighted_n_node_samples
