@@ -105,6 +105,11 @@ DUCKDB: Final = Dialect("duckdb")
 TRINO: Final = Dialect("trino")
 
 
+#: The day of a line's time; NULL when it has none, or one that is not a date (on Athena, where
+#: the reader has not read the line: a CAST would fail the whole query).
+DAY: Final = "TRY_CAST(substr(recorded_at, 1, 10) AS DATE)"
+
+
 def _indexes(array: str) -> str:
     """1 to the array's length (none for an empty or NULL array: filter ``k <= cardinality``)."""
     return f"sequence(1, greatest(coalesce(cardinality({array}), 0), 1))"
@@ -175,17 +180,16 @@ def aggregate_sql(
         threshold,
     )
     version = sql_literal(query.version)
-    day = "CAST(substr(recorded_at, 1, 10) AS DATE)"
     return f"""WITH records AS ({relation}),
 decoded AS (
   SELECT source, line_number, request_id, recorded_at, {dialect.parse("line", typed)} AS rec
   FROM records
   WHERE {hours} AND problem IS NULL AND line IS NOT NULL
     AND recorded_at >= {sql_literal(time_text(since) if since else "")}
-    AND recorded_at <= {sql_literal(time_text(until) if until else "~")}
+    AND recorded_at <= {sql_literal(time_text(until) if until else "~")} AND {DAY} IS NOT NULL
 ),
 mine AS (
-  SELECT CAST(date_trunc('{query.unit}', {day}) AS VARCHAR) AS period, source, line_number,
+  SELECT CAST(date_trunc('{query.unit}', {DAY}) AS VARCHAR) AS period, source, line_number,
          request_id, rec
   FROM decoded WHERE rec.model_version = {version}
 ),
@@ -233,12 +237,12 @@ FROM counted GROUP BY period, {cell}"""  # noqa: S608 (every value a literal: fl
 
 def damaged_sql(relation: str, hours: str, unparsed: str) -> str:
     """The lines the aggregates leave out for not being records, to be named: damaged lines
-    (``problem``), those without a time (the window's test is NULL), and those ``unparsed`` (a
-    condition on ``line``). Locally the reader gave every other line its time."""
+    (``problem``), those without a time or whose time is not a date (:data:`DAY`), and those
+    ``unparsed`` (a condition on ``line``). Locally the reader gave every other line its time."""
     return (
         f"WITH records AS ({relation})\n"
         "SELECT source, line_number, line, problem FROM records\n"
-        f"WHERE {hours} AND (problem IS NOT NULL OR line IS NULL OR recorded_at IS NULL\n"
+        f"WHERE {hours} AND (problem IS NOT NULL OR line IS NULL OR {DAY} IS NULL\n"
         f"       OR {unparsed})\n"
         "ORDER BY source, line_number"
     )

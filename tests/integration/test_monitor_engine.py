@@ -170,7 +170,8 @@ def test_monitor_on_athena_sends_one_aggregate_and_duckdb_runs_its_text(
     )
     untimed = {k: v for k, v in first.items() if k != "time"}  # Trino reads it, NULL time
     too_big = {**first, "part": 2**64, "parts": 2**65}  # the reader reads it, not as BIGINT
-    for line in ("{cut", json.dumps(untimed), json.dumps(too_big)):
+    undated = {**first, "time": "yesterday"}  # not a date: a CAST of it would fail the query
+    for line in ("{cut", json.dumps(untimed), json.dumps(too_big), json.dumps(undated)):
         db.execute(
             f"INSERT INTO d.{LINES_TABLE} VALUES (?, ?, ?)", [sorted(ids)[0], "s3://b/o", line]
         )
@@ -216,6 +217,8 @@ def test_monitor_on_athena_sends_one_aggregate_and_duckdb_runs_its_text(
     assert sorted(str(s) for s in skipped) == [
         "s3://b/o: skipped: not JSON: a damaged or cut-short line",
         "s3://b/o: skipped: not a decision record: time: Field required",
+        "s3://b/o: skipped: not a decision record: time: Input should be a valid datetime, input "
+        "is too short",
         "s3://b/o: skipped: the engine could not read it as a record",
     ]
     assert len(athena) == len(local)
