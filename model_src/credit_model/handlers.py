@@ -254,23 +254,24 @@ class ServedExplainers(Mapping[str, Explainer]):
         """The explainer of file ``name``, built and checked once (by one thread); a file that
         failed fails again without being rebuilt (under the lock other first uses wait for)."""
         built = self._built.get(name)
-        if built is None:
-            with self._lock:
-                built = self._built.get(name)
-                if built is None:
-                    if name in self._failed:
-                        raise _Unloadable(self._failed[name])
-                    try:
-                        with _naming(name):
-                            built = self._builders[name]()
-                            proba, shap = built.explain(self._fill[None, :])
-                            if not (0.0 <= float(proba[0]) <= 1.0 and np.all(np.isfinite(shap))):
-                                raise ValueError("they do not answer a probability and finite SHAP")
-                    except _Unloadable as exc:
-                        self._failed[name] = str(exc)
-                        raise
-                    self._built[name] = built
-        return built
+        if built is not None:
+            return built
+        with self._lock:
+            if name in self._built:  # another thread built it while this one waited
+                return self._built[name]
+            if name in self._failed:
+                raise _Unloadable(self._failed[name])
+            try:
+                with _naming(name):
+                    built = self._builders[name]()
+                    proba, shap = built.explain(self._fill[None, :])
+                    if not (0.0 <= float(proba[0]) <= 1.0 and np.all(np.isfinite(shap))):
+                        raise ValueError("they do not answer a probability and finite SHAP")
+            except _Unloadable as exc:
+                self._failed[name] = str(exc)
+                raise
+            self._built[name] = built
+            return built
 
 
 @contextlib.contextmanager
